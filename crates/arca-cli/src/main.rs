@@ -1,0 +1,2 @@
+//! arca-cli
+fn main() {}

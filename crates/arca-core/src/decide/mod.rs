@@ -1,0 +1,258 @@
+//! Deciding a command: validate it, check it against current state, and say what to write.
+
+use arca_types::limits::*;
+use arca_types::names::{validate_content_type, validate_tags};
+use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName, VersionId};
+
+use crate::command::Command;
+use crate::records::*;
+use crate::view::StateView;
+
+/// One change to state. The keyspace layer turns each into encrypted key/value writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    PutVault(VaultRecord),
+    /// Removes the vault header and every object stored under the vault's id.
+    PurgeVault { name: VaultName, id: [u8; 16] },
+    PutSecret { vault_id: [u8; 16], secret: SecretRecord },
+    PutSecretVersion { vault_id: [u8; 16], name: ObjectName, version: SecretVersionRecord },
+    PurgeSecret { vault_id: [u8; 16], name: ObjectName, versions: Vec<VersionId> },
+    SchedulePurge { at: i64, target: PurgeTarget },
+    UnschedulePurge { at: i64, target: PurgeTarget },
+}
+
+/// What the caller gets back once the mutations are committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Vault(VaultRecord),
+    Secret { vault: VaultRecord, secret: SecretRecord, version: SecretVersionRecord },
+    Purged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub mutations: Vec<Mutation>,
+    pub outcome: Outcome,
+}
+
+/// Decides `command` against `view` at time `now` (Unix seconds, proposed by the leader).
+pub fn decide(view: &dyn StateView, command: &Command, now: i64) -> Result<Decision, ArcaError> {
+    match command {
+        Command::CreateVault { name, id, sku, retention_days, purge_protection, tags } => {
+            create_vault(view, name, *id, *sku, *retention_days, *purge_protection, tags, now)
+        }
+        Command::UpdateVault { name, tags, purge_protection } => update_vault(view, name, tags, *purge_protection, now),
+        Command::DeleteVault { name } => delete_vault(view, name, now),
+        Command::RecoverVault { name } => recover_vault(view, name),
+        Command::PurgeVault { name } => purge_vault(view, name, now, false),
+        Command::SetSecret { .. } => crate::decide::secrets::set(view, command, now),
+        Command::UpdateSecret { .. } => crate::decide::secrets::update(view, command, now),
+        Command::DeleteSecret { vault, name } => secrets::delete(view, vault, name, now),
+        Command::RecoverSecret { vault, name } => secrets::recover(view, vault, name),
+        Command::PurgeSecret { vault, name } => secrets::purge(view, vault, name, now, false),
+        Command::RestoreSecret { vault, secret, versions } => secrets::restore(view, vault, secret, versions),
+        Command::PurgeDue { target, scheduled_purge_at } => purge_due(view, target, *scheduled_purge_at, now),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_vault(
+    view: &dyn StateView,
+    name: &VaultName,
+    id: [u8; 16],
+    sku: Sku,
+    retention_days: u32,
+    purge_protection: bool,
+    tags: &Tags,
+    now: i64,
+) -> Result<Decision, ArcaError> {
+    if !(RETENTION_DAYS_MIN..=RETENTION_DAYS_MAX).contains(&retention_days) {
+        return Err(ArcaError::bad_parameter(
+            "soft_delete_retention_days",
+            format!(
+                "soft_delete_retention_days must be {RETENTION_DAYS_MIN}-{RETENTION_DAYS_MAX}, it is {retention_days}"
+            ),
+        ));
+    }
+    validate_tags(tags)?;
+    if let Some(existing) = view.vault(name)? {
+        let why = if existing.is_live() { "exists" } else { "is soft-deleted; recover or purge it first" };
+        return Err(ArcaError::new(ErrorCode::VaultAlreadyExists, format!("vault '{name}' {why}")));
+    }
+    let vault = VaultRecord {
+        id,
+        name: name.clone(),
+        sku,
+        retention_days,
+        purge_protection,
+        tags: tags.clone(),
+        created: now,
+        updated: now,
+        deleted: None,
+    };
+    Ok(Decision { mutations: vec![Mutation::PutVault(vault.clone())], outcome: Outcome::Vault(vault) })
+}
+
+/// Looks up a vault that must be live.
+pub(crate) fn live_vault(view: &dyn StateView, name: &VaultName) -> Result<VaultRecord, ArcaError> {
+    match view.vault(name)? {
+        Some(v) if v.is_live() => Ok(v),
+        _ => Err(ArcaError::new(
+            ErrorCode::VaultNotFound,
+            format!("vault '{name}' does not exist or is deleted; create it or recover it first"),
+        )),
+    }
+}
+
+fn update_vault(
+    view: &dyn StateView,
+    name: &VaultName,
+    tags: &Option<Tags>,
+    purge_protection: Option<bool>,
+    now: i64,
+) -> Result<Decision, ArcaError> {
+    let mut vault = live_vault(view, name)?;
+    if let Some(tags) = tags {
+        validate_tags(tags)?;
+        vault.tags = tags.clone();
+    }
+    match purge_protection {
+        Some(false) if vault.purge_protection => {
+            return Err(ArcaError::bad_parameter(
+                "enable_purge_protection",
+                "purge protection cannot be turned off once it is on",
+            ))
+        }
+        Some(on) => vault.purge_protection = on,
+        None => {}
+    }
+    vault.updated = now;
+    Ok(Decision { mutations: vec![Mutation::PutVault(vault.clone())], outcome: Outcome::Vault(vault) })
+}
+
+fn delete_vault(view: &dyn StateView, name: &VaultName, now: i64) -> Result<Decision, ArcaError> {
+    let mut vault = live_vault(view, name)?;
+    let deletion = Deletion::starting(now, vault.retention_days);
+    vault.deleted = Some(deletion);
+    Ok(Decision {
+        mutations: vec![
+            Mutation::PutVault(vault.clone()),
+            Mutation::SchedulePurge { at: deletion.scheduled_purge_at, target: PurgeTarget::Vault { vault: name.clone() } },
+        ],
+        outcome: Outcome::Vault(vault),
+    })
+}
+
+fn deleted_vault(view: &dyn StateView, name: &VaultName) -> Result<(VaultRecord, Deletion), ArcaError> {
+    match view.vault(name)? {
+        Some(v) => match v.deleted {
+            Some(d) => Ok((v, d)),
+            None => Err(ArcaError::new(ErrorCode::VaultNotFound, format!("vault '{name}' is not deleted"))),
+        },
+        None => Err(ArcaError::new(ErrorCode::VaultNotFound, format!("no deleted vault named '{name}'"))),
+    }
+}
+
+fn recover_vault(view: &dyn StateView, name: &VaultName) -> Result<Decision, ArcaError> {
+    let (mut vault, deletion) = deleted_vault(view, name)?;
+    vault.deleted = None;
+    Ok(Decision {
+        mutations: vec![
+            Mutation::PutVault(vault.clone()),
+            Mutation::UnschedulePurge { at: deletion.scheduled_purge_at, target: PurgeTarget::Vault { vault: name.clone() } },
+        ],
+        outcome: Outcome::Vault(vault),
+    })
+}
+
+fn purge_vault(view: &dyn StateView, name: &VaultName, now: i64, system: bool) -> Result<Decision, ArcaError> {
+    let (vault, deletion) = deleted_vault(view, name)?;
+    check_purge_allowed(vault.purge_protection, deletion, now, system)?;
+    Ok(Decision {
+        mutations: vec![
+            Mutation::PurgeVault { name: name.clone(), id: vault.id },
+            Mutation::UnschedulePurge { at: deletion.scheduled_purge_at, target: PurgeTarget::Vault { vault: name.clone() } },
+        ],
+        outcome: Outcome::Purged,
+    })
+}
+
+/// Purge protection blocks every purge a caller asks for until the scheduled purge date.
+pub(crate) fn check_purge_allowed(protected: bool, deletion: Deletion, now: i64, system: bool) -> Result<(), ArcaError> {
+    if protected && !system && now < deletion.scheduled_purge_at {
+        return Err(ArcaError::new(
+            ErrorCode::PurgeProtected,
+            format!(
+                "purge protection is on: the object can be recovered, and it is purged automatically at {} (Unix seconds)",
+                deletion.scheduled_purge_at
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The sweeper's purge. A stale index entry (already purged, recovered, or rescheduled) is dropped.
+fn purge_due(view: &dyn StateView, target: &PurgeTarget, at: i64, now: i64) -> Result<Decision, ArcaError> {
+    let unschedule = Mutation::UnschedulePurge { at, target: target.clone() };
+    let stale = Decision { mutations: vec![unschedule.clone()], outcome: Outcome::Purged };
+    if at > now {
+        return Err(ArcaError::bad_parameter("scheduled_purge_at", "the purge date has not been reached"));
+    }
+    match target {
+        PurgeTarget::Vault { vault } => match view.vault(vault)? {
+            Some(v) if v.deleted.is_some_and(|d| d.scheduled_purge_at == at) => purge_vault(view, vault, now, true),
+            _ => Ok(stale),
+        },
+        PurgeTarget::Secret { vault, vault_id, name } => {
+            let Some(v) = view.vault(vault)? else { return Ok(stale) };
+            if &v.id != vault_id {
+                return Ok(stale);
+            }
+            match view.secret(&v, name)? {
+                Some(s) if s.deleted.is_some_and(|d| d.scheduled_purge_at == at) => {
+                    let mut decision = secrets::purge_record(&v, s);
+                    decision.mutations.push(unschedule);
+                    Ok(decision)
+                }
+                _ => Ok(stale),
+            }
+        }
+    }
+}
+
+/// Checks the value and attribute limits shared by set and restore.
+pub(crate) fn validate_version_fields(
+    value_bytes: usize,
+    content_type: Option<&str>,
+    tags: &Tags,
+    not_before: Option<i64>,
+    expires: Option<i64>,
+) -> Result<(), ArcaError> {
+    if value_bytes > SECRET_VALUE_BYTES_MAX {
+        return Err(ArcaError::bad_parameter(
+            "value",
+            format!("secret value is {value_bytes} bytes; the limit is {SECRET_VALUE_BYTES_MAX} bytes"),
+        ));
+    }
+    if let Some(ct) = content_type {
+        validate_content_type(ct)?;
+    }
+    validate_tags(tags)?;
+    validate_window(not_before, expires)
+}
+
+pub(crate) fn validate_window(not_before: Option<i64>, expires: Option<i64>) -> Result<(), ArcaError> {
+    for (field, t) in [("not_before", not_before), ("expires", expires)] {
+        if t.is_some_and(|t| t < 0) {
+            return Err(ArcaError::bad_parameter(field, format!("{field} must be a time after 1970-01-01")));
+        }
+    }
+    if let (Some(nbf), Some(exp)) = (not_before, expires) {
+        if nbf >= exp {
+            return Err(ArcaError::bad_parameter("expires", "expires must be later than not_before"));
+        }
+    }
+    Ok(())
+}
+
+pub mod secrets;

@@ -1,0 +1,220 @@
+//! The secret rules: set, update, delete, recover, purge and restore, with Azure's soft-delete table.
+
+use arca_types::limits::BACKUP_VERSIONS_MAX;
+use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName};
+
+use super::{check_purge_allowed, live_vault, validate_version_fields, validate_window, Decision, Mutation, Outcome};
+use crate::command::Command;
+use crate::records::*;
+use crate::view::StateView;
+
+fn not_found() -> ArcaError {
+    // The message names neither the vault nor the secret: secret names are sensitive.
+    ArcaError::new(ErrorCode::SecretNotFound, "the secret (or the requested version) does not exist or is deleted")
+}
+
+fn deleted_but_recoverable() -> ArcaError {
+    ArcaError::new(
+        ErrorCode::ObjectIsDeletedButRecoverable,
+        "a deleted secret holds this name; recover it or purge it before reusing the name",
+    )
+}
+
+fn secret_target(vault: &VaultRecord, name: &ObjectName) -> PurgeTarget {
+    PurgeTarget::Secret { vault: vault.name.clone(), vault_id: vault.id, name: name.clone() }
+}
+
+pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<Decision, ArcaError> {
+    let Command::SetSecret { vault, name, version, value, content_type, tags, enabled, not_before, expires } = command
+    else {
+        return Err(ArcaError::internal("set called with another command"));
+    };
+    validate_version_fields(value.len_bytes(), content_type.as_deref(), tags, *not_before, *expires)?;
+    let vault = live_vault(view, vault)?;
+    let header = match view.secret(&vault, name)? {
+        Some(existing) if existing.deleted.is_some() => return Err(deleted_but_recoverable()),
+        Some(mut existing) => {
+            if existing.versions.contains(version) {
+                return Err(ArcaError::new(ErrorCode::Conflict, "the minted version id already exists; retry"));
+            }
+            existing.versions.push(version.clone());
+            existing
+        }
+        None => SecretRecord { name: name.clone(), versions: vec![version.clone()], deleted: None },
+    };
+    let record = SecretVersionRecord {
+        version: version.clone(),
+        value: value.clone(),
+        content_type: content_type.clone(),
+        tags: tags.clone(),
+        attributes: SecretAttributes {
+            enabled: *enabled,
+            not_before: *not_before,
+            expires: *expires,
+            created: now,
+            updated: now,
+        },
+    };
+    Ok(Decision {
+        mutations: vec![
+            Mutation::PutSecret { vault_id: vault.id, secret: header.clone() },
+            Mutation::PutSecretVersion { vault_id: vault.id, name: header.name.clone(), version: record.clone() },
+        ],
+        outcome: Outcome::Secret { vault, secret: header, version: record },
+    })
+}
+
+/// Looks up a live secret header.
+pub(crate) fn live_secret(view: &dyn StateView, vault: &VaultRecord, name: &ObjectName) -> Result<SecretRecord, ArcaError> {
+    match view.secret(vault, name)? {
+        Some(s) if s.deleted.is_none() => Ok(s),
+        _ => Err(not_found()),
+    }
+}
+
+pub(crate) fn update(view: &dyn StateView, command: &Command, now: i64) -> Result<Decision, ArcaError> {
+    let Command::UpdateSecret { vault, name, version, content_type, tags, enabled, not_before, expires } = command
+    else {
+        return Err(ArcaError::internal("update called with another command"));
+    };
+    let vault = live_vault(view, vault)?;
+    let header = live_secret(view, &vault, name)?;
+    let version_id = version.clone().unwrap_or_else(|| header.latest().clone());
+    let mut record = view.secret_version(&vault, name, &version_id)?.ok_or_else(not_found)?;
+    if let Some(ct) = content_type {
+        if let Some(ct) = ct {
+            arca_types::names::validate_content_type(ct)?;
+        }
+        record.content_type = ct.clone();
+    }
+    if let Some(tags) = tags {
+        arca_types::names::validate_tags(tags)?;
+        record.tags = tags.clone();
+    }
+    if let Some(enabled) = enabled {
+        record.attributes.enabled = *enabled;
+    }
+    if let Some(nbf) = not_before {
+        record.attributes.not_before = *nbf;
+    }
+    if let Some(exp) = expires {
+        record.attributes.expires = *exp;
+    }
+    validate_window(record.attributes.not_before, record.attributes.expires)?;
+    record.attributes.updated = now;
+    Ok(Decision {
+        mutations: vec![
+            // The header is rewritten unchanged so that a concurrent delete or set conflicts with this update.
+            Mutation::PutSecret { vault_id: vault.id, secret: header.clone() },
+            Mutation::PutSecretVersion { vault_id: vault.id, name: header.name.clone(), version: record.clone() },
+        ],
+        outcome: Outcome::Secret { vault, secret: header, version: record },
+    })
+}
+
+pub(crate) fn delete(view: &dyn StateView, vault: &VaultName, name: &ObjectName, now: i64) -> Result<Decision, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let mut header = live_secret(view, &vault, name)?;
+    let deletion = Deletion::starting(now, vault.retention_days);
+    header.deleted = Some(deletion);
+    let latest = view.secret_version(&vault, name, header.latest())?.ok_or_else(|| {
+        ArcaError::internal("the latest version named by a secret header is missing")
+    })?;
+    Ok(Decision {
+        mutations: vec![
+            Mutation::PutSecret { vault_id: vault.id, secret: header.clone() },
+            Mutation::SchedulePurge { at: deletion.scheduled_purge_at, target: secret_target(&vault, &header.name) },
+        ],
+        outcome: Outcome::Secret { vault, secret: header, version: latest },
+    })
+}
+
+fn deleted_secret(view: &dyn StateView, vault: &VaultRecord, name: &ObjectName) -> Result<(SecretRecord, Deletion), ArcaError> {
+    match view.secret(vault, name)? {
+        Some(s) => match s.deleted {
+            Some(d) => Ok((s, d)),
+            None => Err(ArcaError::new(ErrorCode::SecretNotFound, "the secret is not deleted")),
+        },
+        None => Err(ArcaError::new(ErrorCode::SecretNotFound, "no deleted secret has this name")),
+    }
+}
+
+pub(crate) fn recover(view: &dyn StateView, vault: &VaultName, name: &ObjectName) -> Result<Decision, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let (mut header, deletion) = deleted_secret(view, &vault, name)?;
+    header.deleted = None;
+    let latest = view
+        .secret_version(&vault, name, header.latest())?
+        .ok_or_else(|| ArcaError::internal("the latest version named by a secret header is missing"))?;
+    Ok(Decision {
+        mutations: vec![
+            Mutation::PutSecret { vault_id: vault.id, secret: header.clone() },
+            Mutation::UnschedulePurge { at: deletion.scheduled_purge_at, target: secret_target(&vault, &header.name) },
+        ],
+        outcome: Outcome::Secret { vault, secret: header, version: latest },
+    })
+}
+
+pub(crate) fn purge(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+    now: i64,
+    system: bool,
+) -> Result<Decision, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let (header, deletion) = deleted_secret(view, &vault, name)?;
+    check_purge_allowed(vault.purge_protection, deletion, now, system)?;
+    let target = secret_target(&vault, &header.name);
+    let mut decision = purge_record(&vault, header);
+    decision.mutations.push(Mutation::UnschedulePurge { at: deletion.scheduled_purge_at, target });
+    Ok(decision)
+}
+
+pub(crate) fn purge_record(vault: &VaultRecord, header: SecretRecord) -> Decision {
+    Decision {
+        mutations: vec![Mutation::PurgeSecret { vault_id: vault.id, name: header.name, versions: header.versions }],
+        outcome: Outcome::Purged,
+    }
+}
+
+pub(crate) fn restore(
+    view: &dyn StateView,
+    vault: &VaultName,
+    secret: &SecretRecord,
+    versions: &[SecretVersionRecord],
+) -> Result<Decision, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    if versions.is_empty() || versions.len() > BACKUP_VERSIONS_MAX || versions.len() != secret.versions.len() {
+        return Err(ArcaError::bad_parameter("backup", "the backup does not hold a consistent set of versions"));
+    }
+    for (id, record) in secret.versions.iter().zip(versions) {
+        if id != &record.version {
+            return Err(ArcaError::bad_parameter("backup", "the backup does not hold a consistent set of versions"));
+        }
+        validate_version_fields(
+            record.value.len_bytes(),
+            record.content_type.as_deref(),
+            &record.tags,
+            record.attributes.not_before,
+            record.attributes.expires,
+        )?;
+    }
+    match view.secret(&vault, &secret.name)? {
+        Some(existing) if existing.deleted.is_some() => return Err(deleted_but_recoverable()),
+        Some(_) => {
+            return Err(ArcaError::new(
+                ErrorCode::Conflict,
+                "a secret with this name already exists in the vault; restore needs a free name",
+            ))
+        }
+        None => {}
+    }
+    let header = SecretRecord { name: secret.name.clone(), versions: secret.versions.clone(), deleted: None };
+    let mut mutations = vec![Mutation::PutSecret { vault_id: vault.id, secret: header.clone() }];
+    for record in versions {
+        mutations.push(Mutation::PutSecretVersion { vault_id: vault.id, name: header.name.clone(), version: record.clone() });
+    }
+    let latest = versions.last().cloned().ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
+    Ok(Decision { mutations, outcome: Outcome::Secret { vault, secret: header, version: latest } })
+}

@@ -1,0 +1,149 @@
+//! Queries: the read rules (disabled secrets, deleted objects) applied to a [`StateView`].
+
+use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName, VersionId};
+
+use crate::decide::live_vault;
+use crate::decide::secrets::live_secret;
+use crate::records::*;
+use crate::view::{Page, StateView};
+
+/// A secret version together with what a response needs to describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretView {
+    pub vault: VaultRecord,
+    pub secret: SecretRecord,
+    pub version: SecretVersionRecord,
+}
+
+fn not_found() -> ArcaError {
+    ArcaError::new(ErrorCode::SecretNotFound, "the secret (or the requested version) does not exist or is deleted")
+}
+
+pub fn get_vault(view: &dyn StateView, name: &VaultName) -> Result<VaultRecord, ArcaError> {
+    live_vault(view, name)
+}
+
+pub fn get_deleted_vault(view: &dyn StateView, name: &VaultName) -> Result<VaultRecord, ArcaError> {
+    match view.vault(name)? {
+        Some(v) if v.deleted.is_some() => Ok(v),
+        _ => Err(ArcaError::new(ErrorCode::VaultNotFound, format!("no deleted vault named '{name}'"))),
+    }
+}
+
+/// Lists vaults, live or deleted, one page at a time.
+pub fn list_vaults(
+    view: &dyn StateView,
+    deleted: bool,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Page<VaultRecord>, ArcaError> {
+    let page = view.vaults(after, limit)?;
+    Ok(Page { items: page.items.into_iter().filter(|v| v.deleted.is_some() == deleted).collect(), next: page.next })
+}
+
+/// Reads a secret version with its value. A disabled version refuses with `SecretDisabled`; nbf and exp
+/// are informational, as in Azure.
+pub fn get_secret(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+    version: Option<&VersionId>,
+) -> Result<SecretView, ArcaError> {
+    let view_of = secret_metadata(view, vault, name, version)?;
+    if !view_of.version.attributes.enabled {
+        return Err(ArcaError::new(
+            ErrorCode::SecretDisabled,
+            "the secret version is disabled; enable it with an update before reading its value",
+        ));
+    }
+    Ok(view_of)
+}
+
+/// Reads a secret version without the disabled check (for metadata-only answers such as update).
+pub fn secret_metadata(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+    version: Option<&VersionId>,
+) -> Result<SecretView, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let secret = live_secret(view, &vault, name)?;
+    let id = version.unwrap_or_else(|| secret.latest()).clone();
+    if !secret.versions.contains(&id) {
+        return Err(not_found());
+    }
+    let version = view.secret_version(&vault, name, &id)?.ok_or_else(not_found)?;
+    Ok(SecretView { vault, secret, version })
+}
+
+/// Every version of a live secret, oldest first.
+pub fn secret_versions(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+) -> Result<(VaultRecord, SecretRecord, Vec<SecretVersionRecord>), ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let secret = live_secret(view, &vault, name)?;
+    let versions = all_versions(view, &vault, &secret)?;
+    Ok((vault, secret, versions))
+}
+
+fn all_versions(view: &dyn StateView, vault: &VaultRecord, secret: &SecretRecord) -> Result<Vec<SecretVersionRecord>, ArcaError> {
+    secret
+        .versions
+        .iter()
+        .map(|id| {
+            view.secret_version(vault, &secret.name, id)?
+                .ok_or_else(|| ArcaError::internal("a version named by a secret header is missing"))
+        })
+        .collect()
+}
+
+/// A deleted secret with its latest version (value included only if the caller chooses to show it).
+pub fn get_deleted_secret(view: &dyn StateView, vault: &VaultName, name: &ObjectName) -> Result<SecretView, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let secret = match view.secret(&vault, name)? {
+        Some(s) if s.deleted.is_some() => s,
+        _ => return Err(ArcaError::new(ErrorCode::SecretNotFound, "no deleted secret has this name")),
+    };
+    let version = view
+        .secret_version(&vault, name, secret.latest())?
+        .ok_or_else(|| ArcaError::internal("the latest version named by a secret header is missing"))?;
+    Ok(SecretView { vault, secret, version })
+}
+
+/// Lists secrets (live or deleted) of a vault with their latest version's metadata.
+pub fn list_secrets(
+    view: &dyn StateView,
+    vault: &VaultName,
+    deleted: bool,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Page<SecretView>, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let page = view.secrets(&vault, after, limit)?;
+    let mut items = Vec::new();
+    for secret in page.items.into_iter().filter(|s| s.deleted.is_some() == deleted) {
+        let version = view
+            .secret_version(&vault, &secret.name, secret.latest())?
+            .ok_or_else(|| ArcaError::internal("the latest version named by a secret header is missing"))?;
+        items.push(SecretView { vault: vault.clone(), secret, version });
+    }
+    Ok(Page { items, next: page.next })
+}
+
+/// Everything a backup blob must hold: the header and every version, refused above Azure's 500.
+pub fn backup_secret(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+) -> Result<(SecretRecord, Vec<SecretVersionRecord>), ArcaError> {
+    let (_, secret, versions) = secret_versions(view, vault, name)?;
+    if versions.len() > arca_types::limits::BACKUP_VERSIONS_MAX {
+        return Err(ArcaError::bad_parameter(
+            "name",
+            format!("the secret has more than {} versions, which is more than a backup can hold", arca_types::limits::BACKUP_VERSIONS_MAX),
+        ));
+    }
+    Ok((secret, versions))
+}

@@ -1,0 +1,122 @@
+//! The records Arca keeps for vaults and secrets. Each is stored encrypted by the keyspace layer.
+
+use std::collections::BTreeMap;
+
+use arca_types::limits::SECONDS_PER_DAY;
+use arca_types::{ObjectName, SecretString, VaultName, VersionId};
+use serde::{Deserialize, Serialize};
+
+pub type Tags = BTreeMap<String, String>;
+
+/// The vault tier. Premium will allow HSM-backed keys once they exist; it is recorded now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sku {
+    Standard,
+    Premium,
+}
+
+/// When an object was soft-deleted and when it will be purged by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    pub deleted_at: i64,
+    pub scheduled_purge_at: i64,
+}
+
+impl Deletion {
+    pub fn starting(now: i64, retention_days: u32) -> Self {
+        Self { deleted_at: now, scheduled_purge_at: now + i64::from(retention_days) * SECONDS_PER_DAY }
+    }
+}
+
+/// Azure's recovery levels that Arca can produce (soft delete is always on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecoveryLevel {
+    RecoverablePurgeable,
+    Recoverable,
+    CustomizedRecoverablePurgeable,
+    CustomizedRecoverable,
+}
+
+impl RecoveryLevel {
+    pub fn azure_name(self) -> &'static str {
+        match self {
+            RecoveryLevel::RecoverablePurgeable => "Recoverable+Purgeable",
+            RecoveryLevel::Recoverable => "Recoverable",
+            RecoveryLevel::CustomizedRecoverablePurgeable => "CustomizedRecoverable+Purgeable",
+            RecoveryLevel::CustomizedRecoverable => "CustomizedRecoverable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultRecord {
+    /// Random, minted at creation: a purged and recreated vault gets new keys and new name hashes.
+    pub id: [u8; 16],
+    pub name: VaultName,
+    pub sku: Sku,
+    pub retention_days: u32,
+    pub purge_protection: bool,
+    pub tags: Tags,
+    pub created: i64,
+    pub updated: i64,
+    pub deleted: Option<Deletion>,
+}
+
+impl VaultRecord {
+    pub fn recovery_level(&self) -> RecoveryLevel {
+        match (self.retention_days >= 90, self.purge_protection) {
+            (true, false) => RecoveryLevel::RecoverablePurgeable,
+            (true, true) => RecoveryLevel::Recoverable,
+            (false, false) => RecoveryLevel::CustomizedRecoverablePurgeable,
+            (false, true) => RecoveryLevel::CustomizedRecoverable,
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.deleted.is_none()
+    }
+}
+
+/// The attributes of one secret version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretAttributes {
+    pub enabled: bool,
+    pub not_before: Option<i64>,
+    pub expires: Option<i64>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// One immutable value of a secret, with its mutable attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersionRecord {
+    pub version: VersionId,
+    pub value: SecretString,
+    pub content_type: Option<String>,
+    pub tags: Tags,
+    pub attributes: SecretAttributes,
+}
+
+/// The header of a secret: its name, its versions in creation order, and its deletion state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRecord {
+    pub name: ObjectName,
+    /// Creation order; the last is the current version. Never empty.
+    pub versions: Vec<VersionId>,
+    pub deleted: Option<Deletion>,
+}
+
+impl SecretRecord {
+    pub fn latest(&self) -> &VersionId {
+        // `versions` is never empty: a header is created with its first version and versions are
+        // never removed one at a time.
+        self.versions.last().expect("a secret always has at least one version")
+    }
+}
+
+/// What a purge index entry points at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PurgeTarget {
+    Vault { vault: VaultName },
+    Secret { vault: VaultName, vault_id: [u8; 16], name: ObjectName },
+}

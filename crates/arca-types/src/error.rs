@@ -1,0 +1,175 @@
+//! The one error type every Arca API returns, with a stable code that clients may match on.
+//!
+//! **API Boundary:** the strings returned by [`ErrorCode::azure_code`] and [`ErrorCode::reason`] are part
+//! of the public API. Never rename one; add a new code instead.
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, client-visible error code. The doc comment of each variant says when it is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// A field of the request is malformed or outside its limits.
+    BadParameter,
+    /// A vault name breaks Azure's vault naming rules.
+    VaultNameNotValid,
+    /// The request carried no token, or a token Arca does not know.
+    Unauthorized,
+    /// The caller is known but not allowed to perform the action.
+    Forbidden,
+    /// The secret exists but is disabled, so its value cannot be read.
+    SecretDisabled,
+    /// Purge was refused because the vault has purge protection and retention has not ended.
+    PurgeProtected,
+    /// The secret (or the requested version) does not exist or is deleted.
+    SecretNotFound,
+    /// The vault does not exist or is deleted.
+    VaultNotFound,
+    /// The name is held by a soft-deleted object; recover or purge it first.
+    ObjectIsDeletedButRecoverable,
+    /// The vault name is taken, possibly by a soft-deleted vault.
+    VaultAlreadyExists,
+    /// The name is held by a live object (for example, restore onto a live name).
+    Conflict,
+    /// A recover or delete of the same object is in flight; retry.
+    ObjectIsBeingRecovered,
+    /// Too many requests; retry after the delay in RetryInfo.
+    Throttled,
+    /// The node is sealed; unseal it with `arca operator unseal`.
+    Sealed,
+    /// The cluster has not been initialized; run `arca operator init`.
+    NotInitialized,
+    /// `arca operator init` was already run for this cluster.
+    AlreadyInitialized,
+    /// No leader or no quorum right now; retry.
+    Unavailable,
+    /// An invariant inside Arca failed. The message names what; the request changed nothing.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The Azure-style code (innermost), e.g. `SecretNotFound`.
+    pub fn azure_code(self) -> &'static str {
+        match self {
+            ErrorCode::BadParameter => "BadParameter",
+            ErrorCode::VaultNameNotValid => "VaultNameNotValid",
+            ErrorCode::Unauthorized => "Unauthorized",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::SecretDisabled => "SecretDisabled",
+            ErrorCode::PurgeProtected => "PurgeProtected",
+            ErrorCode::SecretNotFound => "SecretNotFound",
+            ErrorCode::VaultNotFound => "VaultNotFound",
+            ErrorCode::ObjectIsDeletedButRecoverable => "ObjectIsDeletedButRecoverable",
+            ErrorCode::VaultAlreadyExists => "VaultAlreadyExists",
+            ErrorCode::Conflict => "Conflict",
+            ErrorCode::ObjectIsBeingRecovered => "ObjectIsBeingRecovered",
+            ErrorCode::Throttled => "Throttled",
+            ErrorCode::Sealed => "Sealed",
+            ErrorCode::NotInitialized => "NotInitialized",
+            ErrorCode::AlreadyInitialized => "AlreadyInitialized",
+            ErrorCode::Unavailable => "Unavailable",
+            ErrorCode::Internal => "Internal",
+        }
+    }
+
+    /// The outer Azure code that an HTTP facade would put around the inner one.
+    pub fn azure_outer_code(self) -> &'static str {
+        match self {
+            ErrorCode::SecretDisabled | ErrorCode::PurgeProtected => "Forbidden",
+            ErrorCode::ObjectIsDeletedButRecoverable | ErrorCode::ObjectIsBeingRecovered => "Conflict",
+            other => other.azure_code(),
+        }
+    }
+
+    /// The AIP-193 `ErrorInfo.reason`: the Azure code in UPPER_SNAKE_CASE, e.g. `SECRET_NOT_FOUND`.
+    pub fn reason(self) -> String {
+        let mut out = String::new();
+        for (i, ch) in self.azure_code().chars().enumerate() {
+            if ch.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_uppercase());
+        }
+        out
+    }
+
+    /// Parses an Azure-style code back into the enum (used by clients decoding ErrorInfo).
+    pub fn from_azure_code(code: &str) -> Option<ErrorCode> {
+        ALL_CODES.iter().copied().find(|c| c.azure_code() == code)
+    }
+
+    /// Whether a client may retry the same request unchanged.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorCode::Throttled | ErrorCode::Unavailable | ErrorCode::ObjectIsBeingRecovered)
+    }
+}
+
+/// Every code, for round-trip tests and parsing.
+pub const ALL_CODES: &[ErrorCode] = &[
+    ErrorCode::BadParameter,
+    ErrorCode::VaultNameNotValid,
+    ErrorCode::Unauthorized,
+    ErrorCode::Forbidden,
+    ErrorCode::SecretDisabled,
+    ErrorCode::PurgeProtected,
+    ErrorCode::SecretNotFound,
+    ErrorCode::VaultNotFound,
+    ErrorCode::ObjectIsDeletedButRecoverable,
+    ErrorCode::VaultAlreadyExists,
+    ErrorCode::Conflict,
+    ErrorCode::ObjectIsBeingRecovered,
+    ErrorCode::Throttled,
+    ErrorCode::Sealed,
+    ErrorCode::NotInitialized,
+    ErrorCode::AlreadyInitialized,
+    ErrorCode::Unavailable,
+    ErrorCode::Internal,
+];
+
+/// An error with a stable code and a message a person can act on. Messages never contain secret values
+/// or secret names: callers pass only the public parts of a request into them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}: {message}", code.azure_code())]
+pub struct ArcaError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The request field at fault, for `BadRequest` field violations.
+    pub field: Option<String>,
+}
+
+impl ArcaError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), field: None }
+    }
+
+    pub fn bad_parameter(field: &str, message: impl Into<String>) -> Self {
+        Self { code: ErrorCode::BadParameter, message: message.into(), field: Some(field.to_owned()) }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_upper_snake_case() {
+        assert_eq!(ErrorCode::SecretNotFound.reason(), "SECRET_NOT_FOUND");
+        assert_eq!(ErrorCode::ObjectIsDeletedButRecoverable.reason(), "OBJECT_IS_DELETED_BUT_RECOVERABLE");
+        assert_eq!(ErrorCode::Sealed.reason(), "SEALED");
+    }
+
+    #[test]
+    fn every_code_round_trips() {
+        for code in ALL_CODES {
+            assert_eq!(ErrorCode::from_azure_code(code.azure_code()), Some(*code));
+        }
+        assert_eq!(ErrorCode::from_azure_code("NoSuchCode"), None);
+    }
+}

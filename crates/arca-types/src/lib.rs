@@ -1,0 +1,14 @@
+//! Vocabulary shared by every Arca crate: validated names, limits with their units, and the error type
+//! whose stable codes every client sees.
+//!
+//! This crate knows nothing about gRPC, storage, Raft or cryptography. It is pure data and validation.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod limits;
+pub mod names;
+pub mod secret_bytes;
+
+pub use error::{ArcaError, ErrorCode};
+pub use names::{ObjectName, VaultName, VersionId};
+pub use secret_bytes::SecretString;

@@ -1,0 +1,29 @@
+//! Every limit Arca enforces at its edge, named with its unit last. Each is tested at the limit and at
+//! limit+1 by the crate that checks it.
+
+/// Largest secret value accepted, in bytes of UTF-8 (Azure documents 25k bytes).
+pub const SECRET_VALUE_BYTES_MAX: usize = 25_600;
+/// Longest content type accepted, in characters.
+pub const CONTENT_TYPE_CHARS_MAX: usize = 255;
+/// Most tags one object or vault may carry.
+pub const TAGS_COUNT_MAX: usize = 15;
+/// Longest tag name or tag value, in characters.
+pub const TAG_CHARS_MAX: usize = 256;
+/// Longest object (secret, key, certificate) name, in characters.
+pub const OBJECT_NAME_CHARS_MAX: usize = 127;
+/// Shortest and longest vault name, in characters.
+pub const VAULT_NAME_CHARS_MIN: usize = 3;
+pub const VAULT_NAME_CHARS_MAX: usize = 24;
+/// Soft-delete retention bounds and default, in days.
+pub const RETENTION_DAYS_MIN: u32 = 7;
+pub const RETENTION_DAYS_MAX: u32 = 90;
+pub const RETENTION_DAYS_DEFAULT: u32 = 90;
+/// Default and largest page of a list call, in items.
+pub const PAGE_SIZE_DEFAULT: u32 = 25;
+pub const PAGE_SIZE_MAX: u32 = 1000;
+/// Most versions one secret backup may carry (Azure refuses backups above 500 versions).
+pub const BACKUP_VERSIONS_MAX: usize = 500;
+/// Largest backup blob accepted by restore, in bytes (500 versions of the largest value, plus framing).
+pub const BACKUP_BLOB_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Seconds in one day, for retention arithmetic.
+pub const SECONDS_PER_DAY: i64 = 86_400;

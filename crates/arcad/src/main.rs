@@ -1,0 +1,2 @@
+//! arcad
+fn main() {}
