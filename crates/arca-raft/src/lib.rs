@@ -1,1 +1,73 @@
-//! arca-raft
+//! Arca's glue to openraft: the type configuration, storage adapters over `arca-storage`, the tonic
+//! network client, handlers for incoming Raft RPCs, and membership and read-index helpers.
+//!
+//! **Architecture Invariant:** no other crate names an openraft type. Openraft's alphas break APIs between
+//! releases; keeping every use here means an upgrade touches one crate.
+//!
+//! **Architecture Invariant:** the transport is behind [`network::ChannelFactory`]. Production dials
+//! real TLS sockets; the simulation supplies a factory over its own network.
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod rpc;
+pub mod state_machine;
+
+use std::sync::Arc;
+
+pub use arca_storage::proposal::{ApplyOutcome, Proposal};
+pub use node::{ArcaNode, ClusterView, NodeView, RaftNode, WriteError};
+
+openraft::declare_raft_types!(
+    /// Arca's Raft type configuration: entries carry encrypted [`Proposal`]s.
+    pub TypeConfig:
+        D = Proposal,
+        R = ApplyOutcome,
+        NodeId = u64,
+        Node = ArcaNode,
+);
+
+/// The openraft handle for Arca's state machine.
+pub type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;
+
+/// Timing and retention settings for one node.
+#[derive(Debug, Clone)]
+pub struct RaftSettings {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot once this many entries were applied since the last one.
+    pub snapshot_every_entries: u64,
+    /// Entries kept after a snapshot so slightly lagging followers need no snapshot.
+    pub keep_after_snapshot_entries: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_every_entries: 2000,
+            keep_after_snapshot_entries: 1000,
+        }
+    }
+}
+
+impl RaftSettings {
+    pub(crate) fn to_config(&self) -> Result<Arc<openraft::Config>, String> {
+        let config = openraft::Config {
+            cluster_name: "arca".to_owned(),
+            heartbeat_interval: self.heartbeat_interval_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            install_snapshot_timeout: 60_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: self.keep_after_snapshot_entries,
+            ..Default::default()
+        };
+        config.validate().map(Arc::new).map_err(|e| e.to_string())
+    }
+}

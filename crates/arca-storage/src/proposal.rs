@@ -22,6 +22,13 @@ pub struct Proposal {
     pub ops: Vec<Op>,
 }
 
+impl std::fmt::Display for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Counts only: keys and values are opaque and must not reach logs in any form.
+        write!(f, "Proposal({} preconditions, {} ops)", self.preconditions.len(), self.ops.len())
+    }
+}
+
 /// What applying a proposal did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyOutcome {

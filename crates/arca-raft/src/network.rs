@@ -1,0 +1,176 @@
+//! The Raft network client: openraft's RPCs carried over tonic to each peer's `NodeService`.
+//!
+//! Every RPC has a deadline (openraft's soft TTL, or a fixed bound for snapshots); a peer that cannot
+//! be reached is reported as `Unreachable` so openraft backs off instead of hammering it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arca_proto::cluster::v1::node_service_client::NodeServiceClient;
+use arca_proto::cluster::v1::{RaftPayload, SnapshotChunk};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::{AnyError, OptionalSend};
+use tonic::transport::Channel;
+
+use crate::codec::{decode, encode};
+use crate::{ArcaNode, TypeConfig};
+
+type Vote = openraft::alias::VoteOf<TypeConfig>;
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+type RaftError = openraft::errors::RaftError<TypeConfig>;
+
+/// Snapshot data is sent in chunks of this many bytes.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Deadline for sending a whole snapshot.
+pub const SNAPSHOT_SEND_TIMEOUT_MS: u64 = 60_000;
+
+/// Makes a channel to a peer's cluster address. Production uses mutual TLS over TCP; the simulation
+/// supplies its own network.
+pub trait ChannelFactory: Send + Sync + 'static {
+    fn channel(&self, cluster_addr: &str) -> Result<Channel, String>;
+}
+
+/// Caches one channel per peer address on top of a [`ChannelFactory`].
+#[derive(Clone)]
+pub struct Channels {
+    factory: Arc<dyn ChannelFactory>,
+    cache: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Channels {
+    pub fn new(factory: Arc<dyn ChannelFactory>) -> Self {
+        Self { factory, cache: Arc::default() }
+    }
+
+    pub fn client(&self, cluster_addr: &str) -> Result<NodeServiceClient<Channel>, String> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let channel = match cache.get(cluster_addr) {
+            Some(c) => c.clone(),
+            None => {
+                let c = self.factory.channel(cluster_addr)?;
+                cache.insert(cluster_addr.to_owned(), c.clone());
+                c
+            }
+        };
+        Ok(NodeServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+    }
+}
+
+/// openraft's network factory.
+#[derive(Clone)]
+pub struct Network {
+    channels: Channels,
+}
+
+impl Network {
+    pub fn new(channels: Channels) -> Self {
+        Self { channels }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: u64, node: &ArcaNode) -> Self::Network {
+        Connection { target, addr: node.cluster_addr.clone(), channels: self.channels.clone() }
+    }
+}
+
+/// A connection to one peer.
+pub struct Connection {
+    target: u64,
+    addr: String,
+    channels: Channels,
+}
+
+fn unreachable(what: impl std::fmt::Display) -> Unreachable<TypeConfig> {
+    Unreachable::new(&AnyError::error(what.to_string()))
+}
+
+fn network(what: impl std::fmt::Display) -> NetworkError<TypeConfig> {
+    NetworkError::new(&AnyError::error(what.to_string()))
+}
+
+/// Maps a failed tonic call: a dead or partitioned peer is unreachable, anything else a network error.
+fn rpc_error(status: tonic::Status) -> RPCError<TypeConfig> {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            RPCError::Unreachable(unreachable(status.message()))
+        }
+        _ => RPCError::Network(network(status.message())),
+    }
+}
+
+impl Connection {
+    fn client(&self) -> Result<NodeServiceClient<Channel>, RPCError<TypeConfig>> {
+        self.channels.client(&self.addr).map_err(|e| RPCError::Unreachable(unreachable(e)))
+    }
+
+    async fn call<F, Fut, T>(&self, option: &RPCOption, what: &str, f: F) -> Result<T, RPCError<TypeConfig>>
+    where
+        F: FnOnce(NodeServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
+        T: serde::de::DeserializeOwned,
+    {
+        let client = self.client()?;
+        let response = tokio::time::timeout(option.soft_ttl(), f(client))
+            .await
+            .map_err(|_| RPCError::Unreachable(unreachable(format!("{what} to node {} timed out", self.target))))?
+            .map_err(rpc_error)?;
+        let result: Result<T, RaftError> = decode(what, &response.into_inner().data)
+            .map_err(|e| RPCError::Network(network(e)))?;
+        // The peer's Raft refused to handle the RPC (it is shutting down): back off from it.
+        result.map_err(|e| RPCError::Unreachable(unreachable(e)))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for Connection {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let payload = RaftPayload { data: encode(&rpc) };
+        self.call(&option, "append entries", |mut c| async move { c.append_entries(payload).await }).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let payload = RaftPayload { data: encode(&rpc) };
+        self.call(&option, "vote", |mut c| async move { c.vote(payload).await }).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let mut client = self.channels.client(&self.addr).map_err(unreachable)?;
+        let mut chunks = vec![SnapshotChunk { header: encode(&(vote, snapshot.meta)), data: Vec::new() }];
+        chunks.extend(
+            snapshot.snapshot.chunks(SNAPSHOT_CHUNK_BYTES).map(|c| SnapshotChunk { header: Vec::new(), data: c.to_vec() }),
+        );
+        let send = client.install_snapshot(tokio_stream::iter(chunks));
+        let response = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            r = tokio::time::timeout(Duration::from_millis(SNAPSHOT_SEND_TIMEOUT_MS), send) => r,
+        };
+        let response = response
+            .map_err(|_| unreachable(format!("snapshot to node {} timed out", self.target)))?
+            .map_err(|s| unreachable(s.message()))?;
+        let result: Result<SnapshotResponse<TypeConfig>, String> =
+            decode("snapshot response", &response.into_inner().data).map_err(network)?;
+        result.map_err(|e| StreamingError::Unreachable(unreachable(e)))
+    }
+}

@@ -1,0 +1,246 @@
+//! A running Raft node: start-up, writes, linearizable read points, membership and status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arca_storage::proposal::{ApplyOutcome, Proposal};
+use arca_storage::{LogStore as ByteLog, StateStore};
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::{ChangeMembers, ReadPolicy, ServerState};
+use serde::{Deserialize, Serialize};
+
+use crate::log_store::LogStore;
+use crate::network::{Channels, Network};
+use crate::state_machine::StateMachine;
+use crate::{Raft, RaftSettings, TypeConfig};
+
+/// What the cluster knows about a node: where to reach its public API and its cluster listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArcaNode {
+    pub api_addr: String,
+    pub cluster_addr: String,
+}
+
+/// Why a write or read point could not be had here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// This node is not the leader; the leader is named when known.
+    #[error("this node is not the leader")]
+    ForwardToLeader { leader_id: Option<u64>, leader: Option<ArcaNode> },
+    /// No quorum, shutting down, or a leader change made the outcome unknown.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// One node's view of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    pub node_id: u64,
+    pub node: ArcaNode,
+    pub voter: bool,
+    /// Highest index the leader knows is on this node (leader's view only).
+    pub matched_index: Option<u64>,
+}
+
+/// A snapshot of the cluster as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pub node_id: u64,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub state: &'static str,
+    pub last_log_index: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub nodes: Vec<NodeView>,
+    pub millis_since_quorum_ack: Option<u64>,
+}
+
+/// A started Raft node. Cheap to clone.
+#[derive(Clone)]
+pub struct RaftNode {
+    pub raft: Raft,
+    pub node_id: u64,
+    pub channels: Channels,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> WriteError {
+    WriteError::Unavailable(e.to_string())
+}
+
+impl RaftNode {
+    /// Starts Raft over the given stores. Reads must wait for [`RaftNode::wait_recovered`].
+    pub async fn start(
+        node_id: u64,
+        settings: &RaftSettings,
+        log: Arc<dyn ByteLog>,
+        state: Arc<dyn StateStore>,
+        channels: Channels,
+    ) -> Result<Self, String> {
+        let config = settings.to_config()?;
+        let raft = Raft::new(
+            node_id,
+            config,
+            Network::new(channels.clone()),
+            LogStore::new(log),
+            StateMachine::new(state),
+        )
+        .await
+        .map_err(|e| format!("failed to start raft: {e}"))?;
+        Ok(Self { raft, node_id, channels })
+    }
+
+    /// Waits until the state machine has applied at least what was committed before a restart.
+    pub async fn wait_recovered(&self, timeout: Duration) -> Result<(), String> {
+        self.raft.wait_for_recovery(Some(timeout)).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Makes this node the single voter of a brand-new cluster. Harmless if already initialized.
+    pub async fn bootstrap(&self, me: ArcaNode) -> Result<(), String> {
+        if self.raft.is_initialized().await.map_err(|e| e.to_string())? {
+            return Ok(());
+        }
+        let members: BTreeMap<u64, ArcaNode> = [(self.node_id, me)].into();
+        self.raft.initialize(members).await.map_err(|e| e.to_string())
+    }
+
+    pub async fn is_initialized(&self) -> bool {
+        self.raft.is_initialized().await.unwrap_or(false)
+    }
+
+    /// Proposes `proposal` on this node, which must be the leader. Returns once it is committed on a
+    /// quorum and applied here.
+    pub async fn write(&self, proposal: Proposal) -> Result<(u64, ApplyOutcome), WriteError> {
+        match self.raft.client_write(proposal).await {
+            Ok(resp) => Ok((resp.log_id.index, resp.data)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(WriteError::ForwardToLeader { leader_id: f.leader_id, leader: f.leader_node })
+            }
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Err(unavailable(
+                "leadership changed while the write was in flight; its outcome is unknown, read before retrying",
+            )),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// On the leader: confirms leadership with a quorum (ReadIndex) and returns the index a reader must
+    /// have applied to observe every write acknowledged so far.
+    pub async fn read_index(&self) -> Result<u64, WriteError> {
+        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(read_log_id) => Ok(read_log_id.index()),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                Err(WriteError::ForwardToLeader { leader_id: f.leader_id, leader: f.leader_node })
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Waits until this node has applied `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), WriteError> {
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(format!("this node did not catch up to the read index in time: {e}")))
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
+    }
+
+    /// The current leader and its addresses, if known.
+    pub fn leader(&self) -> Option<(u64, ArcaNode)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let id = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&id).cloned()?;
+        Some((id, node))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+    }
+
+    /// Every node id that has ever appeared in the membership this node knows.
+    pub fn member_ids(&self) -> BTreeSet<u64> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.membership_config.membership().nodes().map(|(id, _)| *id).collect()
+    }
+
+    /// On the leader: adds a node as a learner, waits until it has caught up, then (unless
+    /// `as_learner`) promotes it to voter.
+    pub async fn add_node(&self, node_id: u64, node: ArcaNode, as_learner: bool) -> Result<(), WriteError> {
+        let membership_error = |e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                WriteError::ForwardToLeader { leader_id: f.leader_id, leader: f.leader_node }
+            }
+            other => unavailable(other),
+        };
+        if !self.member_ids().contains(&node_id) {
+            self.raft.add_learner(node_id, node, true).await.map_err(membership_error)?;
+        }
+        if !as_learner {
+            let voters: BTreeSet<u64> = [node_id].into();
+            self.raft.change_membership(ChangeMembers::AddVoterIds(voters), true).await.map_err(membership_error)?;
+        }
+        Ok(())
+    }
+
+    /// On the leader: removes a node from the voters and learners.
+    pub async fn remove_node(&self, node_id: u64) -> Result<(), WriteError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let result = if voters.contains(&node_id) {
+            self.raft.change_membership(ChangeMembers::RemoveVoters([node_id].into()), false).await
+        } else {
+            self.raft.change_membership(ChangeMembers::RemoveNodes([node_id].into()), false).await
+        };
+        result.map(|_| ()).map_err(|e| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                WriteError::ForwardToLeader { leader_id: f.leader_id, leader: f.leader_node }
+            }
+            other => unavailable(other),
+        })
+    }
+
+    /// What this node knows about the cluster.
+    pub fn view(&self) -> ClusterView {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let nodes = membership
+            .nodes()
+            .map(|(id, node)| NodeView {
+                node_id: *id,
+                node: node.clone(),
+                voter: voters.contains(id),
+                matched_index: m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index),
+            })
+            .collect();
+        ClusterView {
+            node_id: self.node_id,
+            leader_id: m.current_leader,
+            term: m.current_term,
+            state: match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Learner => "learner",
+                ServerState::Candidate => "candidate",
+                ServerState::Shutdown => "shutdown",
+            },
+            last_log_index: m.last_log_index.unwrap_or(0),
+            commit_index: m.committed.map_or(0, |l| l.index),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            nodes,
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("failed to shut raft down cleanly: {e}");
+        }
+    }
+}

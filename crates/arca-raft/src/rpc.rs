@@ -1,0 +1,53 @@
+//! Handlers for incoming Raft RPCs: decode the payload, hand it to openraft, encode the answer.
+//!
+//! A payload that does not decode is refused with `InvalidArgument`; it never panics the node.
+
+use arca_proto::cluster::v1::SnapshotChunk;
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+
+use crate::codec::{decode, encode};
+use crate::{Raft, TypeConfig};
+
+type Vote = openraft::alias::VoteOf<TypeConfig>;
+type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+
+/// Largest snapshot a node accepts, in bytes.
+pub const SNAPSHOT_BYTES_MAX: usize = 4 * 1024 * 1024 * 1024;
+
+fn invalid(e: std::io::Error) -> tonic::Status {
+    tonic::Status::invalid_argument(e.to_string())
+}
+
+pub async fn append_entries(raft: &Raft, payload: &[u8]) -> Result<Vec<u8>, tonic::Status> {
+    let request: AppendEntriesRequest<TypeConfig> = decode("append entries request", payload).map_err(invalid)?;
+    Ok(encode(&raft.append_entries(request).await))
+}
+
+pub async fn vote(raft: &Raft, payload: &[u8]) -> Result<Vec<u8>, tonic::Status> {
+    let request: VoteRequest<TypeConfig> = decode("vote request", payload).map_err(invalid)?;
+    Ok(encode(&raft.vote(request).await))
+}
+
+/// Reassembles a streamed snapshot and installs it.
+pub async fn install_snapshot(
+    raft: &Raft,
+    mut chunks: impl futures::Stream<Item = Result<SnapshotChunk, tonic::Status>> + Unpin,
+) -> Result<Vec<u8>, tonic::Status> {
+    use futures::StreamExt;
+    let first = chunks
+        .next()
+        .await
+        .ok_or_else(|| tonic::Status::invalid_argument("snapshot stream is empty"))??;
+    let (vote, meta): (Vote, SnapshotMeta) = decode("snapshot header", &first.header).map_err(invalid)?;
+    let mut data = first.data;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if data.len() + chunk.data.len() > SNAPSHOT_BYTES_MAX {
+            return Err(tonic::Status::resource_exhausted("snapshot is larger than this node accepts"));
+        }
+        data.extend_from_slice(&chunk.data);
+    }
+    let result = raft.install_full_snapshot(vote, Snapshot { meta, snapshot: data }).await.map_err(|e| e.to_string());
+    Ok(encode(&result))
+}
