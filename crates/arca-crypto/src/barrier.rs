@@ -139,7 +139,7 @@ impl Barrier {
         Hkdf::<Sha256>::new(None, ring.first_term_key().expose())
             .expand(&scope.info("names"), &mut key[..])
             .expect("32 bytes is a valid HKDF-SHA256 length");
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key[..]).expect("HMAC accepts any key length");
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&key[..]).expect("HMAC accepts any key length");
         mac.update(canonical_name);
         mac.finalize().into_bytes().into()
     }

@@ -54,7 +54,6 @@ pub struct ClusterView {
     pub commit_index: u64,
     pub applied_index: u64,
     pub nodes: Vec<NodeView>,
-    pub millis_since_quorum_ack: Option<u64>,
 }
 
 /// A started Raft node. Cheap to clone.
@@ -146,25 +145,31 @@ impl RaftNode {
             .map_err(|e| unavailable(format!("this node did not catch up to the read index in time: {e}")))
     }
 
+    /// The latest Raft metrics of this node.
+    pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
+        use openraft::async_runtime::WatchReceiver;
+        self.raft.metrics().borrow_watched().clone()
+    }
+
     pub fn applied_index(&self) -> u64 {
-        self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
+        self.metrics().last_applied.map_or(0, |l| l.index)
     }
 
     /// The current leader and its addresses, if known.
     pub fn leader(&self) -> Option<(u64, ArcaNode)> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.metrics();
         let id = metrics.current_leader?;
         let node = metrics.membership_config.membership().get_node(&id).cloned()?;
         Some((id, node))
     }
 
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+        self.metrics().current_leader == Some(self.node_id)
     }
 
     /// Every node id that has ever appeared in the membership this node knows.
     pub fn member_ids(&self) -> BTreeSet<u64> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.metrics();
         metrics.membership_config.membership().nodes().map(|(id, _)| *id).collect()
     }
 
@@ -189,7 +194,7 @@ impl RaftNode {
 
     /// On the leader: removes a node from the voters and learners.
     pub async fn remove_node(&self, node_id: u64) -> Result<(), WriteError> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.metrics();
         let membership = metrics.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let result = if voters.contains(&node_id) {
@@ -207,7 +212,7 @@ impl RaftNode {
 
     /// What this node knows about the cluster.
     pub fn view(&self) -> ClusterView {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.metrics();
         let membership = m.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let nodes = membership
@@ -231,10 +236,9 @@ impl RaftNode {
                 ServerState::Shutdown => "shutdown",
             },
             last_log_index: m.last_log_index.unwrap_or(0),
-            commit_index: m.committed.map_or(0, |l| l.index),
+            commit_index: m.cluster_committed.or(m.local_committed).map_or(0, |l| l.index),
             applied_index: m.last_applied.map_or(0, |l| l.index),
             nodes,
-            millis_since_quorum_ack: m.millis_since_quorum_ack,
         }
     }
 

@@ -1,1 +1,22 @@
-//! arca-server
+//! An Arca node: the gRPC services, the access seam, seal state, the encrypted keyspace, and the write
+//! and read paths that run them through Raft.
+//!
+//! **Architecture Invariant:** every public RPC goes through [`api::Api`]: authenticate, authorize,
+//! audit. A handler that skips it is a bug.
+//!
+//! **Architecture Invariant:** plaintext names and values exist only in memory, inside the
+//! `Keyspace` and the handlers; everything handed to Raft or storage is barrier ciphertext.
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod api;
+pub mod convert;
+pub mod engine;
+pub mod keyspace;
+pub mod seal;
+pub mod server;
+pub mod services;
+pub mod status;
+pub mod tls;
+
+pub use server::{start, NodeConfig, RunningNode};

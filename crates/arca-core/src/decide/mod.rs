@@ -22,7 +22,7 @@ pub enum Mutation {
 }
 
 /// What the caller gets back once the mutations are committed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     Vault(VaultRecord),
     Secret { vault: VaultRecord, secret: SecretRecord, version: SecretVersionRecord },

@@ -1,0 +1,40 @@
+//! openraft's own storage conformance suite, run against both storage implementations through Arca's
+//! adapters: the in-memory stores (used by the simulation) and RocksDB (used by `arcad`).
+
+use std::sync::Arc;
+
+use arca_raft::log_store::LogStore;
+use arca_raft::state_machine::StateMachine;
+use arca_raft::TypeConfig;
+use arca_storage::mem::{MemLog, MemState};
+use arca_storage_rocksdb::RocksStore;
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::StorageError;
+
+struct MemBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for MemBuilder {
+    async fn build(&self) -> Result<((), LogStore, StateMachine), StorageError<TypeConfig>> {
+        Ok(((), LogStore::new(Arc::new(MemLog::default())), StateMachine::new(Arc::new(MemState::default()))))
+    }
+}
+
+struct RocksBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RocksBuilder {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
+        let dir = tempfile::tempdir().expect("create a temp dir");
+        let store = RocksStore::open(dir.path()).expect("open rocksdb");
+        Ok((dir, LogStore::new(Arc::new(store.clone())), StateMachine::new(Arc::new(store))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mem_stores_pass_openraft_suite() {
+    Suite::test_all(MemBuilder).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocks_stores_pass_openraft_suite() {
+    Suite::test_all(RocksBuilder).await.unwrap();
+}

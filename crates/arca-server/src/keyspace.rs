@@ -1,0 +1,334 @@
+//! The encrypted keyspace: how vault and secret records are laid out in the state store.
+//!
+//! Keys are keyed hashes of names; values are barrier ciphertext bound to their key. Layout:
+//!
+//! | key | value |
+//! |---|---|
+//! | `s/keyring` | the keyring, wrapped under the root key |
+//! | `s/init` | share count and threshold (not secret) |
+//! | `s/nodeseq` | the last allocated node id |
+//! | `t/` + H(token) | token record |
+//! | `v/` + H(vault name) | vault record |
+//! | `o/` + vault id + `s` + H_vault(name) | secret header |
+//! | `o/` + vault id + `S` + H_vault(name) + version | secret version |
+//! | `p/` + purge time + H(target) | purge schedule entry |
+//!
+//! [`RecordingView`] answers the rules' lookups and remembers every key it read with the log index
+//! that last wrote it; those become the proposal's preconditions, so a decision only applies if
+//! nothing it read has changed in between.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arca_core::view::Page;
+use arca_core::{Mutation, PurgeTarget, SecretRecord, SecretVersionRecord, StateView, VaultRecord};
+use arca_crypto::{Barrier, BarrierError, Scope};
+use arca_storage::proposal::{Precondition, Proposal};
+use arca_storage::{Op, StateStore};
+use arca_types::{ArcaError, ObjectName, VaultName, VersionId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+pub const KEYRING_KEY: &[u8] = b"s/keyring";
+pub const INIT_KEY: &[u8] = b"s/init";
+pub const NODE_SEQ_KEY: &[u8] = b"s/nodeseq";
+const TOKEN_PREFIX: &[u8] = b"t/";
+const VAULT_PREFIX: &[u8] = b"v/";
+const OBJECT_PREFIX: &[u8] = b"o/";
+pub const PURGE_PREFIX: &[u8] = b"p/";
+const BACKUP_MAGIC: &[u8] = b"ARCA-SECRET-BACKUP-1:";
+const BACKUP_LOCATION: &[u8] = b"arca/backup/secret";
+
+/// Share count and threshold chosen at init. Public information, stored in the clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitRecord {
+    pub shares: u8,
+    pub threshold: u8,
+}
+
+/// A token's record. Only the keyed hash of the token is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub policy: String,
+    pub created: i64,
+    /// A short, non-secret identifier for audit records.
+    pub accessor: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BackupBody {
+    secret: SecretRecord,
+    versions: Vec<SecretVersionRecord>,
+}
+
+fn storage(e: arca_storage::StorageError) -> ArcaError {
+    ArcaError::internal(format!("storage failed: {e}"))
+}
+
+fn corrupt(e: BarrierError) -> ArcaError {
+    match e {
+        BarrierError::UnknownTerm(_) => {
+            ArcaError::unavailable("the keyring was rotated and this node has not loaded the new term yet; retry")
+        }
+        other => ArcaError::internal(format!("a stored record did not open: {other}")),
+    }
+}
+
+/// Typed, encrypted access to the state store for one unsealed node.
+#[derive(Clone)]
+pub struct Keyspace {
+    store: Arc<dyn StateStore>,
+    barrier: Barrier,
+}
+
+impl Keyspace {
+    pub fn new(store: Arc<dyn StateStore>, barrier: Barrier) -> Self {
+        Self { store, barrier }
+    }
+
+    pub fn barrier(&self) -> &Barrier {
+        &self.barrier
+    }
+
+    fn hashed(&self, prefix: &[u8], scope: Scope<'_>, canonical: &str) -> Vec<u8> {
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(&self.barrier.name_hash(scope, canonical.as_bytes()));
+        key
+    }
+
+    pub fn vault_key(&self, name: &VaultName) -> Vec<u8> {
+        self.hashed(VAULT_PREFIX, Scope::System, name.canonical())
+    }
+
+    fn secrets_prefix(vault_id: &[u8; 16]) -> Vec<u8> {
+        let mut key = OBJECT_PREFIX.to_vec();
+        key.extend_from_slice(vault_id);
+        key.push(b's');
+        key
+    }
+
+    fn secret_key(&self, vault_id: &[u8; 16], name: &ObjectName) -> Vec<u8> {
+        let mut key = Self::secrets_prefix(vault_id);
+        key.extend_from_slice(&self.barrier.name_hash(Scope::Vault(vault_id), name.canonical().as_bytes()));
+        key
+    }
+
+    fn version_key(&self, vault_id: &[u8; 16], name: &ObjectName, version: &VersionId) -> Vec<u8> {
+        let mut key = OBJECT_PREFIX.to_vec();
+        key.extend_from_slice(vault_id);
+        key.push(b'S');
+        key.extend_from_slice(&self.barrier.name_hash(Scope::Vault(vault_id), name.canonical().as_bytes()));
+        key.extend_from_slice(version.as_str().as_bytes());
+        key
+    }
+
+    fn purge_key(&self, at: i64, target: &PurgeTarget) -> Vec<u8> {
+        let mut key = PURGE_PREFIX.to_vec();
+        key.extend_from_slice(&(at.max(0) as u64).to_be_bytes());
+        let target_bytes = postcard::to_allocvec(target).expect("purge targets encode");
+        key.extend_from_slice(&self.barrier.name_hash(Scope::System, &target_bytes));
+        key
+    }
+
+    pub fn token_key(&self, token: &str) -> Vec<u8> {
+        self.hashed(TOKEN_PREFIX, Scope::System, &format!("token:{token}"))
+    }
+
+    fn seal<T: Serialize>(&self, scope: Scope<'_>, key: &[u8], value: &T) -> Vec<u8> {
+        let plain = Zeroizing::new(postcard::to_allocvec(value).expect("records encode"));
+        self.barrier.seal(scope, key, &plain)
+    }
+
+    fn open<T: DeserializeOwned>(&self, scope: Scope<'_>, key: &[u8], sealed: &[u8]) -> Result<T, ArcaError> {
+        let plain = self.barrier.open(scope, key, sealed).map_err(corrupt)?;
+        postcard::from_bytes(&plain).map_err(|e| ArcaError::internal(format!("a stored record does not decode: {e}")))
+    }
+
+    /// Reads and opens one record, returning the index that last wrote it.
+    fn read<T: DeserializeOwned>(&self, scope: Scope<'_>, key: &[u8]) -> Result<Option<(u64, T)>, ArcaError> {
+        match self.store.get(key).map_err(storage)? {
+            Some(v) => Ok(Some((v.modified_at, self.open(scope, key, &v.value)?))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn token(&self, token: &str) -> Result<Option<TokenRecord>, ArcaError> {
+        Ok(self.read::<TokenRecord>(Scope::System, &self.token_key(token))?.map(|(_, t)| t))
+    }
+
+    /// The write that stores a token record.
+    pub fn put_token(&self, token: &str, record: &TokenRecord) -> Op {
+        let key = self.token_key(token);
+        Op::Put { value: self.seal(Scope::System, &key, record), key }
+    }
+
+    /// A view that records what it reads, for deciding one command.
+    pub fn recording_view(&self) -> RecordingView<'_> {
+        RecordingView { keyspace: self, reads: RefCell::new(BTreeMap::new()) }
+    }
+
+    /// Turns the rules' mutations into a proposal guarded by everything the view read.
+    pub fn proposal(&self, view: RecordingView<'_>, mutations: &[Mutation]) -> Proposal {
+        let preconditions =
+            view.reads.into_inner().into_iter().map(|(key, modified_at)| Precondition { key, modified_at }).collect();
+        let mut ops = Vec::new();
+        for m in mutations {
+            match m {
+                Mutation::PutVault(v) => {
+                    let key = self.vault_key(&v.name);
+                    ops.push(Op::Put { value: self.seal(Scope::System, &key, v), key });
+                }
+                Mutation::PurgeVault { name, id } => {
+                    ops.push(Op::Delete { key: self.vault_key(name) });
+                    let mut prefix = OBJECT_PREFIX.to_vec();
+                    prefix.extend_from_slice(id);
+                    ops.push(Op::DeletePrefix { prefix });
+                }
+                Mutation::PutSecret { vault_id, secret } => {
+                    let key = self.secret_key(vault_id, &secret.name);
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, secret), key });
+                }
+                Mutation::PutSecretVersion { vault_id, name, version } => {
+                    let key = self.version_key(vault_id, name, &version.version);
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, version), key });
+                }
+                Mutation::PurgeSecret { vault_id, name, versions } => {
+                    ops.push(Op::Delete { key: self.secret_key(vault_id, name) });
+                    for v in versions {
+                        ops.push(Op::Delete { key: self.version_key(vault_id, name, v) });
+                    }
+                }
+                Mutation::SchedulePurge { at, target } => {
+                    let key = self.purge_key(*at, target);
+                    ops.push(Op::Put { value: self.seal(Scope::System, &key, target), key });
+                }
+                Mutation::UnschedulePurge { at, target } => ops.push(Op::Delete { key: self.purge_key(*at, target) }),
+            }
+        }
+        Proposal { preconditions, ops }
+    }
+
+    /// Purge schedule entries due at or before `now`, oldest first.
+    pub fn due_purges(&self, now: i64, limit: usize) -> Result<Vec<(i64, PurgeTarget)>, ArcaError> {
+        let mut out = Vec::new();
+        for (key, v) in self.store.scan(PURGE_PREFIX, None, limit).map_err(storage)? {
+            let at_bytes: [u8; 8] = key
+                .get(PURGE_PREFIX.len()..PURGE_PREFIX.len() + 8)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| ArcaError::internal("a purge schedule key is malformed"))?;
+            let at = u64::from_be_bytes(at_bytes) as i64;
+            if at > now {
+                break;
+            }
+            out.push((at, self.open(Scope::System, &key, &v.value)?));
+        }
+        Ok(out)
+    }
+
+    /// Seals a secret and all its versions into a backup blob that only this keyring opens.
+    pub fn backup_blob(&self, secret: SecretRecord, versions: Vec<SecretVersionRecord>) -> Vec<u8> {
+        let body = BackupBody { secret, versions };
+        let mut blob = BACKUP_MAGIC.to_vec();
+        blob.extend_from_slice(&self.seal(Scope::Backup, BACKUP_LOCATION, &body));
+        blob
+    }
+
+    /// Opens a backup blob. Any tampering, or a blob from a cluster with another root key, is refused.
+    pub fn open_backup(&self, blob: &[u8]) -> Result<(SecretRecord, Vec<SecretVersionRecord>), ArcaError> {
+        let bad = || {
+            ArcaError::bad_parameter(
+                "backup",
+                "the backup blob is malformed, was tampered with, or comes from a cluster with another root key",
+            )
+        };
+        if blob.len() > arca_types::limits::BACKUP_BLOB_BYTES_MAX {
+            return Err(ArcaError::bad_parameter("backup", "the backup blob is larger than any backup Arca makes"));
+        }
+        let sealed = blob.strip_prefix(BACKUP_MAGIC).ok_or_else(bad)?;
+        let plain = self.barrier.open(Scope::Backup, BACKUP_LOCATION, sealed).map_err(|_| bad())?;
+        let body: BackupBody = postcard::from_bytes(&plain).map_err(|_| bad())?;
+        Ok((body.secret, body.versions))
+    }
+}
+
+/// A [`StateView`] over the encrypted keyspace that records every key it reads.
+pub struct RecordingView<'a> {
+    keyspace: &'a Keyspace,
+    reads: RefCell<BTreeMap<Vec<u8>, Option<u64>>>,
+}
+
+impl RecordingView<'_> {
+    fn read<T: DeserializeOwned>(&self, scope: Scope<'_>, key: Vec<u8>) -> Result<Option<T>, ArcaError> {
+        let found = self.keyspace.read::<T>(scope, &key)?;
+        self.reads.borrow_mut().entry(key).or_insert(found.as_ref().map(|(at, _)| *at));
+        Ok(found.map(|(_, v)| v))
+    }
+
+    fn scan<T: DeserializeOwned>(
+        &self,
+        scope: Scope<'_>,
+        prefix: Vec<u8>,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page<T>, ArcaError> {
+        if after.is_some_and(|a| a.len() != 32) {
+            return Err(ArcaError::bad_parameter("page_token", "page_token is not one this server issued"));
+        }
+        let start = after.map(|a| [prefix.as_slice(), a].concat());
+        let raw = self.keyspace.store.scan(&prefix, start.as_deref(), limit + 1).map_err(storage)?;
+        let more = raw.len() > limit;
+        let mut items = Vec::new();
+        let mut last = None;
+        for (key, v) in raw.into_iter().take(limit) {
+            items.push(self.keyspace.open(scope, &key, &v.value)?);
+            last = Some(key[prefix.len()..].to_vec());
+        }
+        Ok(Page { items, next: if more { last } else { None } })
+    }
+}
+
+impl StateView for RecordingView<'_> {
+    fn vault(&self, name: &VaultName) -> Result<Option<VaultRecord>, ArcaError> {
+        self.read(Scope::System, self.keyspace.vault_key(name))
+    }
+
+    fn secret(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<SecretRecord>, ArcaError> {
+        self.read(Scope::Vault(&vault.id), self.keyspace.secret_key(&vault.id, name))
+    }
+
+    fn secret_version(
+        &self,
+        vault: &VaultRecord,
+        name: &ObjectName,
+        version: &VersionId,
+    ) -> Result<Option<SecretVersionRecord>, ArcaError> {
+        self.read(Scope::Vault(&vault.id), self.keyspace.version_key(&vault.id, name, version))
+    }
+
+    fn vaults(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<VaultRecord>, ArcaError> {
+        self.scan(Scope::System, VAULT_PREFIX.to_vec(), after, limit)
+    }
+
+    fn secrets(&self, vault: &VaultRecord, after: Option<&[u8]>, limit: usize) -> Result<Page<SecretRecord>, ArcaError> {
+        self.scan(Scope::Vault(&vault.id), Keyspace::secrets_prefix(&vault.id), after, limit)
+    }
+}
+
+/// Reads a record stored in the clear (system parameters that are not secret).
+pub fn read_plain<T: DeserializeOwned>(store: &dyn StateStore, key: &[u8]) -> Result<Option<(u64, T)>, ArcaError> {
+    match store.get(key).map_err(storage)? {
+        Some(v) => {
+            let value = postcard::from_bytes(&v.value)
+                .map_err(|e| ArcaError::internal(format!("a system record does not decode: {e}")))?;
+            Ok(Some((v.modified_at, value)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Precondition helper: the key's current version as the store has it.
+pub fn current_version(store: &dyn StateStore, key: &[u8]) -> Result<Option<u64>, ArcaError> {
+    Ok(store.get(key).map_err(storage)?.map(|v| v.modified_at))
+}

@@ -1,0 +1,230 @@
+//! Seal state of one node: sealed (collecting unseal shares) or unsealed (holding the root key and a
+//! barrier over the current keyring).
+//!
+//! A node starts sealed. Raft runs regardless (it only moves ciphertext), but every data operation needs
+//! the barrier, so a sealed node refuses them with `Sealed`.
+
+use std::sync::{Arc, RwLock};
+
+use arca_crypto::shamir::{self, Share};
+use arca_crypto::{Barrier, Entropy, Key32, Keyring, RootKey};
+use arca_storage::proposal::{Precondition, Proposal};
+use arca_storage::{Op, StateStore};
+use arca_types::{ArcaError, ErrorCode};
+
+use crate::keyspace::{self, InitRecord, Keyspace, TokenRecord, INIT_KEY, KEYRING_KEY};
+
+enum SealState {
+    Sealed { shares: Vec<Share> },
+    Unsealed { root: RootKey, barrier: Barrier },
+}
+
+/// What a successful `init` hands back to the operator, plus the proposal that records it.
+pub struct InitMaterial {
+    pub proposal: Proposal,
+    pub shares: Vec<Share>,
+    pub threshold: u8,
+    pub root_token: String,
+    pub unseal_key: Option<Share>,
+}
+
+/// A snapshot of the seal state for `GetSealStatus`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealStatus {
+    pub initialized: bool,
+    pub sealed: bool,
+    pub threshold: u8,
+    pub shares: u8,
+    pub progress: u8,
+    pub keyring_term: u32,
+}
+
+pub struct SealManager {
+    state: RwLock<SealState>,
+    store: Arc<dyn StateStore>,
+    entropy: Arc<dyn Entropy>,
+}
+
+fn sealed_error() -> ArcaError {
+    ArcaError::new(ErrorCode::Sealed, "this node is sealed; unseal it with `arca operator unseal`")
+}
+
+impl SealManager {
+    pub fn new(store: Arc<dyn StateStore>, entropy: Arc<dyn Entropy>) -> Self {
+        Self { state: RwLock::new(SealState::Sealed { shares: Vec::new() }), store, entropy }
+    }
+
+    pub fn entropy(&self) -> &Arc<dyn Entropy> {
+        &self.entropy
+    }
+
+    /// The barrier, or `Sealed`.
+    pub fn barrier(&self) -> Result<Barrier, ArcaError> {
+        match &*self.state.read().unwrap_or_else(|p| p.into_inner()) {
+            SealState::Unsealed { barrier, .. } => Ok(barrier.clone()),
+            SealState::Sealed { .. } => Err(sealed_error()),
+        }
+    }
+
+    pub fn keyspace(&self) -> Result<Keyspace, ArcaError> {
+        Ok(Keyspace::new(self.store.clone(), self.barrier()?))
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        matches!(&*self.state.read().unwrap_or_else(|p| p.into_inner()), SealState::Sealed { .. })
+    }
+
+    fn init_record(&self) -> Result<Option<InitRecord>, ArcaError> {
+        Ok(keyspace::read_plain::<InitRecord>(&*self.store, INIT_KEY)?.map(|(_, r)| r))
+    }
+
+    pub fn status(&self) -> Result<SealStatus, ArcaError> {
+        let init = self.init_record()?;
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let (sealed, progress, term) = match &*state {
+            SealState::Sealed { shares } => (true, shares.len() as u8, 0),
+            SealState::Unsealed { barrier, .. } => (false, 0, barrier.keyring().active_term()),
+        };
+        Ok(SealStatus {
+            initialized: init.is_some(),
+            sealed,
+            threshold: init.map_or(0, |i| i.threshold),
+            shares: init.map_or(0, |i| i.shares),
+            progress,
+            keyring_term: term,
+        })
+    }
+
+    /// Builds everything `init` needs. The caller proposes `proposal`; the material is only valid if it
+    /// applies (its precondition is that no keyring exists yet).
+    pub fn prepare_init(&self, shares: u8, threshold: u8, auto_unseal_key: bool, now: i64) -> Result<InitMaterial, ArcaError> {
+        if self.store.get(KEYRING_KEY).map_err(|e| ArcaError::internal(e.to_string()))?.is_some() {
+            return Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized"));
+        }
+        let entropy = self.entropy.as_ref();
+        let root = RootKey(Key32::generate(entropy));
+        let split = shamir::split(&root.0, shares, threshold, entropy)
+            .map_err(|e| ArcaError::bad_parameter("secret_threshold", e.to_string()))?;
+        let unseal_key = if auto_unseal_key {
+            Some(shamir::split(&root.0, 1, 1, entropy).map_err(|e| ArcaError::internal(e.to_string()))?.remove(0))
+        } else {
+            None
+        };
+        let keyring = Keyring::generate(entropy);
+        let wrapped = keyring.wrap(&root, entropy);
+        let keyspace = Keyspace::new(self.store.clone(), Barrier::new(keyring, self.entropy.clone()));
+        let token_bytes = self.entropy.bytes16();
+        let root_token = format!("arca.{}", hex_of(&token_bytes));
+        let accessor = hex_of(&keyspace.barrier().name_hash(arca_crypto::Scope::System, root_token.as_bytes())[..8]);
+        let record = TokenRecord { policy: "root".to_owned(), created: now, accessor };
+        let init = InitRecord { shares, threshold };
+        let proposal = Proposal {
+            preconditions: vec![Precondition { key: KEYRING_KEY.to_vec(), modified_at: None }],
+            ops: vec![
+                Op::Put { key: KEYRING_KEY.to_vec(), value: wrapped },
+                Op::Put { key: INIT_KEY.to_vec(), value: postcard::to_allocvec(&init).expect("init record encodes") },
+                keyspace.put_token(&root_token, &record),
+            ],
+        };
+        Ok(InitMaterial { proposal, shares: split, threshold, root_token, unseal_key })
+    }
+
+    /// Adds one share; unseals when the threshold is reached and the shares open the keyring.
+    pub fn unseal(&self, share: &str, reset: bool) -> Result<SealStatus, ArcaError> {
+        let init = self.init_record()?.ok_or_else(|| {
+            ArcaError::new(
+                ErrorCode::NotInitialized,
+                "this node has no keyring yet: initialize the cluster, or wait until this node has caught up",
+            )
+        })?;
+        {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            let SealState::Sealed { shares } = &mut *state else {
+                drop(state);
+                return self.status();
+            };
+            if reset {
+                shares.clear();
+                if share.is_empty() {
+                    drop(state);
+                    return self.status();
+                }
+            }
+            let share = Share::parse(share).map_err(|e| ArcaError::bad_parameter("share", e.to_string()))?;
+            if !shares.contains(&share) {
+                shares.push(share);
+            }
+            if shares.len() >= usize::from(init.threshold) {
+                let candidate = std::mem::take(shares);
+                match self.open_keyring(&candidate) {
+                    Ok((root, keyring)) => {
+                        *state = SealState::Unsealed { root, barrier: Barrier::new(keyring, self.entropy.clone()) };
+                        tracing::info!("node unsealed");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.status()
+    }
+
+    fn open_keyring(&self, shares: &[Share]) -> Result<(RootKey, Keyring), ArcaError> {
+        let wrong = || {
+            ArcaError::bad_parameter("share", "the submitted shares do not reconstruct the root key; start over with correct shares")
+        };
+        let root = RootKey(shamir::combine(shares).map_err(|_| wrong())?);
+        let (_, blob) = self.keyring_blob()?;
+        let keyring = Keyring::unwrap(&root, &blob).map_err(|_| wrong())?;
+        Ok((root, keyring))
+    }
+
+    fn keyring_blob(&self) -> Result<(u64, Vec<u8>), ArcaError> {
+        match self.store.get(KEYRING_KEY).map_err(|e| ArcaError::internal(e.to_string()))? {
+            Some(v) => Ok((v.modified_at, v.value)),
+            None => Err(ArcaError::new(ErrorCode::NotInitialized, "the cluster is not initialized")),
+        }
+    }
+
+    pub fn seal(&self) {
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = SealState::Sealed { shares: Vec::new() };
+        tracing::info!("node sealed");
+    }
+
+    /// Loads the replicated keyring again if it changed (after a rotation anywhere in the cluster).
+    pub fn refresh_keyring(&self) -> Result<(), ArcaError> {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let SealState::Unsealed { root, barrier } = &*state else { return Ok(()) };
+        let (_, blob) = self.keyring_blob()?;
+        let keyring = Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
+        if keyring.active_term() != barrier.keyring().active_term() {
+            barrier.replace_keyring(keyring);
+            tracing::info!("loaded rotated keyring");
+        }
+        Ok(())
+    }
+
+    /// Builds the proposal that adds a keyring term, and the keyring it will produce.
+    pub fn prepare_rotation(&self) -> Result<(Proposal, Keyring), ArcaError> {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let SealState::Unsealed { root, .. } = &*state else { return Err(sealed_error()) };
+        let (version, blob) = self.keyring_blob()?;
+        let mut keyring = Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
+        keyring.rotate(self.entropy.as_ref());
+        let proposal = Proposal {
+            preconditions: vec![Precondition { key: KEYRING_KEY.to_vec(), modified_at: Some(version) }],
+            ops: vec![Op::Put { key: KEYRING_KEY.to_vec(), value: keyring.wrap(root, self.entropy.as_ref()) }],
+        };
+        Ok((proposal, keyring))
+    }
+
+    /// Installs a keyring this node just committed.
+    pub fn install_keyring(&self, keyring: Keyring) {
+        if let SealState::Unsealed { barrier, .. } = &*self.state.read().unwrap_or_else(|p| p.into_inner()) {
+            barrier.replace_keyring(keyring);
+        }
+    }
+}
+
+pub fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,7 @@
+//! The gRPC services. Each handler: begin the call, authorize, validate, run, finish (audit + status).
+
+pub mod cluster;
+pub mod node;
+pub mod operator;
+pub mod secrets;
+pub mod vaults;

@@ -1,0 +1,252 @@
+//! `arca.v1.SecretService`.
+
+use std::sync::Arc;
+
+use arca_core::read::{self, SecretView};
+use arca_core::{Command, Outcome};
+use arca_proto::v1 as pb;
+use arca_proto::v1::secret_service_server::SecretService;
+use arca_types::{ArcaError, ObjectName, SecretString, VaultName, VersionId};
+use tonic::{Request, Response, Status};
+
+use crate::access::Action;
+use crate::api::{next_token, page_size, page_token, parse_consistency, Api, Call};
+use crate::convert;
+use crate::keyspace::Keyspace;
+
+pub struct Secrets(pub Arc<Api>);
+
+fn outcome_secret(o: Outcome) -> Result<SecretView, ArcaError> {
+    match o {
+        Outcome::Secret { vault, secret, version } => Ok(SecretView { vault, secret, version }),
+        _ => Err(ArcaError::internal("a secret command produced another kind of outcome")),
+    }
+}
+
+fn parse_version(raw: &str) -> Result<Option<VersionId>, ArcaError> {
+    if raw.is_empty() {
+        Ok(None)
+    } else {
+        VersionId::parse(raw).map(Some)
+    }
+}
+
+impl Secrets {
+    fn suffix(&self) -> &str {
+        &self.0.engine.vault_suffix
+    }
+
+    /// Authorizes, parses the vault and secret names, and records the object for audit.
+    fn open(&self, call: &mut Call, action: Action, vault: &str, name: &str) -> Result<(Keyspace, VaultName, ObjectName), ArcaError> {
+        self.0.touch(call, name);
+        let ks = self.0.authorize(call, action, Some(vault))?;
+        Ok((ks, VaultName::parse(vault)?, ObjectName::parse("name", name)?))
+    }
+
+    async fn run(&self, command: Command) -> Result<SecretView, ArcaError> {
+        self.0.engine.execute(&command).await.and_then(outcome_secret)
+    }
+}
+
+#[tonic::async_trait]
+impl SecretService for Secrets {
+    async fn set_secret(&self, request: Request<pb::SetSecretRequest>) -> Result<Response<pb::Secret>, Status> {
+        let mut call = self.0.begin(&request, "SecretSet");
+        let r = request.into_inner();
+        let result = async {
+            let (_, vault, name) = self.open(&mut call, Action::SecretSet, &r.vault, &r.name)?;
+            let command = Command::SetSecret {
+                vault,
+                name,
+                version: VersionId::from_bytes(self.0.engine.seal.entropy().bytes16()),
+                value: SecretString::new(r.value),
+                content_type: (!r.content_type.is_empty()).then_some(r.content_type),
+                tags: convert::tags(&r.tags),
+                enabled: r.enabled.unwrap_or(true),
+                not_before: convert::from_ts("not_before", r.not_before.as_ref())?,
+                expires: convert::from_ts("expires", r.expires.as_ref())?,
+            };
+            self.run(command).await.map(|v| convert::secret(&v, self.suffix(), true))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn get_secret(&self, request: Request<pb::GetSecretRequest>) -> Result<Response<pb::Secret>, Status> {
+        let mut call = self.0.begin(&request, "SecretGet");
+        let r = request.into_inner();
+        let result = async {
+            let (ks, vault, name) = self.open(&mut call, Action::SecretGet, &r.vault, &r.name)?;
+            let version = parse_version(&r.version)?;
+            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            read::get_secret(&ks.recording_view(), &vault, &name, version.as_ref()).map(|v| convert::secret(&v, self.suffix(), true))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn list_secrets(&self, request: Request<pb::ListSecretsRequest>) -> Result<Response<pb::ListSecretsResponse>, Status> {
+        let mut call = self.0.begin(&request, "SecretList");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::SecretReadMetadata, Some(&r.vault))?;
+            let vault = VaultName::parse(&r.vault)?;
+            let limit = page_size(r.page_size)?;
+            let after = page_token(&r.page_token)?;
+            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            let page = read::list_secrets(&ks.recording_view(), &vault, false, after.as_deref(), limit)?;
+            Ok(pb::ListSecretsResponse {
+                secrets: page.items.iter().map(|v| convert::secret(v, self.suffix(), false)).collect(),
+                next_page_token: next_token(page.next),
+            })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn list_secret_versions(&self, request: Request<pb::ListSecretVersionsRequest>) -> Result<Response<pb::ListSecretsResponse>, Status> {
+        let mut call = self.0.begin(&request, "SecretListVersions");
+        let r = request.into_inner();
+        let result = async {
+            let (ks, vault, name) = self.open(&mut call, Action::SecretReadMetadata, &r.vault, &r.name)?;
+            let limit = page_size(r.page_size)?;
+            let start = match page_token(&r.page_token)? {
+                None => 0,
+                Some(bytes) => {
+                    let raw: [u8; 4] = bytes.try_into().map_err(|_| ArcaError::bad_parameter("page_token", "page_token is not one this server issued"))?;
+                    u32::from_be_bytes(raw) as usize
+                }
+            };
+            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            let (vault_rec, secret, versions) = read::secret_versions(&ks.recording_view(), &vault, &name)?;
+            let end = (start + limit).min(versions.len());
+            let items = versions.get(start..end).unwrap_or_default();
+            let secrets = items
+                .iter()
+                .map(|v| convert::secret(&SecretView { vault: vault_rec.clone(), secret: secret.clone(), version: v.clone() }, self.suffix(), false))
+                .collect();
+            let next = (end < versions.len()).then(|| (end as u32).to_be_bytes().to_vec());
+            Ok(pb::ListSecretsResponse { secrets, next_page_token: next_token(next) })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn update_secret(&self, request: Request<pb::UpdateSecretRequest>) -> Result<Response<pb::Secret>, Status> {
+        let mut call = self.0.begin(&request, "SecretUpdate");
+        let r = request.into_inner();
+        let result = async {
+            let (_, vault, name) = self.open(&mut call, Action::SecretUpdate, &r.vault, &r.name)?;
+            let paths: Vec<String> = r.update_mask.clone().map(|m| m.paths).unwrap_or_default();
+            const UPDATABLE: [&str; 5] = ["content_type", "tags", "enabled", "not_before", "expires"];
+            if let Some(bad) = paths.iter().find(|p| !UPDATABLE.contains(&p.as_str())) {
+                return Err(ArcaError::bad_parameter("update_mask", format!("'{bad}' cannot be updated; updatable: {}", UPDATABLE.join(", "))));
+            }
+            let has = |p: &str| paths.is_empty() || paths.iter().any(|x| x == p);
+            let command = Command::UpdateSecret {
+                vault,
+                name,
+                version: parse_version(&r.version)?,
+                content_type: has("content_type").then(|| (!r.content_type.is_empty()).then(|| r.content_type.clone())),
+                tags: has("tags").then(|| convert::tags(&r.tags)),
+                enabled: has("enabled").then_some(r.enabled),
+                not_before: if has("not_before") { Some(convert::from_ts("not_before", r.not_before.as_ref())?) } else { None },
+                expires: if has("expires") { Some(convert::from_ts("expires", r.expires.as_ref())?) } else { None },
+            };
+            self.run(command).await.map(|v| convert::secret(&v, self.suffix(), false))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn delete_secret(&self, request: Request<pb::DeleteSecretRequest>) -> Result<Response<pb::DeletedSecret>, Status> {
+        let mut call = self.0.begin(&request, "SecretDelete");
+        let r = request.into_inner();
+        let result = async {
+            let (_, vault, name) = self.open(&mut call, Action::SecretDelete, &r.vault, &r.name)?;
+            self.run(Command::DeleteSecret { vault, name }).await.map(|v| convert::deleted_secret(&v, self.suffix()))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn get_deleted_secret(&self, request: Request<pb::GetDeletedSecretRequest>) -> Result<Response<pb::DeletedSecret>, Status> {
+        let mut call = self.0.begin(&request, "SecretGetDeleted");
+        let r = request.into_inner();
+        let result = async {
+            let (ks, vault, name) = self.open(&mut call, Action::SecretReadMetadata, &r.vault, &r.name)?;
+            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            read::get_deleted_secret(&ks.recording_view(), &vault, &name).map(|v| convert::deleted_secret(&v, self.suffix()))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn list_deleted_secrets(&self, request: Request<pb::ListDeletedSecretsRequest>) -> Result<Response<pb::ListDeletedSecretsResponse>, Status> {
+        let mut call = self.0.begin(&request, "SecretListDeleted");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::SecretReadMetadata, Some(&r.vault))?;
+            let vault = VaultName::parse(&r.vault)?;
+            let limit = page_size(r.page_size)?;
+            let after = page_token(&r.page_token)?;
+            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            let page = read::list_secrets(&ks.recording_view(), &vault, true, after.as_deref(), limit)?;
+            Ok(pb::ListDeletedSecretsResponse {
+                secrets: page.items.iter().map(|v| convert::deleted_secret(v, self.suffix())).collect(),
+                next_page_token: next_token(page.next),
+            })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn recover_deleted_secret(&self, request: Request<pb::RecoverDeletedSecretRequest>) -> Result<Response<pb::Secret>, Status> {
+        let mut call = self.0.begin(&request, "SecretRecover");
+        let r = request.into_inner();
+        let result = async {
+            let (_, vault, name) = self.open(&mut call, Action::SecretRecover, &r.vault, &r.name)?;
+            self.run(Command::RecoverSecret { vault, name }).await.map(|v| convert::secret(&v, self.suffix(), false))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn purge_deleted_secret(&self, request: Request<pb::PurgeDeletedSecretRequest>) -> Result<Response<()>, Status> {
+        let mut call = self.0.begin(&request, "SecretPurge");
+        let r = request.into_inner();
+        let result = async {
+            let (_, vault, name) = self.open(&mut call, Action::SecretPurge, &r.vault, &r.name)?;
+            self.0.engine.execute(&Command::PurgeSecret { vault, name }).await.map(|_| ())
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn backup_secret(&self, request: Request<pb::BackupSecretRequest>) -> Result<Response<pb::BackupSecretResponse>, Status> {
+        let mut call = self.0.begin(&request, "SecretBackup");
+        let r = request.into_inner();
+        let result = async {
+            let (ks, vault, name) = self.open(&mut call, Action::SecretBackup, &r.vault, &r.name)?;
+            self.0.engine.read_barrier(parse_consistency(None)?).await?;
+            let (secret, versions) = read::backup_secret(&ks.recording_view(), &vault, &name)?;
+            Ok(pb::BackupSecretResponse { value: ks.backup_blob(secret, versions) })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn restore_secret(&self, request: Request<pb::RestoreSecretRequest>) -> Result<Response<pb::Secret>, Status> {
+        let mut call = self.0.begin(&request, "SecretRestore");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::SecretRestore, Some(&r.vault))?;
+            let vault = VaultName::parse(&r.vault)?;
+            let (secret, versions) = ks.open_backup(&r.backup)?;
+            self.0.touch(&mut call, secret.name.as_str());
+            self.run(Command::RestoreSecret { vault, secret, versions }).await.map(|v| convert::secret(&v, self.suffix(), false))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+}

@@ -1,0 +1,176 @@
+//! `arca.v1.VaultService`.
+
+use std::sync::Arc;
+
+use arca_core::{read, Command, Outcome, Sku};
+use arca_proto::v1 as pb;
+use arca_proto::v1::vault_service_server::VaultService;
+use arca_types::limits::RETENTION_DAYS_DEFAULT;
+use arca_types::{ArcaError, VaultName};
+use tonic::{Request, Response, Status};
+
+use crate::access::Action;
+use crate::api::{next_token, page_size, page_token, parse_consistency, Api};
+use crate::convert;
+
+pub struct Vaults(pub Arc<Api>);
+
+fn outcome_vault(o: Outcome) -> Result<arca_core::VaultRecord, ArcaError> {
+    match o {
+        Outcome::Vault(v) => Ok(v),
+        _ => Err(ArcaError::internal("a vault command produced another kind of outcome")),
+    }
+}
+
+impl Vaults {
+    fn suffix(&self) -> &str {
+        &self.0.engine.vault_suffix
+    }
+
+    async fn write(&self, call: &mut crate::api::Call, action: Action, name: &str, command: impl FnOnce(VaultName) -> Result<Command, ArcaError>) -> Result<Outcome, ArcaError> {
+        self.0.authorize(call, action, Some(name))?;
+        let name = VaultName::parse(name)?;
+        let command = command(name)?;
+        self.0.engine.execute(&command).await
+    }
+}
+
+#[tonic::async_trait]
+impl VaultService for Vaults {
+    async fn create_vault(&self, request: Request<pb::CreateVaultRequest>) -> Result<Response<pb::Vault>, Status> {
+        let mut call = self.0.begin(&request, "VaultCreate");
+        let r = request.into_inner();
+        let entropy = self.0.engine.seal.entropy().clone();
+        let result = self
+            .write(&mut call, Action::VaultWrite, &r.name, |name| {
+                let sku = match pb::Sku::try_from(r.sku) {
+                    Ok(pb::Sku::Unspecified) | Ok(pb::Sku::Standard) => Sku::Standard,
+                    Ok(pb::Sku::Premium) => Sku::Premium,
+                    Err(_) => return Err(ArcaError::bad_parameter("sku", "sku must be SKU_STANDARD or SKU_PREMIUM")),
+                };
+                let retention = match r.soft_delete_retention_days {
+                    0 => RETENTION_DAYS_DEFAULT,
+                    n if n > 0 => n as u32,
+                    n => return Err(ArcaError::bad_parameter("soft_delete_retention_days", format!("soft_delete_retention_days must be 7-90, it is {n}"))),
+                };
+                Ok(Command::CreateVault {
+                    name,
+                    id: entropy.bytes16(),
+                    sku,
+                    retention_days: retention,
+                    purge_protection: r.enable_purge_protection,
+                    tags: convert::tags(&r.tags),
+                })
+            })
+            .await
+            .and_then(outcome_vault)
+            .map(|v| convert::vault(&v, self.suffix()));
+        self.0.finish(call, result)
+    }
+
+    async fn get_vault(&self, request: Request<pb::GetVaultRequest>) -> Result<Response<pb::Vault>, Status> {
+        let mut call = self.0.begin(&request, "VaultGet");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::VaultRead, Some(&r.name))?;
+            let name = VaultName::parse(&r.name)?;
+            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            read::get_vault(&ks.recording_view(), &name).map(|v| convert::vault(&v, self.suffix()))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn list_vaults(&self, request: Request<pb::ListVaultsRequest>) -> Result<Response<pb::ListVaultsResponse>, Status> {
+        let mut call = self.0.begin(&request, "VaultList");
+        let r = request.into_inner();
+        let result = list(&self.0, &mut call, &r, false).await;
+        self.0.finish(call, result)
+    }
+
+    async fn update_vault(&self, request: Request<pb::UpdateVaultRequest>) -> Result<Response<pb::Vault>, Status> {
+        let mut call = self.0.begin(&request, "VaultUpdate");
+        let r = request.into_inner();
+        let result = self
+            .write(&mut call, Action::VaultWrite, &r.name, |name| {
+                let paths: Vec<String> = r.update_mask.map(|m| m.paths).unwrap_or_default();
+                let all = paths.is_empty();
+                for p in &paths {
+                    if p != "tags" && p != "enable_purge_protection" {
+                        return Err(ArcaError::bad_parameter("update_mask", format!("'{p}' cannot be updated; use tags or enable_purge_protection")));
+                    }
+                }
+                let has = |p: &str| all || paths.iter().any(|x| x == p);
+                Ok(Command::UpdateVault {
+                    name,
+                    tags: has("tags").then(|| convert::tags(&r.tags)),
+                    purge_protection: has("enable_purge_protection").then_some(r.enable_purge_protection),
+                })
+            })
+            .await
+            .and_then(outcome_vault)
+            .map(|v| convert::vault(&v, self.suffix()));
+        self.0.finish(call, result)
+    }
+
+    async fn delete_vault(&self, request: Request<pb::DeleteVaultRequest>) -> Result<Response<pb::Vault>, Status> {
+        let mut call = self.0.begin(&request, "VaultDelete");
+        let r = request.into_inner();
+        let result = self
+            .write(&mut call, Action::VaultDelete, &r.name, |name| Ok(Command::DeleteVault { name }))
+            .await
+            .and_then(outcome_vault)
+            .map(|v| convert::vault(&v, self.suffix()));
+        self.0.finish(call, result)
+    }
+
+    async fn get_deleted_vault(&self, request: Request<pb::GetDeletedVaultRequest>) -> Result<Response<pb::Vault>, Status> {
+        let mut call = self.0.begin(&request, "VaultGetDeleted");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::VaultRead, Some(&r.name))?;
+            let name = VaultName::parse(&r.name)?;
+            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            read::get_deleted_vault(&ks.recording_view(), &name).map(|v| convert::vault(&v, self.suffix()))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn list_deleted_vaults(&self, request: Request<pb::ListVaultsRequest>) -> Result<Response<pb::ListVaultsResponse>, Status> {
+        let mut call = self.0.begin(&request, "VaultListDeleted");
+        let r = request.into_inner();
+        let result = list(&self.0, &mut call, &r, true).await;
+        self.0.finish(call, result)
+    }
+
+    async fn recover_deleted_vault(&self, request: Request<pb::RecoverDeletedVaultRequest>) -> Result<Response<pb::Vault>, Status> {
+        let mut call = self.0.begin(&request, "VaultRecover");
+        let r = request.into_inner();
+        let result = self
+            .write(&mut call, Action::VaultWrite, &r.name, |name| Ok(Command::RecoverVault { name }))
+            .await
+            .and_then(outcome_vault)
+            .map(|v| convert::vault(&v, self.suffix()));
+        self.0.finish(call, result)
+    }
+
+    async fn purge_deleted_vault(&self, request: Request<pb::PurgeDeletedVaultRequest>) -> Result<Response<()>, Status> {
+        let mut call = self.0.begin(&request, "VaultPurge");
+        let r = request.into_inner();
+        let result = self.write(&mut call, Action::VaultDelete, &r.name, |name| Ok(Command::PurgeVault { name })).await.map(|_| ());
+        self.0.finish(call, result)
+    }
+}
+
+async fn list(api: &Api, call: &mut crate::api::Call, r: &pb::ListVaultsRequest, deleted: bool) -> Result<pb::ListVaultsResponse, ArcaError> {
+    let ks = api.authorize(call, Action::VaultRead, None)?;
+    let limit = page_size(r.page_size)?;
+    let after = page_token(&r.page_token)?;
+    api.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+    let page = read::list_vaults(&ks.recording_view(), deleted, after.as_deref(), limit)?;
+    Ok(pb::ListVaultsResponse {
+        vaults: page.items.iter().map(|v| convert::vault(v, &api.engine.vault_suffix)).collect(),
+        next_page_token: next_token(page.next),
+    })
+}
