@@ -1,2 +1,598 @@
-//! arca-cli
-fn main() {}
+//! `arca`, the command-line client. Verbs mirror `az keyvault …` and `az keyvault secret …`.
+//!
+//! Connection settings come from flags or `ARCA_ADDR`, `ARCA_TOKEN` and `ARCA_CACERT`.
+#![forbid(unsafe_code)]
+
+mod output;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use arca_client::{pb, ArcaClient, ConnectOptions};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use output::{print_value, Format};
+
+#[derive(Parser)]
+#[command(name = "arca", version, about = "Arca key vault client")]
+struct Cli {
+    /// Node address, e.g. https://127.0.0.1:8200
+    #[arg(long, env = "ARCA_ADDR", global = true, default_value = "https://127.0.0.1:8200")]
+    addr: String,
+    #[arg(long, env = "ARCA_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// PEM file of the CA that signed the node's certificate.
+    #[arg(long, env = "ARCA_CACERT", global = true)]
+    cacert: Option<PathBuf>,
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Json)]
+    output: Format,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Vaults and their secrets (like `az keyvault`).
+    Keyvault {
+        #[command(subcommand)]
+        command: VaultCmd,
+    },
+    /// Initialize, unseal, seal, rotate.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCmd,
+    },
+    /// Membership and status.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCmd,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SkuArg {
+    Standard,
+    Premium,
+}
+
+#[derive(Subcommand)]
+enum VaultCmd {
+    Create {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, value_enum, default_value_t = SkuArg::Standard)]
+        sku: SkuArg,
+        #[arg(long, default_value_t = 90)]
+        retention_days: i32,
+        #[arg(long)]
+        enable_purge_protection: bool,
+        /// Tags as key=value (repeatable).
+        #[arg(long = "tags", num_args = 1..)]
+        tags: Vec<String>,
+    },
+    Show {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        max_results: Option<i32>,
+    },
+    Update {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long = "tags", num_args = 1..)]
+        tags: Option<Vec<String>>,
+        #[arg(long)]
+        enable_purge_protection: bool,
+    },
+    Delete {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    ListDeleted,
+    ShowDeleted {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    Recover {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    Purge {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Secrets (like `az keyvault secret`).
+    Secret {
+        #[command(subcommand)]
+        command: SecretCmd,
+    },
+}
+
+#[derive(Args, Clone)]
+struct SecretRef {
+    #[arg(long)]
+    vault_name: String,
+    #[arg(long, short = 'n')]
+    name: String,
+}
+
+#[derive(Subcommand)]
+enum SecretCmd {
+    Set {
+        #[command(flatten)]
+        r: SecretRef,
+        #[arg(long, conflicts_with = "file")]
+        value: Option<String>,
+        /// Read the value from a file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        content_type: Option<String>,
+        #[arg(long = "tags", num_args = 1..)]
+        tags: Vec<String>,
+        #[arg(long)]
+        disabled: bool,
+        /// Not-before time, Unix seconds.
+        #[arg(long)]
+        not_before: Option<i64>,
+        /// Expiry time, Unix seconds.
+        #[arg(long)]
+        expires: Option<i64>,
+    },
+    Show {
+        #[command(flatten)]
+        r: SecretRef,
+        #[arg(long)]
+        version: Option<String>,
+        /// Serve from the local replica if it heard from the leader within this many milliseconds.
+        #[arg(long)]
+        max_staleness_ms: Option<u64>,
+    },
+    List {
+        #[arg(long)]
+        vault_name: String,
+        #[arg(long)]
+        max_results: Option<i32>,
+    },
+    ListVersions {
+        #[command(flatten)]
+        r: SecretRef,
+    },
+    SetAttributes {
+        #[command(flatten)]
+        r: SecretRef,
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long)]
+        content_type: Option<String>,
+        #[arg(long = "tags", num_args = 1..)]
+        tags: Option<Vec<String>>,
+        #[arg(long)]
+        enabled: Option<bool>,
+        #[arg(long)]
+        not_before: Option<i64>,
+        #[arg(long)]
+        expires: Option<i64>,
+    },
+    Delete {
+        #[command(flatten)]
+        r: SecretRef,
+    },
+    ShowDeleted {
+        #[command(flatten)]
+        r: SecretRef,
+    },
+    ListDeleted {
+        #[arg(long)]
+        vault_name: String,
+    },
+    Recover {
+        #[command(flatten)]
+        r: SecretRef,
+    },
+    Purge {
+        #[command(flatten)]
+        r: SecretRef,
+    },
+    Backup {
+        #[command(flatten)]
+        r: SecretRef,
+        /// Where to write the backup blob.
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+    Restore {
+        #[arg(long)]
+        vault_name: String,
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum OperatorCmd {
+    Init {
+        #[arg(long, default_value_t = 5)]
+        key_shares: u32,
+        #[arg(long, default_value_t = 3)]
+        key_threshold: u32,
+        /// Also print a single unseal key for nodes that unseal from a file.
+        #[arg(long)]
+        auto_unseal_key: bool,
+    },
+    Unseal {
+        /// One share; prompts are not used so scripts can pipe it.
+        share: String,
+        #[arg(long)]
+        reset: bool,
+    },
+    Seal,
+    Status,
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    Status,
+    /// Ask the node at --addr (not yet a member) to join the cluster of --peer.
+    Join {
+        /// Cluster address (host:port) of any member.
+        #[arg(long)]
+        peer: String,
+        #[arg(long)]
+        learner: bool,
+    },
+    Remove {
+        #[arg(long)]
+        node_id: u64,
+    },
+}
+
+fn parse_tags(raw: &[String]) -> anyhow::Result<HashMap<String, String>> {
+    raw.iter()
+        .map(|t| match t.split_once('=') {
+            Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
+            None => bail!("tag '{t}' must look like key=value"),
+        })
+        .collect()
+}
+
+fn ts(seconds: Option<i64>) -> Option<prost_types::Timestamp> {
+    seconds.map(|s| prost_types::Timestamp { seconds: s, nanos: 0 })
+}
+
+fn secret_req(r: &SecretRef) -> (String, String) {
+    (r.vault_name.clone(), r.name.clone())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = Cli::parse();
+    let format = cli.output;
+    if let Err(e) = run(cli).await {
+        match format {
+            Format::Json => {
+                let reason = e.downcast_ref::<arca_client::ClientError>().and_then(|c| c.reason.clone());
+                eprintln!("{}", serde_json::json!({ "error": format!("{e:#}"), "reason": reason }));
+            }
+            Format::Table => eprintln!("error: {e:#}"),
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let ca_pem = match &cli.cacert {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("read {}", p.display()))?),
+        None => None,
+    };
+    let client = ArcaClient::connect_lazy(ConnectOptions { addr: cli.addr.clone(), ca_pem, token: cli.token.clone(), timeout: None })?;
+    let f = cli.output;
+    match cli.command {
+        Top::Keyvault { command } => vault(&client, command, f).await,
+        Top::Operator { command } => operator(&client, command, f).await,
+        Top::Cluster { command } => cluster(&client, command, f).await,
+    }
+}
+
+async fn vault(client: &ArcaClient, command: VaultCmd, f: Format) -> anyhow::Result<()> {
+    let mut v = client.vaults();
+    match command {
+        VaultCmd::Create { name, sku, retention_days, enable_purge_protection, tags } => {
+            let sku = match sku {
+                SkuArg::Standard => pb::Sku::Standard,
+                SkuArg::Premium => pb::Sku::Premium,
+            };
+            let r = v
+                .create_vault(pb::CreateVaultRequest {
+                    name,
+                    sku: sku as i32,
+                    soft_delete_retention_days: retention_days,
+                    enable_purge_protection,
+                    tags: parse_tags(&tags)?,
+                })
+                .await
+                .map_err(arca_client::ClientError::from)?;
+            print_value(f, &output::vault(&r.into_inner()));
+        }
+        VaultCmd::Show { name } => {
+            let r = v.get_vault(pb::GetVaultRequest { name, read_options: None }).await.map_err(arca_client::ClientError::from)?;
+            print_value(f, &output::vault(&r.into_inner()));
+        }
+        VaultCmd::List { max_results } => {
+            let mut all = Vec::new();
+            let mut token = String::new();
+            loop {
+                let r = v
+                    .list_vaults(pb::ListVaultsRequest { page_size: 100, page_token: token, read_options: None })
+                    .await
+                    .map_err(arca_client::ClientError::from)?
+                    .into_inner();
+                all.extend(r.vaults.iter().map(output::vault));
+                token = r.next_page_token;
+                if token.is_empty() || max_results.is_some_and(|m| all.len() >= m as usize) {
+                    break;
+                }
+            }
+            print_value(f, &serde_json::Value::Array(all));
+        }
+        VaultCmd::Update { name, tags, enable_purge_protection } => {
+            let mut paths = Vec::new();
+            if tags.is_some() {
+                paths.push("tags".to_owned());
+            }
+            if enable_purge_protection {
+                paths.push("enable_purge_protection".to_owned());
+            }
+            if paths.is_empty() {
+                bail!("nothing to update: pass --tags and/or --enable-purge-protection");
+            }
+            let r = v
+                .update_vault(pb::UpdateVaultRequest {
+                    name,
+                    tags: parse_tags(&tags.unwrap_or_default())?,
+                    enable_purge_protection,
+                    update_mask: Some(prost_types::FieldMask { paths }),
+                })
+                .await
+                .map_err(arca_client::ClientError::from)?;
+            print_value(f, &output::vault(&r.into_inner()));
+        }
+        VaultCmd::Delete { name } => {
+            let r = v.delete_vault(pb::DeleteVaultRequest { name }).await.map_err(arca_client::ClientError::from)?;
+            print_value(f, &output::vault(&r.into_inner()));
+        }
+        VaultCmd::ListDeleted => {
+            let r = v
+                .list_deleted_vaults(pb::ListVaultsRequest { page_size: 1000, ..Default::default() })
+                .await
+                .map_err(arca_client::ClientError::from)?;
+            print_value(f, &serde_json::Value::Array(r.into_inner().vaults.iter().map(output::vault).collect()));
+        }
+        VaultCmd::ShowDeleted { name } => {
+            let r = v.get_deleted_vault(pb::GetDeletedVaultRequest { name, read_options: None }).await.map_err(arca_client::ClientError::from)?;
+            print_value(f, &output::vault(&r.into_inner()));
+        }
+        VaultCmd::Recover { name } => {
+            let r = v.recover_deleted_vault(pb::RecoverDeletedVaultRequest { name }).await.map_err(arca_client::ClientError::from)?;
+            print_value(f, &output::vault(&r.into_inner()));
+        }
+        VaultCmd::Purge { name } => {
+            v.purge_deleted_vault(pb::PurgeDeletedVaultRequest { name }).await.map_err(arca_client::ClientError::from)?;
+        }
+        VaultCmd::Secret { command } => secret(client, command, f).await?,
+    }
+    Ok(())
+}
+
+async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::Result<()> {
+    let mut s = client.secrets();
+    let err = arca_client::ClientError::from;
+    match command {
+        SecretCmd::Set { r, value, file, content_type, tags, disabled, not_before, expires } => {
+            let value = match (value, file) {
+                (Some(v), None) => v,
+                (None, Some(p)) => std::fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?,
+                _ => bail!("pass the value with --value or --file"),
+            };
+            let (vault, name) = secret_req(&r);
+            let resp = s
+                .set_secret(pb::SetSecretRequest {
+                    vault,
+                    name,
+                    value,
+                    content_type: content_type.unwrap_or_default(),
+                    tags: parse_tags(&tags)?,
+                    enabled: Some(!disabled),
+                    not_before: ts(not_before),
+                    expires: ts(expires),
+                })
+                .await
+                .map_err(err)?;
+            print_value(f, &output::secret(&resp.into_inner()));
+        }
+        SecretCmd::Show { r, version, max_staleness_ms } => {
+            let (vault, name) = secret_req(&r);
+            let read_options = max_staleness_ms.map(|ms| pb::ReadOptions {
+                consistency: pb::Consistency::BoundedStaleness as i32,
+                max_staleness: Some(prost_types::Duration { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }),
+            });
+            let resp = s
+                .get_secret(pb::GetSecretRequest { vault, name, version: version.unwrap_or_default(), read_options })
+                .await
+                .map_err(err)?;
+            print_value(f, &output::secret(&resp.into_inner()));
+        }
+        SecretCmd::List { vault_name, max_results } => {
+            let mut all = Vec::new();
+            let mut token = String::new();
+            loop {
+                let resp = s
+                    .list_secrets(pb::ListSecretsRequest { vault: vault_name.clone(), page_size: 100, page_token: token, read_options: None })
+                    .await
+                    .map_err(err)?
+                    .into_inner();
+                all.extend(resp.secrets.iter().map(output::secret));
+                token = resp.next_page_token;
+                if token.is_empty() || max_results.is_some_and(|m| all.len() >= m as usize) {
+                    break;
+                }
+            }
+            print_value(f, &serde_json::Value::Array(all));
+        }
+        SecretCmd::ListVersions { r } => {
+            let (vault, name) = secret_req(&r);
+            let mut all = Vec::new();
+            let mut token = String::new();
+            loop {
+                let resp = s
+                    .list_secret_versions(pb::ListSecretVersionsRequest {
+                        vault: vault.clone(),
+                        name: name.clone(),
+                        page_size: 100,
+                        page_token: token,
+                        read_options: None,
+                    })
+                    .await
+                    .map_err(err)?
+                    .into_inner();
+                all.extend(resp.secrets.iter().map(output::secret));
+                token = resp.next_page_token;
+                if token.is_empty() {
+                    break;
+                }
+            }
+            print_value(f, &serde_json::Value::Array(all));
+        }
+        SecretCmd::SetAttributes { r, version, content_type, tags, enabled, not_before, expires } => {
+            let (vault, name) = secret_req(&r);
+            let mut paths = Vec::new();
+            for (set, path) in [
+                (content_type.is_some(), "content_type"),
+                (tags.is_some(), "tags"),
+                (enabled.is_some(), "enabled"),
+                (not_before.is_some(), "not_before"),
+                (expires.is_some(), "expires"),
+            ] {
+                if set {
+                    paths.push(path.to_owned());
+                }
+            }
+            if paths.is_empty() {
+                bail!("nothing to update: pass --content-type, --tags, --enabled, --not-before or --expires");
+            }
+            let resp = s
+                .update_secret(pb::UpdateSecretRequest {
+                    vault,
+                    name,
+                    version: version.unwrap_or_default(),
+                    content_type: content_type.unwrap_or_default(),
+                    tags: parse_tags(&tags.unwrap_or_default())?,
+                    enabled: enabled.unwrap_or(true),
+                    not_before: ts(not_before),
+                    expires: ts(expires),
+                    update_mask: Some(prost_types::FieldMask { paths }),
+                })
+                .await
+                .map_err(err)?;
+            print_value(f, &output::secret(&resp.into_inner()));
+        }
+        SecretCmd::Delete { r } => {
+            let (vault, name) = secret_req(&r);
+            let resp = s.delete_secret(pb::DeleteSecretRequest { vault, name }).await.map_err(err)?;
+            print_value(f, &output::deleted(&resp.into_inner()));
+        }
+        SecretCmd::ShowDeleted { r } => {
+            let (vault, name) = secret_req(&r);
+            let resp = s.get_deleted_secret(pb::GetDeletedSecretRequest { vault, name, read_options: None }).await.map_err(err)?;
+            print_value(f, &output::deleted(&resp.into_inner()));
+        }
+        SecretCmd::ListDeleted { vault_name } => {
+            let resp = s
+                .list_deleted_secrets(pb::ListDeletedSecretsRequest { vault: vault_name, page_size: 1000, ..Default::default() })
+                .await
+                .map_err(err)?;
+            print_value(f, &serde_json::Value::Array(resp.into_inner().secrets.iter().map(output::deleted).collect()));
+        }
+        SecretCmd::Recover { r } => {
+            let (vault, name) = secret_req(&r);
+            let resp = s.recover_deleted_secret(pb::RecoverDeletedSecretRequest { vault, name }).await.map_err(err)?;
+            print_value(f, &output::secret(&resp.into_inner()));
+        }
+        SecretCmd::Purge { r } => {
+            let (vault, name) = secret_req(&r);
+            s.purge_deleted_secret(pb::PurgeDeletedSecretRequest { vault, name }).await.map_err(err)?;
+        }
+        SecretCmd::Backup { r, file } => {
+            let (vault, name) = secret_req(&r);
+            let resp = s.backup_secret(pb::BackupSecretRequest { vault, name }).await.map_err(err)?;
+            let blob = resp.into_inner().value;
+            use base64::Engine as _;
+            std::fs::write(&file, base64::engine::general_purpose::STANDARD.encode(&blob)).with_context(|| format!("write {}", file.display()))?;
+            print_value(f, &serde_json::json!({ "file": file.display().to_string(), "bytes": blob.len() }));
+        }
+        SecretCmd::Restore { vault_name, file } => {
+            use base64::Engine as _;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+            let blob = base64::engine::general_purpose::STANDARD.decode(text.trim()).context("the backup file is not base64")?;
+            let resp = s.restore_secret(pb::RestoreSecretRequest { vault: vault_name, backup: blob }).await.map_err(err)?;
+            print_value(f, &output::secret(&resp.into_inner()));
+        }
+    }
+    Ok(())
+}
+
+async fn operator(client: &ArcaClient, command: OperatorCmd, f: Format) -> anyhow::Result<()> {
+    let mut o = client.operator();
+    let err = arca_client::ClientError::from;
+    match command {
+        OperatorCmd::Init { key_shares, key_threshold, auto_unseal_key } => {
+            let r = o
+                .init(pb::InitRequest { secret_shares: key_shares, secret_threshold: key_threshold, auto_unseal_key })
+                .await
+                .map_err(err)?
+                .into_inner();
+            print_value(
+                f,
+                &serde_json::json!({
+                    "unseal_shares": r.shares,
+                    "unseal_threshold": r.threshold,
+                    "root_token": r.root_token,
+                    "unseal_key": if r.unseal_key.is_empty() { None } else { Some(r.unseal_key) },
+                }),
+            );
+        }
+        OperatorCmd::Unseal { share, reset } => {
+            let r = o.unseal(pb::UnsealRequest { share, reset }).await.map_err(err)?;
+            print_value(f, &output::seal(&r.into_inner()));
+        }
+        OperatorCmd::Seal => {
+            let r = o.seal(pb::SealRequest {}).await.map_err(err)?;
+            print_value(f, &output::seal(&r.into_inner()));
+        }
+        OperatorCmd::Status => {
+            let r = o.get_seal_status(pb::GetSealStatusRequest {}).await.map_err(err)?;
+            print_value(f, &output::seal(&r.into_inner()));
+        }
+        OperatorCmd::Rotate => {
+            let r = o.rotate_keyring(pb::RotateKeyringRequest {}).await.map_err(err)?;
+            print_value(f, &serde_json::json!({ "keyring_term": r.into_inner().term }));
+        }
+    }
+    Ok(())
+}
+
+async fn cluster(client: &ArcaClient, command: ClusterCmd, f: Format) -> anyhow::Result<()> {
+    let mut c = client.cluster();
+    let err = arca_client::ClientError::from;
+    let status = match command {
+        ClusterCmd::Status => c.get_cluster_status(pb::GetClusterStatusRequest {}).await.map_err(err)?,
+        ClusterCmd::Join { peer, learner } => c.join_cluster(pb::JoinClusterRequest { peer, as_learner: learner }).await.map_err(err)?,
+        ClusterCmd::Remove { node_id } => c.remove_node(pb::RemoveNodeRequest { node_id }).await.map_err(err)?,
+    };
+    print_value(f, &output::cluster(&status.into_inner()));
+    Ok(())
+}

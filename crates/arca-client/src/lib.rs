@@ -1,1 +1,154 @@
-//! arca-client
+//! A Rust client for Arca's public gRPC API: TLS, the bearer token, and readable errors.
+//!
+//! Clients in other languages need only `proto/`; this crate adds nothing the protos do not define.
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use arca_proto::v1::cluster_service_client::ClusterServiceClient;
+use arca_proto::v1::operator_service_client::OperatorServiceClient;
+use arca_proto::v1::secret_service_client::SecretServiceClient;
+use arca_proto::v1::vault_service_client::VaultServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic_types::StatusExt;
+
+pub use arca_proto::v1 as pb;
+
+/// Largest message the client accepts, in bytes (large enough for any backup blob).
+pub const MESSAGE_BYTES_MAX: usize = 17 * 1024 * 1024;
+
+/// An error from Arca, with its stable reason (e.g. `SECRET_NOT_FOUND`) when the server sent one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message} ({})", reason.as_deref().unwrap_or(code_name(*code)))]
+pub struct ClientError {
+    pub code: tonic::Code,
+    pub reason: Option<String>,
+    /// The Azure-style code, e.g. `SecretNotFound`.
+    pub azure_code: Option<String>,
+    pub message: String,
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    match code {
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+        _ => "ERROR",
+    }
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        let details = status.get_error_details();
+        let info = details.error_info();
+        Self {
+            code: status.code(),
+            reason: info.map(|i| i.reason.clone()),
+            azure_code: info.and_then(|i| i.metadata.get("inner_code").cloned()),
+            message: status.message().to_owned(),
+        }
+    }
+}
+
+impl ClientError {
+    fn local(message: impl Into<String>) -> Self {
+        Self { code: tonic::Code::InvalidArgument, reason: None, azure_code: None, message: message.into() }
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Authed = InterceptedService<Channel, BearerToken>;
+
+/// How to reach a node.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// `https://host:port`
+    pub addr: String,
+    /// PEM of the CA that signed the node's certificate (the system roots are not used).
+    pub ca_pem: Option<Vec<u8>>,
+    pub token: Option<String>,
+    pub timeout: Option<Duration>,
+}
+
+/// A connection to one Arca node. Cheap to clone.
+#[derive(Clone)]
+pub struct ArcaClient {
+    channel: Channel,
+    auth: BearerToken,
+}
+
+impl ArcaClient {
+    pub async fn connect(options: ConnectOptions) -> Result<Self, ClientError> {
+        let channel = Self::endpoint(&options)?.connect().await.map_err(|e| ClientError {
+            code: tonic::Code::Unavailable,
+            reason: None,
+            azure_code: None,
+            message: format!("could not connect to {}: {e}", options.addr),
+        })?;
+        Self::with_channel(channel, options.token.as_deref())
+    }
+
+    /// A client that connects on first use.
+    pub fn connect_lazy(options: ConnectOptions) -> Result<Self, ClientError> {
+        let channel = Self::endpoint(&options)?.connect_lazy();
+        Self::with_channel(channel, options.token.as_deref())
+    }
+
+    fn endpoint(options: &ConnectOptions) -> Result<Endpoint, ClientError> {
+        let mut endpoint = Endpoint::from_shared(options.addr.clone())
+            .map_err(|e| ClientError::local(format!("bad address {}: {e}", options.addr)))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(options.timeout.unwrap_or(Duration::from_secs(60)));
+        if options.addr.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = &options.ca_pem {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| ClientError::local(format!("TLS configuration failed: {e}")))?;
+        }
+        Ok(endpoint)
+    }
+
+    fn with_channel(channel: Channel, token: Option<&str>) -> Result<Self, ClientError> {
+        let token = match token {
+            Some(t) => Some(
+                MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| ClientError::local("the token has characters a header cannot carry"))?,
+            ),
+            None => None,
+        };
+        Ok(Self { channel, auth: BearerToken(token) })
+    }
+
+    pub fn vaults(&self) -> VaultServiceClient<Authed> {
+        VaultServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn secrets(&self) -> SecretServiceClient<Authed> {
+        SecretServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX)
+    }
+
+    pub fn operator(&self) -> OperatorServiceClient<Authed> {
+        OperatorServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn cluster(&self) -> ClusterServiceClient<Authed> {
+        ClusterServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+}

@@ -1,2 +1,229 @@
-//! arcad
-fn main() {}
+//! `arcad`, the Arca server.
+//!
+//! - `arcad dev` starts a single initialized, unsealed node with a local data dir and its own CA.
+//! - `arcad serve` starts a cluster node (bootstrap, join, or restart from its data dir).
+//! - `arcad gen-certs` makes a CA and node certificates for a test or development cluster.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use arca_server::tls::TlsFiles;
+use arca_server::NodeConfig;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "arcad", version, about = "Arca key vault server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a single development node: initialized, unsealed, with a self-signed CA.
+    Dev {
+        /// Where data, TLS material and the dev credentials live.
+        #[arg(long, env = "ARCA_DEV_DIR")]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8200")]
+        api_addr: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8201")]
+        cluster_addr: SocketAddr,
+    },
+    /// Start a cluster node.
+    Serve(ServeArgs),
+    /// Create a CA and node certificates (PEM) for a development or test cluster.
+    GenCerts {
+        #[arg(long)]
+        out: PathBuf,
+        /// Node names; each gets NAME.pem and NAME.key.
+        #[arg(long, value_delimiter = ',', default_value = "node")]
+        names: Vec<String>,
+        /// Host names and IP addresses every certificate is valid for.
+        #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+        hosts: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address of the public gRPC API.
+    #[arg(long)]
+    api_addr: SocketAddr,
+    /// Address of the node-to-node listener (mutual TLS).
+    #[arg(long)]
+    cluster_addr: SocketAddr,
+    /// Address clients should use for this node (defaults to --api-addr).
+    #[arg(long)]
+    advertise_api: Option<String>,
+    /// Address peers should use for this node (defaults to --cluster-addr).
+    #[arg(long)]
+    advertise_cluster: Option<String>,
+    #[arg(long)]
+    ca_cert: PathBuf,
+    #[arg(long)]
+    cert: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+    /// Start a new cluster with this node as its first member.
+    #[arg(long, conflicts_with = "join")]
+    bootstrap: bool,
+    /// Join the cluster of this member (its cluster address) on first start.
+    #[arg(long)]
+    join: Option<String>,
+    /// Join as a learner (an asynchronous replica that never votes).
+    #[arg(long)]
+    learner: bool,
+    /// A file holding an unseal key (from `arca operator init --auto-unseal-key`).
+    #[arg(long)]
+    unseal_key_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 2000)]
+    snapshot_every_entries: u64,
+    #[arg(long, default_value_t = 1000)]
+    keep_after_snapshot_entries: u64,
+    #[arg(long, default_value = "vault.arca.local")]
+    vault_suffix: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
+        bail!("failed to install the TLS crypto provider");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Dev { data_dir, api_addr, cluster_addr } => dev(data_dir, api_addr, cluster_addr).await,
+            Command::Serve(args) => serve(args).await,
+            Command::GenCerts { out, names, hosts } => gen_certs(&out, &names, &hosts),
+        }
+    })
+}
+
+fn gen_certs(out: &Path, names: &[String], hosts: &[String]) -> anyhow::Result<()> {
+    use arca_crypto::tls::{generate_ca, issue_node_cert};
+    std::fs::create_dir_all(out).context("create the output dir")?;
+    let ca = generate_ca("Arca development CA").context("generate the CA")?;
+    write_private(&out.join("ca.pem"), &ca.cert_pem)?;
+    write_private(&out.join("ca.key"), &ca.key_pem)?;
+    for name in names {
+        let node = issue_node_cert(&ca, name, hosts).context("issue a node certificate")?;
+        write_private(&out.join(format!("{name}.pem")), &node.cert_pem)?;
+        write_private(&out.join(format!("{name}.key")), &node.key_pem)?;
+    }
+    println!("wrote ca.pem and {} node certificate(s) to {}", names.len(), out.display());
+    Ok(())
+}
+
+/// Writes a file readable only by its owner.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("write {}", path.display()))?;
+    file.write_all(contents.as_bytes()).with_context(|| format!("write {}", path.display()))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = NodeConfig {
+        data_dir: args.data_dir,
+        api_listen: args.api_addr,
+        cluster_listen: args.cluster_addr,
+        api_advertise: args.advertise_api.unwrap_or_else(|| args.api_addr.to_string()),
+        cluster_advertise: args.advertise_cluster.unwrap_or_else(|| args.cluster_addr.to_string()),
+        tls: TlsFiles { ca_cert: args.ca_cert, cert: args.cert, key: args.key },
+        bootstrap: args.bootstrap,
+        join: args.join,
+        join_as_learner: args.learner,
+        unseal_key_file: args.unseal_key_file,
+        raft: arca_raft::RaftSettings {
+            snapshot_every_entries: args.snapshot_every_entries,
+            keep_after_snapshot_entries: args.keep_after_snapshot_entries,
+            ..Default::default()
+        },
+        vault_suffix: args.vault_suffix,
+    };
+    let node = arca_server::start(config).await.map_err(anyhow::Error::msg).context("start the node")?;
+    tracing::info!(api = %node.api_addr, cluster = %node.cluster_addr, "arcad is serving");
+    tokio::signal::ctrl_c().await.context("wait for ctrl-c")?;
+    Ok(())
+}
+
+fn default_dev_dir() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".arca").join("dev"),
+        None => PathBuf::from(".arca-dev"),
+    }
+}
+
+async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: SocketAddr) -> anyhow::Result<()> {
+    let dir = data_dir.unwrap_or_else(default_dev_dir);
+    let tls_dir = dir.join("tls");
+    if !tls_dir.join("ca.pem").exists() {
+        gen_certs(&tls_dir, &["node".to_owned()], &["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    }
+    let unseal_key_file = dir.join("unseal.key");
+    let token_file = dir.join("root.token");
+    let config = NodeConfig {
+        data_dir: dir.join("node"),
+        api_listen: api_addr,
+        cluster_listen: cluster_addr,
+        api_advertise: api_addr.to_string(),
+        cluster_advertise: cluster_addr.to_string(),
+        tls: TlsFiles { ca_cert: tls_dir.join("ca.pem"), cert: tls_dir.join("node.pem"), key: tls_dir.join("node.key") },
+        bootstrap: true,
+        join: None,
+        join_as_learner: false,
+        unseal_key_file: Some(unseal_key_file.clone()),
+        raft: arca_raft::RaftSettings::default(),
+        vault_suffix: "vault.arca.local".to_owned(),
+    };
+    let node = arca_server::start(config).await.map_err(anyhow::Error::msg).context("start the dev node")?;
+    let engine = node.engine.clone();
+    // Wait for this node to lead its one-node cluster, then initialize on first start.
+    for _ in 0..100 {
+        if engine.raft().ok().is_some_and(|r| r.is_leader()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !engine.seal.status().map_err(anyhow::Error::msg)?.initialized {
+        let init = arca_server::services::operator::initialize(&engine, 1, 1, true).await.map_err(anyhow::Error::msg)?;
+        write_private(&unseal_key_file, &init.unseal_key)?;
+        write_private(&token_file, &init.root_token)?;
+    }
+    for _ in 0..100 {
+        if !engine.seal.is_sealed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let token = std::fs::read_to_string(&token_file).context("read the dev root token")?;
+    println!("Arca dev node is running (data in {}). It is initialized and unsealed.", dir.display());
+    println!("Use it from another shell with:\n");
+    println!("    export ARCA_ADDR=https://{}", node.api_addr);
+    println!("    export ARCA_CACERT={}", tls_dir.join("ca.pem").display());
+    println!("    export ARCA_TOKEN={}", token.trim());
+    println!("\n    arca keyvault create --name demo");
+    println!("    arca keyvault secret set --vault-name demo --name db-password --value s3cret");
+    println!("    arca keyvault secret show --vault-name demo --name db-password\n");
+    println!("The dev node keeps its unseal key and root token in {}: never use dev mode for real secrets.", dir.display());
+    tokio::signal::ctrl_c().await.context("wait for ctrl-c")?;
+    Ok(())
+}

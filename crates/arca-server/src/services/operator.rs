@@ -30,6 +30,32 @@ fn seal_status(s: SealStatus, node_id: u64) -> pb::SealStatus {
     }
 }
 
+/// Initializes the cluster: root key, keyring, Shamir shares and root token. Used by `Init` and by
+/// `arcad dev`.
+pub async fn initialize(
+    engine: &crate::engine::Engine,
+    secret_shares: u32,
+    secret_threshold: u32,
+    auto_unseal_key: bool,
+) -> Result<pb::InitResponse, ArcaError> {
+    let shares = if secret_shares == 0 { INIT_SHARES_DEFAULT } else { secret_shares };
+    let threshold = if secret_threshold == 0 { INIT_THRESHOLD_DEFAULT.min(shares) } else { secret_threshold };
+    let (shares, threshold) = match (u8::try_from(shares), u8::try_from(threshold)) {
+        (Ok(s), Ok(t)) => (s, t),
+        _ => return Err(ArcaError::bad_parameter("secret_shares", "secret_shares must be 1-16")),
+    };
+    let material = engine.seal.prepare_init(shares, threshold, auto_unseal_key, engine.clock.now_unix())?;
+    match engine.propose(material.proposal).await? {
+        (_, ApplyOutcome::Applied) => Ok(pb::InitResponse {
+            shares: material.shares.iter().map(|s| s.expose().to_owned()).collect(),
+            threshold: material.threshold.into(),
+            root_token: material.root_token,
+            unseal_key: material.unseal_key.map(|k| k.expose().to_owned()).unwrap_or_default(),
+        }),
+        (_, ApplyOutcome::Conflict) => Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized")),
+    }
+}
+
 impl Operator {
     fn node_id(&self) -> u64 {
         self.0.engine.node_id.get().copied().unwrap_or(0)
@@ -41,26 +67,7 @@ impl OperatorService for Operator {
     async fn init(&self, request: Request<pb::InitRequest>) -> Result<Response<pb::InitResponse>, Status> {
         let call = self.0.begin(&request, "OperatorInit");
         let r = request.into_inner();
-        let result = async {
-            let shares = if r.secret_shares == 0 { INIT_SHARES_DEFAULT } else { r.secret_shares };
-            let threshold = if r.secret_threshold == 0 { INIT_THRESHOLD_DEFAULT.min(shares) } else { r.secret_threshold };
-            let (shares, threshold) = match (u8::try_from(shares), u8::try_from(threshold)) {
-                (Ok(s), Ok(t)) => (s, t),
-                _ => return Err(ArcaError::bad_parameter("secret_shares", "secret_shares must be 1-16")),
-            };
-            let engine = &self.0.engine;
-            let material = engine.seal.prepare_init(shares, threshold, r.auto_unseal_key, engine.clock.now_unix())?;
-            match engine.propose(material.proposal).await? {
-                (_, ApplyOutcome::Applied) => Ok(pb::InitResponse {
-                    shares: material.shares.iter().map(|s| s.expose().to_owned()).collect(),
-                    threshold: material.threshold.into(),
-                    root_token: material.root_token,
-                    unseal_key: material.unseal_key.map(|k| k.expose().to_owned()).unwrap_or_default(),
-                }),
-                (_, ApplyOutcome::Conflict) => Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized")),
-            }
-        }
-        .await;
+        let result = initialize(&self.0.engine, r.secret_shares, r.secret_threshold, r.auto_unseal_key).await;
         self.0.finish(call, result)
     }
 

@@ -1,0 +1,138 @@
+//! Rendering responses as JSON (Azure CLI field names where they exist) or as a plain table.
+
+use arca_client::pb;
+use clap::ValueEnum;
+use serde_json::{json, Map, Value};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Json,
+    Table,
+}
+
+fn secs(t: &Option<prost_types::Timestamp>) -> Value {
+    t.as_ref().map_or(Value::Null, |t| json!(t.seconds))
+}
+
+pub fn vault(v: &pb::Vault) -> Value {
+    json!({
+        "name": v.name,
+        "uri": v.uri,
+        "sku": if v.sku == pb::Sku::Premium as i32 { "premium" } else { "standard" },
+        "softDeleteRetentionInDays": v.soft_delete_retention_days,
+        "enablePurgeProtection": v.purge_protection_enabled,
+        "tags": v.tags,
+        "created": secs(&v.create_time),
+        "updated": secs(&v.update_time),
+        "deletedDate": secs(&v.delete_time),
+        "scheduledPurgeDate": secs(&v.scheduled_purge_time),
+        "recoveryLevel": v.recovery_level,
+    })
+}
+
+pub fn secret(s: &pb::Secret) -> Value {
+    let a = s.attributes.clone().unwrap_or_default();
+    let mut out = json!({
+        "id": s.id,
+        "name": s.name,
+        "version": s.version,
+        "contentType": if s.content_type.is_empty() { Value::Null } else { json!(s.content_type) },
+        "tags": s.tags,
+        "managed": s.managed,
+        "attributes": {
+            "enabled": a.enabled,
+            "notBefore": secs(&a.not_before),
+            "expires": secs(&a.expires),
+            "created": secs(&a.create_time),
+            "updated": secs(&a.update_time),
+            "recoveryLevel": a.recovery_level,
+            "recoverableDays": a.recoverable_days,
+        },
+    });
+    if !s.value.is_empty() {
+        out["value"] = json!(s.value);
+    }
+    out
+}
+
+pub fn deleted(d: &pb::DeletedSecret) -> Value {
+    let mut out = d.secret.as_ref().map_or(json!({}), secret);
+    out["recoveryId"] = json!(d.recovery_id);
+    out["deletedDate"] = secs(&d.delete_time);
+    out["scheduledPurgeDate"] = secs(&d.scheduled_purge_time);
+    out
+}
+
+pub fn seal(s: &pb::SealStatus) -> Value {
+    json!({
+        "initialized": s.initialized,
+        "sealed": s.sealed,
+        "threshold": s.threshold,
+        "shares": s.shares,
+        "progress": s.progress,
+        "nodeId": s.node_id,
+        "keyringTerm": s.keyring_term,
+    })
+}
+
+pub fn cluster(c: &pb::ClusterStatus) -> Value {
+    json!({
+        "nodeId": c.node_id,
+        "state": c.state,
+        "leaderId": c.leader_id,
+        "term": c.term,
+        "lastLogIndex": c.last_log_index,
+        "commitIndex": c.commit_index,
+        "appliedIndex": c.applied_index,
+        "nodes": c.nodes.iter().map(|n| json!({
+            "nodeId": n.node_id,
+            "apiAddr": n.api_addr,
+            "clusterAddr": n.cluster_addr,
+            "role": n.role,
+            "leader": n.leader,
+            "matchedIndex": n.matched_index,
+            "lag": n.lag,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn table_rows(items: &[Map<String, Value>]) {
+    let columns: Vec<String> = items.first().map(|m| m.keys().filter(|k| !matches!(items[0][*k], Value::Object(_) | Value::Array(_))).cloned().collect()).unwrap_or_default();
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|c| items.iter().map(|m| cell(m.get(c).unwrap_or(&Value::Null)).len()).max().unwrap_or(0).max(c.len()))
+        .collect();
+    let line = |vals: Vec<String>| vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ");
+    println!("{}", line(columns.clone()));
+    println!("{}", line(widths.iter().map(|w| "-".repeat(*w)).collect()));
+    for m in items {
+        println!("{}", line(columns.iter().map(|c| cell(m.get(c).unwrap_or(&Value::Null))).collect()));
+    }
+}
+
+pub fn print_value(format: Format, value: &Value) {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Format::Table => match value {
+            Value::Array(items) => {
+                let maps: Vec<Map<String, Value>> = items.iter().filter_map(|i| i.as_object().cloned()).collect();
+                table_rows(&maps);
+            }
+            Value::Object(map) => {
+                let width = map.keys().map(String::len).max().unwrap_or(0);
+                for (k, v) in map {
+                    println!("{k:<width$}  {}", cell(v));
+                }
+            }
+            other => println!("{}", cell(other)),
+        },
+    }
+}
