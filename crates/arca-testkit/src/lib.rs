@@ -1,1 +1,320 @@
-//! arca-testkit
+//! Test support: real `arcad` processes on loopback, with real TLS, real RocksDB and SIGKILL.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`, which the README's test command
+//! does); they are found next to the test executable's `deps/` directory.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use arca_client::{pb, ArcaClient, ConnectOptions};
+
+/// The path of a workspace binary built into the same target directory as the running test.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let dir = exe.parent().and_then(Path::parent).expect("tests run from target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` before the tests", path.display());
+    path
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind an ephemeral port")
+}
+
+/// One `arcad` process and its files.
+pub struct NodeProcess {
+    pub name: String,
+    pub api_port: u16,
+    pub cluster_port: u16,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub node_id: u64,
+    child: Option<Child>,
+    join: Option<String>,
+    learner: bool,
+}
+
+impl NodeProcess {
+    pub fn api_addr(&self) -> String {
+        format!("https://127.0.0.1:{}", self.api_port)
+    }
+
+    pub fn cluster_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.cluster_port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// A cluster of real `arcad` processes in a temporary directory.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<NodeProcess>,
+    pub root_token: String,
+    pub ca_pem: Vec<u8>,
+    pub snapshot_every_entries: u64,
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+const CERT_NAMES: usize = 9;
+
+impl TestCluster {
+    /// Starts `voters` nodes: node 1 bootstraps and is initialized (one auto-unseal key), the rest join.
+    pub async fn start(voters: usize) -> anyhow::Result<Self> {
+        Self::start_with(voters, 2000).await
+    }
+
+    pub async fn start_with(voters: usize, snapshot_every_entries: u64) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir()?;
+        let certs = dir.path().join("certs");
+        let names: Vec<String> = (1..=CERT_NAMES).map(|i| format!("node{i}")).collect();
+        let status = Command::new(binary("arcad"))
+            .args(["gen-certs", "--out"])
+            .arg(&certs)
+            .args(["--names", &names.join(","), "--hosts", "localhost,127.0.0.1"])
+            .stdout(Stdio::null())
+            .status()
+            .context("run arcad gen-certs")?;
+        if !status.success() {
+            bail!("arcad gen-certs failed");
+        }
+        let ca_pem = std::fs::read(certs.join("ca.pem"))?;
+        let mut cluster = Self { dir, nodes: Vec::new(), root_token: String::new(), ca_pem, snapshot_every_entries };
+        cluster.spawn_node(None, false)?;
+        cluster.wait_for(Duration::from_secs(30), |c| async move { c.leader_index().await.is_some() }).await?;
+        let client = cluster.client(0).await?;
+        let init = client
+            .operator()
+            .init(pb::InitRequest { secret_shares: 1, secret_threshold: 1, auto_unseal_key: true })
+            .await
+            .map_err(arca_client::ClientError::from)?
+            .into_inner();
+        std::fs::write(cluster.unseal_key_path(), &init.unseal_key)?;
+        cluster.root_token = init.root_token;
+        cluster.wait_unsealed(0).await?;
+        for _ in 1..voters {
+            cluster.add_node(false).await?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn unseal_key_path(&self) -> PathBuf {
+        self.dir.path().join("unseal.key")
+    }
+
+    fn spawn_node(&mut self, join: Option<String>, learner: bool) -> anyhow::Result<usize> {
+        let index = self.nodes.len();
+        if index >= CERT_NAMES {
+            bail!("the test cluster has certificates for {CERT_NAMES} nodes");
+        }
+        let name = format!("node{}", index + 1);
+        let node = NodeProcess {
+            data_dir: self.dir.path().join(&name),
+            log_path: self.dir.path().join(format!("{name}.log")),
+            name,
+            api_port: free_port(),
+            cluster_port: free_port(),
+            node_id: 0,
+            child: None,
+            join,
+            learner,
+        };
+        self.nodes.push(node);
+        self.launch(index)?;
+        Ok(index)
+    }
+
+    fn launch(&mut self, index: usize) -> anyhow::Result<()> {
+        let certs = self.dir.path().join("certs");
+        let unseal = self.unseal_key_path();
+        let snapshot = self.snapshot_every_entries.to_string();
+        let node = &mut self.nodes[index];
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log_path)?;
+        let mut cmd = Command::new(binary("arcad"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .args(["--api-addr", &format!("127.0.0.1:{}", node.api_port)])
+            .args(["--cluster-addr", &format!("127.0.0.1:{}", node.cluster_port)])
+            .arg("--ca-cert")
+            .arg(certs.join("ca.pem"))
+            .arg("--cert")
+            .arg(certs.join(format!("{}.pem", node.name)))
+            .arg("--key")
+            .arg(certs.join(format!("{}.key", node.name)))
+            .arg("--unseal-key-file")
+            .arg(&unseal)
+            .args(["--snapshot-every-entries", &snapshot, "--keep-after-snapshot-entries", "50"])
+            .env("ARCA_LOG", "info,openraft=info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        match &node.join {
+            None => {
+                cmd.arg("--bootstrap");
+            }
+            Some(peer) => {
+                cmd.args(["--join", peer]);
+                if node.learner {
+                    cmd.arg("--learner");
+                }
+            }
+        }
+        node.child = Some(cmd.spawn().context("spawn arcad")?);
+        Ok(())
+    }
+
+    /// Starts a new node that joins through node 0 (or the first running node) and waits until it is a
+    /// member, unsealed, and caught up.
+    pub async fn add_node(&mut self, learner: bool) -> anyhow::Result<usize> {
+        let peer = self.nodes.iter().find(|n| n.is_running()).map(NodeProcess::cluster_addr).context("no running node")?;
+        let index = self.spawn_node(Some(peer), learner)?;
+        let want = self.nodes.len();
+        self.wait_for(Duration::from_secs(60), move |c| async move {
+            match c.status(index).await {
+                Ok(s) => s.nodes.len() >= want && s.node_id != 0,
+                Err(_) => false,
+            }
+        })
+        .await
+        .with_context(|| format!("node {} did not join", index + 1))?;
+        self.wait_unsealed(index).await?;
+        Ok(index)
+    }
+
+    pub async fn client(&self, index: usize) -> anyhow::Result<ArcaClient> {
+        Ok(ArcaClient::connect_lazy(ConnectOptions {
+            addr: self.nodes[index].api_addr(),
+            ca_pem: Some(self.ca_pem.clone()),
+            token: (!self.root_token.is_empty()).then(|| self.root_token.clone()),
+            timeout: Some(Duration::from_secs(30)),
+        })?)
+    }
+
+    /// A client with a chosen token (or none).
+    pub async fn client_with_token(&self, index: usize, token: Option<&str>) -> anyhow::Result<ArcaClient> {
+        Ok(ArcaClient::connect_lazy(ConnectOptions {
+            addr: self.nodes[index].api_addr(),
+            ca_pem: Some(self.ca_pem.clone()),
+            token: token.map(str::to_owned),
+            timeout: Some(Duration::from_secs(30)),
+        })?)
+    }
+
+    pub async fn status(&self, index: usize) -> anyhow::Result<pb::ClusterStatus> {
+        let client = self.client(index).await?;
+        let mut c = client.cluster();
+        let mut req = tonic_request(pb::GetClusterStatusRequest {});
+        req.set_timeout(Duration::from_secs(2));
+        Ok(c.get_cluster_status(req).await.map_err(arca_client::ClientError::from)?.into_inner())
+    }
+
+    /// The index of the node that currently leads, as seen by the running nodes.
+    pub async fn leader_index(&self) -> Option<usize> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !n.is_running() {
+                continue;
+            }
+            if let Ok(s) = self.status(i).await {
+                if s.leader_id != 0 && s.leader_id == s.node_id && s.state == "leader" {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    pub async fn wait_unsealed(&self, index: usize) -> anyhow::Result<()> {
+        self.wait_for(Duration::from_secs(30), move |c| async move {
+            let Ok(client) = c.client(index).await else { return false };
+            match client.operator().get_seal_status(pb::GetSealStatusRequest {}).await {
+                Ok(s) => !s.into_inner().sealed,
+                Err(_) => false,
+            }
+        })
+        .await
+        .with_context(|| format!("node {} did not unseal", index + 1))
+    }
+
+    /// Polls `check` until it is true or `timeout` passes.
+    pub async fn wait_for<F, Fut>(&self, timeout: Duration, check: F) -> anyhow::Result<()>
+    where
+        F: Fn(&Self) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if check(self).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!("condition not reached within {timeout:?}")
+    }
+
+    /// Kills a node with SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.nodes[index].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts a killed node from its data dir (it rejoins with its old id and unseals from the file).
+    pub async fn restart(&mut self, index: usize) -> anyhow::Result<()> {
+        self.launch(index)?;
+        self.wait_unsealed(index).await
+    }
+
+    /// Every file under the cluster directory except the certificates and the unseal key, for plaintext
+    /// scans: data dirs (RocksDB, Raft log, snapshots, audit log) and captured node logs.
+    pub fn files_to_scan(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p, out);
+                    } else {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            walk(&n.data_dir, &mut out);
+            out.push(n.log_path.clone());
+        }
+        out
+    }
+}
+
+fn tonic_request<T>(message: T) -> tonic::Request<T> {
+    tonic::Request::new(message)
+}
+
+/// Whether `needle` occurs in any of `files`; returns the files that contain it.
+pub fn files_containing(files: &[PathBuf], needle: &[u8]) -> Vec<PathBuf> {
+    files
+        .iter()
+        .filter(|p| std::fs::read(p).map(|bytes| bytes.windows(needle.len()).any(|w| w == needle)).unwrap_or(false))
+        .cloned()
+        .collect()
+}
