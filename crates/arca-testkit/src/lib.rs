@@ -98,7 +98,7 @@ impl TestCluster {
         let ca_pem = std::fs::read(certs.join("ca.pem"))?;
         let mut cluster = Self { dir, nodes: Vec::new(), root_token: String::new(), ca_pem, snapshot_every_entries };
         cluster.spawn_node(None, false)?;
-        cluster.wait_for(Duration::from_secs(30), |c| async move { c.leader_index().await.is_some() }).await?;
+        cluster.wait_for(Duration::from_secs(30), async |c: &Self| c.leader_index().await.is_some()).await?;
         let client = cluster.client(0).await?;
         let init = client
             .operator()
@@ -186,7 +186,7 @@ impl TestCluster {
         let peer = self.nodes.iter().find(|n| n.is_running()).map(NodeProcess::cluster_addr).context("no running node")?;
         let index = self.spawn_node(Some(peer), learner)?;
         let want = self.nodes.len();
-        self.wait_for(Duration::from_secs(60), move |c| async move {
+        self.wait_for(Duration::from_secs(60), async move |c: &Self| {
             match c.status(index).await {
                 Ok(s) => s.nodes.len() >= want && s.node_id != 0,
                 Err(_) => false,
@@ -241,7 +241,7 @@ impl TestCluster {
     }
 
     pub async fn wait_unsealed(&self, index: usize) -> anyhow::Result<()> {
-        self.wait_for(Duration::from_secs(30), move |c| async move {
+        self.wait_for(Duration::from_secs(30), async move |c: &Self| {
             let Ok(client) = c.client(index).await else { return false };
             match client.operator().get_seal_status(pb::GetSealStatusRequest {}).await {
                 Ok(s) => !s.into_inner().sealed,
@@ -253,11 +253,7 @@ impl TestCluster {
     }
 
     /// Polls `check` until it is true or `timeout` passes.
-    pub async fn wait_for<F, Fut>(&self, timeout: Duration, check: F) -> anyhow::Result<()>
-    where
-        F: Fn(&Self) -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
+    pub async fn wait_for(&self, timeout: Duration, check: impl AsyncFn(&Self) -> bool) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if check(self).await {
