@@ -289,7 +289,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("read {}", p.display()))?),
         None => None,
     };
-    let client = ArcaClient::connect_lazy(ConnectOptions { addr: cli.addr.clone(), ca_pem, token: cli.token.clone(), timeout: None })?;
+    let client = ArcaClient::connect_lazy(ConnectOptions {
+        addr: cli.addr.clone(),
+        ca_pem,
+        token: cli.token.clone(),
+        timeout: None,
+    })?;
     let f = cli.output;
     match cli.command {
         Top::Keyvault { command } => vault(&client, command, f).await,
@@ -319,7 +324,10 @@ async fn vault(client: &ArcaClient, command: VaultCmd, f: Format) -> anyhow::Res
             print_value(f, &output::vault(&r.into_inner()));
         }
         VaultCmd::Show { name } => {
-            let r = v.get_vault(pb::GetVaultRequest { name, read_options: None }).await.map_err(arca_client::ClientError::from)?;
+            let r = v
+                .get_vault(pb::GetVaultRequest { name, read_options: None })
+                .await
+                .map_err(arca_client::ClientError::from)?;
             print_value(f, &output::vault(&r.into_inner()));
         }
         VaultCmd::List { max_results } => {
@@ -373,15 +381,23 @@ async fn vault(client: &ArcaClient, command: VaultCmd, f: Format) -> anyhow::Res
             print_value(f, &serde_json::Value::Array(r.into_inner().vaults.iter().map(output::vault).collect()));
         }
         VaultCmd::ShowDeleted { name } => {
-            let r = v.get_deleted_vault(pb::GetDeletedVaultRequest { name, read_options: None }).await.map_err(arca_client::ClientError::from)?;
+            let r = v
+                .get_deleted_vault(pb::GetDeletedVaultRequest { name, read_options: None })
+                .await
+                .map_err(arca_client::ClientError::from)?;
             print_value(f, &output::vault(&r.into_inner()));
         }
         VaultCmd::Recover { name } => {
-            let r = v.recover_deleted_vault(pb::RecoverDeletedVaultRequest { name }).await.map_err(arca_client::ClientError::from)?;
+            let r = v
+                .recover_deleted_vault(pb::RecoverDeletedVaultRequest { name })
+                .await
+                .map_err(arca_client::ClientError::from)?;
             print_value(f, &output::vault(&r.into_inner()));
         }
         VaultCmd::Purge { name } => {
-            v.purge_deleted_vault(pb::PurgeDeletedVaultRequest { name }).await.map_err(arca_client::ClientError::from)?;
+            v.purge_deleted_vault(pb::PurgeDeletedVaultRequest { name })
+                .await
+                .map_err(arca_client::ClientError::from)?;
         }
         VaultCmd::Secret { command } => secret(client, command, f).await?,
     }
@@ -418,7 +434,10 @@ async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::R
             let (vault, name) = secret_req(&r);
             let read_options = max_staleness_ms.map(|ms| pb::ReadOptions {
                 consistency: pb::Consistency::BoundedStaleness as i32,
-                max_staleness: Some(prost_types::Duration { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }),
+                max_staleness: Some(prost_types::Duration {
+                    seconds: (ms / 1000) as i64,
+                    nanos: ((ms % 1000) * 1_000_000) as i32,
+                }),
             });
             let resp = s
                 .get_secret(pb::GetSecretRequest { vault, name, version: version.unwrap_or_default(), read_options })
@@ -431,7 +450,12 @@ async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::R
             let mut token = String::new();
             loop {
                 let resp = s
-                    .list_secrets(pb::ListSecretsRequest { vault: vault_name.clone(), page_size: 100, page_token: token, read_options: None })
+                    .list_secrets(pb::ListSecretsRequest {
+                        vault: vault_name.clone(),
+                        page_size: 100,
+                        page_token: token,
+                        read_options: None,
+                    })
                     .await
                     .map_err(err)?
                     .into_inner();
@@ -507,12 +531,19 @@ async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::R
         }
         SecretCmd::ShowDeleted { r } => {
             let (vault, name) = secret_req(&r);
-            let resp = s.get_deleted_secret(pb::GetDeletedSecretRequest { vault, name, read_options: None }).await.map_err(err)?;
+            let resp = s
+                .get_deleted_secret(pb::GetDeletedSecretRequest { vault, name, read_options: None })
+                .await
+                .map_err(err)?;
             print_value(f, &output::deleted(&resp.into_inner()));
         }
         SecretCmd::ListDeleted { vault_name } => {
             let resp = s
-                .list_deleted_secrets(pb::ListDeletedSecretsRequest { vault: vault_name, page_size: 1000, ..Default::default() })
+                .list_deleted_secrets(pb::ListDeletedSecretsRequest {
+                    vault: vault_name,
+                    page_size: 1000,
+                    ..Default::default()
+                })
                 .await
                 .map_err(err)?;
             print_value(f, &serde_json::Value::Array(resp.into_inner().secrets.iter().map(output::deleted).collect()));
@@ -531,14 +562,18 @@ async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::R
             let resp = s.backup_secret(pb::BackupSecretRequest { vault, name }).await.map_err(err)?;
             let blob = resp.into_inner().value;
             use base64::Engine as _;
-            std::fs::write(&file, base64::engine::general_purpose::STANDARD.encode(&blob)).with_context(|| format!("write {}", file.display()))?;
+            std::fs::write(&file, base64::engine::general_purpose::STANDARD.encode(&blob))
+                .with_context(|| format!("write {}", file.display()))?;
             print_value(f, &serde_json::json!({ "file": file.display().to_string(), "bytes": blob.len() }));
         }
         SecretCmd::Restore { vault_name, file } => {
             use base64::Engine as _;
             let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
-            let blob = base64::engine::general_purpose::STANDARD.decode(text.trim()).context("the backup file is not base64")?;
-            let resp = s.restore_secret(pb::RestoreSecretRequest { vault: vault_name, backup: blob }).await.map_err(err)?;
+            let blob = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .context("the backup file is not base64")?;
+            let resp =
+                s.restore_secret(pb::RestoreSecretRequest { vault: vault_name, backup: blob }).await.map_err(err)?;
             print_value(f, &output::secret(&resp.into_inner()));
         }
     }
@@ -590,7 +625,9 @@ async fn cluster(client: &ArcaClient, command: ClusterCmd, f: Format) -> anyhow:
     let err = arca_client::ClientError::from;
     let status = match command {
         ClusterCmd::Status => c.get_cluster_status(pb::GetClusterStatusRequest {}).await.map_err(err)?,
-        ClusterCmd::Join { peer, learner } => c.join_cluster(pb::JoinClusterRequest { peer, as_learner: learner }).await.map_err(err)?,
+        ClusterCmd::Join { peer, learner } => {
+            c.join_cluster(pb::JoinClusterRequest { peer, as_learner: learner }).await.map_err(err)?
+        }
         ClusterCmd::Remove { node_id } => c.remove_node(pb::RemoveNodeRequest { node_id }).await.map_err(err)?,
     };
     print_value(f, &output::cluster(&status.into_inner()));

@@ -105,12 +105,16 @@ fn cell(v: &Value) -> String {
 }
 
 fn table_rows(items: &[Map<String, Value>]) {
-    let columns: Vec<String> = items.first().map(|m| m.keys().filter(|k| !matches!(items[0][*k], Value::Object(_) | Value::Array(_))).cloned().collect()).unwrap_or_default();
+    let columns: Vec<String> = items
+        .first()
+        .map(|m| m.keys().filter(|k| !matches!(items[0][*k], Value::Object(_) | Value::Array(_))).cloned().collect())
+        .unwrap_or_default();
     let widths: Vec<usize> = columns
         .iter()
         .map(|c| items.iter().map(|m| cell(m.get(c).unwrap_or(&Value::Null)).len()).max().unwrap_or(0).max(c.len()))
         .collect();
-    let line = |vals: Vec<String>| vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ");
+    let line =
+        |vals: Vec<String>| vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ");
     println!("{}", line(columns.clone()));
     println!("{}", line(widths.iter().map(|w| "-".repeat(*w)).collect()));
     for m in items {

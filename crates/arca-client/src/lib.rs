@@ -119,7 +119,8 @@ impl ArcaClient {
             if let Some(ca) = &options.ca_pem {
                 tls = tls.ca_certificate(Certificate::from_pem(ca));
             }
-            endpoint = endpoint.tls_config(tls).map_err(|e| ClientError::local(format!("TLS configuration failed: {e}")))?;
+            endpoint =
+                endpoint.tls_config(tls).map_err(|e| ClientError::local(format!("TLS configuration failed: {e}")))?;
         }
         Ok(endpoint)
     }
@@ -127,7 +128,8 @@ impl ArcaClient {
     fn with_channel(channel: Channel, token: Option<&str>) -> Result<Self, ClientError> {
         let token = match token {
             Some(t) => Some(
-                MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| ClientError::local("the token has characters a header cannot carry"))?,
+                MetadataValue::try_from(format!("Bearer {t}"))
+                    .map_err(|_| ClientError::local("the token has characters a header cannot carry"))?,
             ),
             None => None,
         };

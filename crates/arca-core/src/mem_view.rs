@@ -92,7 +92,12 @@ impl StateView for MemView {
         Ok(page_of(self.vaults.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.clone())), after, limit))
     }
 
-    fn secrets(&self, vault: &VaultRecord, after: Option<&[u8]>, limit: usize) -> Result<Page<SecretRecord>, ArcaError> {
+    fn secrets(
+        &self,
+        vault: &VaultRecord,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page<SecretRecord>, ArcaError> {
         let items = self
             .secrets
             .iter()

@@ -88,7 +88,11 @@ pub fn secret_versions(
     Ok((vault, secret, versions))
 }
 
-fn all_versions(view: &dyn StateView, vault: &VaultRecord, secret: &SecretRecord) -> Result<Vec<SecretVersionRecord>, ArcaError> {
+fn all_versions(
+    view: &dyn StateView,
+    vault: &VaultRecord,
+    secret: &SecretRecord,
+) -> Result<Vec<SecretVersionRecord>, ArcaError> {
     secret
         .versions
         .iter()
@@ -142,7 +146,10 @@ pub fn backup_secret(
     if versions.len() > arca_types::limits::BACKUP_VERSIONS_MAX {
         return Err(ArcaError::bad_parameter(
             "name",
-            format!("the secret has more than {} versions, which is more than a backup can hold", arca_types::limits::BACKUP_VERSIONS_MAX),
+            format!(
+                "the secret has more than {} versions, which is more than a backup can hold",
+                arca_types::limits::BACKUP_VERSIONS_MAX
+            ),
         ));
     }
     Ok((secret, versions))

@@ -22,5 +22,6 @@ pub trait StateView {
         version: &VersionId,
     ) -> Result<Option<SecretVersionRecord>, ArcaError>;
     fn vaults(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<VaultRecord>, ArcaError>;
-    fn secrets(&self, vault: &VaultRecord, after: Option<&[u8]>, limit: usize) -> Result<Page<SecretRecord>, ArcaError>;
+    fn secrets(&self, vault: &VaultRecord, after: Option<&[u8]>, limit: usize)
+        -> Result<Page<SecretRecord>, ArcaError>;
 }

@@ -54,7 +54,9 @@ impl World {
     }
 
     fn get(&self, v: &str, n: &str) -> Result<String, ErrorCode> {
-        read::get_secret(&self.view, &vault(v), &name(n), None).map(|s| s.version.value.expose().to_owned()).map_err(|e| e.code)
+        read::get_secret(&self.view, &vault(v), &name(n), None)
+            .map(|s| s.version.value.expose().to_owned())
+            .map_err(|e| e.code)
     }
 }
 
@@ -287,7 +289,10 @@ fn scheduled_purge_happens_by_itself_once_due() {
     w.set("vault", "s", "v").unwrap();
     w.run(Command::DeleteSecret { vault: vault("vault"), name: name("s") }).unwrap();
     let (at, target) = w.view.purge_index[0].clone();
-    assert_eq!(w.run(Command::PurgeDue { target: target.clone(), scheduled_purge_at: at }).unwrap_err(), ErrorCode::BadParameter);
+    assert_eq!(
+        w.run(Command::PurgeDue { target: target.clone(), scheduled_purge_at: at }).unwrap_err(),
+        ErrorCode::BadParameter
+    );
     w.now = at;
     w.run(Command::PurgeDue { target: target.clone(), scheduled_purge_at: at }).unwrap();
     assert_eq!(w.view.version_count(), 0);
@@ -304,7 +309,8 @@ fn restore_needs_a_free_name_and_keeps_version_ids() {
     let v1 = w.set("vault", "s", "one").unwrap();
     w.set("vault", "s", "two").unwrap();
     let (secret, versions) = read::backup_secret(&w.view, &vault("vault"), &name("s")).unwrap();
-    let restore = |v: &str| Command::RestoreSecret { vault: vault(v), secret: secret.clone(), versions: versions.clone() };
+    let restore =
+        |v: &str| Command::RestoreSecret { vault: vault(v), secret: secret.clone(), versions: versions.clone() };
     assert_eq!(w.run(restore("vault")).unwrap_err(), ErrorCode::Conflict);
     w.run(restore("other")).unwrap();
     let old = read::get_secret(&w.view, &vault("other"), &name("s"), Some(&v1)).unwrap();
@@ -325,7 +331,10 @@ fn operations_on_missing_vaults_and_secrets_are_not_found() {
     assert_eq!(w.set("nowhere", "s", "v").unwrap_err(), ErrorCode::VaultNotFound);
     w.create_vault("vault", 90, false).unwrap();
     assert_eq!(w.get("vault", "s").unwrap_err(), ErrorCode::SecretNotFound);
-    assert_eq!(w.run(Command::DeleteSecret { vault: vault("vault"), name: name("s") }).unwrap_err(), ErrorCode::SecretNotFound);
+    assert_eq!(
+        w.run(Command::DeleteSecret { vault: vault("vault"), name: name("s") }).unwrap_err(),
+        ErrorCode::SecretNotFound
+    );
     assert_eq!(w.run(Command::DeleteVault { name: vault("nowhere") }).unwrap_err(), ErrorCode::VaultNotFound);
 }
 

@@ -121,8 +121,8 @@ impl Connection {
             .await
             .map_err(|_| RPCError::Unreachable(unreachable(format!("{what} to node {} timed out", self.target))))?
             .map_err(rpc_error)?;
-        let result: Result<T, RaftError> = decode(what, &response.into_inner().data)
-            .map_err(|e| RPCError::Network(network(e)))?;
+        let result: Result<T, RaftError> =
+            decode(what, &response.into_inner().data).map_err(|e| RPCError::Network(network(e)))?;
         // The peer's Raft refused to handle the RPC (it is shutting down): back off from it.
         result.map_err(|e| RPCError::Unreachable(unreachable(e)))
     }
@@ -159,7 +159,10 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         let mut client = self.channels.client(&self.addr).map_err(unreachable)?;
         let mut chunks = vec![SnapshotChunk { header: encode(&(vote, snapshot.meta)), data: Vec::new() }];
         chunks.extend(
-            snapshot.snapshot.chunks(SNAPSHOT_CHUNK_BYTES).map(|c| SnapshotChunk { header: Vec::new(), data: c.to_vec() }),
+            snapshot
+                .snapshot
+                .chunks(SNAPSHOT_CHUNK_BYTES)
+                .map(|c| SnapshotChunk { header: Vec::new(), data: c.to_vec() }),
         );
         let send = client.install_snapshot(tokio_stream::iter(chunks));
         let response = tokio::select! {

@@ -78,15 +78,10 @@ impl RaftNode {
         channels: Channels,
     ) -> Result<Self, String> {
         let config = settings.to_config()?;
-        let raft = Raft::new(
-            node_id,
-            config,
-            Network::new(channels.clone()),
-            LogStore::new(log),
-            StateMachine::new(state),
-        )
-        .await
-        .map_err(|e| format!("failed to start raft: {e}"))?;
+        let raft =
+            Raft::new(node_id, config, Network::new(channels.clone()), LogStore::new(log), StateMachine::new(state))
+                .await
+                .map_err(|e| format!("failed to start raft: {e}"))?;
         Ok(Self { raft, node_id, channels })
     }
 

@@ -35,10 +35,7 @@ pub async fn install_snapshot(
     mut chunks: impl futures::Stream<Item = Result<SnapshotChunk, tonic::Status>> + Unpin,
 ) -> Result<Vec<u8>, tonic::Status> {
     use futures::StreamExt;
-    let first = chunks
-        .next()
-        .await
-        .ok_or_else(|| tonic::Status::invalid_argument("snapshot stream is empty"))??;
+    let first = chunks.next().await.ok_or_else(|| tonic::Status::invalid_argument("snapshot stream is empty"))??;
     let (vote, meta): (Vote, SnapshotMeta) = decode("snapshot header", &first.header).map_err(invalid)?;
     let mut data = first.data;
     while let Some(chunk) = chunks.next().await {

@@ -73,9 +73,9 @@ impl Api {
     /// Audits the call and turns its result into a gRPC response with Arca's metadata.
     pub fn finish<R>(&self, call: Call, result: Result<R, ArcaError>) -> Result<Response<R>, Status> {
         let object_hash = match (&call.object, self.engine.seal.barrier()) {
-            (Some(name), Ok(barrier)) => {
-                Some(crate::seal::hex_of(&barrier.name_hash(arca_crypto::Scope::System, format!("audit:{name}").as_bytes())[..12]))
-            }
+            (Some(name), Ok(barrier)) => Some(crate::seal::hex_of(
+                &barrier.name_hash(arca_crypto::Scope::System, format!("audit:{name}").as_bytes())[..12],
+            )),
             _ => None,
         };
         let event = AuditEvent {
@@ -110,7 +110,7 @@ impl Api {
         if let Ok(v) = MetadataValue::try_from(call.request_id.as_str()) {
             md.insert("x-arca-request-id", v);
         }
-        if let Some(raft) = self.engine.raft().ok() {
+        if let Ok(raft) = self.engine.raft() {
             if let Ok(v) = MetadataValue::try_from(raft.node_id.to_string()) {
                 md.insert("x-arca-node-id", v);
             }
@@ -130,7 +130,10 @@ pub fn parse_consistency(options: Option<&arca_proto::v1::ReadOptions>) -> Resul
         Ok(C::Unspecified) | Ok(C::Linearizable) => Ok(Consistency::Linearizable),
         Ok(C::BoundedStaleness) => {
             let d = options.max_staleness.as_ref().ok_or_else(|| {
-                ArcaError::bad_parameter("read_options.max_staleness", "max_staleness is required with BOUNDED_STALENESS")
+                ArcaError::bad_parameter(
+                    "read_options.max_staleness",
+                    "max_staleness is required with BOUNDED_STALENESS",
+                )
             })?;
             if d.seconds < 0 || d.nanos < 0 {
                 return Err(ArcaError::bad_parameter("read_options.max_staleness", "max_staleness must be positive"));
@@ -152,7 +155,10 @@ pub fn page_size(raw: i32) -> Result<usize, ArcaError> {
     match raw {
         0 => Ok(PAGE_SIZE_DEFAULT as usize),
         n if n > 0 && n as u32 <= PAGE_SIZE_MAX => Ok(n as usize),
-        n => Err(ArcaError::bad_parameter("page_size", format!("page_size must be 1-{PAGE_SIZE_MAX} (or 0 for {PAGE_SIZE_DEFAULT}), it is {n}"))),
+        n => Err(ArcaError::bad_parameter(
+            "page_size",
+            format!("page_size must be 1-{PAGE_SIZE_MAX} (or 0 for {PAGE_SIZE_DEFAULT}), it is {n}"),
+        )),
     }
 }
 
@@ -160,7 +166,9 @@ pub fn page_token(raw: &str) -> Result<Option<Vec<u8>>, ArcaError> {
     if raw.is_empty() {
         return Ok(None);
     }
-    hex::decode(raw).map(Some).map_err(|_| ArcaError::bad_parameter("page_token", "page_token is not one this server issued"))
+    hex::decode(raw)
+        .map(Some)
+        .map_err(|_| ArcaError::bad_parameter("page_token", "page_token is not one this server issued"))
 }
 
 pub fn next_token(next: Option<Vec<u8>>) -> String {

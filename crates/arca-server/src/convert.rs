@@ -78,7 +78,11 @@ pub fn deleted_secret(view: &SecretView, suffix: &str) -> pb::DeletedSecret {
     let deletion = view.secret.deleted;
     pb::DeletedSecret {
         secret: Some(secret(view, suffix, false)),
-        recovery_id: format!("{}/deletedsecrets/{}", vault_uri(view.vault.name.as_str(), suffix), view.secret.name.as_str()),
+        recovery_id: format!(
+            "{}/deletedsecrets/{}",
+            vault_uri(view.vault.name.as_str(), suffix),
+            view.secret.name.as_str()
+        ),
         delete_time: deletion.and_then(|d| ts(d.deleted_at)),
         scheduled_purge_time: deletion.and_then(|d| ts(d.scheduled_purge_at)),
     }

@@ -88,7 +88,12 @@ fn rpc_unavailable(status: tonic::Status) -> ArcaError {
 }
 
 impl Engine {
-    pub fn new(store: Arc<dyn StateStore>, seal: Arc<SealManager>, clock: Arc<dyn Clock>, vault_suffix: String) -> Self {
+    pub fn new(
+        store: Arc<dyn StateStore>,
+        seal: Arc<SealManager>,
+        clock: Arc<dyn Clock>,
+        vault_suffix: String,
+    ) -> Self {
         Self {
             node_id: OnceLock::new(),
             raft: OnceLock::new(),
@@ -155,7 +160,9 @@ impl Engine {
                     // decide once more before reporting it.
                     confirmed = true;
                     let index = raft.read_index().await.map_err(from_write_error)?;
-                    raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await.map_err(from_write_error)?;
+                    raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
+                        .await
+                        .map_err(from_write_error)?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -164,14 +171,21 @@ impl Engine {
             match raft.write(proposal).await.map_err(from_write_error)? {
                 (_, ApplyOutcome::Applied) => return Ok(decision.outcome),
                 (index, ApplyOutcome::Conflict) => {
-                    raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await.map_err(from_write_error)?;
+                    raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
+                        .await
+                        .map_err(from_write_error)?;
                 }
             }
         }
         Err(ArcaError::unavailable("the object is changing too often to update it now; retry"))
     }
 
-    async fn forward_command(&self, keyspace: &Keyspace, leader: &ArcaNode, command: &Command) -> Result<Outcome, ArcaError> {
+    async fn forward_command(
+        &self,
+        keyspace: &Keyspace,
+        leader: &ArcaNode,
+        command: &Command,
+    ) -> Result<Outcome, ArcaError> {
         let barrier = keyspace.barrier();
         let plain = zeroize::Zeroizing::new(postcard::to_allocvec(command).expect("commands encode"));
         let request = ForwardRequest::Command(barrier.seal(Scope::System, FORWARD_COMMAND_AAD, &plain));
@@ -199,8 +213,8 @@ impl Engine {
 
     /// The leader's side of a forwarded request.
     pub async fn handle_forward(&self, data: &[u8]) -> Result<Vec<u8>, ArcaError> {
-        let request: ForwardRequest =
-            postcard::from_bytes(data).map_err(|_| ArcaError::bad_parameter("payload", "forwarded request does not decode"))?;
+        let request: ForwardRequest = postcard::from_bytes(data)
+            .map_err(|_| ArcaError::bad_parameter("payload", "forwarded request does not decode"))?;
         let raft = self.raft()?;
         if !raft.is_leader() {
             return Err(ArcaError::unavailable("this node is no longer the leader; retry"));
@@ -210,9 +224,10 @@ impl Engine {
                 ForwardResponse::Proposal(raft.write(proposal).await.map_err(from_write_error))
             }
             ForwardRequest::Command(sealed) => {
-                let keyspace = self.seal.keyspace().map_err(|_| {
-                    ArcaError::unavailable("the leader is sealed and cannot decide writes; unseal it")
-                })?;
+                let keyspace = self
+                    .seal
+                    .keyspace()
+                    .map_err(|_| ArcaError::unavailable("the leader is sealed and cannot decide writes; unseal it"))?;
                 let barrier = keyspace.barrier().clone();
                 let plain = barrier
                     .open(Scope::System, FORWARD_COMMAND_AAD, &sealed)
@@ -313,7 +328,9 @@ impl Engine {
             match self.propose(proposal).await? {
                 (_, ApplyOutcome::Applied) => return Ok(next),
                 (index, ApplyOutcome::Conflict) => {
-                    raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await.map_err(from_write_error)?;
+                    raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
+                        .await
+                        .map_err(from_write_error)?;
                 }
             }
         }
@@ -329,7 +346,8 @@ impl Engine {
                     if request.phase == 0 {
                         return self.allocate_node_id().await;
                     }
-                    let node = ArcaNode { api_addr: request.api_addr.clone(), cluster_addr: request.cluster_addr.clone() };
+                    let node =
+                        ArcaNode { api_addr: request.api_addr.clone(), cluster_addr: request.cluster_addr.clone() };
                     match raft.add_node(request.node_id, node, request.as_learner).await {
                         Ok(()) => return Ok(request.node_id),
                         Err(WriteError::ForwardToLeader { .. }) => {}

@@ -311,7 +311,12 @@ impl StateView for RecordingView<'_> {
         self.scan(Scope::System, VAULT_PREFIX.to_vec(), after, limit)
     }
 
-    fn secrets(&self, vault: &VaultRecord, after: Option<&[u8]>, limit: usize) -> Result<Page<SecretRecord>, ArcaError> {
+    fn secrets(
+        &self,
+        vault: &VaultRecord,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page<SecretRecord>, ArcaError> {
         self.scan(Scope::Vault(&vault.id), Keyspace::secrets_prefix(&vault.id), after, limit)
     }
 }

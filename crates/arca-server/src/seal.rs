@@ -97,7 +97,13 @@ impl SealManager {
 
     /// Builds everything `init` needs. The caller proposes `proposal`; the material is only valid if it
     /// applies (its precondition is that no keyring exists yet).
-    pub fn prepare_init(&self, shares: u8, threshold: u8, auto_unseal_key: bool, now: i64) -> Result<InitMaterial, ArcaError> {
+    pub fn prepare_init(
+        &self,
+        shares: u8,
+        threshold: u8,
+        auto_unseal_key: bool,
+        now: i64,
+    ) -> Result<InitMaterial, ArcaError> {
         if self.store.get(KEYRING_KEY).map_err(|e| ArcaError::internal(e.to_string()))?.is_some() {
             return Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized"));
         }
@@ -170,7 +176,10 @@ impl SealManager {
 
     fn open_keyring(&self, shares: &[Share]) -> Result<(RootKey, Keyring), ArcaError> {
         let wrong = || {
-            ArcaError::bad_parameter("share", "the submitted shares do not reconstruct the root key; start over with correct shares")
+            ArcaError::bad_parameter(
+                "share",
+                "the submitted shares do not reconstruct the root key; start over with correct shares",
+            )
         };
         let root = RootKey(shamir::combine(shares).map_err(|_| wrong())?);
         let (_, blob) = self.keyring_blob()?;
@@ -195,7 +204,8 @@ impl SealManager {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let SealState::Unsealed { root, barrier } = &*state else { return Ok(()) };
         let (_, blob) = self.keyring_blob()?;
-        let keyring = Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
+        let keyring =
+            Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
         if keyring.active_term() != barrier.keyring().active_term() {
             barrier.replace_keyring(keyring);
             tracing::info!("loaded rotated keyring");
@@ -208,7 +218,8 @@ impl SealManager {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let SealState::Unsealed { root, .. } = &*state else { return Err(sealed_error()) };
         let (version, blob) = self.keyring_blob()?;
-        let mut keyring = Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
+        let mut keyring =
+            Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
         keyring.rotate(self.entropy.as_ref());
         let proposal = Proposal {
             preconditions: vec![Precondition { key: KEYRING_KEY.to_vec(), modified_at: Some(version) }],

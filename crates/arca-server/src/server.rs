@@ -110,7 +110,12 @@ impl Shared {
             None => {
                 let mut req = tonic::Request::new(AddNodeRequest { phase: 0, ..Default::default() });
                 req.set_timeout(Duration::from_secs(30));
-                let id = client.add_node(req).await.map_err(|s| ArcaError::unavailable(format!("the peer refused: {}", s.message())))?.into_inner().node_id;
+                let id = client
+                    .add_node(req)
+                    .await
+                    .map_err(|s| ArcaError::unavailable(format!("the peer refused: {}", s.message())))?
+                    .into_inner()
+                    .node_id;
                 write_node_id(&self.config, id).map_err(ArcaError::internal)?;
                 id
             }
@@ -118,16 +123,14 @@ impl Shared {
         if !self.engine.has_raft() {
             self.start_raft(node_id).await.map_err(ArcaError::internal)?;
         }
-        let request = AddNodeRequest {
-            node_id,
-            api_addr: me.api_addr,
-            cluster_addr: me.cluster_addr,
-            as_learner,
-            phase: 1,
-        };
+        let request =
+            AddNodeRequest { node_id, api_addr: me.api_addr, cluster_addr: me.cluster_addr, as_learner, phase: 1 };
         let mut req = tonic::Request::new(request);
         req.set_timeout(Duration::from_secs(300));
-        client.add_node(req).await.map_err(|s| ArcaError::unavailable(format!("the cluster did not add this node: {}", s.message())))?;
+        client
+            .add_node(req)
+            .await
+            .map_err(|s| ArcaError::unavailable(format!("the cluster did not add this node: {}", s.message())))?;
         tracing::info!(node_id, "joined the cluster");
         Ok(())
     }
@@ -141,7 +144,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     let channels = Channels::new(Arc::new(TlsChannelFactory(tls.clone())));
     let entropy: Arc<dyn arca_crypto::Entropy> = Arc::new(OsEntropy);
     let seal = Arc::new(SealManager::new(Arc::new(store.clone()), entropy));
-    let engine = Arc::new(Engine::new(Arc::new(store.clone()), seal, Arc::new(SystemClock), config.vault_suffix.clone()));
+    let engine =
+        Arc::new(Engine::new(Arc::new(store.clone()), seal, Arc::new(SystemClock), config.vault_suffix.clone()));
     let api = Arc::new(Api {
         engine: engine.clone(),
         authenticator: Arc::new(TokenAuthenticator),
@@ -150,8 +154,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     });
     let shared = Arc::new(Shared { config: config.clone(), engine: engine.clone(), store, channels });
 
-    let cluster_listener = TcpListener::bind(config.cluster_listen).await.map_err(|e| format!("failed to bind the cluster listener: {e}"))?;
-    let api_listener = TcpListener::bind(config.api_listen).await.map_err(|e| format!("failed to bind the API listener: {e}"))?;
+    let cluster_listener = TcpListener::bind(config.cluster_listen)
+        .await
+        .map_err(|e| format!("failed to bind the cluster listener: {e}"))?;
+    let api_listener =
+        TcpListener::bind(config.api_listen).await.map_err(|e| format!("failed to bind the API listener: {e}"))?;
     let cluster_addr = cluster_listener.local_addr().map_err(|e| e.to_string())?;
     let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
 
@@ -185,7 +192,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(VaultServiceServer::new(services::vaults::Vaults(api.clone())).max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX))
+        .add_service(
+            VaultServiceServer::new(services::vaults::Vaults(api.clone()))
+                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+        )
         .add_service(
             SecretServiceServer::new(services::secrets::Secrets(api.clone()))
                 .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -226,7 +236,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
             }
         }
     }
-    if let Some(raft) = engine.raft().ok() {
+    if let Ok(raft) = engine.raft() {
         if let Err(e) = raft.wait_recovered(Duration::from_secs(30)).await {
             tracing::warn!("state machine recovery is slow: {e}");
         }
@@ -235,7 +245,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     Ok(RunningNode { engine, api_addr, cluster_addr })
 }
 
-fn spawn_background(engine: Arc<Engine>, unseal_key_file: Option<PathBuf>, health: tonic_health::server::HealthReporter) {
+fn spawn_background(
+    engine: Arc<Engine>,
+    unseal_key_file: Option<PathBuf>,
+    health: tonic_health::server::HealthReporter,
+) {
     if let Some(path) = unseal_key_file {
         let engine = engine.clone();
         tokio::spawn(async move {
@@ -262,16 +276,13 @@ fn spawn_background(engine: Arc<Engine>, unseal_key_file: Option<PathBuf>, healt
             tokio::time::sleep(Duration::from_secs(1)).await;
             tick += 1;
             let serving = !engine.seal.is_sealed() && engine.raft().ok().is_some_and(|r| r.leader().is_some());
-            let status = if serving {
-                tonic_health::ServingStatus::Serving
-            } else {
-                tonic_health::ServingStatus::NotServing
-            };
+            let status =
+                if serving { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
             health.set_service_status("", status).await;
             if let Err(e) = engine.seal.refresh_keyring() {
                 tracing::debug!("failed to refresh the keyring: {e}");
             }
-            if tick % PURGE_SWEEP_INTERVAL_S == 0 && !engine.seal.is_sealed() {
+            if tick.is_multiple_of(PURGE_SWEEP_INTERVAL_S) && !engine.seal.is_sealed() {
                 match engine.sweep_purges().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(purged = n, "purged objects whose retention ended"),

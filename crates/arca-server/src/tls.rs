@@ -44,7 +44,9 @@ impl TlsMaterial {
     }
 
     fn certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-        CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| format!("bad certificate PEM: {e}"))
+        CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("bad certificate PEM: {e}"))
     }
 
     /// A rustls server config: TLS 1.3 only; with `require_client_cert`, clients must present a
@@ -67,7 +69,9 @@ impl TlsMaterial {
             builder.with_no_client_auth()
         };
         let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| format!("bad private key PEM: {e}"))?;
-        let mut config = builder.with_single_cert(Self::certs(&self.cert_pem)?, key).map_err(|e| format!("bad certificate or key: {e}"))?;
+        let mut config = builder
+            .with_single_cert(Self::certs(&self.cert_pem)?, key)
+            .map_err(|e| format!("bad certificate or key: {e}"))?;
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(config))
     }
@@ -111,7 +115,8 @@ pub fn tls_incoming(
             let acceptor = acceptor.clone();
             let conn_tx = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS), acceptor.accept(tcp)).await {
+                match tokio::time::timeout(Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS), acceptor.accept(tcp)).await
+                {
                     Ok(Ok(stream)) => {
                         let _ = conn_tx.send(Ok(stream)).await;
                     }

@@ -170,7 +170,12 @@ impl StateStore for RocksStore {
         }
     }
 
-    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError> {
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError> {
         let cf = self.cf(CF_STATE)?;
         let start = match after {
             Some(a) if a >= prefix => a.to_vec(),
@@ -229,7 +234,8 @@ impl StateStore for RocksStore {
     fn export(&self) -> Result<Vec<u8>, StorageError> {
         // A RocksDB snapshot gives one consistent view of both column families.
         let snap = self.db.snapshot();
-        let meta = snap.get_cf(self.cf(CF_STATE_META)?, APPLIED_META_KEY).map_err(|e| io("read applied metadata", e))?;
+        let meta =
+            snap.get_cf(self.cf(CF_STATE_META)?, APPLIED_META_KEY).map_err(|e| io("read applied metadata", e))?;
         let mut entries = Vec::new();
         for item in snap.iterator_cf(self.cf(CF_STATE)?, IteratorMode::Start) {
             let (k, v) = item.map_err(|e| io("export state", e))?;

@@ -39,10 +39,17 @@ pub struct Versioned {
 /// One write to the state store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     /// Deletes every key that starts with `prefix`.
-    DeletePrefix { prefix: Vec<u8> },
+    DeletePrefix {
+        prefix: Vec<u8>,
+    },
 }
 
 /// The Raft log: entries by index, plus a few durable metadata values (vote, committed, purged).
@@ -70,7 +77,12 @@ pub trait LogStore: Send + Sync + 'static {
 pub trait StateStore: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StorageError>;
     /// Up to `limit` entries whose key starts with `prefix` and sorts after `after`, in key order.
-    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError>;
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError>;
     /// Applies `ops`, stamping every put with `index`, and stores `applied_meta`, atomically.
     fn commit(&self, index: u64, ops: &[Op], applied_meta: &[u8]) -> Result<(), StorageError>;
     fn applied_meta(&self) -> Result<Option<Vec<u8>>, StorageError>;

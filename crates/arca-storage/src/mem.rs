@@ -39,7 +39,9 @@ impl LogStore for MemLog {
         for (index, bytes) in entries {
             if let Some(e) = expected {
                 if *index != e {
-                    return Err(StorageError::Contract(format!("append at {index} would leave a hole before it (next is {e})")));
+                    return Err(StorageError::Contract(format!(
+                        "append at {index} would leave a hole before it (next is {e})"
+                    )));
                 }
             }
             g.entries.insert(*index, bytes.clone());
@@ -119,7 +121,12 @@ impl StateStore for MemState {
         Ok(lock(&self.0).data.get(key).cloned())
     }
 
-    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError> {
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError> {
         let g = lock(&self.0);
         let start = match after {
             Some(a) if a >= prefix => std::ops::Bound::Excluded(a.to_vec()),

@@ -22,7 +22,10 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind an ephemeral port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
 }
 
 /// One `arcad` process and its files.
@@ -183,14 +186,13 @@ impl TestCluster {
     /// Starts a new node that joins through node 0 (or the first running node) and waits until it is a
     /// member, unsealed, and caught up.
     pub async fn add_node(&mut self, learner: bool) -> anyhow::Result<usize> {
-        let peer = self.nodes.iter().find(|n| n.is_running()).map(NodeProcess::cluster_addr).context("no running node")?;
+        let peer =
+            self.nodes.iter().find(|n| n.is_running()).map(NodeProcess::cluster_addr).context("no running node")?;
         let index = self.spawn_node(Some(peer), learner)?;
         let want = self.nodes.len();
-        self.wait_for(Duration::from_secs(60), async move |c: &Self| {
-            match c.status(index).await {
-                Ok(s) => s.nodes.len() >= want && s.node_id != 0,
-                Err(_) => false,
-            }
+        self.wait_for(Duration::from_secs(60), async move |c: &Self| match c.status(index).await {
+            Ok(s) => s.nodes.len() >= want && s.node_id != 0,
+            Err(_) => false,
         })
         .await
         .with_context(|| format!("node {} did not join", index + 1))?;

@@ -29,10 +29,7 @@ fn assert_bad(e: ClientError, field_hint: &str) {
 async fn bad_input_is_refused_and_changes_nothing() {
     let cluster = TestCluster::start(1).await.unwrap();
     let c = cluster.client(0).await.unwrap();
-    c.vaults()
-        .create_vault(pb::CreateVaultRequest { name: "inputs".into(), ..Default::default() })
-        .await
-        .unwrap();
+    c.vaults().create_vault(pb::CreateVaultRequest { name: "inputs".into(), ..Default::default() }).await.unwrap();
     set_req(&c, req("base", "v")).await.unwrap();
 
     // Value: limit passes, limit+1 is refused.
@@ -64,10 +61,20 @@ async fn bad_input_is_refused_and_changes_nothing() {
 
     // Version ids.
     for bad in ["abc", &"g".repeat(32), &"a".repeat(33)] {
-        let r = pb::GetSecretRequest { vault: "inputs".into(), name: "base".into(), version: bad.to_string(), read_options: None };
+        let r = pb::GetSecretRequest {
+            vault: "inputs".into(),
+            name: "base".into(),
+            version: bad.to_string(),
+            read_options: None,
+        };
         assert_bad(c.secrets().get_secret(r).await.map_err(ClientError::from).unwrap_err(), "version");
     }
-    let missing = pb::GetSecretRequest { vault: "inputs".into(), name: "base".into(), version: "a".repeat(32), read_options: None };
+    let missing = pb::GetSecretRequest {
+        vault: "inputs".into(),
+        name: "base".into(),
+        version: "a".repeat(32),
+        read_options: None,
+    };
     let e = ClientError::from(c.secrets().get_secret(missing).await.unwrap_err());
     assert_eq!((e.code, e.reason.as_deref()), (tonic::Code::NotFound, Some("SECRET_NOT_FOUND")));
 
@@ -124,7 +131,12 @@ async fn planted_values_and_names_never_appear_in_plaintext() {
         };
         c.secrets().set_secret(r).await.unwrap();
     }
-    let bad = pb::SetSecretRequest { vault: "secrecy".into(), name: format!("{name}!"), value: value.clone(), ..Default::default() };
+    let bad = pb::SetSecretRequest {
+        vault: "secrecy".into(),
+        name: format!("{name}!"),
+        value: value.clone(),
+        ..Default::default()
+    };
     let e = ClientError::from(c.secrets().set_secret(bad).await.unwrap_err());
     assert!(!e.message.contains(&value) && !e.message.contains(&name), "errors never echo names or values");
     let del = pb::DeleteSecretRequest { vault: "secrecy".into(), name: name.clone() };
@@ -133,7 +145,12 @@ async fn planted_values_and_names_never_appear_in_plaintext() {
     c.secrets().recover_deleted_secret(rec).await.unwrap();
     let got = c
         .secrets()
-        .get_secret(pb::GetSecretRequest { vault: "secrecy".into(), name: name.clone(), version: String::new(), read_options: None })
+        .get_secret(pb::GetSecretRequest {
+            vault: "secrecy".into(),
+            name: name.clone(),
+            version: String::new(),
+            read_options: None,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -151,7 +168,11 @@ async fn planted_values_and_names_never_appear_in_plaintext() {
     assert!(files.iter().any(|f| f.to_string_lossy().contains("audit.log")));
     assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "log")));
     assert!(files.len() > 10, "the scan must cover RocksDB files, logs and audit logs");
-    assert_eq!(files_containing(&files, value.as_bytes()), Vec::<std::path::PathBuf>::new(), "value found in plaintext");
+    assert_eq!(
+        files_containing(&files, value.as_bytes()),
+        Vec::<std::path::PathBuf>::new(),
+        "value found in plaintext"
+    );
     assert_eq!(files_containing(&files, name.as_bytes()), Vec::<std::path::PathBuf>::new(), "name found in plaintext");
     // The control: the scan does find what is really there. Vault names are not secret and the audit
     // log records them, so a scan that read nothing would fail here.

@@ -14,12 +14,14 @@ async fn create_vault(c: &ArcaClient, name: &str) -> Result<pb::Vault, ClientErr
 }
 
 async fn set(c: &ArcaClient, vault: &str, name: &str, value: &str) -> Result<pb::Secret, ClientError> {
-    let req = pb::SetSecretRequest { vault: vault.into(), name: name.into(), value: value.into(), ..Default::default() };
+    let req =
+        pb::SetSecretRequest { vault: vault.into(), name: name.into(), value: value.into(), ..Default::default() };
     Ok(c.secrets().set_secret(req).await?.into_inner())
 }
 
 async fn get(c: &ArcaClient, vault: &str, name: &str, version: &str) -> Result<pb::Secret, ClientError> {
-    let req = pb::GetSecretRequest { vault: vault.into(), name: name.into(), version: version.into(), read_options: None };
+    let req =
+        pb::GetSecretRequest { vault: vault.into(), name: name.into(), version: version.into(), read_options: None };
     Ok(c.secrets().get_secret(req).await?.into_inner())
 }
 
@@ -52,7 +54,10 @@ async fn writes_through_any_node_are_read_from_every_node() {
         }),
     };
     let resp = c.secrets().get_secret(req).await.unwrap();
-    assert_eq!(resp.metadata().get("x-arca-node-id").unwrap().to_str().unwrap(), cluster_node_id(&cluster, follower).await);
+    assert_eq!(
+        resp.metadata().get("x-arca-node-id").unwrap().to_str().unwrap(),
+        cluster_node_id(&cluster, follower).await
+    );
     assert_eq!(resp.into_inner().value, "value-0");
     let status = cluster.status(0).await.unwrap();
     assert_eq!(status.nodes.iter().filter(|n| n.role == "voter").count(), 3);
@@ -67,7 +72,8 @@ async fn sigkill_of_the_leader_loses_no_acknowledged_write() {
     let mut cluster = TestCluster::start(3).await.unwrap();
     let c0 = cluster.client(0).await.unwrap();
     create_vault(&c0, "durable").await.unwrap();
-    let clients: Vec<ArcaClient> = futures::future::join_all((0..3).map(|i| cluster.client(i))).await.into_iter().map(Result::unwrap).collect();
+    let clients: Vec<ArcaClient> =
+        futures::future::join_all((0..3).map(|i| cluster.client(i))).await.into_iter().map(Result::unwrap).collect();
     let leader = cluster.leader_index().await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let writers: Vec<_> = (0..3)
@@ -100,14 +106,13 @@ async fn sigkill_of_the_leader_loses_no_acknowledged_write() {
     }
     assert!(acked.len() > 60, "most writes should succeed around the failover, got {}", acked.len());
     cluster.restart(leader).await.unwrap();
-    cluster
-        .wait_for(Duration::from_secs(30), async |c: &TestCluster| c.leader_index().await.is_some())
-        .await
-        .unwrap();
+    cluster.wait_for(Duration::from_secs(30), async |c: &TestCluster| c.leader_index().await.is_some()).await.unwrap();
     for reader in 0..3 {
         let c = cluster.client(reader).await.unwrap();
         for (name, version, value) in &acked {
-            let got = get(&c, "durable", name, version).await.unwrap_or_else(|e| panic!("acknowledged write lost on node {reader}: {e}"));
+            let got = get(&c, "durable", name, version)
+                .await
+                .unwrap_or_else(|e| panic!("acknowledged write lost on node {reader}: {e}"));
             assert_eq!(&got.value, value);
         }
     }
@@ -178,7 +183,12 @@ async fn sealed_node_and_bad_tokens_are_refused() {
     // A wrong share is refused and leaves the node sealed; the right one unseals it.
     let e = anonymous.operator().unseal(pb::UnsealRequest { share: "00".repeat(33), reset: true }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    let s = anonymous.operator().unseal(pb::UnsealRequest { share: key.trim().into(), reset: true }).await.unwrap().into_inner();
+    let s = anonymous
+        .operator()
+        .unseal(pb::UnsealRequest { share: key.trim().into(), reset: true })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!s.sealed);
     assert_eq!(get(&c1, "guarded", "s", "").await.unwrap().value, "v");
 }

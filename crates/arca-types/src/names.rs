@@ -148,13 +148,13 @@ pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), ArcaError> {
     }
     for (name, value) in tags {
         if name.is_empty() || name.chars().count() > TAG_CHARS_MAX {
-            return Err(ArcaError::bad_parameter(
-                "tags",
-                format!("tag names must have 1-{TAG_CHARS_MAX} characters"),
-            ));
+            return Err(ArcaError::bad_parameter("tags", format!("tag names must have 1-{TAG_CHARS_MAX} characters")));
         }
         if value.chars().count() > TAG_CHARS_MAX {
-            return Err(ArcaError::bad_parameter("tags", format!("tag values may have at most {TAG_CHARS_MAX} characters")));
+            return Err(ArcaError::bad_parameter(
+                "tags",
+                format!("tag values may have at most {TAG_CHARS_MAX} characters"),
+            ));
         }
     }
     Ok(())

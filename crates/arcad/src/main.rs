@@ -34,7 +34,7 @@ enum Command {
         cluster_addr: SocketAddr,
     },
     /// Start a cluster node.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create a CA and node certificates (PEM) for a development or test cluster.
     GenCerts {
         #[arg(long)]
@@ -105,7 +105,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Dev { data_dir, api_addr, cluster_addr } => dev(data_dir, api_addr, cluster_addr).await,
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::GenCerts { out, names, hosts } => gen_certs(&out, &names, &hosts),
         }
     })
@@ -186,7 +186,11 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
         cluster_listen: cluster_addr,
         api_advertise: api_addr.to_string(),
         cluster_advertise: cluster_addr.to_string(),
-        tls: TlsFiles { ca_cert: tls_dir.join("ca.pem"), cert: tls_dir.join("node.pem"), key: tls_dir.join("node.key") },
+        tls: TlsFiles {
+            ca_cert: tls_dir.join("ca.pem"),
+            cert: tls_dir.join("node.pem"),
+            key: tls_dir.join("node.key"),
+        },
         bootstrap: true,
         join: None,
         join_as_learner: false,
@@ -204,7 +208,8 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if !engine.seal.status().map_err(anyhow::Error::msg)?.initialized {
-        let init = arca_server::services::operator::initialize(&engine, 1, 1, true).await.map_err(anyhow::Error::msg)?;
+        let init =
+            arca_server::services::operator::initialize(&engine, 1, 1, true).await.map_err(anyhow::Error::msg)?;
         write_private(&unseal_key_file, &init.unseal_key)?;
         write_private(&token_file, &init.root_token)?;
     }
@@ -223,7 +228,10 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
     println!("\n    arca keyvault create --name demo");
     println!("    arca keyvault secret set --vault-name demo --name db-password --value s3cret");
     println!("    arca keyvault secret show --vault-name demo --name db-password\n");
-    println!("The dev node keeps its unseal key and root token in {}: never use dev mode for real secrets.", dir.display());
+    println!(
+        "The dev node keeps its unseal key and root token in {}: never use dev mode for real secrets.",
+        dir.display()
+    );
     tokio::signal::ctrl_c().await.context("wait for ctrl-c")?;
     Ok(())
 }

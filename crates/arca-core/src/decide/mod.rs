@@ -13,16 +13,38 @@ use crate::view::StateView;
 pub enum Mutation {
     PutVault(VaultRecord),
     /// Removes the vault header and every object stored under the vault's id.
-    PurgeVault { name: VaultName, id: [u8; 16] },
-    PutSecret { vault_id: [u8; 16], secret: SecretRecord },
-    PutSecretVersion { vault_id: [u8; 16], name: ObjectName, version: SecretVersionRecord },
-    PurgeSecret { vault_id: [u8; 16], name: ObjectName, versions: Vec<VersionId> },
-    SchedulePurge { at: i64, target: PurgeTarget },
-    UnschedulePurge { at: i64, target: PurgeTarget },
+    PurgeVault {
+        name: VaultName,
+        id: [u8; 16],
+    },
+    PutSecret {
+        vault_id: [u8; 16],
+        secret: SecretRecord,
+    },
+    PutSecretVersion {
+        vault_id: [u8; 16],
+        name: ObjectName,
+        version: SecretVersionRecord,
+    },
+    PurgeSecret {
+        vault_id: [u8; 16],
+        name: ObjectName,
+        versions: Vec<VersionId>,
+    },
+    SchedulePurge {
+        at: i64,
+        target: PurgeTarget,
+    },
+    UnschedulePurge {
+        at: i64,
+        target: PurgeTarget,
+    },
 }
 
 /// What the caller gets back once the mutations are committed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+// One outcome is built per request and moved a handful of times; boxing it would buy nothing measurable.
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     Vault(VaultRecord),
     Secret { vault: VaultRecord, secret: SecretRecord, version: SecretVersionRecord },
@@ -137,7 +159,10 @@ fn delete_vault(view: &dyn StateView, name: &VaultName, now: i64) -> Result<Deci
     Ok(Decision {
         mutations: vec![
             Mutation::PutVault(vault.clone()),
-            Mutation::SchedulePurge { at: deletion.scheduled_purge_at, target: PurgeTarget::Vault { vault: name.clone() } },
+            Mutation::SchedulePurge {
+                at: deletion.scheduled_purge_at,
+                target: PurgeTarget::Vault { vault: name.clone() },
+            },
         ],
         outcome: Outcome::Vault(vault),
     })
@@ -159,7 +184,10 @@ fn recover_vault(view: &dyn StateView, name: &VaultName) -> Result<Decision, Arc
     Ok(Decision {
         mutations: vec![
             Mutation::PutVault(vault.clone()),
-            Mutation::UnschedulePurge { at: deletion.scheduled_purge_at, target: PurgeTarget::Vault { vault: name.clone() } },
+            Mutation::UnschedulePurge {
+                at: deletion.scheduled_purge_at,
+                target: PurgeTarget::Vault { vault: name.clone() },
+            },
         ],
         outcome: Outcome::Vault(vault),
     })
@@ -171,14 +199,22 @@ fn purge_vault(view: &dyn StateView, name: &VaultName, now: i64, system: bool) -
     Ok(Decision {
         mutations: vec![
             Mutation::PurgeVault { name: name.clone(), id: vault.id },
-            Mutation::UnschedulePurge { at: deletion.scheduled_purge_at, target: PurgeTarget::Vault { vault: name.clone() } },
+            Mutation::UnschedulePurge {
+                at: deletion.scheduled_purge_at,
+                target: PurgeTarget::Vault { vault: name.clone() },
+            },
         ],
         outcome: Outcome::Purged,
     })
 }
 
 /// Purge protection blocks every purge a caller asks for until the scheduled purge date.
-pub(crate) fn check_purge_allowed(protected: bool, deletion: Deletion, now: i64, system: bool) -> Result<(), ArcaError> {
+pub(crate) fn check_purge_allowed(
+    protected: bool,
+    deletion: Deletion,
+    now: i64,
+    system: bool,
+) -> Result<(), ArcaError> {
     if protected && !system && now < deletion.scheduled_purge_at {
         return Err(ArcaError::new(
             ErrorCode::PurgeProtected,

@@ -65,7 +65,11 @@ pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<D
 }
 
 /// Looks up a live secret header.
-pub(crate) fn live_secret(view: &dyn StateView, vault: &VaultRecord, name: &ObjectName) -> Result<SecretRecord, ArcaError> {
+pub(crate) fn live_secret(
+    view: &dyn StateView,
+    vault: &VaultRecord,
+    name: &ObjectName,
+) -> Result<SecretRecord, ArcaError> {
     match view.secret(vault, name)? {
         Some(s) if s.deleted.is_none() => Ok(s),
         _ => Err(not_found()),
@@ -112,14 +116,19 @@ pub(crate) fn update(view: &dyn StateView, command: &Command, now: i64) -> Resul
     })
 }
 
-pub(crate) fn delete(view: &dyn StateView, vault: &VaultName, name: &ObjectName, now: i64) -> Result<Decision, ArcaError> {
+pub(crate) fn delete(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+    now: i64,
+) -> Result<Decision, ArcaError> {
     let vault = live_vault(view, vault)?;
     let mut header = live_secret(view, &vault, name)?;
     let deletion = Deletion::starting(now, vault.retention_days);
     header.deleted = Some(deletion);
-    let latest = view.secret_version(&vault, name, header.latest())?.ok_or_else(|| {
-        ArcaError::internal("the latest version named by a secret header is missing")
-    })?;
+    let latest = view
+        .secret_version(&vault, name, header.latest())?
+        .ok_or_else(|| ArcaError::internal("the latest version named by a secret header is missing"))?;
     Ok(Decision {
         mutations: vec![
             Mutation::PutSecret { vault_id: vault.id, secret: header.clone() },
@@ -129,7 +138,11 @@ pub(crate) fn delete(view: &dyn StateView, vault: &VaultName, name: &ObjectName,
     })
 }
 
-fn deleted_secret(view: &dyn StateView, vault: &VaultRecord, name: &ObjectName) -> Result<(SecretRecord, Deletion), ArcaError> {
+fn deleted_secret(
+    view: &dyn StateView,
+    vault: &VaultRecord,
+    name: &ObjectName,
+) -> Result<(SecretRecord, Deletion), ArcaError> {
     match view.secret(vault, name)? {
         Some(s) => match s.deleted {
             Some(d) => Ok((s, d)),
@@ -213,8 +226,13 @@ pub(crate) fn restore(
     let header = SecretRecord { name: secret.name.clone(), versions: secret.versions.clone(), deleted: None };
     let mut mutations = vec![Mutation::PutSecret { vault_id: vault.id, secret: header.clone() }];
     for record in versions {
-        mutations.push(Mutation::PutSecretVersion { vault_id: vault.id, name: header.name.clone(), version: record.clone() });
+        mutations.push(Mutation::PutSecretVersion {
+            vault_id: vault.id,
+            name: header.name.clone(),
+            version: record.clone(),
+        });
     }
-    let latest = versions.last().cloned().ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
+    let latest =
+        versions.last().cloned().ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
     Ok(Decision { mutations, outcome: Outcome::Secret { vault, secret: header, version: latest } })
 }

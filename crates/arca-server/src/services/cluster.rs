@@ -13,7 +13,8 @@ use crate::access::Action;
 use crate::api::Api;
 
 /// Joins this (not yet joined) node to the cluster that `peer` belongs to.
-pub type Joiner = Arc<dyn Fn(String, bool) -> Pin<Box<dyn Future<Output = Result<(), ArcaError>> + Send>> + Send + Sync>;
+pub type Joiner =
+    Arc<dyn Fn(String, bool) -> Pin<Box<dyn Future<Output = Result<(), ArcaError>> + Send>> + Send + Sync>;
 
 pub struct Cluster {
     pub api: Arc<Api>,
@@ -50,13 +51,19 @@ pub fn cluster_status(api: &Api) -> Result<pb::ClusterStatus, ArcaError> {
 
 #[tonic::async_trait]
 impl ClusterService for Cluster {
-    async fn get_cluster_status(&self, request: Request<pb::GetClusterStatusRequest>) -> Result<Response<pb::ClusterStatus>, Status> {
+    async fn get_cluster_status(
+        &self,
+        request: Request<pb::GetClusterStatusRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
         let call = self.api.begin(&request, "ClusterStatus");
         let result = cluster_status(&self.api);
         self.api.finish(call, result)
     }
 
-    async fn join_cluster(&self, request: Request<pb::JoinClusterRequest>) -> Result<Response<pb::ClusterStatus>, Status> {
+    async fn join_cluster(
+        &self,
+        request: Request<pb::JoinClusterRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
         let call = self.api.begin(&request, "ClusterJoin");
         let r = request.into_inner();
         let result = async {
@@ -64,7 +71,10 @@ impl ClusterService for Cluster {
                 return Err(ArcaError::bad_parameter("peer", "this node is already a member of a cluster"));
             }
             if r.peer.is_empty() {
-                return Err(ArcaError::bad_parameter("peer", "peer must be the cluster address (host:port) of a member"));
+                return Err(ArcaError::bad_parameter(
+                    "peer",
+                    "peer must be the cluster address (host:port) of a member",
+                ));
             }
             (self.joiner)(r.peer, r.as_learner).await?;
             cluster_status(&self.api)
@@ -73,7 +83,10 @@ impl ClusterService for Cluster {
         self.api.finish(call, result)
     }
 
-    async fn remove_node(&self, request: Request<pb::RemoveNodeRequest>) -> Result<Response<pb::ClusterStatus>, Status> {
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::ClusterStatus>, Status> {
         let mut call = self.api.begin(&request, "ClusterRemoveNode");
         let r = request.into_inner();
         let result = async {

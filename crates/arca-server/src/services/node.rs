@@ -31,7 +31,10 @@ impl NodeService for Node {
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
-    async fn install_snapshot(&self, request: Request<Streaming<pb::SnapshotChunk>>) -> Result<Response<pb::RaftPayload>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<pb::SnapshotChunk>>,
+    ) -> Result<Response<pb::RaftPayload>, Status> {
         let data = rpc::install_snapshot(&self.raft()?.raft, request.into_inner()).await?;
         Ok(Response::new(pb::RaftPayload { data }))
     }
@@ -41,7 +44,10 @@ impl NodeService for Node {
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
-    async fn read_index(&self, _request: Request<pb::ReadIndexRequest>) -> Result<Response<pb::ReadIndexResponse>, Status> {
+    async fn read_index(
+        &self,
+        _request: Request<pb::ReadIndexRequest>,
+    ) -> Result<Response<pb::ReadIndexResponse>, Status> {
         let raft = self.raft()?;
         let index = raft.read_index().await.map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::ReadIndexResponse { index, leader_id: raft.node_id }))

@@ -52,7 +52,9 @@ pub async fn initialize(
             root_token: material.root_token,
             unseal_key: material.unseal_key.map(|k| k.expose().to_owned()).unwrap_or_default(),
         }),
-        (_, ApplyOutcome::Conflict) => Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized")),
+        (_, ApplyOutcome::Conflict) => {
+            Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized"))
+        }
     }
 }
 
@@ -87,13 +89,19 @@ impl OperatorService for Operator {
         self.0.finish(call, result)
     }
 
-    async fn get_seal_status(&self, request: Request<pb::GetSealStatusRequest>) -> Result<Response<pb::SealStatus>, Status> {
+    async fn get_seal_status(
+        &self,
+        request: Request<pb::GetSealStatusRequest>,
+    ) -> Result<Response<pb::SealStatus>, Status> {
         let call = self.0.begin(&request, "OperatorSealStatus");
         let result = self.0.engine.seal.status().map(|s| seal_status(s, self.node_id()));
         self.0.finish(call, result)
     }
 
-    async fn rotate_keyring(&self, request: Request<pb::RotateKeyringRequest>) -> Result<Response<pb::RotateKeyringResponse>, Status> {
+    async fn rotate_keyring(
+        &self,
+        request: Request<pb::RotateKeyringRequest>,
+    ) -> Result<Response<pb::RotateKeyringResponse>, Status> {
         let mut call = self.0.begin(&request, "OperatorRotate");
         let result = async {
             self.0.authorize(&mut call, Action::OperatorRotate, None)?;

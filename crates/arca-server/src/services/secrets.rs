@@ -37,7 +37,13 @@ impl Secrets {
     }
 
     /// Authorizes, parses the vault and secret names, and records the object for audit.
-    fn open(&self, call: &mut Call, action: Action, vault: &str, name: &str) -> Result<(Keyspace, VaultName, ObjectName), ArcaError> {
+    fn open(
+        &self,
+        call: &mut Call,
+        action: Action,
+        vault: &str,
+        name: &str,
+    ) -> Result<(Keyspace, VaultName, ObjectName), ArcaError> {
         self.0.touch(call, name);
         let ks = self.0.authorize(call, action, Some(vault))?;
         Ok((ks, VaultName::parse(vault)?, ObjectName::parse("name", name)?))
@@ -79,13 +85,17 @@ impl SecretService for Secrets {
             let (ks, vault, name) = self.open(&mut call, Action::SecretGet, &r.vault, &r.name)?;
             let version = parse_version(&r.version)?;
             self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
-            read::get_secret(&ks.recording_view(), &vault, &name, version.as_ref()).map(|v| convert::secret(&v, self.suffix(), true))
+            read::get_secret(&ks.recording_view(), &vault, &name, version.as_ref())
+                .map(|v| convert::secret(&v, self.suffix(), true))
         }
         .await;
         self.0.finish(call, result)
     }
 
-    async fn list_secrets(&self, request: Request<pb::ListSecretsRequest>) -> Result<Response<pb::ListSecretsResponse>, Status> {
+    async fn list_secrets(
+        &self,
+        request: Request<pb::ListSecretsRequest>,
+    ) -> Result<Response<pb::ListSecretsResponse>, Status> {
         let mut call = self.0.begin(&request, "SecretList");
         let r = request.into_inner();
         let result = async {
@@ -104,7 +114,10 @@ impl SecretService for Secrets {
         self.0.finish(call, result)
     }
 
-    async fn list_secret_versions(&self, request: Request<pb::ListSecretVersionsRequest>) -> Result<Response<pb::ListSecretsResponse>, Status> {
+    async fn list_secret_versions(
+        &self,
+        request: Request<pb::ListSecretVersionsRequest>,
+    ) -> Result<Response<pb::ListSecretsResponse>, Status> {
         let mut call = self.0.begin(&request, "SecretListVersions");
         let r = request.into_inner();
         let result = async {
@@ -113,7 +126,9 @@ impl SecretService for Secrets {
             let start = match page_token(&r.page_token)? {
                 None => 0,
                 Some(bytes) => {
-                    let raw: [u8; 4] = bytes.try_into().map_err(|_| ArcaError::bad_parameter("page_token", "page_token is not one this server issued"))?;
+                    let raw: [u8; 4] = bytes.try_into().map_err(|_| {
+                        ArcaError::bad_parameter("page_token", "page_token is not one this server issued")
+                    })?;
                     u32::from_be_bytes(raw) as usize
                 }
             };
@@ -123,7 +138,13 @@ impl SecretService for Secrets {
             let items = versions.get(start..end).unwrap_or_default();
             let secrets = items
                 .iter()
-                .map(|v| convert::secret(&SecretView { vault: vault_rec.clone(), secret: secret.clone(), version: v.clone() }, self.suffix(), false))
+                .map(|v| {
+                    convert::secret(
+                        &SecretView { vault: vault_rec.clone(), secret: secret.clone(), version: v.clone() },
+                        self.suffix(),
+                        false,
+                    )
+                })
                 .collect();
             let next = (end < versions.len()).then(|| (end as u32).to_be_bytes().to_vec());
             Ok(pb::ListSecretsResponse { secrets, next_page_token: next_token(next) })
@@ -140,7 +161,10 @@ impl SecretService for Secrets {
             let paths: Vec<String> = r.update_mask.clone().map(|m| m.paths).unwrap_or_default();
             const UPDATABLE: [&str; 5] = ["content_type", "tags", "enabled", "not_before", "expires"];
             if let Some(bad) = paths.iter().find(|p| !UPDATABLE.contains(&p.as_str())) {
-                return Err(ArcaError::bad_parameter("update_mask", format!("'{bad}' cannot be updated; updatable: {}", UPDATABLE.join(", "))));
+                return Err(ArcaError::bad_parameter(
+                    "update_mask",
+                    format!("'{bad}' cannot be updated; updatable: {}", UPDATABLE.join(", ")),
+                ));
             }
             let has = |p: &str| paths.is_empty() || paths.iter().any(|x| x == p);
             let command = Command::UpdateSecret {
@@ -150,7 +174,11 @@ impl SecretService for Secrets {
                 content_type: has("content_type").then(|| (!r.content_type.is_empty()).then(|| r.content_type.clone())),
                 tags: has("tags").then(|| convert::tags(&r.tags)),
                 enabled: has("enabled").then_some(r.enabled),
-                not_before: if has("not_before") { Some(convert::from_ts("not_before", r.not_before.as_ref())?) } else { None },
+                not_before: if has("not_before") {
+                    Some(convert::from_ts("not_before", r.not_before.as_ref())?)
+                } else {
+                    None
+                },
                 expires: if has("expires") { Some(convert::from_ts("expires", r.expires.as_ref())?) } else { None },
             };
             self.run(command).await.map(|v| convert::secret(&v, self.suffix(), false))
@@ -159,7 +187,10 @@ impl SecretService for Secrets {
         self.0.finish(call, result)
     }
 
-    async fn delete_secret(&self, request: Request<pb::DeleteSecretRequest>) -> Result<Response<pb::DeletedSecret>, Status> {
+    async fn delete_secret(
+        &self,
+        request: Request<pb::DeleteSecretRequest>,
+    ) -> Result<Response<pb::DeletedSecret>, Status> {
         let mut call = self.0.begin(&request, "SecretDelete");
         let r = request.into_inner();
         let result = async {
@@ -170,19 +201,26 @@ impl SecretService for Secrets {
         self.0.finish(call, result)
     }
 
-    async fn get_deleted_secret(&self, request: Request<pb::GetDeletedSecretRequest>) -> Result<Response<pb::DeletedSecret>, Status> {
+    async fn get_deleted_secret(
+        &self,
+        request: Request<pb::GetDeletedSecretRequest>,
+    ) -> Result<Response<pb::DeletedSecret>, Status> {
         let mut call = self.0.begin(&request, "SecretGetDeleted");
         let r = request.into_inner();
         let result = async {
             let (ks, vault, name) = self.open(&mut call, Action::SecretReadMetadata, &r.vault, &r.name)?;
             self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
-            read::get_deleted_secret(&ks.recording_view(), &vault, &name).map(|v| convert::deleted_secret(&v, self.suffix()))
+            read::get_deleted_secret(&ks.recording_view(), &vault, &name)
+                .map(|v| convert::deleted_secret(&v, self.suffix()))
         }
         .await;
         self.0.finish(call, result)
     }
 
-    async fn list_deleted_secrets(&self, request: Request<pb::ListDeletedSecretsRequest>) -> Result<Response<pb::ListDeletedSecretsResponse>, Status> {
+    async fn list_deleted_secrets(
+        &self,
+        request: Request<pb::ListDeletedSecretsRequest>,
+    ) -> Result<Response<pb::ListDeletedSecretsResponse>, Status> {
         let mut call = self.0.begin(&request, "SecretListDeleted");
         let r = request.into_inner();
         let result = async {
@@ -201,7 +239,10 @@ impl SecretService for Secrets {
         self.0.finish(call, result)
     }
 
-    async fn recover_deleted_secret(&self, request: Request<pb::RecoverDeletedSecretRequest>) -> Result<Response<pb::Secret>, Status> {
+    async fn recover_deleted_secret(
+        &self,
+        request: Request<pb::RecoverDeletedSecretRequest>,
+    ) -> Result<Response<pb::Secret>, Status> {
         let mut call = self.0.begin(&request, "SecretRecover");
         let r = request.into_inner();
         let result = async {
@@ -212,7 +253,10 @@ impl SecretService for Secrets {
         self.0.finish(call, result)
     }
 
-    async fn purge_deleted_secret(&self, request: Request<pb::PurgeDeletedSecretRequest>) -> Result<Response<()>, Status> {
+    async fn purge_deleted_secret(
+        &self,
+        request: Request<pb::PurgeDeletedSecretRequest>,
+    ) -> Result<Response<()>, Status> {
         let mut call = self.0.begin(&request, "SecretPurge");
         let r = request.into_inner();
         let result = async {
@@ -223,7 +267,10 @@ impl SecretService for Secrets {
         self.0.finish(call, result)
     }
 
-    async fn backup_secret(&self, request: Request<pb::BackupSecretRequest>) -> Result<Response<pb::BackupSecretResponse>, Status> {
+    async fn backup_secret(
+        &self,
+        request: Request<pb::BackupSecretRequest>,
+    ) -> Result<Response<pb::BackupSecretResponse>, Status> {
         let mut call = self.0.begin(&request, "SecretBackup");
         let r = request.into_inner();
         let result = async {
@@ -244,7 +291,9 @@ impl SecretService for Secrets {
             let vault = VaultName::parse(&r.vault)?;
             let (secret, versions) = ks.open_backup(&r.backup)?;
             self.0.touch(&mut call, secret.name.as_str());
-            self.run(Command::RestoreSecret { vault, secret, versions }).await.map(|v| convert::secret(&v, self.suffix(), false))
+            self.run(Command::RestoreSecret { vault, secret, versions })
+                .await
+                .map(|v| convert::secret(&v, self.suffix(), false))
         }
         .await;
         self.0.finish(call, result)

@@ -27,7 +27,13 @@ impl Vaults {
         &self.0.engine.vault_suffix
     }
 
-    async fn write(&self, call: &mut crate::api::Call, action: Action, name: &str, command: impl FnOnce(VaultName) -> Result<Command, ArcaError>) -> Result<Outcome, ArcaError> {
+    async fn write(
+        &self,
+        call: &mut crate::api::Call,
+        action: Action,
+        name: &str,
+        command: impl FnOnce(VaultName) -> Result<Command, ArcaError>,
+    ) -> Result<Outcome, ArcaError> {
         self.0.authorize(call, action, Some(name))?;
         let name = VaultName::parse(name)?;
         let command = command(name)?;
@@ -51,7 +57,12 @@ impl VaultService for Vaults {
                 let retention = match r.soft_delete_retention_days {
                     0 => RETENTION_DAYS_DEFAULT,
                     n if n > 0 => n as u32,
-                    n => return Err(ArcaError::bad_parameter("soft_delete_retention_days", format!("soft_delete_retention_days must be 7-90, it is {n}"))),
+                    n => {
+                        return Err(ArcaError::bad_parameter(
+                            "soft_delete_retention_days",
+                            format!("soft_delete_retention_days must be 7-90, it is {n}"),
+                        ))
+                    }
                 };
                 Ok(Command::CreateVault {
                     name,
@@ -81,7 +92,10 @@ impl VaultService for Vaults {
         self.0.finish(call, result)
     }
 
-    async fn list_vaults(&self, request: Request<pb::ListVaultsRequest>) -> Result<Response<pb::ListVaultsResponse>, Status> {
+    async fn list_vaults(
+        &self,
+        request: Request<pb::ListVaultsRequest>,
+    ) -> Result<Response<pb::ListVaultsResponse>, Status> {
         let mut call = self.0.begin(&request, "VaultList");
         let r = request.into_inner();
         let result = list(&self.0, &mut call, &r, false).await;
@@ -97,7 +111,10 @@ impl VaultService for Vaults {
                 let all = paths.is_empty();
                 for p in &paths {
                     if p != "tags" && p != "enable_purge_protection" {
-                        return Err(ArcaError::bad_parameter("update_mask", format!("'{p}' cannot be updated; use tags or enable_purge_protection")));
+                        return Err(ArcaError::bad_parameter(
+                            "update_mask",
+                            format!("'{p}' cannot be updated; use tags or enable_purge_protection"),
+                        ));
                     }
                 }
                 let has = |p: &str| all || paths.iter().any(|x| x == p);
@@ -124,7 +141,10 @@ impl VaultService for Vaults {
         self.0.finish(call, result)
     }
 
-    async fn get_deleted_vault(&self, request: Request<pb::GetDeletedVaultRequest>) -> Result<Response<pb::Vault>, Status> {
+    async fn get_deleted_vault(
+        &self,
+        request: Request<pb::GetDeletedVaultRequest>,
+    ) -> Result<Response<pb::Vault>, Status> {
         let mut call = self.0.begin(&request, "VaultGetDeleted");
         let r = request.into_inner();
         let result = async {
@@ -137,14 +157,20 @@ impl VaultService for Vaults {
         self.0.finish(call, result)
     }
 
-    async fn list_deleted_vaults(&self, request: Request<pb::ListVaultsRequest>) -> Result<Response<pb::ListVaultsResponse>, Status> {
+    async fn list_deleted_vaults(
+        &self,
+        request: Request<pb::ListVaultsRequest>,
+    ) -> Result<Response<pb::ListVaultsResponse>, Status> {
         let mut call = self.0.begin(&request, "VaultListDeleted");
         let r = request.into_inner();
         let result = list(&self.0, &mut call, &r, true).await;
         self.0.finish(call, result)
     }
 
-    async fn recover_deleted_vault(&self, request: Request<pb::RecoverDeletedVaultRequest>) -> Result<Response<pb::Vault>, Status> {
+    async fn recover_deleted_vault(
+        &self,
+        request: Request<pb::RecoverDeletedVaultRequest>,
+    ) -> Result<Response<pb::Vault>, Status> {
         let mut call = self.0.begin(&request, "VaultRecover");
         let r = request.into_inner();
         let result = self
@@ -155,15 +181,26 @@ impl VaultService for Vaults {
         self.0.finish(call, result)
     }
 
-    async fn purge_deleted_vault(&self, request: Request<pb::PurgeDeletedVaultRequest>) -> Result<Response<()>, Status> {
+    async fn purge_deleted_vault(
+        &self,
+        request: Request<pb::PurgeDeletedVaultRequest>,
+    ) -> Result<Response<()>, Status> {
         let mut call = self.0.begin(&request, "VaultPurge");
         let r = request.into_inner();
-        let result = self.write(&mut call, Action::VaultDelete, &r.name, |name| Ok(Command::PurgeVault { name })).await.map(|_| ());
+        let result = self
+            .write(&mut call, Action::VaultDelete, &r.name, |name| Ok(Command::PurgeVault { name }))
+            .await
+            .map(|_| ());
         self.0.finish(call, result)
     }
 }
 
-async fn list(api: &Api, call: &mut crate::api::Call, r: &pb::ListVaultsRequest, deleted: bool) -> Result<pb::ListVaultsResponse, ArcaError> {
+async fn list(
+    api: &Api,
+    call: &mut crate::api::Call,
+    r: &pb::ListVaultsRequest,
+    deleted: bool,
+) -> Result<pb::ListVaultsResponse, ArcaError> {
     let ks = api.authorize(call, Action::VaultRead, None)?;
     let limit = page_size(r.page_size)?;
     let after = page_token(&r.page_token)?;
