@@ -157,11 +157,17 @@ impl SealManager {
                 }
             }
             let share = Share::parse(share).map_err(|e| ArcaError::bad_parameter("share", e.to_string()))?;
-            if !shares.contains(&share) {
-                shares.push(share);
-            }
-            if shares.len() >= usize::from(init.threshold) {
-                let candidate = std::mem::take(shares);
+            // An unseal key (from `init --auto-unseal-key`) is the whole root key in share form, with
+            // identifier 0, which Shamir shares never use: it unseals on its own.
+            let candidate = if share.expose().starts_with("00") {
+                Some(vec![share])
+            } else {
+                if !shares.contains(&share) {
+                    shares.push(share);
+                }
+                (shares.len() >= usize::from(init.threshold)).then(|| std::mem::take(shares))
+            };
+            if let Some(candidate) = candidate {
                 match self.open_keyring(&candidate) {
                     Ok((root, keyring)) => {
                         *state = SealState::Unsealed { root, barrier: Barrier::new(keyring, self.entropy.clone()) };

@@ -60,6 +60,8 @@ pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<NodeProcess>,
     pub root_token: String,
+    /// The five Shamir shares from init (threshold 3).
+    pub shares: Vec<String>,
     pub ca_pem: Vec<u8>,
     pub snapshot_every_entries: u64,
 }
@@ -78,7 +80,8 @@ impl Drop for TestCluster {
 const CERT_NAMES: usize = 9;
 
 impl TestCluster {
-    /// Starts `voters` nodes: node 1 bootstraps and is initialized (one auto-unseal key), the rest join.
+    /// Starts `voters` nodes: node 1 bootstraps and is initialized (5 shares, threshold 3, plus an unseal
+    /// key file every node unseals from), the rest join.
     pub async fn start(voters: usize) -> anyhow::Result<Self> {
         Self::start_with(voters, 2000).await
     }
@@ -99,18 +102,26 @@ impl TestCluster {
             bail!("arcad gen-certs failed");
         }
         let ca_pem = std::fs::read(certs.join("ca.pem"))?;
-        let mut cluster = Self { dir, nodes: Vec::new(), root_token: String::new(), ca_pem, snapshot_every_entries };
+        let mut cluster = Self {
+            dir,
+            nodes: Vec::new(),
+            root_token: String::new(),
+            shares: Vec::new(),
+            ca_pem,
+            snapshot_every_entries,
+        };
         cluster.spawn_node(None, false)?;
         cluster.wait_for(Duration::from_secs(30), async |c: &Self| c.leader_index().await.is_some()).await?;
         let client = cluster.client(0).await?;
         let init = client
             .operator()
-            .init(pb::InitRequest { secret_shares: 1, secret_threshold: 1, auto_unseal_key: true })
+            .init(pb::InitRequest { secret_shares: 5, secret_threshold: 3, auto_unseal_key: true })
             .await
             .map_err(arca_client::ClientError::from)?
             .into_inner();
         std::fs::write(cluster.unseal_key_path(), &init.unseal_key)?;
         cluster.root_token = init.root_token;
+        cluster.shares = init.shares;
         cluster.wait_unsealed(0).await?;
         for _ in 1..voters {
             cluster.add_node(false).await?;

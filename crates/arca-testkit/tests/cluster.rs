@@ -183,6 +183,23 @@ async fn sealed_node_and_bad_tokens_are_refused() {
     // A wrong share is refused and leaves the node sealed; the right one unseals it.
     let e = anonymous.operator().unseal(pb::UnsealRequest { share: "00".repeat(33), reset: true }).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    // Three of the five Shamir shares unseal it; two are not enough.
+    for (i, share) in cluster.shares.iter().skip(1).take(3).enumerate() {
+        let s = anonymous
+            .operator()
+            .unseal(pb::UnsealRequest { share: share.clone(), reset: i == 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(s.sealed, i < 2, "after {} shares", i + 1);
+        if i < 2 {
+            assert_eq!(s.progress, i as u32 + 1);
+            assert_eq!(get(&c1, "guarded", "s", "").await.unwrap_err().reason.as_deref(), Some("SEALED"));
+        }
+    }
+    assert_eq!(get(&c1, "guarded", "s", "").await.unwrap().value, "v");
+    // The unseal key (the whole root key) unseals on its own.
+    c1.operator().seal(pb::SealRequest {}).await.unwrap();
     let s = anonymous
         .operator()
         .unseal(pb::UnsealRequest { share: key.trim().into(), reset: true })
