@@ -145,6 +145,18 @@ async fn restarted_node_catches_up_and_new_node_installs_a_snapshot() {
     assert!(log.contains("installed snapshot"), "the new node should catch up from a snapshot, not the whole log");
     let status = cluster.status(0).await.unwrap();
     assert_eq!(status.nodes.iter().filter(|n| n.role == "voter").count(), 4);
+
+    // Removing the new node shrinks the membership back to three; writes still commit.
+    let fourth_id = cluster.status(fourth).await.unwrap().node_id;
+    let removed = c0
+        .cluster()
+        .remove_node(pb::RemoveNodeRequest { node_id: fourth_id })
+        .await
+        .map_err(ClientError::from)
+        .unwrap()
+        .into_inner();
+    assert!(removed.nodes.iter().all(|n| n.node_id != fourth_id), "{removed:?}");
+    set(&c0, "catchup", "after-remove", "v").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
