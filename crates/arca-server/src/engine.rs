@@ -87,6 +87,33 @@ fn rpc_unavailable(status: tonic::Status) -> ArcaError {
     ArcaError::unavailable(format!("the leader could not be reached: {}", status.message()))
 }
 
+/// `Unavailable` means "try again": the leader moved or is catching up.
+fn retry_if_unavailable<T>(result: Result<T, ArcaError>) -> Result<Option<T>, ArcaError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.code == ErrorCode::Unavailable => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A local Raft call that found this node no longer leads is retried through the new leader.
+fn retry_if_moved<T>(result: Result<T, WriteError>) -> Result<Option<T>, ArcaError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(WriteError::ForwardToLeader { .. }) => Ok(None),
+        Err(e) => Err(from_write_error(e)),
+    }
+}
+
+/// A remote call the leader could not take right now is retried; other refusals are final.
+fn retry_if_unreachable<T>(result: Result<T, tonic::Status>) -> Result<Option<T>, ArcaError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(s) if s.code() == tonic::Code::Unavailable => Ok(None),
+        Err(s) => Err(ArcaError::unavailable(s.message().to_owned())),
+    }
+}
+
 impl Engine {
     pub fn new(
         store: Arc<dyn StateStore>,
@@ -125,25 +152,40 @@ impl Engine {
         *self.last_leader_contact.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
-    /// Runs a client command: on the leader if this is it, otherwise forwarded to the leader.
-    pub async fn execute(&self, command: &Command) -> Result<Outcome, ArcaError> {
-        let keyspace = self.seal.keyspace()?;
+    /// Runs `local` if this node leads, else `remote` with the leader's addresses, until one of them
+    /// gives an answer. Either returns `Ok(None)` to ask for another try (no leader yet, or leadership
+    /// moved); `what` completes the sentence "no leader could …" of the final error.
+    async fn on_leader<T, L, LF, R, RF>(&self, what: &str, local: L, remote: R) -> Result<T, ArcaError>
+    where
+        L: Fn() -> LF,
+        LF: std::future::Future<Output = Result<Option<T>, ArcaError>>,
+        R: Fn(ArcaNode) -> RF,
+        RF: std::future::Future<Output = Result<Option<T>, ArcaError>>,
+    {
         let raft = self.raft()?;
-        for attempt in 0..WRITE_ATTEMPTS_MAX {
-            match raft.leader() {
-                Some((id, _)) if id == raft.node_id => match self.execute_on_leader(&keyspace, command).await {
-                    Err(e) if e.code == ErrorCode::Unavailable && attempt + 1 < WRITE_ATTEMPTS_MAX => {}
-                    other => return other,
-                },
-                Some((_, leader)) => match self.forward_command(&keyspace, &leader, command).await {
-                    Err(e) if e.code == ErrorCode::Unavailable && attempt + 1 < WRITE_ATTEMPTS_MAX => {}
-                    other => return other,
-                },
-                None => {}
+        for _ in 0..WRITE_ATTEMPTS_MAX {
+            let answer = match raft.leader() {
+                Some((id, _)) if id == raft.node_id => local().await?,
+                Some((_, leader)) => remote(leader).await?,
+                None => None,
+            };
+            if let Some(answer) = answer {
+                return Ok(answer);
             }
             tokio::time::sleep(Duration::from_millis(LEADER_WAIT_MS)).await;
         }
-        Err(ArcaError::unavailable("no leader could take the write; check `arca cluster status` and retry"))
+        Err(ArcaError::unavailable(format!("no leader could {what}; check `arca cluster status` and retry")))
+    }
+
+    /// Runs a client command: on the leader if this is it, otherwise forwarded to the leader.
+    pub async fn execute(&self, command: &Command) -> Result<Outcome, ArcaError> {
+        let keyspace = &self.seal.keyspace()?;
+        self.on_leader(
+            "take the write",
+            move || async move { retry_if_unavailable(self.execute_on_leader(keyspace, command).await) },
+            move |leader| async move { retry_if_unavailable(self.forward_command(keyspace, &leader, command).await) },
+        )
+        .await
     }
 
     /// Decides and proposes on this node, which must be the leader.
@@ -245,24 +287,18 @@ impl Engine {
     /// Proposes a physical proposal through the leader (for init, rotation, node ids).
     pub async fn propose(&self, proposal: Proposal) -> Result<(u64, ApplyOutcome), ArcaError> {
         let raft = self.raft()?;
-        for _ in 0..WRITE_ATTEMPTS_MAX {
-            match raft.leader() {
-                Some((id, _)) if id == raft.node_id => match raft.write(proposal.clone()).await {
-                    Ok(r) => return Ok(r),
-                    Err(WriteError::ForwardToLeader { .. }) => {}
-                    Err(e) => return Err(from_write_error(e)),
-                },
-                Some((_, leader)) => match self.forward(&leader, ForwardRequest::Proposal(proposal.clone())).await? {
-                    ForwardResponse::Proposal(Ok(r)) => return Ok(r),
-                    ForwardResponse::Proposal(Err(e)) if e.code == ErrorCode::Unavailable => {}
-                    ForwardResponse::Proposal(Err(e)) => return Err(e),
-                    ForwardResponse::Command(_) => return Err(ArcaError::internal("unexpected forward response")),
-                },
-                None => {}
-            }
-            tokio::time::sleep(Duration::from_millis(LEADER_WAIT_MS)).await;
-        }
-        Err(ArcaError::unavailable("no leader could take the write; check `arca cluster status` and retry"))
+        let proposal = &proposal;
+        self.on_leader(
+            "take the write",
+            move || async move { retry_if_moved(raft.write(proposal.clone()).await) },
+            move |leader| async move {
+                match self.forward(&leader, ForwardRequest::Proposal(proposal.clone())).await? {
+                    ForwardResponse::Proposal(result) => retry_if_unavailable(result),
+                    ForwardResponse::Command(_) => Err(ArcaError::internal("unexpected forward response")),
+                }
+            },
+        )
+        .await
     }
 
     /// Waits until a read at `consistency` may be served from this node's replica.
@@ -284,28 +320,17 @@ impl Engine {
     /// The read index, from this node if it leads, else from the leader.
     pub async fn read_index(&self) -> Result<u64, ArcaError> {
         let raft = self.raft()?;
-        for _ in 0..WRITE_ATTEMPTS_MAX {
-            match raft.leader() {
-                Some((id, _)) if id == raft.node_id => match raft.read_index().await {
-                    Ok(i) => return Ok(i),
-                    Err(WriteError::ForwardToLeader { .. }) => {}
-                    Err(e) => return Err(from_write_error(e)),
-                },
-                Some((_, leader)) => {
-                    let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
-                    let mut req = tonic::Request::new(ReadIndexRequest {});
-                    req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
-                    match client.read_index(req).await {
-                        Ok(r) => return Ok(r.into_inner().index),
-                        Err(s) if s.code() == tonic::Code::Unavailable => {}
-                        Err(s) => return Err(rpc_unavailable(s)),
-                    }
-                }
-                None => {}
-            }
-            tokio::time::sleep(Duration::from_millis(LEADER_WAIT_MS)).await;
-        }
-        Err(ArcaError::unavailable("no leader could confirm a read index; retry"))
+        self.on_leader(
+            "confirm a read index",
+            move || async move { retry_if_moved(raft.read_index().await) },
+            move |leader| async move {
+                let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
+                let mut req = tonic::Request::new(ReadIndexRequest {});
+                req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
+                retry_if_unreachable(client.read_index(req).await.map(|r| r.into_inner().index))
+            },
+        )
+        .await
     }
 
     /// On the leader: allocates a node id that has never been used.
@@ -340,62 +365,40 @@ impl Engine {
     /// Adds a node (allocating its id first when `phase` is 0), from any member.
     pub async fn add_node(&self, request: AddNodeRequest) -> Result<u64, ArcaError> {
         let raft = self.raft()?;
-        for _ in 0..WRITE_ATTEMPTS_MAX {
-            match raft.leader() {
-                Some((id, _)) if id == raft.node_id => {
-                    if request.phase == 0 {
-                        return self.allocate_node_id().await;
-                    }
-                    let node =
-                        ArcaNode { api_addr: request.api_addr.clone(), cluster_addr: request.cluster_addr.clone() };
-                    match raft.add_node(request.node_id, node, request.as_learner).await {
-                        Ok(()) => return Ok(request.node_id),
-                        Err(WriteError::ForwardToLeader { .. }) => {}
-                        Err(e) => return Err(from_write_error(e)),
-                    }
+        let request = &request;
+        self.on_leader(
+            "add the node",
+            move || async move {
+                if request.phase == 0 {
+                    return self.allocate_node_id().await.map(Some);
                 }
-                Some((_, leader)) => {
-                    let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
-                    let mut req = tonic::Request::new(request.clone());
-                    req.set_timeout(Duration::from_secs(120));
-                    match client.add_node(req).await {
-                        Ok(r) => return Ok(r.into_inner().node_id),
-                        Err(s) if s.code() == tonic::Code::Unavailable => {}
-                        Err(s) => return Err(ArcaError::unavailable(s.message().to_owned())),
-                    }
-                }
-                None => {}
-            }
-            tokio::time::sleep(Duration::from_millis(LEADER_WAIT_MS)).await;
-        }
-        Err(ArcaError::unavailable("no leader could add the node; retry"))
+                let node = ArcaNode { api_addr: request.api_addr.clone(), cluster_addr: request.cluster_addr.clone() };
+                retry_if_moved(raft.add_node(request.node_id, node, request.as_learner).await.map(|()| request.node_id))
+            },
+            move |leader| async move {
+                let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
+                let mut req = tonic::Request::new(request.clone());
+                req.set_timeout(Duration::from_secs(120));
+                retry_if_unreachable(client.add_node(req).await.map(|r| r.into_inner().node_id))
+            },
+        )
+        .await
     }
 
     /// Removes a node from the membership, from any member.
     pub async fn remove_node(&self, node_id: u64) -> Result<(), ArcaError> {
         let raft = self.raft()?;
-        for _ in 0..WRITE_ATTEMPTS_MAX {
-            match raft.leader() {
-                Some((id, _)) if id == raft.node_id => match raft.remove_node(node_id).await {
-                    Ok(()) => return Ok(()),
-                    Err(WriteError::ForwardToLeader { .. }) => {}
-                    Err(e) => return Err(from_write_error(e)),
-                },
-                Some((_, leader)) => {
-                    let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
-                    let mut req = tonic::Request::new(RemoveNodeRequest { node_id });
-                    req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
-                    match client.remove_node(req).await {
-                        Ok(_) => return Ok(()),
-                        Err(s) if s.code() == tonic::Code::Unavailable => {}
-                        Err(s) => return Err(ArcaError::unavailable(s.message().to_owned())),
-                    }
-                }
-                None => {}
-            }
-            tokio::time::sleep(Duration::from_millis(LEADER_WAIT_MS)).await;
-        }
-        Err(ArcaError::unavailable("no leader could remove the node; retry"))
+        self.on_leader(
+            "remove the node",
+            move || async move { retry_if_moved(raft.remove_node(node_id).await) },
+            move |leader| async move {
+                let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
+                let mut req = tonic::Request::new(RemoveNodeRequest { node_id });
+                req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
+                retry_if_unreachable(client.remove_node(req).await.map(|_| ()))
+            },
+        )
+        .await
     }
 
     /// One sweep on the leader: purge every soft-deleted object whose retention has ended.
