@@ -49,6 +49,24 @@ impl Secrets {
         Ok((ks, VaultName::parse(vault)?, ObjectName::parse("name", name)?))
     }
 
+    /// One page of live (or deleted) secrets of a vault, with their latest version's metadata.
+    async fn list_page(
+        &self,
+        call: &mut Call,
+        vault: &str,
+        raw_page_size: i32,
+        raw_page_token: &str,
+        read_options: Option<&pb::ReadOptions>,
+        deleted: bool,
+    ) -> Result<arca_core::view::Page<SecretView>, ArcaError> {
+        let ks = self.0.authorize(call, Action::SecretReadMetadata, Some(vault))?;
+        let vault = VaultName::parse(vault)?;
+        let limit = page_size(raw_page_size)?;
+        let after = page_token(raw_page_token)?;
+        self.0.engine.read_barrier(parse_consistency(read_options)?).await?;
+        read::list_secrets(&ks.recording_view(), &vault, deleted, after.as_deref(), limit)
+    }
+
     async fn run(&self, command: Command) -> Result<SecretView, ArcaError> {
         self.0.engine.execute(&command).await.and_then(outcome_secret)
     }
@@ -99,12 +117,8 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretList");
         let r = request.into_inner();
         let result = async {
-            let ks = self.0.authorize(&mut call, Action::SecretReadMetadata, Some(&r.vault))?;
-            let vault = VaultName::parse(&r.vault)?;
-            let limit = page_size(r.page_size)?;
-            let after = page_token(&r.page_token)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
-            let page = read::list_secrets(&ks.recording_view(), &vault, false, after.as_deref(), limit)?;
+            let page =
+                self.list_page(&mut call, &r.vault, r.page_size, &r.page_token, r.read_options.as_ref(), false).await?;
             Ok(pb::ListSecretsResponse {
                 secrets: page.items.iter().map(|v| convert::secret(v, self.suffix(), false)).collect(),
                 next_page_token: next_token(page.next),
@@ -224,12 +238,8 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretListDeleted");
         let r = request.into_inner();
         let result = async {
-            let ks = self.0.authorize(&mut call, Action::SecretReadMetadata, Some(&r.vault))?;
-            let vault = VaultName::parse(&r.vault)?;
-            let limit = page_size(r.page_size)?;
-            let after = page_token(&r.page_token)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
-            let page = read::list_secrets(&ks.recording_view(), &vault, true, after.as_deref(), limit)?;
+            let page =
+                self.list_page(&mut call, &r.vault, r.page_size, &r.page_token, r.read_options.as_ref(), true).await?;
             Ok(pb::ListDeletedSecretsResponse {
                 secrets: page.items.iter().map(|v| convert::deleted_secret(v, self.suffix())).collect(),
                 next_page_token: next_token(page.next),
