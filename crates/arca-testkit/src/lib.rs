@@ -14,7 +14,9 @@ use arca_client::{pb, ArcaClient, ConnectOptions};
 /// The path of a workspace binary built into the same target directory as the running test.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
-    let dir = exe.parent().and_then(Path::parent).expect("tests run from target/<profile>/deps");
+    // Tests run from target/<profile>/deps; binaries such as the benchmark run from target/<profile>.
+    let here = exe.parent().expect("an executable lives in a directory");
+    let dir = if here.ends_with("deps") { here.parent().expect("deps has a parent") } else { here };
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` before the tests", path.display());
     path
