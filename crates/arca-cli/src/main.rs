@@ -289,17 +289,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("read {}", p.display()))?),
         None => None,
     };
-    let client = ArcaClient::connect_lazy(ConnectOptions {
-        addr: cli.addr.clone(),
-        ca_pem,
-        token: cli.token.clone(),
-        timeout: None,
-    })?;
+    let options = ConnectOptions { addr: cli.addr.clone(), ca_pem, token: cli.token.clone(), timeout: None };
+    let client = ArcaClient::connect_lazy(options.clone())?;
     let f = cli.output;
     match cli.command {
         Top::Keyvault { command } => vault(&client, command, f).await,
         Top::Operator { command } => operator(&client, command, f).await,
-        Top::Cluster { command } => cluster(&client, command, f).await,
+        Top::Cluster { command } => cluster(&client, &options, command, f).await,
     }
 }
 
@@ -620,11 +616,33 @@ async fn operator(client: &ArcaClient, command: OperatorCmd, f: Format) -> anyho
     Ok(())
 }
 
-async fn cluster(client: &ArcaClient, command: ClusterCmd, f: Format) -> anyhow::Result<()> {
+async fn cluster(client: &ArcaClient, options: &ConnectOptions, command: ClusterCmd, f: Format) -> anyhow::Result<()> {
     let mut c = client.cluster();
     let err = arca_client::ClientError::from;
     let status = match command {
-        ClusterCmd::Status => c.get_cluster_status(pb::GetClusterStatusRequest {}).await.map_err(err)?,
+        ClusterCmd::Status => {
+            let status = c.get_cluster_status(pb::GetClusterStatusRequest {}).await.map_err(err)?;
+            // Replication progress (matched index, lag) is known only to the leader: ask it when it is
+            // not the node we reached, and fall back to this node's view if it cannot be reached.
+            let view = status.get_ref();
+            let leader_api =
+                view.nodes.iter().find(|n| n.leader && n.node_id != view.node_id).map(|n| n.api_addr.clone());
+            match leader_api {
+                Some(addr) => {
+                    let leader = ArcaClient::connect_lazy(ConnectOptions {
+                        addr: format!("https://{addr}"),
+                        ca_pem: options.ca_pem.clone(),
+                        token: options.token.clone(),
+                        timeout: Some(std::time::Duration::from_secs(5)),
+                    })?;
+                    match leader.cluster().get_cluster_status(pb::GetClusterStatusRequest {}).await {
+                        Ok(from_leader) => from_leader,
+                        Err(_) => status,
+                    }
+                }
+                None => status,
+            }
+        }
         ClusterCmd::Join { peer, learner } => {
             c.join_cluster(pb::JoinClusterRequest { peer, as_learner: learner }).await.map_err(err)?
         }

@@ -42,6 +42,21 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock shifted by a number of seconds read from a file on every call, so tests can move
+/// a running node's replicated time forward by days (retention, automatic purge). Never for production:
+/// whoever can write the file controls time.
+pub struct DangerOffsetClock {
+    pub offset_file: std::path::PathBuf,
+}
+
+impl Clock for DangerOffsetClock {
+    fn now_unix(&self) -> i64 {
+        let offset =
+            std::fs::read_to_string(&self.offset_file).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
+        SystemClock.now_unix().saturating_add(offset)
+    }
+}
+
 /// What a follower sends the leader on the cluster listener.
 #[derive(Serialize, Deserialize)]
 pub enum ForwardRequest {

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::access::{FileAuditSink, RootOnlyAuthorizer, TokenAuthenticator};
 use crate::api::Api;
-use crate::engine::{Engine, SystemClock};
+use crate::engine::{DangerOffsetClock, Engine, SystemClock};
 use crate::seal::SealManager;
 use crate::services;
 use crate::tls::{tls_incoming, TlsChannelFactory, TlsFiles, TlsMaterial};
@@ -49,6 +49,8 @@ pub struct NodeConfig {
     pub unseal_key_file: Option<PathBuf>,
     pub raft: RaftSettings,
     pub vault_suffix: String,
+    /// Testing only: shift this node's clock by the seconds written in this file.
+    pub danger_clock_offset_file: Option<PathBuf>,
 }
 
 /// A running node.
@@ -144,8 +146,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     let channels = Channels::new(Arc::new(TlsChannelFactory(tls.clone())));
     let entropy: Arc<dyn arca_crypto::Entropy> = Arc::new(OsEntropy);
     let seal = Arc::new(SealManager::new(Arc::new(store.clone()), entropy));
-    let engine =
-        Arc::new(Engine::new(Arc::new(store.clone()), seal, Arc::new(SystemClock), config.vault_suffix.clone()));
+    let clock: Arc<dyn crate::engine::Clock> = match &config.danger_clock_offset_file {
+        Some(file) => {
+            tracing::warn!("the clock is shifted by the contents of {}: for tests only", file.display());
+            Arc::new(DangerOffsetClock { offset_file: file.clone() })
+        }
+        None => Arc::new(SystemClock),
+    };
+    let engine = Arc::new(Engine::new(Arc::new(store.clone()), seal, clock, config.vault_suffix.clone()));
     let api = Arc::new(Api {
         engine: engine.clone(),
         authenticator: Arc::new(TokenAuthenticator),

@@ -131,6 +131,13 @@ impl TestCluster {
         Ok(cluster)
     }
 
+    /// Moves every node's clock forward: nodes read the offset on each use of the clock.
+    pub fn advance_clock(&self, seconds: i64) {
+        let path = self.dir.path().join("clock.offset");
+        let current = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
+        std::fs::write(&path, (current + seconds).to_string()).expect("write the clock offset");
+    }
+
     pub fn unseal_key_path(&self) -> PathBuf {
         self.dir.path().join("unseal.key")
     }
@@ -179,6 +186,7 @@ impl TestCluster {
             .arg(&unseal)
             .args(["--snapshot-every-entries", &snapshot, "--keep-after-snapshot-entries", "50"])
             .env("ARCA_LOG", "info,openraft=info")
+            .env("ARCA_DANGER_CLOCK_OFFSET_FILE", self.dir.path().join("clock.offset"))
             .stdout(Stdio::null())
             .stderr(log);
         match &node.join {

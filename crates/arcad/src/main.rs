@@ -88,6 +88,9 @@ struct ServeArgs {
     keep_after_snapshot_entries: u64,
     #[arg(long, default_value = "vault.arca.local")]
     vault_suffix: String,
+    /// Testing only: shift the clock by the number of seconds in this file (read on every use).
+    #[arg(long, env = "ARCA_DANGER_CLOCK_OFFSET_FILE", hide = true)]
+    danger_clock_offset_file: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -158,6 +161,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         vault_suffix: args.vault_suffix,
+        danger_clock_offset_file: args.danger_clock_offset_file,
     };
     let node = arca_server::start(config).await.map_err(anyhow::Error::msg).context("start the node")?;
     tracing::info!(api = %node.api_addr, cluster = %node.cluster_addr, "arcad is serving");
@@ -197,6 +201,7 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
         unseal_key_file: Some(unseal_key_file.clone()),
         raft: arca_raft::RaftSettings::default(),
         vault_suffix: "vault.arca.local".to_owned(),
+        danger_clock_offset_file: None,
     };
     let node = arca_server::start(config).await.map_err(anyhow::Error::msg).context("start the dev node")?;
     let engine = node.engine.clone();
