@@ -122,7 +122,7 @@ impl Api {
     }
 }
 
-/// Turns a status from a failed call into the same status with the request id attached.
+/// Parses the read options of a Get or List call (default: linearizable).
 pub fn parse_consistency(options: Option<&arca_proto::v1::ReadOptions>) -> Result<Consistency, ArcaError> {
     use arca_proto::v1::Consistency as C;
     let Some(options) = options else { return Ok(Consistency::Linearizable) };
