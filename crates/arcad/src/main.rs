@@ -101,6 +101,8 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // A core dump of an unsealed node would hold the root key and decrypted secrets: forbid them.
+    rlimit::setrlimit(rlimit::Resource::CORE, 0, 0).context("disable core dumps")?;
     if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
         bail!("failed to install the TLS crypto provider");
     }
