@@ -41,6 +41,8 @@ pub struct NodeProcess {
     child: Option<Child>,
     join: Option<String>,
     learner: bool,
+    /// Started with neither `--bootstrap` nor `--join`: waits for `arca cluster join`.
+    standby: bool,
 }
 
 impl NodeProcess {
@@ -112,7 +114,7 @@ impl TestCluster {
             ca_pem,
             snapshot_every_entries,
         };
-        cluster.spawn_node(None, false)?;
+        cluster.spawn_node(None, false, false)?;
         cluster.wait_for(Duration::from_secs(30), async |c: &Self| c.leader_index().await.is_some()).await?;
         let client = cluster.client(0).await?;
         let init = client
@@ -142,7 +144,12 @@ impl TestCluster {
         self.dir.path().join("unseal.key")
     }
 
-    fn spawn_node(&mut self, join: Option<String>, learner: bool) -> anyhow::Result<usize> {
+    /// Starts a node that belongs to no cluster yet; it waits for `arca cluster join`.
+    pub fn spawn_standby(&mut self) -> anyhow::Result<usize> {
+        self.spawn_node(None, false, true)
+    }
+
+    fn spawn_node(&mut self, join: Option<String>, learner: bool, standby: bool) -> anyhow::Result<usize> {
         let index = self.nodes.len();
         if index >= CERT_NAMES {
             bail!("the test cluster has certificates for {CERT_NAMES} nodes");
@@ -158,6 +165,7 @@ impl TestCluster {
             child: None,
             join,
             learner,
+            standby,
         };
         self.nodes.push(node);
         self.launch(index)?;
@@ -190,6 +198,7 @@ impl TestCluster {
             .stdout(Stdio::null())
             .stderr(log);
         match &node.join {
+            None if node.standby => {}
             None => {
                 cmd.arg("--bootstrap");
             }
@@ -209,7 +218,7 @@ impl TestCluster {
     pub async fn add_node(&mut self, learner: bool) -> anyhow::Result<usize> {
         let peer =
             self.nodes.iter().find(|n| n.is_running()).map(NodeProcess::cluster_addr).context("no running node")?;
-        let index = self.spawn_node(Some(peer), learner)?;
+        let index = self.spawn_node(Some(peer), learner, false)?;
         let want = self.nodes.len();
         self.wait_for(Duration::from_secs(60), async move |c: &Self| match c.status(index).await {
             Ok(s) => s.nodes.len() >= want && s.node_id != 0,
