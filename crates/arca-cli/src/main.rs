@@ -259,6 +259,27 @@ fn parse_tags(raw: &[String]) -> anyhow::Result<HashMap<String, String>> {
         .collect()
 }
 
+/// Follows `next_page_token` from the first page until the last one, or until at least `max_results`
+/// items are in hand. `fetch` gets a page token and returns that page's items and the next token.
+async fn all_pages<Fut>(
+    max_results: Option<i32>,
+    mut fetch: impl FnMut(String) -> Fut,
+) -> anyhow::Result<serde_json::Value>
+where
+    Fut: std::future::Future<Output = Result<(Vec<serde_json::Value>, String), tonic::Status>>,
+{
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = fetch(token).await.map_err(arca_client::ClientError::from)?;
+        all.extend(items);
+        token = next;
+        if token.is_empty() || max_results.is_some_and(|m| all.len() >= m as usize) {
+            return Ok(serde_json::Value::Array(all));
+        }
+    }
+}
+
 fn ts(seconds: Option<i64>) -> Option<prost_types::Timestamp> {
     seconds.map(|s| prost_types::Timestamp { seconds: s, nanos: 0 })
 }
@@ -327,21 +348,17 @@ async fn vault(client: &ArcaClient, command: VaultCmd, f: Format) -> anyhow::Res
             print_value(f, &output::vault(&r.into_inner()));
         }
         VaultCmd::List { max_results } => {
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
-                let r = v
-                    .list_vaults(pb::ListVaultsRequest { page_size: 100, page_token: token, read_options: None })
-                    .await
-                    .map_err(arca_client::ClientError::from)?
-                    .into_inner();
-                all.extend(r.vaults.iter().map(output::vault));
-                token = r.next_page_token;
-                if token.is_empty() || max_results.is_some_and(|m| all.len() >= m as usize) {
-                    break;
+            let all = all_pages(max_results, |page_token| {
+                let mut v = v.clone();
+                async move {
+                    let r =
+                        v.list_vaults(pb::ListVaultsRequest { page_size: 100, page_token, read_options: None }).await?;
+                    let r = r.into_inner();
+                    Ok((r.vaults.iter().map(output::vault).collect(), r.next_page_token))
                 }
-            }
-            print_value(f, &serde_json::Value::Array(all));
+            })
+            .await?;
+            print_value(f, &all);
         }
         VaultCmd::Update { name, tags, enable_purge_protection } => {
             let mut paths = Vec::new();
@@ -442,50 +459,30 @@ async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::R
             print_value(f, &output::secret(&resp.into_inner()));
         }
         SecretCmd::List { vault_name, max_results } => {
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
-                let resp = s
-                    .list_secrets(pb::ListSecretsRequest {
-                        vault: vault_name.clone(),
-                        page_size: 100,
-                        page_token: token,
-                        read_options: None,
-                    })
-                    .await
-                    .map_err(err)?
-                    .into_inner();
-                all.extend(resp.secrets.iter().map(output::secret));
-                token = resp.next_page_token;
-                if token.is_empty() || max_results.is_some_and(|m| all.len() >= m as usize) {
-                    break;
+            let all = all_pages(max_results, |page_token| {
+                let (mut s, vault) = (s.clone(), vault_name.clone());
+                async move {
+                    let r = pb::ListSecretsRequest { vault, page_size: 100, page_token, read_options: None };
+                    let r = s.list_secrets(r).await?.into_inner();
+                    Ok((r.secrets.iter().map(output::secret).collect(), r.next_page_token))
                 }
-            }
-            print_value(f, &serde_json::Value::Array(all));
+            })
+            .await?;
+            print_value(f, &all);
         }
         SecretCmd::ListVersions { r } => {
             let (vault, name) = secret_req(&r);
-            let mut all = Vec::new();
-            let mut token = String::new();
-            loop {
-                let resp = s
-                    .list_secret_versions(pb::ListSecretVersionsRequest {
-                        vault: vault.clone(),
-                        name: name.clone(),
-                        page_size: 100,
-                        page_token: token,
-                        read_options: None,
-                    })
-                    .await
-                    .map_err(err)?
-                    .into_inner();
-                all.extend(resp.secrets.iter().map(output::secret));
-                token = resp.next_page_token;
-                if token.is_empty() {
-                    break;
+            let all = all_pages(None, |page_token| {
+                let (mut s, vault, name) = (s.clone(), vault.clone(), name.clone());
+                async move {
+                    let r =
+                        pb::ListSecretVersionsRequest { vault, name, page_size: 100, page_token, read_options: None };
+                    let r = s.list_secret_versions(r).await?.into_inner();
+                    Ok((r.secrets.iter().map(output::secret).collect(), r.next_page_token))
                 }
-            }
-            print_value(f, &serde_json::Value::Array(all));
+            })
+            .await?;
+            print_value(f, &all);
         }
         SecretCmd::SetAttributes { r, version, content_type, tags, enabled, not_before, expires } => {
             let (vault, name) = secret_req(&r);

@@ -332,8 +332,3 @@ pub fn read_plain<T: DeserializeOwned>(store: &dyn StateStore, key: &[u8]) -> Re
         None => Ok(None),
     }
 }
-
-/// Precondition helper: the key's current version as the store has it.
-pub fn current_version(store: &dyn StateStore, key: &[u8]) -> Result<Option<u64>, ArcaError> {
-    Ok(store.get(key).map_err(storage)?.map(|v| v.modified_at))
-}
