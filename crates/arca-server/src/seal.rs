@@ -168,13 +168,9 @@ impl SealManager {
                 (shares.len() >= usize::from(init.threshold)).then(|| std::mem::take(shares))
             };
             if let Some(candidate) = candidate {
-                match self.open_keyring(&candidate) {
-                    Ok((root, keyring)) => {
-                        *state = SealState::Unsealed { root, barrier: Barrier::new(keyring, self.entropy.clone()) };
-                        tracing::info!("node unsealed");
-                    }
-                    Err(e) => return Err(e),
-                }
+                let (root, keyring) = self.open_keyring(&candidate)?;
+                *state = SealState::Unsealed { root, barrier: Barrier::new(keyring, self.entropy.clone()) };
+                tracing::info!("node unsealed");
             }
         }
         self.status()
