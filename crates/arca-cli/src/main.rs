@@ -387,11 +387,16 @@ async fn vault(client: &ArcaClient, command: VaultCmd, f: Format) -> anyhow::Res
             print_value(f, &output::vault(&r.into_inner()));
         }
         VaultCmd::ListDeleted => {
-            let r = v
-                .list_deleted_vaults(pb::ListVaultsRequest { page_size: 1000, ..Default::default() })
-                .await
-                .map_err(arca_client::ClientError::from)?;
-            print_value(f, &serde_json::Value::Array(r.into_inner().vaults.iter().map(output::vault).collect()));
+            let all = all_pages(None, |page_token| {
+                let mut v = v.clone();
+                async move {
+                    let r = pb::ListVaultsRequest { page_size: 1000, page_token, read_options: None };
+                    let r = v.list_deleted_vaults(r).await?.into_inner();
+                    Ok((r.vaults.iter().map(output::vault).collect(), r.next_page_token))
+                }
+            })
+            .await?;
+            print_value(f, &all);
         }
         VaultCmd::ShowDeleted { name } => {
             let r = v
@@ -531,15 +536,16 @@ async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::R
             print_value(f, &output::deleted(&resp.into_inner()));
         }
         SecretCmd::ListDeleted { vault_name } => {
-            let resp = s
-                .list_deleted_secrets(pb::ListDeletedSecretsRequest {
-                    vault: vault_name,
-                    page_size: 1000,
-                    ..Default::default()
-                })
-                .await
-                .map_err(err)?;
-            print_value(f, &serde_json::Value::Array(resp.into_inner().secrets.iter().map(output::deleted).collect()));
+            let all = all_pages(None, |page_token| {
+                let (mut s, vault) = (s.clone(), vault_name.clone());
+                async move {
+                    let r = pb::ListDeletedSecretsRequest { vault, page_size: 1000, page_token, read_options: None };
+                    let r = s.list_deleted_secrets(r).await?.into_inner();
+                    Ok((r.secrets.iter().map(output::deleted).collect(), r.next_page_token))
+                }
+            })
+            .await?;
+            print_value(f, &all);
         }
         SecretCmd::Recover { r } => {
             let (vault, name) = secret_req(&r);
