@@ -125,6 +125,11 @@ impl ArcaClient {
         Ok(endpoint)
     }
 
+    /// A client over a channel the caller built (another transport, such as a simulated network).
+    pub fn from_channel(channel: Channel, token: Option<&str>) -> Result<Self, ClientError> {
+        Self::with_channel(channel, token)
+    }
+
     fn with_channel(channel: Channel, token: Option<&str>) -> Result<Self, ClientError> {
         let token = match token {
             Some(t) => Some(

@@ -13,6 +13,7 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod rpc;
+pub mod runtime;
 pub mod state_machine;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ openraft::declare_raft_types!(
         R = ApplyOutcome,
         NodeId = u64,
         Node = ArcaNode,
+        AsyncRuntime = runtime::ArcaRuntime,
 );
 
 /// The openraft handle for Arca's state machine.

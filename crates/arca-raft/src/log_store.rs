@@ -8,7 +8,7 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use arca_storage::LogStore as ByteLog;
+use arca_storage::{Durability, LogStore as ByteLog};
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::OptionalSend;
 
@@ -19,7 +19,8 @@ type Entry = openraft::alias::EntryOf<TypeConfig>;
 type LogId = openraft::alias::LogIdOf<TypeConfig>;
 type Vote = openraft::alias::VoteOf<TypeConfig>;
 
-const META_VOTE: &str = "vote";
+/// Key of the vote in the byte log's metadata.
+pub const META_VOTE: &str = "vote";
 const META_COMMITTED: &str = "committed";
 const META_PURGED: &str = "purged";
 
@@ -88,11 +89,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        self.log.put_meta(META_VOTE, &encode(vote)).map_err(io_error)
+        let durability = if arca_types::faults::active(arca_types::faults::Fault::SkipVoteFsync) {
+            Durability::Buffered
+        } else {
+            Durability::Synced
+        };
+        self.log.put_meta(META_VOTE, &encode(vote), durability).map_err(io_error)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.log.put_meta(META_COMMITTED, &encode(&committed)).map_err(io_error)
+        self.log.put_meta(META_COMMITTED, &encode(&committed), Durability::Synced).map_err(io_error)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -105,7 +111,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let encoded: Vec<(u64, Vec<u8>)> = entries.into_iter().map(|e| (e.log_id.index, encode(&e))).collect();
-        let result = self.log.append(&encoded).map_err(io_error);
+        let result = self.log.append(&encoded, Durability::Synced).map_err(io_error);
         match &result {
             Ok(()) => callback.io_completed(Ok(())),
             Err(e) => callback.io_completed(Err(io::Error::other(e.to_string()))),
@@ -120,7 +126,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         // Record the purge point first: a crash between the two steps leaves extra entries, never a gap
         // that the log state cannot explain.
-        self.log.put_meta(META_PURGED, &encode(&log_id)).map_err(io_error)?;
+        self.log.put_meta(META_PURGED, &encode(&log_id), Durability::Synced).map_err(io_error)?;
         self.log.purge_upto(log_id.index).map_err(io_error)
     }
+}
+
+/// The (term, voted-for node) of the vote stored in a byte log, for checks from outside openraft (the
+/// simulation's durability checker). `None` if no vote was ever saved.
+pub fn stored_vote(log: &dyn ByteLog) -> Result<Option<(u64, u64)>, io::Error> {
+    use openraft::vote::RaftLeaderId;
+    match log.get_meta(META_VOTE).map_err(io_error)? {
+        Some(bytes) => {
+            let vote: Vote = decode(META_VOTE, &bytes)?;
+            Ok(Some((vote.leader_id().term(), *vote.leader_id().node_id())))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The leader id (term, node) and index of a log entry as stored in a byte log, for checks from
+/// outside openraft (the simulation's log-matching checker).
+pub fn stored_entry_log_id(bytes: &[u8]) -> Result<((u64, u64), u64), io::Error> {
+    use openraft::vote::RaftLeaderId;
+    let entry: Entry = decode("log entry", bytes)?;
+    Ok(((entry.log_id.leader_id.term(), *entry.log_id.leader_id.node_id()), entry.log_id.index))
 }

@@ -2,7 +2,9 @@
 //! response metadata, and parsing of the common request fields.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use arca_types::limits::{PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX};
 use arca_types::{ArcaError, ErrorCode};

@@ -2,13 +2,16 @@
 //! from followers) and the read path (ReadIndex or bounded staleness, then a local read).
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use arca_core::{decide, Command, Outcome};
 use arca_crypto::Scope;
 use arca_proto::cluster::v1::{AddNodeRequest, RaftPayload, ReadIndexRequest, RemoveNodeRequest};
 use arca_raft::{ApplyOutcome, ArcaNode, Proposal, RaftNode, WriteError};
 use arca_storage::StateStore;
+use arca_types::faults::{self, Fault};
 use arca_types::{ArcaError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
@@ -225,6 +228,12 @@ impl Engine {
                 Err(e) => return Err(e),
             };
             let proposal = keyspace.proposal(view, &decision.mutations);
+            if faults::active(Fault::AckBeforeCommit) {
+                // Deliberate bug (danger-faults builds only): answer before the quorum has the write.
+                let raft = raft.clone();
+                tokio::spawn(async move { raft.write(proposal).await });
+                return Ok(decision.outcome);
+            }
             match raft.write(proposal).await.map_err(from_write_error)? {
                 (_, ApplyOutcome::Applied) => return Ok(decision.outcome),
                 (index, ApplyOutcome::Conflict) => {
@@ -319,6 +328,10 @@ impl Engine {
     /// Waits until a read at `consistency` may be served from this node's replica.
     pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), ArcaError> {
         let raft = self.raft()?;
+        if faults::active(Fault::ReadWithoutReadIndex) {
+            // Deliberate bug (danger-faults builds only): trust the local replica.
+            return Ok(());
+        }
         if let Consistency::BoundedStaleness(max) = consistency {
             if raft.is_leader() {
                 return Ok(());

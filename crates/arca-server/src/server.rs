@@ -1,104 +1,97 @@
-//! Starting a node: storage, seal, Raft, both listeners, and the background loops.
+//! Assembling a node from its parts: seal, engine, Raft, both gRPC listeners, and the background
+//! loops. Storage, transport, time and randomness come in as [`NodeParts`], so the same code runs on
+//! RocksDB and TLS sockets in `arcad` and on in-memory stores and a simulated network in the simulation.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arca_crypto::OsEntropy;
+use arca_crypto::Entropy;
 use arca_proto::cluster::v1::node_service_server::NodeServiceServer;
 use arca_proto::cluster::v1::AddNodeRequest;
 use arca_proto::v1::cluster_service_server::ClusterServiceServer;
 use arca_proto::v1::operator_service_server::OperatorServiceServer;
 use arca_proto::v1::secret_service_server::SecretServiceServer;
 use arca_proto::v1::vault_service_server::VaultServiceServer;
-use arca_raft::network::Channels;
+use arca_raft::network::{ChannelFactory, Channels};
 use arca_raft::{ArcaNode, RaftNode, RaftSettings};
-use arca_storage_rocksdb::RocksStore;
+use arca_storage::{Durability, LogStore, StateStore};
 use arca_types::ArcaError;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_stream::Stream;
+use tonic::transport::server::Connected;
 
-use crate::access::{FileAuditSink, RootOnlyAuthorizer, TokenAuthenticator};
+use crate::access::{AuditSink, RootOnlyAuthorizer, TokenAuthenticator};
 use crate::api::Api;
-use crate::engine::{DangerOffsetClock, Engine, SystemClock};
+use crate::engine::{Clock, Engine};
 use crate::seal::SealManager;
 use crate::services;
-use crate::tls::{tls_incoming, TlsChannelFactory, TlsFiles, TlsMaterial};
 
 /// Largest gRPC message a node accepts, in bytes (a restore blob of 500 versions at the value limit).
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
 /// How often the leader looks for soft-deleted objects whose retention has ended, in seconds.
 pub const PURGE_SWEEP_INTERVAL_S: u64 = 10;
 
-/// Everything a node needs to start.
+/// Key of the node id in the log store's local (never replicated) metadata.
+const NODE_ID_META: &str = "node_id";
+
+fn read_node_id(log: &dyn LogStore) -> Result<Option<u64>, String> {
+    match log.get_meta(NODE_ID_META).map_err(|e| format!("failed to read the node id: {e}"))? {
+        Some(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| "the stored node id is corrupt".to_owned())?;
+            text.parse().map(Some).map_err(|e| format!("the stored node id is corrupt: {e}"))
+        }
+        None => Ok(None),
+    }
+}
+
+fn write_node_id(log: &dyn LogStore, id: u64) -> Result<(), String> {
+    log.put_meta(NODE_ID_META, id.to_string().as_bytes(), Durability::Synced)
+        .map_err(|e| format!("failed to write the node id: {e}"))
+}
+
+/// The parts of a node that differ between a real machine and the simulation: storage, the network
+/// to peers, time, randomness and the audit sink.
+pub struct NodeParts {
+    pub log: Arc<dyn LogStore>,
+    pub state: Arc<dyn StateStore>,
+    pub channels: Arc<dyn ChannelFactory>,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    pub audit: Arc<dyn AuditSink>,
+}
+
+/// How a node finds its cluster.
 #[derive(Debug, Clone)]
-pub struct NodeConfig {
-    pub data_dir: PathBuf,
-    pub api_listen: SocketAddr,
-    pub cluster_listen: SocketAddr,
+pub struct NodeOptions {
     /// Addresses other nodes and clients use to reach this node (host:port).
     pub api_advertise: String,
     pub cluster_advertise: String,
-    pub tls: TlsFiles,
     /// Start a new single-node cluster with this node as node 1.
     pub bootstrap: bool,
     /// Join the cluster of this member (its cluster address) on first start.
     pub join: Option<String>,
     pub join_as_learner: bool,
-    /// A file holding an unseal key; the node unseals itself from it.
-    pub unseal_key_file: Option<PathBuf>,
     pub raft: RaftSettings,
     pub vault_suffix: String,
-    /// Testing only: shift this node's clock by the seconds written in this file.
-    pub danger_clock_offset_file: Option<PathBuf>,
-}
-
-/// A running node.
-pub struct RunningNode {
-    pub engine: Arc<Engine>,
-    pub api_addr: SocketAddr,
-    pub cluster_addr: SocketAddr,
-}
-
-fn node_id_path(config: &NodeConfig) -> PathBuf {
-    config.data_dir.join("node.id")
-}
-
-fn read_node_id(config: &NodeConfig) -> Result<Option<u64>, String> {
-    match std::fs::read_to_string(node_id_path(config)) {
-        Ok(s) => s.trim().parse().map(Some).map_err(|e| format!("node.id is corrupt: {e}")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("failed to read node.id: {e}")),
-    }
-}
-
-fn write_node_id(config: &NodeConfig, id: u64) -> Result<(), String> {
-    let tmp = config.data_dir.join("node.id.tmp");
-    std::fs::write(&tmp, id.to_string()).map_err(|e| format!("failed to write node.id: {e}"))?;
-    std::fs::rename(&tmp, node_id_path(config)).map_err(|e| format!("failed to write node.id: {e}"))
 }
 
 struct Shared {
-    config: NodeConfig,
+    options: NodeOptions,
     engine: Arc<Engine>,
-    store: RocksStore,
+    log: Arc<dyn LogStore>,
+    state: Arc<dyn StateStore>,
     channels: Channels,
 }
 
 impl Shared {
     fn me(&self) -> ArcaNode {
-        ArcaNode { api_addr: self.config.api_advertise.clone(), cluster_addr: self.config.cluster_advertise.clone() }
+        ArcaNode { api_addr: self.options.api_advertise.clone(), cluster_addr: self.options.cluster_advertise.clone() }
     }
 
     async fn start_raft(&self, node_id: u64) -> Result<RaftNode, String> {
-        let raft = RaftNode::start(
-            node_id,
-            &self.config.raft,
-            Arc::new(self.store.clone()),
-            Arc::new(self.store.clone()),
-            self.channels.clone(),
-        )
-        .await?;
+        let raft =
+            RaftNode::start(node_id, &self.options.raft, self.log.clone(), self.state.clone(), self.channels.clone())
+                .await?;
         self.engine.set_raft(raft.clone());
         Ok(raft)
     }
@@ -107,7 +100,7 @@ impl Shared {
     async fn join(&self, peer: &str, as_learner: bool) -> Result<(), ArcaError> {
         let mut client = self.channels.client(peer).map_err(ArcaError::unavailable)?;
         let me = self.me();
-        let node_id = match read_node_id(&self.config).map_err(ArcaError::internal)? {
+        let node_id = match read_node_id(&*self.log).map_err(ArcaError::internal)? {
             Some(id) => id,
             None => {
                 let mut req = tonic::Request::new(AddNodeRequest { phase: 0, ..Default::default() });
@@ -118,7 +111,7 @@ impl Shared {
                     .map_err(|s| ArcaError::unavailable(format!("the peer refused: {}", s.message())))?
                     .into_inner()
                     .node_id;
-                write_node_id(&self.config, id).map_err(ArcaError::internal)?;
+                write_node_id(&*self.log, id).map_err(ArcaError::internal)?;
                 id
             }
         };
@@ -138,42 +131,39 @@ impl Shared {
     }
 }
 
-/// Starts a node and returns once both listeners are bound and Raft (if this node has an id) runs.
-pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("failed to create the data dir: {e}"))?;
-    let store = RocksStore::open(&config.data_dir.join("db")).map_err(|e| e.to_string())?;
-    let tls = TlsMaterial::load(&config.tls)?;
-    let channels = Channels::new(Arc::new(TlsChannelFactory(tls.clone())));
-    let entropy: Arc<dyn arca_crypto::Entropy> = Arc::new(OsEntropy);
-    let seal = Arc::new(SealManager::new(Arc::new(store.clone()), entropy));
-    let clock: Arc<dyn crate::engine::Clock> = match &config.danger_clock_offset_file {
-        Some(file) => {
-            tracing::warn!("the clock is shifted by the contents of {}: for tests only", file.display());
-            Arc::new(DangerOffsetClock { offset_file: file.clone() })
-        }
-        None => Arc::new(SystemClock),
-    };
-    let engine = Arc::new(Engine::new(Arc::new(store.clone()), seal, clock, config.vault_suffix.clone()));
+/// Assembles a node from its parts and serves both gRPC listeners on the given accepted connections.
+/// Returns once Raft (if this node has an id) runs and has recovered its state machine. Production
+/// passes TLS streams over TCP; the simulation passes its own network's streams.
+pub async fn serve<A, AIO, AE, C, CIO, CE>(
+    parts: NodeParts,
+    options: NodeOptions,
+    api_incoming: A,
+    cluster_incoming: C,
+) -> Result<Arc<Engine>, String>
+where
+    A: Stream<Item = Result<AIO, AE>> + Send + 'static,
+    AIO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    AIO::ConnectInfo: Clone + Send + Sync + 'static,
+    AE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    C: Stream<Item = Result<CIO, CE>> + Send + 'static,
+    CIO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    CIO::ConnectInfo: Clone + Send + Sync + 'static,
+    CE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let channels = Channels::new(parts.channels);
+    let seal = Arc::new(SealManager::new(parts.state.clone(), parts.entropy));
+    let engine = Arc::new(Engine::new(parts.state.clone(), seal, parts.clock, options.vault_suffix.clone()));
     let api = Arc::new(Api {
         engine: engine.clone(),
         authenticator: Arc::new(TokenAuthenticator),
         authorizer: Arc::new(RootOnlyAuthorizer),
-        audit: Arc::new(FileAuditSink::new(config.data_dir.join("audit.log"))),
+        audit: parts.audit,
     });
-    let shared = Arc::new(Shared { config: config.clone(), engine: engine.clone(), store, channels });
-
-    let cluster_listener = TcpListener::bind(config.cluster_listen)
-        .await
-        .map_err(|e| format!("failed to bind the cluster listener: {e}"))?;
-    let api_listener =
-        TcpListener::bind(config.api_listen).await.map_err(|e| format!("failed to bind the API listener: {e}"))?;
-    let cluster_addr = cluster_listener.local_addr().map_err(|e| e.to_string())?;
-    let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
+    let shared = Arc::new(Shared { options: options.clone(), engine: engine.clone(), log: parts.log, state: parts.state, channels });
 
     let node_service = NodeServiceServer::new(services::node::Node(engine.clone()))
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
-    let cluster_incoming = tls_incoming(cluster_listener, tls.server_config(true)?);
     tokio::spawn(async move {
         let result = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
@@ -195,7 +185,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         .register_encoded_file_descriptor_set(arca_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| format!("failed to build reflection: {e}"))?;
-    let api_incoming = tls_incoming(api_listener, tls.server_config(false)?);
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_service(health_service)
@@ -217,19 +206,19 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         }
     });
 
-    match read_node_id(&config)? {
+    match read_node_id(&*shared.log)? {
         Some(id) => {
             shared.start_raft(id).await?;
         }
-        None if config.bootstrap => {
-            write_node_id(&config, 1)?;
+        None if options.bootstrap => {
+            write_node_id(&*shared.log, 1)?;
             let raft = shared.start_raft(1).await?;
             raft.bootstrap(shared.me()).await?;
         }
         None => {
-            if let Some(peer) = config.join.clone() {
+            if let Some(peer) = options.join.clone() {
                 let shared = shared.clone();
-                let as_learner = config.join_as_learner;
+                let as_learner = options.join_as_learner;
                 tokio::spawn(async move {
                     loop {
                         match shared.join(&peer, as_learner).await {
@@ -249,35 +238,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
             tracing::warn!("state machine recovery is slow: {e}");
         }
     }
-    spawn_background(engine.clone(), config.unseal_key_file.clone(), health_reporter);
-    Ok(RunningNode { engine, api_addr, cluster_addr })
+    spawn_background(engine.clone(), health_reporter);
+    Ok(engine)
 }
 
-fn spawn_background(
-    engine: Arc<Engine>,
-    unseal_key_file: Option<PathBuf>,
-    health: tonic_health::server::HealthReporter,
-) {
-    if let Some(path) = unseal_key_file {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            loop {
-                if engine.seal.is_sealed() {
-                    match std::fs::read_to_string(&path) {
-                        Ok(key) => {
-                            if let Ok(status) = engine.seal.unseal(key.trim(), true) {
-                                if !status.sealed {
-                                    tracing::info!("unsealed from the unseal key file");
-                                }
-                            }
-                        }
-                        Err(e) => tracing::warn!("failed to read the unseal key file: {e}"),
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        });
-    }
+fn spawn_background(engine: Arc<Engine>, health: tonic_health::server::HealthReporter) {
     tokio::spawn(async move {
         let mut tick: u64 = 0;
         loop {

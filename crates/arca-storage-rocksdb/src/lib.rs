@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arca_storage::{prefix_end, Export, LogStore, Op, StateStore, StorageError, Versioned};
+use arca_storage::{prefix_end, Durability, Export, LogStore, Op, StateStore, StorageError, Versioned};
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 const CF_LOG: &str = "log";
@@ -48,8 +48,12 @@ impl RocksStore {
     }
 
     fn write(&self, batch: WriteBatch, what: &str) -> Result<(), StorageError> {
+        self.write_with(batch, Durability::Synced, what)
+    }
+
+    fn write_with(&self, batch: WriteBatch, durability: Durability, what: &str) -> Result<(), StorageError> {
         let mut opts = WriteOptions::default();
-        opts.set_sync(true);
+        opts.set_sync(durability == Durability::Synced);
         self.db.write_opt(batch, &opts).map_err(|e| io(what, e))
     }
 
@@ -87,7 +91,7 @@ fn decode_index(raw: &[u8]) -> Result<u64, StorageError> {
 }
 
 impl LogStore for RocksStore {
-    fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StorageError> {
+    fn append(&self, entries: &[(u64, Vec<u8>)], durability: Durability) -> Result<(), StorageError> {
         if let (Some((first, _)), Some((last, _))) = (entries.first(), self.last()?) {
             if *first != last + 1 {
                 return Err(StorageError::Contract(format!("append at {first} would leave a hole after {last}")));
@@ -103,7 +107,7 @@ impl LogStore for RocksStore {
             batch.put_cf(cf, index.to_be_bytes(), bytes);
             expected = Some(index + 1);
         }
-        self.write(batch, "append to the raft log")
+        self.write_with(batch, durability, "append to the raft log")
     }
 
     fn truncate_after(&self, index: Option<u64>) -> Result<(), StorageError> {
@@ -151,10 +155,10 @@ impl LogStore for RocksStore {
         }
     }
 
-    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+    fn put_meta(&self, key: &str, value: &[u8], durability: Durability) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_LOG_META)?, key.as_bytes(), value);
-        self.write(batch, "save raft metadata")
+        self.write_with(batch, durability, "save raft metadata")
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {

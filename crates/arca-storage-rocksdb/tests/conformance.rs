@@ -1,6 +1,6 @@
 //! The shared storage conformance suite, run against real RocksDB, plus reopen durability checks.
 
-use arca_storage::{LogStore, Op, StateStore};
+use arca_storage::{Durability, LogStore, Op, StateStore};
 use arca_storage_rocksdb::RocksStore;
 
 fn fresh() -> RocksStore {
@@ -24,8 +24,8 @@ fn everything_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = RocksStore::open(dir.path()).unwrap();
-        s.append(&[(1, b"e1".to_vec()), (2, b"e2".to_vec())]).unwrap();
-        s.put_meta("vote", b"v").unwrap();
+        s.append(&[(1, b"e1".to_vec()), (2, b"e2".to_vec())], Durability::Synced).unwrap();
+        s.put_meta("vote", b"v", Durability::Synced).unwrap();
         s.commit(2, &[Op::Put { key: b"k".to_vec(), value: b"val".to_vec() }], b"meta").unwrap();
         s.put_aux("snapshot", b"snap").unwrap();
     }

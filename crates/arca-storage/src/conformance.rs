@@ -5,7 +5,7 @@
 //! reopen tests, since only they know how to reopen.
 
 use crate::proposal::{apply_proposal, ApplyOutcome, Precondition, Proposal};
-use crate::{LogStore, Op, StateStore, StorageError};
+use crate::{Durability, LogStore, Op, StateStore, StorageError};
 
 fn entries(range: std::ops::Range<u64>) -> Vec<(u64, Vec<u8>)> {
     range.map(|i| (i, format!("entry-{i}").into_bytes())).collect()
@@ -21,8 +21,8 @@ pub fn log_store_suite<L: LogStore>(make: impl Fn() -> L) {
 
 fn append_and_read_back(log: &dyn LogStore) {
     assert_eq!(log.last().unwrap(), None);
-    log.append(&entries(1..4)).unwrap();
-    log.append(&entries(4..6)).unwrap();
+    log.append(&entries(1..4), Durability::Synced).unwrap();
+    log.append(&entries(4..6), Durability::Synced).unwrap();
     assert_eq!(log.range(1, 6).unwrap(), entries(1..6));
     assert_eq!(log.range(2, 4).unwrap(), entries(2..4));
     assert_eq!(log.range(4, 4).unwrap(), vec![]);
@@ -31,33 +31,33 @@ fn append_and_read_back(log: &dyn LogStore) {
 }
 
 fn truncate_and_purge(log: &dyn LogStore) {
-    log.append(&entries(1..11)).unwrap();
+    log.append(&entries(1..11), Durability::Synced).unwrap();
     log.truncate_after(Some(7)).unwrap();
     assert_eq!(log.last().unwrap().unwrap().0, 7);
-    log.append(&entries(8..9)).unwrap();
+    log.append(&entries(8..9), Durability::Synced).unwrap();
     assert_eq!(log.last().unwrap().unwrap().0, 8);
     log.purge_upto(3).unwrap();
     assert_eq!(log.range(0, 100).unwrap(), entries(4..9));
     log.purge_upto(8).unwrap();
     assert_eq!(log.range(0, 100).unwrap(), vec![]);
     assert_eq!(log.last().unwrap(), None);
-    log.append(&entries(9..10)).unwrap();
+    log.append(&entries(9..10), Durability::Synced).unwrap();
     assert_eq!(log.range(0, 100).unwrap(), entries(9..10));
     log.truncate_after(None).unwrap();
     assert_eq!(log.last().unwrap(), None);
 }
 
 fn holes_are_refused(log: &dyn LogStore) {
-    log.append(&entries(1..3)).unwrap();
-    assert!(matches!(log.append(&entries(5..6)), Err(StorageError::Contract(_))));
+    log.append(&entries(1..3), Durability::Synced).unwrap();
+    assert!(matches!(log.append(&entries(5..6), Durability::Synced), Err(StorageError::Contract(_))));
     assert_eq!(log.last().unwrap().unwrap().0, 2, "a refused append changes nothing");
 }
 
 fn meta_round_trips(log: &dyn LogStore) {
     assert_eq!(log.get_meta("vote").unwrap(), None);
-    log.put_meta("vote", b"v1").unwrap();
-    log.put_meta("vote", b"v2").unwrap();
-    log.put_meta("committed", b"c").unwrap();
+    log.put_meta("vote", b"v1", Durability::Synced).unwrap();
+    log.put_meta("vote", b"v2", Durability::Synced).unwrap();
+    log.put_meta("committed", b"c", Durability::Synced).unwrap();
     assert_eq!(log.get_meta("vote").unwrap(), Some(b"v2".to_vec()));
     assert_eq!(log.get_meta("committed").unwrap(), Some(b"c".to_vec()));
 }

@@ -52,12 +52,23 @@ pub enum Op {
     },
 }
 
+/// How a log write reaches the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed to stable storage before the call returns (fsync). Everything Raft promises rests on this.
+    Synced,
+    /// Handed to the OS or a write buffer only: lost if the machine crashes before a later synced write
+    /// (which, like a write-ahead log's fsync, makes everything before it durable too). Arca itself never
+    /// uses this; it exists so a deliberate fault can be injected and caught (`danger-faults`).
+    Buffered,
+}
+
 /// The Raft log: entries by index, plus a few durable metadata values (vote, committed, purged).
 ///
-/// Contract: `append` and `put_meta` are durable when they return; entries are contiguous (no holes);
-/// calls from one caller are never reordered.
+/// Contract: `append` and `put_meta` with [`Durability::Synced`], `truncate_after` and `purge_upto` are
+/// durable when they return; entries are contiguous (no holes); calls from one caller are never reordered.
 pub trait LogStore: Send + Sync + 'static {
-    fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StorageError>;
+    fn append(&self, entries: &[(u64, Vec<u8>)], durability: Durability) -> Result<(), StorageError>;
     /// Removes every entry with an index greater than `index` (all entries if `None`).
     fn truncate_after(&self, index: Option<u64>) -> Result<(), StorageError>;
     /// Removes every entry with an index up to and including `index`.
@@ -66,7 +77,7 @@ pub trait LogStore: Send + Sync + 'static {
     fn range(&self, start: u64, end: u64) -> Result<Vec<(u64, Vec<u8>)>, StorageError>;
     /// The entry with the highest index.
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError>;
-    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
+    fn put_meta(&self, key: &str, value: &[u8], durability: Durability) -> Result<(), StorageError>;
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
 }
 

@@ -1,23 +1,45 @@
 //! In-memory stores with a disk-like crash model, for the simulation and for fast tests.
 //!
-//! Every write is durable when it returns (as the traits require), so [`MemLog::crash_copy`] and
-//! [`MemState::crash_copy`] — what survives a crash — are simply a copy of the current contents.
 //! The stores are shared handles: clone one and keep it outside a simulated host so it survives the
-//! host's restart.
+//! host's restart. [`MemLog::crash`] is what a power cut does to a disk: every synced write survives,
+//! every [`Durability::Buffered`] write made after the last synced one is lost (a synced write flushes
+//! everything before it, as a write-ahead log's fsync does). The state store's writes are all synced,
+//! so it keeps everything.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{Export, LogStore, Op, StateStore, StorageError, Versioned};
+use crate::{Durability, Export, LogStore, Op, StateStore, StorageError, Versioned};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[derive(Default)]
-struct LogInner {
+#[derive(Default, Clone)]
+struct LogData {
     entries: BTreeMap<u64, Vec<u8>>,
     meta: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Default)]
+struct LogInner {
+    /// What reads see.
+    current: LogData,
+    /// What survives a crash; `None` while it equals `current` (no buffered write is pending).
+    durable: Option<LogData>,
+}
+
+impl LogInner {
+    /// Makes `change` to the current contents, then settles what a crash would keep.
+    fn write(&mut self, durability: Durability, change: impl FnOnce(&mut LogData)) {
+        if durability == Durability::Buffered && self.durable.is_none() {
+            self.durable = Some(self.current.clone());
+        }
+        change(&mut self.current);
+        if durability == Durability::Synced {
+            self.durable = None;
+        }
+    }
 }
 
 /// An in-memory [`LogStore`].
@@ -28,15 +50,23 @@ impl MemLog {
     /// Every byte the store holds, for plaintext scans in tests.
     pub fn all_bytes(&self) -> Vec<u8> {
         let g = lock(&self.0);
-        g.entries.values().chain(g.meta.values()).flatten().copied().collect()
+        g.current.entries.values().chain(g.current.meta.values()).flatten().copied().collect()
+    }
+
+    /// Loses every buffered write made since the last synced one, as a machine crash would.
+    pub fn crash(&self) {
+        let mut g = lock(&self.0);
+        if let Some(durable) = g.durable.take() {
+            g.current = durable;
+        }
     }
 }
 
 impl LogStore for MemLog {
-    fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), StorageError> {
+    fn append(&self, entries: &[(u64, Vec<u8>)], durability: Durability) -> Result<(), StorageError> {
         let mut g = lock(&self.0);
-        let mut expected = g.entries.keys().next_back().map(|i| i + 1);
-        for (index, bytes) in entries {
+        let mut expected = g.current.entries.keys().next_back().map(|i| i + 1);
+        for (index, _) in entries {
             if let Some(e) = expected {
                 if *index != e {
                     return Err(StorageError::Contract(format!(
@@ -44,27 +74,27 @@ impl LogStore for MemLog {
                     )));
                 }
             }
-            g.entries.insert(*index, bytes.clone());
             expected = Some(index + 1);
         }
+        g.write(durability, |d| d.entries.extend(entries.iter().cloned()));
         Ok(())
     }
 
     fn truncate_after(&self, index: Option<u64>) -> Result<(), StorageError> {
-        let mut g = lock(&self.0);
-        match index {
+        lock(&self.0).write(Durability::Synced, |d| match index {
             Some(i) => {
-                g.entries.split_off(&(i + 1));
+                d.entries.split_off(&(i + 1));
             }
-            None => g.entries.clear(),
-        }
+            None => d.entries.clear(),
+        });
         Ok(())
     }
 
     fn purge_upto(&self, index: u64) -> Result<(), StorageError> {
-        let mut g = lock(&self.0);
-        let keep = g.entries.split_off(&(index + 1));
-        g.entries = keep;
+        lock(&self.0).write(Durability::Synced, |d| {
+            let keep = d.entries.split_off(&(index + 1));
+            d.entries = keep;
+        });
         Ok(())
     }
 
@@ -72,20 +102,22 @@ impl LogStore for MemLog {
         if start >= end {
             return Ok(Vec::new());
         }
-        Ok(lock(&self.0).entries.range(start..end).map(|(k, v)| (*k, v.clone())).collect())
+        Ok(lock(&self.0).current.entries.range(start..end).map(|(k, v)| (*k, v.clone())).collect())
     }
 
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
-        Ok(lock(&self.0).entries.iter().next_back().map(|(k, v)| (*k, v.clone())))
+        Ok(lock(&self.0).current.entries.iter().next_back().map(|(k, v)| (*k, v.clone())))
     }
 
-    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        lock(&self.0).meta.insert(key.to_owned(), value.to_vec());
+    fn put_meta(&self, key: &str, value: &[u8], durability: Durability) -> Result<(), StorageError> {
+        lock(&self.0).write(durability, |d| {
+            d.meta.insert(key.to_owned(), value.to_vec());
+        });
         Ok(())
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(lock(&self.0).meta.get(key).cloned())
+        Ok(lock(&self.0).current.meta.get(key).cloned())
     }
 }
 
@@ -195,6 +227,25 @@ mod tests {
     #[test]
     fn mem_log_passes_the_conformance_suite() {
         crate::conformance::log_store_suite(MemLog::default);
+    }
+
+    #[test]
+    fn a_crash_keeps_synced_writes_and_loses_later_buffered_ones() {
+        let log = MemLog::default();
+        log.append(&[(1, b"a".to_vec())], Durability::Synced).unwrap();
+        log.put_meta("vote", b"v1", Durability::Synced).unwrap();
+        log.append(&[(2, b"b".to_vec())], Durability::Buffered).unwrap();
+        log.put_meta("vote", b"v2", Durability::Buffered).unwrap();
+        assert_eq!(log.get_meta("vote").unwrap(), Some(b"v2".to_vec()), "reads see buffered writes");
+        log.crash();
+        assert_eq!(log.last().unwrap(), Some((1, b"a".to_vec())));
+        assert_eq!(log.get_meta("vote").unwrap(), Some(b"v1".to_vec()));
+
+        // A synced write flushes the buffered ones before it.
+        log.append(&[(2, b"b".to_vec())], Durability::Buffered).unwrap();
+        log.put_meta("committed", b"c", Durability::Synced).unwrap();
+        log.crash();
+        assert_eq!(log.last().unwrap(), Some((2, b"b".to_vec())));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod faults;
 pub mod limits;
 pub mod names;
 pub mod secret_bytes;

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+mod node;
+
 use arca_server::tls::TlsFiles;
-use arca_server::NodeConfig;
+use node::NodeConfig;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -165,7 +167,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         vault_suffix: args.vault_suffix,
         danger_clock_offset_file: args.danger_clock_offset_file,
     };
-    let node = arca_server::start(config).await.map_err(anyhow::Error::msg).context("start the node")?;
+    let node = node::start(config).await.map_err(anyhow::Error::msg).context("start the node")?;
     tracing::info!(api = %node.api_addr, cluster = %node.cluster_addr, "arcad is serving");
     tokio::signal::ctrl_c().await.context("wait for ctrl-c")?;
     Ok(())
@@ -205,7 +207,7 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
         vault_suffix: "vault.arca.local".to_owned(),
         danger_clock_offset_file: None,
     };
-    let node = arca_server::start(config).await.map_err(anyhow::Error::msg).context("start the dev node")?;
+    let node = node::start(config).await.map_err(anyhow::Error::msg).context("start the dev node")?;
     let engine = node.engine.clone();
     // Wait for this node to lead its one-node cluster, then initialize on first start.
     for _ in 0..100 {

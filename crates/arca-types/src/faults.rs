@@ -1,0 +1,64 @@
+//! Deliberate faults, so the simulation can prove its checkers catch real bugs.
+//!
+//! Every switch is compiled in only with the `danger-faults` feature, which no normal build enables;
+//! without it [`active`] is a constant `false` and the code paths behind it vanish. The switches are
+//! process-wide: the simulation runs one seed at a time in one thread and sets them before a run.
+
+/// A bug that can be switched on in Arca itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    /// The leader answers a write as soon as it has proposed it, before a quorum has committed it.
+    AckBeforeCommit,
+    /// Linearizable reads are served from the local replica without a ReadIndex round.
+    ReadWithoutReadIndex,
+    /// The Raft vote is written without fsync, so a crash can make a node forget whom it voted for.
+    SkipVoteFsync,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 3] = [Fault::AckBeforeCommit, Fault::ReadWithoutReadIndex, Fault::SkipVoteFsync];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::AckBeforeCommit => "ack-before-commit",
+            Fault::ReadWithoutReadIndex => "read-without-read-index",
+            Fault::SkipVoteFsync => "skip-vote-fsync",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    #[cfg(feature = "danger-faults")]
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+#[cfg(feature = "danger-faults")]
+static ACTIVE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Whether `fault` is switched on. Always `false` without the `danger-faults` feature.
+#[inline]
+pub fn active(fault: Fault) -> bool {
+    #[cfg(feature = "danger-faults")]
+    {
+        ACTIVE.load(std::sync::atomic::Ordering::Relaxed) & fault.bit() != 0
+    }
+    #[cfg(not(feature = "danger-faults"))]
+    {
+        let _ = fault;
+        false
+    }
+}
+
+/// Switches exactly the given faults on (and every other one off).
+#[cfg(feature = "danger-faults")]
+pub fn set_active(faults: &[Fault]) {
+    let bits = faults.iter().fold(0, |acc, f| acc | f.bit());
+    ACTIVE.store(bits, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether this build can inject faults at all.
+pub const COMPILED_IN: bool = cfg!(feature = "danger-faults");

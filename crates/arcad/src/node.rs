@@ -1,0 +1,115 @@
+//! A production node: RocksDB in the data dir, TLS on both listeners, the system clock and the OS
+//! random source, and a JSON-lines audit file, handed to [`arca_server::serve`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arca_crypto::OsEntropy;
+use arca_raft::RaftSettings;
+use arca_server::access::FileAuditSink;
+use arca_server::engine::{Clock, DangerOffsetClock, Engine, SystemClock};
+use arca_server::tls::{tls_incoming, TlsChannelFactory, TlsFiles, TlsMaterial};
+use arca_server::{NodeOptions, NodeParts};
+use arca_storage_rocksdb::RocksStore;
+use tokio::net::TcpListener;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub api_listen: SocketAddr,
+    pub cluster_listen: SocketAddr,
+    /// Addresses other nodes and clients use to reach this node (host:port).
+    pub api_advertise: String,
+    pub cluster_advertise: String,
+    pub tls: TlsFiles,
+    /// Start a new single-node cluster with this node as node 1.
+    pub bootstrap: bool,
+    /// Join the cluster of this member (its cluster address) on first start.
+    pub join: Option<String>,
+    pub join_as_learner: bool,
+    /// A file holding an unseal key; the node unseals itself from it.
+    pub unseal_key_file: Option<PathBuf>,
+    pub raft: RaftSettings,
+    pub vault_suffix: String,
+    /// Testing only: shift this node's clock by the seconds written in this file.
+    pub danger_clock_offset_file: Option<PathBuf>,
+}
+
+/// A running node.
+pub struct RunningNode {
+    pub engine: Arc<Engine>,
+    pub api_addr: SocketAddr,
+    pub cluster_addr: SocketAddr,
+}
+
+/// Starts a node and returns once both listeners are bound and Raft (if this node has an id) runs.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("failed to create the data dir: {e}"))?;
+    let store = RocksStore::open(&config.data_dir.join("db")).map_err(|e| e.to_string())?;
+    let tls = TlsMaterial::load(&config.tls)?;
+    let clock: Arc<dyn Clock> = match &config.danger_clock_offset_file {
+        Some(file) => {
+            tracing::warn!("the clock is shifted by the contents of {}: for tests only", file.display());
+            Arc::new(DangerOffsetClock { offset_file: file.clone() })
+        }
+        None => Arc::new(SystemClock),
+    };
+    let parts = NodeParts {
+        log: Arc::new(store.clone()),
+        state: Arc::new(store),
+        channels: Arc::new(TlsChannelFactory(tls.clone())),
+        clock,
+        entropy: Arc::new(OsEntropy),
+        audit: Arc::new(FileAuditSink::new(config.data_dir.join("audit.log"))),
+    };
+    let options = NodeOptions {
+        api_advertise: config.api_advertise.clone(),
+        cluster_advertise: config.cluster_advertise.clone(),
+        bootstrap: config.bootstrap,
+        join: config.join.clone(),
+        join_as_learner: config.join_as_learner,
+        raft: config.raft.clone(),
+        vault_suffix: config.vault_suffix.clone(),
+    };
+
+    let cluster_listener = TcpListener::bind(config.cluster_listen)
+        .await
+        .map_err(|e| format!("failed to bind the cluster listener: {e}"))?;
+    let api_listener =
+        TcpListener::bind(config.api_listen).await.map_err(|e| format!("failed to bind the API listener: {e}"))?;
+    let cluster_addr = cluster_listener.local_addr().map_err(|e| e.to_string())?;
+    let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
+    let cluster_incoming = tls_incoming(cluster_listener, tls.server_config(true)?);
+    let api_incoming = tls_incoming(api_listener, tls.server_config(false)?);
+
+    let engine = arca_server::serve(parts, options, api_incoming, cluster_incoming).await?;
+    if let Some(path) = config.unseal_key_file.clone() {
+        spawn_unseal_from_file(engine.clone(), path);
+    }
+    Ok(RunningNode { engine, api_addr, cluster_addr })
+}
+
+/// Unseals the node from a key file whenever it is sealed (a dev or automated deployment).
+fn spawn_unseal_from_file(engine: Arc<Engine>, path: PathBuf) {
+    tokio::spawn(async move {
+        loop {
+            if engine.seal.is_sealed() {
+                match std::fs::read_to_string(&path) {
+                    Ok(key) => {
+                        if let Ok(status) = engine.seal.unseal(key.trim(), true) {
+                            if !status.sealed {
+                                tracing::info!("unsealed from the unseal key file");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("failed to read the unseal key file: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}
+

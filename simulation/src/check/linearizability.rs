@@ -1,0 +1,196 @@
+//! Linearizability of the client history (Herlihy & Wing, 1990), checked per secret with the
+//! Wing–Gong search as improved by Lowe ("Testing for linearizability", 2017) and used by porcupine:
+//! depth-first over the operations that may take effect next, memoizing (linearized set, state) pairs.
+//!
+//! Operations on different secrets commute, so the history is split by key (P-compositionality) and
+//! each part is searched on its own against [`SecretState`]. An operation whose outcome is unknown
+//! may take effect at any point after it was invoked, or never.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::history::{describe, Op};
+use crate::model::SecretState;
+
+/// Search states explored per key before giving up (the answer is then "inconclusive").
+pub const STATES_MAX: usize = 2_000_000;
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub keys: usize,
+    pub ops: usize,
+    /// Keys whose search hit [`STATES_MAX`]; reported, never counted as a pass silently.
+    pub inconclusive: Vec<String>,
+}
+
+/// A history that no order of its operations explains.
+#[derive(Debug)]
+pub struct Violation {
+    pub key: String,
+    /// The operations around the point where every order failed, in invocation order.
+    pub excerpt: Vec<String>,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "history of {} is not linearizable; the operations around the first impossible step:", self.key)?;
+        for line in &self.excerpt {
+            writeln!(f, "  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+enum Outcome {
+    Linearizable,
+    /// Index (in invocation order) of the earliest operation still unplaced at the deepest point.
+    Stuck(usize),
+    GaveUp,
+}
+
+struct Search<'a> {
+    ops: &'a [Op],
+    done: Vec<bool>,
+    memo: HashSet<(Vec<bool>, SecretState)>,
+    deepest: usize,
+    stuck_at: usize,
+}
+
+impl Search<'_> {
+    fn run(&mut self, state: &SecretState, placed: usize, definite_left: usize) -> Option<bool> {
+        if definite_left == 0 {
+            return Some(true);
+        }
+        if self.memo.len() > STATES_MAX {
+            return None;
+        }
+        let first_return = (0..self.ops.len()).filter(|&i| !self.done[i]).map(|i| self.ops[i].returned).min()?;
+        if placed >= self.deepest {
+            self.deepest = placed;
+            self.stuck_at = (0..self.ops.len()).find(|&i| !self.done[i]).unwrap_or(0);
+        }
+        for i in 0..self.ops.len() {
+            let op = &self.ops[i];
+            if self.done[i] || op.invoked > first_return {
+                continue;
+            }
+            let Some(next) = state.step(&op.call, &op.ret) else { continue };
+            self.done[i] = true;
+            if self.memo.insert((self.done.clone(), next.clone())) {
+                let left = definite_left - usize::from(op.is_definite());
+                match self.run(&next, placed + 1, left) {
+                    Some(true) => return Some(true),
+                    None => return None,
+                    Some(false) => {}
+                }
+            }
+            self.done[i] = false;
+        }
+        Some(false)
+    }
+}
+
+fn check_key(ops: &[Op]) -> Outcome {
+    let definite = ops.iter().filter(|o| o.is_definite()).count();
+    let mut search =
+        Search { ops, done: vec![false; ops.len()], memo: HashSet::new(), deepest: 0, stuck_at: 0 };
+    match search.run(&SecretState::default(), 0, definite) {
+        Some(true) => Outcome::Linearizable,
+        Some(false) => Outcome::Stuck(search.stuck_at),
+        None => Outcome::GaveUp,
+    }
+}
+
+/// Checks the whole history; returns the first violation found, per key.
+pub fn check(history: &[Op]) -> Result<Summary, Vec<Violation>> {
+    let mut by_key: BTreeMap<&str, Vec<Op>> = BTreeMap::new();
+    for op in history {
+        by_key.entry(op.key.as_str()).or_default().push(op.clone());
+    }
+    let mut summary = Summary { keys: by_key.len(), ops: history.len(), ..Default::default() };
+    let mut violations = Vec::new();
+    for (key, mut ops) in by_key {
+        ops.sort_by_key(|o| o.invoked);
+        match check_key(&ops) {
+            Outcome::Linearizable => {}
+            Outcome::GaveUp => summary.inconclusive.push(key.to_owned()),
+            Outcome::Stuck(at) => {
+                let from = at.saturating_sub(6);
+                let to = (at + 14).min(ops.len());
+                violations.push(Violation { key: key.to_owned(), excerpt: ops[from..to].iter().map(describe).collect() });
+            }
+        }
+    }
+    if violations.is_empty() {
+        Ok(summary)
+    } else {
+        Err(violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Call, Ret};
+
+    fn op(invoked: u64, returned: u64, call: Call, ret: Ret) -> Op {
+        Op { client: 0, node: 0, key: "v/s".into(), call, invoked, returned, ret }
+    }
+
+    fn value(v: &str, version: &str) -> Ret {
+        Ret::Value { value: v.into(), content_type: None, version: version.into() }
+    }
+
+    fn set(v: &str) -> Call {
+        Call::Set { value: v.into() }
+    }
+
+    fn version(v: &str) -> Ret {
+        Ret::Version { version: v.into() }
+    }
+
+    #[test]
+    fn concurrent_writes_may_be_seen_in_either_order() {
+        let h = vec![
+            op(0, 3, set("a"), version("1")),
+            op(1, 4, set("b"), version("2")),
+            op(5, 6, Call::Get, value("a", "1")),
+        ];
+        assert!(check(&h).is_ok());
+    }
+
+    #[test]
+    fn a_stale_read_after_an_acknowledged_write_is_caught() {
+        let h = vec![
+            op(0, 1, set("a"), version("1")),
+            op(2, 3, set("b"), version("2")),
+            op(4, 5, Call::Get, value("a", "1")),
+        ];
+        let violations = check(&h).unwrap_err();
+        assert_eq!(violations[0].key, "v/s");
+    }
+
+    #[test]
+    fn a_lost_acknowledged_write_is_caught_and_an_unknown_one_is_not_required() {
+        let lost = vec![op(0, 1, set("a"), version("1")), op(2, 3, Call::Get, Ret::NotFound)];
+        assert!(check(&lost).is_err());
+        let unknown = vec![op(0, u64::MAX, set("a"), Ret::Unknown), op(2, 3, Call::Get, Ret::NotFound)];
+        assert!(check(&unknown).is_ok());
+        let seen_later = vec![
+            op(0, u64::MAX, set("a"), Ret::Unknown),
+            op(2, 3, Call::Get, Ret::NotFound),
+            op(4, 5, Call::Get, value("a", "9")),
+        ];
+        assert!(check(&seen_later).is_ok(), "an unknown write may take effect late");
+    }
+
+    #[test]
+    fn a_read_cannot_go_back_in_time() {
+        let h = vec![
+            op(0, 1, set("a"), version("1")),
+            op(2, 10, set("b"), version("2")),
+            op(3, 4, Call::Get, value("b", "2")),
+            op(5, 6, Call::Get, value("a", "1")),
+        ];
+        assert!(check(&h).is_err(), "once b was read, a later read cannot return a");
+    }
+}

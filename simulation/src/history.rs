@@ -1,0 +1,121 @@
+//! The client history both harnesses record and every checker reads.
+//!
+//! Each operation is stamped with two numbers from one shared counter: one when the client invokes it
+//! and one when the answer arrives. Operation A precedes B in real time exactly when A's return stamp
+//! is smaller than B's invoke stamp, which is all a linearizability checker needs.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What a client asked for, on one secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Call {
+    /// Set a new version with this (unique) value.
+    Set { value: String },
+    /// Get the latest version.
+    Get,
+    /// Change the content type of the latest version.
+    Update { content_type: String },
+    Delete,
+    Recover,
+    Purge,
+    /// Take a backup; the client keeps the blob under this number.
+    Backup { backup: u32 },
+    /// Restore the blob the client kept under this number.
+    Restore { backup: u32 },
+}
+
+impl Call {
+    /// Whether the call can change state (a failed write may still have happened).
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Call::Get | Call::Backup { .. })
+    }
+}
+
+/// What came back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Ret {
+    /// Success. For `Set` and `Restore`, the version id; for `Get`, the value and content type.
+    Ok,
+    Version { version: String },
+    Value { value: String, content_type: Option<String>, version: String },
+    NotFound,
+    DeletedButRecoverable,
+    Conflict,
+    /// No answer, or an answer that does not say whether the write happened (timeout, unavailable).
+    Unknown,
+}
+
+/// One operation of the history.
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub client: u32,
+    /// The node the client sent it to.
+    pub node: usize,
+    /// The secret, as `vault/name`.
+    pub key: String,
+    pub call: Call,
+    pub invoked: u64,
+    /// `u64::MAX` while pending, and for answers that leave the outcome unknown.
+    pub returned: u64,
+    pub ret: Ret,
+}
+
+impl Op {
+    pub fn is_definite(&self) -> bool {
+        self.ret != Ret::Unknown
+    }
+}
+
+/// A shared, append-only history. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct History {
+    clock: Arc<AtomicU64>,
+    ops: Arc<Mutex<Vec<Op>>>,
+}
+
+/// Handle to an invoked operation, completed with [`History::complete`].
+pub struct Pending(usize);
+
+impl History {
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub fn invoke(&self, client: u32, node: usize, key: &str, call: Call) -> Pending {
+        let invoked = self.tick();
+        let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        ops.push(Op { client, node, key: key.to_owned(), call, invoked, returned: u64::MAX, ret: Ret::Unknown });
+        Pending(ops.len() - 1)
+    }
+
+    pub fn complete(&self, pending: Pending, ret: Ret) {
+        let returned = self.tick();
+        let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let op = &mut ops[pending.0];
+        if ret == Ret::Unknown && op.call.is_write() {
+            op.returned = u64::MAX;
+        } else {
+            op.returned = returned;
+        }
+        op.ret = ret;
+    }
+
+    /// Every operation so far. Reads that failed (no effect, nothing learned) are left out.
+    pub fn ops(&self) -> Vec<Op> {
+        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        ops.iter().filter(|o| o.call.is_write() || o.is_definite()).cloned().collect()
+    }
+
+    /// A stable text form of the whole history, for comparing two runs of one seed.
+    pub fn fingerprint(&self) -> String {
+        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        ops.iter().map(|o| format!("{o:?}\n")).collect()
+    }
+}
+
+/// One line per operation, for failure reports.
+pub fn describe(op: &Op) -> String {
+    let returned = if op.returned == u64::MAX { "∞".to_owned() } else { op.returned.to_string() };
+    format!("[{:>6} → {:>6}] client {} via node {}: {} {:?} => {:?}", op.invoked, returned, op.client, op.node, op.key, op.call, op.ret)
+}

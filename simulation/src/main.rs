@@ -1,0 +1,135 @@
+//! `arca-simulation`: run the deterministic simulation over one seed or a range of seeds.
+//!
+//! ```text
+//! cargo run -p arca-simulation --release -- --seeds 1..200
+//! cargo run -p arca-simulation --release -- --seed 17            # replay one seed exactly
+//! cargo run -p arca-simulation --release --features danger-faults -- --seeds 1..50 --fault read-without-read-index
+//! ```
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use arca_simulation::sim::{self, SimConfig};
+use arca_types::faults::Fault;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: arca-simulation [--seed N | --seeds A..B] [--voters 3|5] [--learners N] [--quiet] [--no-chaos] \
+         [--fault NAME]...\n  faults (need --features danger-faults): {}",
+        Fault::ALL.map(Fault::name).join(", ")
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut seeds = 1..=20u64;
+    let mut voters = None;
+    let mut learners = None;
+    let mut chaos = true;
+    let mut quiet = false;
+    let mut faults = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--seed" => match value.parse() {
+                Ok(s) => seeds = s..=s,
+                Err(_) => return usage(),
+            },
+            "--seeds" => match value.split_once("..").and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?))) {
+                Some((a, b)) if a <= b => seeds = a..=b,
+                _ => return usage(),
+            },
+            "--voters" => match value.parse() {
+                Ok(v @ (3 | 5)) => voters = Some(v),
+                _ => return usage(),
+            },
+            "--learners" => match value.parse() {
+                Ok(v) if v <= 2 => learners = Some(v),
+                _ => return usage(),
+            },
+            "--fault" => match Fault::parse(&value) {
+                Some(f) => faults.push(f),
+                None => return usage(),
+            },
+            "--no-chaos" => {
+                chaos = false;
+                i += 1;
+                continue;
+            }
+            "--quiet" => {
+                quiet = true;
+                i += 1;
+                continue;
+            }
+            _ => return usage(),
+        }
+        i += 2;
+    }
+    if !faults.is_empty() && !arca_types::faults::COMPILED_IN {
+        eprintln!("--fault needs a build with `--features danger-faults`");
+        return ExitCode::from(2);
+    }
+    let started = Instant::now();
+    let (mut passed, mut failed) = (0u64, Vec::new());
+    for seed in seeds.clone() {
+        let mut config = SimConfig::for_seed(seed);
+        config.voters = voters.unwrap_or(config.voters);
+        config.learners = learners.unwrap_or(config.learners);
+        config.chaos = chaos;
+        config.faults = faults.clone();
+        let t = Instant::now();
+        match sim::run(&config) {
+            Ok(r) => {
+                passed += 1;
+                if !quiet {
+                    println!(
+                        "seed {:>5} ok  {}v+{}l  {:>4} ops  {:>4} acked writes checked  {:>3} terms  {:>2} crashes  \
+                         {:>3} faults  {:>5} entries  {:>5.1}s simulated  {:>5.1}s wall  history {:016x}{}",
+                        r.seed,
+                        r.voters,
+                        r.learners,
+                        r.ops,
+                        r.acknowledged_checked,
+                        r.leader_terms,
+                        r.crashes,
+                        r.faults_injected,
+                        r.applied_entries,
+                        r.simulated.as_secs_f64(),
+                        t.elapsed().as_secs_f64(),
+                        r.fingerprint,
+                        if r.inconclusive_keys.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  INCONCLUSIVE {:?}", r.inconclusive_keys)
+                        }
+                    );
+                }
+            }
+            Err(f) => {
+                println!("{f}");
+                let features = if faults.is_empty() { "" } else { " --features danger-faults" };
+                let fault_args: String = faults.iter().map(|f| format!(" --fault {}", f.name())).collect();
+                println!(
+                    "  replay: cargo run -p arca-simulation --release{features} -- --seed {seed} --voters {} --learners {}{}{fault_args}",
+                    config.voters,
+                    config.learners,
+                    if chaos { "" } else { " --no-chaos" }
+                );
+                failed.push(seed);
+            }
+        }
+    }
+    println!(
+        "{passed} passed, {} failed ({:?}) in {:.1}s",
+        failed.len(),
+        failed,
+        started.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,193 @@
+//! The sequential specification of one secret: a register with versions, content type, soft delete,
+//! recovery, purge, backup and restore, as Arca's rules (and Azure Key Vault's) define them.
+
+use std::collections::BTreeMap;
+
+use crate::history::{Call, Ret};
+
+/// What a backup captured: the latest value, its content type and version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Latest {
+    pub value: String,
+    pub content_type: Option<String>,
+    /// `None` when the set that made it has an unknown outcome (its version id was never seen).
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum Life {
+    #[default]
+    Absent,
+    Active(Latest),
+    Deleted(Latest),
+}
+
+/// The state of one secret plus what the backups taken of it hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct SecretState {
+    pub life: Life,
+    pub backups: BTreeMap<u32, Latest>,
+}
+
+fn version_matches(expected: &Option<String>, got: &str) -> bool {
+    expected.as_deref().is_none_or(|v| v == got)
+}
+
+impl SecretState {
+    /// Applies `call` if `ret` is what the specification answers from this state; `None` if the
+    /// answer is impossible here. `Ret::Unknown` matches any answer (the write happened, answer lost).
+    pub fn step(&self, call: &Call, ret: &Ret) -> Option<SecretState> {
+        let unknown = *ret == Ret::Unknown;
+        let mut next = self.clone();
+        let expect = |want: &Ret| unknown || want == ret;
+        match (call, &self.life) {
+            (Call::Set { value }, Life::Absent | Life::Active(_)) => {
+                let version = match ret {
+                    Ret::Version { version } => Some(version.clone()),
+                    Ret::Unknown => None,
+                    _ => return None,
+                };
+                next.life = Life::Active(Latest { value: value.clone(), content_type: None, version });
+            }
+            (Call::Set { .. }, Life::Deleted(_)) => {
+                if !expect(&Ret::DeletedButRecoverable) {
+                    return None;
+                }
+            }
+            (Call::Get, Life::Active(latest)) => match ret {
+                Ret::Value { value, content_type, version } => {
+                    if *value != latest.value
+                        || *content_type != latest.content_type
+                        || !version_matches(&latest.version, version)
+                    {
+                        return None;
+                    }
+                    if latest.version.is_none() {
+                        // Learn the version id the unknown set minted.
+                        next.life = Life::Active(Latest { version: Some(version.clone()), ..latest.clone() });
+                    }
+                }
+                Ret::Unknown => {}
+                _ => return None,
+            },
+            (Call::Get, _) => {
+                if !expect(&Ret::NotFound) {
+                    return None;
+                }
+            }
+            (Call::Update { content_type }, Life::Active(latest)) => {
+                if !matches!(ret, Ret::Ok | Ret::Unknown) {
+                    return None;
+                }
+                next.life = Life::Active(Latest { content_type: Some(content_type.clone()), ..latest.clone() });
+            }
+            (Call::Update { .. }, _) | (Call::Recover, Life::Absent | Life::Active(_)) => {
+                if !expect(&Ret::NotFound) {
+                    return None;
+                }
+            }
+            (Call::Delete, Life::Active(latest)) => {
+                if !expect(&Ret::Ok) {
+                    return None;
+                }
+                next.life = Life::Deleted(latest.clone());
+            }
+            (Call::Delete, _) => {
+                if !expect(&Ret::NotFound) {
+                    return None;
+                }
+            }
+            (Call::Recover, Life::Deleted(latest)) => {
+                if !expect(&Ret::Ok) {
+                    return None;
+                }
+                next.life = Life::Active(latest.clone());
+            }
+            (Call::Purge, Life::Deleted(_)) => {
+                if !expect(&Ret::Ok) {
+                    return None;
+                }
+                next.life = Life::Absent;
+            }
+            (Call::Purge, _) => {
+                if !expect(&Ret::NotFound) {
+                    return None;
+                }
+            }
+            (Call::Backup { backup }, Life::Active(latest)) => {
+                if !expect(&Ret::Ok) {
+                    return None;
+                }
+                if !unknown {
+                    next.backups.insert(*backup, latest.clone());
+                }
+            }
+            (Call::Backup { .. }, _) => {
+                if !expect(&Ret::NotFound) {
+                    return None;
+                }
+            }
+            (Call::Restore { backup }, Life::Absent) => {
+                let captured = self.backups.get(backup)?;
+                match ret {
+                    Ret::Version { version } if version_matches(&captured.version, version) => {}
+                    Ret::Unknown => {}
+                    _ => return None,
+                }
+                next.life = Life::Active(captured.clone());
+            }
+            (Call::Restore { .. }, Life::Active(_)) => {
+                if !expect(&Ret::Conflict) {
+                    return None;
+                }
+            }
+            (Call::Restore { .. }, Life::Deleted(_)) => {
+                if !expect(&Ret::DeletedButRecoverable) {
+                    return None;
+                }
+            }
+        }
+        Some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(v: &str) -> Call {
+        Call::Set { value: v.into() }
+    }
+
+    fn version(v: &str) -> Ret {
+        Ret::Version { version: v.into() }
+    }
+
+    #[test]
+    fn the_lifecycle_follows_the_rules() {
+        let s = SecretState::default();
+        assert!(s.step(&Call::Get, &Ret::NotFound).is_some());
+        let s = s.step(&set("a"), &version("1")).unwrap();
+        let got = Ret::Value { value: "a".into(), content_type: None, version: "1".into() };
+        assert!(s.step(&Call::Get, &got).is_some());
+        assert!(s.step(&Call::Get, &Ret::NotFound).is_none(), "a live secret is found");
+        let s = s.step(&Call::Backup { backup: 1 }, &Ret::Ok).unwrap();
+        let s = s.step(&Call::Delete, &Ret::Ok).unwrap();
+        assert!(s.step(&set("b"), &version("2")).is_none(), "a soft-deleted name refuses set");
+        assert!(s.step(&set("b"), &Ret::DeletedButRecoverable).is_some());
+        assert!(s.step(&Call::Restore { backup: 1 }, &Ret::DeletedButRecoverable).is_some());
+        let s = s.step(&Call::Purge, &Ret::Ok).unwrap();
+        assert!(s.step(&Call::Recover, &Ret::NotFound).is_some());
+        let s = s.step(&Call::Restore { backup: 1 }, &version("1")).unwrap();
+        assert!(s.step(&Call::Get, &got).is_some(), "restore brings back what the backup held");
+    }
+
+    #[test]
+    fn an_unknown_set_may_or_may_not_have_happened_and_its_version_is_learned() {
+        let s = SecretState::default().step(&set("a"), &Ret::Unknown).unwrap();
+        let got = Ret::Value { value: "a".into(), content_type: None, version: "7".into() };
+        let s = s.step(&Call::Get, &got).unwrap();
+        let other = Ret::Value { value: "a".into(), content_type: None, version: "8".into() };
+        assert!(s.step(&Call::Get, &other).is_none());
+    }
+}

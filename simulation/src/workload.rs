@@ -1,0 +1,240 @@
+//! The client workload both harnesses run: concurrent clients doing random secret operations through
+//! random nodes, recording every call and answer in the [`History`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arca_client::pb;
+use arca_client::{ArcaClient, ClientError};
+use rand::rngs::SmallRng;
+use rand::RngExt;
+
+use crate::check::acknowledged_writes::FinalVersions;
+use crate::check::no_plaintext::{NAME_MARKER, VALUE_MARKER};
+use crate::history::{Call, History, Ret};
+
+/// What the clients work on.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub vault: String,
+    /// Secret names; few, so that clients collide on them.
+    pub names: Vec<String>,
+    /// Deadline of every request.
+    pub timeout: Duration,
+}
+
+impl Spec {
+    pub fn new(vault: &str, secrets: usize, timeout: Duration) -> Self {
+        let marker = std::str::from_utf8(NAME_MARKER).expect("ascii");
+        let names = (0..secrets).map(|i| format!("{marker}{i}")).collect();
+        Self { vault: vault.to_owned(), names, timeout }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.vault)
+    }
+}
+
+fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.set_timeout(timeout);
+    r
+}
+
+/// Turns an error into the answer the model understands; anything that does not say what happened
+/// is `Unknown`.
+fn classify(e: &ClientError) -> Ret {
+    match e.azure_code.as_deref() {
+        Some("SecretNotFound") => Ret::NotFound,
+        Some("ObjectIsDeletedButRecoverable") => Ret::DeletedButRecoverable,
+        Some("Conflict") => Ret::Conflict,
+        _ => Ret::Unknown,
+    }
+}
+
+fn answer<T>(result: Result<tonic::Response<T>, tonic::Status>, ok: impl FnOnce(T) -> Ret) -> Ret {
+    match result {
+        Ok(r) => ok(r.into_inner()),
+        Err(status) => classify(&ClientError::from(status)),
+    }
+}
+
+fn secret_value(s: pb::Secret) -> Ret {
+    let content_type = (!s.content_type.is_empty()).then_some(s.content_type);
+    Ret::Value { value: s.value, content_type, version: s.version }
+}
+
+/// One client: its id, its connections (one per node) and its random source.
+pub struct Client {
+    pub id: u32,
+    pub nodes: Vec<ArcaClient>,
+    pub rng: SmallRng,
+    pub history: History,
+    pub spec: Spec,
+    backups: BTreeMap<u32, (String, Vec<u8>)>,
+    counter: u32,
+}
+
+impl Client {
+    pub fn new(id: u32, nodes: Vec<ArcaClient>, rng: SmallRng, history: History, spec: Spec) -> Self {
+        Self { id, nodes, rng, history, spec, backups: BTreeMap::new(), counter: 0 }
+    }
+
+    /// Runs `call` on secret `name` through node `node`, recording it.
+    pub async fn run(&mut self, node: usize, name: &str, call: Call) -> Ret {
+        let key = self.spec.key(name);
+        let pending = self.history.invoke(self.id, node, &key, call.clone());
+        let ret = self.send(node, name, &call).await;
+        self.history.complete(pending, ret.clone());
+        ret
+    }
+
+    async fn send(&mut self, node: usize, name: &str, call: &Call) -> Ret {
+        let c = &self.nodes[node];
+        let t = self.spec.timeout;
+        let vault = self.spec.vault.clone();
+        let name = name.to_owned();
+        match call {
+            Call::Set { value } => {
+                let m = pb::SetSecretRequest { vault, name, value: value.clone(), ..Default::default() };
+                answer(c.secrets().set_secret(request(m, t)).await, |s| Ret::Version { version: s.version })
+            }
+            Call::Get => {
+                let m = pb::GetSecretRequest { vault, name, ..Default::default() };
+                answer(c.secrets().get_secret(request(m, t)).await, secret_value)
+            }
+            Call::Update { content_type } => {
+                let m = pb::UpdateSecretRequest {
+                    vault,
+                    name,
+                    content_type: content_type.clone(),
+                    update_mask: Some(prost_types::FieldMask { paths: vec!["content_type".into()] }),
+                    ..Default::default()
+                };
+                answer(c.secrets().update_secret(request(m, t)).await, |_| Ret::Ok)
+            }
+            Call::Delete => {
+                let m = pb::DeleteSecretRequest { vault, name };
+                answer(c.secrets().delete_secret(request(m, t)).await, |_| Ret::Ok)
+            }
+            Call::Recover => {
+                let m = pb::RecoverDeletedSecretRequest { vault, name };
+                answer(c.secrets().recover_deleted_secret(request(m, t)).await, |_| Ret::Ok)
+            }
+            Call::Purge => {
+                let m = pb::PurgeDeletedSecretRequest { vault, name };
+                answer(c.secrets().purge_deleted_secret(request(m, t)).await, |_| Ret::Ok)
+            }
+            Call::Backup { backup } => {
+                let m = pb::BackupSecretRequest { vault, name: name.clone() };
+                let backups = &mut self.backups;
+                answer(c.secrets().backup_secret(request(m, t)).await, |b| {
+                    backups.insert(*backup, (name, b.value));
+                    Ret::Ok
+                })
+            }
+            Call::Restore { backup } => {
+                let blob = self.backups.get(backup).map(|(_, b)| b.clone()).unwrap_or_default();
+                let m = pb::RestoreSecretRequest { vault, backup: blob };
+                answer(c.secrets().restore_secret(request(m, t)).await, |s| Ret::Version { version: s.version })
+            }
+        }
+    }
+
+    /// One random operation on a random secret through a random node.
+    pub async fn random_op(&mut self) {
+        let node = self.rng.random_range(0..self.nodes.len());
+        let name = self.spec.names[self.rng.random_range(0..self.spec.names.len())].clone();
+        self.counter += 1;
+        let marker = std::str::from_utf8(VALUE_MARKER).expect("ascii");
+        let call = match self.rng.random_range(0..100) {
+            0..30 => Call::Set { value: format!("{marker}c{}-{}", self.id, self.counter) },
+            30..60 => Call::Get,
+            60..66 => Call::Update { content_type: format!("t{}-{}", self.id, self.counter) },
+            66..76 => Call::Delete,
+            76..84 => Call::Recover,
+            84..90 => Call::Purge,
+            90..95 => Call::Backup { backup: self.id * 100_000 + self.counter },
+            _ => {
+                let mine: Vec<u32> = self.backups.iter().filter(|(_, (n, _))| *n == name).map(|(k, _)| *k).collect();
+                match mine.as_slice() {
+                    [] => Call::Get,
+                    ids => Call::Restore { backup: ids[self.rng.random_range(0..ids.len())] },
+                }
+            }
+        };
+        self.run(node, &name, call).await;
+    }
+
+    /// After the faults: recover every soft-deleted secret and read every secret through every node,
+    /// retrying until each answer is definite. Returns the versions each node lists, or the requests
+    /// that never finished (a liveness failure).
+    pub async fn final_reads(&mut self, deadline: Duration) -> Result<BTreeMap<usize, FinalVersions>, String> {
+        let started = tokio::time::Instant::now();
+        let names = self.spec.names.clone();
+        for name in &names {
+            loop {
+                if self.run(0, name, Call::Recover).await != Ret::Unknown {
+                    break;
+                }
+                if started.elapsed() > deadline {
+                    return Err(format!("recovering {name} never finished after the cluster healed"));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let mut finals = BTreeMap::new();
+        for node in 0..self.nodes.len() {
+            let mut versions = FinalVersions::new();
+            for name in &names {
+                loop {
+                    let got = self.run(node, name, Call::Get).await;
+                    let listed = self.list_versions(node, name).await;
+                    match (got, listed) {
+                        (Ret::Unknown, _) | (_, Err(_)) => {}
+                        (_, Ok(list)) => {
+                            versions.insert(self.spec.key(name), list);
+                            break;
+                        }
+                    }
+                    if started.elapsed() > deadline {
+                        return Err(format!("reading {name} through node {node} never finished after the cluster healed"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            finals.insert(node, versions);
+        }
+        Ok(finals)
+    }
+
+    async fn list_versions(&self, node: usize, name: &str) -> Result<Option<Vec<String>>, ()> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let m = pb::ListSecretVersionsRequest {
+                vault: self.spec.vault.clone(),
+                name: name.to_owned(),
+                page_size: 100,
+                page_token: token.clone(),
+                ..Default::default()
+            };
+            match self.nodes[node].secrets().list_secret_versions(request(m, self.spec.timeout)).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    out.extend(r.secrets.into_iter().map(|s| s.version));
+                    if r.next_page_token.is_empty() {
+                        return Ok(Some(out));
+                    }
+                    token = r.next_page_token;
+                }
+                Err(status) => {
+                    return match classify(&ClientError::from(status)) {
+                        Ret::NotFound => Ok(None),
+                        _ => Err(()),
+                    }
+                }
+            }
+        }
+    }
+}
