@@ -22,6 +22,13 @@ fn usage() -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    if let Ok(filter) = std::env::var("ARCA_SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .without_time()
+            .init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut seeds = 1..=20u64;
     let mut voters = None;

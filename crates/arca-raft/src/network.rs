@@ -28,6 +28,23 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 /// Deadline for sending a whole snapshot.
 pub const SNAPSHOT_SEND_TIMEOUT_MS: u64 = 60_000;
 
+/// Connect timeout of node-to-node channels, in milliseconds.
+pub const CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Interval of HTTP/2 keepalive pings on node-to-node channels, in milliseconds: a connection that a
+/// partition silently cut is noticed and replaced instead of stalling requests until their deadline.
+pub const KEEPALIVE_INTERVAL_MS: u64 = 5_000;
+/// How long a keepalive ping may go unanswered before the connection is dropped, in milliseconds.
+pub const KEEPALIVE_TIMEOUT_MS: u64 = 3_000;
+
+/// The settings every node-to-node channel uses, whatever carries it.
+pub fn peer_endpoint(endpoint: tonic::transport::Endpoint) -> tonic::transport::Endpoint {
+    endpoint
+        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+        .http2_keep_alive_interval(Duration::from_millis(KEEPALIVE_INTERVAL_MS))
+        .keep_alive_timeout(Duration::from_millis(KEEPALIVE_TIMEOUT_MS))
+        .keep_alive_while_idle(true)
+}
+
 /// Makes a channel to a peer's cluster address. Production uses mutual TLS over TCP; the simulation
 /// supplies its own network.
 pub trait ChannelFactory: Send + Sync + 'static {

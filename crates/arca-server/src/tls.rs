@@ -18,8 +18,6 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 /// Bound on a TLS handshake, in milliseconds.
 pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
-/// Connect timeout for node-to-node channels, in milliseconds.
-pub const CONNECT_TIMEOUT_MS: u64 = 2_000;
 
 /// Paths of the PEM files a node serves and dials with.
 #[derive(Debug, Clone)]
@@ -84,12 +82,8 @@ impl TlsMaterial {
         let endpoint = Endpoint::from_shared(format!("https://{cluster_addr}"))
             .map_err(|e| format!("bad peer address {cluster_addr}: {e}"))?
             .tls_config(tls)
-            .map_err(|e| format!("TLS configuration failed: {e}"))?
-            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true);
-        Ok(endpoint.connect_lazy())
+            .map_err(|e| format!("TLS configuration failed: {e}"))?;
+        Ok(arca_raft::network::peer_endpoint(endpoint).connect_lazy())
     }
 }
 

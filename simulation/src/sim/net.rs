@@ -5,7 +5,6 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -51,12 +50,12 @@ pub async fn incoming(port: u16) -> io::Result<impl Stream<Item = io::Result<Sim
     }))
 }
 
-/// A channel to `addr` (`host:port`) over the simulated network, connecting on first use.
+/// A channel to `addr` (`host:port`) over the simulated network, connecting on first use, with the
+/// settings of production node-to-node channels (connect timeout, keepalive).
 pub fn channel(addr: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("bad address {addr}: {e}"))?
-        .connect_timeout(Duration::from_secs(1));
-    Ok(endpoint.connect_with_connector_lazy(tower::service_fn(|uri: Uri| async move {
+    let endpoint =
+        Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad address {addr}: {e}"))?;
+    Ok(arca_raft::network::peer_endpoint(endpoint).connect_with_connector_lazy(tower::service_fn(|uri: Uri| async move {
         let host = uri.host().unwrap_or_default().to_owned();
         let port = uri.port_u16().unwrap_or(80);
         let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
