@@ -509,18 +509,18 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     observed.sample(&registry, &disks);
     let simulated = sim.elapsed();
 
-    let finals = match outcome.borrow_mut().take() {
-        Some(Ok(f)) => f,
-        Some(Err(e)) => return Err(fail(seed, "liveness: every request finishes after the cluster heals", vec![e])),
-        None => return Err(fail(seed, "liveness", vec!["the clients never finished".into()])),
-    };
+    // Safety first: a broken safety property explains a liveness failure better than the reverse.
     let ops = history.ops();
-
     observed.leaders.check().map_err(|d| fail(seed, "election safety (Raft §5.2)", d))?;
     observed.votes.check().map_err(|d| fail(seed, "durable vote (Raft Figure 2)", d))?;
     let summary = linearizability::check(&ops).map_err(|v| {
         fail(seed, "linearizability (Herlihy & Wing; WGL search)", v.iter().map(|v| v.to_string()).collect())
     })?;
+    let finals = match outcome.borrow_mut().take() {
+        Some(Ok(f)) => f,
+        Some(Err(e)) => return Err(fail(seed, "liveness: every request finishes after the cluster heals", vec![e])),
+        None => return Err(fail(seed, "liveness", vec!["the clients never finished".into()])),
+    };
     let acknowledged_checked = acknowledged_writes::check(&ops, &finals)
         .map_err(|d| fail(seed, "every acknowledged write present at the end", d))?;
 
