@@ -21,6 +21,52 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Runs one seed in this process and prints its line (or its failure and how to replay it).
+fn run_one(config: &SimConfig, quiet: bool) -> bool {
+    let t = Instant::now();
+    match sim::run(config) {
+        Ok(r) => {
+            if !quiet {
+                println!(
+                    "seed {:>5} ok  {}v+{}l  {:>4} ops  {:>4} acked writes checked  {:>3} terms  {:>2} crashes  \
+                     {:>3} faults  {:>5} entries  {:>5.1}s simulated  {:>5.1}s wall  history {:016x}{}",
+                    r.seed,
+                    r.voters,
+                    r.learners,
+                    r.ops,
+                    r.acknowledged_checked,
+                    r.leader_terms,
+                    r.crashes,
+                    r.faults_injected,
+                    r.applied_entries,
+                    r.simulated.as_secs_f64(),
+                    t.elapsed().as_secs_f64(),
+                    r.fingerprint,
+                    if r.inconclusive_keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  INCONCLUSIVE {:?}", r.inconclusive_keys)
+                    }
+                );
+            }
+            true
+        }
+        Err(f) => {
+            println!("{f}");
+            let features = if config.faults.is_empty() { "" } else { " --features danger-faults" };
+            let fault_args: String = config.faults.iter().map(|f| format!(" --fault {}", f.name())).collect();
+            println!(
+                "  replay: cargo run -p arca-simulation --release{features} -- --seed {} --voters {} --learners {}{}{fault_args}",
+                config.seed,
+                config.voters,
+                config.learners,
+                if config.chaos { "" } else { " --no-chaos" }
+            );
+            false
+        }
+    }
+}
+
 fn main() -> ExitCode {
     if let Ok(filter) = std::env::var("ARCA_SIM_LOG") {
         tracing_subscriber::fmt()
@@ -35,6 +81,7 @@ fn main() -> ExitCode {
     let mut learners = None;
     let mut chaos = true;
     let mut quiet = false;
+    let mut no_summary = false;
     let mut faults = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -65,6 +112,11 @@ fn main() -> ExitCode {
                 i += 1;
                 continue;
             }
+            "--no-summary" => {
+                no_summary = true;
+                i += 1;
+                continue;
+            }
             "--quiet" => {
                 quiet = true;
                 i += 1;
@@ -80,60 +132,63 @@ fn main() -> ExitCode {
     }
     let started = Instant::now();
     let (mut passed, mut failed) = (0u64, Vec::new());
-    for seed in seeds.clone() {
+    if seeds.start() == seeds.end() {
+        let seed = *seeds.start();
         let mut config = SimConfig::for_seed(seed);
         config.voters = voters.unwrap_or(config.voters);
         config.learners = learners.unwrap_or(config.learners);
         config.chaos = chaos;
         config.faults = faults.clone();
-        let t = Instant::now();
-        match sim::run(&config) {
-            Ok(r) => {
-                passed += 1;
-                if !quiet {
-                    println!(
-                        "seed {:>5} ok  {}v+{}l  {:>4} ops  {:>4} acked writes checked  {:>3} terms  {:>2} crashes  \
-                         {:>3} faults  {:>5} entries  {:>5.1}s simulated  {:>5.1}s wall  history {:016x}{}",
-                        r.seed,
-                        r.voters,
-                        r.learners,
-                        r.ops,
-                        r.acknowledged_checked,
-                        r.leader_terms,
-                        r.crashes,
-                        r.faults_injected,
-                        r.applied_entries,
-                        r.simulated.as_secs_f64(),
-                        t.elapsed().as_secs_f64(),
-                        r.fingerprint,
-                        if r.inconclusive_keys.is_empty() {
-                            String::new()
-                        } else {
-                            format!("  INCONCLUSIVE {:?}", r.inconclusive_keys)
-                        }
-                    );
-                }
+        if run_one(&config, quiet) {
+            passed += 1;
+        } else {
+            failed.push(seed);
+        }
+    } else {
+        // Each seed runs in a fresh process: tokio numbers tasks with a process-wide counter, and the
+        // order in which a crashed host's tasks are dropped follows it, so only a fresh process makes
+        // a seed in a range replay exactly as `--seed N` does.
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                eprintln!("cannot find this program to run each seed: {e}");
+                return ExitCode::FAILURE;
             }
-            Err(f) => {
-                println!("{f}");
-                let features = if faults.is_empty() { "" } else { " --features danger-faults" };
-                let fault_args: String = faults.iter().map(|f| format!(" --fault {}", f.name())).collect();
-                println!(
-                    "  replay: cargo run -p arca-simulation --release{features} -- --seed {seed} --voters {} --learners {}{}{fault_args}",
-                    config.voters,
-                    config.learners,
-                    if chaos { "" } else { " --no-chaos" }
-                );
-                failed.push(seed);
+        };
+        let mut passthrough = Vec::new();
+        let mut skip = false;
+        for a in &args {
+            if skip {
+                skip = false;
+                continue;
+            }
+            if a == "--seeds" || a == "--seed" {
+                skip = true;
+                continue;
+            }
+            passthrough.push(a.clone());
+        }
+        for seed in seeds.clone() {
+            let status = std::process::Command::new(&exe)
+                .arg("--seed")
+                .arg(seed.to_string())
+                .args(&passthrough)
+                .arg("--no-summary")
+                .status();
+            match status {
+                Ok(s) if s.success() => passed += 1,
+                _ => failed.push(seed),
             }
         }
     }
-    println!(
-        "{passed} passed, {} failed ({:?}) in {:.1}s",
-        failed.len(),
-        failed,
-        started.elapsed().as_secs_f64()
-    );
+    if !no_summary {
+        println!(
+            "{passed} passed, {} failed ({:?}) in {:.1}s",
+            failed.len(),
+            failed,
+            started.elapsed().as_secs_f64()
+        );
+    }
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {

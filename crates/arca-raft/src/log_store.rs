@@ -131,14 +131,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-/// The (term, voted-for node) of the vote stored in a byte log, for checks from outside openraft (the
-/// simulation's durability checker). `None` if no vote was ever saved.
-pub fn stored_vote(log: &dyn ByteLog) -> Result<Option<(u64, u64)>, io::Error> {
+/// The (term, voted-for node, committed) of the vote stored in a byte log, for checks from outside
+/// openraft (the simulation's durability checker). `None` if no vote was ever saved.
+pub fn stored_vote(log: &dyn ByteLog) -> Result<Option<(u64, u64, bool)>, io::Error> {
     use openraft::vote::RaftLeaderId;
     match log.get_meta(META_VOTE).map_err(io_error)? {
         Some(bytes) => {
             let vote: Vote = decode(META_VOTE, &bytes)?;
-            Ok(Some((vote.leader_id().term(), *vote.leader_id().node_id())))
+            Ok(Some((vote.leader_id().term(), *vote.leader_id().node_id(), vote.is_committed())))
         }
         None => Ok(None),
     }
