@@ -55,7 +55,10 @@ fn classify(e: &ClientError) -> Ret {
 fn answer<T>(result: Result<tonic::Response<T>, tonic::Status>, ok: impl FnOnce(T) -> Ret) -> Ret {
     match result {
         Ok(r) => ok(r.into_inner()),
-        Err(status) => classify(&ClientError::from(status)),
+        Err(status) => {
+            tracing::debug!(code = ?status.code(), message = status.message(), "request failed");
+            classify(&ClientError::from(status))
+        }
     }
 }
 

@@ -19,4 +19,4 @@ pub mod services;
 pub mod status;
 pub mod tls;
 
-pub use server::{serve, NodeOptions, NodeParts};
+pub use server::{serve, Listener, NodeOptions, NodeParts};

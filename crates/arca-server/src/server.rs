@@ -16,9 +16,7 @@ use arca_raft::network::{ChannelFactory, Channels};
 use arca_raft::{ArcaNode, RaftNode, RaftSettings};
 use arca_storage::{Durability, LogStore, StateStore};
 use arca_types::ArcaError;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_stream::Stream;
-use tonic::transport::server::Connected;
+use tonic::service::Routes;
 
 use crate::access::{AuditSink, RootOnlyAuthorizer, TokenAuthenticator};
 use crate::api::Api;
@@ -131,25 +129,24 @@ impl Shared {
     }
 }
 
-/// Assembles a node from its parts and serves both gRPC listeners on the given accepted connections.
-/// Returns once Raft (if this node has an id) runs and has recovered its state machine. Production
-/// passes TLS streams over TCP; the simulation passes its own network's streams.
-pub async fn serve<A, AIO, AE, C, CIO, CE>(
+/// Which of a node's two gRPC listeners a set of routes belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The public API (vaults, secrets, operator, cluster, health, reflection).
+    Api,
+    /// Node-to-node traffic (Raft, forwarding); mutual TLS in production.
+    Cluster,
+}
+
+/// Assembles a node from its parts, hands each listener's routes to `spawn_server` (which must start
+/// serving them before returning), then starts Raft. Returns once Raft (if this node has an id) runs
+/// and has recovered its state machine. Production serves the routes with tonic over TLS; the
+/// simulation with hyper over its own network.
+pub async fn serve(
     parts: NodeParts,
     options: NodeOptions,
-    api_incoming: A,
-    cluster_incoming: C,
-) -> Result<Arc<Engine>, String>
-where
-    A: Stream<Item = Result<AIO, AE>> + Send + 'static,
-    AIO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
-    AIO::ConnectInfo: Clone + Send + Sync + 'static,
-    AE: Into<Box<dyn std::error::Error + Send + Sync>>,
-    C: Stream<Item = Result<CIO, CE>> + Send + 'static,
-    CIO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
-    CIO::ConnectInfo: Clone + Send + Sync + 'static,
-    CE: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+    mut spawn_server: impl FnMut(Listener, Routes),
+) -> Result<Arc<Engine>, String> {
     let channels = Channels::new(parts.channels);
     let seal = Arc::new(SealManager::new(parts.state.clone(), parts.entropy));
     let engine = Arc::new(Engine::new(parts.state.clone(), seal, parts.clock, options.vault_suffix.clone()));
@@ -159,21 +156,13 @@ where
         authorizer: Arc::new(RootOnlyAuthorizer),
         audit: parts.audit,
     });
-    let shared = Arc::new(Shared { options: options.clone(), engine: engine.clone(), log: parts.log, state: parts.state, channels });
+    let shared =
+        Arc::new(Shared { options: options.clone(), engine: engine.clone(), log: parts.log, state: parts.state, channels });
 
     let node_service = NodeServiceServer::new(services::node::Node(engine.clone()))
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
-    tokio::spawn(async move {
-        let result = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .add_service(node_service)
-            .serve_with_incoming(cluster_incoming)
-            .await;
-        if let Err(e) = result {
-            tracing::error!("cluster listener stopped: {e}");
-        }
-    });
+    spawn_server(Listener::Cluster, Routes::new(node_service));
 
     let joiner_shared = shared.clone();
     let joiner: services::cluster::Joiner = Arc::new(move |peer, as_learner| {
@@ -185,9 +174,7 @@ where
         .register_encoded_file_descriptor_set(arca_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| format!("failed to build reflection: {e}"))?;
-    let server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(health_service)
+    let routes = Routes::new(health_service)
         .add_service(reflection)
         .add_service(
             VaultServiceServer::new(services::vaults::Vaults(api.clone()))
@@ -200,11 +187,7 @@ where
         )
         .add_service(OperatorServiceServer::new(services::operator::Operator(api.clone())))
         .add_service(ClusterServiceServer::new(services::cluster::Cluster { api: api.clone(), joiner }));
-    tokio::spawn(async move {
-        if let Err(e) = server.serve_with_incoming(api_incoming).await {
-            tracing::error!("API listener stopped: {e}");
-        }
-    });
+    spawn_server(Listener::Api, routes);
 
     match read_node_id(&*shared.log)? {
         Some(id) => {

@@ -11,7 +11,7 @@ use arca_raft::RaftSettings;
 use arca_server::access::FileAuditSink;
 use arca_server::engine::{Clock, DangerOffsetClock, Engine, SystemClock};
 use arca_server::tls::{tls_incoming, TlsChannelFactory, TlsFiles, TlsMaterial};
-use arca_server::{NodeOptions, NodeParts};
+use arca_server::{Listener, NodeOptions, NodeParts};
 use arca_storage_rocksdb::RocksStore;
 use tokio::net::TcpListener;
 
@@ -85,7 +85,25 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     let cluster_incoming = tls_incoming(cluster_listener, tls.server_config(true)?);
     let api_incoming = tls_incoming(api_listener, tls.server_config(false)?);
 
-    let engine = arca_server::serve(parts, options, api_incoming, cluster_incoming).await?;
+    let (mut api_incoming, mut cluster_incoming) = (Some(api_incoming), Some(cluster_incoming));
+    let engine = arca_server::serve(parts, options, |listener, routes| {
+        let (incoming, keepalive) = match listener {
+            Listener::Api => (api_incoming.take(), Duration::from_secs(30)),
+            Listener::Cluster => (cluster_incoming.take(), Duration::from_secs(10)),
+        };
+        let Some(incoming) = incoming else { return };
+        tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(keepalive))
+                .add_routes(routes)
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(e) = result {
+                tracing::error!(?listener, "listener stopped: {e}");
+            }
+        });
+    })
+    .await?;
     if let Some(path) = config.unseal_key_file.clone() {
         spawn_unseal_from_file(engine.clone(), path);
     }

@@ -17,7 +17,7 @@ use arca_raft::log_store::{stored_entry_log_id, stored_vote};
 use arca_raft::RaftSettings;
 use arca_server::access::{AuditEvent, AuditSink};
 use arca_server::engine::{Clock, Engine};
-use arca_server::{NodeOptions, NodeParts};
+use arca_server::{Listener, NodeOptions, NodeParts};
 use arca_storage::mem::{MemLog, MemState};
 use arca_storage::{LogStore, StateStore};
 use arca_types::faults::Fault;
@@ -320,8 +320,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                 while learner && !learners_go.get() {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                let api = net::incoming(API_PORT).await?;
-                let cluster = net::incoming(CLUSTER_PORT).await?;
+                let mut api = Some(net::bind(API_PORT).await?);
+                let mut cluster = Some(net::bind(CLUSTER_PORT).await?);
                 let parts = NodeParts {
                     log: Arc::new(disk.log.clone()),
                     state: Arc::new(disk.state.clone()),
@@ -339,7 +339,16 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                     raft,
                     vault_suffix: "vault.sim".into(),
                 };
-                let engine = arca_server::serve(parts, options, api, cluster).await?;
+                let engine = arca_server::serve(parts, options, |listener, routes| {
+                    let bound = match listener {
+                        Listener::Api => api.take(),
+                        Listener::Cluster => cluster.take(),
+                    };
+                    if let Some(bound) = bound {
+                        net::spawn_server(bound, routes);
+                    }
+                })
+                .await?;
                 lock(&registry).insert(i, engine.clone());
                 loop {
                     if engine.seal.is_sealed() {
