@@ -42,7 +42,9 @@ pub enum Ret {
     NotFound,
     DeletedButRecoverable,
     Conflict,
-    /// No answer, or an answer that does not say whether the write happened (timeout, unavailable).
+    /// Refused before it could take effect (sealed node, no leader, bad input): not part of the history.
+    Refused,
+    /// No answer, or an answer that does not say whether the write happened (timeout, outcome unknown).
     Unknown,
 }
 
@@ -101,10 +103,10 @@ impl History {
         op.ret = ret;
     }
 
-    /// Every operation so far. Reads that failed (no effect, nothing learned) are left out.
+    /// Every operation so far. Refused calls and failed reads (no effect, nothing learned) are left out.
     pub fn ops(&self) -> Vec<Op> {
         let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        ops.iter().filter(|o| o.call.is_write() || o.is_definite()).cloned().collect()
+        ops.iter().filter(|o| o.ret != Ret::Refused && (o.call.is_write() || o.is_definite())).cloned().collect()
     }
 
     /// A stable text form of the whole history, for comparing two runs of one seed.

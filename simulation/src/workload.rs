@@ -2,6 +2,8 @@
 //! random nodes, recording every call and answer in the [`History`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arca_client::pb;
@@ -41,13 +43,19 @@ fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     r
 }
 
-/// Turns an error into the answer the model understands; anything that does not say what happened
-/// is `Unknown`.
+/// Turns an error into the answer the model understands. Arca promises that `Unavailable`, `Sealed`
+/// and the validation and access errors mean the request changed nothing (a write whose fate is open
+/// answers `OutcomeUnknown`), and the checkers hold it to that; anything without Arca's error details
+/// (a timeout, a cut connection) is `Unknown`.
 fn classify(e: &ClientError) -> Ret {
     match e.azure_code.as_deref() {
         Some("SecretNotFound") => Ret::NotFound,
         Some("ObjectIsDeletedButRecoverable") => Ret::DeletedButRecoverable,
         Some("Conflict") => Ret::Conflict,
+        Some(
+            "Unavailable" | "Sealed" | "NotInitialized" | "Unauthorized" | "Forbidden" | "BadParameter"
+            | "VaultNotFound" | "Throttled",
+        ) => Ret::Refused,
         _ => Ret::Unknown,
     }
 }
@@ -74,13 +82,17 @@ pub struct Client {
     pub rng: SmallRng,
     pub history: History,
     pub spec: Spec,
+    /// How many nodes (from the first) the client may pick: nodes that join later are added when
+    /// they start.
+    pub reachable: Arc<AtomicUsize>,
     backups: BTreeMap<u32, (String, Vec<u8>)>,
     counter: u32,
 }
 
 impl Client {
     pub fn new(id: u32, nodes: Vec<ArcaClient>, rng: SmallRng, history: History, spec: Spec) -> Self {
-        Self { id, nodes, rng, history, spec, backups: BTreeMap::new(), counter: 0 }
+        let reachable = Arc::new(AtomicUsize::new(nodes.len()));
+        Self { id, nodes, rng, history, spec, reachable, backups: BTreeMap::new(), counter: 0 }
     }
 
     /// Runs `call` on secret `name` through node `node`, recording it.
@@ -146,7 +158,8 @@ impl Client {
 
     /// One random operation on a random secret through a random node.
     pub async fn random_op(&mut self) {
-        let node = self.rng.random_range(0..self.nodes.len());
+        let reachable = self.reachable.load(Ordering::Relaxed).clamp(1, self.nodes.len());
+        let node = self.rng.random_range(0..reachable);
         let name = self.spec.names[self.rng.random_range(0..self.spec.names.len())].clone();
         self.counter += 1;
         let marker = std::str::from_utf8(VALUE_MARKER).expect("ascii");
@@ -177,7 +190,7 @@ impl Client {
         let names = self.spec.names.clone();
         for name in &names {
             loop {
-                if self.run(0, name, Call::Recover).await != Ret::Unknown {
+                if !matches!(self.run(0, name, Call::Recover).await, Ret::Unknown | Ret::Refused) {
                     break;
                 }
                 if started.elapsed() > deadline {
@@ -194,7 +207,7 @@ impl Client {
                     let got = self.run(node, name, Call::Get).await;
                     let listed = self.list_versions(node, name).await;
                     match (got, listed) {
-                        (Ret::Unknown, _) | (_, Err(_)) => {}
+                        (Ret::Unknown | Ret::Refused, _) | (_, Err(_)) => {}
                         (_, Ok(list)) => {
                             versions.insert(self.spec.key(name), list);
                             break;

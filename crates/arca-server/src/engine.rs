@@ -101,8 +101,35 @@ fn from_write_error(e: WriteError) -> ArcaError {
     }
 }
 
+/// A proposal that failed after it was handed to Raft may still commit: its outcome is unknown, and
+/// it must not be decided and proposed a second time.
+fn from_proposal_error(e: WriteError) -> ArcaError {
+    match e {
+        WriteError::ForwardToLeader { .. } => ArcaError::unavailable("leadership moved; retry"),
+        WriteError::Unavailable(m) => ArcaError::new(
+            ErrorCode::OutcomeUnknown,
+            format!("the write may or may not have taken effect ({m}); read the object before retrying"),
+        ),
+    }
+}
+
+/// A forwarded request that failed in flight: if it reached the leader, the leader may have applied it.
 fn rpc_unavailable(status: tonic::Status) -> ArcaError {
-    ArcaError::unavailable(format!("the leader could not be reached: {}", status.message()))
+    match status.code() {
+        // Refused before it was sent (no connection): nothing happened.
+        tonic::Code::Unavailable
+            if ["connect error", "trying to connect", "Connection refused"].iter().any(|m| status.message().contains(m)) =>
+        {
+            ArcaError::unavailable(format!("the leader could not be reached: {}", status.message()))
+        }
+        _ => ArcaError::new(
+            ErrorCode::OutcomeUnknown,
+            format!(
+                "the leader stopped answering while the write was in flight ({}); read the object before retrying",
+                status.message()
+            ),
+        ),
+    }
 }
 
 /// `Unavailable` means "try again": the leader moved or is catching up.
@@ -234,7 +261,7 @@ impl Engine {
                 tokio::spawn(async move { raft.write(proposal).await });
                 return Ok(decision.outcome);
             }
-            match raft.write(proposal).await.map_err(from_write_error)? {
+            match raft.write(proposal).await.map_err(from_proposal_error)? {
                 (_, ApplyOutcome::Applied) => return Ok(decision.outcome),
                 (index, ApplyOutcome::Conflict) => {
                     raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))

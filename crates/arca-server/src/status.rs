@@ -26,6 +26,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::ObjectIsBeingRecovered => Code::Aborted,
         ErrorCode::Throttled => Code::ResourceExhausted,
         ErrorCode::Sealed | ErrorCode::Unavailable => Code::Unavailable,
+        // gRPC's own convention for "the operation may have completed".
+        ErrorCode::OutcomeUnknown => Code::DeadlineExceeded,
         ErrorCode::Internal => Code::Internal,
     }
 }

@@ -42,6 +42,9 @@ pub enum ErrorCode {
     AlreadyInitialized,
     /// No leader or no quorum right now; retry.
     Unavailable,
+    /// The write may or may not have taken effect (leadership changed or the leader stopped answering
+    /// while it was in flight). Read the object before retrying a write that is not idempotent.
+    OutcomeUnknown,
     /// An invariant inside Arca failed. The message names what; the request changed nothing.
     Internal,
 }
@@ -67,6 +70,7 @@ impl ErrorCode {
             ErrorCode::NotInitialized => "NotInitialized",
             ErrorCode::AlreadyInitialized => "AlreadyInitialized",
             ErrorCode::Unavailable => "Unavailable",
+            ErrorCode::OutcomeUnknown => "OutcomeUnknown",
             ErrorCode::Internal => "Internal",
         }
     }
@@ -122,6 +126,7 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::NotInitialized,
     ErrorCode::AlreadyInitialized,
     ErrorCode::Unavailable,
+    ErrorCode::OutcomeUnknown,
     ErrorCode::Internal,
 ];
 

@@ -295,6 +295,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     let registry: Registry = Arc::default();
     let unseal: Arc<Mutex<Option<String>>> = Arc::default();
     let learners_go: Rc<Cell<bool>> = Rc::new(Cell::new(false));
+    // Clients address the voters until the learners start.
+    let reachable = Arc::new(std::sync::atomic::AtomicUsize::new(config.voters));
     let raft = RaftSettings {
         heartbeat_interval_ms: 100,
         election_timeout_min_ms: 500,
@@ -373,9 +375,10 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         let outcome = outcome.clone();
         let clients = config.clients;
         let secrets = config.secrets;
-        let voters = config.voters;
+        let reachable = reachable.clone();
         sim.client(CLIENT_HOST, async move {
-            let result = drive_clients(seed, total, voters, clients, secrets, safety_end, settle, history, unseal).await;
+            let result =
+                drive_clients(seed, total, reachable, clients, secrets, safety_end, settle, history, unseal).await;
             *outcome.borrow_mut() = Some(result);
             Ok(())
         });
@@ -405,7 +408,10 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
             faults_injected += 1;
             let until = now_ms + duration;
             match action {
-                Action::AddLearners => learners_go.set(true),
+                Action::AddLearners => {
+                    learners_go.set(true);
+                    reachable.store(total, std::sync::atomic::Ordering::Relaxed);
+                }
                 Action::Partition(a, b) => {
                     for x in &a {
                         for y in &b {
@@ -462,6 +468,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         if heal_now && !healed {
             healed = true;
             learners_go.set(true);
+            reachable.store(total, std::sync::atomic::Ordering::Relaxed);
             sim.set_fail_rate(0.0);
             for a in names.iter().map(String::as_str).chain([CLIENT_HOST]) {
                 for b in names.iter().map(String::as_str).chain([CLIENT_HOST]) {
@@ -592,7 +599,7 @@ fn crash(
 async fn drive_clients(
     seed: u64,
     total: usize,
-    voters: usize,
+    reachable: Arc<std::sync::atomic::AtomicUsize>,
     clients: u32,
     secrets: usize,
     safety_end: Duration,
@@ -631,11 +638,11 @@ async fn drive_clients(
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
         }
     }
-    let _ = voters;
     let spec = Spec::new(VAULT, secrets, Duration::from_secs(3));
     let workers = (0..clients).map(|id| {
         let rng = SmallRng::seed_from_u64(seed.wrapping_add(u64::from(id) * 7919));
         let mut client = Client::new(id + 1, nodes.clone(), rng, history.clone(), spec.clone());
+        client.reachable = reachable.clone();
         async move {
             while started.elapsed() < safety_end {
                 client.random_op().await;

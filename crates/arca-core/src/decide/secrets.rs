@@ -32,11 +32,20 @@ pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<D
     validate_version_fields(value.len_bytes(), content_type.as_deref(), tags, *not_before, *expires)?;
     let vault = live_vault(view, vault)?;
     let header = match view.secret(&vault, name)? {
-        Some(existing) if existing.deleted.is_some() => return Err(deleted_but_recoverable()),
-        Some(mut existing) => {
-            if existing.versions.contains(version) {
+        // The version id is minted once per request, so finding it means this is the same request
+        // decided again (a retry after its first answer was lost): answer what it did, change nothing.
+        Some(existing) if existing.versions.contains(version) => {
+            let stored = view.secret_version(&vault, name, version)?.ok_or_else(not_found)?;
+            if stored.value != *value {
                 return Err(ArcaError::new(ErrorCode::Conflict, "the minted version id already exists; retry"));
             }
+            return Ok(Decision {
+                mutations: Vec::new(),
+                outcome: Outcome::Secret { vault, secret: existing, version: stored },
+            });
+        }
+        Some(existing) if existing.deleted.is_some() => return Err(deleted_but_recoverable()),
+        Some(mut existing) => {
             existing.versions.push(version.clone());
             existing
         }
