@@ -19,7 +19,8 @@ use crate::history::{Call, History, Ret};
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub vault: String,
-    /// Secret names; few, so that clients collide on them.
+    /// Secret names; few, so that clients collide on them. The first is never deleted, so every
+    /// version acknowledged on it must survive to the end (what `acknowledged_writes` checks).
     pub names: Vec<String>,
     /// Deadline of every request.
     pub timeout: Duration,
@@ -163,7 +164,10 @@ impl Client {
         let name = self.spec.names[self.rng.random_range(0..self.spec.names.len())].clone();
         self.counter += 1;
         let marker = std::str::from_utf8(VALUE_MARKER).expect("ascii");
-        let call = match self.rng.random_range(0..100) {
+        let roll = self.rng.random_range(0..100);
+        // The first secret only ever gets new versions, reads and updates.
+        let roll = if name == self.spec.names[0] { roll % 66 } else { roll };
+        let call = match roll {
             0..30 => Call::Set { value: format!("{marker}c{}-{}", self.id, self.counter) },
             30..60 => Call::Get,
             60..66 => Call::Update { content_type: format!("t{}-{}", self.id, self.counter) },

@@ -361,16 +361,16 @@ fn listing_pages_through_everything() {
 #[test]
 fn a_set_decided_again_after_it_applied_answers_the_same_and_changes_nothing() {
     let mut w = World::new();
-    w.create_vault("kv", 7, false).unwrap();
+    w.create_vault("kvault", 7, false).unwrap();
     let version = w.version();
-    let first = w.run(set_cmd("kv", "s", version.clone(), "one")).unwrap();
-    let again = decide(&w.view, &set_cmd("kv", "s", version.clone(), "one"), w.now).unwrap();
+    let first = w.run(set_cmd("kvault", "s", version.clone(), "one")).unwrap();
+    let again = decide(&w.view, &set_cmd("kvault", "s", version.clone(), "one"), w.now).unwrap();
     assert!(again.mutations.is_empty(), "a replay changes nothing");
     assert_eq!(again.outcome, first, "a replay answers what the first decision answered");
-    assert_eq!(w.run(set_cmd("kv", "s", version, "two")), Err(ErrorCode::Conflict), "another value is refused");
+    assert_eq!(w.run(set_cmd("kvault", "s", version, "two")), Err(ErrorCode::Conflict), "another value is refused");
     // A replay is answered even after the secret was deleted since: the write did happen.
     let version = w.version();
-    w.run(set_cmd("kv", "t", version.clone(), "v")).unwrap();
-    w.run(Command::DeleteSecret { vault: vault("kv"), name: name("t") }).unwrap();
-    assert!(w.run(set_cmd("kv", "t", version, "v")).is_ok());
+    w.run(set_cmd("kvault", "t", version.clone(), "v")).unwrap();
+    w.run(Command::DeleteSecret { vault: vault("kvault"), name: name("t") }).unwrap();
+    assert!(w.run(set_cmd("kvault", "t", version, "v")).is_ok());
 }

@@ -304,6 +304,30 @@ impl TestCluster {
         }
     }
 
+    /// The process id of a running node.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.nodes[index].child.as_ref().map(|c| c.id())
+    }
+
+    /// Pauses a node with SIGSTOP (a long GC pause or a frozen VM, as its peers see it).
+    pub fn pause(&self, index: usize) -> anyhow::Result<()> {
+        self.signal(index, "-STOP")
+    }
+
+    /// Resumes a node paused with [`TestCluster::pause`] (SIGCONT).
+    pub fn resume(&self, index: usize) -> anyhow::Result<()> {
+        self.signal(index, "-CONT")
+    }
+
+    fn signal(&self, index: usize, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid(index).context("the node is not running")?;
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status().context("run kill")?;
+        if !status.success() {
+            bail!("kill {signal} {pid} failed");
+        }
+        Ok(())
+    }
+
     /// Restarts a killed node from its data dir (it rejoins with its old id and unseals from the file).
     pub async fn restart(&mut self, index: usize) -> anyhow::Result<()> {
         self.launch(index)?;
