@@ -11,18 +11,26 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Call {
     /// Set a new version with this (unique) value.
-    Set { value: String },
+    Set {
+        value: String,
+    },
     /// Get the latest version.
     Get,
     /// Change the content type of the latest version.
-    Update { content_type: String },
+    Update {
+        content_type: String,
+    },
     Delete,
     Recover,
     Purge,
     /// Take a backup; the client keeps the blob under this number.
-    Backup { backup: u32 },
+    Backup {
+        backup: u32,
+    },
     /// Restore the blob the client kept under this number.
-    Restore { backup: u32 },
+    Restore {
+        backup: u32,
+    },
 }
 
 impl Call {
@@ -37,8 +45,14 @@ impl Call {
 pub enum Ret {
     /// Success. For `Set` and `Restore`, the version id; for `Get`, the value and content type.
     Ok,
-    Version { version: String },
-    Value { value: String, content_type: Option<String>, version: String },
+    Version {
+        version: String,
+    },
+    Value {
+        value: String,
+        content_type: Option<String>,
+        version: String,
+    },
     NotFound,
     DeletedButRecoverable,
     Conflict,
@@ -119,5 +133,8 @@ impl History {
 /// One line per operation, for failure reports.
 pub fn describe(op: &Op) -> String {
     let returned = if op.returned == u64::MAX { "∞".to_owned() } else { op.returned.to_string() };
-    format!("[{:>6} → {:>6}] client {} via node {}: {} {:?} => {:?}", op.invoked, returned, op.client, op.node, op.key, op.call, op.ret)
+    format!(
+        "[{:>6} → {:>6}] client {} via node {}: {} {:?} => {:?}",
+        op.invoked, returned, op.client, op.node, op.key, op.call, op.ret
+    )
 }

@@ -182,12 +182,7 @@ fn main() -> ExitCode {
         }
     }
     if !no_summary {
-        println!(
-            "{passed} passed, {} failed ({:?}) in {:.1}s",
-            failed.len(),
-            failed,
-            started.elapsed().as_secs_f64()
-        );
+        println!("{passed} passed, {} failed ({:?}) in {:.1}s", failed.len(), failed, started.elapsed().as_secs_f64());
     }
     if failed.is_empty() {
         ExitCode::SUCCESS

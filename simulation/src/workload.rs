@@ -218,7 +218,9 @@ impl Client {
                         }
                     }
                     if started.elapsed() > deadline {
-                        return Err(format!("reading {name} through node {node} never finished after the cluster healed"));
+                        return Err(format!(
+                            "reading {name} through node {node} never finished after the cluster healed"
+                        ));
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

@@ -172,9 +172,8 @@ async fn real_processes_under_kills_pauses_and_a_full_disk_keep_a_linearizable_h
     let mut last = Client::new(0, nodes, rng, history.clone(), spec);
     let finals = last.final_reads(Duration::from_secs(60)).await.expect("every request finishes after the faults");
     let ops = history.ops();
-    let summary = linearizability::check(&ops).unwrap_or_else(|v| {
-        panic!("{}", v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"))
-    });
+    let summary = linearizability::check(&ops)
+        .unwrap_or_else(|v| panic!("{}", v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")));
     assert!(summary.inconclusive.is_empty(), "every key's history was decided: {:?}", summary.inconclusive);
     let checked = acknowledged_writes::check(&ops, &finals).unwrap_or_else(|p| panic!("{}", p.join("\n")));
     let leaks = planted_files(&cluster.files_to_scan());

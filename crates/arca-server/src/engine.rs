@@ -118,7 +118,9 @@ fn rpc_unavailable(status: tonic::Status) -> ArcaError {
     match status.code() {
         // Refused before it was sent (no connection): nothing happened.
         tonic::Code::Unavailable
-            if ["connect error", "trying to connect", "Connection refused"].iter().any(|m| status.message().contains(m)) =>
+            if ["connect error", "trying to connect", "Connection refused"]
+                .iter()
+                .any(|m| status.message().contains(m)) =>
         {
             ArcaError::unavailable(format!("the leader could not be reached: {}", status.message()))
         }

@@ -156,8 +156,13 @@ pub async fn serve(
         authorizer: Arc::new(RootOnlyAuthorizer),
         audit: parts.audit,
     });
-    let shared =
-        Arc::new(Shared { options: options.clone(), engine: engine.clone(), log: parts.log, state: parts.state, channels });
+    let shared = Arc::new(Shared {
+        options: options.clone(),
+        engine: engine.clone(),
+        log: parts.log,
+        state: parts.state,
+        channels,
+    });
 
     let node_service = NodeServiceServer::new(services::node::Node(engine.clone()))
         .max_decoding_message_size(64 * 1024 * 1024)

@@ -13,8 +13,8 @@ use anyhow::{bail, Context};
 mod node;
 
 use arca_server::tls::TlsFiles;
-use node::NodeConfig;
 use clap::{Args, Parser, Subcommand};
+use node::NodeConfig;
 
 #[derive(Parser)]
 #[command(name = "arcad", version, about = "Arca key vault server")]

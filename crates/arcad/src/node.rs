@@ -130,4 +130,3 @@ fn spawn_unseal_from_file(engine: Arc<Engine>, path: PathBuf) {
         }
     });
 }
-

@@ -138,7 +138,8 @@ pub fn check(history: &[Op]) -> Result<Summary, Vec<Violation>> {
             Outcome::Stuck(at) => {
                 let from = at.saturating_sub(6);
                 let to = (at + 14).min(ops.len());
-                violations.push(Violation { key: key.to_owned(), excerpt: ops[from..to].iter().map(describe).collect() });
+                violations
+                    .push(Violation { key: key.to_owned(), excerpt: ops[from..to].iter().map(describe).collect() });
                 // One explained violation is enough; searching the other keys to exhaustion costs minutes.
                 break;
             }

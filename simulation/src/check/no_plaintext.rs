@@ -19,7 +19,10 @@ pub fn check(blobs: &[(String, Vec<u8>)]) -> Result<usize, Vec<String>> {
         bytes += blob.len();
         for marker in [VALUE_MARKER, NAME_MARKER] {
             if let Some(at) = find(blob, marker) {
-                problems.push(format!("{what} holds a planted {} in plaintext at byte {at}", String::from_utf8_lossy(marker)));
+                problems.push(format!(
+                    "{what} holds a planted {} in plaintext at byte {at}",
+                    String::from_utf8_lossy(marker)
+                ));
             }
         }
     }

@@ -15,9 +15,9 @@ pub struct Applied {
 impl Applied {
     pub fn observe(&mut self, node: usize, index: u64, entry_hash: u64) {
         match self.by_index.get(&index) {
-            Some((hash, first)) if *hash != entry_hash => self.problems.push(format!(
-                "node {node} applied a different entry at index {index} than node {first}"
-            )),
+            Some((hash, first)) if *hash != entry_hash => {
+                self.problems.push(format!("node {node} applied a different entry at index {index} than node {first}"))
+            }
             Some(_) => {}
             None => {
                 self.by_index.insert(index, (entry_hash, node));
@@ -35,9 +35,8 @@ impl Applied {
         let mut by_applied: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
         for (node, (applied, hash)) in finals {
             match by_applied.get(applied) {
-                Some((h, first)) if h != hash => problems.push(format!(
-                    "nodes {first} and {node} both applied up to {applied} but hold different state"
-                )),
+                Some((h, first)) if h != hash => problems
+                    .push(format!("nodes {first} and {node} both applied up to {applied} but hold different state")),
                 Some(_) => {}
                 None => {
                     by_applied.insert(*applied, (*hash, *node));

@@ -163,6 +163,9 @@ struct Disk {
 
 type Registry = Arc<Mutex<BTreeMap<usize, Arc<Engine>>>>;
 
+/// What the liveness phase read through every node, or the request that never finished.
+type FinalReads = Result<BTreeMap<usize, acknowledged_writes::FinalVersions>, String>;
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -305,8 +308,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         keep_after_snapshot_entries: config.snapshot_every_entries / 2,
     };
 
-    for i in 0..total {
-        let disk = disks[i].clone();
+    for (i, disk) in disks.iter().enumerate() {
+        let disk = disk.clone();
         let registry = registry.clone();
         let unseal = unseal.clone();
         let boots = Rc::new(Cell::new(0u64));
@@ -366,8 +369,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     }
 
     let history = History::default();
-    let outcome: Rc<std::cell::RefCell<Option<Result<BTreeMap<usize, acknowledged_writes::FinalVersions>, String>>>> =
-        Rc::default();
+    let outcome: Rc<std::cell::RefCell<Option<FinalReads>>> = Rc::default();
     let safety_end = Duration::from_secs(config.safety_secs);
     {
         let history = history.clone();
@@ -425,9 +427,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                     undo.push((until, Undo::Repair(vec![a], vec![b])));
                 }
                 Action::IsolateLeader => {
-                    let leader = lock(&registry).iter().find_map(|(i, e)| {
-                        e.raft().ok().filter(|r| r.is_leader()).map(|_| *i)
-                    });
+                    let leader =
+                        lock(&registry).iter().find_map(|(i, e)| e.raft().ok().filter(|r| r.is_leader()).map(|_| *i));
                     if let Some(l) = leader {
                         for o in others(l) {
                             sim.partition(names[l].as_str(), o.as_str());
@@ -606,15 +607,15 @@ async fn drive_clients(
     settle: Duration,
     history: History,
     unseal: Arc<Mutex<Option<String>>>,
-) -> Result<BTreeMap<usize, acknowledged_writes::FinalVersions>, String> {
+) -> FinalReads {
     let started = tokio::time::Instant::now();
-    let channels: Vec<_> = (0..total)
-        .map(|i| net::channel(&format!("{}:{API_PORT}", node_name(i))))
-        .collect::<Result<_, _>>()?;
+    let channels: Vec<_> =
+        (0..total).map(|i| net::channel(&format!("{}:{API_PORT}", node_name(i)))).collect::<Result<_, _>>()?;
     // Initialize through node 1 and hand the unseal key to the nodes.
     let bare = ArcaClient::from_channel(channels[0].clone(), None).map_err(|e| e.to_string())?;
     let init = loop {
-        let mut req = tonic::Request::new(pb::InitRequest { secret_shares: 1, secret_threshold: 1, auto_unseal_key: true });
+        let mut req =
+            tonic::Request::new(pb::InitRequest { secret_shares: 1, secret_threshold: 1, auto_unseal_key: true });
         req.set_timeout(Duration::from_secs(3));
         match bare.operator().init(req).await {
             Ok(r) => break r.into_inner(),

@@ -40,8 +40,7 @@ pub async fn bind(port: u16) -> io::Result<turmoil::net::TcpListener> {
 /// A channel to `addr` (`host:port`) over the simulated network, connecting on first use, with the
 /// settings of production node-to-node channels (connect timeout, keepalive).
 pub fn channel(addr: &str) -> Result<Channel, String> {
-    let endpoint =
-        Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad address {addr}: {e}"))?;
+    let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad address {addr}: {e}"))?;
     // h2 forgets a locally reset stream after this long by the wall clock (1 s by default); set so long
     // that it never happens within a run, or a loaded machine would change the simulated bytes.
     let endpoint = arca_raft::network::peer_endpoint(endpoint).http2_reset_stream_duration(Duration::from_secs(86_400));
