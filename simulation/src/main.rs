@@ -28,7 +28,7 @@ fn run_one(config: &SimConfig, quiet: bool) -> bool {
         Ok(r) => {
             if !quiet {
                 println!(
-                    "seed {:>5} ok  {}v+{}l  {:>4} ops  {:>4} acked writes checked  {:>3} terms  {:>2} crashes  \
+                    "seed {:>5} ok  {}v+{}l  {:>4} ops  {:>4} acked writes checked  {:>3} terms ({} shared)  {:>2} crashes  \
                      {:>3} faults  {:>5} entries  {:>5.1}s simulated  {:>5.1}s wall  history {:016x}{}",
                     r.seed,
                     r.voters,
@@ -36,6 +36,7 @@ fn run_one(config: &SimConfig, quiet: bool) -> bool {
                     r.ops,
                     r.acknowledged_checked,
                     r.leader_terms,
+                    r.shared_terms,
                     r.crashes,
                     r.faults_injected,
                     r.applied_entries,

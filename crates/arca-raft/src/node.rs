@@ -146,6 +146,13 @@ impl RaftNode {
         self.raft.metrics().borrow_watched().clone()
     }
 
+    /// This node's current vote as (term, voted-for node, committed), for checks from outside openraft.
+    pub fn current_vote(&self) -> (u64, u64, bool) {
+        use openraft::vote::RaftLeaderId;
+        let vote = self.metrics().vote;
+        (vote.leader_id().term(), *vote.leader_id().node_id(), vote.is_committed())
+    }
+
     pub fn applied_index(&self) -> u64 {
         self.metrics().last_applied.map_or(0, |l| l.index)
     }

@@ -194,32 +194,37 @@ pub async fn serve(
         .add_service(ClusterServiceServer::new(services::cluster::Cluster { api: api.clone(), joiner }));
     spawn_server(Listener::Api, routes);
 
+    let join_in_background = |shared: Arc<Shared>| {
+        if let Some(peer) = options.join.clone() {
+            let as_learner = options.join_as_learner;
+            tokio::spawn(async move {
+                loop {
+                    match shared.join(&peer, as_learner).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::warn!("failed to join the cluster, retrying: {e}");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            });
+        }
+    };
     match read_node_id(&*shared.log)? {
         Some(id) => {
-            shared.start_raft(id).await?;
+            let raft = shared.start_raft(id).await?;
+            // A node that got its id but crashed before the cluster added it has never seen a
+            // membership: finish joining. (A node that was a member, even one since removed, has.)
+            if !raft.is_initialized().await {
+                join_in_background(shared.clone());
+            }
         }
         None if options.bootstrap => {
             write_node_id(&*shared.log, 1)?;
             let raft = shared.start_raft(1).await?;
             raft.bootstrap(shared.me()).await?;
         }
-        None => {
-            if let Some(peer) = options.join.clone() {
-                let shared = shared.clone();
-                let as_learner = options.join_as_learner;
-                tokio::spawn(async move {
-                    loop {
-                        match shared.join(&peer, as_learner).await {
-                            Ok(()) => break,
-                            Err(e) => {
-                                tracing::warn!("failed to join the cluster, retrying: {e}");
-                                tokio::time::sleep(Duration::from_secs(1)).await;
-                            }
-                        }
-                    }
-                });
-            }
-        }
+        None => join_in_background(shared.clone()),
     }
     if let Ok(raft) = engine.raft() {
         if let Err(e) = raft.wait_recovered(Duration::from_secs(30)).await {

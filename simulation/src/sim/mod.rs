@@ -90,6 +90,8 @@ pub struct Report {
     pub ops: usize,
     pub acknowledged_checked: usize,
     pub leader_terms: usize,
+    /// Terms in which more than one node led, each under its own leader id (legal in openraft).
+    pub shared_terms: usize,
     pub crashes: usize,
     pub faults_injected: usize,
     pub applied_entries: usize,
@@ -250,7 +252,7 @@ impl Observed {
             let Ok(raft) = engine.raft() else { continue };
             let view = raft.view();
             if view.state == "leader" {
-                self.leaders.observe(view.term, view.node_id);
+                self.leaders.observe(view.node_id, raft.current_vote());
             }
             let from = self.applied_seen.get(&i).map_or(1, |s| s + 1);
             if view.applied_index >= from {
@@ -528,7 +530,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
 
     // Safety first: a broken safety property explains a liveness failure better than the reverse.
     let ops = history.ops();
-    observed.leaders.check().map_err(|d| fail(seed, "election safety (Raft §5.2)", d))?;
+    observed.leaders.check().map_err(|d| fail(seed, "election safety (Raft §5.2, per leader id)", d))?;
     observed.votes.check().map_err(|d| fail(seed, "durable vote (Raft Figure 2)", d))?;
     let summary = linearizability::check(&ops).map_err(|v| {
         fail(seed, "linearizability (Herlihy & Wing; WGL search)", v.iter().map(|v| v.to_string()).collect())
@@ -571,6 +573,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         ops: ops.len(),
         acknowledged_checked,
         leader_terms: observed.leaders.terms(),
+        shared_terms: observed.leaders.shared_terms(),
         crashes: observed.votes.crashes(),
         faults_injected,
         applied_entries: observed.applied.entries(),
