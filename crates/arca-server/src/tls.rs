@@ -74,8 +74,9 @@ impl TlsMaterial {
         Ok(Arc::new(config))
     }
 
-    /// A lazily connecting channel to a peer's cluster listener, presenting this node's certificate.
-    pub fn node_channel(&self, cluster_addr: &str) -> Result<Channel, String> {
+    /// A lazily connecting channel to a peer's cluster listener, presenting this node's certificate,
+    /// from `local_ip` when given (so that a node's traffic carries its own address).
+    pub fn node_channel(&self, cluster_addr: &str, local_ip: Option<std::net::IpAddr>) -> Result<Channel, String> {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&self.ca_pem))
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
@@ -83,7 +84,7 @@ impl TlsMaterial {
             .map_err(|e| format!("bad peer address {cluster_addr}: {e}"))?
             .tls_config(tls)
             .map_err(|e| format!("TLS configuration failed: {e}"))?;
-        Ok(arca_raft::network::peer_endpoint(endpoint).connect_lazy())
+        Ok(arca_raft::network::peer_endpoint(endpoint).local_address(local_ip).connect_lazy())
     }
 }
 
@@ -126,11 +127,16 @@ pub fn tls_incoming(
     ReceiverStream::new(rx)
 }
 
-/// The channel factory production nodes use for Raft and forwarding.
-pub struct TlsChannelFactory(pub TlsMaterial);
+/// The channel factory production nodes use for Raft and forwarding. With `local_ip`, outgoing
+/// node-to-node connections start from that address (the node's cluster listen address), so firewall
+/// rules and peers see one address per node.
+pub struct TlsChannelFactory {
+    pub material: TlsMaterial,
+    pub local_ip: Option<std::net::IpAddr>,
+}
 
 impl arca_raft::network::ChannelFactory for TlsChannelFactory {
     fn channel(&self, cluster_addr: &str) -> Result<Channel, String> {
-        self.0.node_channel(cluster_addr)
+        self.material.node_channel(cluster_addr, self.local_ip)
     }
 }

@@ -33,6 +33,8 @@ pub fn free_port() -> u16 {
 /// One `arcad` process and its files.
 pub struct NodeProcess {
     pub name: String,
+    /// The loopback address the node listens on and (for node-to-node traffic) connects from.
+    pub ip: String,
     pub api_port: u16,
     pub cluster_port: u16,
     pub data_dir: PathBuf,
@@ -47,11 +49,11 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     pub fn api_addr(&self) -> String {
-        format!("https://127.0.0.1:{}", self.api_port)
+        format!("https://{}:{}", self.ip, self.api_port)
     }
 
     pub fn cluster_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.cluster_port)
+        format!("{}:{}", self.ip, self.cluster_port)
     }
 
     pub fn is_running(&self) -> bool {
@@ -68,10 +70,16 @@ pub struct TestCluster {
     pub shares: Vec<String>,
     pub ca_pem: Vec<u8>,
     pub snapshot_every_entries: u64,
+    /// Each node on its own loopback address (127.0.0.11, .12, …), so [`TestCluster::partition`] can
+    /// cut links between nodes with iptables.
+    pub distinct_ips: bool,
+    /// iptables rules this cluster added, removed by [`TestCluster::heal`] and on drop.
+    partitions: Vec<(String, String)>,
 }
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        self.heal();
         for n in &mut self.nodes {
             if let Some(mut c) = n.child.take() {
                 let _ = c.kill();
@@ -91,6 +99,16 @@ impl TestCluster {
     }
 
     pub async fn start_with(voters: usize, snapshot_every_entries: u64) -> anyhow::Result<Self> {
+        Self::start_inner(voters, snapshot_every_entries, false).await
+    }
+
+    /// As [`TestCluster::start_with`], with every node on its own loopback address so that links
+    /// between nodes can be cut ([`TestCluster::partition`], which needs root and iptables).
+    pub async fn start_partitionable(voters: usize, snapshot_every_entries: u64) -> anyhow::Result<Self> {
+        Self::start_inner(voters, snapshot_every_entries, true).await
+    }
+
+    async fn start_inner(voters: usize, snapshot_every_entries: u64, distinct_ips: bool) -> anyhow::Result<Self> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir()?;
         let certs = dir.path().join("certs");
@@ -98,7 +116,7 @@ impl TestCluster {
         let status = Command::new(binary("arcad"))
             .args(["gen-certs", "--out"])
             .arg(&certs)
-            .args(["--names", &names.join(","), "--hosts", "localhost,127.0.0.1"])
+            .args(["--names", &names.join(","), "--hosts", &cert_hosts()])
             .stdout(Stdio::null())
             .status()
             .context("run arcad gen-certs")?;
@@ -113,6 +131,8 @@ impl TestCluster {
             shares: Vec::new(),
             ca_pem,
             snapshot_every_entries,
+            distinct_ips,
+            partitions: Vec::new(),
         };
         cluster.spawn_node(None, false, false)?;
         cluster.wait_for(Duration::from_secs(30), async |c: &Self| c.leader_index().await.is_some()).await?;
@@ -155,7 +175,9 @@ impl TestCluster {
             bail!("the test cluster has certificates for {CERT_NAMES} nodes");
         }
         let name = format!("node{}", index + 1);
+        let ip = if self.distinct_ips { format!("127.0.0.{}", 11 + index) } else { "127.0.0.1".to_owned() };
         let node = NodeProcess {
+            ip,
             data_dir: self.dir.path().join(&name),
             log_path: self.dir.path().join(format!("{name}.log")),
             name,
@@ -182,8 +204,8 @@ impl TestCluster {
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&node.data_dir)
-            .args(["--api-addr", &format!("127.0.0.1:{}", node.api_port)])
-            .args(["--cluster-addr", &format!("127.0.0.1:{}", node.cluster_port)])
+            .args(["--api-addr", &format!("{}:{}", node.ip, node.api_port)])
+            .args(["--cluster-addr", &format!("{}:{}", node.ip, node.cluster_port)])
             .arg("--ca-cert")
             .arg(certs.join("ca.pem"))
             .arg("--cert")
@@ -304,6 +326,38 @@ impl TestCluster {
         }
     }
 
+    /// Cuts the link between nodes `a` and `b` in both directions (iptables DROP, so connections hang
+    /// as in a real partition rather than fail fast). Needs a cluster from
+    /// [`TestCluster::start_partitionable`], root and iptables.
+    pub fn partition(&mut self, a: usize, b: usize) -> anyhow::Result<()> {
+        if !self.distinct_ips {
+            bail!("partitions need a cluster started with start_partitionable");
+        }
+        let (ia, ib) = (self.nodes[a].ip.clone(), self.nodes[b].ip.clone());
+        for (from, to) in [(ia.clone(), ib.clone()), (ib, ia)] {
+            iptables("-I", &from, &to)?;
+            self.partitions.push((from, to));
+        }
+        Ok(())
+    }
+
+    /// Cuts node `a` off from every other node.
+    pub fn isolate(&mut self, a: usize) -> anyhow::Result<()> {
+        for b in 0..self.nodes.len() {
+            if b != a {
+                self.partition(a, b)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every partition this cluster made.
+    pub fn heal(&mut self) {
+        for (from, to) in std::mem::take(&mut self.partitions) {
+            let _ = iptables("-D", &from, &to);
+        }
+    }
+
     /// The process id of a running node.
     pub fn pid(&self, index: usize) -> Option<u32> {
         self.nodes[index].child.as_ref().map(|c| c.id())
@@ -356,6 +410,24 @@ impl TestCluster {
         }
         out
     }
+}
+
+/// Hosts every test certificate is valid for: localhost, 127.0.0.1 and the per-node addresses.
+fn cert_hosts() -> String {
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    hosts.extend((0..CERT_NAMES).map(|i| format!("127.0.0.{}", 11 + i)));
+    hosts.join(",")
+}
+
+fn iptables(op: &str, from: &str, to: &str) -> anyhow::Result<()> {
+    let status = Command::new("iptables")
+        .args([op, "OUTPUT", "-s", from, "-d", to, "-j", "DROP"])
+        .status()
+        .context("run iptables (install it; it needs root)")?;
+    if !status.success() {
+        bail!("iptables {op} OUTPUT -s {from} -d {to} failed");
+    }
+    Ok(())
 }
 
 fn tonic_request<T>(message: T) -> tonic::Request<T> {

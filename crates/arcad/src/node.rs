@@ -60,7 +60,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     let parts = NodeParts {
         log: Arc::new(store.clone()),
         state: Arc::new(store),
-        channels: Arc::new(TlsChannelFactory(tls.clone())),
+        channels: Arc::new(TlsChannelFactory {
+            material: tls.clone(),
+            local_ip: Some(config.cluster_listen.ip()).filter(|ip| !ip.is_unspecified()),
+        }),
         clock,
         entropy: Arc::new(OsEntropy),
         audit: Arc::new(FileAuditSink::new(config.data_dir.join("audit.log"))),
