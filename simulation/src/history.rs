@@ -31,12 +31,18 @@ pub enum Call {
     Restore {
         backup: u32,
     },
+    /// Set the vault's `w` tag (an operation on the vault, recorded under the vault's key).
+    TagVault {
+        value: String,
+    },
+    /// Read the vault's `w` tag.
+    GetVault,
 }
 
 impl Call {
     /// Whether the call can change state (a failed write may still have happened).
     pub fn is_write(&self) -> bool {
-        !matches!(self, Call::Get | Call::Backup { .. })
+        !matches!(self, Call::Get | Call::Backup { .. } | Call::GetVault)
     }
 }
 
@@ -53,6 +59,10 @@ pub enum Ret {
         content_type: Option<String>,
         version: String,
     },
+    /// For `GetVault`: the vault's `w` tag.
+    Tag {
+        value: Option<String>,
+    },
     NotFound,
     DeletedButRecoverable,
     Conflict,
@@ -68,7 +78,7 @@ pub struct Op {
     pub client: u32,
     /// The node the client sent it to.
     pub node: usize,
-    /// The secret, as `vault/name`.
+    /// The secret, as `vault/name` (or the vault, as `vault`, for vault operations).
     pub key: String,
     pub call: Call,
     pub invoked: u64,

@@ -29,7 +29,7 @@ fn run_one(config: &SimConfig, quiet: bool) -> bool {
             if !quiet {
                 println!(
                     "seed {:>5} ok  {}v+{}l  {:>4} ops  {:>4} acked writes checked  {:>3} terms ({} shared)  {:>2} crashes  \
-                     {:>3} faults  {:>5} entries  {:>5.1}s simulated  {:>5.1}s wall  history {:016x}{}",
+                     {:>3} faults  {:>5} entries  {:>2} snapshot installs  {:>5.1}s simulated  {:>5.1}s wall  history {:016x}{}",
                     r.seed,
                     r.voters,
                     r.learners,
@@ -40,6 +40,7 @@ fn run_one(config: &SimConfig, quiet: bool) -> bool {
                     r.crashes,
                     r.faults_injected,
                     r.applied_entries,
+                    r.snapshot_installs,
                     r.simulated.as_secs_f64(),
                     t.elapsed().as_secs_f64(),
                     r.fingerprint,

@@ -22,11 +22,13 @@ pub enum Life {
     Deleted(Latest),
 }
 
-/// The state of one secret plus what the backups taken of it hold.
+/// The state of one secret plus what the backups taken of it hold. A vault's history uses only
+/// `vault_tag` (vault operations and secret operations are recorded under different keys).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct SecretState {
     pub life: Life,
     pub backups: BTreeMap<u32, Latest>,
+    pub vault_tag: Option<String>,
 }
 
 fn version_matches(expected: &Option<String>, got: &str) -> bool {
@@ -41,6 +43,17 @@ impl SecretState {
         let mut next = self.clone();
         let expect = |want: &Ret| unknown || want == ret;
         match (call, &self.life) {
+            (Call::TagVault { value }, _) => {
+                if !expect(&Ret::Ok) {
+                    return None;
+                }
+                next.vault_tag = Some(value.clone());
+            }
+            (Call::GetVault, _) => {
+                if !unknown && *ret != (Ret::Tag { value: self.vault_tag.clone() }) {
+                    return None;
+                }
+            }
             (Call::Set { value }, Life::Absent | Life::Active(_)) => {
                 let version = match ret {
                     Ret::Version { version } => Some(version.clone()),
@@ -180,6 +193,15 @@ mod tests {
         assert!(s.step(&Call::Recover, &Ret::NotFound).is_some());
         let s = s.step(&Call::Restore { backup: 1 }, &version("1")).unwrap();
         assert!(s.step(&Call::Get, &got).is_some(), "restore brings back what the backup held");
+    }
+
+    #[test]
+    fn a_vault_tag_reads_what_was_last_written() {
+        let s = SecretState::default();
+        assert!(s.step(&Call::GetVault, &Ret::Tag { value: None }).is_some());
+        let s = s.step(&Call::TagVault { value: "a".into() }, &Ret::Ok).unwrap();
+        assert!(s.step(&Call::GetVault, &Ret::Tag { value: Some("a".into()) }).is_some());
+        assert!(s.step(&Call::GetVault, &Ret::Tag { value: None }).is_none());
     }
 
     #[test]

@@ -96,9 +96,12 @@ impl Client {
         Self { id, nodes, rng, history, spec, reachable, backups: BTreeMap::new(), counter: 0 }
     }
 
-    /// Runs `call` on secret `name` through node `node`, recording it.
+    /// Runs `call` on secret `name` (or on the vault, for vault calls) through node `node`, recording it.
     pub async fn run(&mut self, node: usize, name: &str, call: Call) -> Ret {
-        let key = self.spec.key(name);
+        let key = match call {
+            Call::TagVault { .. } | Call::GetVault => self.spec.vault.clone(),
+            _ => self.spec.key(name),
+        };
         let pending = self.history.invoke(self.id, node, &key, call.clone());
         let ret = self.send(node, name, &call).await;
         self.history.complete(pending, ret.clone());
@@ -149,6 +152,19 @@ impl Client {
                     Ret::Ok
                 })
             }
+            Call::TagVault { value } => {
+                let m = pb::UpdateVaultRequest {
+                    name: vault,
+                    tags: [("w".to_owned(), value.clone())].into(),
+                    update_mask: Some(prost_types::FieldMask { paths: vec!["tags".into()] }),
+                    ..Default::default()
+                };
+                answer(c.vaults().update_vault(request(m, t)).await, |_| Ret::Ok)
+            }
+            Call::GetVault => {
+                let m = pb::GetVaultRequest { name: vault, ..Default::default() };
+                answer(c.vaults().get_vault(request(m, t)).await, |v| Ret::Tag { value: v.tags.get("w").cloned() })
+            }
             Call::Restore { backup } => {
                 let blob = self.backups.get(backup).map(|(_, b)| b.clone()).unwrap_or_default();
                 let m = pb::RestoreSecretRequest { vault, backup: blob };
@@ -164,6 +180,16 @@ impl Client {
         let name = self.spec.names[self.rng.random_range(0..self.spec.names.len())].clone();
         self.counter += 1;
         let marker = std::str::from_utf8(VALUE_MARKER).expect("ascii");
+        // One call in twenty is on the vault itself: set its tag, or read it.
+        if self.rng.random_range(0..20) == 0 {
+            let call = if self.rng.random_bool(0.5) {
+                Call::TagVault { value: format!("c{}-{}", self.id, self.counter) }
+            } else {
+                Call::GetVault
+            };
+            self.run(node, &name, call).await;
+            return;
+        }
         let roll = self.rng.random_range(0..100);
         // The first secret only ever gets new versions, reads and updates.
         let roll = if name == self.spec.names[0] { roll % 66 } else { roll };

@@ -28,6 +28,10 @@ fn seeds_1_to_10_pass_every_checker() {
     assert!(out.contains("+1l"), "the set covers a learner joining during faults:\n{out}");
     assert!(!out.contains(" 0 crashes") || out.lines().any(|l| !l.contains(" 0 crashes")), "nodes crash");
     assert!(!out.contains("INCONCLUSIVE"), "every history was decided:\n{out}");
+    assert!(
+        out.lines().any(|l| l.contains(" snapshot installs") && !l.contains("  0 snapshot installs")),
+        "some node installed a snapshot under load:\n{out}"
+    );
 }
 
 #[test]

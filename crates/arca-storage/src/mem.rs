@@ -126,6 +126,8 @@ struct StateInner {
     data: BTreeMap<Vec<u8>, Versioned>,
     applied_meta: Option<Vec<u8>>,
     aux: BTreeMap<String, Vec<u8>>,
+    /// How many times a whole state was imported (snapshots installed), for the simulation's report.
+    imports: usize,
 }
 
 /// An in-memory [`StateStore`].
@@ -133,6 +135,11 @@ struct StateInner {
 pub struct MemState(Arc<Mutex<StateInner>>);
 
 impl MemState {
+    /// How many snapshots were installed into this store.
+    pub fn imports(&self) -> usize {
+        lock(&self.0).imports
+    }
+
     /// Every byte the store holds, for plaintext scans in tests.
     pub fn all_bytes(&self) -> Vec<u8> {
         let g = lock(&self.0);
@@ -207,6 +214,7 @@ impl StateStore for MemState {
         let mut g = lock(&self.0);
         g.data = export.entries.into_iter().collect();
         g.applied_meta = export.applied_meta;
+        g.imports += 1;
         Ok(())
     }
 

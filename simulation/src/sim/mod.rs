@@ -69,7 +69,7 @@ impl SimConfig {
             safety_secs: 20,
             chaos: true,
             faults: Vec::new(),
-            snapshot_every_entries: 60,
+            snapshot_every_entries: 30,
         }
     }
 
@@ -95,6 +95,8 @@ pub struct Report {
     pub crashes: usize,
     pub faults_injected: usize,
     pub applied_entries: usize,
+    /// Snapshots installed on lagging or restarted nodes.
+    pub snapshot_installs: usize,
     pub inconclusive_keys: Vec<String>,
     pub simulated: Duration,
     /// A hash of the whole history: equal for two runs of one seed.
@@ -577,6 +579,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         crashes: observed.votes.crashes(),
         faults_injected,
         applied_entries: observed.applied.entries(),
+        snapshot_installs: disks.iter().map(|d| d.state.imports()).sum(),
         inconclusive_keys: summary.inconclusive,
         simulated,
         fingerprint: hash_of(history.fingerprint().as_bytes()),
