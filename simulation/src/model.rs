@@ -31,6 +31,18 @@ pub struct SecretState {
     pub vault_tag: Option<String>,
 }
 
+/// The error a call gets in a state where it cannot act (and changes nothing), as Arca's rules and
+/// Azure Key Vault's answer it; `None` where the call takes effect.
+fn refusal(call: &Call, life: &Life) -> Option<Ret> {
+    match (call, life) {
+        (Call::Set { .. } | Call::Restore { .. }, Life::Deleted(_)) => Some(Ret::DeletedButRecoverable),
+        (Call::Restore { .. }, Life::Active(_)) => Some(Ret::Conflict),
+        (Call::Get | Call::Update { .. } | Call::Delete | Call::Backup { .. }, Life::Absent | Life::Deleted(_))
+        | (Call::Recover | Call::Purge, Life::Absent | Life::Active(_)) => Some(Ret::NotFound),
+        _ => None,
+    }
+}
+
 fn version_matches(expected: &Option<String>, got: &str) -> bool {
     expected.as_deref().is_none_or(|v| v == got)
 }
@@ -40,8 +52,11 @@ impl SecretState {
     /// answer is impossible here. `Ret::Unknown` matches any answer (the write happened, answer lost).
     pub fn step(&self, call: &Call, ret: &Ret) -> Option<SecretState> {
         let unknown = *ret == Ret::Unknown;
-        let mut next = self.clone();
         let expect = |want: &Ret| unknown || want == ret;
+        if let Some(want) = refusal(call, &self.life) {
+            return expect(&want).then(|| self.clone());
+        }
+        let mut next = self.clone();
         match (call, &self.life) {
             (Call::TagVault { value }, _) => {
                 if !expect(&Ret::Ok) {
@@ -54,18 +69,13 @@ impl SecretState {
                     return None;
                 }
             }
-            (Call::Set { value }, Life::Absent | Life::Active(_)) => {
+            (Call::Set { value }, _) => {
                 let version = match ret {
                     Ret::Version { version } => Some(version.clone()),
                     Ret::Unknown => None,
                     _ => return None,
                 };
                 next.life = Life::Active(Latest { value: value.clone(), content_type: None, version });
-            }
-            (Call::Set { .. }, Life::Deleted(_)) => {
-                if !expect(&Ret::DeletedButRecoverable) {
-                    return None;
-                }
             }
             (Call::Get, Life::Active(latest)) => match ret {
                 Ret::Value { value, content_type, version } => {
@@ -83,32 +93,17 @@ impl SecretState {
                 Ret::Unknown => {}
                 _ => return None,
             },
-            (Call::Get, _) => {
-                if !expect(&Ret::NotFound) {
-                    return None;
-                }
-            }
             (Call::Update { content_type }, Life::Active(latest)) => {
-                if !matches!(ret, Ret::Ok | Ret::Unknown) {
+                if !expect(&Ret::Ok) {
                     return None;
                 }
                 next.life = Life::Active(Latest { content_type: Some(content_type.clone()), ..latest.clone() });
-            }
-            (Call::Update { .. }, _) | (Call::Recover, Life::Absent | Life::Active(_)) => {
-                if !expect(&Ret::NotFound) {
-                    return None;
-                }
             }
             (Call::Delete, Life::Active(latest)) => {
                 if !expect(&Ret::Ok) {
                     return None;
                 }
                 next.life = Life::Deleted(latest.clone());
-            }
-            (Call::Delete, _) => {
-                if !expect(&Ret::NotFound) {
-                    return None;
-                }
             }
             (Call::Recover, Life::Deleted(latest)) => {
                 if !expect(&Ret::Ok) {
@@ -122,22 +117,12 @@ impl SecretState {
                 }
                 next.life = Life::Absent;
             }
-            (Call::Purge, _) => {
-                if !expect(&Ret::NotFound) {
-                    return None;
-                }
-            }
             (Call::Backup { backup }, Life::Active(latest)) => {
                 if !expect(&Ret::Ok) {
                     return None;
                 }
                 if !unknown {
                     next.backups.insert(*backup, latest.clone());
-                }
-            }
-            (Call::Backup { .. }, _) => {
-                if !expect(&Ret::NotFound) {
-                    return None;
                 }
             }
             (Call::Restore { backup }, Life::Absent) => {
@@ -149,16 +134,8 @@ impl SecretState {
                 }
                 next.life = Life::Active(captured.clone());
             }
-            (Call::Restore { .. }, Life::Active(_)) => {
-                if !expect(&Ret::Conflict) {
-                    return None;
-                }
-            }
-            (Call::Restore { .. }, Life::Deleted(_)) => {
-                if !expect(&Ret::DeletedButRecoverable) {
-                    return None;
-                }
-            }
+            // Every other pair is a refusal, answered above.
+            _ => return None,
         }
         Some(next)
     }
