@@ -13,6 +13,8 @@ pub mod barrier;
 pub mod entropy;
 pub mod key;
 pub mod keyring;
+pub mod keys;
+mod kw;
 pub mod shamir;
 pub mod tls;
 

@@ -15,13 +15,14 @@ pub fn grpc_code(code: ErrorCode) -> Code {
     match code {
         ErrorCode::BadParameter | ErrorCode::VaultNameNotValid => Code::InvalidArgument,
         ErrorCode::Unauthorized => Code::Unauthenticated,
-        ErrorCode::Forbidden => Code::PermissionDenied,
+        ErrorCode::Forbidden | ErrorCode::KeyOperationForbidden => Code::PermissionDenied,
         ErrorCode::SecretDisabled
+        | ErrorCode::KeyDisabled
         | ErrorCode::PurgeProtected
         | ErrorCode::ObjectIsDeletedButRecoverable
         | ErrorCode::NotInitialized
         | ErrorCode::AlreadyInitialized => Code::FailedPrecondition,
-        ErrorCode::SecretNotFound | ErrorCode::VaultNotFound => Code::NotFound,
+        ErrorCode::SecretNotFound | ErrorCode::VaultNotFound | ErrorCode::KeyNotFound => Code::NotFound,
         ErrorCode::VaultAlreadyExists | ErrorCode::Conflict => Code::AlreadyExists,
         ErrorCode::ObjectIsBeingRecovered => Code::Aborted,
         ErrorCode::Throttled => Code::ResourceExhausted,

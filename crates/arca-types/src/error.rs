@@ -24,6 +24,12 @@ pub enum ErrorCode {
     SecretNotFound,
     /// The vault does not exist or is deleted.
     VaultNotFound,
+    /// The key (or the requested version) does not exist or is deleted.
+    KeyNotFound,
+    /// The key version is disabled and refuses every operation.
+    KeyDisabled,
+    /// The key's `key_ops` or validity window do not allow the operation.
+    KeyOperationForbidden,
     /// The name is held by a soft-deleted object; recover or purge it first.
     ObjectIsDeletedButRecoverable,
     /// The vault name is taken, possibly by a soft-deleted vault.
@@ -61,6 +67,9 @@ impl ErrorCode {
             ErrorCode::PurgeProtected => "PurgeProtected",
             ErrorCode::SecretNotFound => "SecretNotFound",
             ErrorCode::VaultNotFound => "VaultNotFound",
+            ErrorCode::KeyNotFound => "KeyNotFound",
+            ErrorCode::KeyDisabled => "KeyDisabled",
+            ErrorCode::KeyOperationForbidden => "KeyOperationForbidden",
             ErrorCode::ObjectIsDeletedButRecoverable => "ObjectIsDeletedButRecoverable",
             ErrorCode::VaultAlreadyExists => "VaultAlreadyExists",
             ErrorCode::Conflict => "Conflict",
@@ -78,7 +87,10 @@ impl ErrorCode {
     /// The outer Azure code that an HTTP facade would put around the inner one.
     pub fn azure_outer_code(self) -> &'static str {
         match self {
-            ErrorCode::SecretDisabled | ErrorCode::PurgeProtected => "Forbidden",
+            ErrorCode::SecretDisabled
+            | ErrorCode::PurgeProtected
+            | ErrorCode::KeyDisabled
+            | ErrorCode::KeyOperationForbidden => "Forbidden",
             ErrorCode::ObjectIsDeletedButRecoverable | ErrorCode::ObjectIsBeingRecovered => "Conflict",
             other => other.azure_code(),
         }
@@ -117,6 +129,9 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::PurgeProtected,
     ErrorCode::SecretNotFound,
     ErrorCode::VaultNotFound,
+    ErrorCode::KeyNotFound,
+    ErrorCode::KeyDisabled,
+    ErrorCode::KeyOperationForbidden,
     ErrorCode::ObjectIsDeletedButRecoverable,
     ErrorCode::VaultAlreadyExists,
     ErrorCode::Conflict,

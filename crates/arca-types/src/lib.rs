@@ -6,10 +6,11 @@
 
 pub mod error;
 pub mod faults;
+pub mod keys;
 pub mod limits;
 pub mod names;
 pub mod secret_bytes;
 
 pub use error::{ArcaError, ErrorCode};
 pub use names::{ObjectName, VaultName, VersionId};
-pub use secret_bytes::SecretString;
+pub use secret_bytes::{SecretBytes, SecretString};

@@ -27,3 +27,16 @@ pub const BACKUP_VERSIONS_MAX: usize = 500;
 pub const BACKUP_BLOB_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Seconds in one day, for retention arithmetic.
 pub const SECONDS_PER_DAY: i64 = 86_400;
+/// Largest plaintext, ciphertext, digest or EdDSA message one crypto operation accepts, in bytes.
+pub const CRYPTO_INPUT_BYTES_MAX: usize = 64 * 1024;
+/// Most items one batch crypto call may carry.
+pub const CRYPTO_BATCH_ITEMS_MAX: usize = 100;
+/// Fewest and most random bytes one `GetRandomBytes` call returns (Azure: 1-128).
+pub const RANDOM_BYTES_MIN: u32 = 1;
+pub const RANDOM_BYTES_MAX: u32 = 128;
+/// Largest JWK or BYOK blob accepted by import, in bytes of JSON.
+pub const KEY_IMPORT_BYTES_MAX: usize = 64 * 1024;
+/// Most versions one key may have (Managed HSM's limit); create, import and rotate refuse more.
+pub const KEY_VERSIONS_MAX: usize = 100;
+/// Validity-window skew allowed for key operations, in seconds (Azure allows a few minutes).
+pub const KEY_CLOCK_SKEW_S: i64 = 300;
