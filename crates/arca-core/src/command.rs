@@ -1,9 +1,10 @@
 //! Every state change a client can ask for. Ids are minted by the caller before the command is built.
 
-use arca_types::{ObjectName, SecretString, VaultName, VersionId};
+use arca_types::keys::{KeyOp, KeySpec};
+use arca_types::{ObjectName, SecretBytes, SecretString, VaultName, VersionId};
 use serde::{Deserialize, Serialize};
 
-use crate::records::{PurgeTarget, SecretRecord, SecretVersionRecord, Sku, Tags};
+use crate::records::{KeyVersionRecord, ObjectHeader, PurgeTarget, RotationPolicy, SecretVersionRecord, Sku, Tags};
 
 /// A field that an update may leave alone, clear, or set.
 pub type Patch<T> = Option<Option<T>>;
@@ -68,8 +69,66 @@ pub enum Command {
     },
     RestoreSecret {
         vault: VaultName,
-        secret: SecretRecord,
+        secret: ObjectHeader,
         versions: Vec<SecretVersionRecord>,
+    },
+    /// Creates a key version: a new key, an import, or a rotation. The material was generated or
+    /// imported (and checked) before the command was built, so applying stays deterministic.
+    CreateKey {
+        vault: VaultName,
+        name: ObjectName,
+        version: VersionId,
+        spec: KeySpec,
+        hsm: bool,
+        material: SecretBytes,
+        /// `None` gives every operation the key type allows (except `import`).
+        key_ops: Option<Vec<KeyOp>>,
+        tags: Tags,
+        enabled: bool,
+        not_before: Option<i64>,
+        expires: Option<i64>,
+        /// A rotation of this (latest) version: refused if another version landed first.
+        rotate_from: Option<VersionId>,
+    },
+    UpdateKey {
+        vault: VaultName,
+        name: ObjectName,
+        /// `None` updates the latest version.
+        version: Option<VersionId>,
+        key_ops: Option<Vec<KeyOp>>,
+        tags: Option<Tags>,
+        enabled: Option<bool>,
+        not_before: Patch<i64>,
+        expires: Patch<i64>,
+    },
+    DeleteKey {
+        vault: VaultName,
+        name: ObjectName,
+    },
+    RecoverKey {
+        vault: VaultName,
+        name: ObjectName,
+    },
+    PurgeKey {
+        vault: VaultName,
+        name: ObjectName,
+    },
+    RestoreKey {
+        vault: VaultName,
+        key: ObjectHeader,
+        versions: Vec<KeyVersionRecord>,
+        policy: Option<RotationPolicy>,
+    },
+    SetRotationPolicy {
+        vault: VaultName,
+        name: ObjectName,
+        policy: RotationPolicy,
+    },
+    /// The leader's rotation loop records that a Notify action fired for a version.
+    MarkKeyNotified {
+        vault: VaultName,
+        name: ObjectName,
+        version: VersionId,
     },
     /// Issued by the leader's sweeper for a purge index entry whose time has come.
     PurgeDue {
@@ -93,6 +152,15 @@ impl Command {
             Command::RecoverSecret { .. } => "SecretRecover",
             Command::PurgeSecret { .. } => "SecretPurge",
             Command::RestoreSecret { .. } => "SecretRestore",
+            Command::CreateKey { rotate_from: Some(_), .. } => "KeyRotate",
+            Command::CreateKey { .. } => "KeyCreate",
+            Command::UpdateKey { .. } => "KeyUpdate",
+            Command::DeleteKey { .. } => "KeyDelete",
+            Command::RecoverKey { .. } => "KeyRecover",
+            Command::PurgeKey { .. } => "KeyPurge",
+            Command::RestoreKey { .. } => "KeyRestore",
+            Command::SetRotationPolicy { .. } => "KeyRotationPolicySet",
+            Command::MarkKeyNotified { .. } => "KeyNearExpiry",
             Command::PurgeDue { .. } => "PurgeDue",
         }
     }

@@ -14,8 +14,10 @@ use crate::view::{Page, StateView};
 #[derive(Debug, Default, Clone)]
 pub struct MemView {
     vaults: BTreeMap<String, VaultRecord>,
-    secrets: BTreeMap<([u8; 16], String), SecretRecord>,
+    headers: BTreeMap<(ObjectKind, [u8; 16], String), ObjectHeader>,
     versions: BTreeMap<([u8; 16], String, VersionId), SecretVersionRecord>,
+    key_versions: BTreeMap<([u8; 16], String, VersionId), KeyVersionRecord>,
+    policies: BTreeMap<([u8; 16], String), PolicyRecord>,
     /// Purge schedule: (time, target) pairs, as the keyspace's purge index holds them.
     pub purge_index: Vec<(i64, PurgeTarget)>,
 }
@@ -29,19 +31,34 @@ impl MemView {
                 }
                 Mutation::PurgeVault { name, id } => {
                     self.vaults.remove(name.canonical());
-                    self.secrets.retain(|(vid, _), _| vid != id);
+                    self.headers.retain(|(_, vid, _), _| vid != id);
                     self.versions.retain(|(vid, _, _), _| vid != id);
+                    self.key_versions.retain(|(vid, _, _), _| vid != id);
+                    self.policies.retain(|(vid, _), _| vid != id);
                 }
-                Mutation::PutSecret { vault_id, secret } => {
-                    self.secrets.insert((*vault_id, secret.name.canonical()), secret.clone());
+                Mutation::PutHeader { kind, vault_id, header } => {
+                    self.headers.insert((*kind, *vault_id, header.name.canonical()), header.clone());
+                }
+                Mutation::PutKeyVersion { vault_id, name, version } => {
+                    self.key_versions.insert((*vault_id, name.canonical(), version.version.clone()), version.clone());
+                }
+                Mutation::PutPolicy(record) => {
+                    self.policies.insert((record.vault_id, record.name.canonical()), record.clone());
                 }
                 Mutation::PutSecretVersion { vault_id, name, version } => {
                     self.versions.insert((*vault_id, name.canonical(), version.version.clone()), version.clone());
                 }
-                Mutation::PurgeSecret { vault_id, name, versions } => {
-                    self.secrets.remove(&(*vault_id, name.canonical()));
+                Mutation::PurgeObject { kind, vault_id, name, versions } => {
+                    self.headers.remove(&(*kind, *vault_id, name.canonical()));
                     for v in versions {
-                        self.versions.remove(&(*vault_id, name.canonical(), v.clone()));
+                        let key = (*vault_id, name.canonical(), v.clone());
+                        match kind {
+                            ObjectKind::Secret => drop(self.versions.remove(&key)),
+                            ObjectKind::Key => drop(self.key_versions.remove(&key)),
+                        }
+                    }
+                    if *kind == ObjectKind::Key {
+                        self.policies.remove(&(*vault_id, name.canonical()));
                     }
                 }
                 Mutation::SchedulePurge { at, target } => self.purge_index.push((*at, target.clone())),
@@ -51,7 +68,7 @@ impl MemView {
     }
 
     pub fn version_count(&self) -> usize {
-        self.versions.len()
+        self.versions.len() + self.key_versions.len()
     }
 }
 
@@ -75,8 +92,26 @@ impl StateView for MemView {
         Ok(self.vaults.get(name.canonical()).cloned())
     }
 
-    fn secret(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<SecretRecord>, ArcaError> {
-        Ok(self.secrets.get(&(vault.id, name.canonical())).cloned())
+    fn header(
+        &self,
+        kind: ObjectKind,
+        vault: &VaultRecord,
+        name: &ObjectName,
+    ) -> Result<Option<ObjectHeader>, ArcaError> {
+        Ok(self.headers.get(&(kind, vault.id, name.canonical())).cloned())
+    }
+
+    fn key_version(
+        &self,
+        vault: &VaultRecord,
+        name: &ObjectName,
+        version: &VersionId,
+    ) -> Result<Option<KeyVersionRecord>, ArcaError> {
+        Ok(self.key_versions.get(&(vault.id, name.canonical(), version.clone())).cloned())
+    }
+
+    fn policy(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<PolicyRecord>, ArcaError> {
+        Ok(self.policies.get(&(vault.id, name.canonical())).cloned())
     }
 
     fn secret_version(
@@ -92,17 +127,18 @@ impl StateView for MemView {
         Ok(page_of(self.vaults.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.clone())), after, limit))
     }
 
-    fn secrets(
+    fn headers(
         &self,
+        kind: ObjectKind,
         vault: &VaultRecord,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Page<SecretRecord>, ArcaError> {
+    ) -> Result<Page<ObjectHeader>, ArcaError> {
         let items = self
-            .secrets
+            .headers
             .iter()
-            .filter(|((vid, _), _)| vid == &vault.id)
-            .map(|((_, name), s)| (name.as_bytes().to_vec(), s.clone()));
+            .filter(|((k, vid, _), _)| *k == kind && vid == &vault.id)
+            .map(|((_, _, name), s)| (name.as_bytes().to_vec(), s.clone()));
         Ok(page_of(items, after, limit))
     }
 }

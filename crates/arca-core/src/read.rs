@@ -11,7 +11,7 @@ use crate::view::{Page, StateView};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretView {
     pub vault: VaultRecord,
-    pub secret: SecretRecord,
+    pub secret: ObjectHeader,
     pub version: SecretVersionRecord,
 }
 
@@ -81,7 +81,7 @@ pub fn secret_versions(
     view: &dyn StateView,
     vault: &VaultName,
     name: &ObjectName,
-) -> Result<(VaultRecord, SecretRecord, Vec<SecretVersionRecord>), ArcaError> {
+) -> Result<(VaultRecord, ObjectHeader, Vec<SecretVersionRecord>), ArcaError> {
     let vault = live_vault(view, vault)?;
     let secret = live_secret(view, &vault, name)?;
     let versions = all_versions(view, &vault, &secret)?;
@@ -91,7 +91,7 @@ pub fn secret_versions(
 fn all_versions(
     view: &dyn StateView,
     vault: &VaultRecord,
-    secret: &SecretRecord,
+    secret: &ObjectHeader,
 ) -> Result<Vec<SecretVersionRecord>, ArcaError> {
     secret
         .versions
@@ -106,7 +106,7 @@ fn all_versions(
 /// A deleted secret with its latest version (value included only if the caller chooses to show it).
 pub fn get_deleted_secret(view: &dyn StateView, vault: &VaultName, name: &ObjectName) -> Result<SecretView, ArcaError> {
     let vault = live_vault(view, vault)?;
-    let secret = match view.secret(&vault, name)? {
+    let secret = match view.header(ObjectKind::Secret, &vault, name)? {
         Some(s) if s.deleted.is_some() => s,
         _ => return Err(ArcaError::new(ErrorCode::SecretNotFound, "no deleted secret has this name")),
     };
@@ -125,7 +125,7 @@ pub fn list_secrets(
     limit: usize,
 ) -> Result<Page<SecretView>, ArcaError> {
     let vault = live_vault(view, vault)?;
-    let page = view.secrets(&vault, after, limit)?;
+    let page = view.headers(ObjectKind::Secret, &vault, after, limit)?;
     let mut items = Vec::new();
     for secret in page.items.into_iter().filter(|s| s.deleted.is_some() == deleted) {
         let version = view
@@ -141,7 +141,7 @@ pub fn backup_secret(
     view: &dyn StateView,
     vault: &VaultName,
     name: &ObjectName,
-) -> Result<(SecretRecord, Vec<SecretVersionRecord>), ArcaError> {
+) -> Result<(ObjectHeader, Vec<SecretVersionRecord>), ArcaError> {
     let (_, secret, versions) = secret_versions(view, vault, name)?;
     if versions.len() > arca_types::limits::BACKUP_VERSIONS_MAX {
         return Err(ArcaError::bad_parameter(
@@ -153,4 +153,116 @@ pub fn backup_secret(
         ));
     }
     Ok((secret, versions))
+}
+
+/// A key version together with what a response needs to describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyView {
+    pub vault: VaultRecord,
+    pub key: ObjectHeader,
+    pub version: KeyVersionRecord,
+}
+
+fn key_not_found() -> ArcaError {
+    ArcaError::new(ErrorCode::KeyNotFound, "the key (or the requested version) does not exist or is deleted")
+}
+
+/// Reads a live key version (disabled versions too: their public part is not secret).
+pub fn get_key(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+    version: Option<&VersionId>,
+) -> Result<KeyView, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let key = crate::decide::objects::live_header(view, ObjectKind::Key, &vault, name)?;
+    let id = version.unwrap_or_else(|| key.latest()).clone();
+    if !key.versions.contains(&id) {
+        return Err(key_not_found());
+    }
+    let version = view.key_version(&vault, name, &id)?.ok_or_else(key_not_found)?;
+    Ok(KeyView { vault, key, version })
+}
+
+fn all_key_versions(
+    view: &dyn StateView,
+    vault: &VaultRecord,
+    key: &ObjectHeader,
+) -> Result<Vec<KeyVersionRecord>, ArcaError> {
+    key.versions
+        .iter()
+        .map(|id| {
+            view.key_version(vault, &key.name, id)?
+                .ok_or_else(|| ArcaError::internal("a version named by a key header is missing"))
+        })
+        .collect()
+}
+
+/// Every version of a live key, oldest first.
+pub fn key_versions(view: &dyn StateView, vault: &VaultName, name: &ObjectName) -> Result<Vec<KeyView>, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let key = crate::decide::objects::live_header(view, ObjectKind::Key, &vault, name)?;
+    Ok(all_key_versions(view, &vault, &key)?
+        .into_iter()
+        .map(|version| KeyView { vault: vault.clone(), key: key.clone(), version })
+        .collect())
+}
+
+/// A deleted key with its latest version.
+pub fn get_deleted_key(view: &dyn StateView, vault: &VaultName, name: &ObjectName) -> Result<KeyView, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let key = crate::decide::objects::get_deleted(view, ObjectKind::Key, &vault, name)?;
+    let version = view
+        .key_version(&vault, name, key.latest())?
+        .ok_or_else(|| ArcaError::internal("the latest version named by a key header is missing"))?;
+    Ok(KeyView { vault, key, version })
+}
+
+/// Lists keys (live or deleted) of a vault with their latest version.
+pub fn list_keys(
+    view: &dyn StateView,
+    vault: &VaultName,
+    deleted: bool,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Page<KeyView>, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let page = view.headers(ObjectKind::Key, &vault, after, limit)?;
+    let mut items = Vec::new();
+    for key in page.items.into_iter().filter(|s| s.deleted.is_some() == deleted) {
+        let version = view
+            .key_version(&vault, &key.name, key.latest())?
+            .ok_or_else(|| ArcaError::internal("the latest version named by a key header is missing"))?;
+        items.push(KeyView { vault: vault.clone(), key, version });
+    }
+    Ok(Page { items, next: page.next })
+}
+
+/// Everything a key backup holds: header, every version, and the rotation policy.
+pub fn backup_key(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+) -> Result<(ObjectHeader, Vec<KeyVersionRecord>, Option<RotationPolicy>), ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let key = crate::decide::objects::live_header(view, ObjectKind::Key, &vault, name)?;
+    if key.versions.len() > arca_types::limits::BACKUP_VERSIONS_MAX {
+        return Err(ArcaError::bad_parameter("name", "the key has more versions than a backup can hold"));
+    }
+    let versions = all_key_versions(view, &vault, &key)?;
+    let policy = view.policy(&vault, name)?.map(|p| p.policy);
+    Ok((key, versions, policy))
+}
+
+/// A live key's rotation policy; a key without one answers an empty policy, as Azure does.
+pub fn get_policy(view: &dyn StateView, vault: &VaultName, name: &ObjectName) -> Result<PolicyRecord, ArcaError> {
+    let vault = live_vault(view, vault)?;
+    let key = crate::decide::objects::live_header(view, ObjectKind::Key, &vault, name)?;
+    Ok(view.policy(&vault, name)?.unwrap_or(PolicyRecord {
+        vault: vault.name.clone(),
+        vault_id: vault.id,
+        name: key.name,
+        policy: RotationPolicy::default(),
+        notified_version: None,
+    }))
 }

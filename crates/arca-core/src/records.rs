@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use arca_types::limits::SECONDS_PER_DAY;
-use arca_types::{ObjectName, SecretString, VaultName, VersionId};
+use arca_types::keys::{KeyOp, KeySpec};
+use arca_types::{ObjectName, SecretBytes, SecretString, VaultName, VersionId};
 use serde::{Deserialize, Serialize};
 
 pub type Tags = BTreeMap<String, String>;
@@ -77,9 +78,26 @@ impl VaultRecord {
     }
 }
 
-/// The attributes of one secret version.
+/// Which collection of a vault an object belongs to. Secrets and keys share names rules, versions and
+/// soft delete; each kind has its own namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ObjectKind {
+    Secret,
+    Key,
+}
+
+impl ObjectKind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            ObjectKind::Secret => "secret",
+            ObjectKind::Key => "key",
+        }
+    }
+}
+
+/// The attributes of one secret or key version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretAttributes {
+pub struct Attributes {
     pub enabled: bool,
     pub not_before: Option<i64>,
     pub expires: Option<i64>,
@@ -94,23 +112,23 @@ pub struct SecretVersionRecord {
     pub value: SecretString,
     pub content_type: Option<String>,
     pub tags: Tags,
-    pub attributes: SecretAttributes,
+    pub attributes: Attributes,
 }
 
-/// The header of a secret: its name, its versions in creation order, and its deletion state.
+/// The header of a secret or key: its name, its versions in creation order, and its deletion state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretRecord {
+pub struct ObjectHeader {
     pub name: ObjectName,
     /// Creation order; the last is the current version. Never empty.
     pub versions: Vec<VersionId>,
     pub deleted: Option<Deletion>,
 }
 
-impl SecretRecord {
+impl ObjectHeader {
     pub fn latest(&self) -> &VersionId {
         // `versions` is never empty: a header is created with its first version and versions are
         // never removed one at a time.
-        self.versions.last().expect("a secret always has at least one version")
+        self.versions.last().expect("an object always has at least one version")
     }
 }
 
@@ -118,5 +136,62 @@ impl SecretRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PurgeTarget {
     Vault { vault: VaultName },
-    Secret { vault: VaultName, vault_id: [u8; 16], name: ObjectName },
+    Object { kind: ObjectKind, vault: VaultName, vault_id: [u8; 16], name: ObjectName },
+}
+
+/// One version of a key: its immutable material and type, and its mutable operations and attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyVersionRecord {
+    pub version: VersionId,
+    pub spec: KeySpec,
+    /// Recorded for `-HSM` key types (premium vaults); the material is software-protected until the
+    /// PKCS#11 backend exists.
+    pub hsm: bool,
+    /// The private material in the crypto crate's stored form. Only ever written inside barrier
+    /// ciphertext.
+    pub material: SecretBytes,
+    pub key_ops: Vec<KeyOp>,
+    pub tags: Tags,
+    pub attributes: Attributes,
+}
+
+/// What a lifetime action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LifetimeActionType {
+    Rotate,
+    Notify,
+}
+
+/// When a lifetime action fires, as a duration in seconds (parsed from ISO-8601 by the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Trigger {
+    AfterCreate(i64),
+    BeforeExpiry(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifetimeAction {
+    pub trigger: Trigger,
+    pub action: LifetimeActionType,
+}
+
+/// A key's rotation policy (Azure's `rotationpolicy`). Durations in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RotationPolicy {
+    pub lifetime_actions: Vec<LifetimeAction>,
+    /// `attributes.expiryTime`: a rotated version expires this long after its creation.
+    pub expiry_time: Option<i64>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// A rotation policy with the key it belongs to; kept in one index the leader's rotation loop scans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub vault: VaultName,
+    pub vault_id: [u8; 16],
+    pub name: ObjectName,
+    pub policy: RotationPolicy,
+    /// The version a Notify action last fired for, so it fires once per version.
+    pub notified_version: Option<VersionId>,
 }

@@ -2,7 +2,7 @@
 
 use arca_types::{ArcaError, ObjectName, VaultName, VersionId};
 
-use crate::records::{SecretRecord, SecretVersionRecord, VaultRecord};
+use crate::records::{KeyVersionRecord, ObjectHeader, ObjectKind, PolicyRecord, SecretVersionRecord, VaultRecord};
 
 /// One page of a scan: the items and an opaque cursor to continue after the last one.
 pub struct Page<T> {
@@ -14,7 +14,8 @@ pub struct Page<T> {
 /// `BTreeMap`s by [`crate::mem_view::MemView`]. Scan order is the implementation's; cursors are opaque.
 pub trait StateView {
     fn vault(&self, name: &VaultName) -> Result<Option<VaultRecord>, ArcaError>;
-    fn secret(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<SecretRecord>, ArcaError>;
+    fn header(&self, kind: ObjectKind, vault: &VaultRecord, name: &ObjectName)
+        -> Result<Option<ObjectHeader>, ArcaError>;
     fn secret_version(
         &self,
         vault: &VaultRecord,
@@ -22,6 +23,19 @@ pub trait StateView {
         version: &VersionId,
     ) -> Result<Option<SecretVersionRecord>, ArcaError>;
     fn vaults(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<VaultRecord>, ArcaError>;
-    fn secrets(&self, vault: &VaultRecord, after: Option<&[u8]>, limit: usize)
-        -> Result<Page<SecretRecord>, ArcaError>;
+    fn headers(
+        &self,
+        kind: ObjectKind,
+        vault: &VaultRecord,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Page<ObjectHeader>, ArcaError>;
+    fn key_version(
+        &self,
+        vault: &VaultRecord,
+        name: &ObjectName,
+        version: &VersionId,
+    ) -> Result<Option<KeyVersionRecord>, ArcaError>;
+    /// The rotation policy of a key, if one was ever set.
+    fn policy(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<PolicyRecord>, ArcaError>;
 }

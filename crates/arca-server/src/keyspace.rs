@@ -11,6 +11,9 @@
 //! | `v/` + H(vault name) | vault record |
 //! | `o/` + vault id + `s` + H_vault(name) | secret header |
 //! | `o/` + vault id + `S` + H_vault(name) + version | secret version |
+//! | `o/` + vault id + `k` + H_vault(name) | key header |
+//! | `o/` + vault id + `K` + H_vault(name) + version | key version (private material inside) |
+//! | `o/` + vault id + `r` + H_vault(name) | key rotation policy |
 //! | `p/` + purge time + H(target) | purge schedule entry |
 //!
 //! [`RecordingView`] answers the rules' lookups and remembers every key it read with the log index
@@ -22,7 +25,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arca_core::view::Page;
-use arca_core::{Mutation, PurgeTarget, SecretRecord, SecretVersionRecord, StateView, VaultRecord};
+use arca_core::{
+    KeyVersionRecord, Mutation, ObjectHeader, ObjectKind, PolicyRecord, PurgeTarget, RotationPolicy, SecretVersionRecord,
+    StateView, VaultRecord,
+};
 use arca_crypto::{Barrier, BarrierError, Scope};
 use arca_storage::proposal::{Precondition, Proposal};
 use arca_storage::{Op, StateStore};
@@ -59,7 +65,7 @@ pub struct TokenRecord {
 
 #[derive(Serialize, Deserialize)]
 struct BackupBody {
-    secret: SecretRecord,
+    secret: ObjectHeader,
     versions: Vec<SecretVersionRecord>,
 }
 
@@ -102,26 +108,66 @@ impl Keyspace {
         self.hashed(VAULT_PREFIX, Scope::System, name.canonical())
     }
 
-    fn secrets_prefix(vault_id: &[u8; 16]) -> Vec<u8> {
+    fn object_prefix(vault_id: &[u8; 16], tag: u8) -> Vec<u8> {
         let mut key = OBJECT_PREFIX.to_vec();
         key.extend_from_slice(vault_id);
-        key.push(b's');
+        key.push(tag);
         key
     }
 
-    fn secret_key(&self, vault_id: &[u8; 16], name: &ObjectName) -> Vec<u8> {
-        let mut key = Self::secrets_prefix(vault_id);
+    fn header_tag(kind: ObjectKind) -> u8 {
+        match kind {
+            ObjectKind::Secret => b's',
+            ObjectKind::Key => b'k',
+        }
+    }
+
+    fn version_tag(kind: ObjectKind) -> u8 {
+        match kind {
+            ObjectKind::Secret => b'S',
+            ObjectKind::Key => b'K',
+        }
+    }
+
+    fn named_key(&self, vault_id: &[u8; 16], tag: u8, name: &ObjectName) -> Vec<u8> {
+        let mut key = Self::object_prefix(vault_id, tag);
         key.extend_from_slice(&self.barrier.name_hash(Scope::Vault(vault_id), name.canonical().as_bytes()));
         key
     }
 
-    fn version_key(&self, vault_id: &[u8; 16], name: &ObjectName, version: &VersionId) -> Vec<u8> {
-        let mut key = OBJECT_PREFIX.to_vec();
-        key.extend_from_slice(vault_id);
-        key.push(b'S');
-        key.extend_from_slice(&self.barrier.name_hash(Scope::Vault(vault_id), name.canonical().as_bytes()));
+    fn header_key(&self, kind: ObjectKind, vault_id: &[u8; 16], name: &ObjectName) -> Vec<u8> {
+        self.named_key(vault_id, Self::header_tag(kind), name)
+    }
+
+    fn version_key(&self, kind: ObjectKind, vault_id: &[u8; 16], name: &ObjectName, version: &VersionId) -> Vec<u8> {
+        let mut key = self.named_key(vault_id, Self::version_tag(kind), name);
         key.extend_from_slice(version.as_str().as_bytes());
         key
+    }
+
+    fn policy_key(&self, vault_id: &[u8; 16], name: &ObjectName) -> Vec<u8> {
+        self.named_key(vault_id, b'r', name)
+    }
+
+    /// Every rotation policy in a vault (for the leader's rotation loop), with the index that last
+    /// wrote each.
+    pub fn policies(&self, vault: &VaultRecord) -> Result<Vec<PolicyRecord>, ArcaError> {
+        let prefix = Self::object_prefix(&vault.id, b'r');
+        let mut out = Vec::new();
+        for (key, v) in self.store.scan(&prefix, None, usize::MAX).map_err(storage)? {
+            out.push(self.open(Scope::Vault(&vault.id), &key, &v.value)?);
+        }
+        Ok(out)
+    }
+
+    /// Reads one key version with the log index that last wrote it (the crypto cache's version stamp).
+    pub fn key_version_at(
+        &self,
+        vault: &VaultRecord,
+        name: &ObjectName,
+        version: &VersionId,
+    ) -> Result<Option<(u64, KeyVersionRecord)>, ArcaError> {
+        self.read(Scope::Vault(&vault.id), &self.version_key(ObjectKind::Key, &vault.id, name, version))
     }
 
     fn purge_key(&self, at: i64, target: &PurgeTarget) -> Vec<u8> {
@@ -186,18 +232,29 @@ impl Keyspace {
                     prefix.extend_from_slice(id);
                     ops.push(Op::DeletePrefix { prefix });
                 }
-                Mutation::PutSecret { vault_id, secret } => {
-                    let key = self.secret_key(vault_id, &secret.name);
-                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, secret), key });
+                Mutation::PutHeader { kind, vault_id, header } => {
+                    let key = self.header_key(*kind, vault_id, &header.name);
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, header), key });
                 }
                 Mutation::PutSecretVersion { vault_id, name, version } => {
-                    let key = self.version_key(vault_id, name, &version.version);
+                    let key = self.version_key(ObjectKind::Secret, vault_id, name, &version.version);
                     ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, version), key });
                 }
-                Mutation::PurgeSecret { vault_id, name, versions } => {
-                    ops.push(Op::Delete { key: self.secret_key(vault_id, name) });
+                Mutation::PutKeyVersion { vault_id, name, version } => {
+                    let key = self.version_key(ObjectKind::Key, vault_id, name, &version.version);
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, version), key });
+                }
+                Mutation::PutPolicy(record) => {
+                    let key = self.policy_key(&record.vault_id, &record.name);
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(&record.vault_id), &key, record), key });
+                }
+                Mutation::PurgeObject { kind, vault_id, name, versions } => {
+                    ops.push(Op::Delete { key: self.header_key(*kind, vault_id, name) });
                     for v in versions {
-                        ops.push(Op::Delete { key: self.version_key(vault_id, name, v) });
+                        ops.push(Op::Delete { key: self.version_key(*kind, vault_id, name, v) });
+                    }
+                    if *kind == ObjectKind::Key {
+                        ops.push(Op::Delete { key: self.policy_key(vault_id, name) });
                     }
                 }
                 Mutation::SchedulePurge { at, target } => {
@@ -227,30 +284,76 @@ impl Keyspace {
         Ok(out)
     }
 
-    /// Seals a secret and all its versions into a backup blob that only this keyring opens.
-    pub fn backup_blob(&self, secret: SecretRecord, versions: Vec<SecretVersionRecord>) -> Vec<u8> {
-        let body = BackupBody { secret, versions };
-        let mut blob = BACKUP_MAGIC.to_vec();
-        blob.extend_from_slice(&self.seal(Scope::Backup, BACKUP_LOCATION, &body));
+    fn seal_backup<T: Serialize>(&self, kind: ObjectKind, body: &T) -> Vec<u8> {
+        let (magic, location) = backup_frame(kind);
+        let mut blob = magic.to_vec();
+        blob.extend_from_slice(&self.seal(Scope::Backup, location, body));
         blob
     }
 
-    /// Opens a backup blob. Any tampering, or a blob from a cluster with another root key, is refused.
-    pub fn open_backup(&self, blob: &[u8]) -> Result<(SecretRecord, Vec<SecretVersionRecord>), ArcaError> {
+    /// Opens a backup blob of `kind`. Any tampering, a blob of another kind, or a blob from a cluster
+    /// with another root key, is refused.
+    fn open_backup_of<T: DeserializeOwned>(&self, kind: ObjectKind, blob: &[u8]) -> Result<T, ArcaError> {
         let bad = || {
             ArcaError::bad_parameter(
                 "backup",
-                "the backup blob is malformed, was tampered with, or comes from a cluster with another root key",
+                format!(
+                    "the backup blob is not a {} backup, is malformed, was tampered with, or comes from a cluster with another root key",
+                    kind.noun()
+                ),
             )
         };
         if blob.len() > arca_types::limits::BACKUP_BLOB_BYTES_MAX {
             return Err(ArcaError::bad_parameter("backup", "the backup blob is larger than any backup Arca makes"));
         }
-        let sealed = blob.strip_prefix(BACKUP_MAGIC).ok_or_else(bad)?;
-        let plain = self.barrier.open(Scope::Backup, BACKUP_LOCATION, sealed).map_err(|_| bad())?;
-        let body: BackupBody = postcard::from_bytes(&plain).map_err(|_| bad())?;
+        let (magic, location) = backup_frame(kind);
+        let sealed = blob.strip_prefix(magic).ok_or_else(bad)?;
+        let plain = self.barrier.open(Scope::Backup, location, sealed).map_err(|_| bad())?;
+        postcard::from_bytes(&plain).map_err(|_| bad())
+    }
+
+    /// Seals a secret and all its versions into a backup blob that only this keyring opens.
+    pub fn backup_blob(&self, secret: ObjectHeader, versions: Vec<SecretVersionRecord>) -> Vec<u8> {
+        self.seal_backup(ObjectKind::Secret, &BackupBody { secret, versions })
+    }
+
+    pub fn open_backup(&self, blob: &[u8]) -> Result<(ObjectHeader, Vec<SecretVersionRecord>), ArcaError> {
+        let body: BackupBody = self.open_backup_of(ObjectKind::Secret, blob)?;
         Ok((body.secret, body.versions))
     }
+
+    /// Seals a key, all its versions (private material included) and its rotation policy.
+    pub fn key_backup_blob(
+        &self,
+        key: ObjectHeader,
+        versions: Vec<KeyVersionRecord>,
+        policy: Option<RotationPolicy>,
+    ) -> Vec<u8> {
+        self.seal_backup(ObjectKind::Key, &KeyBackupBody { key, versions, policy })
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub fn open_key_backup(
+        &self,
+        blob: &[u8],
+    ) -> Result<(ObjectHeader, Vec<KeyVersionRecord>, Option<RotationPolicy>), ArcaError> {
+        let body: KeyBackupBody = self.open_backup_of(ObjectKind::Key, blob)?;
+        Ok((body.key, body.versions, body.policy))
+    }
+}
+
+fn backup_frame(kind: ObjectKind) -> (&'static [u8], &'static [u8]) {
+    match kind {
+        ObjectKind::Secret => (BACKUP_MAGIC, BACKUP_LOCATION),
+        ObjectKind::Key => (b"ARCA-KEY-BACKUP-1:", b"arca/backup/key"),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyBackupBody {
+    key: ObjectHeader,
+    versions: Vec<KeyVersionRecord>,
+    policy: Option<RotationPolicy>,
 }
 
 /// A [`StateView`] over the encrypted keyspace that records every key it reads.
@@ -294,8 +397,26 @@ impl StateView for RecordingView<'_> {
         self.read(Scope::System, self.keyspace.vault_key(name))
     }
 
-    fn secret(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<SecretRecord>, ArcaError> {
-        self.read(Scope::Vault(&vault.id), self.keyspace.secret_key(&vault.id, name))
+    fn header(
+        &self,
+        kind: ObjectKind,
+        vault: &VaultRecord,
+        name: &ObjectName,
+    ) -> Result<Option<ObjectHeader>, ArcaError> {
+        self.read(Scope::Vault(&vault.id), self.keyspace.header_key(kind, &vault.id, name))
+    }
+
+    fn key_version(
+        &self,
+        vault: &VaultRecord,
+        name: &ObjectName,
+        version: &VersionId,
+    ) -> Result<Option<KeyVersionRecord>, ArcaError> {
+        self.read(Scope::Vault(&vault.id), self.keyspace.version_key(ObjectKind::Key, &vault.id, name, version))
+    }
+
+    fn policy(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<PolicyRecord>, ArcaError> {
+        self.read(Scope::Vault(&vault.id), self.keyspace.policy_key(&vault.id, name))
     }
 
     fn secret_version(
@@ -304,20 +425,21 @@ impl StateView for RecordingView<'_> {
         name: &ObjectName,
         version: &VersionId,
     ) -> Result<Option<SecretVersionRecord>, ArcaError> {
-        self.read(Scope::Vault(&vault.id), self.keyspace.version_key(&vault.id, name, version))
+        self.read(Scope::Vault(&vault.id), self.keyspace.version_key(ObjectKind::Secret, &vault.id, name, version))
     }
 
     fn vaults(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<VaultRecord>, ArcaError> {
         self.scan(Scope::System, VAULT_PREFIX.to_vec(), after, limit)
     }
 
-    fn secrets(
+    fn headers(
         &self,
+        kind: ObjectKind,
         vault: &VaultRecord,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Page<SecretRecord>, ArcaError> {
-        self.scan(Scope::Vault(&vault.id), Keyspace::secrets_prefix(&vault.id), after, limit)
+    ) -> Result<Page<ObjectHeader>, ArcaError> {
+        self.scan(Scope::Vault(&vault.id), Keyspace::object_prefix(&vault.id, Keyspace::header_tag(kind)), after, limit)
     }
 }
 

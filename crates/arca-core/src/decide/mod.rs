@@ -17,20 +17,29 @@ pub enum Mutation {
         name: VaultName,
         id: [u8; 16],
     },
-    PutSecret {
+    PutHeader {
+        kind: ObjectKind,
         vault_id: [u8; 16],
-        secret: SecretRecord,
+        header: ObjectHeader,
     },
     PutSecretVersion {
         vault_id: [u8; 16],
         name: ObjectName,
         version: SecretVersionRecord,
     },
-    PurgeSecret {
+    /// Removes an object's header and versions (and, for a key, its rotation policy).
+    PurgeObject {
+        kind: ObjectKind,
         vault_id: [u8; 16],
         name: ObjectName,
         versions: Vec<VersionId>,
     },
+    PutKeyVersion {
+        vault_id: [u8; 16],
+        name: ObjectName,
+        version: KeyVersionRecord,
+    },
+    PutPolicy(PolicyRecord),
     SchedulePurge {
         at: i64,
         target: PurgeTarget,
@@ -47,7 +56,9 @@ pub enum Mutation {
 #[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     Vault(VaultRecord),
-    Secret { vault: VaultRecord, secret: SecretRecord, version: SecretVersionRecord },
+    Secret { vault: VaultRecord, secret: ObjectHeader, version: SecretVersionRecord },
+    Key { vault: VaultRecord, key: ObjectHeader, version: KeyVersionRecord },
+    Policy(PolicyRecord),
     Purged,
 }
 
@@ -71,7 +82,15 @@ pub fn decide(view: &dyn StateView, command: &Command, now: i64) -> Result<Decis
         Command::UpdateSecret { .. } => crate::decide::secrets::update(view, command, now),
         Command::DeleteSecret { vault, name } => secrets::delete(view, vault, name, now),
         Command::RecoverSecret { vault, name } => secrets::recover(view, vault, name),
-        Command::PurgeSecret { vault, name } => secrets::purge(view, vault, name, now, false),
+        Command::PurgeSecret { vault, name } => objects::purge(view, ObjectKind::Secret, vault, name, now, false),
+        Command::CreateKey { .. } => keys::create(view, command, now),
+        Command::UpdateKey { .. } => keys::update(view, command, now),
+        Command::DeleteKey { vault, name } => keys::delete(view, vault, name, now),
+        Command::RecoverKey { vault, name } => keys::recover(view, vault, name),
+        Command::PurgeKey { vault, name } => objects::purge(view, ObjectKind::Key, vault, name, now, false),
+        Command::RestoreKey { vault, key, versions, policy } => keys::restore(view, vault, key, versions, policy),
+        Command::SetRotationPolicy { vault, name, policy } => keys::set_policy(view, vault, name, policy, now),
+        Command::MarkKeyNotified { vault, name, version } => keys::mark_notified(view, vault, name, version),
         Command::RestoreSecret { vault, secret, versions } => secrets::restore(view, vault, secret, versions),
         Command::PurgeDue { target, scheduled_purge_at } => purge_due(view, target, *scheduled_purge_at, now),
     }
@@ -239,14 +258,14 @@ fn purge_due(view: &dyn StateView, target: &PurgeTarget, at: i64, now: i64) -> R
             Some(v) if v.deleted.is_some_and(|d| d.scheduled_purge_at == at) => purge_vault(view, vault, now, true),
             _ => Ok(stale),
         },
-        PurgeTarget::Secret { vault, vault_id, name } => {
+        PurgeTarget::Object { kind, vault, vault_id, name } => {
             let Some(v) = view.vault(vault)? else { return Ok(stale) };
             if &v.id != vault_id {
                 return Ok(stale);
             }
-            match view.secret(&v, name)? {
+            match view.header(*kind, &v, name)? {
                 Some(s) if s.deleted.is_some_and(|d| d.scheduled_purge_at == at) => {
-                    let mut decision = secrets::purge_record(&v, s);
+                    let mut decision = objects::purge_record(*kind, &v, s);
                     decision.mutations.push(unschedule);
                     Ok(decision)
                 }
@@ -291,4 +310,6 @@ pub(crate) fn validate_window(not_before: Option<i64>, expires: Option<i64>) -> 
     Ok(())
 }
 
+pub mod keys;
+pub mod objects;
 pub mod secrets;

@@ -3,25 +3,13 @@
 use arca_types::limits::BACKUP_VERSIONS_MAX;
 use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName};
 
-use super::{check_purge_allowed, live_vault, validate_version_fields, validate_window, Decision, Mutation, Outcome};
+use super::{live_vault, objects, validate_version_fields, validate_window, Decision, Mutation, Outcome};
 use crate::command::Command;
 use crate::records::*;
 use crate::view::StateView;
 
 fn not_found() -> ArcaError {
-    // The message names neither the vault nor the secret: secret names are sensitive.
-    ArcaError::new(ErrorCode::SecretNotFound, "the secret (or the requested version) does not exist or is deleted")
-}
-
-fn deleted_but_recoverable() -> ArcaError {
-    ArcaError::new(
-        ErrorCode::ObjectIsDeletedButRecoverable,
-        "a deleted secret holds this name; recover it or purge it before reusing the name",
-    )
-}
-
-fn secret_target(vault: &VaultRecord, name: &ObjectName) -> PurgeTarget {
-    PurgeTarget::Secret { vault: vault.name.clone(), vault_id: vault.id, name: name.clone() }
+    objects::not_found(ObjectKind::Secret)
 }
 
 pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<Decision, ArcaError> {
@@ -31,7 +19,7 @@ pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<D
     };
     validate_version_fields(value.len_bytes(), content_type.as_deref(), tags, *not_before, *expires)?;
     let vault = live_vault(view, vault)?;
-    let header = match view.secret(&vault, name)? {
+    let header = match view.header(ObjectKind::Secret, &vault, name)? {
         // The version id is minted once per request, so finding it means this is the same request
         // decided again (a retry after its first answer was lost): answer what it did, change nothing.
         Some(existing) if existing.versions.contains(version) => {
@@ -44,19 +32,19 @@ pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<D
                 outcome: Outcome::Secret { vault, secret: existing, version: stored },
             });
         }
-        Some(existing) if existing.deleted.is_some() => return Err(deleted_but_recoverable()),
+        Some(existing) if existing.deleted.is_some() => return Err(objects::deleted_but_recoverable(ObjectKind::Secret)),
         Some(mut existing) => {
             existing.versions.push(version.clone());
             existing
         }
-        None => SecretRecord { name: name.clone(), versions: vec![version.clone()], deleted: None },
+        None => ObjectHeader { name: name.clone(), versions: vec![version.clone()], deleted: None },
     };
     let record = SecretVersionRecord {
         version: version.clone(),
         value: value.clone(),
         content_type: content_type.clone(),
         tags: tags.clone(),
-        attributes: SecretAttributes {
+        attributes: Attributes {
             enabled: *enabled,
             not_before: *not_before,
             expires: *expires,
@@ -66,7 +54,7 @@ pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<D
     };
     Ok(Decision {
         mutations: vec![
-            Mutation::PutSecret { vault_id: vault.id, secret: header.clone() },
+            Mutation::PutHeader { kind: ObjectKind::Secret, vault_id: vault.id, header: header.clone() },
             Mutation::PutSecretVersion { vault_id: vault.id, name: header.name.clone(), version: record.clone() },
         ],
         outcome: Outcome::Secret { vault, secret: header, version: record },
@@ -78,11 +66,8 @@ pub(crate) fn live_secret(
     view: &dyn StateView,
     vault: &VaultRecord,
     name: &ObjectName,
-) -> Result<SecretRecord, ArcaError> {
-    match view.secret(vault, name)? {
-        Some(s) if s.deleted.is_none() => Ok(s),
-        _ => Err(not_found()),
-    }
+) -> Result<ObjectHeader, ArcaError> {
+    objects::live_header(view, ObjectKind::Secret, vault, name)
 }
 
 pub(crate) fn update(view: &dyn StateView, command: &Command, now: i64) -> Result<Decision, ArcaError> {
@@ -118,7 +103,7 @@ pub(crate) fn update(view: &dyn StateView, command: &Command, now: i64) -> Resul
     Ok(Decision {
         mutations: vec![
             // The header is rewritten unchanged so that a concurrent delete or set conflicts with this update.
-            Mutation::PutSecret { vault_id: vault.id, secret: header.clone() },
+            Mutation::PutHeader { kind: ObjectKind::Secret, vault_id: vault.id, header: header.clone() },
             Mutation::PutSecretVersion { vault_id: vault.id, name: header.name.clone(), version: record.clone() },
         ],
         outcome: Outcome::Secret { vault, secret: header, version: record },
@@ -131,79 +116,26 @@ pub(crate) fn delete(
     name: &ObjectName,
     now: i64,
 ) -> Result<Decision, ArcaError> {
-    let vault = live_vault(view, vault)?;
-    let mut header = live_secret(view, &vault, name)?;
-    let deletion = Deletion::starting(now, vault.retention_days);
-    header.deleted = Some(deletion);
-    let latest = view
-        .secret_version(&vault, name, header.latest())?
-        .ok_or_else(|| ArcaError::internal("the latest version named by a secret header is missing"))?;
-    Ok(Decision {
-        mutations: vec![
-            Mutation::PutSecret { vault_id: vault.id, secret: header.clone() },
-            Mutation::SchedulePurge { at: deletion.scheduled_purge_at, target: secret_target(&vault, &header.name) },
-        ],
-        outcome: Outcome::Secret { vault, secret: header, version: latest },
-    })
-}
-
-fn deleted_secret(
-    view: &dyn StateView,
-    vault: &VaultRecord,
-    name: &ObjectName,
-) -> Result<(SecretRecord, Deletion), ArcaError> {
-    match view.secret(vault, name)? {
-        Some(s) => match s.deleted {
-            Some(d) => Ok((s, d)),
-            None => Err(ArcaError::new(ErrorCode::SecretNotFound, "the secret is not deleted")),
-        },
-        None => Err(ArcaError::new(ErrorCode::SecretNotFound, "no deleted secret has this name")),
-    }
+    let (vault, header, mutations) = objects::delete(view, ObjectKind::Secret, vault, name, now)?;
+    let version = latest(view, &vault, &header)?;
+    Ok(Decision { mutations, outcome: Outcome::Secret { vault, secret: header, version } })
 }
 
 pub(crate) fn recover(view: &dyn StateView, vault: &VaultName, name: &ObjectName) -> Result<Decision, ArcaError> {
-    let vault = live_vault(view, vault)?;
-    let (mut header, deletion) = deleted_secret(view, &vault, name)?;
-    header.deleted = None;
-    let latest = view
-        .secret_version(&vault, name, header.latest())?
-        .ok_or_else(|| ArcaError::internal("the latest version named by a secret header is missing"))?;
-    Ok(Decision {
-        mutations: vec![
-            Mutation::PutSecret { vault_id: vault.id, secret: header.clone() },
-            Mutation::UnschedulePurge { at: deletion.scheduled_purge_at, target: secret_target(&vault, &header.name) },
-        ],
-        outcome: Outcome::Secret { vault, secret: header, version: latest },
-    })
+    let (vault, header, mutations) = objects::recover(view, ObjectKind::Secret, vault, name)?;
+    let version = latest(view, &vault, &header)?;
+    Ok(Decision { mutations, outcome: Outcome::Secret { vault, secret: header, version } })
 }
 
-pub(crate) fn purge(
-    view: &dyn StateView,
-    vault: &VaultName,
-    name: &ObjectName,
-    now: i64,
-    system: bool,
-) -> Result<Decision, ArcaError> {
-    let vault = live_vault(view, vault)?;
-    let (header, deletion) = deleted_secret(view, &vault, name)?;
-    check_purge_allowed(vault.purge_protection, deletion, now, system)?;
-    let target = secret_target(&vault, &header.name);
-    let mut decision = purge_record(&vault, header);
-    decision.mutations.push(Mutation::UnschedulePurge { at: deletion.scheduled_purge_at, target });
-    Ok(decision)
-}
-
-pub(crate) fn purge_record(vault: &VaultRecord, header: SecretRecord) -> Decision {
-    Decision {
-        mutations: vec![Mutation::PurgeSecret { vault_id: vault.id, name: header.name, versions: header.versions }],
-        outcome: Outcome::Purged,
-    }
+fn latest(view: &dyn StateView, vault: &VaultRecord, header: &ObjectHeader) -> Result<SecretVersionRecord, ArcaError> {
+    view.secret_version(vault, &header.name, header.latest())?
+        .ok_or_else(|| ArcaError::internal("the latest version named by a secret header is missing"))
 }
 
 pub(crate) fn restore(
     view: &dyn StateView,
     vault: &VaultName,
-    secret: &SecretRecord,
+    secret: &ObjectHeader,
     versions: &[SecretVersionRecord],
 ) -> Result<Decision, ArcaError> {
     let vault = live_vault(view, vault)?;
@@ -222,18 +154,9 @@ pub(crate) fn restore(
             record.attributes.expires,
         )?;
     }
-    match view.secret(&vault, &secret.name)? {
-        Some(existing) if existing.deleted.is_some() => return Err(deleted_but_recoverable()),
-        Some(_) => {
-            return Err(ArcaError::new(
-                ErrorCode::Conflict,
-                "a secret with this name already exists in the vault; restore needs a free name",
-            ))
-        }
-        None => {}
-    }
-    let header = SecretRecord { name: secret.name.clone(), versions: secret.versions.clone(), deleted: None };
-    let mut mutations = vec![Mutation::PutSecret { vault_id: vault.id, secret: header.clone() }];
+    objects::check_name_free(view, ObjectKind::Secret, &vault, &secret.name)?;
+    let header = ObjectHeader { name: secret.name.clone(), versions: secret.versions.clone(), deleted: None };
+    let mut mutations = vec![Mutation::PutHeader { kind: ObjectKind::Secret, vault_id: vault.id, header: header.clone() }];
     for record in versions {
         mutations.push(Mutation::PutSecretVersion {
             vault_id: vault.id,
