@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "arca/v1/common.proto",
         "arca/v1/vaults.proto",
         "arca/v1/secrets.proto",
+        "arca/v1/keys.proto",
+        "arca/v1/crypto.proto",
         "arca/v1/operator.proto",
         "arca/v1/cluster.proto",
         "arca/cluster/v1/node.proto",

@@ -3,6 +3,7 @@
 //! Connection settings come from flags or `ARCA_ADDR`, `ARCA_TOKEN` and `ARCA_CACERT`.
 #![forbid(unsafe_code)]
 
+mod key_cmd;
 mod output;
 
 use std::collections::HashMap;
@@ -36,6 +37,11 @@ enum Top {
     Keyvault {
         #[command(subcommand)]
         command: VaultCmd,
+    },
+    /// Keys and the crypto service (like `az keyvault key`).
+    Key {
+        #[command(subcommand)]
+        command: key_cmd::KeyCmd,
     },
     /// Initialize, unseal, seal, rotate.
     Operator {
@@ -250,7 +256,7 @@ enum ClusterCmd {
     },
 }
 
-fn parse_tags(raw: &[String]) -> anyhow::Result<HashMap<String, String>> {
+pub(crate) fn parse_tags(raw: &[String]) -> anyhow::Result<HashMap<String, String>> {
     raw.iter()
         .map(|t| match t.split_once('=') {
             Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
@@ -261,7 +267,7 @@ fn parse_tags(raw: &[String]) -> anyhow::Result<HashMap<String, String>> {
 
 /// Follows `next_page_token` from the first page until the last one, or until at least `max_results`
 /// items are in hand. `fetch` gets a page token and returns that page's items and the next token.
-async fn all_pages<Fut>(
+pub(crate) async fn all_pages<Fut>(
     max_results: Option<i32>,
     mut fetch: impl FnMut(String) -> Fut,
 ) -> anyhow::Result<serde_json::Value>
@@ -280,7 +286,7 @@ where
     }
 }
 
-fn ts(seconds: Option<i64>) -> Option<prost_types::Timestamp> {
+pub(crate) fn ts(seconds: Option<i64>) -> Option<prost_types::Timestamp> {
     seconds.map(|s| prost_types::Timestamp { seconds: s, nanos: 0 })
 }
 
@@ -315,6 +321,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let f = cli.output;
     match cli.command {
         Top::Keyvault { command } => vault(&client, command, f).await,
+        Top::Key { command } => key_cmd::key(&client, command, f).await,
         Top::Operator { command } => operator(&client, command, f).await,
         Top::Cluster { command } => cluster(&client, &options, command, f).await,
     }

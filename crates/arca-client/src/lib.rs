@@ -3,9 +3,13 @@
 //! Clients in other languages need only `proto/`; this crate adds nothing the protos do not define.
 #![forbid(unsafe_code)]
 
+pub mod jwk;
+
 use std::time::Duration;
 
 use arca_proto::v1::cluster_service_client::ClusterServiceClient;
+use arca_proto::v1::crypto_service_client::CryptoServiceClient;
+use arca_proto::v1::key_service_client::KeyServiceClient;
 use arca_proto::v1::operator_service_client::OperatorServiceClient;
 use arca_proto::v1::secret_service_client::SecretServiceClient;
 use arca_proto::v1::vault_service_client::VaultServiceClient;
@@ -147,6 +151,18 @@ impl ArcaClient {
 
     pub fn secrets(&self) -> SecretServiceClient<Authed> {
         SecretServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX)
+    }
+
+    pub fn keys(&self) -> KeyServiceClient<Authed> {
+        KeyServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(MESSAGE_BYTES_MAX)
+    }
+
+    pub fn crypto(&self) -> CryptoServiceClient<Authed> {
+        CryptoServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MESSAGE_BYTES_MAX)
             .max_encoding_message_size(MESSAGE_BYTES_MAX)
     }

@@ -176,3 +176,38 @@ pub fn page_token(raw: &str) -> Result<Option<Vec<u8>>, ArcaError> {
 pub fn next_token(next: Option<Vec<u8>>) -> String {
     next.map(hex::encode).unwrap_or_default()
 }
+
+/// One page over an in-memory list (versions of one object): the index range to return and the next
+/// page token. Tokens are the big-endian start offset.
+pub fn offset_window(total: usize, raw_size: i32, raw_token: &str) -> Result<(std::ops::Range<usize>, String), ArcaError> {
+    let limit = page_size(raw_size)?;
+    let start = match page_token(raw_token)? {
+        None => 0,
+        Some(bytes) => {
+            let raw: [u8; 4] = bytes
+                .try_into()
+                .map_err(|_| ArcaError::bad_parameter("page_token", "page_token is not one this server issued"))?;
+            u32::from_be_bytes(raw) as usize
+        }
+    };
+    let start = start.min(total);
+    let end = (start + limit).min(total);
+    let next = (end < total).then(|| (end as u32).to_be_bytes().to_vec());
+    Ok((start..end, next_token(next)))
+}
+
+/// Checks an update mask against the updatable paths and answers which fields it covers (an empty mask
+/// covers all).
+pub fn update_mask(
+    mask: Option<&prost_types::FieldMask>,
+    updatable: &'static [&'static str],
+) -> Result<impl Fn(&str) -> bool, ArcaError> {
+    let paths: Vec<String> = mask.map(|m| m.paths.clone()).unwrap_or_default();
+    if let Some(bad) = paths.iter().find(|p| !updatable.contains(&p.as_str())) {
+        return Err(ArcaError::bad_parameter(
+            "update_mask",
+            format!("'{bad}' cannot be updated; updatable: {}", updatable.join(", ")),
+        ));
+    }
+    Ok(move |p: &str| paths.is_empty() || paths.iter().any(|x| x == p))
+}

@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use arca_core::read::SecretView;
-use arca_core::{Sku, VaultRecord};
+use arca_core::read::{KeyView, SecretView};
+use arca_core::{LifetimeAction, LifetimeActionType, PolicyRecord, RotationPolicy, Sku, Trigger, VaultRecord};
+use arca_crypto::keys::LoadedKey;
 use arca_proto::v1 as pb;
 use arca_types::ArcaError;
 use prost_types::Timestamp;
@@ -86,4 +87,123 @@ pub fn deleted_secret(view: &SecretView, suffix: &str) -> pb::DeletedSecret {
         delete_time: deletion.and_then(|d| ts(d.deleted_at)),
         scheduled_purge_time: deletion.and_then(|d| ts(d.scheduled_purge_at)),
     }
+}
+
+/// The Azure-shaped id of a key version: `https://{vault-host}/keys/{name}/{version}`.
+pub fn kid(view: &KeyView, suffix: &str) -> String {
+    format!(
+        "{}/keys/{}/{}",
+        vault_uri(view.vault.name.as_str(), suffix),
+        view.key.name.as_str(),
+        view.version.version
+    )
+}
+
+/// A key message with the public JWK only.
+pub fn key(view: &KeyView, suffix: &str, loaded: &LoadedKey) -> pb::Key {
+    let v = &view.version;
+    let public = loaded.public_jwk();
+    let id = kid(view, suffix);
+    pb::Key {
+        id: id.clone(),
+        vault: view.vault.name.to_string(),
+        name: view.key.name.as_str().to_owned(),
+        version: v.version.to_string(),
+        key: Some(pb::JsonWebKey {
+            kid: id,
+            kty: v.spec.kty(v.hsm),
+            key_ops: v.key_ops.iter().map(|op| op.name().to_owned()).collect(),
+            n: public.n,
+            e: public.e,
+            crv: public.crv.map(|c| c.jwk_name().to_owned()).unwrap_or_default(),
+            x: public.x,
+            y: public.y,
+            ..pb::JsonWebKey::default()
+        }),
+        tags: v.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        attributes: Some(pb::KeyAttributes {
+            enabled: v.attributes.enabled,
+            not_before: v.attributes.not_before.and_then(ts),
+            expires: v.attributes.expires.and_then(ts),
+            create_time: ts(v.attributes.created),
+            update_time: ts(v.attributes.updated),
+            recovery_level: view.vault.recovery_level().azure_name().to_owned(),
+            recoverable_days: view.vault.retention_days as i32,
+            exportable: false,
+        }),
+        managed: false,
+        public_key_der: loaded.public_key_der().unwrap_or_default(),
+        key_size: i32::from(v.spec.bits()),
+    }
+}
+
+pub fn deleted_key(view: &KeyView, suffix: &str, loaded: &LoadedKey) -> pb::DeletedKey {
+    let deletion = view.key.deleted;
+    pb::DeletedKey {
+        key: Some(key(view, suffix, loaded)),
+        recovery_id: format!("{}/deletedkeys/{}", vault_uri(view.vault.name.as_str(), suffix), view.key.name.as_str()),
+        delete_time: deletion.and_then(|d| ts(d.deleted_at)),
+        scheduled_purge_time: deletion.and_then(|d| ts(d.scheduled_purge_at)),
+    }
+}
+
+/// Seconds from a protobuf duration (whole seconds; Azure's policies are in days).
+pub fn seconds(field: &str, d: &prost_types::Duration) -> Result<i64, ArcaError> {
+    if d.seconds <= 0 || d.nanos != 0 {
+        return Err(ArcaError::bad_parameter(field, format!("{field} must be a positive whole number of seconds")));
+    }
+    Ok(d.seconds)
+}
+
+pub fn duration(seconds: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration { seconds, nanos: 0 })
+}
+
+pub fn policy(record: &PolicyRecord, suffix: &str) -> pb::KeyRotationPolicy {
+    use pb::lifetime_action::Trigger as T;
+    pb::KeyRotationPolicy {
+        id: format!("{}/keys/{}/rotationpolicy", vault_uri(record.vault.as_str(), suffix), record.name.as_str()),
+        lifetime_actions: record
+            .policy
+            .lifetime_actions
+            .iter()
+            .map(|a| pb::LifetimeAction {
+                trigger: Some(match a.trigger {
+                    Trigger::AfterCreate(s) => T::TimeAfterCreate(prost_types::Duration { seconds: s, nanos: 0 }),
+                    Trigger::BeforeExpiry(s) => T::TimeBeforeExpiry(prost_types::Duration { seconds: s, nanos: 0 }),
+                }),
+                action: match a.action {
+                    LifetimeActionType::Rotate => pb::LifetimeActionType::Rotate as i32,
+                    LifetimeActionType::Notify => pb::LifetimeActionType::Notify as i32,
+                },
+            })
+            .collect(),
+        expiry_time: record.policy.expiry_time.and_then(duration),
+        create_time: (record.policy.created > 0).then(|| ts(record.policy.created)).flatten(),
+        update_time: (record.policy.updated > 0).then(|| ts(record.policy.updated)).flatten(),
+    }
+}
+
+pub fn policy_from(p: &pb::KeyRotationPolicy) -> Result<RotationPolicy, ArcaError> {
+    use pb::lifetime_action::Trigger as T;
+    let mut actions = Vec::new();
+    for a in &p.lifetime_actions {
+        let trigger = match &a.trigger {
+            Some(T::TimeAfterCreate(d)) => Trigger::AfterCreate(seconds("time_after_create", d)?),
+            Some(T::TimeBeforeExpiry(d)) => Trigger::BeforeExpiry(seconds("time_before_expiry", d)?),
+            None => return Err(ArcaError::bad_parameter("lifetime_actions", "every lifetime action needs a trigger")),
+        };
+        let action = match pb::LifetimeActionType::try_from(a.action) {
+            Ok(pb::LifetimeActionType::Rotate) => LifetimeActionType::Rotate,
+            Ok(pb::LifetimeActionType::Notify) => LifetimeActionType::Notify,
+            _ => return Err(ArcaError::bad_parameter("lifetime_actions", "an action is Rotate or Notify")),
+        };
+        actions.push(LifetimeAction { trigger, action });
+    }
+    Ok(RotationPolicy {
+        lifetime_actions: actions,
+        expiry_time: p.expiry_time.as_ref().map(|d| seconds("expiry_time", d)).transpose()?,
+        created: 0,
+        updated: 0,
+    })
 }

@@ -92,6 +92,8 @@ pub struct Engine {
     last_leader_contact: Mutex<Option<Instant>>,
     /// The DNS suffix used to build Azure-shaped object ids: `https://{vault}.{suffix}/...`.
     pub vault_suffix: String,
+    /// Parsed customer keys for the crypto service.
+    pub key_cache: crate::key_use::KeyCache,
 }
 
 fn from_write_error(e: WriteError) -> ArcaError {
@@ -176,6 +178,7 @@ impl Engine {
             clock,
             last_leader_contact: Mutex::new(None),
             vault_suffix,
+            key_cache: crate::key_use::KeyCache::default(),
         }
     }
 

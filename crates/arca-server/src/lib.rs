@@ -12,6 +12,7 @@ pub mod access;
 pub mod api;
 pub mod convert;
 pub mod engine;
+pub mod key_use;
 pub mod keyspace;
 pub mod seal;
 pub mod server;

@@ -10,6 +10,8 @@ use arca_proto::cluster::v1::node_service_server::NodeServiceServer;
 use arca_proto::cluster::v1::AddNodeRequest;
 use arca_proto::v1::cluster_service_server::ClusterServiceServer;
 use arca_proto::v1::operator_service_server::OperatorServiceServer;
+use arca_proto::v1::crypto_service_server::CryptoServiceServer;
+use arca_proto::v1::key_service_server::KeyServiceServer;
 use arca_proto::v1::secret_service_server::SecretServiceServer;
 use arca_proto::v1::vault_service_server::VaultServiceServer;
 use arca_raft::network::{ChannelFactory, Channels};
@@ -190,6 +192,16 @@ pub async fn serve(
                 .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
         )
+        .add_service(
+            KeyServiceServer::new(services::keys::Keys(api.clone()))
+                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+        )
+        .add_service(
+            CryptoServiceServer::new(services::crypto::Crypto(api.clone()))
+                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+        )
         .add_service(OperatorServiceServer::new(services::operator::Operator(api.clone())))
         .add_service(ClusterServiceServer::new(services::cluster::Cluster { api: api.clone(), joiner }));
     spawn_server(Listener::Api, routes);
@@ -231,11 +243,12 @@ pub async fn serve(
             tracing::warn!("state machine recovery is slow: {e}");
         }
     }
-    spawn_background(engine.clone(), health_reporter);
+    spawn_background(api.clone(), health_reporter);
     Ok(engine)
 }
 
-fn spawn_background(engine: Arc<Engine>, health: tonic_health::server::HealthReporter) {
+fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter) {
+    let engine = api.engine.clone();
     tokio::spawn(async move {
         let mut tick: u64 = 0;
         loop {
@@ -254,6 +267,12 @@ fn spawn_background(engine: Arc<Engine>, health: tonic_health::server::HealthRep
                     Ok(n) => tracing::info!(purged = n, "purged objects whose retention ended"),
                     Err(e) => tracing::warn!("failed to sweep purges: {e}"),
                 }
+                match services::keys::run_lifetime_actions(&api).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(actions = n, "ran key lifetime actions"),
+                    Err(e) => tracing::warn!("failed to run key lifetime actions: {e}"),
+                }
+                engine.key_cache.evict_idle(crate::key_use::IDLE_EVICT);
             }
         }
     });

@@ -1,6 +1,8 @@
 //! The gRPC services. Each handler: begin the call, authorize, validate, run, finish (audit + status).
 
 pub mod cluster;
+pub mod crypto;
+pub mod keys;
 pub mod node;
 pub mod operator;
 pub mod secrets;

@@ -10,7 +10,7 @@ use arca_types::{ArcaError, ObjectName, SecretString, VaultName, VersionId};
 use tonic::{Request, Response, Status};
 
 use crate::access::Action;
-use crate::api::{next_token, page_size, page_token, parse_consistency, Api, Call};
+use crate::api::{next_token, offset_window, page_size, page_token, parse_consistency, Api, Call};
 use crate::convert;
 use crate::keyspace::Keyspace;
 
@@ -136,21 +136,10 @@ impl SecretService for Secrets {
         let r = request.into_inner();
         let result = async {
             let (ks, vault, name) = self.open(&mut call, Action::SecretReadMetadata, &r.vault, &r.name)?;
-            let limit = page_size(r.page_size)?;
-            let start = match page_token(&r.page_token)? {
-                None => 0,
-                Some(bytes) => {
-                    let raw: [u8; 4] = bytes.try_into().map_err(|_| {
-                        ArcaError::bad_parameter("page_token", "page_token is not one this server issued")
-                    })?;
-                    u32::from_be_bytes(raw) as usize
-                }
-            };
             self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
             let (vault_rec, secret, versions) = read::secret_versions(&ks.recording_view(), &vault, &name)?;
-            let end = (start + limit).min(versions.len());
-            let items = versions.get(start..end).unwrap_or_default();
-            let secrets = items
+            let (range, next_page_token) = offset_window(versions.len(), r.page_size, &r.page_token)?;
+            let secrets = versions[range]
                 .iter()
                 .map(|v| {
                     convert::secret(
@@ -160,8 +149,7 @@ impl SecretService for Secrets {
                     )
                 })
                 .collect();
-            let next = (end < versions.len()).then(|| (end as u32).to_be_bytes().to_vec());
-            Ok(pb::ListSecretsResponse { secrets, next_page_token: next_token(next) })
+            Ok(pb::ListSecretsResponse { secrets, next_page_token })
         }
         .await;
         self.0.finish(call, result)
@@ -172,15 +160,10 @@ impl SecretService for Secrets {
         let r = request.into_inner();
         let result = async {
             let (_, vault, name) = self.open(&mut call, Action::SecretUpdate, &r.vault, &r.name)?;
-            let paths: Vec<String> = r.update_mask.clone().map(|m| m.paths).unwrap_or_default();
-            const UPDATABLE: [&str; 5] = ["content_type", "tags", "enabled", "not_before", "expires"];
-            if let Some(bad) = paths.iter().find(|p| !UPDATABLE.contains(&p.as_str())) {
-                return Err(ArcaError::bad_parameter(
-                    "update_mask",
-                    format!("'{bad}' cannot be updated; updatable: {}", UPDATABLE.join(", ")),
-                ));
-            }
-            let has = |p: &str| paths.is_empty() || paths.iter().any(|x| x == p);
+            let has = crate::api::update_mask(
+                r.update_mask.as_ref(),
+                &["content_type", "tags", "enabled", "not_before", "expires"],
+            )?;
             let command = Command::UpdateSecret {
                 vault,
                 name,

@@ -1,0 +1,102 @@
+//! Using a key next to the data: resolve the key version from the local replica (after the read
+//! barrier), apply the usage rules (enabled, key_ops, validity window), and hand out the parsed key
+//! from a bounded cache.
+//!
+//! The cache holds parsed keys ([`LoadedKey`]) by vault id and version id. A version's material never
+//! changes, but an entry is still replaced whenever the version record was rewritten since it was
+//! loaded (its `updated` time differs), and entries unused for [`IDLE_EVICT`] are dropped by the
+//! background loop, so a deleted or purged key does not linger. Dropping a [`LoadedKey`] wipes it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arca_core::read::KeyView;
+use arca_crypto::keys::LoadedKey;
+use arca_types::keys::KeyOp;
+use arca_types::limits::KEY_CLOCK_SKEW_S;
+use arca_types::{ArcaError, ErrorCode, VersionId};
+
+/// Most parsed keys one node keeps.
+pub const CACHE_ENTRIES_MAX: usize = 1024;
+/// Entries unused this long are dropped.
+pub const IDLE_EVICT: Duration = Duration::from_secs(300);
+
+struct Entry {
+    updated: i64,
+    key: Arc<LoadedKey>,
+    last_used: Instant,
+}
+
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<([u8; 16], VersionId), Entry>>,
+}
+
+impl KeyCache {
+    /// The parsed key of `view`'s version, loading (and caching) it if needed.
+    pub fn get(&self, view: &KeyView) -> Result<Arc<LoadedKey>, ArcaError> {
+        let id = (view.vault.id, view.version.version.clone());
+        let updated = view.version.attributes.updated;
+        {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = entries.get_mut(&id) {
+                if e.updated == updated {
+                    e.last_used = Instant::now();
+                    return Ok(e.key.clone());
+                }
+            }
+        }
+        let key = Arc::new(LoadedKey::load(view.version.spec, &view.version.material)?);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CACHE_ENTRIES_MAX && !entries.contains_key(&id) {
+            if let Some(oldest) = entries.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone()) {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(id, Entry { updated, key: key.clone(), last_used: Instant::now() });
+        Ok(key)
+    }
+
+    /// Drops entries unused for `idle`; returns how many remain.
+    pub fn evict_idle(&self, idle: Duration) -> usize {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, e| e.last_used.elapsed() < idle);
+        entries.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The usage rules: a disabled key refuses everything; the version's key_ops must allow `op`; outside
+/// nbf/exp (with [`KEY_CLOCK_SKEW_S`] of skew) only decrypt, unwrapKey and verify work.
+pub fn check_use(view: &KeyView, op: KeyOp, now: i64) -> Result<(), ArcaError> {
+    let v = &view.version;
+    if !v.attributes.enabled {
+        return Err(ArcaError::new(ErrorCode::KeyDisabled, "the key version is disabled; enable it with an update"));
+    }
+    if !v.key_ops.contains(&op) {
+        return Err(arca_types::keys::forbidden_op(op));
+    }
+    if !op.allowed_outside_window() {
+        if v.attributes.not_before.is_some_and(|nbf| now + KEY_CLOCK_SKEW_S < nbf) {
+            return Err(ArcaError::new(
+                ErrorCode::KeyOperationForbidden,
+                format!("the key version is not valid yet (not_before is later); only decrypt, unwrapKey and verify work before then, not '{}'", op.name()),
+            ));
+        }
+        if v.attributes.expires.is_some_and(|exp| now - KEY_CLOCK_SKEW_S >= exp) {
+            return Err(ArcaError::new(
+                ErrorCode::KeyOperationForbidden,
+                format!("the key version has expired; only decrypt, unwrapKey and verify still work, not '{}'", op.name()),
+            ));
+        }
+    }
+    Ok(())
+}
