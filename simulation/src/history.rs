@@ -37,12 +37,29 @@ pub enum Call {
     },
     /// Read the vault's `w` tag.
     GetVault,
+    /// Create a key version (an oct key: the rules and paths are the same for every key type).
+    CreateKey,
+    /// Rotate the key: a new version guarded on the latest.
+    RotateKey,
+    /// Wrap this client-numbered data key with the key's latest version (answers the version used).
+    Wrap {
+        data: u32,
+    },
+    /// Unwrap what an earlier wrap returned, with the version that wrap named.
+    Unwrap {
+        wrap: u32,
+    },
 }
 
 impl Call {
     /// Whether the call can change state (a failed write may still have happened).
     pub fn is_write(&self) -> bool {
-        !matches!(self, Call::Get | Call::Backup { .. } | Call::GetVault)
+        !matches!(self, Call::Get | Call::Backup { .. } | Call::GetVault | Call::Wrap { .. } | Call::Unwrap { .. })
+    }
+
+    /// Whether the call is on a key (recorded under the key's own history key).
+    pub fn is_key_call(&self) -> bool {
+        matches!(self, Call::CreateKey | Call::RotateKey | Call::Wrap { .. } | Call::Unwrap { .. })
     }
 }
 

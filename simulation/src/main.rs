@@ -28,12 +28,13 @@ fn run_one(config: &SimConfig, quiet: bool) -> bool {
         Ok(r) => {
             if !quiet {
                 println!(
-                    "seed {:>5} ok  {}v+{}l  {:>4} ops  {:>4} acked writes checked  {:>3} terms ({} shared)  {:>2} crashes  \
+                    "seed {:>5} ok  {}v+{}l  {:>4} ops ({:>3} key)  {:>4} acked writes checked  {:>3} terms ({} shared)  {:>2} crashes  \
                      {:>3} faults  {:>5} entries  {:>2} snapshot installs  {:>5.1}s simulated  {:>5.1}s wall  history {:016x}{}",
                     r.seed,
                     r.voters,
                     r.learners,
                     r.ops,
+                    r.key_ops,
                     r.acknowledged_checked,
                     r.leader_terms,
                     r.shared_terms,

@@ -29,6 +29,9 @@ pub struct SecretState {
     pub life: Life,
     pub backups: BTreeMap<u32, Latest>,
     pub vault_tag: Option<String>,
+    /// For a key's history: whether it exists, and its latest version (`None` when the create or
+    /// rotation that made it has an unknown outcome).
+    pub key: Option<Option<String>>,
 }
 
 /// The error a call gets in a state where it cannot act (and changes nothing), as Arca's rules and
@@ -55,6 +58,9 @@ impl SecretState {
         let expect = |want: &Ret| unknown || want == ret;
         if let Some(want) = refusal(call, &self.life) {
             return expect(&want).then(|| self.clone());
+        }
+        if call.is_key_call() {
+            return self.key_step(call, ret);
         }
         let mut next = self.clone();
         match (call, &self.life) {
@@ -139,6 +145,40 @@ impl SecretState {
         }
         Some(next)
     }
+
+    /// A key: create and rotate make a new latest version; wrap must use the latest version; unwrap
+    /// of an earlier wrap, with the version it named, must give the data back. Keys are never deleted
+    /// in the workload, so an existing key never answers NotFound.
+    fn key_step(&self, call: &Call, ret: &Ret) -> Option<SecretState> {
+        let unknown = *ret == Ret::Unknown;
+        let mut next = self.clone();
+        match (call, &self.key) {
+            (Call::CreateKey, _) | (Call::RotateKey, Some(_)) => match ret {
+                Ret::Version { version } => next.key = Some(Some(version.clone())),
+                Ret::Unknown => next.key = Some(None),
+                // A rotation that lost to a concurrent new version changes nothing.
+                Ret::Conflict if *call == Call::RotateKey => {}
+                _ => return None,
+            },
+            (Call::RotateKey | Call::Wrap { .. } | Call::Unwrap { .. }, None) => {
+                if !unknown && *ret != Ret::NotFound {
+                    return None;
+                }
+            }
+            (Call::Wrap { .. }, Some(latest)) => match ret {
+                Ret::Version { version } if version_matches(latest, version) => next.key = Some(Some(version.clone())),
+                Ret::Unknown => {}
+                _ => return None,
+            },
+            (Call::Unwrap { .. }, Some(_)) => {
+                if !unknown && *ret != Ret::Ok {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+        Some(next)
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +210,25 @@ mod tests {
         assert!(s.step(&Call::Recover, &Ret::NotFound).is_some());
         let s = s.step(&Call::Restore { backup: 1 }, &version("1")).unwrap();
         assert!(s.step(&Call::Get, &got).is_some(), "restore brings back what the backup held");
+    }
+
+    #[test]
+    fn a_wrap_uses_the_latest_key_version_and_an_unwrap_gives_the_data_back() {
+        let s = SecretState::default();
+        assert!(s.step(&Call::Wrap { data: 1 }, &Ret::NotFound).is_some());
+        assert!(s.step(&Call::Wrap { data: 1 }, &version("v1")).is_none());
+        let s = s.step(&Call::CreateKey, &version("v1")).unwrap();
+        assert!(s.step(&Call::Wrap { data: 1 }, &version("v1")).is_some());
+        let s = s.step(&Call::RotateKey, &version("v2")).unwrap();
+        assert!(s.step(&Call::Wrap { data: 1 }, &version("v1")).is_none(), "a stale version was used");
+        assert!(s.step(&Call::Wrap { data: 1 }, &version("v2")).is_some());
+        assert!(s.step(&Call::Unwrap { wrap: 1 }, &Ret::Ok).is_some());
+        assert!(s.step(&Call::Unwrap { wrap: 1 }, &Ret::Conflict).is_none(), "wrong data back");
+        assert!(s.step(&Call::Unwrap { wrap: 1 }, &Ret::NotFound).is_none(), "an acknowledged key vanished");
+        // An unknown rotation: any next version is possible, and a wrap teaches which.
+        let s = s.step(&Call::RotateKey, &Ret::Unknown).unwrap();
+        let s = s.step(&Call::Wrap { data: 2 }, &version("v3")).unwrap();
+        assert!(s.step(&Call::Wrap { data: 3 }, &version("v2")).is_none());
     }
 
     #[test]

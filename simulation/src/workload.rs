@@ -36,6 +36,11 @@ impl Spec {
     fn key(&self, name: &str) -> String {
         format!("{}/{name}", self.vault)
     }
+
+    /// The history key of the key (not the secret) called `name`.
+    fn key_key(&self, name: &str) -> String {
+        format!("{}/key/{name}", self.vault)
+    }
 }
 
 fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
@@ -50,7 +55,7 @@ fn request<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 /// (a timeout, a cut connection) is `Unknown`.
 fn classify(e: &ClientError) -> Ret {
     match e.azure_code.as_deref() {
-        Some("SecretNotFound") => Ret::NotFound,
+        Some("SecretNotFound" | "KeyNotFound") => Ret::NotFound,
         Some("ObjectIsDeletedButRecoverable") => Ret::DeletedButRecoverable,
         Some("Conflict") => Ret::Conflict,
         Some(
@@ -87,19 +92,44 @@ pub struct Client {
     /// they start.
     pub reachable: Arc<AtomicUsize>,
     backups: BTreeMap<u32, (String, Vec<u8>)>,
+    /// Wraps that succeeded: key name, version used, wrapped bytes, and the data wrapped.
+    wraps: BTreeMap<u32, Wrapped>,
     counter: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Wrapped {
+    name: String,
+    version: String,
+    wrapped: Vec<u8>,
+    data: Vec<u8>,
+}
+
+/// A 32-byte data key that carries the plaintext marker, so a data key that reached a disk or a log
+/// would be caught by the no-plaintext checker.
+fn data_key(id: u32) -> Vec<u8> {
+    let mut data = VALUE_MARKER.to_vec();
+    data.extend_from_slice(&id.to_be_bytes());
+    data.resize(32, b'.');
+    data
+}
+
+/// The version id at the end of a kid (`https://…/keys/{name}/{version}`).
+fn kid_version(kid: &str) -> String {
+    kid.rsplit('/').next().unwrap_or_default().to_owned()
 }
 
 impl Client {
     pub fn new(id: u32, nodes: Vec<ArcaClient>, rng: SmallRng, history: History, spec: Spec) -> Self {
         let reachable = Arc::new(AtomicUsize::new(nodes.len()));
-        Self { id, nodes, rng, history, spec, reachable, backups: BTreeMap::new(), counter: 0 }
+        Self { id, nodes, rng, history, spec, reachable, backups: BTreeMap::new(), wraps: BTreeMap::new(), counter: 0 }
     }
 
     /// Runs `call` on secret `name` (or on the vault, for vault calls) through node `node`, recording it.
     pub async fn run(&mut self, node: usize, name: &str, call: Call) -> Ret {
-        let key = match call {
+        let key = match &call {
             Call::TagVault { .. } | Call::GetVault => self.spec.vault.clone(),
+            c if c.is_key_call() => self.spec.key_key(name),
             _ => self.spec.key(name),
         };
         let pending = self.history.invoke(self.id, node, &key, call.clone());
@@ -165,6 +195,42 @@ impl Client {
                 let m = pb::GetVaultRequest { name: vault, ..Default::default() };
                 answer(c.vaults().get_vault(request(m, t)).await, |v| Ret::Tag { value: v.tags.get("w").cloned() })
             }
+            Call::CreateKey => {
+                let m = pb::CreateKeyRequest { vault, name, kty: "oct".into(), key_size: 256, ..Default::default() };
+                answer(c.keys().create_key(request(m, t)).await, |k| Ret::Version { version: k.version })
+            }
+            Call::RotateKey => {
+                let m = pb::RotateKeyRequest { vault, name };
+                answer(c.keys().rotate_key(request(m, t)).await, |k| Ret::Version { version: k.version })
+            }
+            Call::Wrap { data } => {
+                let m = pb::WrapKeyRequest {
+                    vault,
+                    name: name.clone(),
+                    algorithm: "A256KW".into(),
+                    key: data_key(*data),
+                    ..Default::default()
+                };
+                let wraps = &mut self.wraps;
+                answer(c.crypto().wrap_key(request(m, t)).await, |w| {
+                    let version = kid_version(&w.kid);
+                    wraps.insert(*data, Wrapped { name, version: version.clone(), wrapped: w.wrapped_key, data: data_key(*data) });
+                    Ret::Version { version }
+                })
+            }
+            Call::Unwrap { wrap } => {
+                let Some(w) = self.wraps.get(wrap).cloned() else { return Ret::Refused };
+                let m = pb::UnwrapKeyRequest {
+                    vault,
+                    name: w.name.clone(),
+                    version: w.version.clone(),
+                    algorithm: "A256KW".into(),
+                    wrapped_key: w.wrapped.clone(),
+                    ..Default::default()
+                };
+                // Any other data back is a wrong answer the model refuses.
+                answer(c.crypto().unwrap_key(request(m, t)).await, |u| if u.key == w.data { Ret::Ok } else { Ret::Conflict })
+            }
             Call::Restore { backup } => {
                 let blob = self.backups.get(backup).map(|(_, b)| b.clone()).unwrap_or_default();
                 let m = pb::RestoreSecretRequest { vault, backup: blob };
@@ -186,6 +252,19 @@ impl Client {
                 Call::TagVault { value: format!("c{}-{}", self.id, self.counter) }
             } else {
                 Call::GetVault
+            };
+            self.run(node, &name, call).await;
+            return;
+        }
+        // One call in eight is on a key of the same name: create, rotate, wrap, unwrap.
+        if self.rng.random_range(0..8) == 0 {
+            let mine: Vec<u32> = self.wraps.iter().filter(|(_, w)| w.name == name).map(|(k, _)| *k).collect();
+            let call = match self.rng.random_range(0..100) {
+                0..20 => Call::CreateKey,
+                20..40 => Call::RotateKey,
+                40..75 => Call::Wrap { data: self.id * 100_000 + self.counter },
+                _ if mine.is_empty() => Call::Wrap { data: self.id * 100_000 + self.counter },
+                _ => Call::Unwrap { wrap: mine[self.rng.random_range(0..mine.len())] },
             };
             self.run(node, &name, call).await;
             return;
@@ -236,10 +315,12 @@ impl Client {
                 loop {
                     let got = self.run(node, name, Call::Get).await;
                     let listed = self.list_versions(node, name).await;
-                    match (got, listed) {
-                        (Ret::Unknown | Ret::Refused, _) | (_, Err(_)) => {}
-                        (_, Ok(list)) => {
+                    let keys = self.list_key_versions(node, name).await;
+                    match (got, listed, keys) {
+                        (Ret::Unknown | Ret::Refused, _, _) | (_, Err(_), _) | (_, _, Err(_)) => {}
+                        (_, Ok(list), Ok(key_list)) => {
                             versions.insert(self.spec.key(name), list);
+                            versions.insert(self.spec.key_key(name), key_list);
                             break;
                         }
                     }
@@ -254,6 +335,36 @@ impl Client {
             finals.insert(node, versions);
         }
         Ok(finals)
+    }
+
+    async fn list_key_versions(&self, node: usize, name: &str) -> Result<Option<Vec<String>>, ()> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let m = pb::ListKeyVersionsRequest {
+                vault: self.spec.vault.clone(),
+                name: name.to_owned(),
+                page_size: 100,
+                page_token: token.clone(),
+                ..Default::default()
+            };
+            match self.nodes[node].keys().list_key_versions(request(m, self.spec.timeout)).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    out.extend(r.keys.into_iter().map(|k| k.version));
+                    if r.next_page_token.is_empty() {
+                        return Ok(Some(out));
+                    }
+                    token = r.next_page_token;
+                }
+                Err(status) => {
+                    return match classify(&ClientError::from(status)) {
+                        Ret::NotFound => Ok(None),
+                        _ => Err(()),
+                    }
+                }
+            }
+        }
     }
 
     async fn list_versions(&self, node: usize, name: &str) -> Result<Option<Vec<String>>, ()> {

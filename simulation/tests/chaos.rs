@@ -206,11 +206,13 @@ async fn real_processes_under_kills_pauses_partitions_and_a_full_disk_keep_a_lin
     let leaks = planted_files(&cluster.files_to_scan());
     assert!(leaks.is_empty(), "planted values or names in plaintext: {leaks:?}");
     let acked = ops.iter().filter(|o| o.is_definite() && o.call.is_write()).count();
+    let key_ops = ops.iter().filter(|o| o.is_definite() && o.call.is_key_call()).count();
     eprintln!(
-        "chaos: {} operations ({acked} definite writes, {checked} acknowledged versions checked on 3 nodes) through: {}",
+        "chaos: {} operations ({acked} definite writes, {key_ops} definite key and crypto calls, {checked} acknowledged versions checked on 3 nodes) through: {}",
         ops.len(),
         done.join(", ")
     );
     assert!(checked > 0, "some acknowledged writes survived to be checked");
+    assert!(key_ops > 0, "key and crypto calls ran under the faults");
     drop(mounted);
 }

@@ -14,7 +14,12 @@ pub fn check(history: &[Op], nodes: &BTreeMap<usize, FinalVersions>) -> Result<u
     let mut problems = Vec::new();
     let mut checked = 0;
     for set in history {
-        let (Call::Set { value }, Ret::Version { version }) = (&set.call, &set.ret) else { continue };
+        let value = match (&set.call, &set.ret) {
+            (Call::Set { value }, Ret::Version { .. }) => value.clone(),
+            (Call::CreateKey | Call::RotateKey, Ret::Version { .. }) => "a key version".to_owned(),
+            _ => continue,
+        };
+        let Ret::Version { version } = &set.ret else { continue };
         let purge_after = history.iter().any(|o| {
             o.key == set.key
                 && o.call == Call::Purge

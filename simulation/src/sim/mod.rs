@@ -88,6 +88,8 @@ pub struct Report {
     pub voters: usize,
     pub learners: usize,
     pub ops: usize,
+    /// Of `ops`, the key and crypto calls (create, rotate, wrap, unwrap).
+    pub key_ops: usize,
     pub acknowledged_checked: usize,
     pub leader_terms: usize,
     /// Terms in which more than one node led, each under its own leader id (legal in openraft).
@@ -573,6 +575,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         voters: config.voters,
         learners: config.learners,
         ops: ops.len(),
+        key_ops: ops.iter().filter(|o| o.call.is_key_call()).count(),
         acknowledged_checked,
         leader_terms: observed.leaders.terms(),
         shared_terms: observed.leaders.shared_terms(),

@@ -264,12 +264,7 @@ impl Crypto {
     /// node's async workers (Raft heartbeats included).
     async fn run_items<R: CryptoItem>(&self, work: Vec<(R, Target)>) -> Result<Vec<Result<R::Out, ArcaError>>, ArcaError> {
         let heavy = work.iter().any(|(_, t)| t.key.spec().family() == KeyFamily::Rsa);
-        let run = move || Ok(work.into_iter().map(|(r, t)| r.run(&t)).collect());
-        if heavy {
-            blocking(run).await
-        } else {
-            run()
-        }
+        blocking(heavy, move || Ok(work.into_iter().map(|(r, t)| r.run(&t)).collect())).await
     }
 
     async fn one<R: CryptoItem>(&self, request: Request<R>) -> Result<Response<R::Out>, Status> {

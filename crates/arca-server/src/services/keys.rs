@@ -77,10 +77,16 @@ fn requested_spec(r: &pb::CreateKeyRequest) -> Result<(KeySpec, bool), ArcaError
     Ok((spec.validate()?, hsm))
 }
 
-/// Runs CPU-heavy crypto (RSA generation takes up to seconds) off the async workers.
+/// Runs RSA work (generation takes up to seconds, a private-key operation milliseconds) on the
+/// blocking pool so it never stalls the async workers that carry Raft heartbeats; everything else is
+/// microseconds and runs inline (which also keeps the deterministic simulation free of real threads).
 pub async fn blocking<T: Send + 'static>(
+    heavy: bool,
     f: impl FnOnce() -> Result<T, ArcaError> + Send + 'static,
 ) -> Result<T, ArcaError> {
+    if !heavy {
+        return f();
+    }
     tokio::task::spawn_blocking(f).await.map_err(|e| ArcaError::internal(format!("a crypto task failed: {e}")))?
 }
 
@@ -202,7 +208,7 @@ impl Keys {
         }
         crate::key_use::check_use(&kek, KeyOp::Import, self.0.engine.clock.now_unix())?;
         let loaded = self.loaded(&kek)?;
-        blocking(move || loaded.open_byok(family, &ciphertext)).await
+        blocking(true, move || loaded.open_byok(family, &ciphertext)).await
     }
 }
 
@@ -218,7 +224,7 @@ impl KeyService for Keys {
             if let Some(ops) = &key_ops {
                 spec.check_ops(ops)?;
             }
-            let material = blocking(move || keys::generate(spec)).await?;
+            let material = blocking(spec.family() == KeyFamily::Rsa, move || keys::generate(spec)).await?;
             self.create_version(vault, name, spec, hsm, material, key_ops, &r.tags, r.enabled, r.not_before.as_ref(), r.expires.as_ref())
                 .await
         }
@@ -243,7 +249,7 @@ impl KeyService for Keys {
             } else {
                 let crv = if jwk.crv.is_empty() { None } else { Some(Curve::parse(&jwk.crv)?) };
                 let owned = jwk.clone();
-                blocking(move || {
+                blocking(family == KeyFamily::Rsa, move || {
                     keys::import_jwk(&PrivateJwk {
                         family: Some(family),
                         crv,
@@ -547,7 +553,7 @@ pub async fn rotate(
     engine.read_barrier(parse_consistency(None)?).await?;
     let latest = read::get_key(&ks.recording_view(), &vault, &name, None)?.version;
     let spec = latest.spec;
-    let material = blocking(move || keys::generate(spec)).await?;
+    let material = blocking(spec.family() == KeyFamily::Rsa, move || keys::generate(spec)).await?;
     let command = Command::CreateKey {
         vault,
         name,
