@@ -1,10 +1,15 @@
 //! `arca-bench`: end-to-end load against a real 3-node `arcad` cluster on loopback.
 //!
 //! Starts the cluster (TLS, RocksDB, fsync on every commit), then runs `--clients` concurrent clients
-//! spread over all nodes for `--seconds` per phase: secret sets (each a new version, committed on a
-//! quorum), then linearizable gets, then bounded-staleness gets. Prints throughput and latency
-//! percentiles per phase. Bounded in count and time; it talks only to 127.0.0.1.
+//! spread over all nodes for `--seconds` per phase. `--suite secrets`: secret sets (each a new version,
+//! committed on a quorum), linearizable gets, bounded-staleness gets. `--suite keys`: first each key
+//! operation in process, Arca's crypto against the raw aws-lc-rs primitive on one core (as a ratio);
+//! then the same operations over gRPC through every node, linearizable and bounded-staleness, with the
+//! throughput as a ratio of the raw single-core rate. Prints throughput and latency percentiles. Bounded
+//! in count and time; it talks only to 127.0.0.1.
 #![forbid(unsafe_code)]
+
+mod crypto;
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +28,18 @@ struct Args {
     /// Bytes per secret value.
     #[arg(long, default_value_t = 256)]
     value_bytes: usize,
+    #[arg(long, value_enum, default_value_t = Suite::All)]
+    suite: Suite,
+    /// Only the in-process comparison (no cluster).
+    #[arg(long)]
+    in_process_only: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Suite {
+    All,
+    Secrets,
+    Keys,
 }
 
 #[derive(Clone, Copy)]
@@ -30,11 +47,20 @@ enum Phase {
     Set,
     GetLinearizable,
     GetBoundedStaleness,
+    Key(crypto::Op, bool),
 }
 
-async fn one_op(client: &ArcaClient, phase: Phase, name: &str, value: &str) -> bool {
+fn bounded() -> Option<pb::ReadOptions> {
+    Some(pb::ReadOptions {
+        consistency: pb::Consistency::BoundedStaleness as i32,
+        max_staleness: Some(prost_duration(Duration::from_secs(1))),
+    })
+}
+
+async fn one_op(client: &ArcaClient, phase: Phase, name: &str, value: &str, input: &[u8]) -> bool {
     let mut secrets = client.secrets();
     match phase {
+        Phase::Key(op, stale) => crypto::call(client, op, input, if stale { bounded() } else { None }).await,
         Phase::Set => {
             let r = pb::SetSecretRequest {
                 vault: "bench".into(),
@@ -45,10 +71,7 @@ async fn one_op(client: &ArcaClient, phase: Phase, name: &str, value: &str) -> b
             secrets.set_secret(r).await.is_ok()
         }
         Phase::GetLinearizable | Phase::GetBoundedStaleness => {
-            let read_options = matches!(phase, Phase::GetBoundedStaleness).then(|| pb::ReadOptions {
-                consistency: pb::Consistency::BoundedStaleness as i32,
-                max_staleness: Some(prost_duration(Duration::from_secs(1))),
-            });
+            let read_options = if matches!(phase, Phase::GetBoundedStaleness) { bounded() } else { None };
             let r =
                 pb::GetSecretRequest { vault: "bench".into(), name: name.into(), version: String::new(), read_options };
             secrets.get_secret(r).await.is_ok()
@@ -60,13 +83,15 @@ fn prost_duration(d: Duration) -> prost_types::Duration {
     prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
 }
 
-async fn run_phase(clients: &[ArcaClient], args: &Args, phase: Phase, label: &str) {
+/// Runs one phase and returns its throughput in operations per second.
+async fn run_phase(clients: &[ArcaClient], args: &Args, phase: Phase, label: &str, input: &[u8]) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let value = "v".repeat(args.value_bytes);
     let tasks: Vec<_> = (0..args.clients)
         .map(|i| {
             let client = clients[i % clients.len()].clone();
             let value = value.clone();
+            let input = input.to_vec();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0u64;
@@ -75,7 +100,7 @@ async fn run_phase(clients: &[ArcaClient], args: &Args, phase: Phase, label: &st
                     let name = format!("s{}-{}", i, n % 16);
                     n += 1;
                     let start = Instant::now();
-                    if one_op(&client, phase, &name, &value).await {
+                    if one_op(&client, phase, &name, &value, &input).await {
                         latencies.push(start.elapsed());
                     } else {
                         errors += 1;
@@ -96,18 +121,32 @@ async fn run_phase(clients: &[ArcaClient], args: &Args, phase: Phase, label: &st
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
     };
-    println!(
-        "{label:<24} {:>9.0} ops/s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms   errors {errors}",
-        all.len() as f64 / args.seconds as f64,
+    let throughput = all.len() as f64 / args.seconds as f64;
+    print!(
+        "{label:<44} {:>9.0} ops/s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms   errors {errors}",
+        throughput,
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
         all.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
+    throughput
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut raw_rates = Vec::new();
+    if args.suite != Suite::Secrets {
+        println!("in process, one core, {} s per measurement: raw aws-lc-rs vs Arca's crypto", args.seconds.min(3));
+        for op in crypto::ALL {
+            let (raw, arca) = crypto::in_process(op, Duration::from_secs(args.seconds.min(3)));
+            println!("{:<28} raw {:>9.0} ops/s   arca {:>9.0} ops/s   ratio {:>5.1}%", op.label(), raw, arca, 100.0 * arca / raw);
+            raw_rates.push(raw);
+        }
+        if args.in_process_only {
+            return Ok(());
+        }
+    }
     let cluster = TestCluster::start(args.nodes).await?;
     let mut clients = Vec::new();
     for i in 0..args.nodes {
@@ -118,8 +157,26 @@ async fn main() -> anyhow::Result<()> {
         "{} nodes, {} clients spread over all nodes, {} s per phase, {}-byte values",
         args.nodes, args.clients, args.seconds, args.value_bytes
     );
-    run_phase(&clients, &args, Phase::Set, "set (quorum commit)").await;
-    run_phase(&clients, &args, Phase::GetLinearizable, "get (linearizable)").await;
-    run_phase(&clients, &args, Phase::GetBoundedStaleness, "get (staleness <= 1 s)").await;
+    if args.suite != Suite::Keys {
+        for (phase, label) in [
+            (Phase::Set, "set (quorum commit)"),
+            (Phase::GetLinearizable, "get (linearizable)"),
+            (Phase::GetBoundedStaleness, "get (staleness <= 1 s)"),
+        ] {
+            run_phase(&clients, &args, phase, label, &[]).await;
+            println!();
+        }
+    }
+    if args.suite != Suite::Secrets {
+        for (op, raw) in crypto::ALL.into_iter().zip(&raw_rates) {
+            crypto::create_key(&clients[0], op).await?;
+            let input = crypto::prepare(&clients[0], op).await?;
+            for stale in [false, true] {
+                let label = format!("{} ({})", op.label(), if stale { "staleness <= 1 s" } else { "linearizable" });
+                let throughput = run_phase(&clients, &args, Phase::Key(op, stale), &label, &input).await;
+                println!("   {:>5.1}% of raw per-core", 100.0 * throughput / raw);
+            }
+        }
+    }
     Ok(())
 }
