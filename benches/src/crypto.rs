@@ -170,7 +170,14 @@ pub async fn call(client: &ArcaClient, op: Op, input: &[u8], read_options: Optio
         Op::P256Sign => c.sign(sign("ES256")).await.is_ok(),
         Op::Ed25519Sign => c.sign(sign("EdDSA")).await.is_ok(),
         Op::A256KwWrap => {
-            let r = pb::WrapKeyRequest { vault, name, algorithm: "A256KW".into(), key: input.to_vec(), read_options, ..Default::default() };
+            let r = pb::WrapKeyRequest {
+                vault,
+                name,
+                algorithm: "A256KW".into(),
+                key: input.to_vec(),
+                read_options,
+                ..Default::default()
+            };
             c.wrap_key(r).await.is_ok()
         }
         Op::RsaOaep256Unwrap => {

@@ -140,7 +140,13 @@ async fn main() -> anyhow::Result<()> {
         println!("in process, one core, {} s per measurement: raw aws-lc-rs vs Arca's crypto", args.seconds.min(3));
         for op in crypto::ALL {
             let (raw, arca) = crypto::in_process(op, Duration::from_secs(args.seconds.min(3)));
-            println!("{:<28} raw {:>9.0} ops/s   arca {:>9.0} ops/s   ratio {:>5.1}%", op.label(), raw, arca, 100.0 * arca / raw);
+            println!(
+                "{:<28} raw {:>9.0} ops/s   arca {:>9.0} ops/s   ratio {:>5.1}%",
+                op.label(),
+                raw,
+                arca,
+                100.0 * arca / raw
+            );
             raw_rates.push(raw);
         }
         if args.in_process_only {

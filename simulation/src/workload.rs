@@ -214,7 +214,10 @@ impl Client {
                 let wraps = &mut self.wraps;
                 answer(c.crypto().wrap_key(request(m, t)).await, |w| {
                     let version = kid_version(&w.kid);
-                    wraps.insert(*data, Wrapped { name, version: version.clone(), wrapped: w.wrapped_key, data: data_key(*data) });
+                    wraps.insert(
+                        *data,
+                        Wrapped { name, version: version.clone(), wrapped: w.wrapped_key, data: data_key(*data) },
+                    );
                     Ret::Version { version }
                 })
             }
@@ -229,7 +232,13 @@ impl Client {
                     ..Default::default()
                 };
                 // Any other data back is a wrong answer the model refuses.
-                answer(c.crypto().unwrap_key(request(m, t)).await, |u| if u.key == w.data { Ret::Ok } else { Ret::Conflict })
+                answer(c.crypto().unwrap_key(request(m, t)).await, |u| {
+                    if u.key == w.data {
+                        Ret::Ok
+                    } else {
+                        Ret::Conflict
+                    }
+                })
             }
             Call::Restore { backup } => {
                 let blob = self.backups.get(backup).map(|(_, b)| b.clone()).unwrap_or_default();

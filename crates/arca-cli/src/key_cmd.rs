@@ -338,7 +338,10 @@ fn read_input(input: Input) -> anyhow::Result<Vec<u8>> {
 fn read_options(read: &ReadArgs) -> Option<pb::ReadOptions> {
     read.max_staleness_ms.map(|ms| pb::ReadOptions {
         consistency: pb::Consistency::BoundedStaleness as i32,
-        max_staleness: Some(prost_types::Duration { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }),
+        max_staleness: Some(prost_types::Duration {
+            seconds: (ms / 1000) as i64,
+            nanos: ((ms % 1000) * 1_000_000) as i32,
+        }),
     })
 }
 
@@ -505,7 +508,12 @@ pub async fn key(client: &ArcaClient, command: KeyCmd, f: Format) -> anyhow::Res
             key_json(&k.get_key(req).await.map_err(err)?.into_inner())
         }
         KeyCmd::Download { r, file, encoding } => {
-            let req = pb::GetKeyRequest { vault: r.vault_name, name: r.name, version: r.version.unwrap_or_default(), read_options: None };
+            let req = pb::GetKeyRequest {
+                vault: r.vault_name,
+                name: r.name,
+                version: r.version.unwrap_or_default(),
+                read_options: None,
+            };
             let key = k.get_key(req).await.map_err(err)?.into_inner();
             if key.public_key_der.is_empty() {
                 bail!("oct keys have no public key to download");
@@ -521,7 +529,9 @@ pub async fn key(client: &ArcaClient, command: KeyCmd, f: Format) -> anyhow::Res
             all_pages(max_results, |page_token| {
                 let (mut k, vault) = (k.clone(), vault_name.clone());
                 async move {
-                    let r = k.list_keys(pb::ListKeysRequest { vault, page_size: 100, page_token, read_options: None }).await?;
+                    let r = k
+                        .list_keys(pb::ListKeysRequest { vault, page_size: 100, page_token, read_options: None })
+                        .await?;
                     let r = r.into_inner();
                     Ok((r.keys.iter().map(key_json).collect(), r.next_page_token))
                 }
@@ -568,9 +578,9 @@ pub async fn key(client: &ArcaClient, command: KeyCmd, f: Format) -> anyhow::Res
             };
             key_json(&k.update_key(req).await.map_err(err)?.into_inner())
         }
-        KeyCmd::Delete { vault_name, name } => {
-            deleted_json(&k.delete_key(pb::DeleteKeyRequest { vault: vault_name, name }).await.map_err(err)?.into_inner())
-        }
+        KeyCmd::Delete { vault_name, name } => deleted_json(
+            &k.delete_key(pb::DeleteKeyRequest { vault: vault_name, name }).await.map_err(err)?.into_inner(),
+        ),
         KeyCmd::ShowDeleted { vault_name, name } => {
             let r = pb::GetDeletedKeyRequest { vault: vault_name, name, read_options: None };
             deleted_json(&k.get_deleted_key(r).await.map_err(err)?.into_inner())
@@ -601,7 +611,9 @@ pub async fn key(client: &ArcaClient, command: KeyCmd, f: Format) -> anyhow::Res
         }
         KeyCmd::Restore { vault_name, file } => {
             let backup = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-            key_json(&k.restore_key(pb::RestoreKeyRequest { vault: vault_name, backup }).await.map_err(err)?.into_inner())
+            key_json(
+                &k.restore_key(pb::RestoreKeyRequest { vault: vault_name, backup }).await.map_err(err)?.into_inner(),
+            )
         }
         KeyCmd::Rotate { vault_name, name } => {
             key_json(&k.rotate_key(pb::RotateKeyRequest { vault: vault_name, name }).await.map_err(err)?.into_inner())

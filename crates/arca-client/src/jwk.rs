@@ -36,9 +36,10 @@ pub fn jwk_from_json(text: &str) -> Result<pb::JsonWebKey, String> {
         kty: obj.get("kty").and_then(Value::as_str).ok_or("the JWK has no kty")?.to_owned(),
         crv: obj.get("crv").and_then(Value::as_str).unwrap_or_default().to_owned(),
         key_ops: match obj.get("key_ops") {
-            Some(Value::Array(ops)) => {
-                ops.iter().map(|o| o.as_str().map(str::to_owned).ok_or("key_ops holds strings")).collect::<Result<_, _>>()?
-            }
+            Some(Value::Array(ops)) => ops
+                .iter()
+                .map(|o| o.as_str().map(str::to_owned).ok_or("key_ops holds strings"))
+                .collect::<Result<_, _>>()?,
             Some(_) => return Err("key_ops is a list of strings".into()),
             None => Vec::new(),
         },

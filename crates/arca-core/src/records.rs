@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use arca_types::limits::SECONDS_PER_DAY;
 use arca_types::keys::{KeyOp, KeySpec};
+use arca_types::limits::SECONDS_PER_DAY;
 use arca_types::{ObjectName, SecretBytes, SecretString, VaultName, VersionId};
 use serde::{Deserialize, Serialize};
 

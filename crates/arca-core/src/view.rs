@@ -14,8 +14,12 @@ pub struct Page<T> {
 /// `BTreeMap`s by [`crate::mem_view::MemView`]. Scan order is the implementation's; cursors are opaque.
 pub trait StateView {
     fn vault(&self, name: &VaultName) -> Result<Option<VaultRecord>, ArcaError>;
-    fn header(&self, kind: ObjectKind, vault: &VaultRecord, name: &ObjectName)
-        -> Result<Option<ObjectHeader>, ArcaError>;
+    fn header(
+        &self,
+        kind: ObjectKind,
+        vault: &VaultRecord,
+        name: &ObjectName,
+    ) -> Result<Option<ObjectHeader>, ArcaError>;
     fn secret_version(
         &self,
         vault: &VaultRecord,

@@ -107,7 +107,10 @@ fn create_makes_versions_and_defaults_key_ops_by_type() {
     assert!(!got.version.key_ops.contains(&KeyOp::Import));
     let ec = KeySpec::Ec(Curve::P256);
     w.create("e", ec, false, None).unwrap();
-    assert_eq!(read::get_key(&w.view, &vault("vault"), &name("e"), None).unwrap().version.key_ops, vec![KeyOp::Sign, KeyOp::Verify]);
+    assert_eq!(
+        read::get_key(&w.view, &vault("vault"), &name("e"), None).unwrap().version.key_ops,
+        vec![KeyOp::Sign, KeyOp::Verify]
+    );
     assert_eq!(w.create("bad", ec, false, Some(vec![KeyOp::Encrypt])), Err(ErrorCode::BadParameter));
     assert_eq!(w.create("bad", KeySpec::Rsa { bits: 1024 }, false, None), Err(ErrorCode::BadParameter));
     // Secrets and keys have separate namespaces.
@@ -230,6 +233,7 @@ fn lifetime_actions_fire_on_driven_time() {
     let exp = rotated.attributes.expires.unwrap();
     assert!(!due_at(&w, exp - 10 * DAY - 1).notify);
     assert!(due_at(&w, exp - 10 * DAY).notify);
-    w.run(Command::MarkKeyNotified { vault: vault("vault"), name: name("k"), version: rotated.version.clone() }).unwrap();
+    w.run(Command::MarkKeyNotified { vault: vault("vault"), name: name("k"), version: rotated.version.clone() })
+        .unwrap();
     assert!(!due_at(&w, exp - 10 * DAY).notify);
 }

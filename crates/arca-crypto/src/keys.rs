@@ -171,7 +171,9 @@ impl LoadedKey {
                     pkcs1_public: Pkcs1PublicEncryptingKey::new(public2).map_err(|_| corrupt())?,
                 }
             }
-            KeySpec::Ec(curve) => Inner::Ec(EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), der).map_err(|_| corrupt())?),
+            KeySpec::Ec(curve) => {
+                Inner::Ec(EcdsaKeyPair::from_pkcs8(ecdsa_signing(curve), der).map_err(|_| corrupt())?)
+            }
             KeySpec::Ed25519 => Inner::Ed25519(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| corrupt())?),
             KeySpec::Oct { bits } => {
                 if der.len() * 8 != usize::from(bits) {
@@ -302,7 +304,11 @@ impl LoadedKey {
                 );
                 let mut buf = plaintext.to_vec();
                 let tag = key
-                    .seal_in_place_separate_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(aad), &mut buf)
+                    .seal_in_place_separate_tag(
+                        aead::Nonce::assume_unique_for_key(nonce),
+                        aead::Aad::from(aad),
+                        &mut buf,
+                    )
                     .map_err(|_| internal("encrypt with AES-GCM"))?;
                 Ok(Encrypted { ciphertext: buf, iv: nonce.to_vec(), tag: tag.as_ref().to_vec() })
             }
@@ -335,11 +341,14 @@ impl LoadedKey {
         match alg.aes() {
             None => self.rsa_decrypt(alg, ciphertext),
             Some((bits, AesMode::Gcm)) => {
-                let nonce: [u8; GCM_IV_BYTES] = iv
-                    .try_into()
-                    .map_err(|_| bad("iv", format!("{} needs the {GCM_IV_BYTES}-byte IV encrypt returned", alg.name())))?;
+                let nonce: [u8; GCM_IV_BYTES] = iv.try_into().map_err(|_| {
+                    bad("iv", format!("{} needs the {GCM_IV_BYTES}-byte IV encrypt returned", alg.name()))
+                })?;
                 if tag.len() != GCM_TAG_BYTES {
-                    return Err(bad("tag", format!("{} needs the {GCM_TAG_BYTES}-byte tag encrypt returned", alg.name())));
+                    return Err(bad(
+                        "tag",
+                        format!("{} needs the {GCM_TAG_BYTES}-byte tag encrypt returned", alg.name()),
+                    ));
                 }
                 let key = aead::LessSafeKey::new(
                     aead::UnboundKey::new(gcm(bits), self.oct()?).map_err(|_| internal("load an AES key"))?,
@@ -365,7 +374,9 @@ impl LoadedKey {
             24 => &cipher::AES_192,
             _ => &cipher::AES_256,
         };
-        let unbound = || cipher::UnboundCipherKey::new(alg, self.oct().unwrap_or_default()).map_err(|_| internal("load an AES key"));
+        let unbound = || {
+            cipher::UnboundCipherKey::new(alg, self.oct().unwrap_or_default()).map_err(|_| internal("load an AES key"))
+        };
         let block = cipher::AES_CBC_IV_LEN;
         if (mode == AesMode::Cbc || !encrypt) && input.len() % 16 != 0 {
             return Err(bad("value", format!("AES-CBC input must be a multiple of 16 bytes; it is {}", input.len())));
@@ -419,13 +430,20 @@ impl LoadedKey {
         if plaintext.len() > max {
             return Err(bad(
                 "value",
-                format!("{} with a {}-bit key takes at most {max} bytes; the request carried {}", alg.name(), k * 8, plaintext.len()),
+                format!(
+                    "{} with a {}-bit key takes at most {max} bytes; the request carried {}",
+                    alg.name(),
+                    k * 8,
+                    plaintext.len()
+                ),
             ));
         }
         let mut out = vec![0u8; k];
         let len = match alg {
             EncryptionAlgorithm::Rsa1_5 => pkcs1_public.encrypt(plaintext, &mut out).map(|c| c.len()),
-            EncryptionAlgorithm::RsaOaep => oaep_public.encrypt(&OAEP_SHA1_MGF1SHA1, plaintext, &mut out, None).map(|c| c.len()),
+            EncryptionAlgorithm::RsaOaep => {
+                oaep_public.encrypt(&OAEP_SHA1_MGF1SHA1, plaintext, &mut out, None).map(|c| c.len())
+            }
             _ => oaep_public.encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, None).map(|c| c.len()),
         }
         .map_err(|_| internal("encrypt with RSA"))?;
@@ -439,13 +457,19 @@ impl LoadedKey {
         if ciphertext.len() != k {
             return Err(bad(
                 "value",
-                format!("an RSA ciphertext for this {}-bit key is {k} bytes; the request carried {}", k * 8, ciphertext.len()),
+                format!(
+                    "an RSA ciphertext for this {}-bit key is {k} bytes; the request carried {}",
+                    k * 8,
+                    ciphertext.len()
+                ),
             ));
         }
         let mut out = Zeroizing::new(vec![0u8; k]);
         let len = match alg {
             EncryptionAlgorithm::Rsa1_5 => pkcs1.decrypt(ciphertext, &mut out).map(|p| p.len()),
-            EncryptionAlgorithm::RsaOaep => oaep.decrypt(&OAEP_SHA1_MGF1SHA1, ciphertext, &mut out, None).map(|p| p.len()),
+            EncryptionAlgorithm::RsaOaep => {
+                oaep.decrypt(&OAEP_SHA1_MGF1SHA1, ciphertext, &mut out, None).map(|p| p.len())
+            }
             _ => oaep.decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, None).map(|p| p.len()),
         }
         .map_err(|_| decrypt_failed())?;
@@ -485,13 +509,15 @@ impl LoadedKey {
                     SignatureAlgorithm::Ps384 => &signature::RSA_PSS_SHA384,
                     _ => &signature::RSA_PSS_SHA512,
                 };
-                let d = digest::Digest::import_less_safe(input, digest_alg(alg)).map_err(|_| internal("import a digest"))?;
+                let d = digest::Digest::import_less_safe(input, digest_alg(alg))
+                    .map_err(|_| internal("import a digest"))?;
                 let mut sig = vec![0u8; signing.public_modulus_len()];
                 signing.sign_digest(encoding, &d, &mut sig).map_err(|_| internal("sign with RSA"))?;
                 Ok(sig)
             }
             Inner::Ec(pair) => {
-                let d = digest::Digest::import_less_safe(input, digest_alg(alg)).map_err(|_| internal("import a digest"))?;
+                let d = digest::Digest::import_less_safe(input, digest_alg(alg))
+                    .map_err(|_| internal("import a digest"))?;
                 Ok(pair.sign_digest(&d).map_err(|_| internal("sign with ECDSA"))?.as_ref().to_vec())
             }
             Inner::Ed25519(pair) => Ok(pair.sign(input).as_ref().to_vec()),
@@ -517,18 +543,24 @@ impl LoadedKey {
                     SignatureAlgorithm::Ps384 => &signature::RSA_PSS_2048_8192_SHA384,
                     _ => &signature::RSA_PSS_2048_8192_SHA512,
                 };
-                let d = digest::Digest::import_less_safe(input, digest_alg(alg)).map_err(|_| internal("import a digest"))?;
+                let d = digest::Digest::import_less_safe(input, digest_alg(alg))
+                    .map_err(|_| internal("import a digest"))?;
                 UnparsedPublicKey::new(params, signing.public_key().as_ref()).verify_digest(&d, sig).is_ok()
             }
             Inner::Ec(pair) => {
                 let curve = self.spec.curve().unwrap_or(Curve::P256);
-                let d = digest::Digest::import_less_safe(input, digest_alg(alg)).map_err(|_| internal("import a digest"))?;
-                UnparsedPublicKey::new(ecdsa_verifying(curve), pair.public_key().as_ref()).verify_digest(&d, sig).is_ok()
+                let d = digest::Digest::import_less_safe(input, digest_alg(alg))
+                    .map_err(|_| internal("import a digest"))?;
+                UnparsedPublicKey::new(ecdsa_verifying(curve), pair.public_key().as_ref())
+                    .verify_digest(&d, sig)
+                    .is_ok()
             }
             Inner::Ed25519(pair) => {
                 UnparsedPublicKey::new(&signature::ED25519, pair.public_key().as_ref()).verify(input, sig).is_ok()
             }
-            Inner::Oct(_) => return Err(ArcaError::internal("check_fits lets no signature algorithm reach an oct key")),
+            Inner::Oct(_) => {
+                return Err(ArcaError::internal("check_fits lets no signature algorithm reach an oct key"))
+            }
         };
         Ok(ok)
     }
@@ -543,7 +575,8 @@ fn gcm(bits: u16) -> &'static aead::Algorithm {
 }
 
 fn cbc_iv(iv: &[u8]) -> Result<[u8; CBC_IV_BYTES], ArcaError> {
-    iv.try_into().map_err(|_| bad("iv", format!("AES-CBC needs a {CBC_IV_BYTES}-byte IV; the request carried {}", iv.len())))
+    iv.try_into()
+        .map_err(|_| bad("iv", format!("AES-CBC needs a {CBC_IV_BYTES}-byte IV; the request carried {}", iv.len())))
 }
 
 fn decrypt_failed() -> ArcaError {
@@ -594,7 +627,9 @@ fn require<'a>(field: &str, value: &'a [u8], what: &str) -> Result<&'a [u8], Arc
 /// Errors name the JWK member at fault, never its value.
 pub fn import_jwk(jwk: &PrivateJwk<'_>) -> Result<(KeySpec, KeyMaterial), ArcaError> {
     use arca_types::keys::KeyFamily;
-    let rejected = |what: &str| bad("key", format!("the JWK is not a valid {what} private key (its members do not form a consistent key)"));
+    let rejected = |what: &str| {
+        bad("key", format!("the JWK is not a valid {what} private key (its members do not form a consistent key)"))
+    };
     let (spec, material) = match jwk.family {
         Some(KeyFamily::Rsa) => {
             let what = "RSA";
@@ -611,14 +646,16 @@ pub fn import_jwk(jwk: &PrivateJwk<'_>) -> Result<(KeySpec, KeyMaterial), ArcaEr
             let pair = RsaKeyPair::from_components(&components).map_err(|_| rejected(what))?;
             let bits = pair.public_modulus_len() * 8;
             let spec = KeySpec::Rsa { bits: u16::try_from(bits).unwrap_or(0) };
-            spec.validate().map_err(|_| bad("key.n", format!("RSA keys are 2048, 3072 or 4096 bits; this one has {bits}")))?;
+            spec.validate()
+                .map_err(|_| bad("key.n", format!("RSA keys are 2048, 3072 or 4096 bits; this one has {bits}")))?;
             (spec, pkcs8(&pair)?)
         }
         Some(KeyFamily::Ec) => {
             let what = "EC";
-            let curve = jwk.crv.filter(|c| *c != Curve::Ed25519).ok_or_else(|| {
-                bad("key.crv", "an EC JWK needs crv P-256, P-384, P-521 or P-256K")
-            })?;
+            let curve = jwk
+                .crv
+                .filter(|c| *c != Curve::Ed25519)
+                .ok_or_else(|| bad("key.crv", "an EC JWK needs crv P-256, P-384, P-521 or P-256K"))?;
             let len = curve.coordinate_len();
             for (field, value) in [("d", jwk.d), ("x", jwk.x), ("y", jwk.y)] {
                 if require(field, value, what)?.len() != len {
@@ -647,7 +684,8 @@ pub fn import_jwk(jwk: &PrivateJwk<'_>) -> Result<(KeySpec, KeyMaterial), ArcaEr
         Some(KeyFamily::Oct) => {
             let k = require("k", jwk.k, "oct")?;
             let spec = KeySpec::Oct { bits: u16::try_from(k.len() * 8).unwrap_or(0) };
-            spec.validate().map_err(|_| bad("key.k", format!("oct keys are 16, 24 or 32 bytes; this one has {}", k.len())))?;
+            spec.validate()
+                .map_err(|_| bad("key.k", format!("oct keys are 16, 24 or 32 bytes; this one has {}", k.len())))?;
             (spec, SecretBytes::new(k.to_vec()))
         }
         None => return Err(bad("key.kty", "the JWK needs a kty")),
@@ -698,7 +736,10 @@ impl LoadedKey {
         };
         let k = oaep.key_size_bytes();
         if ciphertext.len() <= k {
-            return Err(bad("key.key_hsm", "the BYOK ciphertext is too short to hold a wrapped transfer key and a wrapped key"));
+            return Err(bad(
+                "key.key_hsm",
+                "the BYOK ciphertext is too short to hold a wrapped transfer key and a wrapped key",
+            ));
         }
         let aes = self
             .rsa_decrypt(EncryptionAlgorithm::RsaOaep, &ciphertext[..k])

@@ -5,7 +5,9 @@
 //! Both paths are checked against the RFCs' test vectors.
 
 use arca_types::ArcaError;
-use aws_lc_rs::cipher::{DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_192};
+use aws_lc_rs::cipher::{
+    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_192,
+};
 use aws_lc_rs::key_wrap::{AesKek, KeyWrap, KeyWrapPadded, AES_128, AES_256};
 use zeroize::Zeroizing;
 
@@ -19,7 +21,10 @@ fn bad_kek() -> ArcaError {
 }
 
 fn unwrap_failed() -> ArcaError {
-    ArcaError::bad_parameter("value", "unwrap failed: the wrapped key was not wrapped with this key (integrity check failed)")
+    ArcaError::bad_parameter(
+        "value",
+        "unwrap failed: the wrapped key was not wrapped with this key (integrity check failed)",
+    )
 }
 
 fn native(kek: &[u8]) -> Result<Option<AesKek>, ArcaError> {
@@ -48,7 +53,10 @@ pub fn wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, ArcaError> {
     if key.len() < 16 || key.len() % 8 != 0 {
         return Err(ArcaError::bad_parameter(
             "value",
-            format!("AES key wrap takes a key of at least 16 bytes in multiples of 8; the request carried {} bytes", key.len()),
+            format!(
+                "AES key wrap takes a key of at least 16 bytes in multiples of 8; the request carried {} bytes",
+                key.len()
+            ),
         ));
     }
     match native(kek)? {
@@ -68,7 +76,10 @@ pub fn unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, ArcaErro
     if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
         return Err(ArcaError::bad_parameter(
             "value",
-            format!("an AES-wrapped key is at least 24 bytes in multiples of 8; the request carried {} bytes", wrapped.len()),
+            format!(
+                "an AES-wrapped key is at least 24 bytes in multiples of 8; the request carried {} bytes",
+                wrapped.len()
+            ),
         ));
     }
     match native(kek)? {
@@ -172,7 +183,10 @@ impl Block {
     }
 
     fn encrypt(&self, b: &mut [u8; 16]) -> Result<(), ArcaError> {
-        self.enc.less_safe_encrypt(b, EncryptionContext::None).map(|_| ()).map_err(|_| ArcaError::internal("AES failed"))
+        self.enc
+            .less_safe_encrypt(b, EncryptionContext::None)
+            .map(|_| ())
+            .map_err(|_| ArcaError::internal("AES failed"))
     }
 
     fn decrypt(&self, b: &mut [u8; 16]) -> Result<(), ArcaError> {

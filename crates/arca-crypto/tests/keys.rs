@@ -17,7 +17,8 @@ fn b64(s: &str) -> Vec<u8> {
 }
 
 fn oct(k: &[u8]) -> LoadedKey {
-    let (spec, material) = keys::import_jwk(&PrivateJwk { family: Some(KeyFamily::Oct), k, ..Default::default() }).unwrap();
+    let (spec, material) =
+        keys::import_jwk(&PrivateJwk { family: Some(KeyFamily::Oct), k, ..Default::default() }).unwrap();
     LoadedKey::load(spec, &material).unwrap()
 }
 
@@ -61,7 +62,10 @@ fn rfc3394_vectors() {
 fn rfc5649_vectors() {
     let kek = hex("5840df6e29b02af1 ab493b705bf16ea1 ae8338f4dcc176a8");
     let vectors = [
-        ("c37b7e6492584340 bed1220780894115 5068f738", "138bdeaa9b8fa7fc 61f97742e72248ee 5ae6ae5360d1ae6a 5f54f373fa543b6a"),
+        (
+            "c37b7e6492584340 bed1220780894115 5068f738",
+            "138bdeaa9b8fa7fc 61f97742e72248ee 5ae6ae5360d1ae6a 5f54f373fa543b6a",
+        ),
         ("466f7250617369", "afbeb0f07dfbf541 9200f2ccb50bb24f"),
     ];
     for (key, wrapped) in vectors {
@@ -85,7 +89,8 @@ fn rfc5649_vectors() {
 fn rfc8037_ed25519_vector() {
     let d = b64("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A");
     let x = b64("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
-    let jwk = PrivateJwk { family: Some(KeyFamily::Okp), crv: Some(Curve::Ed25519), d: &d, x: &x, ..Default::default() };
+    let jwk =
+        PrivateJwk { family: Some(KeyFamily::Okp), crv: Some(Curve::Ed25519), d: &d, x: &x, ..Default::default() };
     let (spec, material) = keys::import_jwk(&jwk).unwrap();
     assert_eq!(spec, KeySpec::Ed25519);
     let key = LoadedKey::load(spec, &material).unwrap();
@@ -98,7 +103,8 @@ fn rfc8037_ed25519_vector() {
     // A public key that does not belong to the seed is refused.
     let mut wrong = x.clone();
     wrong[0] ^= 1;
-    let jwk = PrivateJwk { family: Some(KeyFamily::Okp), crv: Some(Curve::Ed25519), d: &d, x: &wrong, ..Default::default() };
+    let jwk =
+        PrivateJwk { family: Some(KeyFamily::Okp), crv: Some(Curve::Ed25519), d: &d, x: &wrong, ..Default::default() };
     assert_eq!(keys::import_jwk(&jwk).unwrap_err().code, ErrorCode::BadParameter);
 }
 
@@ -110,7 +116,8 @@ fn rfc7517_private_key_examples_import() {
         b64("4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"),
         b64("870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"),
     );
-    let ec = PrivateJwk { family: Some(KeyFamily::Ec), crv: Some(Curve::P256), x: &x, y: &y, d: &d, ..Default::default() };
+    let ec =
+        PrivateJwk { family: Some(KeyFamily::Ec), crv: Some(Curve::P256), x: &x, y: &y, d: &d, ..Default::default() };
     let (spec, material) = keys::import_jwk(&ec).unwrap();
     assert_eq!(spec, KeySpec::Ec(Curve::P256));
     let public = LoadedKey::load(spec, &material).unwrap().public_jwk();
@@ -126,7 +133,14 @@ fn rfc7517_private_key_examples_import() {
     let qi = b64("GyM_p6JrXySiz1toFgKbWV-JdI3jQ4ypu9rbMWx3rQJBfmt0FoYzgUIZEVFEcOqwemRN81zoDAaa-Bk0KWNGDjJHZDdDmFhW3AN7lI-puxk_mHZGJ11rxyR8O55XLSe3SPmRfKwZI6yU24ZxvQKFYItdldUKGzO6Ia6zTKhAVRU");
     let rsa = PrivateJwk {
         family: Some(KeyFamily::Rsa),
-        n: &n, e: &e, d: &d, p: &p, q: &q, dp: &dp, dq: &dq, qi: &qi,
+        n: &n,
+        e: &e,
+        d: &d,
+        p: &p,
+        q: &q,
+        dp: &dp,
+        dq: &dq,
+        qi: &qi,
         ..Default::default()
     };
     let (spec, material) = keys::import_jwk(&rsa).unwrap();
@@ -142,7 +156,14 @@ fn rfc7517_private_key_examples_import() {
     bad_q[10] ^= 0x40;
     let inconsistent = PrivateJwk {
         family: Some(KeyFamily::Rsa),
-        n: &n, e: &e, d: &d, p: &p, q: &bad_q, dp: &dp, dq: &dq, qi: &qi,
+        n: &n,
+        e: &e,
+        d: &d,
+        p: &p,
+        q: &bad_q,
+        dp: &dp,
+        dq: &dq,
+        qi: &qi,
         ..Default::default()
     };
     assert_eq!(keys::import_jwk(&inconsistent).unwrap_err().code, ErrorCode::BadParameter);
@@ -230,7 +251,10 @@ fn rsa_plaintext_limits_are_k_minus_padding() {
 fn aes_rules() {
     let key = oct(&[3u8; 32]);
     // GCM makes its own IV and refuses a caller's; a wrong tag or AAD fails to decrypt.
-    assert_eq!(key.encrypt(EncryptionAlgorithm::A256Gcm, b"x", Some(&[1; 12]), b"").unwrap_err().field.as_deref(), Some("iv"));
+    assert_eq!(
+        key.encrypt(EncryptionAlgorithm::A256Gcm, b"x", Some(&[1; 12]), b"").unwrap_err().field.as_deref(),
+        Some("iv")
+    );
     let out = key.encrypt(EncryptionAlgorithm::A256Gcm, b"hello", None, b"aad").unwrap();
     assert_eq!((out.iv.len(), out.tag.len()), (12, 16));
     assert!(key.decrypt(EncryptionAlgorithm::A256Gcm, &out.ciphertext, &out.iv, b"other", &out.tag).is_err());
@@ -243,5 +267,8 @@ fn aes_rules() {
     let pad = key.encrypt(EncryptionAlgorithm::A256CbcPad, &[1; 17], None, b"").unwrap();
     assert_eq!(pad.ciphertext.len(), 32);
     // A 256-bit key refuses 128-bit algorithms.
-    assert_eq!(key.encrypt(EncryptionAlgorithm::A128Gcm, b"x", None, b"").unwrap_err().field.as_deref(), Some("algorithm"));
+    assert_eq!(
+        key.encrypt(EncryptionAlgorithm::A128Gcm, b"x", None, b"").unwrap_err().field.as_deref(),
+        Some("algorithm")
+    );
 }

@@ -179,7 +179,11 @@ pub fn next_token(next: Option<Vec<u8>>) -> String {
 
 /// One page over an in-memory list (versions of one object): the index range to return and the next
 /// page token. Tokens are the big-endian start offset.
-pub fn offset_window(total: usize, raw_size: i32, raw_token: &str) -> Result<(std::ops::Range<usize>, String), ArcaError> {
+pub fn offset_window(
+    total: usize,
+    raw_size: i32,
+    raw_token: &str,
+) -> Result<(std::ops::Range<usize>, String), ArcaError> {
     let limit = page_size(raw_size)?;
     let start = match page_token(raw_token)? {
         None => 0,

@@ -91,12 +91,7 @@ pub fn deleted_secret(view: &SecretView, suffix: &str) -> pb::DeletedSecret {
 
 /// The Azure-shaped id of a key version: `https://{vault-host}/keys/{name}/{version}`.
 pub fn kid(view: &KeyView, suffix: &str) -> String {
-    format!(
-        "{}/keys/{}/{}",
-        vault_uri(view.vault.name.as_str(), suffix),
-        view.key.name.as_str(),
-        view.version.version
-    )
+    format!("{}/keys/{}/{}", vault_uri(view.vault.name.as_str(), suffix), view.key.name.as_str(), view.version.version)
 }
 
 /// A key message with the public JWK only.

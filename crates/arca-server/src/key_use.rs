@@ -94,7 +94,10 @@ pub fn check_use(view: &KeyView, op: KeyOp, now: i64) -> Result<(), ArcaError> {
         if v.attributes.expires.is_some_and(|exp| now - KEY_CLOCK_SKEW_S >= exp) {
             return Err(ArcaError::new(
                 ErrorCode::KeyOperationForbidden,
-                format!("the key version has expired; only decrypt, unwrapKey and verify still work, not '{}'", op.name()),
+                format!(
+                    "the key version has expired; only decrypt, unwrapKey and verify still work, not '{}'",
+                    op.name()
+                ),
             ));
         }
     }

@@ -26,8 +26,8 @@ use std::sync::Arc;
 
 use arca_core::view::Page;
 use arca_core::{
-    KeyVersionRecord, Mutation, ObjectHeader, ObjectKind, PolicyRecord, PurgeTarget, RotationPolicy, SecretVersionRecord,
-    StateView, VaultRecord,
+    KeyVersionRecord, Mutation, ObjectHeader, ObjectKind, PolicyRecord, PurgeTarget, RotationPolicy,
+    SecretVersionRecord, StateView, VaultRecord,
 };
 use arca_crypto::{Barrier, BarrierError, Scope};
 use arca_storage::proposal::{Precondition, Proposal};

@@ -29,7 +29,14 @@ fn sign_req(vault: &str, name: &str, alg: &str, digest: Vec<u8>) -> pb::SignRequ
 }
 
 fn verify_req(vault: &str, name: &str, alg: &str, digest: Vec<u8>, signature: Vec<u8>) -> pb::VerifyRequest {
-    pb::VerifyRequest { vault: vault.into(), name: name.into(), algorithm: alg.into(), digest, signature, ..Default::default() }
+    pb::VerifyRequest {
+        vault: vault.into(),
+        name: name.into(),
+        algorithm: alg.into(),
+        digest,
+        signature,
+        ..Default::default()
+    }
 }
 
 fn reason(e: tonic::Status) -> (tonic::Code, String) {
@@ -59,7 +66,8 @@ async fn usage_rules_and_bad_input() {
     let digest = vec![1u8; 32];
 
     // key_ops: a sign-only key refuses verify.
-    let sig = c.crypto().sign(sign_req("rules", "signer", "ES256", digest.clone())).await.unwrap().into_inner().signature;
+    let sig =
+        c.crypto().sign(sign_req("rules", "signer", "ES256", digest.clone())).await.unwrap().into_inner().signature;
     let e = c.crypto().verify(verify_req("rules", "signer", "ES256", digest.clone(), sig.clone())).await.unwrap_err();
     assert_eq!(reason(e), (tonic::Code::PermissionDenied, "KEY_OPERATION_FORBIDDEN".into()));
 
@@ -89,8 +97,14 @@ async fn usage_rules_and_bad_input() {
     big.plaintext = vec![0; 191];
     assert_eq!(reason(c.crypto().encrypt(big).await.unwrap_err()).1, "BAD_PARAMETER");
     // Missing keys, bad names, bad versions.
-    assert_eq!(reason(c.crypto().sign(sign_req("rules", "nope", "ES256", digest.clone())).await.unwrap_err()).1, "KEY_NOT_FOUND");
-    assert_eq!(reason(c.crypto().sign(sign_req("rules", "bad name", "ES256", digest.clone())).await.unwrap_err()).1, "BAD_PARAMETER");
+    assert_eq!(
+        reason(c.crypto().sign(sign_req("rules", "nope", "ES256", digest.clone())).await.unwrap_err()).1,
+        "KEY_NOT_FOUND"
+    );
+    assert_eq!(
+        reason(c.crypto().sign(sign_req("rules", "bad name", "ES256", digest.clone())).await.unwrap_err()).1,
+        "BAD_PARAMETER"
+    );
     let mut r = sign_req("rules", "signer", "ES256", digest.clone());
     r.version = "00000000000000000000000000000000".into();
     assert_eq!(reason(c.crypto().sign(r).await.unwrap_err()).1, "KEY_NOT_FOUND");
@@ -98,13 +112,25 @@ async fn usage_rules_and_bad_input() {
     // Validity window: outside nbf/exp only decrypt, unwrap and verify work.
     let sealed = c.crypto().encrypt(enc("RSA-OAEP", "rsa")).await.unwrap().into_inner();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    update(&c, "rules", "rsa", &["expires"], |r| r.expires = Some(prost_types::Timestamp { seconds: now - 3600, nanos: 0 })).await;
+    update(&c, "rules", "rsa", &["expires"], |r| {
+        r.expires = Some(prost_types::Timestamp { seconds: now - 3600, nanos: 0 })
+    })
+    .await;
     let e = c.crypto().sign(sign_req("rules", "rsa", "RS256", digest.clone())).await.unwrap_err();
     assert_eq!(reason(e), (tonic::Code::PermissionDenied, "KEY_OPERATION_FORBIDDEN".into()));
     assert_eq!(reason(c.crypto().encrypt(enc("RSA-OAEP", "rsa")).await.unwrap_err()).1, "KEY_OPERATION_FORBIDDEN");
-    let dec = pb::DecryptRequest { vault: "rules".into(), name: "rsa".into(), algorithm: "RSA-OAEP".into(), ciphertext: sealed.ciphertext.clone(), ..Default::default() };
+    let dec = pb::DecryptRequest {
+        vault: "rules".into(),
+        name: "rsa".into(),
+        algorithm: "RSA-OAEP".into(),
+        ciphertext: sealed.ciphertext.clone(),
+        ..Default::default()
+    };
     assert_eq!(c.crypto().decrypt(dec.clone()).await.unwrap().into_inner().plaintext, b"x");
-    update(&c, "rules", "rsa", &["expires", "not_before"], |r| r.not_before = Some(prost_types::Timestamp { seconds: now + 3600, nanos: 0 })).await;
+    update(&c, "rules", "rsa", &["expires", "not_before"], |r| {
+        r.not_before = Some(prost_types::Timestamp { seconds: now + 3600, nanos: 0 })
+    })
+    .await;
     assert_eq!(reason(c.crypto().encrypt(enc("RSA-OAEP", "rsa")).await.unwrap_err()).1, "KEY_OPERATION_FORBIDDEN");
     assert_eq!(c.crypto().decrypt(dec.clone()).await.unwrap().into_inner().plaintext, b"x");
     update(&c, "rules", "rsa", &["not_before"], |_| {}).await;
@@ -128,7 +154,11 @@ async fn usage_rules_and_bad_input() {
     ] {
         assert_eq!(reason(c.keys().create_key(bad).await.unwrap_err()).1, "BAD_PARAMETER");
     }
-    let e = c.keys().get_key(pb::GetKeyRequest { vault: "rules".into(), name: "k".into(), ..Default::default() }).await.unwrap_err();
+    let e = c
+        .keys()
+        .get_key(pb::GetKeyRequest { vault: "rules".into(), name: "k".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(reason(e).1, "KEY_NOT_FOUND", "refused creates change nothing");
 
     // Random bytes: 1 and 128 pass; 0 and 129 are refused.
@@ -141,10 +171,16 @@ async fn usage_rules_and_bad_input() {
     }
 
     // Batches: 100 items pass with per-item results, 101 are refused; one bad item does not sink the rest.
-    let mut items: Vec<pb::SignRequest> = (0..100).map(|_| sign_req("rules", "signer", "ES256", digest.clone())).collect();
+    let mut items: Vec<pb::SignRequest> =
+        (0..100).map(|_| sign_req("rules", "signer", "ES256", digest.clone())).collect();
     items[3].digest = vec![0; 31];
     items[4].name = "missing".into();
-    let resp = c.crypto().batch_sign(pb::BatchSignRequest { items: items.clone(), read_options: None }).await.unwrap().into_inner();
+    let resp = c
+        .crypto()
+        .batch_sign(pb::BatchSignRequest { items: items.clone(), read_options: None })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(resp.results.len(), 100);
     let errors: Vec<usize> = resp
         .results
@@ -173,7 +209,13 @@ async fn followers_serve_crypto_with_the_same_results_after_the_leader_is_killed
     let digest = vec![9u8; 32];
     // RS256 is deterministic: every node must produce the same bytes, before and after the failover.
     let before = c.crypto().sign(sign_req("failover", "rsa", "RS256", digest.clone())).await.unwrap().into_inner();
-    let wrap = pb::WrapKeyRequest { vault: "failover".into(), name: "aes".into(), algorithm: "A256KW".into(), key: vec![3; 32], ..Default::default() };
+    let wrap = pb::WrapKeyRequest {
+        vault: "failover".into(),
+        name: "aes".into(),
+        algorithm: "A256KW".into(),
+        key: vec![3; 32],
+        ..Default::default()
+    };
     let wrapped = c.crypto().wrap_key(wrap.clone()).await.unwrap().into_inner().wrapped_key;
     cluster.kill(leader);
     let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
@@ -183,13 +225,32 @@ async fn followers_serve_crypto_with_the_same_results_after_the_leader_is_killed
         .unwrap();
     for f in followers {
         let client = cluster.client(f).await.unwrap();
-        let after = client.crypto().sign(sign_req("failover", "rsa", "RS256", digest.clone())).await.unwrap().into_inner();
+        let after =
+            client.crypto().sign(sign_req("failover", "rsa", "RS256", digest.clone())).await.unwrap().into_inner();
         assert_eq!(after.signature, before.signature, "node {f}");
         assert_eq!(after.kid, before.kid);
         assert_eq!(after.served_by, cluster.status(f).await.unwrap().node_id);
-        assert!(client.crypto().verify(verify_req("failover", "rsa", "RS256", digest.clone(), before.signature.clone())).await.unwrap().into_inner().valid);
-        assert_eq!(client.crypto().wrap_key(wrap.clone()).await.unwrap().into_inner().wrapped_key, wrapped, "RFC 3394 is deterministic");
-        let unwrap = pb::UnwrapKeyRequest { vault: "failover".into(), name: "aes".into(), algorithm: "A256KW".into(), wrapped_key: wrapped.clone(), ..Default::default() };
+        assert!(
+            client
+                .crypto()
+                .verify(verify_req("failover", "rsa", "RS256", digest.clone(), before.signature.clone()))
+                .await
+                .unwrap()
+                .into_inner()
+                .valid
+        );
+        assert_eq!(
+            client.crypto().wrap_key(wrap.clone()).await.unwrap().into_inner().wrapped_key,
+            wrapped,
+            "RFC 3394 is deterministic"
+        );
+        let unwrap = pb::UnwrapKeyRequest {
+            vault: "failover".into(),
+            name: "aes".into(),
+            algorithm: "A256KW".into(),
+            wrapped_key: wrapped.clone(),
+            ..Default::default()
+        };
         assert_eq!(client.crypto().unwrap_key(unwrap).await.unwrap().into_inner().key, vec![3; 32]);
         // Bounded staleness: served from the local replica without asking the leader.
         let mut stale = sign_req("failover", "rsa", "RS256", digest.clone());
@@ -209,36 +270,69 @@ async fn private_material_is_never_in_files_logs_or_responses() {
     vault(&c, "secrecy").await;
     // Planted material: an oct key and an Ed25519 seed with recognisable bytes.
     let k: Vec<u8> = b"PLANTED-AES-KEY-MATERIAL-32BYTES".to_vec();
-    let import = |name: &str, jwk: pb::JsonWebKey| pb::ImportKeyRequest { vault: "secrecy".into(), name: name.into(), key: Some(jwk), ..Default::default() };
-    c.keys().import_key(import("planted-oct", pb::JsonWebKey { kty: "oct".into(), k: k.clone(), ..Default::default() })).await.unwrap();
+    let import = |name: &str, jwk: pb::JsonWebKey| pb::ImportKeyRequest {
+        vault: "secrecy".into(),
+        name: name.into(),
+        key: Some(jwk),
+        ..Default::default()
+    };
+    c.keys()
+        .import_key(import("planted-oct", pb::JsonWebKey { kty: "oct".into(), k: k.clone(), ..Default::default() }))
+        .await
+        .unwrap();
     // RFC 8037's Ed25519 key.
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap();
     let d = b64("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A");
     let x = b64("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
     c.keys()
-        .import_key(import("planted-ed", pb::JsonWebKey { kty: "OKP".into(), crv: "Ed25519".into(), d: d.clone(), x, ..Default::default() }))
+        .import_key(import(
+            "planted-ed",
+            pb::JsonWebKey { kty: "OKP".into(), crv: "Ed25519".into(), d: d.clone(), x, ..Default::default() },
+        ))
         .await
         .unwrap();
     // Use them through every node, rotate one, back it up, so material passes through every path.
     for i in 0..3 {
         let client = cluster.client(i).await.unwrap();
-        let wrap = pb::WrapKeyRequest { vault: "secrecy".into(), name: "planted-oct".into(), algorithm: "A256KW".into(), key: vec![1; 16], ..Default::default() };
+        let wrap = pb::WrapKeyRequest {
+            vault: "secrecy".into(),
+            name: "planted-oct".into(),
+            algorithm: "A256KW".into(),
+            key: vec![1; 16],
+            ..Default::default()
+        };
         client.crypto().wrap_key(wrap).await.unwrap();
         client.crypto().sign(sign_req("secrecy", "planted-ed", "EdDSA", b"msg".to_vec())).await.unwrap();
     }
     c.keys().create_key(create("secrecy", "generated", "RSA", &[])).await.unwrap();
     c.keys().rotate_key(pb::RotateKeyRequest { vault: "secrecy".into(), name: "generated".into() }).await.unwrap();
-    let backup = c.keys().backup_key(pb::BackupKeyRequest { vault: "secrecy".into(), name: "planted-oct".into() }).await.unwrap().into_inner().value;
+    let backup = c
+        .keys()
+        .backup_key(pb::BackupKeyRequest { vault: "secrecy".into(), name: "planted-oct".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .value;
     assert!(!backup.windows(k.len()).any(|w| w == k.as_slice()), "the backup blob is encrypted");
 
     // Responses: get and list return public members only.
     for name in ["planted-oct", "planted-ed"] {
-        let key = c.keys().get_key(pb::GetKeyRequest { vault: "secrecy".into(), name: name.into(), ..Default::default() }).await.unwrap().into_inner();
+        let key = c
+            .keys()
+            .get_key(pb::GetKeyRequest { vault: "secrecy".into(), name: name.into(), ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
         let jwk = key.key.unwrap();
         assert!(jwk.d.is_empty() && jwk.k.is_empty() && jwk.p.is_empty() && jwk.key_hsm.is_empty(), "{name}");
     }
-    let listed = c.keys().list_keys(pb::ListKeysRequest { vault: "secrecy".into(), ..Default::default() }).await.unwrap().into_inner();
+    let listed = c
+        .keys()
+        .list_keys(pb::ListKeysRequest { vault: "secrecy".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.keys.len(), 3);
     assert!(listed.keys.iter().all(|k| k.key.as_ref().is_some_and(|j| j.d.is_empty() && j.k.is_empty())));
 
@@ -276,16 +370,32 @@ async fn rotation_policy_fires_on_replicated_time() {
         expiry_time: expiry.map(d),
         ..Default::default()
     };
-    let rotate_after = |days| pb::LifetimeAction { trigger: Some(Trigger::TimeAfterCreate(d(days))), action: pb::LifetimeActionType::Rotate as i32 };
-    let notify_before = |days| pb::LifetimeAction { trigger: Some(Trigger::TimeBeforeExpiry(d(days))), action: pb::LifetimeActionType::Notify as i32 };
-    let set = |name: &str, p: pb::KeyRotationPolicy| pb::UpdateKeyRotationPolicyRequest { vault: "rotation".into(), name: name.into(), policy: Some(p) };
+    let rotate_after = |days| pb::LifetimeAction {
+        trigger: Some(Trigger::TimeAfterCreate(d(days))),
+        action: pb::LifetimeActionType::Rotate as i32,
+    };
+    let notify_before = |days| pb::LifetimeAction {
+        trigger: Some(Trigger::TimeBeforeExpiry(d(days))),
+        action: pb::LifetimeActionType::Notify as i32,
+    };
+    let set = |name: &str, p: pb::KeyRotationPolicy| pb::UpdateKeyRotationPolicyRequest {
+        vault: "rotation".into(),
+        name: name.into(),
+        policy: Some(p),
+    };
 
     // Azure's minimums: rotation at least 7 days after creation, expiry at least 28 days.
     let e = c.keys().update_key_rotation_policy(set("auto", policy(vec![rotate_after(6)], None))).await.unwrap_err();
     assert_eq!(reason(e).1, "BAD_PARAMETER");
-    let e = c.keys().update_key_rotation_policy(set("auto", policy(vec![rotate_after(7)], Some(27)))).await.unwrap_err();
+    let e =
+        c.keys().update_key_rotation_policy(set("auto", policy(vec![rotate_after(7)], Some(27)))).await.unwrap_err();
     assert_eq!(reason(e).1, "BAD_PARAMETER");
-    let set_policy = c.keys().update_key_rotation_policy(set("auto", policy(vec![rotate_after(7)], Some(60)))).await.unwrap().into_inner();
+    let set_policy = c
+        .keys()
+        .update_key_rotation_policy(set("auto", policy(vec![rotate_after(7)], Some(60))))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(set_policy.lifetime_actions.len(), 1);
     c.keys().update_key_rotation_policy(set("notified", policy(vec![notify_before(30)], None))).await.unwrap();
 

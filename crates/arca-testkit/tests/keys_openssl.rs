@@ -116,7 +116,18 @@ fn openssl_verifies(alg: &str, pem: &Path, data: &Path, sig: &[u8], dir: &Path) 
     let sig = if alg.starts_with("ES") { raw_to_der(sig) } else { sig.to_vec() };
     std::fs::write(&sig_path, sig).unwrap();
     if alg == "EdDSA" {
-        return openssl(&["pkeyutl", "-verify", "-pubin", "-inkey", p(pem), "-rawin", "-in", p(data), "-sigfile", p(&sig_path)]);
+        return openssl(&[
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            p(pem),
+            "-rawin",
+            "-in",
+            p(data),
+            "-sigfile",
+            p(&sig_path),
+        ]);
     }
     let mut args = vec!["dgst", "-verify", p(pem), "-signature", p(&sig_path)];
     let md = format!("-{}", md(alg));
@@ -169,24 +180,56 @@ async fn a_new_user_creates_signs_verifies_with_openssl_rotates_and_still_decryp
         let verified = arca(
             &cluster,
             follower,
-            &["key", "verify", "--vault-name", "keys", "--name", name, "--algorithm", alg, "--data-file", p(&data), "--signature", signed["result"].as_str().unwrap()],
+            &[
+                "key",
+                "verify",
+                "--vault-name",
+                "keys",
+                "--name",
+                name,
+                "--algorithm",
+                alg,
+                "--data-file",
+                p(&data),
+                "--signature",
+                signed["result"].as_str().unwrap(),
+            ],
         );
         assert_eq!(verified["value"], true);
     }
 
     // Wrap a data key through a follower with the AES key, unwrap through another node.
     let dek = STANDARD.encode([7u8; 32]);
-    let wrapped = arca(&cluster, follower, &["key", "wrap-key", "--vault-name", "keys", "--name", "aes", "--algorithm", "A256KW", "--value", &dek]);
+    let wrapped = arca(
+        &cluster,
+        follower,
+        &["key", "wrap-key", "--vault-name", "keys", "--name", "aes", "--algorithm", "A256KW", "--value", &dek],
+    );
     let unwrapped = arca(
         &cluster,
         leader,
-        &["key", "unwrap-key", "--vault-name", "keys", "--name", "aes", "--algorithm", "A256KW", "--value", wrapped["result"].as_str().unwrap()],
+        &[
+            "key",
+            "unwrap-key",
+            "--vault-name",
+            "keys",
+            "--name",
+            "aes",
+            "--algorithm",
+            "A256KW",
+            "--value",
+            wrapped["result"].as_str().unwrap(),
+        ],
     );
     assert_eq!(unwrapped["result"].as_str(), Some(dek.as_str()));
 
     // Encrypt with RSA, rotate, and decrypt the old ciphertext with the old version.
     let secret = STANDARD.encode(b"database password");
-    let sealed = arca(&cluster, follower, &["key", "encrypt", "--vault-name", "keys", "--name", "rsa", "--algorithm", "RSA-OAEP-256", "--value", &secret]);
+    let sealed = arca(
+        &cluster,
+        follower,
+        &["key", "encrypt", "--vault-name", "keys", "--name", "rsa", "--algorithm", "RSA-OAEP-256", "--value", &secret],
+    );
     let old_kid = sealed["kid"].as_str().unwrap().to_owned();
     let old_version = old_kid.rsplit('/').next().unwrap().to_owned();
     let rotated = arca(&cluster, leader, &["key", "rotate", "--vault-name", "keys", "--name", "rsa"]);
@@ -195,12 +238,29 @@ async fn a_new_user_creates_signs_verifies_with_openssl_rotates_and_still_decryp
     let opened = arca(
         &cluster,
         follower,
-        &["key", "decrypt", "--vault-name", "keys", "--name", "rsa", "--version", &old_version, "--algorithm", "RSA-OAEP-256", "--value", sealed["result"].as_str().unwrap()],
+        &[
+            "key",
+            "decrypt",
+            "--vault-name",
+            "keys",
+            "--name",
+            "rsa",
+            "--version",
+            &old_version,
+            "--algorithm",
+            "RSA-OAEP-256",
+            "--value",
+            sealed["result"].as_str().unwrap(),
+        ],
     );
     assert_eq!(opened["result"].as_str(), Some(secret.as_str()));
     assert_eq!(opened["kid"].as_str(), Some(old_kid.as_str()));
     // New encryptions use the new version.
-    let fresh = arca(&cluster, follower, &["key", "encrypt", "--vault-name", "keys", "--name", "rsa", "--algorithm", "RSA-OAEP-256", "--value", &secret]);
+    let fresh = arca(
+        &cluster,
+        follower,
+        &["key", "encrypt", "--vault-name", "keys", "--name", "rsa", "--algorithm", "RSA-OAEP-256", "--value", &secret],
+    );
     assert_eq!(fresh["kid"], rotated["kid"]);
     let versions = arca(&cluster, follower, &["key", "list-versions", "--vault-name", "keys", "--name", "rsa"]);
     assert_eq!(versions.as_array().map(Vec::len), Some(2));
@@ -219,17 +279,37 @@ async fn client_pem(client: &ArcaClient, name: &str, dir: &Path) -> PathBuf {
 }
 
 async fn sign(client: &ArcaClient, name: &str, alg: &str, digest: Vec<u8>) -> Vec<u8> {
-    let r = pb::SignRequest { vault: "interop".into(), name: name.into(), algorithm: alg.into(), digest, ..Default::default() };
+    let r = pb::SignRequest {
+        vault: "interop".into(),
+        name: name.into(),
+        algorithm: alg.into(),
+        digest,
+        ..Default::default()
+    };
     client.crypto().sign(r).await.unwrap().into_inner().signature
 }
 
 async fn verify(client: &ArcaClient, name: &str, alg: &str, digest: Vec<u8>, signature: Vec<u8>) -> bool {
-    let r = pb::VerifyRequest { vault: "interop".into(), name: name.into(), algorithm: alg.into(), digest, signature, ..Default::default() };
+    let r = pb::VerifyRequest {
+        vault: "interop".into(),
+        name: name.into(),
+        algorithm: alg.into(),
+        digest,
+        signature,
+        ..Default::default()
+    };
     client.crypto().verify(r).await.unwrap().into_inner().valid
 }
 
 async fn decrypt(client: &ArcaClient, name: &str, alg: &str, ciphertext: Vec<u8>, iv: Vec<u8>) -> Vec<u8> {
-    let r = pb::DecryptRequest { vault: "interop".into(), name: name.into(), algorithm: alg.into(), ciphertext, iv, ..Default::default() };
+    let r = pb::DecryptRequest {
+        vault: "interop".into(),
+        name: name.into(),
+        algorithm: alg.into(),
+        ciphertext,
+        iv,
+        ..Default::default()
+    };
     client.crypto().decrypt(r).await.unwrap().into_inner().plaintext
 }
 
@@ -243,8 +323,19 @@ async fn byok_import(client: &ArcaClient, dir: &Path, kek_pem: &Path, private_pe
     std::fs::write(&transfer_path, transfer).unwrap();
     let wrapped_transfer = dir.join(format!("{name}.aes.oaep"));
     openssl_ok(&[
-        "pkeyutl", "-encrypt", "-pubin", "-inkey", p(kek_pem), "-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha1",
-        "-in", p(&transfer_path), "-out", p(&wrapped_transfer),
+        "pkeyutl",
+        "-encrypt",
+        "-pubin",
+        "-inkey",
+        p(kek_pem),
+        "-pkeyopt",
+        "rsa_padding_mode:oaep",
+        "-pkeyopt",
+        "rsa_oaep_md:sha1",
+        "-in",
+        p(&transfer_path),
+        "-out",
+        p(&wrapped_transfer),
     ]);
     let mut ciphertext = std::fs::read(&wrapped_transfer).unwrap();
     ciphertext.extend(arca_crypto::keys::wrap_padded(&transfer, &std::fs::read(&pkcs8).unwrap()).unwrap());
@@ -271,7 +362,11 @@ async fn every_algorithm_interoperates_with_openssl() {
     let d = dir.path();
     client
         .vaults()
-        .create_vault(pb::CreateVaultRequest { name: "interop".into(), soft_delete_retention_days: 7, ..Default::default() })
+        .create_vault(pb::CreateVaultRequest {
+            name: "interop".into(),
+            soft_delete_retention_days: 7,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let create = |name: &str, kty: &str, size: i32, crv: &str, ops: &[&str]| pb::CreateKeyRequest {
@@ -297,8 +392,17 @@ async fn every_algorithm_interoperates_with_openssl() {
     let data = d.join("data.bin");
     std::fs::write(&data, b"interoperability").unwrap();
     let signers = [
-        ("rsa", "RS256"), ("rsa", "RS384"), ("rsa", "RS512"), ("rsa", "PS256"), ("rsa", "PS384"), ("rsa", "PS512"),
-        ("p256", "ES256"), ("p384", "ES384"), ("p521", "ES512"), ("k256", "ES256K"), ("ed", "EdDSA"),
+        ("rsa", "RS256"),
+        ("rsa", "RS384"),
+        ("rsa", "RS512"),
+        ("rsa", "PS256"),
+        ("rsa", "PS384"),
+        ("rsa", "PS512"),
+        ("p256", "ES256"),
+        ("p384", "ES384"),
+        ("p521", "ES512"),
+        ("k256", "ES256K"),
+        ("ed", "EdDSA"),
     ];
     // Arca signs, OpenSSL verifies.
     for (name, alg) in signers {
@@ -347,9 +451,15 @@ async fn every_algorithm_interoperates_with_openssl() {
         if alg.starts_with("ES") {
             sig = der_to_raw(&sig, coordinate_len(alg));
         }
-        assert!(verify(&client, &name, alg, digest_of(alg, b"interoperability"), sig.clone()).await, "Arca rejects OpenSSL's {alg}");
+        assert!(
+            verify(&client, &name, alg, digest_of(alg, b"interoperability"), sig.clone()).await,
+            "Arca rejects OpenSSL's {alg}"
+        );
         sig[5] ^= 1;
-        assert!(!verify(&client, &name, alg, digest_of(alg, b"interoperability"), sig).await, "a corrupted {alg} verifies");
+        assert!(
+            !verify(&client, &name, alg, digest_of(alg, b"interoperability"), sig).await,
+            "a corrupted {alg} verifies"
+        );
     }
 
     // OpenSSL encrypts with Arca's RSA public key; Arca decrypts.
@@ -387,7 +497,10 @@ async fn every_algorithm_interoperates_with_openssl() {
         let mut args = vec!["enc", "-aes-256-cbc", "-K", &kh, "-iv", &ivh, "-in", p(&plain), "-out", p(&out)];
         args.extend(extra);
         openssl_ok(&args);
-        assert_eq!(decrypt(&client, "aes", alg, std::fs::read(&out).unwrap(), iv.to_vec()).await, b"a 32-byte data encryption key!!!");
+        assert_eq!(
+            decrypt(&client, "aes", alg, std::fs::read(&out).unwrap(), iv.to_vec()).await,
+            b"a 32-byte data encryption key!!!"
+        );
     }
 }
 

@@ -43,7 +43,10 @@ impl Curve {
             .into_iter()
             .find(|c| c.jwk_name() == s || (*c == Curve::P256K && s == "SECP256K1"))
             .ok_or_else(|| {
-                ArcaError::bad_parameter("crv", format!("curve '{s}' is not one of P-256, P-384, P-521, P-256K, Ed25519"))
+                ArcaError::bad_parameter(
+                    "crv",
+                    format!("curve '{s}' is not one of P-256, P-384, P-521, P-256K, Ed25519"),
+                )
             })
     }
 
@@ -90,9 +93,7 @@ impl KeySpec {
             KeySpec::Oct { bits } if !AES_BITS.contains(&bits) => {
                 Err(ArcaError::bad_parameter("key_size", format!("oct keys are 128, 192 or 256 bits, not {bits}")))
             }
-            KeySpec::Ec(Curve::Ed25519) => {
-                Err(ArcaError::bad_parameter("crv", "Ed25519 keys have kty OKP, not EC"))
-            }
+            KeySpec::Ec(Curve::Ed25519) => Err(ArcaError::bad_parameter("crv", "Ed25519 keys have kty OKP, not EC")),
             other => Ok(other),
         }
     }
@@ -379,7 +380,9 @@ impl EncryptionAlgorithm {
                 misfit(format!("{} needs a {bits}-bit oct key; this key has {key_bits} bits", self.name()))
             }
             (Some(_), KeySpec::Oct { .. }) => Ok(()),
-            (Some(_), other) => misfit(format!("{} needs an oct key; this key is {}", self.name(), other.family_name())),
+            (Some(_), other) => {
+                misfit(format!("{} needs an oct key; this key is {}", self.name(), other.family_name()))
+            }
         }
     }
 }
@@ -436,7 +439,9 @@ impl SignatureAlgorithm {
         SignatureAlgorithm::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
             ArcaError::bad_parameter(
                 "algorithm",
-                format!("'{s}' is not a signature algorithm (RS256/384/512, PS256/384/512, ES256/384/512, ES256K, EdDSA)"),
+                format!(
+                    "'{s}' is not a signature algorithm (RS256/384/512, PS256/384/512, ES256/384/512, ES256K, EdDSA)"
+                ),
             )
         })
     }

@@ -80,7 +80,10 @@ pub(crate) fn create(view: &dyn StateView, command: &Command, now: i64) -> Resul
             if stored.material != *material {
                 return Err(ArcaError::new(ErrorCode::Conflict, "the minted version id already exists; retry"));
             }
-            return Ok(Decision { mutations: Vec::new(), outcome: Outcome::Key { vault, key: existing, version: stored } });
+            return Ok(Decision {
+                mutations: Vec::new(),
+                outcome: Outcome::Key { vault, key: existing, version: stored },
+            });
         }
         Some(existing) if existing.deleted.is_some() => return Err(objects::deleted_but_recoverable(KIND)),
         Some(mut existing) => {
@@ -173,7 +176,12 @@ fn latest(view: &dyn StateView, vault: &VaultRecord, header: &ObjectHeader) -> R
         .ok_or_else(|| ArcaError::internal("the latest version named by a key header is missing"))
 }
 
-pub(crate) fn delete(view: &dyn StateView, vault: &VaultName, name: &ObjectName, now: i64) -> Result<Decision, ArcaError> {
+pub(crate) fn delete(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+    now: i64,
+) -> Result<Decision, ArcaError> {
     let (vault, header, mutations) = objects::delete(view, KIND, vault, name, now)?;
     let version = latest(view, &vault, &header)?;
     Ok(Decision { mutations, outcome: Outcome::Key { vault, key: header, version } })
@@ -210,7 +218,11 @@ pub(crate) fn restore(
     let header = ObjectHeader { name: key.name.clone(), versions: key.versions.clone(), deleted: None };
     let mut mutations = vec![Mutation::PutHeader { kind: KIND, vault_id: vault.id, header: header.clone() }];
     for record in versions {
-        mutations.push(Mutation::PutKeyVersion { vault_id: vault.id, name: header.name.clone(), version: record.clone() });
+        mutations.push(Mutation::PutKeyVersion {
+            vault_id: vault.id,
+            name: header.name.clone(),
+            version: record.clone(),
+        });
     }
     if let Some(policy) = policy {
         validate_policy(policy)?;

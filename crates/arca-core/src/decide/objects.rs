@@ -142,7 +142,12 @@ pub(crate) fn purge(
 
 pub(crate) fn purge_record(kind: ObjectKind, vault: &VaultRecord, header: ObjectHeader) -> Decision {
     Decision {
-        mutations: vec![Mutation::PurgeObject { kind, vault_id: vault.id, name: header.name, versions: header.versions }],
+        mutations: vec![Mutation::PurgeObject {
+            kind,
+            vault_id: vault.id,
+            name: header.name,
+            versions: header.versions,
+        }],
         outcome: Outcome::Purged,
     }
 }

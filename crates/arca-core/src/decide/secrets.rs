@@ -32,7 +32,9 @@ pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<D
                 outcome: Outcome::Secret { vault, secret: existing, version: stored },
             });
         }
-        Some(existing) if existing.deleted.is_some() => return Err(objects::deleted_but_recoverable(ObjectKind::Secret)),
+        Some(existing) if existing.deleted.is_some() => {
+            return Err(objects::deleted_but_recoverable(ObjectKind::Secret))
+        }
         Some(mut existing) => {
             existing.versions.push(version.clone());
             existing
@@ -156,7 +158,8 @@ pub(crate) fn restore(
     }
     objects::check_name_free(view, ObjectKind::Secret, &vault, &secret.name)?;
     let header = ObjectHeader { name: secret.name.clone(), versions: secret.versions.clone(), deleted: None };
-    let mut mutations = vec![Mutation::PutHeader { kind: ObjectKind::Secret, vault_id: vault.id, header: header.clone() }];
+    let mut mutations =
+        vec![Mutation::PutHeader { kind: ObjectKind::Secret, vault_id: vault.id, header: header.clone() }];
     for record in versions {
         mutations.push(Mutation::PutSecretVersion {
             vault_id: vault.id,

@@ -242,7 +242,14 @@ impl Crypto {
     }
 
     /// Resolves the key a request names from the local replica and applies the usage rules.
-    fn target(&self, ks: &Keyspace, vault: &VaultName, name: &str, version: &str, op: KeyOp) -> Result<Target, ArcaError> {
+    fn target(
+        &self,
+        ks: &Keyspace,
+        vault: &VaultName,
+        name: &str,
+        version: &str,
+        op: KeyOp,
+    ) -> Result<Target, ArcaError> {
         let name = ObjectName::parse("name", name)?;
         let version = parse_version(version)?;
         let view: KeyView = read::get_key(&ks.recording_view(), vault, &name, version.as_ref())?;
@@ -254,7 +261,12 @@ impl Crypto {
         })
     }
 
-    fn authorize<R: CryptoItem>(&self, call: &mut Call, vault: &str, name: &str) -> Result<(Keyspace, VaultName), ArcaError> {
+    fn authorize<R: CryptoItem>(
+        &self,
+        call: &mut Call,
+        vault: &str,
+        name: &str,
+    ) -> Result<(Keyspace, VaultName), ArcaError> {
         self.0.touch(call, name);
         let ks = self.0.authorize(call, R::ACTION, Some(vault))?;
         Ok((ks, VaultName::parse(vault)?))
@@ -262,7 +274,10 @@ impl Crypto {
 
     /// Runs items that passed their checks; RSA work goes to the blocking pool so it never stalls the
     /// node's async workers (Raft heartbeats included).
-    async fn run_items<R: CryptoItem>(&self, work: Vec<(R, Target)>) -> Result<Vec<Result<R::Out, ArcaError>>, ArcaError> {
+    async fn run_items<R: CryptoItem>(
+        &self,
+        work: Vec<(R, Target)>,
+    ) -> Result<Vec<Result<R::Out, ArcaError>>, ArcaError> {
         let heavy = work.iter().any(|(_, t)| t.key.spec().family() == KeyFamily::Rsa);
         blocking(heavy, move || Ok(work.into_iter().map(|(r, t)| r.run(&t)).collect())).await
     }
@@ -333,7 +348,10 @@ impl Crypto {
     }
 }
 
-fn unpack<T, R>(request: Request<T>, split: impl FnOnce(T) -> (Vec<R>, Option<pb::ReadOptions>)) -> Request<(Vec<R>, Option<pb::ReadOptions>)> {
+fn unpack<T, R>(
+    request: Request<T>,
+    split: impl FnOnce(T) -> (Vec<R>, Option<pb::ReadOptions>),
+) -> Request<(Vec<R>, Option<pb::ReadOptions>)> {
     let (metadata, extensions, inner) = request.into_parts();
     Request::from_parts(metadata, extensions, split(inner))
 }
@@ -359,15 +377,24 @@ impl CryptoService for Crypto {
         self.one(r).await
     }
 
-    async fn batch_encrypt(&self, r: Request<pb::BatchEncryptRequest>) -> Result<Response<pb::BatchEncryptResponse>, Status> {
+    async fn batch_encrypt(
+        &self,
+        r: Request<pb::BatchEncryptRequest>,
+    ) -> Result<Response<pb::BatchEncryptResponse>, Status> {
         let resp = self.batch(unpack(r, |b| (b.items, b.read_options))).await?;
         Ok(resp.map(|(results, served_by)| pb::BatchEncryptResponse { results, served_by }))
     }
-    async fn batch_decrypt(&self, r: Request<pb::BatchDecryptRequest>) -> Result<Response<pb::BatchDecryptResponse>, Status> {
+    async fn batch_decrypt(
+        &self,
+        r: Request<pb::BatchDecryptRequest>,
+    ) -> Result<Response<pb::BatchDecryptResponse>, Status> {
         let resp = self.batch(unpack(r, |b| (b.items, b.read_options))).await?;
         Ok(resp.map(|(results, served_by)| pb::BatchDecryptResponse { results, served_by }))
     }
-    async fn batch_wrap_key(&self, r: Request<pb::BatchWrapKeyRequest>) -> Result<Response<pb::BatchWrapKeyResponse>, Status> {
+    async fn batch_wrap_key(
+        &self,
+        r: Request<pb::BatchWrapKeyRequest>,
+    ) -> Result<Response<pb::BatchWrapKeyResponse>, Status> {
         let resp = self.batch(unpack(r, |b| (b.items, b.read_options))).await?;
         Ok(resp.map(|(results, served_by)| pb::BatchWrapKeyResponse { results, served_by }))
     }
@@ -382,7 +409,10 @@ impl CryptoService for Crypto {
         let resp = self.batch(unpack(r, |b| (b.items, b.read_options))).await?;
         Ok(resp.map(|(results, served_by)| pb::BatchSignResponse { results, served_by }))
     }
-    async fn batch_verify(&self, r: Request<pb::BatchVerifyRequest>) -> Result<Response<pb::BatchVerifyResponse>, Status> {
+    async fn batch_verify(
+        &self,
+        r: Request<pb::BatchVerifyRequest>,
+    ) -> Result<Response<pb::BatchVerifyResponse>, Status> {
         let resp = self.batch(unpack(r, |b| (b.items, b.read_options))).await?;
         Ok(resp.map(|(results, served_by)| pb::BatchVerifyResponse { results, served_by }))
     }

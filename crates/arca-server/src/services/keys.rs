@@ -40,7 +40,8 @@ pub fn parse_ops(raw: &[String]) -> Result<Option<Vec<KeyOp>>, ArcaError> {
 /// The spec a create request asks for, with Azure's defaults (RSA 2048, EC P-256, oct 256).
 fn requested_spec(r: &pb::CreateKeyRequest) -> Result<(KeySpec, bool), ArcaError> {
     let (family, hsm) = parse_kty(&r.kty)?;
-    let bits = || u16::try_from(r.key_size).map_err(|_| ArcaError::bad_parameter("key_size", "key_size is out of range"));
+    let bits =
+        || u16::try_from(r.key_size).map_err(|_| ArcaError::bad_parameter("key_size", "key_size is out of range"));
     let no_size = |what: &str| {
         if r.key_size != 0 {
             return Err(ArcaError::bad_parameter("key_size", format!("{what} keys take a curve (crv), not key_size")));
@@ -53,7 +54,10 @@ fn requested_spec(r: &pb::CreateKeyRequest) -> Result<(KeySpec, bool), ArcaError
                 return Err(ArcaError::bad_parameter("crv", "RSA keys take key_size, not crv"));
             }
             if ![0, 65537].contains(&r.public_exponent) {
-                return Err(ArcaError::bad_parameter("public_exponent", "Arca generates RSA keys with exponent 65537 only"));
+                return Err(ArcaError::bad_parameter(
+                    "public_exponent",
+                    "Arca generates RSA keys with exponent 65537 only",
+                ));
             }
             KeySpec::Rsa { bits: if r.key_size == 0 { 2048 } else { bits()? } }
         }
@@ -204,7 +208,9 @@ impl Keys {
         let kek = read::get_key(&ks.recording_view(), vault, &kek_name, kek_version.as_ref())
             .map_err(|_| bad("the BYOK header's kid does not name a key-exchange key of this vault"))?;
         if kek.version.key_ops != [KeyOp::Import] {
-            return Err(bad("the key the BYOK blob names is not a key-exchange key (key_ops must be exactly [\"import\"])"));
+            return Err(bad(
+                "the key the BYOK blob names is not a key-exchange key (key_ops must be exactly [\"import\"])",
+            ));
         }
         crate::key_use::check_use(&kek, KeyOp::Import, self.0.engine.clock.now_unix())?;
         let loaded = self.loaded(&kek)?;
@@ -225,8 +231,19 @@ impl KeyService for Keys {
                 spec.check_ops(ops)?;
             }
             let material = blocking(spec.family() == KeyFamily::Rsa, move || keys::generate(spec)).await?;
-            self.create_version(vault, name, spec, hsm, material, key_ops, &r.tags, r.enabled, r.not_before.as_ref(), r.expires.as_ref())
-                .await
+            self.create_version(
+                vault,
+                name,
+                spec,
+                hsm,
+                material,
+                key_ops,
+                &r.tags,
+                r.enabled,
+                r.not_before.as_ref(),
+                r.expires.as_ref(),
+            )
+            .await
         }
         .await;
         self.0.finish(call, result)
@@ -238,11 +255,28 @@ impl KeyService for Keys {
         let result = async {
             let (ks, vault, name) = self.open(&mut call, Action::KeyImport, &r.vault, &r.name)?;
             let jwk = r.key.as_ref().ok_or_else(|| ArcaError::bad_parameter("key", "import needs a JWK in key"))?;
-            let members = [&jwk.n, &jwk.e, &jwk.d, &jwk.p, &jwk.q, &jwk.dp, &jwk.dq, &jwk.qi, &jwk.k, &jwk.x, &jwk.y, &jwk.key_hsm];
+            let members = [
+                &jwk.n,
+                &jwk.e,
+                &jwk.d,
+                &jwk.p,
+                &jwk.q,
+                &jwk.dp,
+                &jwk.dq,
+                &jwk.qi,
+                &jwk.k,
+                &jwk.x,
+                &jwk.y,
+                &jwk.key_hsm,
+            ];
             if members.iter().map(|m| m.len()).sum::<usize>() > KEY_IMPORT_BYTES_MAX {
-                return Err(ArcaError::bad_parameter("key", format!("the JWK is larger than {KEY_IMPORT_BYTES_MAX} bytes")));
+                return Err(ArcaError::bad_parameter(
+                    "key",
+                    format!("the JWK is larger than {KEY_IMPORT_BYTES_MAX} bytes"),
+                ));
             }
-            let (family, kty_hsm) = parse_kty(&jwk.kty).map_err(|e| ArcaError { field: Some("key.kty".into()), ..e })?;
+            let (family, kty_hsm) =
+                parse_kty(&jwk.kty).map_err(|e| ArcaError { field: Some("key.kty".into()), ..e })?;
             let key_ops = parse_ops(&jwk.key_ops)?;
             let (spec, material) = if !jwk.key_hsm.is_empty() {
                 self.open_byok(&ks, &vault, family, &jwk.key_hsm).await?
@@ -343,7 +377,10 @@ impl KeyService for Keys {
         let r = request.into_inner();
         let result = async {
             let (_, vault, name) = self.open(&mut call, Action::KeyUpdate, &r.vault, &r.name)?;
-            let has = crate::api::update_mask(r.update_mask.as_ref(), &["key_ops", "tags", "enabled", "not_before", "expires"])?;
+            let has = crate::api::update_mask(
+                r.update_mask.as_ref(),
+                &["key_ops", "tags", "enabled", "not_before", "expires"],
+            )?;
             let key_ops = if has("key_ops") {
                 Some(parse_ops(&r.key_ops)?.ok_or_else(|| {
                     ArcaError::bad_parameter("key_ops", "key_ops cannot be emptied; name the operations to keep")
@@ -358,7 +395,11 @@ impl KeyService for Keys {
                 key_ops,
                 tags: has("tags").then(|| convert::tags(&r.tags)),
                 enabled: has("enabled").then_some(r.enabled),
-                not_before: if has("not_before") { Some(convert::from_ts("not_before", r.not_before.as_ref())?) } else { None },
+                not_before: if has("not_before") {
+                    Some(convert::from_ts("not_before", r.not_before.as_ref())?)
+                } else {
+                    None
+                },
                 expires: if has("expires") { Some(convert::from_ts("expires", r.expires.as_ref())?) } else { None },
             };
             let view = self.run(command).await?;
@@ -446,7 +487,10 @@ impl KeyService for Keys {
         self.0.finish(call, result)
     }
 
-    async fn backup_key(&self, request: Request<pb::BackupKeyRequest>) -> Result<Response<pb::BackupKeyResponse>, Status> {
+    async fn backup_key(
+        &self,
+        request: Request<pb::BackupKeyRequest>,
+    ) -> Result<Response<pb::BackupKeyResponse>, Status> {
         let mut call = self.0.begin(&request, "KeyBackup");
         let r = request.into_inner();
         let result = async {
@@ -530,7 +574,10 @@ impl KeyService for Keys {
             self.0.authorize(&mut call, Action::RandomBytes, None)?;
             let count = u32::try_from(r.count).ok().filter(|c| (RANDOM_BYTES_MIN..=RANDOM_BYTES_MAX).contains(c));
             let count = count.ok_or_else(|| {
-                ArcaError::bad_parameter("count", format!("count must be {RANDOM_BYTES_MIN}-{RANDOM_BYTES_MAX}, it is {}", r.count))
+                ArcaError::bad_parameter(
+                    "count",
+                    format!("count must be {RANDOM_BYTES_MIN}-{RANDOM_BYTES_MAX}, it is {}", r.count),
+                )
             })?;
             let mut value = vec![0u8; count as usize];
             keys::random_bytes(&mut value)?;
