@@ -162,7 +162,7 @@ pub async fn call(client: &ArcaClient, op: Op, input: &[u8], read_options: Optio
         name: name.clone(),
         algorithm: algorithm.into(),
         digest: input.to_vec(),
-        read_options: read_options.clone(),
+        read_options,
         ..Default::default()
     };
     match op {

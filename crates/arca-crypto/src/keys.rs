@@ -378,7 +378,7 @@ impl LoadedKey {
             cipher::UnboundCipherKey::new(alg, self.oct().unwrap_or_default()).map_err(|_| internal("load an AES key"))
         };
         let block = cipher::AES_CBC_IV_LEN;
-        if (mode == AesMode::Cbc || !encrypt) && input.len() % 16 != 0 {
+        if (mode == AesMode::Cbc || !encrypt) && !input.len().is_multiple_of(16) {
             return Err(bad("value", format!("AES-CBC input must be a multiple of 16 bytes; it is {}", input.len())));
         }
         let mut buf = input.to_vec();

@@ -50,7 +50,7 @@ fn check_input(len: usize) -> Result<(), ArcaError> {
 /// RFC 3394 wrap. The key must be at least 16 bytes and a multiple of 8.
 pub fn wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, ArcaError> {
     check_input(key.len())?;
-    if key.len() < 16 || key.len() % 8 != 0 {
+    if key.len() < 16 || !key.len().is_multiple_of(8) {
         return Err(ArcaError::bad_parameter(
             "value",
             format!(
@@ -73,7 +73,7 @@ pub fn wrap(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, ArcaError> {
 /// RFC 3394 unwrap.
 pub fn unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, ArcaError> {
     check_input(wrapped.len())?;
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(ArcaError::bad_parameter(
             "value",
             format!(
@@ -132,7 +132,7 @@ pub fn wrap_padded(kek: &[u8], key: &[u8]) -> Result<Vec<u8>, ArcaError> {
 /// RFC 5649 unwrap with padding.
 pub fn unwrap_padded(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, ArcaError> {
     check_input(wrapped.len())?;
-    if wrapped.len() < 16 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 16 || !wrapped.len().is_multiple_of(8) {
         return Err(unwrap_failed());
     }
     match native(kek)? {
