@@ -193,3 +193,63 @@ pub async fn call(client: &ArcaClient, op: Op, input: &[u8], read_options: Optio
         }
     }
 }
+
+/// One batch call of `n` items; true if every item succeeded.
+pub async fn call_batch(
+    client: &ArcaClient,
+    op: Op,
+    input: &[u8],
+    read_options: Option<pb::ReadOptions>,
+    n: usize,
+) -> bool {
+    let name = format!("{op:?}").to_lowercase();
+    let mut c = client.crypto();
+    let vault = "bench".to_owned();
+    let sign = |algorithm: &str| pb::BatchSignRequest {
+        items: (0..n)
+            .map(|_| pb::SignRequest {
+                vault: vault.clone(),
+                name: name.clone(),
+                algorithm: algorithm.into(),
+                digest: input.to_vec(),
+                ..Default::default()
+            })
+            .collect(),
+        read_options,
+    };
+    let ok_sign =
+        |r: pb::BatchSignResponse| r.results.iter().all(|r| matches!(r.result, Some(pb::sign_result::Result::Ok(_))));
+    match op {
+        Op::Rsa2048Sign => c.batch_sign(sign("RS256")).await.is_ok_and(|r| ok_sign(r.into_inner())),
+        Op::P256Sign => c.batch_sign(sign("ES256")).await.is_ok_and(|r| ok_sign(r.into_inner())),
+        Op::Ed25519Sign => c.batch_sign(sign("EdDSA")).await.is_ok_and(|r| ok_sign(r.into_inner())),
+        Op::A256KwWrap => {
+            let items = (0..n)
+                .map(|_| pb::WrapKeyRequest {
+                    vault: vault.clone(),
+                    name: name.clone(),
+                    algorithm: "A256KW".into(),
+                    key: input.to_vec(),
+                    ..Default::default()
+                })
+                .collect();
+            c.batch_wrap_key(pb::BatchWrapKeyRequest { items, read_options }).await.is_ok_and(|r| {
+                r.into_inner().results.iter().all(|r| matches!(r.result, Some(pb::wrap_key_result::Result::Ok(_))))
+            })
+        }
+        Op::RsaOaep256Unwrap => {
+            let items = (0..n)
+                .map(|_| pb::UnwrapKeyRequest {
+                    vault: vault.clone(),
+                    name: name.clone(),
+                    algorithm: "RSA-OAEP-256".into(),
+                    wrapped_key: input.to_vec(),
+                    ..Default::default()
+                })
+                .collect();
+            c.batch_unwrap_key(pb::BatchUnwrapKeyRequest { items, read_options }).await.is_ok_and(|r| {
+                r.into_inner().results.iter().all(|r| matches!(r.result, Some(pb::unwrap_key_result::Result::Ok(_))))
+            })
+        }
+    }
+}

@@ -30,6 +30,9 @@ struct Args {
     value_bytes: usize,
     #[arg(long, value_enum, default_value_t = Suite::All)]
     suite: Suite,
+    /// Items per batch call in the batch phases (latencies are per call).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
     /// Only the in-process comparison (no cluster).
     #[arg(long)]
     in_process_only: bool,
@@ -48,6 +51,8 @@ enum Phase {
     GetLinearizable,
     GetBoundedStaleness,
     Key(crypto::Op, bool),
+    /// Batch calls of this many items.
+    KeyBatch(crypto::Op, bool, usize),
 }
 
 fn bounded() -> Option<pb::ReadOptions> {
@@ -57,10 +62,26 @@ fn bounded() -> Option<pb::ReadOptions> {
     })
 }
 
-async fn one_op(client: &ArcaClient, phase: Phase, name: &str, value: &str, input: &[u8]) -> bool {
+/// One call; returns how many operations it completed (0 if it failed).
+async fn one_op(client: &ArcaClient, phase: Phase, name: &str, value: &str, input: &[u8]) -> u64 {
+    let ok = match phase {
+        Phase::KeyBatch(op, stale, n) => {
+            return if crypto::call_batch(client, op, input, if stale { bounded() } else { None }, n).await {
+                n as u64
+            } else {
+                0
+            }
+        }
+        _ => one_call(client, phase, name, value, input).await,
+    };
+    u64::from(ok)
+}
+
+async fn one_call(client: &ArcaClient, phase: Phase, name: &str, value: &str, input: &[u8]) -> bool {
     let mut secrets = client.secrets();
     match phase {
         Phase::Key(op, stale) => crypto::call(client, op, input, if stale { bounded() } else { None }).await,
+        Phase::KeyBatch(..) => false,
         Phase::Set => {
             let r = pb::SetSecretRequest {
                 vault: "bench".into(),
@@ -95,33 +116,38 @@ async fn run_phase(clients: &[ArcaClient], args: &Args, phase: Phase, label: &st
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0u64;
+                let mut done = 0u64;
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     let name = format!("s{}-{}", i, n % 16);
                     n += 1;
                     let start = Instant::now();
-                    if one_op(&client, phase, &name, &value, &input).await {
-                        latencies.push(start.elapsed());
-                    } else {
-                        errors += 1;
+                    match one_op(&client, phase, &name, &value, &input).await {
+                        0 => errors += 1,
+                        ops => {
+                            latencies.push(start.elapsed());
+                            done += ops;
+                        }
                     }
                 }
-                (latencies, errors)
+                (latencies, errors, done)
             })
         })
         .collect();
     let mut all = Vec::new();
     let mut errors = 0;
+    let mut done = 0;
     for t in tasks {
-        let (l, e) = t.await.expect("a client task panicked");
+        let (l, e, d) = t.await.expect("a client task panicked");
         all.extend(l);
         errors += e;
+        done += d;
     }
     all.sort();
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
     };
-    let throughput = all.len() as f64 / args.seconds as f64;
+    let throughput = done as f64 / args.seconds as f64;
     print!(
         "{label:<44} {:>9.0} ops/s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms   errors {errors}",
         throughput,
@@ -182,6 +208,10 @@ async fn main() -> anyhow::Result<()> {
                 let throughput = run_phase(&clients, &args, Phase::Key(op, stale), &label, &input).await;
                 println!("   {:>5.1}% of raw per-core", 100.0 * throughput / raw);
             }
+            let n = args.batch;
+            let label = format!("{} (batches of {n}, linearizable)", op.label());
+            let throughput = run_phase(&clients, &args, Phase::KeyBatch(op, false, n), &label, &input).await;
+            println!("   {:>5.1}% of raw per-core", 100.0 * throughput / raw);
         }
     }
     Ok(())
