@@ -94,9 +94,6 @@ pub struct Engine {
     pub vault_suffix: String,
     /// Parsed customer keys for the crypto service.
     pub key_cache: crate::key_use::KeyCache,
-    /// Concurrent reads share read-index round trips (to the leader, and the leader's quorum check).
-    reads: crate::coalesce::Coalescer<ArcaError>,
-    leader_reads: crate::coalesce::Coalescer<WriteError>,
 }
 
 fn from_write_error(e: WriteError) -> ArcaError {
@@ -182,8 +179,6 @@ impl Engine {
             last_leader_contact: Mutex::new(None),
             vault_suffix,
             key_cache: crate::key_use::KeyCache::default(),
-            reads: Default::default(),
-            leader_reads: Default::default(),
         }
     }
 
@@ -382,24 +377,12 @@ impl Engine {
         raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await.map_err(from_write_error)
     }
 
-    /// The read index, from this node if it leads, else from the leader. Concurrent callers share
-    /// round trips that started after they called.
+    /// The read index, from this node if it leads, else from the leader.
     pub async fn read_index(&self) -> Result<u64, ArcaError> {
-        self.reads.run(|| self.read_index_once()).await
-    }
-
-    /// On the leader: confirms leadership with a quorum (shared by concurrent callers) and returns the
-    /// index reads must wait for. Fails with `ForwardToLeader` when this node does not lead.
-    pub async fn leader_read_index(&self) -> Result<u64, WriteError> {
-        let raft = self.raft().map_err(|e| WriteError::Unavailable(e.message))?;
-        self.leader_reads.run(|| raft.read_index()).await
-    }
-
-    async fn read_index_once(&self) -> Result<u64, ArcaError> {
         let raft = self.raft()?;
         self.on_leader(
             "confirm a read index",
-            move || async move { retry_if_moved(self.leader_read_index().await) },
+            move || async move { retry_if_moved(raft.read_index().await) },
             move |leader| async move {
                 let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
                 let mut req = tonic::Request::new(ReadIndexRequest {});

@@ -7,13 +7,9 @@
 //! **Architecture Invariant:** plaintext names and values exist only in memory, inside the
 //! `Keyspace` and the handlers; everything handed to Raft or storage is barrier ciphertext.
 #![forbid(unsafe_code)]
-// The crypto handlers nest several async layers (batch → read barrier → shared read index → leader
-// routing); computing their future layouts needs more than the default query depth.
-#![recursion_limit = "256"]
 
 pub mod access;
 pub mod api;
-mod coalesce;
 pub mod convert;
 pub mod engine;
 pub mod key_use;

@@ -49,7 +49,7 @@ impl NodeService for Node {
         _request: Request<pb::ReadIndexRequest>,
     ) -> Result<Response<pb::ReadIndexResponse>, Status> {
         let raft = self.raft()?;
-        let index = self.0.leader_read_index().await.map_err(|e| Status::unavailable(e.to_string()))?;
+        let index = raft.read_index().await.map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::ReadIndexResponse { index, leader_id: raft.node_id }))
     }
 
