@@ -46,6 +46,17 @@ fn seeds_21_to_30_pass_every_checker() {
     assert!(!out.contains("INCONCLUSIVE"), "every history was decided:\n{out}");
 }
 
+/// Seeds that once failed, each for a bug since fixed. 513 and 647: a learner that a leader began to
+/// add (and whose vote it took) crashed, the leader lost office before the change committed, and on
+/// restart the learner took its vote for membership and never asked to join again.
+#[test]
+fn regression_seeds_pass() {
+    for seed in ["513", "647"] {
+        let (ok, out) = simulate(&["--seed", seed]);
+        assert!(ok, "seed {seed} failed:\n{out}");
+    }
+}
+
 #[test]
 fn one_seed_replays_the_identical_history() {
     let (ok1, first) = simulate(&["--seed", "4"]);

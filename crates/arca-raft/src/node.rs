@@ -103,6 +103,12 @@ impl RaftNode {
         self.raft.is_initialized().await.unwrap_or(false)
     }
 
+    /// Whether this node has ever stored a membership (from the log or a snapshot). A node that only
+    /// holds a vote, granted to a leader that was adding it when that leader lost office, has not.
+    pub fn has_seen_membership(&self) -> bool {
+        self.metrics().membership_config.membership().nodes().next().is_some()
+    }
+
     /// Proposes `proposal` on this node, which must be the leader. Returns once it is committed on a
     /// quorum and applied here.
     pub async fn write(&self, proposal: Proposal) -> Result<(u64, ApplyOutcome), WriteError> {

@@ -227,7 +227,9 @@ pub async fn serve(
             let raft = shared.start_raft(id).await?;
             // A node that got its id but crashed before the cluster added it has never seen a
             // membership: finish joining. (A node that was a member, even one since removed, has.)
-            if !raft.is_initialized().await {
+            // Its vote says nothing: the leader that was adding it may have reached it and then lost
+            // office before the change committed.
+            if !raft.has_seen_membership() {
                 join_in_background(shared.clone());
             }
         }
