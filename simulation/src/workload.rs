@@ -323,6 +323,12 @@ impl Client {
             for name in &names {
                 loop {
                     let got = self.run(node, name, Call::Get).await;
+                    // A delete whose outcome was unknown may still land after the recovery above (its
+                    // forward or its log entry outlived the client's deadline): bring the secret back
+                    // and read again, so a soft-deleted secret is not taken for a lost one.
+                    if got == Ret::NotFound && self.run(node, name, Call::Recover).await == Ret::Ok {
+                        continue;
+                    }
                     let listed = self.list_versions(node, name).await;
                     let keys = self.list_key_versions(node, name).await;
                     match (got, listed, keys) {
