@@ -75,9 +75,7 @@ impl Api {
     /// Audits the call and turns its result into a gRPC response with Arca's metadata.
     pub fn finish<R>(&self, call: Call, result: Result<R, ArcaError>) -> Result<Response<R>, Status> {
         let object_hash = match (&call.object, self.engine.seal.barrier()) {
-            (Some(name), Ok(barrier)) => Some(crate::seal::hex_of(
-                &barrier.name_hash(arca_crypto::Scope::System, format!("audit:{name}").as_bytes())[..12],
-            )),
+            (Some(name), Ok(barrier)) => Some(audit_object_hash(&barrier, name)),
             _ => None,
         };
         let event = AuditEvent {
@@ -122,6 +120,13 @@ impl Api {
         }
         Ok(response)
     }
+}
+
+/// How an audit record names an object: a keyed hash of its lowercase name, never the name.
+pub fn audit_object_hash(barrier: &arca_crypto::Barrier, lowercase_name: &str) -> String {
+    crate::seal::hex_of(
+        &barrier.name_hash(arca_crypto::Scope::System, format!("audit:{lowercase_name}").as_bytes())[..12],
+    )
 }
 
 /// Parses the read options of a Get or List call (default: linearizable).

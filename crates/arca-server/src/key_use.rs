@@ -58,19 +58,9 @@ impl KeyCache {
         Ok(key)
     }
 
-    /// Drops entries unused for `idle`; returns how many remain.
-    pub fn evict_idle(&self, idle: Duration) -> usize {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|_, e| e.last_used.elapsed() < idle);
-        entries.len()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Drops entries unused for `idle`.
+    pub fn evict_idle(&self, idle: Duration) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, e| e.last_used.elapsed() < idle);
     }
 }
 

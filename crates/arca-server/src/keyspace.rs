@@ -160,16 +160,6 @@ impl Keyspace {
         Ok(out)
     }
 
-    /// Reads one key version with the log index that last wrote it (the crypto cache's version stamp).
-    pub fn key_version_at(
-        &self,
-        vault: &VaultRecord,
-        name: &ObjectName,
-        version: &VersionId,
-    ) -> Result<Option<(u64, KeyVersionRecord)>, ArcaError> {
-        self.read(Scope::Vault(&vault.id), &self.version_key(ObjectKind::Key, &vault.id, name, version))
-    }
-
     fn purge_key(&self, at: i64, target: &PurgeTarget) -> Vec<u8> {
         let mut key = PURGE_PREFIX.to_vec();
         key.extend_from_slice(&(at.max(0) as u64).to_be_bytes());

@@ -650,7 +650,6 @@ pub async fn run_lifetime_actions(api: &Api) -> Result<usize, ArcaError> {
                     };
                     engine.execute(&command).await?;
                     let barrier = engine.seal.barrier()?;
-                    let object = format!("audit:{}", record.name.canonical());
                     api.audit.record(&crate::access::AuditEvent {
                         time: now,
                         request_id: crate::seal::hex_of(&engine.seal.entropy().bytes16()),
@@ -658,9 +657,7 @@ pub async fn run_lifetime_actions(api: &Api) -> Result<usize, ArcaError> {
                         operation: "KeyNearExpiry".to_owned(),
                         caller: None,
                         vault: Some(vault.name.to_string()),
-                        object_hash: Some(crate::seal::hex_of(
-                            &barrier.name_hash(arca_crypto::Scope::System, object.as_bytes())[..12],
-                        )),
+                        object_hash: Some(crate::api::audit_object_hash(&barrier, &record.name.canonical())),
                         result: "success",
                         code: None,
                         duration_ms: 0,
