@@ -353,60 +353,59 @@ impl Client {
     }
 
     async fn list_key_versions(&self, node: usize, name: &str) -> Result<Option<Vec<String>>, ()> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
+        let (c, t) = (&self.nodes[node], self.spec.timeout);
+        all_versions(|page_token| async move {
             let m = pb::ListKeyVersionsRequest {
                 vault: self.spec.vault.clone(),
                 name: name.to_owned(),
                 page_size: 100,
-                page_token: token.clone(),
+                page_token,
                 ..Default::default()
             };
-            match self.nodes[node].keys().list_key_versions(request(m, self.spec.timeout)).await {
-                Ok(r) => {
-                    let r = r.into_inner();
-                    out.extend(r.keys.into_iter().map(|k| k.version));
-                    if r.next_page_token.is_empty() {
-                        return Ok(Some(out));
-                    }
-                    token = r.next_page_token;
-                }
-                Err(status) => {
-                    return match classify(&ClientError::from(status)) {
-                        Ret::NotFound => Ok(None),
-                        _ => Err(()),
-                    }
-                }
-            }
-        }
+            let r = c.keys().list_key_versions(request(m, t)).await?.into_inner();
+            Ok((r.keys.into_iter().map(|k| k.version).collect(), r.next_page_token))
+        })
+        .await
     }
 
     async fn list_versions(&self, node: usize, name: &str) -> Result<Option<Vec<String>>, ()> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
+        let (c, t) = (&self.nodes[node], self.spec.timeout);
+        all_versions(|page_token| async move {
             let m = pb::ListSecretVersionsRequest {
                 vault: self.spec.vault.clone(),
                 name: name.to_owned(),
                 page_size: 100,
-                page_token: token.clone(),
+                page_token,
                 ..Default::default()
             };
-            match self.nodes[node].secrets().list_secret_versions(request(m, self.spec.timeout)).await {
-                Ok(r) => {
-                    let r = r.into_inner();
-                    out.extend(r.secrets.into_iter().map(|s| s.version));
-                    if r.next_page_token.is_empty() {
-                        return Ok(Some(out));
-                    }
-                    token = r.next_page_token;
+            let r = c.secrets().list_secret_versions(request(m, t)).await?.into_inner();
+            Ok((r.secrets.into_iter().map(|s| s.version).collect(), r.next_page_token))
+        })
+        .await
+    }
+}
+
+/// Follows page tokens to the end: every version id listed, `None` if the object does not exist, and
+/// `Err` for an answer that is not definite.
+async fn all_versions<Fut>(mut page: impl FnMut(String) -> Fut) -> Result<Option<Vec<String>>, ()>
+where
+    Fut: std::future::Future<Output = Result<(Vec<String>, String), tonic::Status>>,
+{
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        match page(token).await {
+            Ok((versions, next)) => {
+                out.extend(versions);
+                if next.is_empty() {
+                    return Ok(Some(out));
                 }
-                Err(status) => {
-                    return match classify(&ClientError::from(status)) {
-                        Ret::NotFound => Ok(None),
-                        _ => Err(()),
-                    }
+                token = next;
+            }
+            Err(status) => {
+                return match classify(&ClientError::from(status)) {
+                    Ret::NotFound => Ok(None),
+                    _ => Err(()),
                 }
             }
         }
