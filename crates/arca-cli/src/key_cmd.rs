@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 use crate::output::{print_value, Format};
-use crate::{all_pages, parse_tags, ts};
+use crate::{all_pages, parse_tags, ts, update_mask};
 
 #[derive(Args, Clone)]
 pub struct KeyRef {
@@ -550,21 +550,13 @@ pub async fn key(client: &ArcaClient, command: KeyCmd, f: Format) -> anyhow::Res
             .await?
         }
         KeyCmd::SetAttributes { r, ops, tags, enabled, not_before, expires } => {
-            let mut paths = Vec::new();
-            for (set, path) in [
-                (ops.is_some(), "key_ops"),
-                (tags.is_some(), "tags"),
-                (enabled.is_some(), "enabled"),
-                (not_before.is_some(), "not_before"),
-                (expires.is_some(), "expires"),
-            ] {
-                if set {
-                    paths.push(path.to_owned());
-                }
-            }
-            if paths.is_empty() {
-                bail!("nothing to update: pass --ops, --tags, --enabled, --not-before or --expires");
-            }
+            let mask = update_mask(&[
+                (ops.is_some(), "key_ops", "--ops"),
+                (tags.is_some(), "tags", "--tags"),
+                (enabled.is_some(), "enabled", "--enabled"),
+                (not_before.is_some(), "not_before", "--not-before"),
+                (expires.is_some(), "expires", "--expires"),
+            ])?;
             let req = pb::UpdateKeyRequest {
                 vault: r.vault_name,
                 name: r.name,
@@ -574,7 +566,7 @@ pub async fn key(client: &ArcaClient, command: KeyCmd, f: Format) -> anyhow::Res
                 enabled: enabled.unwrap_or(true),
                 not_before: ts(not_before),
                 expires: ts(expires),
-                update_mask: Some(prost_types::FieldMask { paths }),
+                update_mask: Some(mask),
             };
             key_json(&k.update_key(req).await.map_err(err)?.into_inner())
         }

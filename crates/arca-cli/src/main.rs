@@ -286,6 +286,18 @@ where
     }
 }
 
+/// The update mask of the fields a set-attributes command was given: (given, path, flag) each. Refuses
+/// a command that gives none, naming the flags.
+pub(crate) fn update_mask(fields: &[(bool, &str, &str)]) -> anyhow::Result<prost_types::FieldMask> {
+    let paths: Vec<String> = fields.iter().filter(|(given, _, _)| *given).map(|(_, p, _)| p.to_string()).collect();
+    if paths.is_empty() {
+        let flags: Vec<&str> = fields.iter().map(|(_, _, f)| *f).collect();
+        let (last, rest) = flags.split_last().unwrap_or((&"", &[]));
+        bail!("nothing to update: pass {} or {last}", rest.join(", "));
+    }
+    Ok(prost_types::FieldMask { paths })
+}
+
 pub(crate) fn ts(seconds: Option<i64>) -> Option<prost_types::Timestamp> {
     seconds.map(|s| prost_types::Timestamp { seconds: s, nanos: 0 })
 }
@@ -498,21 +510,13 @@ async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::R
         }
         SecretCmd::SetAttributes { r, version, content_type, tags, enabled, not_before, expires } => {
             let (vault, name) = secret_req(&r);
-            let mut paths = Vec::new();
-            for (set, path) in [
-                (content_type.is_some(), "content_type"),
-                (tags.is_some(), "tags"),
-                (enabled.is_some(), "enabled"),
-                (not_before.is_some(), "not_before"),
-                (expires.is_some(), "expires"),
-            ] {
-                if set {
-                    paths.push(path.to_owned());
-                }
-            }
-            if paths.is_empty() {
-                bail!("nothing to update: pass --content-type, --tags, --enabled, --not-before or --expires");
-            }
+            let mask = update_mask(&[
+                (content_type.is_some(), "content_type", "--content-type"),
+                (tags.is_some(), "tags", "--tags"),
+                (enabled.is_some(), "enabled", "--enabled"),
+                (not_before.is_some(), "not_before", "--not-before"),
+                (expires.is_some(), "expires", "--expires"),
+            ])?;
             let resp = s
                 .update_secret(pb::UpdateSecretRequest {
                     vault,
@@ -523,7 +527,7 @@ async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::R
                     enabled: enabled.unwrap_or(true),
                     not_before: ts(not_before),
                     expires: ts(expires),
-                    update_mask: Some(prost_types::FieldMask { paths }),
+                    update_mask: Some(mask),
                 })
                 .await
                 .map_err(err)?;
