@@ -2,7 +2,8 @@
 //! generates tonic clients and servers. The descriptor set is kept for gRPC server reflection.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script compiled for another checkout must not look in that one's tree.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "arca/v1/common.proto",
         "arca/v1/vaults.proto",

@@ -15,7 +15,7 @@ use std::time::Duration;
 use arca_client::pb;
 use arca_simulation::check::no_plaintext::{NAME_MARKER, VALUE_MARKER};
 use arca_simulation::check::{acknowledged_writes, linearizability};
-use arca_simulation::history::History;
+use arca_simulation::history::{describe, History};
 use arca_simulation::workload::{Client, Spec};
 use arca_testkit::{files_containing, TestCluster};
 use rand::rngs::SmallRng;
@@ -201,7 +201,13 @@ async fn real_processes_under_kills_pauses_partitions_and_a_full_disk_keep_a_lin
     let ops = history.ops();
     let summary = linearizability::check(&ops)
         .unwrap_or_else(|v| panic!("{}", v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")));
-    assert!(summary.inconclusive.is_empty(), "every key's history was decided: {:?}", summary.inconclusive);
+    let undecided: Vec<String> = ops.iter().filter(|o| summary.inconclusive.contains(&o.key)).map(describe).collect();
+    assert!(
+        summary.inconclusive.is_empty(),
+        "every key's history was decided: {:?}; their operations:\n{}",
+        summary.inconclusive,
+        undecided.join("\n")
+    );
     let checked = acknowledged_writes::check(&ops, &finals).unwrap_or_else(|p| panic!("{}", p.join("\n")));
     let leaks = planted_files(&cluster.files_to_scan());
     assert!(leaks.is_empty(), "planted values or names in plaintext: {leaks:?}");
