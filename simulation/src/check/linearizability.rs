@@ -228,7 +228,7 @@ fn canonical(op: &Op, seen: &HashSet<&str>) -> Option<Op> {
         other => other.clone(),
     };
     let inert = matches!(&call, Call::Update { content_type: v } | Call::TagVault { value: v } if v == UNSEEN);
-    (!(inert && !op.is_definite())).then(|| Op { call, ..op.clone() })
+    (!inert || op.is_definite()).then(|| Op { call, ..op.clone() })
 }
 
 /// Checks the whole history; stops at the first key whose history is not linearizable.
