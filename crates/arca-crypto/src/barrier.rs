@@ -7,7 +7,8 @@
 //!
 //! Sealed layout: `format(1) | term(4, big-endian) | nonce(12) | ciphertext+tag`.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
@@ -69,8 +70,41 @@ impl Scope<'_> {
 /// Seals and opens records with the current keyring. Cheap to clone; rotation swaps the keyring in place.
 #[derive(Clone)]
 pub struct Barrier {
-    keyring: Arc<RwLock<Arc<Keyring>>>,
+    current: Arc<RwLock<Arc<Current>>>,
     entropy: Arc<dyn Entropy>,
+}
+
+/// Derived keys kept at most per keyring (one entry per term and scope in use).
+const DERIVED_MAX: usize = 4096;
+
+/// The keyring in force and what has been derived from it, swapped together so a derived key never
+/// outlives the keyring it came from.
+struct Current {
+    ring: Arc<Keyring>,
+    /// Record ciphers by (term, HKDF info), so a record pays neither HKDF nor the AES key schedule.
+    ciphers: Mutex<HashMap<(u32, Vec<u8>), Arc<Aes256GcmSiv>>>,
+    /// Name-hash MACs by HKDF info, keyed and ready to clone.
+    macs: Mutex<HashMap<Vec<u8>, Hmac<Sha256>>>,
+}
+
+impl Current {
+    fn new(ring: Keyring) -> Arc<Self> {
+        Arc::new(Self { ring: Arc::new(ring), ciphers: Mutex::default(), macs: Mutex::default() })
+    }
+}
+
+/// The cached value for `key`, made by `make` on a miss; the map is emptied when it is full.
+fn cached<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: K, make: impl FnOnce() -> V) -> V {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(v) = map.get(&key) {
+        return v.clone();
+    }
+    if map.len() >= DERIVED_MAX {
+        map.clear();
+    }
+    let v = make();
+    map.insert(key, v.clone());
+    v
 }
 
 impl std::fmt::Debug for Barrier {
@@ -81,16 +115,26 @@ impl std::fmt::Debug for Barrier {
 
 impl Barrier {
     pub fn new(keyring: Keyring, entropy: Arc<dyn Entropy>) -> Self {
-        Self { keyring: Arc::new(RwLock::new(Arc::new(keyring))), entropy }
+        Self { current: Arc::new(RwLock::new(Current::new(keyring))), entropy }
     }
 
     /// Replaces the keyring (after a rotation was applied).
     pub fn replace_keyring(&self, keyring: Keyring) {
-        *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keyring);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Current::new(keyring);
     }
 
     pub fn keyring(&self) -> Arc<Keyring> {
-        self.keyring.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current().ring.clone()
+    }
+
+    fn current(&self) -> Arc<Current> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The record cipher for `term` and `scope`, derived once per keyring.
+    fn cipher(current: &Current, term: u32, scope: Scope<'_>) -> Result<Arc<Aes256GcmSiv>, BarrierError> {
+        let key = current.ring.term_key(term).ok_or(BarrierError::UnknownTerm(term))?;
+        Ok(cached(&current.ciphers, (term, scope.info("data")), || Arc::new(derive_cipher(key, scope))))
     }
 
     pub fn entropy(&self) -> &Arc<dyn Entropy> {
@@ -99,10 +143,9 @@ impl Barrier {
 
     /// Seals `plaintext` for storage at `location` under the active term.
     pub fn seal(&self, scope: Scope<'_>, location: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let ring = self.keyring();
-        let term = ring.active_term();
-        let key = ring.term_key(term).expect("the active term is always in the keyring");
-        let cipher = derive_cipher(key, scope);
+        let current = self.current();
+        let term = current.ring.active_term();
+        let cipher = Self::cipher(&current, term, scope).expect("the active term is always in the keyring");
         let mut nonce = [0u8; 12];
         self.entropy.fill(&mut nonce);
         let sealed = cipher
@@ -124,9 +167,7 @@ impl Barrier {
         }
         let term = u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]);
         let nonce: [u8; 12] = sealed[5..HEADER_BYTES].try_into().map_err(|_| BarrierError::Malformed)?;
-        let ring = self.keyring();
-        let key = ring.term_key(term).ok_or(BarrierError::UnknownTerm(term))?;
-        derive_cipher(key, scope)
+        Self::cipher(&self.current(), term, scope)?
             .decrypt(&Nonce::from(nonce), Payload { msg: &sealed[HEADER_BYTES..], aad: location })
             .map(Zeroizing::new)
             .map_err(|_| BarrierError::Unauthentic)
@@ -134,12 +175,14 @@ impl Barrier {
 
     /// The keyed hash under which a name is stored. Stable across keyring rotation.
     pub fn name_hash(&self, scope: Scope<'_>, canonical_name: &[u8]) -> [u8; 32] {
-        let ring = self.keyring();
-        let mut key = Zeroizing::new([0u8; 32]);
-        Hkdf::<Sha256>::new(None, ring.first_term_key().expose())
-            .expand(&scope.info("names"), &mut key[..])
-            .expect("32 bytes is a valid HKDF-SHA256 length");
-        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&key[..]).expect("HMAC accepts any key length");
+        let current = self.current();
+        let mut mac = cached(&current.macs, scope.info("names"), || {
+            let mut key = Zeroizing::new([0u8; 32]);
+            Hkdf::<Sha256>::new(None, current.ring.first_term_key().expose())
+                .expand(&scope.info("names"), &mut key[..])
+                .expect("32 bytes is a valid HKDF-SHA256 length");
+            <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&key[..]).expect("HMAC accepts any key length")
+        });
         mac.update(canonical_name);
         mac.finalize().into_bytes().into()
     }
@@ -229,5 +272,32 @@ mod tests {
         let b = barrier();
         let id = [3u8; 16];
         assert_ne!(b.name_hash(Scope::System, b"n"), b.name_hash(Scope::Vault(&id), b"n"));
+    }
+
+    #[test]
+    fn derived_keys_never_outlive_their_keyring() {
+        // Warm the caches under one keyring, then put an unrelated one (same term numbers) in place.
+        let b = barrier();
+        let sealed = b.seal(Scope::System, b"loc", b"value");
+        let name_before = b.name_hash(Scope::System, b"n");
+        b.replace_keyring(Keyring::generate(&OsEntropy));
+        assert_eq!(b.open(Scope::System, b"loc", &sealed).unwrap_err(), BarrierError::Unauthentic);
+        assert_ne!(b.name_hash(Scope::System, b"n"), name_before);
+    }
+
+    #[test]
+    fn many_scopes_keep_working_past_the_cache_bound() {
+        let b = barrier();
+        let ids: Vec<[u8; 16]> = (0..DERIVED_MAX as u32 + 10)
+            .map(|i| {
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&i.to_be_bytes());
+                id
+            })
+            .collect();
+        let sealed: Vec<Vec<u8>> = ids.iter().map(|id| b.seal(Scope::Vault(id), b"loc", id)).collect();
+        for (id, s) in ids.iter().zip(&sealed) {
+            assert_eq!(&b.open(Scope::Vault(id), b"loc", s).unwrap()[..], &id[..]);
+        }
     }
 }
