@@ -77,14 +77,16 @@ pub struct Barrier {
 /// Derived keys kept at most per keyring (one entry per term and scope in use).
 const DERIVED_MAX: usize = 4096;
 
+type Cache<K, V> = Mutex<HashMap<K, V>>;
+
 /// The keyring in force and what has been derived from it, swapped together so a derived key never
 /// outlives the keyring it came from.
 struct Current {
     ring: Arc<Keyring>,
     /// Record ciphers by (term, HKDF info), so a record pays neither HKDF nor the AES key schedule.
-    ciphers: Mutex<HashMap<(u32, Vec<u8>), Arc<Aes256GcmSiv>>>,
+    ciphers: Cache<(u32, Vec<u8>), Arc<Aes256GcmSiv>>,
     /// Name-hash MACs by HKDF info, keyed and ready to clone.
-    macs: Mutex<HashMap<Vec<u8>, Hmac<Sha256>>>,
+    macs: Cache<Vec<u8>, Hmac<Sha256>>,
 }
 
 impl Current {
@@ -94,7 +96,7 @@ impl Current {
 }
 
 /// The cached value for `key`, made by `make` on a miss; the map is emptied when it is full.
-fn cached<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, key: K, make: impl FnOnce() -> V) -> V {
+fn cached<K: std::hash::Hash + Eq, V: Clone>(map: &Cache<K, V>, key: K, make: impl FnOnce() -> V) -> V {
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(v) = map.get(&key) {
         return v.clone();
