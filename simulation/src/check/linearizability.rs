@@ -61,7 +61,8 @@ impl std::fmt::Display for Violation {
 
 enum Outcome {
     Linearizable,
-    /// Index (in invocation order) of the earliest operation still unplaced at the deepest point.
+    /// Index (in invocation order) of the earliest operation with an answer still unplaced at the
+    /// deepest point.
     Stuck(usize),
     GaveUp,
 }
@@ -70,9 +71,10 @@ struct Search<'a> {
     ops: &'a [Op],
     /// Operations with an answer, in invocation order; each must be placed.
     definite: Vec<usize>,
-    /// Unknown operations (their return is open: the history records ∞) grouped by identical call, each group in invocation order. Members of a
-    /// group are interchangeable once they are candidates, so only the earliest unused one is ever
-    /// tried and the used ones are always a prefix: `used[g]` of them.
+    /// Unknown operations (their return is open: the history records ∞) grouped by identical call,
+    /// each group in invocation order. Members of a group are interchangeable once they are
+    /// candidates, so only the earliest unused one is ever tried and the used ones are always a
+    /// prefix: `used[g]` of them.
     groups: Vec<Vec<usize>>,
     used: Vec<usize>,
     done: Vec<bool>,
@@ -137,7 +139,7 @@ impl Search<'_> {
         let first_return = self.definite.iter().filter(|&&i| !self.done[i]).map(|&i| self.ops[i].returned).min()?;
         if placed >= self.deepest {
             self.deepest = placed;
-            self.stuck_at = (0..self.ops.len()).find(|&i| !self.done[i]).unwrap_or(0);
+            self.stuck_at = self.definite.iter().copied().find(|&i| !self.done[i]).unwrap_or(0);
         }
         // Operations with an answer go first: an unknown one is placed only where it is needed.
         for k in 0..self.definite.len() {
