@@ -77,6 +77,7 @@ struct Search<'a> {
     /// prefix: `used[g]` of them.
     groups: Vec<Vec<usize>>,
     used: Vec<usize>,
+    /// Which definite operations are placed (indexed like `ops`).
     done: Vec<bool>,
     /// Placed definite operations as a bitset, for memo keys.
     bits: Vec<u64>,
@@ -168,7 +169,6 @@ impl Search<'_> {
             }
             // Placing it where it changes nothing gains nothing over leaving it out.
             let Some(next) = state.step(&op.call, &op.ret).filter(|next| next != state) else { continue };
-            self.done[i] = true;
             self.used[g] += 1;
             if self.visit(&next) {
                 match self.run(&next, placed + 1, definite_left) {
@@ -176,7 +176,6 @@ impl Search<'_> {
                     decided => return decided,
                 }
             }
-            self.done[i] = false;
             self.used[g] -= 1;
         }
         Some(false)
