@@ -52,7 +52,23 @@ pub enum Scope<'a> {
     Backup,
 }
 
+/// A [`Scope`] as a cache key (owned, so it can outlive the call).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ScopeKey {
+    System,
+    Vault([u8; 16]),
+    Backup,
+}
+
 impl Scope<'_> {
+    fn key(&self) -> ScopeKey {
+        match self {
+            Scope::System => ScopeKey::System,
+            Scope::Vault(id) => ScopeKey::Vault(**id),
+            Scope::Backup => ScopeKey::Backup,
+        }
+    }
+
     fn info(&self, purpose: &str) -> Vec<u8> {
         let mut info = format!("arca/v1/{purpose}/").into_bytes();
         match self {
@@ -83,10 +99,10 @@ type Cache<K, V> = Mutex<HashMap<K, V>>;
 /// outlives the keyring it came from.
 struct Current {
     ring: Arc<Keyring>,
-    /// Record ciphers by (term, HKDF info), so a record pays neither HKDF nor the AES key schedule.
-    ciphers: Cache<(u32, Vec<u8>), Arc<Aes256GcmSiv>>,
-    /// Name-hash MACs by HKDF info, keyed and ready to clone.
-    macs: Cache<Vec<u8>, Hmac<Sha256>>,
+    /// Record ciphers by (term, scope), so a record pays neither HKDF nor the AES key schedule.
+    ciphers: Cache<(u32, ScopeKey), Arc<Aes256GcmSiv>>,
+    /// Name-hash MACs by scope, keyed and ready to clone.
+    macs: Cache<ScopeKey, Hmac<Sha256>>,
 }
 
 impl Current {
@@ -136,7 +152,7 @@ impl Barrier {
     /// The record cipher for `term` and `scope`, derived once per keyring.
     fn cipher(current: &Current, term: u32, scope: Scope<'_>) -> Result<Arc<Aes256GcmSiv>, BarrierError> {
         let key = current.ring.term_key(term).ok_or(BarrierError::UnknownTerm(term))?;
-        Ok(cached(&current.ciphers, (term, scope.info("data")), || Arc::new(derive_cipher(key, scope))))
+        Ok(cached(&current.ciphers, (term, scope.key()), || Arc::new(derive_cipher(key, scope))))
     }
 
     pub fn entropy(&self) -> &Arc<dyn Entropy> {
@@ -178,7 +194,7 @@ impl Barrier {
     /// The keyed hash under which a name is stored. Stable across keyring rotation.
     pub fn name_hash(&self, scope: Scope<'_>, canonical_name: &[u8]) -> [u8; 32] {
         let current = self.current();
-        let mut mac = cached(&current.macs, scope.info("names"), || {
+        let mut mac = cached(&current.macs, scope.key(), || {
             let mut key = Zeroizing::new([0u8; 32]);
             Hkdf::<Sha256>::new(None, current.ring.first_term_key().expose())
                 .expand(&scope.info("names"), &mut key[..])
