@@ -1,15 +1,17 @@
 //! The only crate in Arca that calls cryptographic libraries.
 //!
 //! It owns the barrier (AES-256-GCM-SIV under HKDF-SHA256-derived keys), keyed name hashing, the keyring
-//! and its wrapping under the root key, Shamir splitting of the root key, entropy, and TLS certificate
-//! generation for development clusters.
+//! and its wrapping under the root key, Shamir splitting of the root key, entropy, the cluster's own PKI
+//! (its CA, node certificates and their checks), and TLS certificate generation for development
+//! clusters.
 //!
 //! **Architecture Invariant:** nothing outside this crate names `aes-gcm-siv`, `hkdf`, `hmac`, `sha2`,
-//! `vsss-rs` or `rcgen`. Key material lives in [`Key32`], which is zeroized on drop and prints
+//! `vsss-rs`, `rcgen`, `rustls-webpki` or `x509-parser`. Key material lives in [`Key32`], which is zeroized on drop and prints
 //! `<redacted>`.
 #![forbid(unsafe_code)]
 
 pub mod barrier;
+pub mod cluster_pki;
 pub mod entropy;
 pub mod key;
 pub mod keyring;

@@ -45,17 +45,21 @@ pub fn peer_endpoint(endpoint: tonic::transport::Endpoint) -> tonic::transport::
         .keep_alive_while_idle(true)
 }
 
-/// Makes a channel to a peer's cluster address. Production uses mutual TLS over TCP; the simulation
+/// Makes a channel to a peer's cluster address. Production uses mutual TLS over TCP and checks that
+/// the peer's certificate names `node_id` (when the caller knows which node it dials); the simulation
 /// supplies its own network.
 pub trait ChannelFactory: Send + Sync + 'static {
-    fn channel(&self, cluster_addr: &str) -> Result<Channel, String>;
+    fn channel(&self, cluster_addr: &str, node_id: Option<u64>) -> Result<Channel, String>;
 }
 
-/// Caches one channel per peer address on top of a [`ChannelFactory`].
+/// Largest message a node-to-node client accepts, in bytes (a snapshot response or forwarded answer).
+pub const PEER_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Caches one channel per peer (address and expected node) on top of a [`ChannelFactory`].
 #[derive(Clone)]
 pub struct Channels {
     factory: Arc<dyn ChannelFactory>,
-    cache: Arc<Mutex<HashMap<String, Channel>>>,
+    cache: Arc<Mutex<HashMap<(String, Option<u64>), Channel>>>,
 }
 
 impl Channels {
@@ -63,17 +67,20 @@ impl Channels {
         Self { factory, cache: Arc::default() }
     }
 
-    pub fn client(&self, cluster_addr: &str) -> Result<NodeServiceClient<Channel>, String> {
+    /// A client for node `node_id` (its certificate must name it) at `cluster_addr`; `None` when the
+    /// caller does not know which node answers there (a node asking to join).
+    pub fn client(&self, cluster_addr: &str, node_id: Option<u64>) -> Result<NodeServiceClient<Channel>, String> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let channel = match cache.get(cluster_addr) {
+        let key = (cluster_addr.to_owned(), node_id);
+        let channel = match cache.get(&key) {
             Some(c) => c.clone(),
             None => {
-                let c = self.factory.channel(cluster_addr)?;
-                cache.insert(cluster_addr.to_owned(), c.clone());
+                let c = self.factory.channel(cluster_addr, node_id)?;
+                cache.insert(key, c.clone());
                 c
             }
         };
-        Ok(NodeServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+        Ok(NodeServiceClient::new(channel).max_decoding_message_size(PEER_MESSAGE_BYTES_MAX))
     }
 }
 
@@ -124,7 +131,7 @@ fn rpc_error(status: tonic::Status) -> RPCError<TypeConfig> {
 
 impl Connection {
     fn client(&self) -> Result<NodeServiceClient<Channel>, RPCError<TypeConfig>> {
-        self.channels.client(&self.addr).map_err(|e| RPCError::Unreachable(unreachable(e)))
+        self.channels.client(&self.addr, Some(self.target)).map_err(|e| RPCError::Unreachable(unreachable(e)))
     }
 
     async fn call<F, Fut, T>(&self, option: &RPCOption, what: &str, f: F) -> Result<T, RPCError<TypeConfig>>
@@ -173,7 +180,7 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let mut client = self.channels.client(&self.addr).map_err(unreachable)?;
+        let mut client = self.channels.client(&self.addr, Some(self.target)).map_err(unreachable)?;
         let mut chunks = vec![SnapshotChunk { header: encode(&(vote, snapshot.meta)), data: Vec::new() }];
         chunks.extend(
             snapshot

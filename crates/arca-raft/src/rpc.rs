@@ -1,6 +1,8 @@
 //! Handlers for incoming Raft RPCs: decode the payload, hand it to openraft, encode the answer.
 //!
-//! A payload that does not decode is refused with `InvalidArgument`; it never panics the node.
+//! A payload that does not decode is refused with `InvalidArgument`; it never panics the node. Every
+//! message names the node it comes from (the leader or candidate in its vote); a message that names
+//! another node than the one whose certificate carried it is refused with `PermissionDenied`.
 
 use arca_proto::cluster::v1::SnapshotChunk;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
@@ -19,13 +21,26 @@ fn invalid(e: std::io::Error) -> tonic::Status {
     tonic::Status::invalid_argument(e.to_string())
 }
 
-pub async fn append_entries(raft: &Raft, payload: &[u8]) -> Result<Vec<u8>, tonic::Status> {
+/// Refuses a message whose vote names another node than `caller`, the node that sent it.
+fn sent_by(vote: &Vote, caller: u64, what: &str) -> Result<(), tonic::Status> {
+    use openraft::vote::RaftLeaderId;
+    let named = *vote.leader_id().node_id();
+    if named == caller {
+        Ok(())
+    } else {
+        Err(tonic::Status::permission_denied(format!("node {caller} sent {what} in the name of node {named}")))
+    }
+}
+
+pub async fn append_entries(raft: &Raft, payload: &[u8], caller: u64) -> Result<Vec<u8>, tonic::Status> {
     let request: AppendEntriesRequest<TypeConfig> = decode("append entries request", payload).map_err(invalid)?;
+    sent_by(&request.vote, caller, "entries")?;
     Ok(encode(&raft.append_entries(request).await))
 }
 
-pub async fn vote(raft: &Raft, payload: &[u8]) -> Result<Vec<u8>, tonic::Status> {
+pub async fn vote(raft: &Raft, payload: &[u8], caller: u64) -> Result<Vec<u8>, tonic::Status> {
     let request: VoteRequest<TypeConfig> = decode("vote request", payload).map_err(invalid)?;
+    sent_by(&request.vote, caller, "a vote request")?;
     Ok(encode(&raft.vote(request).await))
 }
 
@@ -33,10 +48,12 @@ pub async fn vote(raft: &Raft, payload: &[u8]) -> Result<Vec<u8>, tonic::Status>
 pub async fn install_snapshot(
     raft: &Raft,
     mut chunks: impl futures::Stream<Item = Result<SnapshotChunk, tonic::Status>> + Unpin,
+    caller: u64,
 ) -> Result<Vec<u8>, tonic::Status> {
     use futures::StreamExt;
     let first = chunks.next().await.ok_or_else(|| tonic::Status::invalid_argument("snapshot stream is empty"))??;
     let (vote, meta): (Vote, SnapshotMeta) = decode("snapshot header", &first.header).map_err(invalid)?;
+    sent_by(&vote, caller, "a snapshot")?;
     let mut data = first.data;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
