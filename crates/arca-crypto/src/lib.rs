@@ -24,3 +24,8 @@ pub use barrier::{Barrier, BarrierError, Scope};
 pub use entropy::{Entropy, OsEntropy};
 pub use key::Key32;
 pub use keyring::{Keyring, RootKey};
+
+/// Compares two byte strings in time that depends only on their lengths (secrets, MACs, hashes).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
+}

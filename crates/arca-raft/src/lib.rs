@@ -44,6 +44,8 @@ pub struct RaftSettings {
     pub snapshot_every_entries: u64,
     /// Entries kept after a snapshot so slightly lagging followers need no snapshot.
     pub keep_after_snapshot_entries: u64,
+    /// Shown in openraft's traces: `arca-<cluster id>` once the node knows its cluster.
+    pub cluster_name: String,
 }
 
 impl Default for RaftSettings {
@@ -54,6 +56,7 @@ impl Default for RaftSettings {
             election_timeout_max_ms: 1000,
             snapshot_every_entries: 2000,
             keep_after_snapshot_entries: 1000,
+            cluster_name: "arca".to_owned(),
         }
     }
 }
@@ -61,7 +64,7 @@ impl Default for RaftSettings {
 impl RaftSettings {
     pub(crate) fn to_config(&self) -> Result<Arc<openraft::Config>, String> {
         let config = openraft::Config {
-            cluster_name: "arca".to_owned(),
+            cluster_name: self.cluster_name.clone(),
             heartbeat_interval: self.heartbeat_interval_ms,
             election_timeout_min: self.election_timeout_min_ms,
             election_timeout_max: self.election_timeout_max_ms,

@@ -82,6 +82,12 @@ impl Channels {
         };
         Ok(NodeServiceClient::new(channel).max_decoding_message_size(PEER_MESSAGE_BYTES_MAX))
     }
+
+    /// Forgets every cached channel: later calls connect anew (after this node's certificate changed,
+    /// so no connection keeps presenting the old one).
+    pub fn clear(&self) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 /// openraft's network factory.

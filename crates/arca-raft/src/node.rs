@@ -62,6 +62,7 @@ pub struct RaftNode {
     pub raft: Raft,
     pub node_id: u64,
     pub channels: Channels,
+    removed: crate::state_machine::RemovedNodes,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> WriteError {
@@ -78,11 +79,12 @@ impl RaftNode {
         channels: Channels,
     ) -> Result<Self, String> {
         let config = settings.to_config()?;
-        let raft =
-            Raft::new(node_id, config, Network::new(channels.clone()), LogStore::new(log), StateMachine::new(state))
-                .await
-                .map_err(|e| format!("failed to start raft: {e}"))?;
-        Ok(Self { raft, node_id, channels })
+        let machine = StateMachine::new(state);
+        let removed = machine.removed_nodes();
+        let raft = Raft::new(node_id, config, Network::new(channels.clone()), LogStore::new(log), machine)
+            .await
+            .map_err(|e| format!("failed to start raft: {e}"))?;
+        Ok(Self { raft, node_id, channels, removed })
     }
 
     /// Waits until the state machine has applied at least what was committed before a restart.
@@ -175,7 +177,12 @@ impl RaftNode {
         self.metrics().current_leader == Some(self.node_id)
     }
 
-    /// Every node id that has ever appeared in the membership this node knows.
+    /// Whether `node_id` left a membership this node applied (it is removed for good).
+    pub fn is_removed(&self, node_id: u64) -> bool {
+        self.removed.read().unwrap_or_else(|p| p.into_inner()).contains(&node_id)
+    }
+
+    /// The voters and learners of the latest membership this node holds (committed or not).
     pub fn member_ids(&self) -> BTreeSet<u64> {
         let metrics = self.metrics();
         metrics.membership_config.membership().nodes().map(|(id, _)| *id).collect()

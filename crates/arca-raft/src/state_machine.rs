@@ -4,8 +4,9 @@
 //! one atomic, durable commit together with the applied log id and membership. Sealed nodes therefore
 //! replicate and apply like any other.
 
+use std::collections::BTreeSet;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use arca_storage::proposal::{apply_proposal, ApplyOutcome};
 use arca_storage::{Export, StateStore};
@@ -29,17 +30,37 @@ const AUX_SNAPSHOT: &str = "snapshot";
 pub struct AppliedMeta {
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership,
+    /// Every node that was in a membership and then left it. Node ids are never reused, so a node
+    /// here is removed for good: cluster admission refuses its certificate.
+    pub removed_nodes: BTreeSet<u64>,
 }
+
+/// The removed nodes as last applied, shared with whoever checks peers (cheap to read).
+pub type RemovedNodes = Arc<RwLock<BTreeSet<u64>>>;
 
 /// The replicated state machine of one node. Cheap to clone.
 #[derive(Clone)]
 pub struct StateMachine {
     store: Arc<dyn StateStore>,
+    removed: RemovedNodes,
 }
 
 impl StateMachine {
     pub fn new(store: Arc<dyn StateStore>) -> Self {
-        Self { store }
+        let machine = Self { store, removed: RemovedNodes::default() };
+        if let Ok(meta) = machine.meta() {
+            machine.publish(&meta);
+        }
+        machine
+    }
+
+    /// The removed nodes, kept current as entries and snapshots apply.
+    pub fn removed_nodes(&self) -> RemovedNodes {
+        self.removed.clone()
+    }
+
+    fn publish(&self, meta: &AppliedMeta) {
+        *self.removed.write().unwrap_or_else(|p| p.into_inner()) = meta.removed_nodes.clone();
     }
 
     fn meta(&self) -> Result<AppliedMeta, io::Error> {
@@ -88,8 +109,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     apply_proposal(&*self.store, entry.log_id.index, &proposal, &encode(&meta)).map_err(io_error)?
                 }
                 EntryPayload::Membership(membership) => {
+                    let before: BTreeSet<u64> = meta.membership.membership().nodes().map(|(id, _)| *id).collect();
+                    let after: BTreeSet<u64> = membership.nodes().map(|(id, _)| *id).collect();
+                    meta.removed_nodes.extend(before.difference(&after));
                     meta.membership = StoredMembership::new(Some(entry.log_id), membership);
                     self.store.commit(entry.log_id.index, &[], &encode(&meta)).map_err(io_error)?;
+                    self.publish(&meta);
                     ApplyOutcome::Applied
                 }
                 EntryPayload::Blank => {
@@ -118,6 +143,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot data does not match its metadata"));
         }
         self.store.import(&snapshot).map_err(io_error)?;
+        self.publish(&applied);
         self.store.put_aux(AUX_SNAPSHOT, &encode(&(meta.clone(), snapshot))).map_err(io_error)?;
         tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");
         Ok(())

@@ -34,6 +34,13 @@ pub struct Call {
     object: Option<String>,
 }
 
+impl Call {
+    /// The accessor of the authenticated caller, once `authorize` has run.
+    pub fn accessor(&self) -> Option<String> {
+        self.principal.as_ref().map(|p| p.accessor.clone())
+    }
+}
+
 fn bearer<T>(request: &Request<T>) -> Option<String> {
     let value = request.metadata().get("authorization")?.to_str().ok()?;
     value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(|t| t.trim().to_owned())

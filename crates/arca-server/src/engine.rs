@@ -8,14 +8,17 @@ use tokio::time::Instant;
 
 use arca_core::{decide, Command, Outcome};
 use arca_crypto::Scope;
-use arca_proto::cluster::v1::{AddNodeRequest, RaftPayload, ReadIndexRequest, RemoveNodeRequest};
+use arca_proto::cluster::v1::{RaftPayload, ReadIndexRequest};
 use arca_raft::{ApplyOutcome, ArcaNode, Proposal, RaftNode, WriteError};
 use arca_storage::StateStore;
 use arca_types::faults::{self, Fault};
 use arca_types::{ArcaError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
-use crate::keyspace::{self, Keyspace, NODE_SEQ_KEY};
+use arca_transport::credentials::NodeCredentials;
+use arca_types::limits::{FORWARD_ENVELOPE_AGE_S_MAX, FORWARD_REPLAY_ENTRIES_MAX};
+
+use crate::keyspace::{JoinTokenRecord, Keyspace};
 use crate::seal::SealManager;
 
 /// Attempts to find a leader and get a write through before giving up with `Unavailable`.
@@ -29,8 +32,8 @@ pub const FORWARD_TIMEOUT_MS: u64 = 10_000;
 /// Largest staleness a bounded-staleness read may ask for.
 pub const MAX_STALENESS_MS: u64 = 60_000;
 
-const FORWARD_COMMAND_AAD: &[u8] = b"arca/forward/command";
-const FORWARD_OUTCOME_AAD: &[u8] = b"arca/forward/outcome";
+const FORWARD_REQUEST_AAD: &[u8] = b"arca/forward/v1/request";
+const FORWARD_OUTCOME_AAD: &[u8] = b"arca/forward/v1/outcome";
 
 /// Wall-clock time, injected so the simulation can replace it.
 pub trait Clock: Send + Sync {
@@ -60,20 +63,91 @@ impl Clock for DangerOffsetClock {
     }
 }
 
-/// What a follower sends the leader on the cluster listener.
+/// A request a member sends the leader over the cluster listener. Only `sealed` is secret; the other
+/// fields bind it: the associated data of the sealed request, and of the sealed answer, names the
+/// cluster, both nodes, the request id and the send time, so an envelope opens only on the node it was
+/// sealed for, as the request it was, and the leader checks that the node whose certificate carried it
+/// is the sender it names.
 #[derive(Serialize, Deserialize)]
-pub enum ForwardRequest {
-    /// A client command, sealed under the barrier.
-    Command(Vec<u8>),
-    /// A physical proposal (already ciphertext), for system writes decided elsewhere.
-    Proposal(Proposal),
+pub struct Envelope {
+    pub sender: u64,
+    pub receiver: u64,
+    pub request_id: [u8; 16],
+    pub sent_at: i64,
+    pub sealed: Vec<u8>,
+}
+
+impl Envelope {
+    fn binding(&self, what: &[u8], cluster_id: &[u8; 16]) -> Vec<u8> {
+        [
+            what,
+            cluster_id.as_slice(),
+            &self.sender.to_be_bytes(),
+            &self.receiver.to_be_bytes(),
+            &self.request_id,
+            &self.sent_at.to_be_bytes(),
+        ]
+        .concat()
+    }
+}
+
+/// What a member may ask the leader to do. There is no way to forward a raw proposal: the leader
+/// builds every proposal itself.
+#[derive(Serialize, Deserialize)]
+pub enum Forwarded {
+    /// A client command, decided by the rules on the leader.
+    Client(Command),
+    /// A cluster operation the leader carries out itself.
+    System(SystemCommand),
+}
+
+/// Cluster operations a member may forward.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SystemCommand {
+    /// Add a keyring term.
+    RotateKeyring,
+    /// Remove a node from the membership.
+    RemoveNode(u64),
+    /// Record a join token minted on the forwarding node (its id must be new).
+    StoreJoinToken { token_id: [u8; 8], record: JoinTokenRecord },
+}
+
+/// What a system command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SystemOutcome {
+    KeyringTerm(u32),
+    Done,
 }
 
 #[derive(Serialize, Deserialize)]
-pub enum ForwardResponse {
-    /// `Result<Outcome, ArcaError>`, sealed under the barrier.
-    Command(Vec<u8>),
-    Proposal(Result<(u64, ApplyOutcome), ArcaError>),
+enum ForwardedOutcome {
+    Client(Outcome),
+    System(SystemOutcome),
+}
+
+/// Forwarded requests seen recently, by (sender, request id), for refusing replays.
+#[derive(Default)]
+struct ReplayCache {
+    seen: std::collections::HashSet<(u64, [u8; 16])>,
+    order: std::collections::VecDeque<(i64, u64, [u8; 16])>,
+}
+
+impl ReplayCache {
+    /// Records a request; `false` if it was seen within the window already.
+    fn first_time(&mut self, sender: u64, request_id: [u8; 16], now: i64) -> bool {
+        while let Some(&(at, s, id)) = self.order.front() {
+            if at >= now - FORWARD_ENVELOPE_AGE_S_MAX && self.order.len() < FORWARD_REPLAY_ENTRIES_MAX {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&(s, id));
+        }
+        if !self.seen.insert((sender, request_id)) {
+            return false;
+        }
+        self.order.push_back((now, sender, request_id));
+        true
+    }
 }
 
 /// How fresh a read must be.
@@ -94,6 +168,11 @@ pub struct Engine {
     pub vault_suffix: String,
     /// Parsed customer keys for the crypto service.
     pub key_cache: crate::key_use::KeyCache,
+    /// This node's cluster certificate, key and CA (shared with its transport).
+    pub credentials: Arc<NodeCredentials>,
+    /// The cluster's id, once this node has seen it (it never changes).
+    cluster_id: OnceLock<[u8; 16]>,
+    replays: Mutex<ReplayCache>,
 }
 
 fn from_write_error(e: WriteError) -> ArcaError {
@@ -169,6 +248,7 @@ impl Engine {
         seal: Arc<SealManager>,
         clock: Arc<dyn Clock>,
         vault_suffix: String,
+        credentials: Arc<NodeCredentials>,
     ) -> Self {
         Self {
             node_id: OnceLock::new(),
@@ -179,7 +259,20 @@ impl Engine {
             last_leader_contact: Mutex::new(None),
             vault_suffix,
             key_cache: crate::key_use::KeyCache::default(),
+            credentials,
+            cluster_id: OnceLock::new(),
+            replays: Mutex::default(),
         }
+    }
+
+    /// The cluster's id, from the replicated record minted at bootstrap.
+    pub fn cluster_id(&self) -> Result<[u8; 16], ArcaError> {
+        if let Some(id) = self.cluster_id.get() {
+            return Ok(*id);
+        }
+        let (_, record) = crate::membership::cluster_record(&*self.store)?
+            .ok_or_else(|| ArcaError::unavailable("this node does not know its cluster's id yet; retry"))?;
+        Ok(*self.cluster_id.get_or_init(|| record.cluster_id))
     }
 
     pub fn set_raft(&self, raft: RaftNode) {
@@ -209,14 +302,14 @@ impl Engine {
     where
         L: Fn() -> LF,
         LF: std::future::Future<Output = Result<Option<T>, ArcaError>>,
-        R: Fn(ArcaNode) -> RF,
+        R: Fn(u64, ArcaNode) -> RF,
         RF: std::future::Future<Output = Result<Option<T>, ArcaError>>,
     {
         let raft = self.raft()?;
         for _ in 0..WRITE_ATTEMPTS_MAX {
             let answer = match raft.leader() {
                 Some((id, _)) if id == raft.node_id => local().await?,
-                Some((_, leader)) => remote(leader).await?,
+                Some((id, leader)) => remote(id, leader).await?,
                 None => None,
             };
             if let Some(answer) = answer {
@@ -233,7 +326,16 @@ impl Engine {
         self.on_leader(
             "take the write",
             move || async move { retry_if_unavailable(self.execute_on_leader(keyspace, command).await) },
-            move |leader| async move { retry_if_unavailable(self.forward_command(keyspace, &leader, command).await) },
+            move |leader_id, leader| async move {
+                let forwarded = Forwarded::Client(command.clone());
+                match self.forward(keyspace, leader_id, &leader, &forwarded).await {
+                    Ok(ForwardedOutcome::Client(outcome)) => Ok(Some(outcome)),
+                    Ok(ForwardedOutcome::System(_)) => {
+                        Err(ArcaError::internal("the leader answered a command with another kind of outcome"))
+                    }
+                    Err(e) => retry_if_unavailable(Err(e)),
+                }
+            },
         )
         .await
     }
@@ -278,83 +380,154 @@ impl Engine {
         Err(ArcaError::unavailable("the object is changing too often to update it now; retry"))
     }
 
-    async fn forward_command(
-        &self,
-        keyspace: &Keyspace,
-        leader: &ArcaNode,
-        command: &Command,
-    ) -> Result<Outcome, ArcaError> {
-        let barrier = keyspace.barrier();
-        let plain = zeroize::Zeroizing::new(postcard::to_allocvec(command).expect("commands encode"));
-        let request = ForwardRequest::Command(barrier.seal(Scope::System, FORWARD_COMMAND_AAD, &plain));
-        let response = self.forward(leader, request).await?;
-        let ForwardResponse::Command(sealed) = response else {
-            return Err(ArcaError::internal("the leader answered a command with another kind of response"));
-        };
-        let plain = barrier
-            .open(Scope::System, FORWARD_OUTCOME_AAD, &sealed)
-            .map_err(|_| ArcaError::unavailable("the leader's answer did not open; the keyrings may differ, retry"))?;
-        postcard::from_bytes::<Result<Outcome, ArcaError>>(&plain)
-            .map_err(|e| ArcaError::internal(format!("the leader's answer does not decode: {e}")))?
-    }
-
-    async fn forward(&self, leader: &ArcaNode, request: ForwardRequest) -> Result<ForwardResponse, ArcaError> {
-        let raft = self.raft()?;
-        let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
-        let payload = RaftPayload { data: postcard::to_allocvec(&request).expect("forward requests encode") };
-        let mut req = tonic::Request::new(payload);
-        req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
-        let response = client.forward(req).await.map_err(rpc_unavailable)?;
-        postcard::from_bytes(&response.into_inner().data)
-            .map_err(|e| ArcaError::internal(format!("the leader's answer does not decode: {e}")))
-    }
-
-    /// The leader's side of a forwarded request.
-    pub async fn handle_forward(&self, data: &[u8]) -> Result<Vec<u8>, ArcaError> {
-        let request: ForwardRequest = postcard::from_bytes(data)
-            .map_err(|_| ArcaError::bad_parameter("payload", "forwarded request does not decode"))?;
-        let raft = self.raft()?;
-        if !raft.is_leader() {
-            return Err(ArcaError::unavailable("this node is no longer the leader; retry"));
-        }
-        let response = match request {
-            ForwardRequest::Proposal(proposal) => {
-                ForwardResponse::Proposal(raft.write(proposal).await.map_err(from_write_error))
-            }
-            ForwardRequest::Command(sealed) => {
-                let keyspace = self
-                    .seal
-                    .keyspace()
-                    .map_err(|_| ArcaError::unavailable("the leader is sealed and cannot decide writes; unseal it"))?;
-                let barrier = keyspace.barrier().clone();
-                let plain = barrier
-                    .open(Scope::System, FORWARD_COMMAND_AAD, &sealed)
-                    .map_err(|_| ArcaError::bad_parameter("payload", "forwarded command did not open"))?;
-                let command: Command = postcard::from_bytes(&plain)
-                    .map_err(|_| ArcaError::bad_parameter("payload", "forwarded command does not decode"))?;
-                let result = self.execute_on_leader(&keyspace, &command).await;
-                let plain = zeroize::Zeroizing::new(postcard::to_allocvec(&result).expect("outcomes encode"));
-                ForwardResponse::Command(barrier.seal(Scope::System, FORWARD_OUTCOME_AAD, &plain))
-            }
-        };
-        Ok(postcard::to_allocvec(&response).expect("forward responses encode"))
-    }
-
-    /// Proposes a physical proposal through the leader (for init, rotation, node ids).
-    pub async fn propose(&self, proposal: Proposal) -> Result<(u64, ApplyOutcome), ArcaError> {
-        let raft = self.raft()?;
-        let proposal = &proposal;
+    /// Runs a cluster operation on the leader, forwarding it there if this node does not lead.
+    pub async fn execute_system(&self, command: SystemCommand) -> Result<SystemOutcome, ArcaError> {
+        let keyspace = &self.seal.keyspace()?;
+        let command = &command;
         self.on_leader(
-            "take the write",
-            move || async move { retry_if_moved(raft.write(proposal.clone()).await) },
-            move |leader| async move {
-                match self.forward(&leader, ForwardRequest::Proposal(proposal.clone())).await? {
-                    ForwardResponse::Proposal(result) => retry_if_unavailable(result),
-                    ForwardResponse::Command(_) => Err(ArcaError::internal("unexpected forward response")),
+            "carry out the operation",
+            move || async move { retry_if_unavailable(self.run_system(keyspace, command.clone()).await) },
+            move |leader_id, leader| async move {
+                let forwarded = Forwarded::System(command.clone());
+                match self.forward(keyspace, leader_id, &leader, &forwarded).await {
+                    Ok(ForwardedOutcome::System(outcome)) => Ok(Some(outcome)),
+                    Ok(ForwardedOutcome::Client(_)) => {
+                        Err(ArcaError::internal("the leader answered an operation with another kind of outcome"))
+                    }
+                    Err(e) => retry_if_unavailable(Err(e)),
                 }
             },
         )
         .await
+    }
+
+    /// A system command, on the leader.
+    async fn run_system(&self, keyspace: &Keyspace, command: SystemCommand) -> Result<SystemOutcome, ArcaError> {
+        let raft = self.raft()?;
+        match command {
+            SystemCommand::RotateKeyring => {
+                for _ in 0..CONFLICT_RETRIES_MAX {
+                    let (proposal, keyring) = self.seal.prepare_rotation()?;
+                    let term = keyring.active_term();
+                    match self.propose_on_leader(proposal).await? {
+                        (_, ApplyOutcome::Applied) => {
+                            self.seal.install_keyring(keyring);
+                            return Ok(SystemOutcome::KeyringTerm(term));
+                        }
+                        (index, ApplyOutcome::Conflict) => raft
+                            .wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
+                            .await
+                            .map_err(from_write_error)?,
+                    }
+                }
+                Err(ArcaError::unavailable("the keyring is being rotated concurrently; retry"))
+            }
+            SystemCommand::RemoveNode(node_id) => {
+                raft.remove_node(node_id).await.map_err(from_write_error)?;
+                tracing::info!(node_id, "removed a node");
+                Ok(SystemOutcome::Done)
+            }
+            SystemCommand::StoreJoinToken { token_id, record } => {
+                crate::membership::store_join_token(self, keyspace, &token_id, &record).await?;
+                Ok(SystemOutcome::Done)
+            }
+        }
+    }
+
+    /// Seals `forwarded` into an envelope for the leader and opens its answer.
+    async fn forward(
+        &self,
+        keyspace: &Keyspace,
+        leader_id: u64,
+        leader: &ArcaNode,
+        forwarded: &Forwarded,
+    ) -> Result<ForwardedOutcome, ArcaError> {
+        let raft = self.raft()?;
+        let cluster_id = self.cluster_id()?;
+        let barrier = keyspace.barrier();
+        let mut envelope = Envelope {
+            sender: raft.node_id,
+            receiver: leader_id,
+            request_id: self.seal.entropy().bytes16(),
+            sent_at: self.clock.now_unix(),
+            sealed: Vec::new(),
+        };
+        let plain = zeroize::Zeroizing::new(postcard::to_allocvec(forwarded).expect("forwarded requests encode"));
+        envelope.sealed = barrier.seal(Scope::System, &envelope.binding(FORWARD_REQUEST_AAD, &cluster_id), &plain);
+        let mut client =
+            raft.channels.client(&leader.cluster_addr, Some(leader_id)).map_err(ArcaError::unavailable)?;
+        let payload = RaftPayload { data: postcard::to_allocvec(&envelope).expect("envelopes encode") };
+        let mut req = tonic::Request::new(payload);
+        req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
+        let response = client.forward(req).await.map_err(rpc_unavailable)?;
+        let plain = barrier
+            .open(Scope::System, &envelope.binding(FORWARD_OUTCOME_AAD, &cluster_id), &response.into_inner().data)
+            .map_err(|_| ArcaError::unavailable("the leader's answer did not open; the keyrings may differ, retry"))?;
+        postcard::from_bytes::<Result<ForwardedOutcome, ArcaError>>(&plain)
+            .map_err(|e| ArcaError::internal(format!("the leader's answer does not decode: {e}")))?
+    }
+
+    /// The leader's side of a forwarded request from member `caller`.
+    pub async fn handle_forward(&self, data: &[u8], caller: u64) -> Result<Vec<u8>, ArcaError> {
+        let envelope: Envelope = postcard::from_bytes(data)
+            .map_err(|_| ArcaError::bad_parameter("payload", "the forwarded request does not decode"))?;
+        if envelope.sender != caller {
+            return Err(ArcaError::new(
+                ErrorCode::NotAMember,
+                format!("node {caller} sent a request in the name of node {}", envelope.sender),
+            ));
+        }
+        let raft = self.raft()?;
+        if envelope.receiver != raft.node_id {
+            return Err(ArcaError::bad_parameter(
+                "payload",
+                format!("the request was sealed for node {}, not this node", envelope.receiver),
+            ));
+        }
+        let now = self.clock.now_unix();
+        if envelope.sent_at.abs_diff(now) > FORWARD_ENVELOPE_AGE_S_MAX as u64 {
+            return Err(ArcaError::bad_parameter(
+                "payload",
+                format!(
+                    "the request was sent {} s from this node's time, more than {FORWARD_ENVELOPE_AGE_S_MAX} s: \
+                     a replay, or clocks that differ too much",
+                    envelope.sent_at.saturating_sub(now)
+                ),
+            ));
+        }
+        if !raft.is_leader() {
+            return Err(ArcaError::unavailable("this node is no longer the leader; retry"));
+        }
+        let keyspace = self
+            .seal
+            .keyspace()
+            .map_err(|_| ArcaError::unavailable("the leader is sealed and cannot decide writes; unseal it"))?;
+        let cluster_id = self.cluster_id()?;
+        let barrier = keyspace.barrier().clone();
+        let plain = barrier
+            .open(Scope::System, &envelope.binding(FORWARD_REQUEST_AAD, &cluster_id), &envelope.sealed)
+            .map_err(|_| ArcaError::bad_parameter("payload", "the forwarded request did not open"))?;
+        let forwarded: Forwarded = postcard::from_bytes(&plain)
+            .map_err(|_| ArcaError::bad_parameter("payload", "the forwarded request does not decode"))?;
+        let first_time = self.replays.lock().unwrap_or_else(|p| p.into_inner()).first_time(
+            envelope.sender,
+            envelope.request_id,
+            now,
+        );
+        if !first_time {
+            return Err(ArcaError::bad_parameter("payload", "this request was received before: a replay"));
+        }
+        let result = match forwarded {
+            Forwarded::Client(command) => self.execute_on_leader(&keyspace, &command).await.map(ForwardedOutcome::Client),
+            Forwarded::System(command) => self.run_system(&keyspace, command).await.map(ForwardedOutcome::System),
+        };
+        let plain = zeroize::Zeroizing::new(postcard::to_allocvec(&result).expect("outcomes encode"));
+        Ok(barrier.seal(Scope::System, &envelope.binding(FORWARD_OUTCOME_AAD, &cluster_id), &plain))
+    }
+
+    /// Proposes on this node, which must be the leader (init, membership, system commands).
+    pub async fn propose_on_leader(&self, proposal: Proposal) -> Result<(u64, ApplyOutcome), ArcaError> {
+        self.raft()?.write(proposal).await.map_err(from_proposal_error)
     }
 
     /// Waits until a read at `consistency` may be served from this node's replica.
@@ -383,79 +556,12 @@ impl Engine {
         self.on_leader(
             "confirm a read index",
             move || async move { retry_if_moved(raft.read_index().await) },
-            move |leader| async move {
-                let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
+            move |leader_id, leader| async move {
+                let mut client =
+                    raft.channels.client(&leader.cluster_addr, Some(leader_id)).map_err(ArcaError::unavailable)?;
                 let mut req = tonic::Request::new(ReadIndexRequest {});
                 req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
                 retry_if_unreachable(client.read_index(req).await.map(|r| r.into_inner().index))
-            },
-        )
-        .await
-    }
-
-    /// On the leader: allocates a node id that has never been used.
-    pub async fn allocate_node_id(&self) -> Result<u64, ArcaError> {
-        let raft = self.raft()?;
-        for _ in 0..CONFLICT_RETRIES_MAX {
-            let current = keyspace::read_plain::<u64>(&*self.store, NODE_SEQ_KEY)?;
-            let highest_member = raft.member_ids().into_iter().max().unwrap_or(0);
-            let next = current.map_or(0, |(_, v)| v).max(highest_member) + 1;
-            let proposal = Proposal {
-                preconditions: vec![arca_storage::proposal::Precondition {
-                    key: NODE_SEQ_KEY.to_vec(),
-                    modified_at: current.map(|(at, _)| at),
-                }],
-                ops: vec![arca_storage::Op::Put {
-                    key: NODE_SEQ_KEY.to_vec(),
-                    value: postcard::to_allocvec(&next).expect("u64 encodes"),
-                }],
-            };
-            match self.propose(proposal).await? {
-                (_, ApplyOutcome::Applied) => return Ok(next),
-                (index, ApplyOutcome::Conflict) => {
-                    raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
-                        .await
-                        .map_err(from_write_error)?;
-                }
-            }
-        }
-        Err(ArcaError::unavailable("could not allocate a node id; retry"))
-    }
-
-    /// Adds a node (allocating its id first when `phase` is 0), from any member.
-    pub async fn add_node(&self, request: AddNodeRequest) -> Result<u64, ArcaError> {
-        let raft = self.raft()?;
-        let request = &request;
-        self.on_leader(
-            "add the node",
-            move || async move {
-                if request.phase == 0 {
-                    return self.allocate_node_id().await.map(Some);
-                }
-                let node = ArcaNode { api_addr: request.api_addr.clone(), cluster_addr: request.cluster_addr.clone() };
-                retry_if_moved(raft.add_node(request.node_id, node, request.as_learner).await.map(|()| request.node_id))
-            },
-            move |leader| async move {
-                let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
-                let mut req = tonic::Request::new(request.clone());
-                req.set_timeout(Duration::from_secs(120));
-                retry_if_unreachable(client.add_node(req).await.map(|r| r.into_inner().node_id))
-            },
-        )
-        .await
-    }
-
-    /// Removes a node from the membership, from any member.
-    pub async fn remove_node(&self, node_id: u64) -> Result<(), ArcaError> {
-        let raft = self.raft()?;
-        self.on_leader(
-            "remove the node",
-            move || async move { retry_if_moved(raft.remove_node(node_id).await) },
-            move |leader| async move {
-                let mut client = raft.channels.client(&leader.cluster_addr).map_err(ArcaError::unavailable)?;
-                let mut req = tonic::Request::new(RemoveNodeRequest { node_id });
-                req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
-                retry_if_unreachable(client.remove_node(req).await.map(|_| ()))
             },
         )
         .await

@@ -7,6 +7,10 @@
 //! | `s/keyring` | the keyring, wrapped under the root key |
 //! | `s/init` | share count and threshold (not secret) |
 //! | `s/nodeseq` | the last allocated node id |
+//! | `s/cluster` | the cluster id, minted at bootstrap (not secret) |
+//! | `s/cluster-ca` | the cluster CA certificate (public) |
+//! | `s/cluster-ca-key` | the cluster CA key |
+//! | `j/` + token id | join token record (a hash of its secret, expiry, who used it) |
 //! | `t/` + H(token) | token record |
 //! | `v/` + H(vault name) | vault record |
 //! | `o/` + vault id + `s` + H_vault(name) | secret header |
@@ -40,6 +44,10 @@ use zeroize::Zeroizing;
 pub const KEYRING_KEY: &[u8] = b"s/keyring";
 pub const INIT_KEY: &[u8] = b"s/init";
 pub const NODE_SEQ_KEY: &[u8] = b"s/nodeseq";
+pub const CLUSTER_KEY: &[u8] = b"s/cluster";
+pub const CLUSTER_CA_KEY: &[u8] = b"s/cluster-ca";
+pub const CLUSTER_CA_SECRET_KEY: &[u8] = b"s/cluster-ca-key";
+const JOIN_TOKEN_PREFIX: &[u8] = b"j/";
 const TOKEN_PREFIX: &[u8] = b"t/";
 const VAULT_PREFIX: &[u8] = b"v/";
 const OBJECT_PREFIX: &[u8] = b"o/";
@@ -61,6 +69,41 @@ pub struct TokenRecord {
     pub created: i64,
     /// A short, non-secret identifier for audit records.
     pub accessor: String,
+}
+
+/// Who a cluster is. Minted once, at bootstrap; public.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub cluster_id: [u8; 16],
+    pub created: i64,
+}
+
+/// The cluster CA's certificate (its key is stored apart, under the barrier).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRecord {
+    pub cert_der: Vec<u8>,
+}
+
+/// A join token as the cluster remembers it: never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenRecord {
+    pub secret_sha256: [u8; 32],
+    pub created: i64,
+    pub expires: i64,
+    /// The node it admits may only be a learner.
+    pub learner_only: bool,
+    /// The accessor of the credential that minted it.
+    pub creator: String,
+    /// The node it admitted, once used: a retry by the same key gets the same node id, anyone else is
+    /// refused.
+    pub used_by: Option<TokenUse>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUse {
+    pub node_id: u64,
+    pub spki_sha256: [u8; 32],
+    pub at: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -198,6 +241,40 @@ impl Keyspace {
     pub fn put_token(&self, token: &str, record: &TokenRecord) -> Op {
         let key = self.token_key(token);
         Op::Put { value: self.seal(Scope::System, &key, record), key }
+    }
+
+    fn join_token_key(token_id: &[u8; 8]) -> Vec<u8> {
+        [JOIN_TOKEN_PREFIX, token_id.as_slice()].concat()
+    }
+
+    /// A join token's record and the index that last wrote it.
+    pub fn join_token(&self, token_id: &[u8; 8]) -> Result<Option<(u64, JoinTokenRecord)>, ArcaError> {
+        self.read(Scope::System, &Self::join_token_key(token_id))
+    }
+
+    pub fn put_join_token(&self, token_id: &[u8; 8], record: &JoinTokenRecord) -> Op {
+        let key = Self::join_token_key(token_id);
+        Op::Put { value: self.seal(Scope::System, &key, record), key }
+    }
+
+    /// The precondition that a join token record is as read (at `modified_at`, or absent).
+    pub fn join_token_unchanged(token_id: &[u8; 8], modified_at: Option<u64>) -> Precondition {
+        Precondition { key: Self::join_token_key(token_id), modified_at }
+    }
+
+    /// The cluster CA's key (PKCS#8), if the cluster is initialized.
+    pub fn cluster_ca_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>, ArcaError> {
+        match self.store.get(CLUSTER_CA_SECRET_KEY).map_err(storage)? {
+            Some(v) => Ok(Some(self.barrier.open(Scope::System, CLUSTER_CA_SECRET_KEY, &v.value).map_err(corrupt)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_cluster_ca_key(&self, pkcs8: &[u8]) -> Op {
+        Op::Put {
+            key: CLUSTER_CA_SECRET_KEY.to_vec(),
+            value: self.barrier.seal(Scope::System, CLUSTER_CA_SECRET_KEY, pkcs8),
+        }
     }
 
     /// A view that records what it reads, for deciding one command.
@@ -431,6 +508,11 @@ impl StateView for RecordingView<'_> {
     ) -> Result<Page<ObjectHeader>, ArcaError> {
         self.scan(Scope::Vault(&vault.id), Keyspace::object_prefix(&vault.id, Keyspace::header_tag(kind)), after, limit)
     }
+}
+
+/// The write that stores a record in the clear (system parameters that are not secret).
+pub fn put_plain<T: Serialize>(key: &[u8], value: &T) -> Op {
+    Op::Put { key: key.to_vec(), value: postcard::to_allocvec(value).expect("system records encode") }
 }
 
 /// Reads a record stored in the clear (system parameters that are not secret).

@@ -14,10 +14,10 @@ pub mod convert;
 pub mod engine;
 pub mod key_use;
 pub mod keyspace;
+pub mod membership;
 pub mod seal;
 pub mod server;
 pub mod services;
 pub mod status;
-pub mod tls;
 
-pub use server::{serve, Listener, NodeOptions, NodeParts};
+pub use server::{serve, JoinPlan, Listener, NodeOptions, NodeParts};

@@ -12,7 +12,10 @@ use arca_storage::proposal::{Precondition, Proposal};
 use arca_storage::{Op, StateStore};
 use arca_types::{ArcaError, ErrorCode};
 
-use crate::keyspace::{self, InitRecord, Keyspace, TokenRecord, INIT_KEY, KEYRING_KEY};
+use crate::keyspace::{
+    self, CaRecord, ClusterRecord, InitRecord, Keyspace, TokenRecord, CLUSTER_CA_KEY, CLUSTER_KEY, INIT_KEY,
+    KEYRING_KEY,
+};
 
 enum SealState {
     Sealed { shares: Vec<Share> },
@@ -26,6 +29,18 @@ pub struct InitMaterial {
     pub threshold: u8,
     pub root_token: String,
     pub unseal_key: Option<Share>,
+    /// The cluster CA certificate and the certificate it issued the initializing node (DER).
+    pub ca_cert_der: Vec<u8>,
+    pub node_cert_der: Vec<u8>,
+}
+
+/// Who is initializing the cluster: its id (with the index that wrote it), and the node doing it.
+pub struct InitSubject<'a> {
+    pub cluster: &'a ClusterRecord,
+    pub cluster_written_at: u64,
+    pub node_id: u64,
+    /// The key the node presents on the cluster listener (DER SubjectPublicKeyInfo).
+    pub node_spki_der: &'a [u8],
 }
 
 /// A snapshot of the seal state for `GetSealStatus`.
@@ -103,6 +118,7 @@ impl SealManager {
         threshold: u8,
         auto_unseal_key: bool,
         now: i64,
+        subject: InitSubject<'_>,
     ) -> Result<InitMaterial, ArcaError> {
         if self.store.get(KEYRING_KEY).map_err(|e| ArcaError::internal(e.to_string()))?.is_some() {
             return Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized"));
@@ -124,15 +140,35 @@ impl SealManager {
         let accessor = hex_of(&keyspace.barrier().name_hash(arca_crypto::Scope::System, root_token.as_bytes())[..8]);
         let record = TokenRecord { policy: "root".to_owned(), created: now, accessor };
         let init = InitRecord { shares, threshold };
+        let cluster_id = subject.cluster.cluster_id;
+        let ca = arca_crypto::cluster_pki::ClusterCa::generate(&cluster_id, entropy, now)
+            .map_err(|e| ArcaError::internal(e.to_string()))?;
+        let node_cert_der = ca
+            .issue_node_certificate(&cluster_id, subject.node_id, subject.node_spki_der, entropy, now)
+            .map_err(|e| ArcaError::internal(e.to_string()))?;
         let proposal = Proposal {
-            preconditions: vec![Precondition { key: KEYRING_KEY.to_vec(), modified_at: None }],
+            preconditions: vec![
+                Precondition { key: KEYRING_KEY.to_vec(), modified_at: None },
+                Precondition { key: CLUSTER_KEY.to_vec(), modified_at: Some(subject.cluster_written_at) },
+                Precondition { key: CLUSTER_CA_KEY.to_vec(), modified_at: None },
+            ],
             ops: vec![
                 Op::Put { key: KEYRING_KEY.to_vec(), value: wrapped },
                 Op::Put { key: INIT_KEY.to_vec(), value: postcard::to_allocvec(&init).expect("init record encodes") },
                 keyspace.put_token(&root_token, &record),
+                keyspace::put_plain(CLUSTER_CA_KEY, &CaRecord { cert_der: ca.cert_der.clone() }),
+                keyspace.put_cluster_ca_key(ca.key.pkcs8_der()),
             ],
         };
-        Ok(InitMaterial { proposal, shares: split, threshold, root_token, unseal_key })
+        Ok(InitMaterial {
+            proposal,
+            shares: split,
+            threshold,
+            root_token,
+            unseal_key,
+            ca_cert_der: ca.cert_der,
+            node_cert_der,
+        })
     }
 
     /// Adds one share; unseals when the threshold is reached and the shares open the keyring.
@@ -201,16 +237,25 @@ impl SealManager {
         tracing::info!("node sealed");
     }
 
-    /// Loads the replicated keyring again if it changed (after a rotation anywhere in the cluster).
+    /// Loads the replicated keyring again if it moved forward (after a rotation anywhere in the
+    /// cluster). A replicated keyring with an older active term than the one in use is refused: the
+    /// keyring term only moves forward, so an old keyring blob can never roll new writes back onto a
+    /// retired term.
     pub fn refresh_keyring(&self) -> Result<(), ArcaError> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let SealState::Unsealed { root, barrier } = &*state else { return Ok(()) };
         let (_, blob) = self.keyring_blob()?;
         let keyring =
             Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
-        if keyring.active_term() != barrier.keyring().active_term() {
+        let (replicated, in_use) = (keyring.active_term(), barrier.keyring().active_term());
+        if replicated > in_use {
             barrier.replace_keyring(keyring);
-            tracing::info!("loaded rotated keyring");
+            tracing::info!(term = replicated, "loaded rotated keyring");
+        } else if replicated < in_use {
+            return Err(ArcaError::internal(format!(
+                "the replicated keyring's active term ({replicated}) is older than the one in use ({in_use}); \
+                 refusing to roll it back"
+            )));
         }
         Ok(())
     }
@@ -230,10 +275,12 @@ impl SealManager {
         Ok((proposal, keyring))
     }
 
-    /// Installs a keyring this node just committed.
+    /// Installs a keyring this node just committed (only if it moves the term forward).
     pub fn install_keyring(&self, keyring: Keyring) {
         if let SealState::Unsealed { barrier, .. } = &*self.state.read().unwrap_or_else(|p| p.into_inner()) {
-            barrier.replace_keyring(keyring);
+            if keyring.active_term() > barrier.keyring().active_term() {
+                barrier.replace_keyring(keyring);
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arca_crypto::Entropy;
 use arca_proto::cluster::v1::node_service_server::NodeServiceServer;
-use arca_proto::cluster::v1::AddNodeRequest;
+use arca_proto::cluster::v1::{AddNodeRequest, JoinRequest, JoinResponse};
 use arca_proto::v1::cluster_service_server::ClusterServiceServer;
 use arca_proto::v1::crypto_service_server::CryptoServiceServer;
 use arca_proto::v1::key_service_server::KeyServiceServer;
@@ -17,40 +17,63 @@ use arca_proto::v1::vault_service_server::VaultServiceServer;
 use arca_raft::network::{ChannelFactory, Channels};
 use arca_raft::{ArcaNode, RaftNode, RaftSettings};
 use arca_storage::{Durability, LogStore, StateStore};
-use arca_types::ArcaError;
+use arca_transport::admission::{Admission, Gate, PeerCertificates};
+use arca_transport::credentials::NodeCredentials;
+use arca_transport::join_token::JoinToken;
+use arca_types::{ArcaError, ErrorCode};
 use tonic::service::Routes;
 
 use crate::access::{AuditSink, RootOnlyAuthorizer, TokenAuthenticator};
 use crate::api::Api;
 use crate::engine::{Clock, Engine};
+use crate::membership::MembershipView;
 use crate::seal::SealManager;
 use crate::services;
 
 /// Largest gRPC message a node accepts, in bytes (a restore blob of 500 versions at the value limit).
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
+/// Largest message on the cluster listener, in bytes (a batch of entries or a snapshot chunk).
+pub const CLUSTER_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// How often the leader looks for soft-deleted objects whose retention has ended, in seconds.
 pub const PURGE_SWEEP_INTERVAL_S: u64 = 10;
+/// How many times a joining node follows a "not the leader, ask node N" answer in one attempt.
+pub const JOIN_LEADER_HOPS_MAX: usize = 5;
+/// Deadline of a join request, and of the request to be added (which waits while the new node
+/// catches up), in seconds.
+pub const JOIN_TIMEOUT_S: u64 = 30;
+pub const ADD_NODE_TIMEOUT_S: u64 = 300;
 
-/// Key of the node id in the log store's local (never replicated) metadata.
+/// Keys of this node's local (never replicated) metadata in the log store.
 const NODE_ID_META: &str = "node_id";
+/// Where a node that has not finished joining asks to be added, and whether as a learner.
+const JOIN_PEER_META: &str = "join_peer";
+const JOIN_AS_LEARNER_META: &str = "join_as_learner";
+
+fn read_meta(log: &dyn LogStore, key: &str) -> Result<Option<String>, String> {
+    match log.get_meta(key).map_err(|e| format!("failed to read {key}: {e}"))? {
+        Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| format!("the stored {key} is corrupt")),
+        None => Ok(None),
+    }
+}
+
+fn write_meta(log: &dyn LogStore, key: &str, value: &str) -> Result<(), String> {
+    log.put_meta(key, value.as_bytes(), Durability::Synced).map_err(|e| format!("failed to write {key}: {e}"))
+}
 
 fn read_node_id(log: &dyn LogStore) -> Result<Option<u64>, String> {
-    match log.get_meta(NODE_ID_META).map_err(|e| format!("failed to read the node id: {e}"))? {
-        Some(bytes) => {
-            let text = String::from_utf8(bytes).map_err(|_| "the stored node id is corrupt".to_owned())?;
-            text.parse().map(Some).map_err(|e| format!("the stored node id is corrupt: {e}"))
-        }
+    match read_meta(log, NODE_ID_META)? {
+        Some(text) => text.parse().map(Some).map_err(|e| format!("the stored node id is corrupt: {e}")),
         None => Ok(None),
     }
 }
 
 fn write_node_id(log: &dyn LogStore, id: u64) -> Result<(), String> {
-    log.put_meta(NODE_ID_META, id.to_string().as_bytes(), Durability::Synced)
-        .map_err(|e| format!("failed to write the node id: {e}"))
+    write_meta(log, NODE_ID_META, &id.to_string())
 }
 
 /// The parts of a node that differ between a real machine and the simulation: storage, the network
-/// to peers, time, randomness and the audit sink.
+/// to peers, time, randomness, the audit sink, and the node's cluster credentials with the way to
+/// learn which certificate a caller of the cluster listener proved it holds.
 pub struct NodeParts {
     pub log: Arc<dyn LogStore>,
     pub state: Arc<dyn StateStore>,
@@ -58,6 +81,21 @@ pub struct NodeParts {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub audit: Arc<dyn AuditSink>,
+    pub credentials: Arc<NodeCredentials>,
+    pub peer_certificates: Arc<dyn PeerCertificates>,
+}
+
+/// How a new node joins: a member's cluster address and the join token an operator minted for it.
+#[derive(Clone)]
+pub struct JoinPlan {
+    pub peer: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for JoinPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinPlan").field("peer", &self.peer).field("token", &"<redacted>").finish()
+    }
 }
 
 /// How a node finds its cluster.
@@ -68,19 +106,44 @@ pub struct NodeOptions {
     pub cluster_advertise: String,
     /// Start a new single-node cluster with this node as node 1.
     pub bootstrap: bool,
-    /// Join the cluster of this member (its cluster address) on first start.
-    pub join: Option<String>,
+    /// Join the cluster of this member on first start.
+    pub join: Option<JoinPlan>,
     pub join_as_learner: bool,
     pub raft: RaftSettings,
     pub vault_suffix: String,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     options: NodeOptions,
     engine: Arc<Engine>,
     log: Arc<dyn LogStore>,
     state: Arc<dyn StateStore>,
     channels: Channels,
+    /// One join at a time: two would start two Raft cores on one store.
+    join_lock: tokio::sync::Mutex<()>,
+}
+
+/// Which node a joining node talks to next.
+#[derive(Clone)]
+struct Target {
+    addr: String,
+    node_id: Option<u64>,
+}
+
+/// The leader a refusal names, if it names one.
+fn leader_hint(status: &tonic::Status) -> Option<Target> {
+    let id = status.metadata().get("x-arca-leader-id")?.to_str().ok()?.parse().ok()?;
+    let addr = status.metadata().get("x-arca-leader-addr")?.to_str().ok()?.to_owned();
+    Some(Target { addr, node_id: Some(id) })
+}
+
+fn refused(what: &str, status: &tonic::Status) -> ArcaError {
+    let code = match status.code() {
+        tonic::Code::PermissionDenied => ErrorCode::JoinTokenInvalid,
+        tonic::Code::InvalidArgument => ErrorCode::BadParameter,
+        _ => ErrorCode::Unavailable,
+    };
+    ArcaError::new(code, format!("{what}: {}", status.message()))
 }
 
 impl Shared {
@@ -96,38 +159,134 @@ impl Shared {
         Ok(raft)
     }
 
-    /// Joins the cluster `peer` belongs to: get an id, start Raft, then ask to be added.
-    async fn join(&self, peer: &str, as_learner: bool) -> Result<(), ArcaError> {
-        let mut client = self.channels.client(peer).map_err(ArcaError::unavailable)?;
-        let me = self.me();
-        let node_id = match read_node_id(&*self.log).map_err(ArcaError::internal)? {
-            Some(id) => id,
+    /// Joins the cluster `peer` belongs to (or finishes joining it): with `token`, be admitted and
+    /// given a certificate; start Raft; then ask to be added. Safe to call again after any failure.
+    pub(crate) async fn join(&self, peer: &str, token: Option<&str>, as_learner: bool) -> Result<(), ArcaError> {
+        let _one_at_a_time = self.join_lock.lock().await;
+        let mut target = Target { addr: peer.to_owned(), node_id: None };
+        let node_id = match self.engine.credentials.current().identity {
+            Some(identity) => identity.node_id,
             None => {
-                let mut req = tonic::Request::new(AddNodeRequest { phase: 0, ..Default::default() });
-                req.set_timeout(Duration::from_secs(30));
-                let id = client
-                    .add_node(req)
-                    .await
-                    .map_err(|s| ArcaError::unavailable(format!("the peer refused: {}", s.message())))?
-                    .into_inner()
-                    .node_id;
-                write_node_id(&*self.log, id).map_err(ArcaError::internal)?;
-                id
+                let token = token.ok_or_else(|| {
+                    ArcaError::bad_parameter("token", "this node holds no certificate yet: a join token is needed")
+                })?;
+                let parsed = JoinToken::parse(token).map_err(|e| ArcaError::bad_parameter("token", e.to_string()))?;
+                self.engine.credentials.set_join_pin(Some(parsed.pin));
+                let (response, answered) = self.ask_to_join(target.clone(), token).await?;
+                let identity = self
+                    .engine
+                    .credentials
+                    .install(response.certificate, response.ca_certificate, response.members, self.engine.clock.now_unix())
+                    .map_err(|e| ArcaError::internal(format!("the certificate the cluster issued does not fit: {e}")))?;
+                if identity.node_id != response.node_id {
+                    return Err(ArcaError::internal("the cluster issued a certificate for another node id"));
+                }
+                // Connections opened with the provisional certificate must not be reused.
+                self.channels.clear();
+                target = Target { addr: answered.addr, node_id: Some(response.leader_id) };
+                response.node_id
             }
         };
+        match read_node_id(&*self.log).map_err(ArcaError::internal)? {
+            Some(stored) if stored != node_id => {
+                return Err(ArcaError::internal(format!(
+                    "this node's stored id ({stored}) is not the one its certificate names ({node_id})"
+                )))
+            }
+            Some(_) => {}
+            None => write_node_id(&*self.log, node_id).map_err(ArcaError::internal)?,
+        }
+        write_meta(&*self.log, JOIN_PEER_META, peer).map_err(ArcaError::internal)?;
+        write_meta(&*self.log, JOIN_AS_LEARNER_META, if as_learner { "1" } else { "0" }).map_err(ArcaError::internal)?;
         if !self.engine.has_raft() {
             self.start_raft(node_id).await.map_err(ArcaError::internal)?;
         }
-        let request =
-            AddNodeRequest { node_id, api_addr: me.api_addr, cluster_addr: me.cluster_addr, as_learner, phase: 1 };
-        let mut req = tonic::Request::new(request);
-        req.set_timeout(Duration::from_secs(300));
-        client
-            .add_node(req)
-            .await
-            .map_err(|s| ArcaError::unavailable(format!("the cluster did not add this node: {}", s.message())))?;
+        self.ask_to_be_added(target, node_id, as_learner).await?;
         tracing::info!(node_id, "joined the cluster");
         Ok(())
+    }
+
+    /// Sends `Join` to `target`, following "ask the leader" answers.
+    async fn ask_to_join(&self, mut target: Target, token: &str) -> Result<(JoinResponse, Target), ArcaError> {
+        for _ in 0..JOIN_LEADER_HOPS_MAX {
+            let mut client = self.channels.client(&target.addr, target.node_id).map_err(ArcaError::unavailable)?;
+            let mut req = tonic::Request::new(JoinRequest { token: token.to_owned() });
+            req.set_timeout(Duration::from_secs(JOIN_TIMEOUT_S));
+            match client.join(req).await {
+                Ok(response) => return Ok((response.into_inner(), target)),
+                Err(status) => match leader_hint(&status) {
+                    Some(leader) => target = leader,
+                    None => return Err(refused("the cluster did not admit this node", &status)),
+                },
+            }
+        }
+        Err(ArcaError::unavailable("the cluster's leader kept moving while this node asked to join; retry"))
+    }
+
+    /// Sends `AddNode` for this node to `target`, following "ask the leader" answers.
+    async fn ask_to_be_added(&self, mut target: Target, node_id: u64, as_learner: bool) -> Result<(), ArcaError> {
+        let me = self.me();
+        for _ in 0..JOIN_LEADER_HOPS_MAX {
+            let mut client = self.channels.client(&target.addr, target.node_id).map_err(ArcaError::unavailable)?;
+            let request = AddNodeRequest {
+                node_id,
+                api_addr: me.api_addr.clone(),
+                cluster_addr: me.cluster_addr.clone(),
+                as_learner,
+            };
+            let mut req = tonic::Request::new(request);
+            req.set_timeout(Duration::from_secs(ADD_NODE_TIMEOUT_S));
+            match client.add_node(req).await {
+                Ok(_) => return Ok(()),
+                Err(status) => match leader_hint(&status) {
+                    Some(leader) => target = leader,
+                    None => return Err(refused("the cluster did not add this node", &status)),
+                },
+            }
+        }
+        Err(ArcaError::unavailable("the cluster's leader kept moving while this node asked to be added; retry"))
+    }
+
+    /// After a restart: a node that was admitted but never added, or added as a learner but never
+    /// promoted when it asked to be a voter, asks again.
+    fn resume_joining(self: &Arc<Self>, raft: &RaftNode) -> Result<bool, String> {
+        let Some(peer) = read_meta(&*self.log, JOIN_PEER_META)?.or_else(|| self.options.join.as_ref().map(|j| j.peer.clone())) else {
+            return Ok(false);
+        };
+        let as_learner = match read_meta(&*self.log, JOIN_AS_LEARNER_META)? {
+            Some(flag) => flag == "1",
+            None => self.options.join_as_learner,
+        };
+        let view = raft.view();
+        let me = view.nodes.iter().find(|n| n.node_id == raft.node_id);
+        let unfinished = match me {
+            None => !raft.has_seen_membership(),
+            Some(node) => !node.voter && !as_learner,
+        };
+        if unfinished {
+            let token = self.options.join.as_ref().map(|j| j.token.clone());
+            self.join_in_background(peer, token, as_learner);
+        }
+        Ok(unfinished)
+    }
+
+    fn join_in_background(self: &Arc<Self>, peer: String, token: Option<String>, as_learner: bool) {
+        let shared = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match shared.join(&peer, token.as_deref(), as_learner).await {
+                    Ok(()) => break,
+                    Err(e) if matches!(e.code, ErrorCode::JoinTokenInvalid | ErrorCode::BadParameter) => {
+                        tracing::error!("failed to join the cluster, not retrying: {e}");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!("failed to join the cluster, retrying: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -151,30 +310,47 @@ pub async fn serve(
 ) -> Result<Arc<Engine>, String> {
     let channels = Channels::new(parts.channels);
     let seal = Arc::new(SealManager::new(parts.state.clone(), parts.entropy));
-    let engine = Arc::new(Engine::new(parts.state.clone(), seal, parts.clock, options.vault_suffix.clone()));
+    let engine = Arc::new(Engine::new(
+        parts.state.clone(),
+        seal,
+        parts.clock,
+        options.vault_suffix.clone(),
+        parts.credentials.clone(),
+    ));
     let api = Arc::new(Api {
         engine: engine.clone(),
         authenticator: Arc::new(TokenAuthenticator),
         authorizer: Arc::new(RootOnlyAuthorizer),
         audit: parts.audit,
     });
+    let mut raft_settings = options.raft.clone();
+    if let Ok(Some((_, cluster))) = crate::membership::cluster_record(&*parts.state) {
+        raft_settings.cluster_name = format!("arca-{}", hex::encode(cluster.cluster_id));
+    }
     let shared = Arc::new(Shared {
-        options: options.clone(),
+        options: NodeOptions { raft: raft_settings, ..options.clone() },
         engine: engine.clone(),
         log: parts.log,
         state: parts.state,
         channels,
+        join_lock: tokio::sync::Mutex::new(()),
     });
 
+    // Every cluster RPC passes admission before a handler sees it.
+    let gate = Arc::new(Gate::new(
+        parts.credentials,
+        Arc::new(MembershipView(engine.clone())),
+        parts.peer_certificates,
+    ));
     let node_service = NodeServiceServer::new(services::node::Node(engine.clone()))
-        .max_decoding_message_size(64 * 1024 * 1024)
-        .max_encoding_message_size(64 * 1024 * 1024);
-    spawn_server(Listener::Cluster, Routes::new(node_service));
+        .max_decoding_message_size(CLUSTER_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(CLUSTER_MESSAGE_BYTES_MAX);
+    spawn_server(Listener::Cluster, Routes::new(Admission::new(node_service, gate)));
 
     let joiner_shared = shared.clone();
-    let joiner: services::cluster::Joiner = Arc::new(move |peer, as_learner| {
+    let joiner: services::cluster::Joiner = Arc::new(move |peer, token, as_learner| {
         let shared = joiner_shared.clone();
-        Box::pin(async move { shared.join(&peer, as_learner).await })
+        Box::pin(async move { shared.join(&peer, Some(&token), as_learner).await })
     });
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
@@ -206,39 +382,25 @@ pub async fn serve(
         .add_service(ClusterServiceServer::new(services::cluster::Cluster { api: api.clone(), joiner }));
     spawn_server(Listener::Api, routes);
 
-    let join_in_background = |shared: Arc<Shared>| {
-        if let Some(peer) = options.join.clone() {
-            let as_learner = options.join_as_learner;
-            tokio::spawn(async move {
-                loop {
-                    match shared.join(&peer, as_learner).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::warn!("failed to join the cluster, retrying: {e}");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                }
-            });
-        }
-    };
     match read_node_id(&*shared.log)? {
         Some(id) => {
             let raft = shared.start_raft(id).await?;
-            // A node that got its id but crashed before the cluster added it has never seen a
-            // membership: finish joining. (A node that was a member, even one since removed, has.)
-            // Its vote says nothing: the leader that was adding it may have reached it and then lost
-            // office before the change committed.
-            if !raft.has_seen_membership() {
-                join_in_background(shared.clone());
-            }
+            shared.resume_joining(&raft)?;
         }
         None if options.bootstrap => {
             write_node_id(&*shared.log, 1)?;
             let raft = shared.start_raft(1).await?;
             raft.bootstrap(shared.me()).await?;
         }
-        None => join_in_background(shared.clone()),
+        None => match &options.join {
+            Some(plan) => shared.join_in_background(plan.peer.clone(), Some(plan.token.clone()), options.join_as_learner),
+            None => {
+                if let Some(identity) = engine.credentials.current().identity {
+                    // Admitted and certified, but the node id never reached the log store.
+                    tracing::warn!(node_id = identity.node_id, "this node was admitted but has no id stored");
+                }
+            }
+        },
     }
     if let Ok(raft) = engine.raft() {
         if let Err(e) = raft.wait_recovered(Duration::from_secs(30)).await {
@@ -262,6 +424,14 @@ fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter)
             health.set_service_status("", status).await;
             if let Err(e) = engine.seal.refresh_keyring() {
                 tracing::debug!("failed to refresh the keyring: {e}");
+            }
+            if engine.raft().is_ok_and(|r| r.is_leader()) {
+                if let Err(e) = crate::membership::ensure_cluster_record(&engine).await {
+                    tracing::debug!("failed to record the cluster's id: {e}");
+                }
+            }
+            if let Err(e) = crate::membership::renew_own_certificate(&engine) {
+                tracing::warn!("failed to renew this node's cluster certificate: {e}");
             }
             if tick.is_multiple_of(PURGE_SWEEP_INTERVAL_S) && !engine.seal.is_sealed() {
                 match engine.sweep_purges().await {

@@ -15,7 +15,10 @@ pub fn grpc_code(code: ErrorCode) -> Code {
     match code {
         ErrorCode::BadParameter | ErrorCode::VaultNameNotValid => Code::InvalidArgument,
         ErrorCode::Unauthorized => Code::Unauthenticated,
-        ErrorCode::Forbidden | ErrorCode::KeyOperationForbidden => Code::PermissionDenied,
+        ErrorCode::Forbidden
+        | ErrorCode::KeyOperationForbidden
+        | ErrorCode::JoinTokenInvalid
+        | ErrorCode::NotAMember => Code::PermissionDenied,
         ErrorCode::SecretDisabled
         | ErrorCode::KeyDisabled
         | ErrorCode::PurgeProtected

@@ -53,6 +53,11 @@ pub enum ErrorCode {
     OutcomeUnknown,
     /// An invariant inside Arca failed. The message names what; the request changed nothing.
     Internal,
+    /// A join token was refused: malformed, for another cluster, unknown, expired or already used by
+    /// another node. Ask an operator for a new one (`arca cluster join-token create`).
+    JoinTokenInvalid,
+    /// The caller is not a member of this cluster (cluster listener only).
+    NotAMember,
 }
 
 impl ErrorCode {
@@ -81,6 +86,8 @@ impl ErrorCode {
             ErrorCode::Unavailable => "Unavailable",
             ErrorCode::OutcomeUnknown => "OutcomeUnknown",
             ErrorCode::Internal => "Internal",
+            ErrorCode::JoinTokenInvalid => "JoinTokenInvalid",
+            ErrorCode::NotAMember => "NotAMember",
         }
     }
 
@@ -92,6 +99,7 @@ impl ErrorCode {
             | ErrorCode::KeyDisabled
             | ErrorCode::KeyOperationForbidden => "Forbidden",
             ErrorCode::ObjectIsDeletedButRecoverable | ErrorCode::ObjectIsBeingRecovered => "Conflict",
+            ErrorCode::JoinTokenInvalid | ErrorCode::NotAMember => "Forbidden",
             other => other.azure_code(),
         }
     }
@@ -143,6 +151,8 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::Unavailable,
     ErrorCode::OutcomeUnknown,
     ErrorCode::Internal,
+    ErrorCode::JoinTokenInvalid,
+    ErrorCode::NotAMember,
 ];
 
 /// An error with a stable code and a message a person can act on. Messages never contain secret values

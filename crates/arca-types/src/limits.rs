@@ -40,3 +40,12 @@ pub const KEY_IMPORT_BYTES_MAX: usize = 64 * 1024;
 pub const KEY_VERSIONS_MAX: usize = 100;
 /// Validity-window skew allowed for key operations, in seconds (Azure allows a few minutes).
 pub const KEY_CLOCK_SKEW_S: i64 = 300;
+/// Shortest, default and longest lifetime of a join token, in seconds.
+pub const JOIN_TOKEN_TTL_S_MIN: i64 = 60;
+pub const JOIN_TOKEN_TTL_S_DEFAULT: i64 = 15 * 60;
+pub const JOIN_TOKEN_TTL_S_MAX: i64 = 24 * 3600;
+/// How far a forwarded request's send time may be from the leader's clock, in seconds; older (or
+/// later) envelopes are refused as replays.
+pub const FORWARD_ENVELOPE_AGE_S_MAX: i64 = 30;
+/// Most forwarded requests a leader remembers for replay detection (the oldest is forgotten first).
+pub const FORWARD_REPLAY_ENTRIES_MAX: usize = 262_144;

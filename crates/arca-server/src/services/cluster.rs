@@ -1,4 +1,4 @@
-//! `arca.v1.ClusterService`: status, join and remove.
+//! `arca.v1.ClusterService`: status, join tokens, join and remove.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,10 +11,12 @@ use tonic::{Request, Response, Status};
 
 use crate::access::Action;
 use crate::api::Api;
+use crate::engine::{SystemCommand, SystemOutcome};
 
-/// Joins this (not yet joined) node to the cluster that `peer` belongs to.
-pub type Joiner =
-    Arc<dyn Fn(String, bool) -> Pin<Box<dyn Future<Output = Result<(), ArcaError>> + Send>> + Send + Sync>;
+/// Joins this (not yet joined) node to the cluster that `peer` belongs to, with a join token.
+pub type Joiner = Arc<
+    dyn Fn(String, String, bool) -> Pin<Box<dyn Future<Output = Result<(), ArcaError>> + Send>> + Send + Sync,
+>;
 
 pub struct Cluster {
     pub api: Arc<Api>,
@@ -25,8 +27,10 @@ pub fn cluster_status(api: &Api) -> Result<pb::ClusterStatus, ArcaError> {
     let raft = api.engine.raft()?;
     let view = raft.view();
     let leader_last = view.last_log_index;
+    let cluster_id = api.engine.cluster_id().map(hex::encode).unwrap_or_default();
     Ok(pb::ClusterStatus {
         node_id: view.node_id,
+        cluster_id,
         leader_id: view.leader_id.unwrap_or(0),
         term: view.term,
         last_log_index: view.last_log_index,
@@ -49,6 +53,16 @@ pub fn cluster_status(api: &Api) -> Result<pb::ClusterStatus, ArcaError> {
     })
 }
 
+fn ttl_seconds(ttl: Option<&prost_types::Duration>) -> Result<Option<i64>, ArcaError> {
+    match ttl {
+        None => Ok(None),
+        Some(d) if d.nanos != 0 || d.seconds <= 0 => {
+            Err(ArcaError::bad_parameter("ttl", "ttl must be a positive whole number of seconds"))
+        }
+        Some(d) => Ok(Some(d.seconds)),
+    }
+}
+
 #[tonic::async_trait]
 impl ClusterService for Cluster {
     async fn get_cluster_status(
@@ -57,6 +71,32 @@ impl ClusterService for Cluster {
     ) -> Result<Response<pb::ClusterStatus>, Status> {
         let call = self.api.begin(&request, "ClusterStatus");
         let result = cluster_status(&self.api);
+        self.api.finish(call, result)
+    }
+
+    async fn create_join_token(
+        &self,
+        request: Request<pb::CreateJoinTokenRequest>,
+    ) -> Result<Response<pb::JoinToken>, Status> {
+        let mut call = self.api.begin(&request, "ClusterCreateJoinToken");
+        let r = request.into_inner();
+        let result = async {
+            self.api.authorize(&mut call, Action::ClusterManage, None)?;
+            let creator = call.accessor().unwrap_or_default();
+            let (token, record) =
+                crate::membership::prepare_join_token(&self.api.engine, ttl_seconds(r.ttl.as_ref())?, &creator)?;
+            let command = SystemCommand::StoreJoinToken { token_id: token.token_id, record: record.clone() };
+            let SystemOutcome::Done = self.api.engine.execute_system(command).await? else {
+                return Err(ArcaError::internal("the leader answered a join token with another outcome"));
+            };
+            Ok(pb::JoinToken {
+                token: token.expose(),
+                token_id: hex::encode(token.token_id),
+                expires_at: Some(prost_types::Timestamp { seconds: record.expires, nanos: 0 }),
+                cluster_id: hex::encode(token.pin.cluster_id),
+            })
+        }
+        .await;
         self.api.finish(call, result)
     }
 
@@ -76,7 +116,13 @@ impl ClusterService for Cluster {
                     "peer must be the cluster address (host:port) of a member",
                 ));
             }
-            (self.joiner)(r.peer, r.as_learner).await?;
+            if r.token.is_empty() {
+                return Err(ArcaError::bad_parameter(
+                    "token",
+                    "a join token is required: mint one on the cluster with `arca cluster join-token create`",
+                ));
+            }
+            (self.joiner)(r.peer, r.token, r.as_learner).await?;
             cluster_status(&self.api)
         }
         .await;
@@ -91,7 +137,10 @@ impl ClusterService for Cluster {
         let r = request.into_inner();
         let result = async {
             self.api.authorize(&mut call, Action::ClusterManage, None)?;
-            self.api.engine.remove_node(r.node_id).await?;
+            if r.node_id == 0 {
+                return Err(ArcaError::bad_parameter("node_id", "node_id must name a member (see `arca cluster status`)"));
+            }
+            self.api.engine.execute_system(SystemCommand::RemoveNode(r.node_id)).await?;
             cluster_status(&self.api)
         }
         .await;

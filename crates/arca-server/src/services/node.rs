@@ -1,10 +1,14 @@
-//! `arca.cluster.v1.NodeService`: the node-to-node listener (mutual TLS only).
+//! `arca.cluster.v1.NodeService`: the node-to-node listener. Every request reaches a handler only
+//! through cluster admission (`arca_transport::admission`), which leaves the caller it admitted in the
+//! request's extensions.
 
 use std::sync::Arc;
 
 use arca_proto::cluster::v1 as pb;
 use arca_proto::cluster::v1::node_service_server::NodeService;
 use arca_raft::rpc;
+use arca_transport::admission::{Admitted, Caller};
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::engine::Engine;
@@ -12,22 +16,59 @@ use crate::status::to_status;
 
 pub struct Node(pub Arc<Engine>);
 
+/// The caller admission let through. Its absence means the service was served without the gate: a
+/// bug, refused rather than trusted.
+fn admitted<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Admitted>()
+        .map(|a| a.caller.clone())
+        .ok_or_else(|| Status::permission_denied("the cluster listener is not behind admission"))
+}
+
+fn node_caller<T>(request: &Request<T>) -> Result<u64, Status> {
+    match admitted(request)? {
+        Caller::Node(id) => Ok(id),
+        Caller::Stranger { .. } => Err(Status::permission_denied("only nodes of this cluster may call this")),
+    }
+}
+
 impl Node {
     fn raft(&self) -> Result<&arca_raft::RaftNode, Status> {
         self.0.raft().map_err(|e| to_status(&e))
+    }
+
+    /// `UNAVAILABLE` naming the leader (when known), for a joining node to follow.
+    fn require_leader(&self) -> Result<(), Status> {
+        let raft = self.raft()?;
+        if raft.is_leader() {
+            return Ok(());
+        }
+        let mut status = Status::unavailable("this node is not the leader; ask the leader");
+        if let Some((id, node)) = raft.leader() {
+            if let (Ok(id), Ok(addr)) =
+                (MetadataValue::try_from(id.to_string()), MetadataValue::try_from(node.cluster_addr.as_str()))
+            {
+                status.metadata_mut().insert("x-arca-leader-id", id);
+                status.metadata_mut().insert("x-arca-leader-addr", addr);
+            }
+        }
+        Err(status)
     }
 }
 
 #[tonic::async_trait]
 impl NodeService for Node {
     async fn append_entries(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
-        let data = rpc::append_entries(&self.raft()?.raft, &request.into_inner().data).await?;
+        let caller = node_caller(&request)?;
+        let data = rpc::append_entries(&self.raft()?.raft, &request.into_inner().data, caller).await?;
         self.0.note_leader_contact();
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
     async fn vote(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
-        let data = rpc::vote(&self.raft()?.raft, &request.into_inner().data).await?;
+        let caller = node_caller(&request)?;
+        let data = rpc::vote(&self.raft()?.raft, &request.into_inner().data, caller).await?;
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
@@ -35,31 +76,49 @@ impl NodeService for Node {
         &self,
         request: Request<Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::RaftPayload>, Status> {
-        let data = rpc::install_snapshot(&self.raft()?.raft, request.into_inner()).await?;
+        let caller = node_caller(&request)?;
+        let data = rpc::install_snapshot(&self.raft()?.raft, request.into_inner(), caller).await?;
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
     async fn forward(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
-        let data = self.0.handle_forward(&request.into_inner().data).await.map_err(|e| to_status(&e))?;
+        let caller = node_caller(&request)?;
+        let data = self.0.handle_forward(&request.into_inner().data, caller).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
     async fn read_index(
         &self,
-        _request: Request<pb::ReadIndexRequest>,
+        request: Request<pb::ReadIndexRequest>,
     ) -> Result<Response<pb::ReadIndexResponse>, Status> {
+        node_caller(&request)?;
         let raft = self.raft()?;
         let index = raft.read_index().await.map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::ReadIndexResponse { index, leader_id: raft.node_id }))
     }
 
-    async fn add_node(&self, request: Request<pb::AddNodeRequest>) -> Result<Response<pb::AddNodeResponse>, Status> {
-        let node_id = self.0.add_node(request.into_inner()).await.map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::AddNodeResponse { node_id }))
+    async fn join(&self, request: Request<pb::JoinRequest>) -> Result<Response<pb::JoinResponse>, Status> {
+        let spki = match admitted(&request)? {
+            Caller::Stranger { spki_der } if !spki_der.is_empty() => spki_der,
+            Caller::Stranger { .. } => return Err(Status::invalid_argument("the caller's certificate has no readable key")),
+            Caller::Node(id) => {
+                return Err(Status::failed_precondition(format!(
+                    "the caller already holds the certificate of node {id} of this cluster"
+                )))
+            }
+        };
+        self.require_leader()?;
+        let keyspace = self.0.seal.keyspace().map_err(|_| Status::unavailable("the leader is sealed; unseal it"))?;
+        let response = crate::membership::admit(&self.0, &keyspace, &spki, &request.into_inner().token)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(response))
     }
 
-    async fn remove_node(&self, request: Request<pb::RemoveNodeRequest>) -> Result<Response<pb::RaftPayload>, Status> {
-        self.0.remove_node(request.into_inner().node_id).await.map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::RaftPayload { data: Vec::new() }))
+    async fn add_node(&self, request: Request<pb::AddNodeRequest>) -> Result<Response<pb::AddNodeResponse>, Status> {
+        let caller = node_caller(&request)?;
+        self.require_leader()?;
+        let node_id = crate::membership::add(&self.0, caller, request.into_inner()).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::AddNodeResponse { node_id }))
     }
 }

@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status};
 
 use crate::access::Action;
 use crate::api::Api;
-use crate::seal::SealStatus;
+use crate::engine::{SystemCommand, SystemOutcome};
+use crate::seal::{InitSubject, SealStatus};
 
 pub struct Operator(pub Arc<Api>);
 
@@ -44,14 +45,34 @@ pub async fn initialize(
         (Ok(s), Ok(t)) => (s, t),
         _ => return Err(ArcaError::bad_parameter("secret_shares", "secret_shares must be 1-16")),
     };
-    let material = engine.seal.prepare_init(shares, threshold, auto_unseal_key, engine.clock.now_unix())?;
-    match engine.propose(material.proposal).await? {
-        (_, ApplyOutcome::Applied) => Ok(pb::InitResponse {
-            shares: material.shares.iter().map(|s| s.expose().to_owned()).collect(),
-            threshold: material.threshold.into(),
-            root_token: material.root_token,
-            unseal_key: material.unseal_key.map(|k| k.expose().to_owned()).unwrap_or_default(),
-        }),
+    let raft = engine.raft()?;
+    if !raft.is_leader() {
+        return Err(ArcaError::unavailable(
+            "send init to the cluster's leader (a new cluster has one node: the one started with --bootstrap)",
+        ));
+    }
+    crate::membership::ensure_cluster_record(engine).await?;
+    let (written_at, cluster) = crate::membership::cluster_record(&*engine.store)?
+        .ok_or_else(|| ArcaError::unavailable("the cluster has no id yet; retry"))?;
+    let spki = engine.credentials.spki_der().map_err(|e| ArcaError::internal(e.to_string()))?;
+    let now = engine.clock.now_unix();
+    let subject =
+        InitSubject { cluster: &cluster, cluster_written_at: written_at, node_id: raft.node_id, node_spki_der: &spki };
+    let material = engine.seal.prepare_init(shares, threshold, auto_unseal_key, now, subject)?;
+    match engine.propose_on_leader(material.proposal).await? {
+        (_, ApplyOutcome::Applied) => {
+            if let Err(e) = engine.credentials.install(material.node_cert_der, material.ca_cert_der, Vec::new(), now) {
+                // The shares must reach the operator whatever happens here; once unsealed, the node
+                // issues itself a certificate from the replicated CA.
+                tracing::error!("failed to install this node's first cluster certificate: {e}");
+            }
+            Ok(pb::InitResponse {
+                shares: material.shares.iter().map(|s| s.expose().to_owned()).collect(),
+                threshold: material.threshold.into(),
+                root_token: material.root_token,
+                unseal_key: material.unseal_key.map(|k| k.expose().to_owned()).unwrap_or_default(),
+            })
+        }
         (_, ApplyOutcome::Conflict) => {
             Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized"))
         }
@@ -106,16 +127,13 @@ impl OperatorService for Operator {
         let result = async {
             self.0.authorize(&mut call, Action::OperatorRotate, None)?;
             let engine = &self.0.engine;
-            for _ in 0..crate::engine::CONFLICT_RETRIES_MAX {
-                engine.read_barrier(crate::engine::Consistency::Linearizable).await?;
-                let (proposal, keyring) = engine.seal.prepare_rotation()?;
-                let term = keyring.active_term();
-                if let (_, ApplyOutcome::Applied) = engine.propose(proposal).await? {
-                    engine.seal.install_keyring(keyring);
-                    return Ok(pb::RotateKeyringResponse { term });
-                }
-            }
-            Err(ArcaError::unavailable("the keyring is being rotated concurrently; retry"))
+            let SystemOutcome::KeyringTerm(term) = engine.execute_system(SystemCommand::RotateKeyring).await? else {
+                return Err(ArcaError::internal("the leader answered a rotation with another outcome"));
+            };
+            // Use the new term here at once (the leader already does).
+            engine.read_barrier(crate::engine::Consistency::Linearizable).await?;
+            engine.seal.refresh_keyring()?;
+            Ok(pb::RotateKeyringResponse { term })
         }
         .await;
         self.0.finish(call, result)
