@@ -242,11 +242,21 @@ enum OperatorCmd {
 #[derive(Subcommand)]
 enum ClusterCmd {
     Status,
-    /// Ask the node at --addr (not yet a member) to join the cluster of --peer.
+    /// Join tokens: one per new node, single-use, short-lived.
+    JoinToken {
+        #[command(subcommand)]
+        command: JoinTokenCmd,
+    },
+    /// Ask the node at --addr (not yet a member) to join the cluster of --peer, with a join token.
     Join {
         /// Cluster address (host:port) of any member.
         #[arg(long)]
         peer: String,
+        /// A join token from `arca cluster join-token create` (or use --join-token-file).
+        #[arg(long, env = "ARCA_JOIN_TOKEN", hide_env_values = true, required_unless_present = "join_token_file")]
+        join_token: Option<String>,
+        #[arg(long, conflicts_with = "join_token")]
+        join_token_file: Option<std::path::PathBuf>,
         #[arg(long)]
         learner: bool,
     },
@@ -254,6 +264,36 @@ enum ClusterCmd {
         #[arg(long)]
         node_id: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum JoinTokenCmd {
+    /// Mint a join token for one new node.
+    Create {
+        /// How long it may be used: seconds, or with a unit (90s, 15m, 2h); 60 s to 24 h.
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+        /// Print only the token (for `$(...)` in scripts).
+        #[arg(long)]
+        token_only: bool,
+    },
+}
+
+/// Parses `90`, `90s`, `15m` or `2h` into seconds.
+fn parse_seconds(raw: &str) -> anyhow::Result<i64> {
+    let raw = raw.trim();
+    let (digits, unit) = match raw.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => raw.split_at(at),
+        None => (raw, "s"),
+    };
+    let n: i64 = digits.parse().map_err(|_| anyhow::anyhow!("'{raw}' is not a duration like 90s, 15m or 2h"))?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => anyhow::bail!("'{raw}' is not a duration like 90s, 15m or 2h"),
+    };
+    n.checked_mul(scale).ok_or_else(|| anyhow::anyhow!("'{raw}' is too long"))
 }
 
 pub(crate) fn parse_tags(raw: &[String]) -> anyhow::Result<HashMap<String, String>> {
@@ -657,8 +697,27 @@ async fn cluster(client: &ArcaClient, options: &ConnectOptions, command: Cluster
                 None => status,
             }
         }
-        ClusterCmd::Join { peer, learner } => {
-            c.join_cluster(pb::JoinClusterRequest { peer, as_learner: learner }).await.map_err(err)?
+        ClusterCmd::JoinToken { command: JoinTokenCmd::Create { ttl, token_only } } => {
+            let ttl = prost_types::Duration { seconds: parse_seconds(&ttl)?, nanos: 0 };
+            let token =
+                c.create_join_token(pb::CreateJoinTokenRequest { ttl: Some(ttl) }).await.map_err(err)?.into_inner();
+            if token_only {
+                println!("{}", token.token);
+            } else {
+                print_value(f, &output::join_token(&token));
+            }
+            return Ok(());
+        }
+        ClusterCmd::Join { peer, join_token, join_token_file, learner } => {
+            let token = match (join_token, join_token_file) {
+                (Some(t), _) => t,
+                (None, Some(file)) => std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("failed to read {}: {e}", file.display()))?
+                    .trim()
+                    .to_owned(),
+                (None, None) => anyhow::bail!("--join-token or --join-token-file is required"),
+            };
+            c.join_cluster(pb::JoinClusterRequest { peer, as_learner: learner, token }).await.map_err(err)?
         }
         ClusterCmd::Remove { node_id } => c.remove_node(pb::RemoveNodeRequest { node_id }).await.map_err(err)?,
     };

@@ -75,8 +75,18 @@ pub fn seal(s: &pb::SealStatus) -> Value {
     })
 }
 
+pub fn join_token(t: &pb::JoinToken) -> Value {
+    json!({
+        "token": t.token,
+        "tokenId": t.token_id,
+        "clusterId": t.cluster_id,
+        "expiresAt": t.expires_at.as_ref().map(|e| e.seconds),
+    })
+}
+
 pub fn cluster(c: &pb::ClusterStatus) -> Value {
     json!({
+        "clusterId": c.cluster_id,
         "nodeId": c.node_id,
         "state": c.state,
         "leaderId": c.leader_id,

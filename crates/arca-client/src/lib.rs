@@ -114,6 +114,12 @@ impl ArcaClient {
     }
 
     fn endpoint(options: &ConnectOptions) -> Result<Endpoint, ClientError> {
+        if options.token.is_some() && !options.addr.starts_with("https://") {
+            return Err(ClientError::local(format!(
+                "refusing to send a token to {} without TLS: use an https:// address",
+                options.addr
+            )));
+        }
         let mut endpoint = Endpoint::from_shared(options.addr.clone())
             .map_err(|e| ClientError::local(format!("bad address {}: {e}", options.addr)))?
             .connect_timeout(Duration::from_secs(5))
@@ -129,7 +135,8 @@ impl ArcaClient {
         Ok(endpoint)
     }
 
-    /// A client over a channel the caller built (another transport, such as a simulated network).
+    /// A client over a channel the caller built (another transport, such as a simulated network). The
+    /// caller answers for the channel's confidentiality: the token travels on it as it is.
     pub fn from_channel(channel: Channel, token: Option<&str>) -> Result<Self, ClientError> {
         Self::with_channel(channel, token)
     }

@@ -55,11 +55,14 @@ pub trait ChannelFactory: Send + Sync + 'static {
 /// Largest message a node-to-node client accepts, in bytes (a snapshot response or forwarded answer).
 pub const PEER_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+/// A peer as a channel is opened to it: its cluster address and, when known, its node id.
+type PeerKey = (String, Option<u64>);
+
 /// Caches one channel per peer (address and expected node) on top of a [`ChannelFactory`].
 #[derive(Clone)]
 pub struct Channels {
     factory: Arc<dyn ChannelFactory>,
-    cache: Arc<Mutex<HashMap<(String, Option<u64>), Channel>>>,
+    cache: Arc<Mutex<HashMap<PeerKey, Channel>>>,
 }
 
 impl Channels {

@@ -65,3 +65,29 @@ pub async fn install_snapshot(
     let result = raft.install_full_snapshot(vote, Snapshot { meta, snapshot: data }).await.map_err(|e| e.to_string());
     Ok(encode(&result))
 }
+
+/// Raft messages built from plain numbers, as a node that lies would send them: for the attack tests
+/// on real processes and the simulation's attacker. They carry no entries and no data, only the claim
+/// (a vote naming `node` in `term`) that the receiver must refuse to take from anyone but `node`.
+pub mod forge {
+    use super::*;
+
+    pub fn vote_request(candidate: u64, term: u64) -> Vec<u8> {
+        encode(&VoteRequest::<TypeConfig>::new(Vote::new(term, candidate), None))
+    }
+
+    pub fn heartbeat(leader: u64, term: u64) -> Vec<u8> {
+        encode(&AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(term, leader),
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: None,
+        })
+    }
+
+    /// The first chunk of a snapshot stream: the header, with an empty snapshot up to no entry.
+    pub fn snapshot_header(leader: u64, term: u64) -> Vec<u8> {
+        let meta = SnapshotMeta { last_log_id: None, last_membership: Default::default() };
+        encode(&(Vote::new_committed(term, leader), meta))
+    }
+}

@@ -121,7 +121,7 @@ pub enum SystemOutcome {
 
 #[derive(Serialize, Deserialize)]
 enum ForwardedOutcome {
-    Client(Outcome),
+    Client(Box<Outcome>),
     System(SystemOutcome),
 }
 
@@ -329,7 +329,7 @@ impl Engine {
             move |leader_id, leader| async move {
                 let forwarded = Forwarded::Client(command.clone());
                 match self.forward(keyspace, leader_id, &leader, &forwarded).await {
-                    Ok(ForwardedOutcome::Client(outcome)) => Ok(Some(outcome)),
+                    Ok(ForwardedOutcome::Client(outcome)) => Ok(Some(*outcome)),
                     Ok(ForwardedOutcome::System(_)) => {
                         Err(ArcaError::internal("the leader answered a command with another kind of outcome"))
                     }
@@ -454,8 +454,7 @@ impl Engine {
         };
         let plain = zeroize::Zeroizing::new(postcard::to_allocvec(forwarded).expect("forwarded requests encode"));
         envelope.sealed = barrier.seal(Scope::System, &envelope.binding(FORWARD_REQUEST_AAD, &cluster_id), &plain);
-        let mut client =
-            raft.channels.client(&leader.cluster_addr, Some(leader_id)).map_err(ArcaError::unavailable)?;
+        let mut client = raft.channels.client(&leader.cluster_addr, Some(leader_id)).map_err(ArcaError::unavailable)?;
         let payload = RaftPayload { data: postcard::to_allocvec(&envelope).expect("envelopes encode") };
         let mut req = tonic::Request::new(payload);
         req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
@@ -518,7 +517,9 @@ impl Engine {
             return Err(ArcaError::bad_parameter("payload", "this request was received before: a replay"));
         }
         let result = match forwarded {
-            Forwarded::Client(command) => self.execute_on_leader(&keyspace, &command).await.map(ForwardedOutcome::Client),
+            Forwarded::Client(command) => {
+                self.execute_on_leader(&keyspace, &command).await.map(|o| ForwardedOutcome::Client(Box::new(o)))
+            }
             Forwarded::System(command) => self.run_system(&keyspace, command).await.map(ForwardedOutcome::System),
         };
         let plain = zeroize::Zeroizing::new(postcard::to_allocvec(&result).expect("outcomes encode"));

@@ -156,6 +156,7 @@ impl Shared {
             RaftNode::start(node_id, &self.options.raft, self.log.clone(), self.state.clone(), self.channels.clone())
                 .await?;
         self.engine.set_raft(raft.clone());
+        tracing::info!(node_id, "started Raft");
         Ok(raft)
     }
 
@@ -176,8 +177,15 @@ impl Shared {
                 let identity = self
                     .engine
                     .credentials
-                    .install(response.certificate, response.ca_certificate, response.members, self.engine.clock.now_unix())
-                    .map_err(|e| ArcaError::internal(format!("the certificate the cluster issued does not fit: {e}")))?;
+                    .install(
+                        response.certificate,
+                        response.ca_certificate,
+                        response.members,
+                        self.engine.clock.now_unix(),
+                    )
+                    .map_err(|e| {
+                        ArcaError::internal(format!("the certificate the cluster issued does not fit: {e}"))
+                    })?;
                 if identity.node_id != response.node_id {
                     return Err(ArcaError::internal("the cluster issued a certificate for another node id"));
                 }
@@ -197,7 +205,8 @@ impl Shared {
             None => write_node_id(&*self.log, node_id).map_err(ArcaError::internal)?,
         }
         write_meta(&*self.log, JOIN_PEER_META, peer).map_err(ArcaError::internal)?;
-        write_meta(&*self.log, JOIN_AS_LEARNER_META, if as_learner { "1" } else { "0" }).map_err(ArcaError::internal)?;
+        write_meta(&*self.log, JOIN_AS_LEARNER_META, if as_learner { "1" } else { "0" })
+            .map_err(ArcaError::internal)?;
         if !self.engine.has_raft() {
             self.start_raft(node_id).await.map_err(ArcaError::internal)?;
         }
@@ -216,7 +225,18 @@ impl Shared {
                 Ok(response) => return Ok((response.into_inner(), target)),
                 Err(status) => match leader_hint(&status) {
                     Some(leader) => target = leader,
-                    None => return Err(refused("the cluster did not admit this node", &status)),
+                    None => {
+                        if let Some(why) = self.engine.credentials.take_join_refusal() {
+                            return Err(ArcaError::new(
+                                ErrorCode::JoinTokenInvalid,
+                                format!(
+                                    "the node at {} is not in the cluster this join token is for: {why}",
+                                    target.addr
+                                ),
+                            ));
+                        }
+                        return Err(refused("the cluster did not admit this node", &status));
+                    }
                 },
             }
         }
@@ -250,7 +270,9 @@ impl Shared {
     /// After a restart: a node that was admitted but never added, or added as a learner but never
     /// promoted when it asked to be a voter, asks again.
     fn resume_joining(self: &Arc<Self>, raft: &RaftNode) -> Result<bool, String> {
-        let Some(peer) = read_meta(&*self.log, JOIN_PEER_META)?.or_else(|| self.options.join.as_ref().map(|j| j.peer.clone())) else {
+        let Some(peer) =
+            read_meta(&*self.log, JOIN_PEER_META)?.or_else(|| self.options.join.as_ref().map(|j| j.peer.clone()))
+        else {
             return Ok(false);
         };
         let as_learner = match read_meta(&*self.log, JOIN_AS_LEARNER_META)? {
@@ -337,11 +359,8 @@ pub async fn serve(
     });
 
     // Every cluster RPC passes admission before a handler sees it.
-    let gate = Arc::new(Gate::new(
-        parts.credentials,
-        Arc::new(MembershipView(engine.clone())),
-        parts.peer_certificates,
-    ));
+    let gate =
+        Arc::new(Gate::new(parts.credentials, Arc::new(MembershipView(engine.clone())), parts.peer_certificates));
     let node_service = NodeServiceServer::new(services::node::Node(engine.clone()))
         .max_decoding_message_size(CLUSTER_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(CLUSTER_MESSAGE_BYTES_MAX);
@@ -393,7 +412,9 @@ pub async fn serve(
             raft.bootstrap(shared.me()).await?;
         }
         None => match &options.join {
-            Some(plan) => shared.join_in_background(plan.peer.clone(), Some(plan.token.clone()), options.join_as_learner),
+            Some(plan) => {
+                shared.join_in_background(plan.peer.clone(), Some(plan.token.clone()), options.join_as_learner)
+            }
             None => {
                 if let Some(identity) = engine.credentials.current().identity {
                     // Admitted and certified, but the node id never reached the log store.

@@ -4,6 +4,8 @@
 //! does); they are found next to the test executable's `deps/` directory.
 #![forbid(unsafe_code)]
 
+pub mod attack;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,7 +43,8 @@ pub struct NodeProcess {
     pub log_path: PathBuf,
     pub node_id: u64,
     child: Option<Child>,
-    join: Option<String>,
+    /// The member it joins through and the file holding its join token.
+    join: Option<(String, PathBuf)>,
     learner: bool,
     /// Started with neither `--bootstrap` nor `--join`: waits for `arca cluster join`.
     standby: bool,
@@ -137,12 +140,7 @@ impl TestCluster {
         cluster.spawn_node(None, false, false)?;
         cluster.wait_for(Duration::from_secs(30), async |c: &Self| c.leader_index().await.is_some()).await?;
         let client = cluster.client(0).await?;
-        let init = client
-            .operator()
-            .init(pb::InitRequest { secret_shares: 5, secret_threshold: 3, auto_unseal_key: true })
-            .await
-            .map_err(arca_client::ClientError::from)?
-            .into_inner();
+        let init = cluster.init(&client).await?;
         std::fs::write(cluster.unseal_key_path(), &init.unseal_key)?;
         cluster.root_token = init.root_token;
         cluster.shares = init.shares;
@@ -151,6 +149,30 @@ impl TestCluster {
             cluster.add_node(false).await?;
         }
         Ok(cluster)
+    }
+
+    /// Initializes through node 1 (retrying while it is still minting the cluster's id).
+    async fn init(&self, client: &ArcaClient) -> anyhow::Result<pb::InitResponse> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let request = pb::InitRequest { secret_shares: 5, secret_threshold: 3, auto_unseal_key: true };
+            match client.operator().init(request).await {
+                Ok(init) => return Ok(init.into_inner()),
+                Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(s) => return Err(arca_client::ClientError::from(s).into()),
+            }
+        }
+    }
+
+    /// Mints a join token through the first running node.
+    pub async fn join_token(&self) -> anyhow::Result<String> {
+        let index = self.nodes.iter().position(NodeProcess::is_running).context("no running node")?;
+        let client = self.client(index).await?;
+        let request = pb::CreateJoinTokenRequest { ttl: None };
+        let token = client.cluster().create_join_token(request).await.map_err(arca_client::ClientError::from)?;
+        Ok(token.into_inner().token)
     }
 
     /// Moves every node's clock forward: nodes read the offset on each use of the clock.
@@ -169,7 +191,7 @@ impl TestCluster {
         self.spawn_node(None, false, true)
     }
 
-    fn spawn_node(&mut self, join: Option<String>, learner: bool, standby: bool) -> anyhow::Result<usize> {
+    fn spawn_node(&mut self, join: Option<(String, PathBuf)>, learner: bool, standby: bool) -> anyhow::Result<usize> {
         let index = self.nodes.len();
         if index >= CERT_NAMES {
             bail!("the test cluster has certificates for {CERT_NAMES} nodes");
@@ -206,8 +228,6 @@ impl TestCluster {
             .arg(&node.data_dir)
             .args(["--api-addr", &format!("{}:{}", node.ip, node.api_port)])
             .args(["--cluster-addr", &format!("{}:{}", node.ip, node.cluster_port)])
-            .arg("--ca-cert")
-            .arg(certs.join("ca.pem"))
             .arg("--cert")
             .arg(certs.join(format!("{}.pem", node.name)))
             .arg("--key")
@@ -224,8 +244,8 @@ impl TestCluster {
             None => {
                 cmd.arg("--bootstrap");
             }
-            Some(peer) => {
-                cmd.args(["--join", peer]);
+            Some((peer, token_file)) => {
+                cmd.args(["--join", peer]).arg("--join-token-file").arg(token_file);
                 if node.learner {
                     cmd.arg("--learner");
                 }
@@ -240,7 +260,9 @@ impl TestCluster {
     pub async fn add_node(&mut self, learner: bool) -> anyhow::Result<usize> {
         let peer =
             self.nodes.iter().find(|n| n.is_running()).map(NodeProcess::cluster_addr).context("no running node")?;
-        let index = self.spawn_node(Some(peer), learner, false)?;
+        let token_file = self.dir.path().join(format!("join-{}.token", self.nodes.len() + 1));
+        std::fs::write(&token_file, self.join_token().await?)?;
+        let index = self.spawn_node(Some((peer, token_file)), learner, false)?;
         let want = self.nodes.len();
         self.wait_for(Duration::from_secs(60), async move |c: &Self| match c.status(index).await {
             Ok(s) => s.nodes.len() >= want && s.node_id != 0,
@@ -386,6 +408,11 @@ impl TestCluster {
     pub async fn restart(&mut self, index: usize) -> anyhow::Result<()> {
         self.launch(index)?;
         self.wait_unsealed(index).await
+    }
+
+    /// Starts a killed node again without waiting for anything (a node expected to stay out).
+    pub fn relaunch(&mut self, index: usize) -> anyhow::Result<()> {
+        self.launch(index)
     }
 
     /// Every file under the cluster directory except the certificates and the unseal key, for plaintext

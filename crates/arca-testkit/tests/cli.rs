@@ -34,7 +34,23 @@ async fn cli_joins_a_standby_node_and_manages_secrets() {
         })
         .await
         .unwrap();
-    let (ok, status) = arca(&cluster, standby, &["cluster", "join", "--peer", &peer]);
+    // Without a join token nothing happens; a bad one is refused with its reason.
+    let out = Command::new(binary("arca"))
+        .args(["--addr", &cluster.nodes[standby].api_addr(), "--cacert"])
+        .arg(cluster.dir.path().join("certs/ca.pem"))
+        .args(["cluster", "join", "--peer", &peer])
+        .env_remove("ARCA_JOIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let forged = format!("arca-join-v1.{}.{}.{}.{}", "0".repeat(32), "0".repeat(64), "0".repeat(16), "0".repeat(64));
+    let (ok, err) = arca(&cluster, standby, &["cluster", "join", "--peer", &peer, "--join-token", &forged]);
+    assert!(!ok);
+    assert_eq!(err["reason"], "JOIN_TOKEN_INVALID", "{err}");
+    let (ok, token) = arca(&cluster, 0, &["cluster", "join-token", "create", "--ttl", "5m"]);
+    assert!(ok, "{token}");
+    let token = token["token"].as_str().unwrap().to_owned();
+    let (ok, status) = arca(&cluster, standby, &["cluster", "join", "--peer", &peer, "--join-token", &token]);
     assert!(ok, "{status}");
     assert_eq!(status["nodes"].as_array().map(Vec::len), Some(2), "{status}");
     cluster.wait_unsealed(standby).await.unwrap();

@@ -114,6 +114,8 @@ pub struct NodeCredentials {
     current: RwLock<Arc<Credentials>>,
     store: Box<dyn CredentialStore>,
     join_pin: Mutex<Option<JoinPin>>,
+    /// Why the last server a joining node dialled did not pass as the pinned cluster.
+    join_refusal: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for NodeCredentials {
@@ -137,7 +139,12 @@ impl NodeCredentials {
             }
         };
         let current = Credentials::from_stored(stored, now)?;
-        Ok(Self { current: RwLock::new(Arc::new(current)), store, join_pin: Mutex::new(None) })
+        Ok(Self {
+            current: RwLock::new(Arc::new(current)),
+            store,
+            join_pin: Mutex::new(None),
+            join_refusal: Mutex::new(None),
+        })
     }
 
     pub fn current(&self) -> Arc<Credentials> {
@@ -173,6 +180,16 @@ impl NodeCredentials {
 
     pub fn join_pin(&self) -> Option<JoinPin> {
         *self.join_pin.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records why a server did not pass as the cluster the join token pins (for the joining node's
+    /// error message: TLS reports only that the handshake failed).
+    pub fn note_join_refusal(&self, why: String) {
+        *self.join_refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    pub fn take_join_refusal(&self) -> Option<String> {
+        self.join_refusal.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -218,8 +235,10 @@ impl FileCredentialStore {
     fn write_atomically(&self, name: &str, contents: &str) -> Result<(), CredentialError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::PermissionsExt;
         let io = |what: &str, e: std::io::Error| CredentialError::Io(format!("{what} {}: {e}", self.dir.display()));
         std::fs::create_dir_all(&self.dir).map_err(|e| io("create", e))?;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io("chmod", e))?;
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let _ = std::fs::remove_file(&tmp);
         let mut file = std::fs::OpenOptions::new()
@@ -349,6 +368,8 @@ mod tests {
                 let mode = std::fs::metadata(dir.path().join("cluster-tls").join(name)).unwrap().permissions().mode();
                 assert_eq!(mode & 0o777, 0o600, "{name}");
             }
+            let mode = std::fs::metadata(dir.path().join("cluster-tls")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
         }
     }
 

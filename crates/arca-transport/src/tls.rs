@@ -216,12 +216,17 @@ impl ServerCertVerifier for ClusterServerVerifier {
                     .map_err(untrusted)?
             }
             (None, Some(pin)) => {
-                let ca = intermediates
-                    .iter()
-                    .find(|c| cluster_pki::sha256(c.as_ref()) == pin.ca_sha256)
-                    .ok_or_else(|| untrusted("the server's chain does not hold the CA the join token pins"))?;
-                cluster_pki::verify_node_certificate(end_entity, ca, &pin.cluster_id, now, CertUse::Server)
-                    .map_err(untrusted)?
+                let checked = match intermediates.iter().find(|c| cluster_pki::sha256(c.as_ref()) == pin.ca_sha256) {
+                    None => Err("its certificate chain does not hold the CA the join token pins".to_owned()),
+                    Some(ca) => {
+                        cluster_pki::verify_node_certificate(end_entity, ca, &pin.cluster_id, now, CertUse::Server)
+                            .map_err(|e| e.to_string())
+                    }
+                };
+                checked.map_err(|why| {
+                    self.credentials.note_join_refusal(why.clone());
+                    untrusted(why)
+                })?
             }
             (None, None) => return Err(untrusted("this node belongs to no cluster and holds no join token")),
         };

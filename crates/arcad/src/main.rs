@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 mod node;
 
-use arca_server::tls::TlsFiles;
+use arca_server::JoinPlan;
 use clap::{Args, Parser, Subcommand};
 use node::NodeConfig;
 
@@ -37,11 +37,13 @@ enum Command {
     },
     /// Start a cluster node.
     Serve(Box<ServeArgs>),
-    /// Create a CA and node certificates (PEM) for a development or test cluster.
+    /// Create a CA and certificates (PEM) for the API listeners of a development or test cluster.
+    /// An existing ca.pem/ca.key in the output dir is reused, so more certificates can be added later
+    /// (for example one for a name that is not a node, to see the cluster listener refuse it).
     GenCerts {
         #[arg(long)]
         out: PathBuf,
-        /// Node names; each gets NAME.pem and NAME.key.
+        /// Certificate names; each gets NAME.pem and NAME.key.
         #[arg(long, value_delimiter = ',', default_value = "node")]
         names: Vec<String>,
         /// Host names and IP addresses every certificate is valid for.
@@ -66,18 +68,26 @@ struct ServeArgs {
     /// Address peers should use for this node (defaults to --cluster-addr).
     #[arg(long)]
     advertise_cluster: Option<String>,
-    #[arg(long)]
-    ca_cert: PathBuf,
+    /// The API listener's certificate (PEM, chain first to last) from the CA clients trust. The
+    /// cluster listener does not use it: each node holds a certificate from the cluster's own CA.
     #[arg(long)]
     cert: PathBuf,
+    /// The key of --cert (PEM).
     #[arg(long)]
     key: PathBuf,
     /// Start a new cluster with this node as its first member.
     #[arg(long, conflicts_with = "join")]
     bootstrap: bool,
-    /// Join the cluster of this member (its cluster address) on first start.
-    #[arg(long)]
+    /// Join the cluster of this member (its cluster address) on first start; needs a join token.
+    #[arg(long, requires = "join_token_source")]
     join: Option<String>,
+    /// The join token from `arca cluster join-token create` (visible to other users in `ps`: prefer
+    /// --join-token-file or ARCA_JOIN_TOKEN).
+    #[arg(long, env = "ARCA_JOIN_TOKEN", group = "join_token_source", hide_env_values = true)]
+    join_token: Option<String>,
+    /// A file holding the join token.
+    #[arg(long, group = "join_token_source")]
+    join_token_file: Option<PathBuf>,
     /// Join as a learner (an asynchronous replica that never votes).
     #[arg(long)]
     learner: bool,
@@ -90,7 +100,8 @@ struct ServeArgs {
     keep_after_snapshot_entries: u64,
     #[arg(long, default_value = "vault.arca.local")]
     vault_suffix: String,
-    /// Testing only: shift the clock by the number of seconds in this file (read on every use).
+    /// Testing only (builds with the danger-faults feature): shift the clock by the number of seconds
+    /// in this file (read on every use).
     #[arg(long, env = "ARCA_DANGER_CLOCK_OFFSET_FILE", hide = true)]
     danger_clock_offset_file: Option<PathBuf>,
 }
@@ -119,11 +130,18 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn gen_certs(out: &Path, names: &[String], hosts: &[String]) -> anyhow::Result<()> {
-    use arca_crypto::tls::{generate_ca, issue_node_cert};
+    use arca_crypto::tls::{generate_ca, issue_node_cert, PemPair};
     std::fs::create_dir_all(out).context("create the output dir")?;
-    let ca = generate_ca("Arca development CA").context("generate the CA")?;
-    write_private(&out.join("ca.pem"), &ca.cert_pem)?;
-    write_private(&out.join("ca.key"), &ca.key_pem)?;
+    let (ca_pem, ca_key) = (out.join("ca.pem"), out.join("ca.key"));
+    let ca = if ca_pem.exists() && ca_key.exists() {
+        let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()));
+        PemPair { cert_pem: read(&ca_pem)?, key_pem: read(&ca_key)? }
+    } else {
+        let ca = generate_ca("Arca development CA").context("generate the CA")?;
+        write_private(&ca_pem, &ca.cert_pem)?;
+        write_private(&ca_key, &ca.key_pem)?;
+        ca
+    };
     for name in names {
         let node = issue_node_cert(&ca, name, hosts).context("issue a node certificate")?;
         write_private(&out.join(format!("{name}.pem")), &node.cert_pem)?;
@@ -133,10 +151,25 @@ fn gen_certs(out: &Path, names: &[String], hosts: &[String]) -> anyhow::Result<(
     Ok(())
 }
 
-/// Writes a file readable only by its owner.
+/// The clock offset file, honoured only by a build with the danger-faults feature: whoever can write
+/// the file would control the node's time (retention, expiry, token lifetimes).
+fn danger_clock(file: Option<PathBuf>) -> Option<PathBuf> {
+    if cfg!(feature = "danger-faults") {
+        return file;
+    }
+    if let Some(file) = file {
+        tracing::warn!(
+            "ignoring the clock offset file {}: this arcad was built without the danger-faults feature",
+            file.display()
+        );
+    }
+    None
+}
+
+/// Writes a file readable only by its owner, whether or not it existed before.
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -144,19 +177,37 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("write {}", path.display()))?;
+    // `mode` applies only when the file is created: narrow an existing file too, before writing.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod {}", path.display()))?;
     file.write_all(contents.as_bytes()).with_context(|| format!("write {}", path.display()))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let join = match args.join {
+        None => None,
+        Some(peer) => {
+            let token = match (args.join_token, &args.join_token_file) {
+                (Some(token), _) => token,
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .with_context(|| format!("read the join token file {}", file.display()))?
+                    .trim()
+                    .to_owned(),
+                (None, None) => bail!("--join needs --join-token or --join-token-file"),
+            };
+            Some(JoinPlan { peer, token })
+        }
+    };
     let config = NodeConfig {
         data_dir: args.data_dir,
         api_listen: args.api_addr,
         cluster_listen: args.cluster_addr,
         api_advertise: args.advertise_api.unwrap_or_else(|| args.api_addr.to_string()),
         cluster_advertise: args.advertise_cluster.unwrap_or_else(|| args.cluster_addr.to_string()),
-        tls: TlsFiles { ca_cert: args.ca_cert, cert: args.cert, key: args.key },
+        api_cert: args.cert,
+        api_key: args.key,
         bootstrap: args.bootstrap,
-        join: args.join,
+        join,
         join_as_learner: args.learner,
         unseal_key_file: args.unseal_key_file,
         raft: arca_raft::RaftSettings {
@@ -165,7 +216,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         vault_suffix: args.vault_suffix,
-        danger_clock_offset_file: args.danger_clock_offset_file,
+        danger_clock_offset_file: danger_clock(args.danger_clock_offset_file),
     };
     let node = node::start(config).await.map_err(anyhow::Error::msg).context("start the node")?;
     tracing::info!(api = %node.api_addr, cluster = %node.cluster_addr, "arcad is serving");
@@ -194,11 +245,8 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
         cluster_listen: cluster_addr,
         api_advertise: api_addr.to_string(),
         cluster_advertise: cluster_addr.to_string(),
-        tls: TlsFiles {
-            ca_cert: tls_dir.join("ca.pem"),
-            cert: tls_dir.join("node.pem"),
-            key: tls_dir.join("node.key"),
-        },
+        api_cert: tls_dir.join("node.pem"),
+        api_key: tls_dir.join("node.key"),
         bootstrap: true,
         join: None,
         join_as_learner: false,

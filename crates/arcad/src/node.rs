@@ -1,5 +1,6 @@
-//! A production node: RocksDB in the data dir, TLS on both listeners, the system clock and the OS
-//! random source, and a JSON-lines audit file, handed to [`arca_server::serve`].
+//! A production node: RocksDB in the data dir, TLS on both listeners (the operator's certificate on
+//! the API listener, the node's cluster certificate on the cluster listener), the system clock and the
+//! OS random source, and a JSON-lines audit file, handed to [`arca_server::serve`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,9 +11,11 @@ use arca_crypto::OsEntropy;
 use arca_raft::RaftSettings;
 use arca_server::access::FileAuditSink;
 use arca_server::engine::{Clock, DangerOffsetClock, Engine, SystemClock};
-use arca_server::tls::{tls_incoming, TlsChannelFactory, TlsFiles, TlsMaterial};
-use arca_server::{Listener, NodeOptions, NodeParts};
+use arca_server::{JoinPlan, Listener, NodeOptions, NodeParts};
 use arca_storage_rocksdb::RocksStore;
+use arca_transport::admission::TlsPeerCertificates;
+use arca_transport::credentials::{FileCredentialStore, NodeCredentials};
+use arca_transport::tls::{api_server_config, cluster_server_config, read_pem_file, tls_incoming, TlsChannelFactory};
 use tokio::net::TcpListener;
 
 /// Everything a node needs to start.
@@ -24,11 +27,13 @@ pub struct NodeConfig {
     /// Addresses other nodes and clients use to reach this node (host:port).
     pub api_advertise: String,
     pub cluster_advertise: String,
-    pub tls: TlsFiles,
+    /// The API listener's certificate chain and key (PEM files from the operator's PKI).
+    pub api_cert: PathBuf,
+    pub api_key: PathBuf,
     /// Start a new single-node cluster with this node as node 1.
     pub bootstrap: bool,
-    /// Join the cluster of this member (its cluster address) on first start.
-    pub join: Option<String>,
+    /// Join the cluster of this member (its cluster address) with a join token, on first start.
+    pub join: Option<JoinPlan>,
     pub join_as_learner: bool,
     /// A file holding an unseal key; the node unseals itself from it.
     pub unseal_key_file: Option<PathBuf>,
@@ -49,7 +54,11 @@ pub struct RunningNode {
 pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("failed to create the data dir: {e}"))?;
     let store = RocksStore::open(&config.data_dir.join("db")).map_err(|e| e.to_string())?;
-    let tls = TlsMaterial::load(&config.tls)?;
+    let api_tls = api_server_config(
+        &read_pem_file(&config.api_cert).map_err(|e| e.to_string())?,
+        &read_pem_file(&config.api_key).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     let clock: Arc<dyn Clock> = match &config.danger_clock_offset_file {
         Some(file) => {
             tracing::warn!("the clock is shifted by the contents of {}: for tests only", file.display());
@@ -57,16 +66,32 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         }
         None => Arc::new(SystemClock),
     };
+    let credentials = Arc::new(
+        NodeCredentials::open(
+            Box::new(FileCredentialStore::new(config.data_dir.join("cluster-tls"))),
+            &OsEntropy,
+            clock.now_unix(),
+        )
+        .map_err(|e| format!("failed to load this node's cluster credentials: {e}"))?,
+    );
+    let unix_clock: arca_transport::UnixClock = {
+        let clock = clock.clone();
+        Arc::new(move || clock.now_unix())
+    };
+    let cluster_tls = cluster_server_config(credentials.clone()).map_err(|e| e.to_string())?;
     let parts = NodeParts {
         log: Arc::new(store.clone()),
         state: Arc::new(store),
         channels: Arc::new(TlsChannelFactory {
-            material: tls.clone(),
+            credentials: credentials.clone(),
+            clock: unix_clock,
             local_ip: Some(config.cluster_listen.ip()).filter(|ip| !ip.is_unspecified()),
         }),
         clock,
         entropy: Arc::new(OsEntropy),
         audit: Arc::new(FileAuditSink::new(config.data_dir.join("audit.log"))),
+        credentials,
+        peer_certificates: Arc::new(TlsPeerCertificates),
     };
     let options = NodeOptions {
         api_advertise: config.api_advertise.clone(),
@@ -85,8 +110,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         TcpListener::bind(config.api_listen).await.map_err(|e| format!("failed to bind the API listener: {e}"))?;
     let cluster_addr = cluster_listener.local_addr().map_err(|e| e.to_string())?;
     let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
-    let cluster_incoming = tls_incoming(cluster_listener, tls.server_config(true)?);
-    let api_incoming = tls_incoming(api_listener, tls.server_config(false)?);
+    let cluster_incoming = tls_incoming(cluster_listener, cluster_tls);
+    let api_incoming = tls_incoming(api_listener, api_tls);
 
     let (mut api_incoming, mut cluster_incoming) = (Some(api_incoming), Some(cluster_incoming));
     let engine = arca_server::serve(parts, options, |listener, routes| {

@@ -17,9 +17,10 @@ use arca_raft::log_store::{stored_entry_log_id, stored_vote};
 use arca_raft::RaftSettings;
 use arca_server::access::{AuditEvent, AuditSink};
 use arca_server::engine::{Clock, Engine};
-use arca_server::{Listener, NodeOptions, NodeParts};
+use arca_server::{JoinPlan, Listener, NodeOptions, NodeParts};
 use arca_storage::mem::{MemLog, MemState};
 use arca_storage::{LogStore, StateStore};
+use arca_transport::credentials::{MemCredentialStore, NodeCredentials};
 use arca_types::faults::Fault;
 use arca_types::ArcaError;
 use rand::rngs::SmallRng;
@@ -159,13 +160,17 @@ impl AuditSink for MemAudit {
     }
 }
 
-/// What survives a node's crash: its disk and its audit log.
+/// What survives a node's crash: its disk, its audit log and its cluster credentials.
 #[derive(Clone, Default)]
 struct Disk {
     log: MemLog,
     state: MemState,
     audit: MemAudit,
+    credentials: MemCredentialStore,
 }
+
+/// Join tokens the client minted after init, by node index, for the hosts to pick up.
+type Tokens = Arc<Mutex<BTreeMap<usize, String>>>;
 
 type Registry = Arc<Mutex<BTreeMap<usize, Arc<Engine>>>>;
 
@@ -303,6 +308,10 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     let disks: Vec<Disk> = (0..total).map(|_| Disk::default()).collect();
     let registry: Registry = Arc::default();
     let unseal: Arc<Mutex<Option<String>>> = Arc::default();
+    let tokens: Tokens = Arc::default();
+    let peers = Arc::new(net::SimPeers::new(
+        disks.iter().enumerate().map(|(i, d)| (node_name(i), d.credentials.clone())).collect(),
+    ));
     let learners_go: Rc<Cell<bool>> = Rc::new(Cell::new(false));
     // Clients address the voters until the learners start.
     let reachable = Arc::new(std::sync::atomic::AtomicUsize::new(config.voters));
@@ -312,40 +321,66 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         election_timeout_max_ms: 1000,
         snapshot_every_entries: config.snapshot_every_entries,
         keep_after_snapshot_entries: config.snapshot_every_entries / 2,
+        ..RaftSettings::default()
     };
 
     for (i, disk) in disks.iter().enumerate() {
         let disk = disk.clone();
         let registry = registry.clone();
         let unseal = unseal.clone();
+        let tokens = tokens.clone();
+        let peers = peers.clone();
         let boots = Rc::new(Cell::new(0u64));
         let raft = raft.clone();
         let learner = i >= config.voters;
         let learners_go = learners_go.clone();
         sim.host(node_name(i), move || {
-            let (disk, registry, unseal, raft, learners_go) =
-                (disk.clone(), registry.clone(), unseal.clone(), raft.clone(), learners_go.clone());
+            let (disk, registry, unseal, tokens, peers, raft, learners_go) = (
+                disk.clone(),
+                registry.clone(),
+                unseal.clone(),
+                tokens.clone(),
+                peers.clone(),
+                raft.clone(),
+                learners_go.clone(),
+            );
             let boot = boots.get();
             boots.set(boot + 1);
             async move {
                 while learner && !learners_go.get() {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                // A joining node waits for the join token the operator (the client) mints after init.
+                let token = loop {
+                    if i == 0 {
+                        break None;
+                    }
+                    if let Some(token) = lock(&tokens).get(&i).cloned() {
+                        break Some(token);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                };
                 let mut api = Some(net::bind(API_PORT).await?);
                 let mut cluster = Some(net::bind(CLUSTER_PORT).await?);
+                let entropy = Arc::new(DangerSeededEntropy::new(seed ^ ((i as u64) << 48) ^ (boot << 32)));
+                let credentials =
+                    NodeCredentials::open(Box::new(disk.credentials.clone()), &*entropy, SimClock.now_unix())
+                        .map_err(|e| e.to_string())?;
                 let parts = NodeParts {
                     log: Arc::new(disk.log.clone()),
                     state: Arc::new(disk.state.clone()),
                     channels: Arc::new(net::SimChannels),
                     clock: Arc::new(SimClock),
-                    entropy: Arc::new(DangerSeededEntropy::new(seed ^ ((i as u64) << 48) ^ (boot << 32))),
+                    entropy,
                     audit: Arc::new(disk.audit.clone()),
+                    credentials: Arc::new(credentials),
+                    peer_certificates: peers,
                 };
                 let options = NodeOptions {
                     api_advertise: format!("{}:{API_PORT}", node_name(i)),
                     cluster_advertise: format!("{}:{CLUSTER_PORT}", node_name(i)),
                     bootstrap: i == 0,
-                    join: (i > 0).then(|| format!("{}:{CLUSTER_PORT}", node_name(0))),
+                    join: token.map(|token| JoinPlan { peer: format!("{}:{CLUSTER_PORT}", node_name(0)), token }),
                     join_as_learner: learner,
                     raft,
                     vault_suffix: "vault.sim".into(),
@@ -380,13 +415,15 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     {
         let history = history.clone();
         let unseal = unseal.clone();
+        let tokens = tokens.clone();
         let outcome = outcome.clone();
         let clients = config.clients;
         let secrets = config.secrets;
         let reachable = reachable.clone();
         sim.client(CLIENT_HOST, async move {
             let result =
-                drive_clients(seed, total, reachable, clients, secrets, safety_end, settle, history, unseal).await;
+                drive_clients(seed, total, reachable, clients, secrets, safety_end, settle, history, unseal, tokens)
+                    .await;
             *outcome.borrow_mut() = Some(result);
             Ok(())
         });
@@ -616,6 +653,7 @@ async fn drive_clients(
     settle: Duration,
     history: History,
     unseal: Arc<Mutex<Option<String>>>,
+    tokens: Tokens,
 ) -> FinalReads {
     let started = tokio::time::Instant::now();
     let channels: Vec<_> =
@@ -638,6 +676,18 @@ async fn drive_clients(
         .map(|c| ArcaClient::from_channel(c.clone(), Some(&token)))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
+    // One join token per node, minted through node 1 as an operator would.
+    for i in 1..total {
+        let token = loop {
+            let mut req = tonic::Request::new(pb::CreateJoinTokenRequest { ttl: None });
+            req.set_timeout(Duration::from_secs(3));
+            match nodes[0].cluster().create_join_token(req).await {
+                Ok(r) => break r.into_inner().token,
+                Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        };
+        lock(&tokens).insert(i, token);
+    }
     // Create the vault (retrying until the cluster has a leader and the voters have joined).
     loop {
         let mut req = tonic::Request::new(pb::CreateVaultRequest { name: VAULT.into(), ..Default::default() });

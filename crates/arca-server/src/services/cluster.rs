@@ -14,9 +14,8 @@ use crate::api::Api;
 use crate::engine::{SystemCommand, SystemOutcome};
 
 /// Joins this (not yet joined) node to the cluster that `peer` belongs to, with a join token.
-pub type Joiner = Arc<
-    dyn Fn(String, String, bool) -> Pin<Box<dyn Future<Output = Result<(), ArcaError>> + Send>> + Send + Sync,
->;
+pub type Joiner =
+    Arc<dyn Fn(String, String, bool) -> Pin<Box<dyn Future<Output = Result<(), ArcaError>> + Send>> + Send + Sync>;
 
 pub struct Cluster {
     pub api: Arc<Api>,
@@ -138,7 +137,10 @@ impl ClusterService for Cluster {
         let result = async {
             self.api.authorize(&mut call, Action::ClusterManage, None)?;
             if r.node_id == 0 {
-                return Err(ArcaError::bad_parameter("node_id", "node_id must name a member (see `arca cluster status`)"));
+                return Err(ArcaError::bad_parameter(
+                    "node_id",
+                    "node_id must name a member (see `arca cluster status`)",
+                ));
             }
             self.api.engine.execute_system(SystemCommand::RemoveNode(r.node_id)).await?;
             cluster_status(&self.api)

@@ -100,7 +100,9 @@ impl NodeService for Node {
     async fn join(&self, request: Request<pb::JoinRequest>) -> Result<Response<pb::JoinResponse>, Status> {
         let spki = match admitted(&request)? {
             Caller::Stranger { spki_der } if !spki_der.is_empty() => spki_der,
-            Caller::Stranger { .. } => return Err(Status::invalid_argument("the caller's certificate has no readable key")),
+            Caller::Stranger { .. } => {
+                return Err(Status::invalid_argument("the caller's certificate has no readable key"))
+            }
             Caller::Node(id) => {
                 return Err(Status::failed_precondition(format!(
                     "the caller already holds the certificate of node {id} of this cluster"
