@@ -598,7 +598,7 @@ pub async fn key(client: &ArcaClient, command: KeyCmd, f: Format) -> anyhow::Res
         }
         KeyCmd::Backup { vault_name, name, file } => {
             let blob = k.backup_key(pb::BackupKeyRequest { vault: vault_name, name }).await.map_err(err)?.into_inner();
-            std::fs::write(&file, &blob.value).with_context(|| format!("write {}", file.display()))?;
+            crate::write_private(&file, &blob.value)?;
             json!({ "file": file.display().to_string(), "bytes": blob.value.len() })
         }
         KeyCmd::Restore { vault_name, file } => {
@@ -721,7 +721,7 @@ pub async fn key(client: &ArcaClient, command: KeyCmd, f: Format) -> anyhow::Res
 fn output_bytes(kid: String, bytes: &[u8], out_file: Option<PathBuf>, served_by: u64) -> anyhow::Result<Value> {
     match out_file {
         Some(p) => {
-            std::fs::write(&p, bytes).with_context(|| format!("write {}", p.display()))?;
+            crate::write_private(&p, bytes)?;
             Ok(json!({ "kid": kid, "file": p.display().to_string(), "servedBy": served_by }))
         }
         None => Ok(json!({ "kid": kid, "result": b64(bytes), "servedBy": served_by })),

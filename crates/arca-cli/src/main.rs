@@ -279,6 +279,23 @@ enum JoinTokenCmd {
     },
 }
 
+/// Writes a file only its owner can read (decrypted output, unwrapped keys, backups), narrowing the
+/// permissions of a file that was there before.
+pub(crate) fn write_private(path: &std::path::Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("write {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    file.write_all(contents).with_context(|| format!("write {}", path.display()))
+}
+
 /// Parses `90`, `90s`, `15m` or `2h` into seconds.
 fn parse_seconds(raw: &str) -> anyhow::Result<i64> {
     let raw = raw.trim();
@@ -612,8 +629,7 @@ async fn secret(client: &ArcaClient, command: SecretCmd, f: Format) -> anyhow::R
             let resp = s.backup_secret(pb::BackupSecretRequest { vault, name }).await.map_err(err)?;
             let blob = resp.into_inner().value;
             use base64::Engine as _;
-            std::fs::write(&file, base64::engine::general_purpose::STANDARD.encode(&blob))
-                .with_context(|| format!("write {}", file.display()))?;
+            write_private(&file, base64::engine::general_purpose::STANDARD.encode(&blob).as_bytes())?;
             print_value(f, &serde_json::json!({ "file": file.display().to_string(), "bytes": blob.len() }));
         }
         SecretCmd::Restore { vault_name, file } => {
