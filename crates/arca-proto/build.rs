@@ -7,6 +7,7 @@
 
 /// (message, fields whose values are secret).
 const REDACTED: &[(&str, &[&str])] = &[
+    ("arca.v1.InitRequest", &["bootstrap_secret"]),
     ("arca.v1.InitResponse", &["shares", "root_token", "unseal_key"]),
     ("arca.v1.UnsealRequest", &["share"]),
     ("arca.v1.Secret", &["value"]),

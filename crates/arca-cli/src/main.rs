@@ -227,10 +227,21 @@ enum OperatorCmd {
         /// Also print a single unseal key for nodes that unseal from a file.
         #[arg(long)]
         auto_unseal_key: bool,
+        /// The file the node started with --bootstrap wrote its one-time secret to
+        /// (`<data dir>/bootstrap.secret`).
+        #[arg(long, required_unless_present = "bootstrap_secret")]
+        bootstrap_secret_file: Option<PathBuf>,
+        /// The bootstrap secret itself (prefer --bootstrap-secret-file).
+        #[arg(long, env = "ARCA_BOOTSTRAP_SECRET", hide_env_values = true, conflicts_with = "bootstrap_secret_file")]
+        bootstrap_secret: Option<String>,
     },
     Unseal {
         /// One share; prompts are not used so scripts can pipe it.
         share: String,
+        /// The nonce the first share's answer printed (needed for every later share).
+        #[arg(long, default_value = "")]
+        nonce: String,
+        /// Discard the shares of the unseal in progress (needs --nonce).
         #[arg(long)]
         reset: bool,
     },
@@ -650,12 +661,39 @@ async fn operator(client: &ArcaClient, command: OperatorCmd, f: Format) -> anyho
     let mut o = client.operator();
     let err = arca_client::ClientError::from;
     match command {
-        OperatorCmd::Init { key_shares, key_threshold, auto_unseal_key } => {
-            let r = o
-                .init(pb::InitRequest { secret_shares: key_shares, secret_threshold: key_threshold, auto_unseal_key })
-                .await
-                .map_err(err)?
-                .into_inner();
+        OperatorCmd::Init { key_shares, key_threshold, auto_unseal_key, bootstrap_secret_file, bootstrap_secret } => {
+            let bootstrap_secret = match (bootstrap_secret, bootstrap_secret_file) {
+                (Some(s), _) => s,
+                (None, Some(file)) => std::fs::read_to_string(&file)
+                    .with_context(|| format!("read the bootstrap secret file {}", file.display()))?
+                    .trim()
+                    .to_owned(),
+                (None, None) => bail!("--bootstrap-secret-file is required"),
+            };
+            // One id for every attempt: a retry after a lost answer is told whether this init won.
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let request_id = format!("cli-{}-{nanos}", std::process::id());
+            let request = pb::InitRequest {
+                secret_shares: key_shares,
+                secret_threshold: key_threshold,
+                auto_unseal_key,
+                bootstrap_secret,
+                request_id,
+            };
+            let mut attempts = 0;
+            let r = loop {
+                attempts += 1;
+                match o.init(request.clone()).await {
+                    Ok(r) => break r.into_inner(),
+                    Err(s)
+                        if attempts < 10
+                            && matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) =>
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                    Err(s) => return Err(err(s).into()),
+                }
+            };
             print_value(
                 f,
                 &serde_json::json!({
@@ -666,8 +704,8 @@ async fn operator(client: &ArcaClient, command: OperatorCmd, f: Format) -> anyho
                 }),
             );
         }
-        OperatorCmd::Unseal { share, reset } => {
-            let r = o.unseal(pb::UnsealRequest { share, reset }).await.map_err(err)?;
+        OperatorCmd::Unseal { share, nonce, reset } => {
+            let r = o.unseal(pb::UnsealRequest { share, reset, nonce }).await.map_err(err)?;
             print_value(f, &output::seal(&r.into_inner()));
         }
         OperatorCmd::Seal => {

@@ -72,6 +72,7 @@ pub fn seal(s: &pb::SealStatus) -> Value {
         "progress": s.progress,
         "nodeId": s.node_id,
         "keyringTerm": s.keyring_term,
+        "nonce": if s.nonce.is_empty() { None } else { Some(&s.nonce) },
     })
 }
 

@@ -38,6 +38,9 @@ pub enum BarrierError {
     /// The keyring itself did not unwrap under the given root key.
     #[error("keyring did not unwrap: wrong root key or tampered keyring")]
     Unwrap,
+    /// The barrier was wiped (the node sealed): it holds no key any more.
+    #[error("the barrier holds no keys: the node is sealed")]
+    Wiped,
 }
 
 /// Which key family a record belongs to. Each vault has its own, so purging a vault and creating one
@@ -83,10 +86,11 @@ impl Scope<'_> {
     }
 }
 
-/// Seals and opens records with the current keyring. Cheap to clone; rotation swaps the keyring in place.
+/// Seals and opens records with the current keyring. Cheap to clone; rotation swaps the keyring in place,
+/// and [`Barrier::wipe`] (sealing) takes it away from every clone at once.
 #[derive(Clone)]
 pub struct Barrier {
-    current: Arc<RwLock<Arc<Current>>>,
+    current: Arc<RwLock<Option<Arc<Current>>>>,
     entropy: Arc<dyn Entropy>,
 }
 
@@ -133,20 +137,34 @@ impl std::fmt::Debug for Barrier {
 
 impl Barrier {
     pub fn new(keyring: Keyring, entropy: Arc<dyn Entropy>) -> Self {
-        Self { current: Arc::new(RwLock::new(Current::new(keyring))), entropy }
+        Self { current: Arc::new(RwLock::new(Some(Current::new(keyring)))), entropy }
     }
 
-    /// Replaces the keyring (after a rotation was applied).
+    /// Replaces the keyring (after a rotation was applied). A wiped barrier stays wiped.
     pub fn replace_keyring(&self, keyring: Keyring) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Current::new(keyring);
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if current.is_some() {
+            *current = Some(Current::new(keyring));
+        }
     }
 
-    pub fn keyring(&self) -> Arc<Keyring> {
-        self.current().ring.clone()
+    /// Drops the keyring and every key derived from it, for every clone of this barrier: from now on
+    /// sealing and opening fail with [`BarrierError::Wiped`]. The keys are zeroized as the last call
+    /// that was using them returns.
+    pub fn wipe(&self) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn current(&self) -> Arc<Current> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    pub fn is_wiped(&self) -> bool {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    pub fn keyring(&self) -> Result<Arc<Keyring>, BarrierError> {
+        Ok(self.current()?.ring.clone())
+    }
+
+    fn current(&self) -> Result<Arc<Current>, BarrierError> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(BarrierError::Wiped)
     }
 
     /// The record cipher for `term` and `scope`, derived once per keyring.
@@ -160,8 +178,8 @@ impl Barrier {
     }
 
     /// Seals `plaintext` for storage at `location` under the active term.
-    pub fn seal(&self, scope: Scope<'_>, location: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let current = self.current();
+    pub fn seal(&self, scope: Scope<'_>, location: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, BarrierError> {
+        let current = self.current()?;
         let term = current.ring.active_term();
         let cipher = Self::cipher(&current, term, scope).expect("the active term is always in the keyring");
         let mut nonce = [0u8; 12];
@@ -175,7 +193,7 @@ impl Barrier {
         out.extend_from_slice(&term.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        out
+        Ok(out)
     }
 
     /// Opens a record sealed for `location`. The plaintext is wiped when the returned buffer drops.
@@ -185,15 +203,18 @@ impl Barrier {
         }
         let term = u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]);
         let nonce: [u8; 12] = sealed[5..HEADER_BYTES].try_into().map_err(|_| BarrierError::Malformed)?;
-        Self::cipher(&self.current(), term, scope)?
+        let current = self.current()?;
+        Self::cipher(&current, term, scope)?
             .decrypt(&Nonce::from(nonce), Payload { msg: &sealed[HEADER_BYTES..], aad: location })
             .map(Zeroizing::new)
             .map_err(|_| BarrierError::Unauthentic)
     }
 
-    /// The keyed hash under which a name is stored. Stable across keyring rotation.
+    /// The keyed hash under which a name is stored. Stable across keyring rotation. A wiped barrier
+    /// answers all zeros: nothing is stored under that, and every read of what it names fails to open
+    /// or finds nothing, which the node reports as sealed.
     pub fn name_hash(&self, scope: Scope<'_>, canonical_name: &[u8]) -> [u8; 32] {
-        let current = self.current();
+        let Ok(current) = self.current() else { return [0u8; 32] };
         let mut mac = cached(&current.macs, scope.key(), || {
             let mut key = Zeroizing::new([0u8; 32]);
             Hkdf::<Sha256>::new(None, current.ring.first_term_key().expose())
@@ -226,7 +247,7 @@ mod tests {
     #[test]
     fn seal_open_round_trip() {
         let b = barrier();
-        let sealed = b.seal(Scope::System, b"loc", b"planted-plaintext");
+        let sealed = b.seal(Scope::System, b"loc", b"planted-plaintext").unwrap();
         assert!(!sealed.windows(7).any(|w| w == b"planted"));
         assert_eq!(&b.open(Scope::System, b"loc", &sealed).unwrap()[..], b"planted-plaintext");
     }
@@ -234,7 +255,7 @@ mod tests {
     #[test]
     fn tampered_ciphertext_is_rejected() {
         let b = barrier();
-        let mut sealed = b.seal(Scope::System, b"loc", b"value");
+        let mut sealed = b.seal(Scope::System, b"loc", b"value").unwrap();
         for i in [0, 1, 5, HEADER_BYTES, sealed.len() - 1] {
             let mut t = sealed.clone();
             t[i] ^= 0x40;
@@ -249,7 +270,7 @@ mod tests {
         let b = barrier();
         let id_a = [1u8; 16];
         let id_b = [2u8; 16];
-        let sealed = b.seal(Scope::Vault(&id_a), b"secret/a", b"value");
+        let sealed = b.seal(Scope::Vault(&id_a), b"secret/a", b"value").unwrap();
         assert_eq!(b.open(Scope::Vault(&id_a), b"secret/b", &sealed).unwrap_err(), BarrierError::Unauthentic);
         assert_eq!(b.open(Scope::Vault(&id_b), b"secret/a", &sealed).unwrap_err(), BarrierError::Unauthentic);
         assert_eq!(b.open(Scope::System, b"secret/a", &sealed).unwrap_err(), BarrierError::Unauthentic);
@@ -258,7 +279,7 @@ mod tests {
     #[test]
     fn wrong_keyring_is_rejected() {
         let (a, b) = (barrier(), barrier());
-        let sealed = a.seal(Scope::System, b"loc", b"value");
+        let sealed = a.seal(Scope::System, b"loc", b"value").unwrap();
         assert_eq!(b.open(Scope::System, b"loc", &sealed).unwrap_err(), BarrierError::Unauthentic);
     }
 
@@ -266,11 +287,11 @@ mod tests {
     fn rotation_keeps_old_terms_readable_and_names_stable() {
         let b = barrier();
         let name_before = b.name_hash(Scope::System, b"db-password");
-        let old = b.seal(Scope::System, b"loc", b"old");
-        let mut ring = (*b.keyring()).clone();
+        let old = b.seal(Scope::System, b"loc", b"old").unwrap();
+        let mut ring = (*b.keyring().unwrap()).clone();
         assert_eq!(ring.rotate(&OsEntropy), 2);
         b.replace_keyring(ring);
-        let new = b.seal(Scope::System, b"loc", b"new");
+        let new = b.seal(Scope::System, b"loc", b"new").unwrap();
         assert_eq!(u32::from_be_bytes(new[1..5].try_into().unwrap()), 2);
         assert_eq!(&b.open(Scope::System, b"loc", &old).unwrap()[..], b"old");
         assert_eq!(&b.open(Scope::System, b"loc", &new).unwrap()[..], b"new");
@@ -280,9 +301,25 @@ mod tests {
     #[test]
     fn unknown_term_is_reported() {
         let b = barrier();
-        let mut sealed = b.seal(Scope::System, b"loc", b"v");
+        let mut sealed = b.seal(Scope::System, b"loc", b"v").unwrap();
         sealed[1..5].copy_from_slice(&9u32.to_be_bytes());
         assert_eq!(b.open(Scope::System, b"loc", &sealed).unwrap_err(), BarrierError::UnknownTerm(9));
+    }
+
+    #[test]
+    fn a_wiped_barrier_refuses_everything_in_every_clone() {
+        let b = barrier();
+        let clone = b.clone();
+        let sealed = b.seal(Scope::System, b"loc", b"value").unwrap();
+        let name = b.name_hash(Scope::System, b"n");
+        b.wipe();
+        assert!(clone.is_wiped());
+        assert_eq!(clone.open(Scope::System, b"loc", &sealed).unwrap_err(), BarrierError::Wiped);
+        assert_eq!(clone.seal(Scope::System, b"loc", b"value").unwrap_err(), BarrierError::Wiped);
+        assert_ne!(clone.name_hash(Scope::System, b"n"), name);
+        assert!(clone.keyring().is_err());
+        clone.replace_keyring(Keyring::generate(&OsEntropy));
+        assert!(b.is_wiped(), "a rotation arriving after the seal does not bring keys back");
     }
 
     #[test]
@@ -296,7 +333,7 @@ mod tests {
     fn derived_keys_never_outlive_their_keyring() {
         // Warm the caches under one keyring, then put an unrelated one (same term numbers) in place.
         let b = barrier();
-        let sealed = b.seal(Scope::System, b"loc", b"value");
+        let sealed = b.seal(Scope::System, b"loc", b"value").unwrap();
         let name_before = b.name_hash(Scope::System, b"n");
         b.replace_keyring(Keyring::generate(&OsEntropy));
         assert_eq!(b.open(Scope::System, b"loc", &sealed).unwrap_err(), BarrierError::Unauthentic);
@@ -313,7 +350,7 @@ mod tests {
                 id
             })
             .collect();
-        let sealed: Vec<Vec<u8>> = ids.iter().map(|id| b.seal(Scope::Vault(id), b"loc", id)).collect();
+        let sealed: Vec<Vec<u8>> = ids.iter().map(|id| b.seal(Scope::Vault(id), b"loc", id).unwrap()).collect();
         for (id, s) in ids.iter().zip(&sealed) {
             assert_eq!(&b.open(Scope::Vault(id), b"loc", s).unwrap()[..], &id[..]);
         }

@@ -21,6 +21,8 @@ pub struct Api {
     pub authenticator: Arc<dyn Authenticator>,
     pub authorizer: Arc<dyn Authorizer>,
     pub audit: Arc<dyn AuditSink>,
+    /// The secret `Init` must present, on the node that bootstrapped the cluster (none elsewhere).
+    pub bootstrap_secret: Option<zeroize::Zeroizing<String>>,
 }
 
 /// One request in flight.
@@ -32,6 +34,9 @@ pub struct Call {
     principal: Option<Principal>,
     vault: Option<String>,
     object: Option<String>,
+    /// The barrier the call was authorized under: if it is wiped before the call ends (the node
+    /// sealed), a failure is reported as `SEALED`, since it may come from the missing keys.
+    barrier: Option<arca_crypto::Barrier>,
 }
 
 impl Call {
@@ -57,6 +62,7 @@ impl Api {
             principal: None,
             vault: None,
             object: None,
+            barrier: None,
         }
     }
 
@@ -71,6 +77,7 @@ impl Api {
         };
         self.authorizer.authorize(&principal, action, &scope)?;
         call.principal = Some(principal);
+        call.barrier = Some(keyspace.barrier().clone());
         Ok(keyspace)
     }
 
@@ -81,6 +88,13 @@ impl Api {
 
     /// Audits the call and turns its result into a gRPC response with Arca's metadata.
     pub fn finish<R>(&self, call: Call, result: Result<R, ArcaError>) -> Result<Response<R>, Status> {
+        let result = match result {
+            Err(e) if call.barrier.as_ref().is_some_and(|b| b.is_wiped()) && e.code != ErrorCode::Sealed => {
+                tracing::debug!("a request failed while the node sealed: {e}");
+                Err(crate::seal::sealed_error())
+            }
+            other => other,
+        };
         let object_hash = match (&call.object, self.engine.seal.barrier()) {
             (Some(name), Ok(barrier)) => Some(audit_object_hash(&barrier, name)),
             _ => None,

@@ -265,6 +265,15 @@ impl Engine {
         }
     }
 
+    /// Seals this node: the barrier is wiped for every request holding it, and every parsed customer
+    /// key is dropped (and wiped).
+    pub fn seal_now(&self) {
+        let cached_keys = self.key_cache.len();
+        self.seal.seal();
+        self.key_cache.clear();
+        tracing::info!(cached_keys, "node sealed: barrier wiped, cached customer keys dropped");
+    }
+
     /// The cluster's id, from the replicated record minted at bootstrap.
     pub fn cluster_id(&self) -> Result<[u8; 16], ArcaError> {
         if let Some(id) = self.cluster_id.get() {
@@ -361,7 +370,7 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
-            let proposal = keyspace.proposal(view, &decision.mutations);
+            let proposal = keyspace.proposal(view, &decision.mutations)?;
             if faults::active(Fault::AckBeforeCommit) {
                 // Deliberate bug (danger-faults builds only): answer before the quorum has the write.
                 let raft = raft.clone();
@@ -453,7 +462,9 @@ impl Engine {
             sealed: Vec::new(),
         };
         let plain = zeroize::Zeroizing::new(postcard::to_allocvec(forwarded).expect("forwarded requests encode"));
-        envelope.sealed = barrier.seal(Scope::System, &envelope.binding(FORWARD_REQUEST_AAD, &cluster_id), &plain);
+        envelope.sealed = barrier
+            .seal(Scope::System, &envelope.binding(FORWARD_REQUEST_AAD, &cluster_id), &plain)
+            .map_err(|_| crate::seal::sealed_error())?;
         let mut client = raft.channels.client(&leader.cluster_addr, Some(leader_id)).map_err(ArcaError::unavailable)?;
         let payload = RaftPayload { data: postcard::to_allocvec(&envelope).expect("envelopes encode") };
         let mut req = tonic::Request::new(payload);
@@ -523,7 +534,9 @@ impl Engine {
             Forwarded::System(command) => self.run_system(&keyspace, command).await.map(ForwardedOutcome::System),
         };
         let plain = zeroize::Zeroizing::new(postcard::to_allocvec(&result).expect("outcomes encode"));
-        Ok(barrier.seal(Scope::System, &envelope.binding(FORWARD_OUTCOME_AAD, &cluster_id), &plain))
+        barrier
+            .seal(Scope::System, &envelope.binding(FORWARD_OUTCOME_AAD, &cluster_id), &plain)
+            .map_err(|_| crate::seal::sealed_error())
     }
 
     /// Proposes on this node, which must be the leader (init, membership, system commands).

@@ -58,6 +58,19 @@ impl KeyCache {
         Ok(key)
     }
 
+    /// Drops every entry (sealing): each key is wiped as its last user lets go.
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Drops entries unused for `idle`.
     pub fn evict_idle(&self, idle: Duration) {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, e| e.last_used.elapsed() < idle);

@@ -55,11 +55,14 @@ pub const PURGE_PREFIX: &[u8] = b"p/";
 const BACKUP_MAGIC: &[u8] = b"ARCA-SECRET-BACKUP-1:";
 const BACKUP_LOCATION: &[u8] = b"arca/backup/secret";
 
-/// Share count and threshold chosen at init. Public information, stored in the clear.
+/// Share count and threshold chosen at init, when, and (hashed) the request id of the init. Public
+/// information, stored in the clear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitRecord {
     pub shares: u8,
     pub threshold: u8,
+    pub initialized_at: i64,
+    pub request_sha256: Option<[u8; 32]>,
 }
 
 /// A token's record. Only the keyed hash of the token is stored.
@@ -118,6 +121,7 @@ fn storage(e: arca_storage::StorageError) -> ArcaError {
 
 fn corrupt(e: BarrierError) -> ArcaError {
     match e {
+        BarrierError::Wiped => crate::seal::sealed_error(),
         BarrierError::UnknownTerm(_) => {
             ArcaError::unavailable("the keyring was rotated and this node has not loaded the new term yet; retry")
         }
@@ -215,9 +219,9 @@ impl Keyspace {
         self.hashed(TOKEN_PREFIX, Scope::System, &format!("token:{token}"))
     }
 
-    fn seal<T: Serialize>(&self, scope: Scope<'_>, key: &[u8], value: &T) -> Vec<u8> {
+    fn seal<T: Serialize>(&self, scope: Scope<'_>, key: &[u8], value: &T) -> Result<Vec<u8>, ArcaError> {
         let plain = Zeroizing::new(postcard::to_allocvec(value).expect("records encode"));
-        self.barrier.seal(scope, key, &plain)
+        self.barrier.seal(scope, key, &plain).map_err(corrupt)
     }
 
     fn open<T: DeserializeOwned>(&self, scope: Scope<'_>, key: &[u8], sealed: &[u8]) -> Result<T, ArcaError> {
@@ -238,9 +242,9 @@ impl Keyspace {
     }
 
     /// The write that stores a token record.
-    pub fn put_token(&self, token: &str, record: &TokenRecord) -> Op {
+    pub fn put_token(&self, token: &str, record: &TokenRecord) -> Result<Op, ArcaError> {
         let key = self.token_key(token);
-        Op::Put { value: self.seal(Scope::System, &key, record), key }
+        Ok(Op::Put { value: self.seal(Scope::System, &key, record)?, key })
     }
 
     fn join_token_key(token_id: &[u8; 8]) -> Vec<u8> {
@@ -252,9 +256,9 @@ impl Keyspace {
         self.read(Scope::System, &Self::join_token_key(token_id))
     }
 
-    pub fn put_join_token(&self, token_id: &[u8; 8], record: &JoinTokenRecord) -> Op {
+    pub fn put_join_token(&self, token_id: &[u8; 8], record: &JoinTokenRecord) -> Result<Op, ArcaError> {
         let key = Self::join_token_key(token_id);
-        Op::Put { value: self.seal(Scope::System, &key, record), key }
+        Ok(Op::Put { value: self.seal(Scope::System, &key, record)?, key })
     }
 
     /// The precondition that a join token record is as read (at `modified_at`, or absent).
@@ -270,11 +274,11 @@ impl Keyspace {
         }
     }
 
-    pub fn put_cluster_ca_key(&self, pkcs8: &[u8]) -> Op {
-        Op::Put {
+    pub fn put_cluster_ca_key(&self, pkcs8: &[u8]) -> Result<Op, ArcaError> {
+        Ok(Op::Put {
             key: CLUSTER_CA_SECRET_KEY.to_vec(),
-            value: self.barrier.seal(Scope::System, CLUSTER_CA_SECRET_KEY, pkcs8),
-        }
+            value: self.barrier.seal(Scope::System, CLUSTER_CA_SECRET_KEY, pkcs8).map_err(corrupt)?,
+        })
     }
 
     /// A view that records what it reads, for deciding one command.
@@ -283,7 +287,7 @@ impl Keyspace {
     }
 
     /// Turns the rules' mutations into a proposal guarded by everything the view read.
-    pub fn proposal(&self, view: RecordingView<'_>, mutations: &[Mutation]) -> Proposal {
+    pub fn proposal(&self, view: RecordingView<'_>, mutations: &[Mutation]) -> Result<Proposal, ArcaError> {
         let preconditions =
             view.reads.into_inner().into_iter().map(|(key, modified_at)| Precondition { key, modified_at }).collect();
         let mut ops = Vec::new();
@@ -291,7 +295,7 @@ impl Keyspace {
             match m {
                 Mutation::PutVault(v) => {
                     let key = self.vault_key(&v.name);
-                    ops.push(Op::Put { value: self.seal(Scope::System, &key, v), key });
+                    ops.push(Op::Put { value: self.seal(Scope::System, &key, v)?, key });
                 }
                 Mutation::PurgeVault { name, id } => {
                     ops.push(Op::Delete { key: self.vault_key(name) });
@@ -301,19 +305,19 @@ impl Keyspace {
                 }
                 Mutation::PutHeader { kind, vault_id, header } => {
                     let key = self.header_key(*kind, vault_id, &header.name);
-                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, header), key });
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, header)?, key });
                 }
                 Mutation::PutSecretVersion { vault_id, name, version } => {
                     let key = self.version_key(ObjectKind::Secret, vault_id, name, &version.version);
-                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, version), key });
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, version)?, key });
                 }
                 Mutation::PutKeyVersion { vault_id, name, version } => {
                     let key = self.version_key(ObjectKind::Key, vault_id, name, &version.version);
-                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, version), key });
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, version)?, key });
                 }
                 Mutation::PutPolicy(record) => {
                     let key = self.policy_key(&record.vault_id, &record.name);
-                    ops.push(Op::Put { value: self.seal(Scope::Vault(&record.vault_id), &key, record), key });
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(&record.vault_id), &key, record)?, key });
                 }
                 Mutation::PurgeObject { kind, vault_id, name, versions } => {
                     ops.push(Op::Delete { key: self.header_key(*kind, vault_id, name) });
@@ -326,12 +330,12 @@ impl Keyspace {
                 }
                 Mutation::SchedulePurge { at, target } => {
                     let key = self.purge_key(*at, target);
-                    ops.push(Op::Put { value: self.seal(Scope::System, &key, target), key });
+                    ops.push(Op::Put { value: self.seal(Scope::System, &key, target)?, key });
                 }
                 Mutation::UnschedulePurge { at, target } => ops.push(Op::Delete { key: self.purge_key(*at, target) }),
             }
         }
-        Proposal { preconditions, ops }
+        Ok(Proposal { preconditions, ops })
     }
 
     /// Purge schedule entries due at or before `now`, oldest first.
@@ -351,11 +355,11 @@ impl Keyspace {
         Ok(out)
     }
 
-    fn seal_backup<T: Serialize>(&self, kind: ObjectKind, body: &T) -> Vec<u8> {
+    fn seal_backup<T: Serialize>(&self, kind: ObjectKind, body: &T) -> Result<Vec<u8>, ArcaError> {
         let (magic, location) = backup_frame(kind);
         let mut blob = magic.to_vec();
-        blob.extend_from_slice(&self.seal(Scope::Backup, location, body));
-        blob
+        blob.extend_from_slice(&self.seal(Scope::Backup, location, body)?);
+        Ok(blob)
     }
 
     /// Opens a backup blob of `kind`. Any tampering, a blob of another kind, or a blob from a cluster
@@ -380,7 +384,7 @@ impl Keyspace {
     }
 
     /// Seals a secret and all its versions into a backup blob that only this keyring opens.
-    pub fn backup_blob(&self, secret: ObjectHeader, versions: Vec<SecretVersionRecord>) -> Vec<u8> {
+    pub fn backup_blob(&self, secret: ObjectHeader, versions: Vec<SecretVersionRecord>) -> Result<Vec<u8>, ArcaError> {
         self.seal_backup(ObjectKind::Secret, &BackupBody { secret, versions })
     }
 
@@ -395,7 +399,7 @@ impl Keyspace {
         key: ObjectHeader,
         versions: Vec<KeyVersionRecord>,
         policy: Option<RotationPolicy>,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, ArcaError> {
         self.seal_backup(ObjectKind::Key, &KeyBackupBody { key, versions, policy })
     }
 

@@ -154,7 +154,7 @@ pub async fn store_join_token(
 ) -> Result<(), ArcaError> {
     let proposal = Proposal {
         preconditions: vec![Keyspace::join_token_unchanged(token_id, None)],
-        ops: vec![keyspace.put_join_token(token_id, record)],
+        ops: vec![keyspace.put_join_token(token_id, record)?],
     };
     match engine.propose_on_leader(proposal).await? {
         (_, ApplyOutcome::Applied) => Ok(()),
@@ -201,7 +201,7 @@ pub async fn admit(
                 Keyspace::join_token_unchanged(&token.token_id, Some(token_at)),
                 Precondition { key: NODE_SEQ_KEY.to_vec(), modified_at: seq.map(|(at, _)| at) },
             ],
-            ops: vec![keyspace.put_join_token(&token.token_id, &record), keyspace::put_plain(NODE_SEQ_KEY, &next)],
+            ops: vec![keyspace.put_join_token(&token.token_id, &record)?, keyspace::put_plain(NODE_SEQ_KEY, &next)],
         };
         match engine.propose_on_leader(proposal).await? {
             (_, ApplyOutcome::Applied) => {

@@ -3,8 +3,16 @@
 //!
 //! A node starts sealed. Raft runs regardless (it only moves ciphertext), but every data operation needs
 //! the barrier, so a sealed node refuses them with `Sealed`.
+//!
+//! Unsealing with Shamir shares is one attempt at a time, bound to a nonce that only its first
+//! submitter learns (in the answer to its first share): nobody else can add a share to it or reset it,
+//! and an attempt left idle for [`UNSEAL_ATTEMPT_IDLE_S_MAX`] may be replaced. Unseal requests are
+//! rate-limited per node. Sealing wipes the barrier, which every in-flight request shares, at once.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arca_types::limits::{UNSEAL_ATTEMPT_IDLE_S_MAX, UNSEAL_REQUESTS_BURST_MAX, UNSEAL_REQUESTS_PER_S_MAX};
+use tokio::time::Instant;
 
 use arca_crypto::shamir::{self, Share};
 use arca_crypto::{Barrier, Entropy, Key32, Keyring, RootKey};
@@ -18,8 +26,21 @@ use crate::keyspace::{
 };
 
 enum SealState {
-    Sealed { shares: Vec<Share> },
+    Sealed { attempt: Option<UnsealAttempt> },
     Unsealed { root: RootKey, barrier: Barrier },
+}
+
+/// Shares collected towards the threshold, under the nonce of whoever started collecting them.
+struct UnsealAttempt {
+    nonce: String,
+    shares: Vec<Share>,
+    last_share: Instant,
+}
+
+/// A token bucket for unseal requests.
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
 }
 
 /// What a successful `init` hands back to the operator, plus the proposal that records it.
@@ -34,13 +55,15 @@ pub struct InitMaterial {
     pub node_cert_der: Vec<u8>,
 }
 
-/// Who is initializing the cluster: its id (with the index that wrote it), and the node doing it.
+/// Who is initializing the cluster: its id (with the index that wrote it), the node doing it, and the
+/// request's id if it named one.
 pub struct InitSubject<'a> {
     pub cluster: &'a ClusterRecord,
     pub cluster_written_at: u64,
     pub node_id: u64,
     /// The key the node presents on the cluster listener (DER SubjectPublicKeyInfo).
     pub node_spki_der: &'a [u8],
+    pub request_id: Option<&'a str>,
 }
 
 /// A snapshot of the seal state for `GetSealStatus`.
@@ -52,21 +75,49 @@ pub struct SealStatus {
     pub shares: u8,
     pub progress: u8,
     pub keyring_term: u32,
+    /// The nonce of the unseal in progress: set only in the answer to the share that added to it.
+    pub nonce: String,
 }
 
 pub struct SealManager {
     state: RwLock<SealState>,
     store: Arc<dyn StateStore>,
     entropy: Arc<dyn Entropy>,
+    unseal_rate: Mutex<RateLimit>,
 }
 
-fn sealed_error() -> ArcaError {
+/// The answer to an init of a cluster that is initialized: plain about whether it was this very
+/// request (by its id) that did it, whose answer was then lost.
+pub fn already_initialized(init: &InitRecord, request_id: Option<&str>) -> ArcaError {
+    let this_one = match (request_id, init.request_sha256) {
+        (Some(id), Some(hash)) => arca_crypto::cluster_pki::sha256(id.as_bytes()) == hash,
+        _ => false,
+    };
+    let message = if this_one {
+        format!(
+            "the cluster was initialized at {} (Unix seconds) by this same request (its request id matches); \
+             its shares and root token were returned only to that call and are kept nowhere. If that answer \
+             was lost, nobody holds them: wipe the nodes and initialize a new cluster",
+            init.initialized_at
+        )
+    } else {
+        format!("the cluster was already initialized at {} (Unix seconds), by another request", init.initialized_at)
+    };
+    ArcaError::new(ErrorCode::AlreadyInitialized, message)
+}
+
+pub(crate) fn sealed_error() -> ArcaError {
     ArcaError::new(ErrorCode::Sealed, "this node is sealed; unseal it with `arca operator unseal`")
 }
 
 impl SealManager {
     pub fn new(store: Arc<dyn StateStore>, entropy: Arc<dyn Entropy>) -> Self {
-        Self { state: RwLock::new(SealState::Sealed { shares: Vec::new() }), store, entropy }
+        Self {
+            state: RwLock::new(SealState::Sealed { attempt: None }),
+            store,
+            entropy,
+            unseal_rate: Mutex::new(RateLimit { tokens: UNSEAL_REQUESTS_BURST_MAX as f64, last: Instant::now() }),
+        }
     }
 
     pub fn entropy(&self) -> &Arc<dyn Entropy> {
@@ -97,8 +148,8 @@ impl SealManager {
         let init = self.init_record()?;
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let (sealed, progress, term) = match &*state {
-            SealState::Sealed { shares } => (true, shares.len() as u8, 0),
-            SealState::Unsealed { barrier, .. } => (false, 0, barrier.keyring().active_term()),
+            SealState::Sealed { attempt } => (true, attempt.as_ref().map_or(0, |a| a.shares.len() as u8), 0),
+            SealState::Unsealed { barrier, .. } => (false, 0, barrier.keyring().map_or(0, |k| k.active_term())),
         };
         Ok(SealStatus {
             initialized: init.is_some(),
@@ -107,6 +158,7 @@ impl SealManager {
             shares: init.map_or(0, |i| i.shares),
             progress,
             keyring_term: term,
+            nonce: String::new(),
         })
     }
 
@@ -120,8 +172,8 @@ impl SealManager {
         now: i64,
         subject: InitSubject<'_>,
     ) -> Result<InitMaterial, ArcaError> {
-        if self.store.get(KEYRING_KEY).map_err(|e| ArcaError::internal(e.to_string()))?.is_some() {
-            return Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized"));
+        if let Some(init) = self.init_record()? {
+            return Err(already_initialized(&init, subject.request_id));
         }
         let entropy = self.entropy.as_ref();
         let root = RootKey(Key32::generate(entropy));
@@ -139,7 +191,8 @@ impl SealManager {
         let root_token = format!("arca.{}", hex_of(&token_bytes));
         let accessor = hex_of(&keyspace.barrier().name_hash(arca_crypto::Scope::System, root_token.as_bytes())[..8]);
         let record = TokenRecord { policy: "root".to_owned(), created: now, accessor };
-        let init = InitRecord { shares, threshold };
+        let request_sha256 = subject.request_id.map(|id| arca_crypto::cluster_pki::sha256(id.as_bytes()));
+        let init = InitRecord { shares, threshold, initialized_at: now, request_sha256 };
         let cluster_id = subject.cluster.cluster_id;
         let ca = arca_crypto::cluster_pki::ClusterCa::generate(&cluster_id, entropy, now)
             .map_err(|e| ArcaError::internal(e.to_string()))?;
@@ -155,9 +208,9 @@ impl SealManager {
             ops: vec![
                 Op::Put { key: KEYRING_KEY.to_vec(), value: wrapped },
                 Op::Put { key: INIT_KEY.to_vec(), value: postcard::to_allocvec(&init).expect("init record encodes") },
-                keyspace.put_token(&root_token, &record),
+                keyspace.put_token(&root_token, &record)?,
                 keyspace::put_plain(CLUSTER_CA_KEY, &CaRecord { cert_der: ca.cert_der.clone() }),
-                keyspace.put_cluster_ca_key(ca.key.pkcs8_der()),
+                keyspace.put_cluster_ca_key(ca.key.pkcs8_der())?,
             ],
         };
         Ok(InitMaterial {
@@ -171,44 +224,92 @@ impl SealManager {
         })
     }
 
-    /// Adds one share; unseals when the threshold is reached and the shares open the keyring.
-    pub fn unseal(&self, share: &str, reset: bool) -> Result<SealStatus, ArcaError> {
+    /// Takes one unseal request from the rate limit, or refuses it.
+    fn admit_unseal_request(&self) -> Result<(), ArcaError> {
+        let mut rate = self.unseal_rate.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(rate.last).as_secs_f64() * UNSEAL_REQUESTS_PER_S_MAX as f64;
+        rate.tokens = (rate.tokens + refill).min(UNSEAL_REQUESTS_BURST_MAX as f64);
+        rate.last = now;
+        if rate.tokens < 1.0 {
+            return Err(ArcaError::new(
+                ErrorCode::Throttled,
+                format!("too many unseal requests (at most {UNSEAL_REQUESTS_PER_S_MAX} a second); retry shortly"),
+            ));
+        }
+        rate.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Adds one share to the unseal in progress (or starts one), and unseals when the threshold is
+    /// reached and the shares open the keyring. `nonce` must be the nonce of the attempt in progress,
+    /// if there is one; `reset` (with that nonce) discards its shares. An unseal key (from
+    /// `init --auto-unseal-key`) unseals on its own.
+    pub fn unseal(&self, share: &str, nonce: &str, reset: bool) -> Result<SealStatus, ArcaError> {
+        self.admit_unseal_request()?;
         let init = self.init_record()?.ok_or_else(|| {
             ArcaError::new(
                 ErrorCode::NotInitialized,
                 "this node has no keyring yet: initialize the cluster, or wait until this node has caught up",
             )
         })?;
-        {
-            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-            let SealState::Sealed { shares } = &mut *state else {
-                drop(state);
-                return self.status();
-            };
-            if reset {
-                shares.clear();
-                if share.is_empty() {
-                    drop(state);
-                    return self.status();
-                }
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let SealState::Sealed { attempt } = &mut *state else {
+            drop(state);
+            return self.status();
+        };
+        let idle_for = |a: &UnsealAttempt| a.last_share.elapsed().as_secs();
+        if let Some(current) = attempt.as_ref() {
+            let theirs = arca_crypto::constant_time_eq(current.nonce.as_bytes(), nonce.as_bytes());
+            let stale = idle_for(current) > UNSEAL_ATTEMPT_IDLE_S_MAX;
+            let unseal_key = share.starts_with("00");
+            if !theirs && !stale && !unseal_key {
+                return Err(ArcaError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "an unseal is in progress ({} of {} shares); pass its nonce (`arca operator unseal --nonce`), \
+                         or wait until it has been idle for {UNSEAL_ATTEMPT_IDLE_S_MAX} s",
+                        current.shares.len(),
+                        init.threshold
+                    ),
+                ));
             }
-            let share = Share::parse(share).map_err(|e| ArcaError::bad_parameter("share", e.to_string()))?;
-            // An unseal key (from `init --auto-unseal-key`) is the whole root key in share form, with
-            // identifier 0, which Shamir shares never use: it unseals on its own.
-            let candidate = if share.expose().starts_with("00") {
-                Some(vec![share])
-            } else {
-                if !shares.contains(&share) {
-                    shares.push(share);
-                }
-                (shares.len() >= usize::from(init.threshold)).then(|| std::mem::take(shares))
-            };
-            if let Some(candidate) = candidate {
-                let (root, keyring) = self.open_keyring(&candidate)?;
-                *state = SealState::Unsealed { root, barrier: Barrier::new(keyring, self.entropy.clone()) };
-                tracing::info!("node unsealed");
+            if !theirs || reset {
+                *attempt = None;
             }
+        } else if reset && !nonce.is_empty() {
+            return Err(ArcaError::bad_parameter("nonce", "no unseal is in progress with that nonce"));
         }
+        if share.is_empty() {
+            drop(state);
+            return self.status();
+        }
+        let share = Share::parse(share).map_err(|e| ArcaError::bad_parameter("share", e.to_string()))?;
+        // An unseal key is the whole root key in share form, with identifier 0, which Shamir shares
+        // never use: it unseals on its own.
+        let candidate = if share.expose().starts_with("00") {
+            vec![share]
+        } else {
+            let current = attempt.get_or_insert_with(|| UnsealAttempt {
+                nonce: hex_of(&self.entropy.bytes16()),
+                shares: Vec::new(),
+                last_share: Instant::now(),
+            });
+            if !current.shares.contains(&share) {
+                current.shares.push(share);
+            }
+            current.last_share = Instant::now();
+            if current.shares.len() < usize::from(init.threshold) {
+                let nonce = current.nonce.clone();
+                drop(state);
+                return self.status().map(|s| SealStatus { nonce, ..s });
+            }
+            attempt.take().map(|a| a.shares).unwrap_or_default()
+        };
+        let (root, keyring) = self.open_keyring(&candidate)?;
+        *state = SealState::Unsealed { root, barrier: Barrier::new(keyring, self.entropy.clone()) };
+        tracing::info!("node unsealed");
+        drop(state);
         self.status()
     }
 
@@ -232,9 +333,16 @@ impl SealManager {
         }
     }
 
+    /// Seals: the root key is dropped (and zeroized) and the barrier is wiped for every request that
+    /// holds it, at once.
     pub fn seal(&self) {
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = SealState::Sealed { shares: Vec::new() };
-        tracing::info!("node sealed");
+        let previous = std::mem::replace(
+            &mut *self.state.write().unwrap_or_else(|p| p.into_inner()),
+            SealState::Sealed { attempt: None },
+        );
+        if let SealState::Unsealed { barrier, .. } = previous {
+            barrier.wipe();
+        }
     }
 
     /// Loads the replicated keyring again if it moved forward (after a rotation anywhere in the
@@ -247,7 +355,8 @@ impl SealManager {
         let (_, blob) = self.keyring_blob()?;
         let keyring =
             Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
-        let (replicated, in_use) = (keyring.active_term(), barrier.keyring().active_term());
+        let in_use = barrier.keyring().map_err(|_| sealed_error())?.active_term();
+        let replicated = keyring.active_term();
         if replicated > in_use {
             barrier.replace_keyring(keyring);
             tracing::info!(term = replicated, "loaded rotated keyring");
@@ -278,7 +387,7 @@ impl SealManager {
     /// Installs a keyring this node just committed (only if it moves the term forward).
     pub fn install_keyring(&self, keyring: Keyring) {
         if let SealState::Unsealed { barrier, .. } = &*self.state.read().unwrap_or_else(|p| p.into_inner()) {
-            if keyring.active_term() > barrier.keyring().active_term() {
+            if barrier.keyring().is_ok_and(|k| keyring.active_term() > k.active_term()) {
                 barrier.replace_keyring(keyring);
             }
         }

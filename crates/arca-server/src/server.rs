@@ -99,13 +99,16 @@ impl std::fmt::Debug for JoinPlan {
 }
 
 /// How a node finds its cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeOptions {
     /// Addresses other nodes and clients use to reach this node (host:port).
     pub api_advertise: String,
     pub cluster_advertise: String,
     /// Start a new single-node cluster with this node as node 1.
     pub bootstrap: bool,
+    /// On a bootstrapping node: the one-time secret `Init` must present (the caller keeps it where
+    /// only the operator can read it).
+    pub bootstrap_secret: Option<String>,
     /// Join the cluster of this member on first start.
     pub join: Option<JoinPlan>,
     pub join_as_learner: bool,
@@ -121,6 +124,18 @@ pub(crate) struct Shared {
     channels: Channels,
     /// One join at a time: two would start two Raft cores on one store.
     join_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("api_advertise", &self.api_advertise)
+            .field("cluster_advertise", &self.cluster_advertise)
+            .field("bootstrap", &self.bootstrap)
+            .field("join", &self.join)
+            .field("join_as_learner", &self.join_as_learner)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which node a joining node talks to next.
@@ -344,6 +359,7 @@ pub async fn serve(
         authenticator: Arc::new(TokenAuthenticator),
         authorizer: Arc::new(RootOnlyAuthorizer),
         audit: parts.audit,
+        bootstrap_secret: options.bootstrap_secret.clone().map(zeroize::Zeroizing::new),
     });
     let mut raft_settings = options.raft.clone();
     if let Ok(Some((_, cluster))) = crate::membership::cluster_record(&*parts.state) {

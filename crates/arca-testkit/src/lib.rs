@@ -111,7 +111,15 @@ impl TestCluster {
         Self::start_inner(voters, snapshot_every_entries, true).await
     }
 
-    async fn start_inner(voters: usize, snapshot_every_entries: u64, distinct_ips: bool) -> anyhow::Result<Self> {
+    /// Starts node 1 with `--bootstrap` and stops there: the cluster is not initialized.
+    pub async fn start_uninitialized() -> anyhow::Result<Self> {
+        let mut cluster = Self::prepare(2000, false)?;
+        cluster.spawn_node(None, false, false)?;
+        cluster.wait_for(Duration::from_secs(30), async |c: &Self| c.leader_index().await.is_some()).await?;
+        Ok(cluster)
+    }
+
+    fn prepare(snapshot_every_entries: u64, distinct_ips: bool) -> anyhow::Result<Self> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let dir = tempfile::tempdir()?;
         let certs = dir.path().join("certs");
@@ -127,7 +135,7 @@ impl TestCluster {
             bail!("arcad gen-certs failed");
         }
         let ca_pem = std::fs::read(certs.join("ca.pem"))?;
-        let mut cluster = Self {
+        Ok(Self {
             dir,
             nodes: Vec::new(),
             root_token: String::new(),
@@ -136,12 +144,16 @@ impl TestCluster {
             snapshot_every_entries,
             distinct_ips,
             partitions: Vec::new(),
-        };
+        })
+    }
+
+    async fn start_inner(voters: usize, snapshot_every_entries: u64, distinct_ips: bool) -> anyhow::Result<Self> {
+        let mut cluster = Self::prepare(snapshot_every_entries, distinct_ips)?;
         cluster.spawn_node(None, false, false)?;
         cluster.wait_for(Duration::from_secs(30), async |c: &Self| c.leader_index().await.is_some()).await?;
         let client = cluster.client(0).await?;
         let init = cluster.init(&client).await?;
-        std::fs::write(cluster.unseal_key_path(), &init.unseal_key)?;
+        write_private(&cluster.unseal_key_path(), init.unseal_key.as_bytes())?;
         cluster.root_token = init.root_token;
         cluster.shares = init.shares;
         cluster.wait_unsealed(0).await?;
@@ -151,11 +163,23 @@ impl TestCluster {
         Ok(cluster)
     }
 
+    /// The bootstrap secret node 1 wrote, which `Init` must present.
+    pub fn bootstrap_secret(&self) -> anyhow::Result<String> {
+        let path = self.nodes[0].data_dir.join("bootstrap.secret");
+        Ok(std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?.trim().to_owned())
+    }
+
     /// Initializes through node 1 (retrying while it is still minting the cluster's id).
     async fn init(&self, client: &ArcaClient) -> anyhow::Result<pb::InitResponse> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let request = pb::InitRequest { secret_shares: 5, secret_threshold: 3, auto_unseal_key: true };
+            let request = pb::InitRequest {
+                secret_shares: 5,
+                secret_threshold: 3,
+                auto_unseal_key: true,
+                bootstrap_secret: self.bootstrap_secret()?,
+                request_id: "testkit-init".to_owned(),
+            };
             match client.operator().init(request).await {
                 Ok(init) => return Ok(init.into_inner()),
                 Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
@@ -459,6 +483,14 @@ fn iptables(op: &str, from: &str, to: &str) -> anyhow::Result<()> {
 
 fn tonic_request<T>(message: T) -> tonic::Request<T> {
     tonic::Request::new(message)
+}
+
+/// Writes a file only its owner may read (the unseal key file must be so, or arcad refuses it).
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).with_context(|| format!("write {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod {}", path.display()))
 }
 
 /// Whether `needle` occurs in any of `files`; returns the files that contain it.

@@ -338,3 +338,65 @@ async fn node_certificates_name_their_cluster_and_node_and_openssl_reads_them() 
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_needs_the_bootstrap_secret_and_a_lost_answer_is_named_on_retry() {
+    let cluster = TestCluster::start_uninitialized().await.unwrap();
+    let anonymous = cluster.client_with_token(0, None).await.unwrap();
+    let init = async |secret: &str, request_id: &str| {
+        let req = pb::InitRequest {
+            secret_shares: 3,
+            secret_threshold: 2,
+            auto_unseal_key: false,
+            bootstrap_secret: secret.to_owned(),
+            request_id: request_id.to_owned(),
+        };
+        anonymous.operator().init(req).await.map(|r| r.into_inner()).map_err(ClientError::from)
+    };
+    // The first caller on the network does not get the cluster: without the secret nothing happens.
+    for secret in ["", "0000", &"f".repeat(64)] {
+        let err = init(secret, "").await.unwrap_err();
+        assert_eq!(err.reason.as_deref(), Some("FORBIDDEN"), "{err:?}");
+    }
+    let status = anonymous.operator().get_seal_status(pb::GetSealStatusRequest {}).await.unwrap().into_inner();
+    assert!(!status.initialized);
+    let secret = cluster.bootstrap_secret().unwrap();
+    let first = init(&secret, "operator-1").await.unwrap();
+    assert_eq!(first.shares.len(), 3);
+    // Retried with the same request id (its answer was lost): told plainly that it was this request.
+    let err = init(&secret, "operator-1").await.unwrap_err();
+    assert_eq!(err.reason.as_deref(), Some("ALREADY_INITIALIZED"), "{err:?}");
+    assert!(err.message.contains("this same request"), "{err:?}");
+    let err = init(&secret, "someone-else").await.unwrap_err();
+    assert!(err.message.contains("another request"), "{err:?}");
+    // The secret never reached the node's log or the audit log.
+    let files = cluster.files_to_scan();
+    assert!(arca_testkit::files_containing(&files, secret.as_bytes()).iter().all(|f| f.ends_with("bootstrap.secret")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_without_the_nonce_can_reset_or_poison_an_unseal_in_progress() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let c = cluster.client(0).await.unwrap();
+    c.operator().seal(pb::SealRequest {}).await.unwrap();
+    let anyone = cluster.client_with_token(0, None).await.unwrap();
+    let unseal = async |share: &str, nonce: &str, reset: bool| {
+        let req = pb::UnsealRequest { share: share.to_owned(), reset, nonce: nonce.to_owned() };
+        anyone.operator().unseal(req).await.map(|r| r.into_inner()).map_err(ClientError::from)
+    };
+    let operator = unseal(&cluster.shares[0], "", false).await.unwrap();
+    assert_eq!(operator.progress, 1);
+    // The attacker: a bogus share, a reset, a guessed nonce. Each refused; the progress stays.
+    let bogus = format!("09{}", "ab".repeat(32));
+    for (share, nonce, reset) in
+        [(bogus.as_str(), "", false), ("", "", true), (bogus.as_str(), &"1".repeat(32)[..], false)]
+    {
+        let err = unseal(share, nonce, reset).await.unwrap_err();
+        assert_eq!(err.reason.as_deref(), Some("CONFLICT"), "{err:?}");
+    }
+    let status = anyone.operator().get_seal_status(pb::GetSealStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!((status.sealed, status.progress), (true, 1));
+    unseal(&cluster.shares[1], &operator.nonce, false).await.unwrap();
+    let done = unseal(&cluster.shares[2], &operator.nonce, false).await.unwrap();
+    assert!(!done.sealed);
+}

@@ -178,13 +178,13 @@ async fn sealed_node_and_bad_tokens_are_refused() {
     }
     assert_eq!(get(&c0, "guarded", "s", "").await.unwrap().value, "v", "refused writes changed nothing");
 
-    // Seal node 2 (index 1); it refuses data operations but answers seal status without a token.
+    // Seal node 2 (index 1); it refuses data operations but answers seal status without a token. It
+    // stays sealed although it was started with an unseal key file: that file unseals it only at start.
     let c1 = cluster.client(1).await.unwrap();
-    // Stop the auto-unseal loop from undoing the seal by removing the key file first.
     let key = std::fs::read_to_string(cluster.unseal_key_path()).unwrap();
-    std::fs::remove_file(cluster.unseal_key_path()).unwrap();
     let status = c1.operator().seal(pb::SealRequest {}).await.unwrap().into_inner();
     assert!(status.sealed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let e = get(&c1, "guarded", "s", "").await.unwrap_err();
     assert_eq!((e.code, e.reason.as_deref()), (tonic::Code::Unavailable, Some("SEALED")));
     let e = set(&c1, "guarded", "s", "x").await.unwrap_err();
@@ -192,32 +192,43 @@ async fn sealed_node_and_bad_tokens_are_refused() {
     let anonymous = cluster.client_with_token(1, None).await.unwrap();
     let s = anonymous.operator().get_seal_status(pb::GetSealStatusRequest {}).await.unwrap().into_inner();
     assert!(s.sealed && s.initialized);
-    // A wrong share is refused and leaves the node sealed; the right one unseals it.
-    let e = anonymous.operator().unseal(pb::UnsealRequest { share: "00".repeat(33), reset: true }).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    // Three of the five Shamir shares unseal it; two are not enough.
-    for (i, share) in cluster.shares.iter().skip(1).take(3).enumerate() {
-        let s = anonymous
-            .operator()
-            .unseal(pb::UnsealRequest { share: share.clone(), reset: i == 0 })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(s.sealed, i < 2, "after {} shares", i + 1);
-        if i < 2 {
-            assert_eq!(s.progress, i as u32 + 1);
-            assert_eq!(get(&c1, "guarded", "s", "").await.unwrap_err().reason.as_deref(), Some("SEALED"));
-        }
+    let unseal = async |share: &str, nonce: &str, reset: bool| {
+        let req = pb::UnsealRequest { share: share.to_owned(), reset, nonce: nonce.to_owned() };
+        anonymous.operator().unseal(req).await.map(|r| r.into_inner()).map_err(ClientError::from)
+    };
+    // A wrong share alone is refused and leaves the node sealed.
+    let e = unseal(&"00".repeat(33), "", false).await.unwrap_err();
+    assert_eq!(e.code, tonic::Code::InvalidArgument);
+    // Three of the five Shamir shares unseal it; the first answer carries the attempt's nonce, which
+    // nobody else sees (not seal status), and without which nobody can add a share or reset.
+    let first = unseal(&cluster.shares[1], "", false).await.unwrap();
+    assert_eq!((first.sealed, first.progress), (true, 1));
+    assert_eq!(first.nonce.len(), 32);
+    let public = anonymous.operator().get_seal_status(pb::GetSealStatusRequest {}).await.unwrap().into_inner();
+    assert_eq!((public.progress, public.nonce.as_str()), (1, ""), "seal status shows no nonce");
+    for (share, nonce, reset) in
+        [(cluster.shares[4].as_str(), "", false), ("", "", true), ("", &"0".repeat(32)[..], true)]
+    {
+        let e = unseal(share, nonce, reset).await.unwrap_err();
+        assert_eq!(e.reason.as_deref(), Some("CONFLICT"), "a share or reset without the nonce: {e:?}");
     }
+    let second = unseal(&cluster.shares[2], &first.nonce, false).await.unwrap();
+    assert_eq!((second.sealed, second.progress), (true, 2));
+    assert_eq!(get(&c1, "guarded", "s", "").await.unwrap_err().reason.as_deref(), Some("SEALED"));
+    let third = unseal(&cluster.shares[3], &first.nonce, false).await.unwrap();
+    assert!(!third.sealed);
     assert_eq!(get(&c1, "guarded", "s", "").await.unwrap().value, "v");
     // The unseal key (the whole root key) unseals on its own.
     c1.operator().seal(pb::SealRequest {}).await.unwrap();
-    let s = anonymous
-        .operator()
-        .unseal(pb::UnsealRequest { share: key.trim().into(), reset: true })
-        .await
-        .unwrap()
-        .into_inner();
+    let s = unseal(key.trim(), "", false).await.unwrap();
     assert!(!s.sealed);
     assert_eq!(get(&c1, "guarded", "s", "").await.unwrap().value, "v");
+    // Unseal requests are rate-limited.
+    let mut throttled = false;
+    for _ in 0..60 {
+        if let Err(e) = unseal("", "", false).await {
+            throttled |= e.reason.as_deref() == Some("THROTTLED");
+        }
+    }
+    assert!(throttled, "sixty unseal requests at once are throttled");
 }

@@ -49,3 +49,8 @@ pub const JOIN_TOKEN_TTL_S_MAX: i64 = 24 * 3600;
 pub const FORWARD_ENVELOPE_AGE_S_MAX: i64 = 30;
 /// Most forwarded requests a leader remembers for replay detection (the oldest is forgotten first).
 pub const FORWARD_REPLAY_ENTRIES_MAX: usize = 262_144;
+/// An unseal in progress that has had no share for this long, in seconds, may be replaced by a new one.
+pub const UNSEAL_ATTEMPT_IDLE_S_MAX: u64 = 600;
+/// Unseal requests one node takes, per second on average and in one burst.
+pub const UNSEAL_REQUESTS_PER_S_MAX: u32 = 10;
+pub const UNSEAL_REQUESTS_BURST_MAX: u32 = 20;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+mod hardening;
 mod node;
 
 use arca_server::JoinPlan;
@@ -100,6 +101,9 @@ struct ServeArgs {
     keep_after_snapshot_entries: u64,
     #[arg(long, default_value = "vault.arca.local")]
     vault_suffix: String,
+    /// Lock memory so keys never reach swap: auto (when the process may), on (or refuse to start), off.
+    #[arg(long, value_enum, default_value_t = hardening::MlockMode::Auto)]
+    mlock: hardening::MlockMode,
     /// Testing only (builds with the danger-faults feature): shift the clock by the number of seconds
     /// in this file (read on every use).
     #[arg(long, env = "ARCA_DANGER_CLOCK_OFFSET_FILE", hide = true)]
@@ -113,9 +117,22 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // A core dump of an unsealed node would hold the root key and decrypted secrets: forbid them.
-    rlimit::setrlimit(rlimit::Resource::CORE, 0, 0).context("disable core dumps")?;
+    // A core dump, a debugger or swap would expose the root key and decrypted secrets of an unsealed
+    // node: close each before any key exists.
+    let mlock = match &cli.command {
+        Command::Serve(args) => args.mlock,
+        _ => hardening::MlockMode::Auto,
+    };
+    let report = hardening::harden(mlock).map_err(anyhow::Error::msg)?;
+    if !matches!(cli.command, Command::GenCerts { .. }) {
+        if report.core_dumps.is_ok() && report.not_dumpable.is_ok() && report.memory_locked.is_ok() {
+            tracing::info!("process hardening: {report}");
+        } else {
+            tracing::warn!("process hardening: {report}");
+        }
+    }
     if rustls::crypto::aws_lc_rs::default_provider().install_default().is_err() {
         bail!("failed to install the TLS crypto provider");
     }
@@ -149,6 +166,21 @@ fn gen_certs(out: &Path, names: &[String], hosts: &[String]) -> anyhow::Result<(
     }
     println!("wrote ca.pem and {} node certificate(s) to {}", names.len(), out.display());
     Ok(())
+}
+
+/// Mints the one-time secret `arca operator init` must present to this bootstrapping node, and writes
+/// it where only this user can read it. A new one each start; once the cluster is initialized it
+/// opens nothing.
+fn write_bootstrap_secret(data_dir: &Path) -> anyhow::Result<String> {
+    use arca_crypto::Entropy;
+    std::fs::create_dir_all(data_dir).context("create the data dir")?;
+    let mut bytes = [0u8; 32];
+    arca_crypto::OsEntropy.fill(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = data_dir.join("bootstrap.secret");
+    write_private(&path, &format!("{secret}\n"))?;
+    tracing::info!("the bootstrap secret for `arca operator init` is in {}", path.display());
+    Ok(secret)
 }
 
 /// The clock offset file, honoured only by a build with the danger-faults feature: whoever can write
@@ -198,6 +230,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Some(JoinPlan { peer, token })
         }
     };
+    let bootstrap_secret = if args.bootstrap { Some(write_bootstrap_secret(&args.data_dir)?) } else { None };
     let config = NodeConfig {
         data_dir: args.data_dir,
         api_listen: args.api_addr,
@@ -207,6 +240,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         api_cert: args.cert,
         api_key: args.key,
         bootstrap: args.bootstrap,
+        bootstrap_secret,
         join,
         join_as_learner: args.learner,
         unseal_key_file: args.unseal_key_file,
@@ -248,6 +282,7 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
         api_cert: tls_dir.join("node.pem"),
         api_key: tls_dir.join("node.key"),
         bootstrap: true,
+        bootstrap_secret: None,
         join: None,
         join_as_learner: false,
         unseal_key_file: Some(unseal_key_file.clone()),
@@ -266,7 +301,7 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
     }
     if !engine.seal.status().map_err(anyhow::Error::msg)?.initialized {
         let init =
-            arca_server::services::operator::initialize(&engine, 1, 1, true).await.map_err(anyhow::Error::msg)?;
+            arca_server::services::operator::initialize(&engine, 1, 1, true, None).await.map_err(anyhow::Error::msg)?;
         write_private(&unseal_key_file, &init.unseal_key)?;
         write_private(&token_file, &init.root_token)?;
     }

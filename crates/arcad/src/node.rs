@@ -32,6 +32,8 @@ pub struct NodeConfig {
     pub api_key: PathBuf,
     /// Start a new single-node cluster with this node as node 1.
     pub bootstrap: bool,
+    /// On a bootstrapping node: the secret `Init` must present.
+    pub bootstrap_secret: Option<String>,
     /// Join the cluster of this member (its cluster address) with a join token, on first start.
     pub join: Option<JoinPlan>,
     pub join_as_learner: bool,
@@ -97,6 +99,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         api_advertise: config.api_advertise.clone(),
         cluster_advertise: config.cluster_advertise.clone(),
         bootstrap: config.bootstrap,
+        bootstrap_secret: config.bootstrap_secret.clone(),
         join: config.join.clone(),
         join_as_learner: config.join_as_learner,
         raft: config.raft.clone(),
@@ -138,23 +141,43 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     Ok(RunningNode { engine, api_addr, cluster_addr })
 }
 
-/// Unseals the node from a key file whenever it is sealed (a dev or automated deployment).
+/// Unseals the node from its key file once, when it starts: it keeps trying until the file opens the
+/// keyring (the cluster may not be initialized yet, or this node not caught up), then stops. An
+/// operator's `Seal` after that stays in force until someone unseals the node explicitly.
 fn spawn_unseal_from_file(engine: Arc<Engine>, path: PathBuf) {
     tokio::spawn(async move {
-        loop {
-            if engine.seal.is_sealed() {
-                match std::fs::read_to_string(&path) {
-                    Ok(key) => {
-                        if let Ok(status) = engine.seal.unseal(key.trim(), true) {
-                            if !status.sealed {
-                                tracing::info!("unsealed from the unseal key file");
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!("failed to read the unseal key file: {e}"),
+        let mut last_complaint = String::new();
+        while engine.seal.is_sealed() {
+            let outcome = read_unseal_key_file(&path)
+                .and_then(|key| engine.seal.unseal(key.trim(), "", false).map_err(|e| e.to_string()));
+            match outcome {
+                Ok(status) if !status.sealed => {
+                    tracing::info!("unsealed from the unseal key file");
+                    break;
                 }
+                Ok(_) => {}
+                Err(why) if why != last_complaint => {
+                    tracing::warn!("not unsealed from {} yet: {why}", path.display());
+                    last_complaint = why;
+                }
+                Err(_) => {}
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
+}
+
+/// Reads the unseal key file, refusing one that others could read or that another user owns.
+fn read_unseal_key_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>, String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!("it is readable by others (mode {mode:o}): `chmod 600 {}`", path.display()));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!("it belongs to uid {}, not to arcad's user (uid {me})", meta.uid()));
+    }
+    std::fs::read_to_string(path).map(zeroize::Zeroizing::new).map_err(|e| format!("cannot read it: {e}"))
 }

@@ -37,6 +37,8 @@ const API_PORT: u16 = 9300;
 const CLUSTER_PORT: u16 = 9400;
 const CLIENT_HOST: &str = "client";
 const VAULT: &str = "simvault";
+/// The bootstrap secret node 1 expects from `Init` (an operator reads it from the node's disk).
+const BOOTSTRAP_SECRET: &str = "simulation-bootstrap-secret";
 /// Sample every node's Raft view this often, in simulation steps (1 ms each).
 const SAMPLE_EVERY_STEPS: u64 = 10;
 
@@ -380,6 +382,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                     api_advertise: format!("{}:{API_PORT}", node_name(i)),
                     cluster_advertise: format!("{}:{CLUSTER_PORT}", node_name(i)),
                     bootstrap: i == 0,
+                    bootstrap_secret: (i == 0).then(|| BOOTSTRAP_SECRET.to_owned()),
                     join: token.map(|token| JoinPlan { peer: format!("{}:{CLUSTER_PORT}", node_name(0)), token }),
                     join_as_learner: learner,
                     raft,
@@ -400,7 +403,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                     if engine.seal.is_sealed() {
                         let key = lock(&unseal).clone();
                         if let Some(key) = key {
-                            let _ = engine.seal.unseal(&key, true);
+                            let _ = engine.seal.unseal(&key, "", false);
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -661,8 +664,13 @@ async fn drive_clients(
     // Initialize through node 1 and hand the unseal key to the nodes.
     let bare = ArcaClient::from_channel(channels[0].clone(), None).map_err(|e| e.to_string())?;
     let init = loop {
-        let mut req =
-            tonic::Request::new(pb::InitRequest { secret_shares: 1, secret_threshold: 1, auto_unseal_key: true });
+        let mut req = tonic::Request::new(pb::InitRequest {
+            secret_shares: 1,
+            secret_threshold: 1,
+            auto_unseal_key: true,
+            bootstrap_secret: BOOTSTRAP_SECRET.to_owned(),
+            request_id: "simulation-init".to_owned(),
+        });
         req.set_timeout(Duration::from_secs(3));
         match bare.operator().init(req).await {
             Ok(r) => break r.into_inner(),

@@ -497,7 +497,7 @@ impl KeyService for Keys {
             let (ks, vault, name) = self.open(&mut call, Action::KeyBackup, &r.vault, &r.name)?;
             self.0.engine.read_barrier(parse_consistency(None)?).await?;
             let (key, versions, policy) = read::backup_key(&ks.recording_view(), &vault, &name)?;
-            Ok(pb::BackupKeyResponse { value: ks.key_backup_blob(key, versions, policy) })
+            Ok(pb::BackupKeyResponse { value: ks.key_backup_blob(key, versions, policy)? })
         }
         .await;
         self.0.finish(call, result)

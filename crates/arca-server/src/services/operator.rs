@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use crate::access::Action;
 use crate::api::Api;
 use crate::engine::{SystemCommand, SystemOutcome};
+use crate::keyspace::{self, InitRecord, INIT_KEY};
 use crate::seal::{InitSubject, SealStatus};
 
 pub struct Operator(pub Arc<Api>);
@@ -28,7 +29,24 @@ fn seal_status(s: SealStatus, node_id: u64) -> pb::SealStatus {
         progress: s.progress.into(),
         node_id,
         keyring_term: s.keyring_term,
+        nonce: s.nonce,
     }
+}
+
+/// Longest request id an init may name, in characters.
+pub const INIT_REQUEST_ID_CHARS_MAX: usize = 64;
+
+fn init_request_id(raw: &str) -> Result<Option<&str>, ArcaError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if raw.len() > INIT_REQUEST_ID_CHARS_MAX || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ArcaError::bad_parameter(
+            "request_id",
+            format!("request_id must be 1-{INIT_REQUEST_ID_CHARS_MAX} printable ASCII characters"),
+        ));
+    }
+    Ok(Some(raw))
 }
 
 /// Initializes the cluster: root key, keyring, Shamir shares and root token. Used by `Init` and by
@@ -38,6 +56,7 @@ pub async fn initialize(
     secret_shares: u32,
     secret_threshold: u32,
     auto_unseal_key: bool,
+    request_id: Option<&str>,
 ) -> Result<pb::InitResponse, ArcaError> {
     let shares = if secret_shares == 0 { INIT_SHARES_DEFAULT } else { secret_shares };
     let threshold = if secret_threshold == 0 { INIT_THRESHOLD_DEFAULT.min(shares) } else { secret_threshold };
@@ -56,8 +75,13 @@ pub async fn initialize(
         .ok_or_else(|| ArcaError::unavailable("the cluster has no id yet; retry"))?;
     let spki = engine.credentials.spki_der().map_err(|e| ArcaError::internal(e.to_string()))?;
     let now = engine.clock.now_unix();
-    let subject =
-        InitSubject { cluster: &cluster, cluster_written_at: written_at, node_id: raft.node_id, node_spki_der: &spki };
+    let subject = InitSubject {
+        cluster: &cluster,
+        cluster_written_at: written_at,
+        node_id: raft.node_id,
+        node_spki_der: &spki,
+        request_id,
+    };
     let material = engine.seal.prepare_init(shares, threshold, auto_unseal_key, now, subject)?;
     match engine.propose_on_leader(material.proposal).await? {
         (_, ApplyOutcome::Applied) => {
@@ -73,8 +97,14 @@ pub async fn initialize(
                 unseal_key: material.unseal_key.map(|k| k.expose().to_owned()).unwrap_or_default(),
             })
         }
-        (_, ApplyOutcome::Conflict) => {
-            Err(ArcaError::new(ErrorCode::AlreadyInitialized, "the cluster is already initialized"))
+        (index, ApplyOutcome::Conflict) => {
+            raft.wait_applied(index, std::time::Duration::from_millis(crate::engine::FORWARD_TIMEOUT_MS))
+                .await
+                .map_err(|e| ArcaError::unavailable(e.to_string()))?;
+            match keyspace::read_plain::<InitRecord>(&*engine.store, INIT_KEY)? {
+                Some((_, init)) => Err(crate::seal::already_initialized(&init, request_id)),
+                None => Err(ArcaError::unavailable("the cluster's id changed while it was being initialized; retry")),
+            }
         }
     }
 }
@@ -83,6 +113,26 @@ impl Operator {
     fn node_id(&self) -> u64 {
         self.0.engine.node_id.get().copied().unwrap_or(0)
     }
+
+    /// Init is for whoever can read the bootstrap secret the bootstrapping node wrote: the first
+    /// caller on the network does not get to own the cluster.
+    fn check_bootstrap_secret(&self, presented: &str) -> Result<(), ArcaError> {
+        let Some(expected) = &self.0.bootstrap_secret else {
+            return Err(ArcaError::new(
+                ErrorCode::Forbidden,
+                "this node was not started with --bootstrap: send init to the node that bootstrapped the cluster",
+            ));
+        };
+        if arca_crypto::constant_time_eq(expected.as_bytes(), presented.trim().as_bytes()) {
+            Ok(())
+        } else {
+            Err(ArcaError::new(
+                ErrorCode::Forbidden,
+                "the bootstrap secret is missing or wrong: it is in bootstrap.secret in the data dir of the node \
+                 started with --bootstrap (`arca operator init --bootstrap-secret-file ...`)",
+            ))
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -90,21 +140,26 @@ impl OperatorService for Operator {
     async fn init(&self, request: Request<pb::InitRequest>) -> Result<Response<pb::InitResponse>, Status> {
         let call = self.0.begin(&request, "OperatorInit");
         let r = request.into_inner();
-        let result = initialize(&self.0.engine, r.secret_shares, r.secret_threshold, r.auto_unseal_key).await;
+        let result = async {
+            self.check_bootstrap_secret(&r.bootstrap_secret)?;
+            let request_id = init_request_id(&r.request_id)?;
+            initialize(&self.0.engine, r.secret_shares, r.secret_threshold, r.auto_unseal_key, request_id).await
+        }
+        .await;
         self.0.finish(call, result)
     }
 
     async fn unseal(&self, request: Request<pb::UnsealRequest>) -> Result<Response<pb::SealStatus>, Status> {
         let call = self.0.begin(&request, "OperatorUnseal");
         let r = request.into_inner();
-        let result = self.0.engine.seal.unseal(&r.share, r.reset).map(|s| seal_status(s, self.node_id()));
+        let result = self.0.engine.seal.unseal(&r.share, &r.nonce, r.reset).map(|s| seal_status(s, self.node_id()));
         self.0.finish(call, result)
     }
 
     async fn seal(&self, request: Request<pb::SealRequest>) -> Result<Response<pb::SealStatus>, Status> {
         let mut call = self.0.begin(&request, "OperatorSeal");
         let result = self.0.authorize(&mut call, Action::OperatorSeal, None).and_then(|_| {
-            self.0.engine.seal.seal();
+            self.0.engine.seal_now();
             self.0.engine.seal.status().map(|s| seal_status(s, self.node_id()))
         });
         self.0.finish(call, result)

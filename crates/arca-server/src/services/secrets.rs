@@ -270,7 +270,7 @@ impl SecretService for Secrets {
             let (ks, vault, name) = self.open(&mut call, Action::SecretBackup, &r.vault, &r.name)?;
             self.0.engine.read_barrier(parse_consistency(None)?).await?;
             let (secret, versions) = read::backup_secret(&ks.recording_view(), &vault, &name)?;
-            Ok(pb::BackupSecretResponse { value: ks.backup_blob(secret, versions) })
+            Ok(pb::BackupSecretResponse { value: ks.backup_blob(secret, versions)? })
         }
         .await;
         self.0.finish(call, result)

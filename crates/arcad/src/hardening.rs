@@ -1,0 +1,71 @@
+//! What `arcad` does to its own process before it holds any key: no core dumps, not dumpable (no
+//! ptrace attach or `/proc/<pid>/mem` reads by other processes of the same user), and memory locked so
+//! keys are never written to swap. What could not be done is reported, with what to change.
+
+use std::fmt;
+
+/// Whether memory locking is attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MlockMode {
+    /// Lock when the process may (root, or an unlimited `RLIMIT_MEMLOCK`).
+    Auto,
+    /// Lock or refuse to start.
+    On,
+    /// Never lock (keys may reach swap).
+    Off,
+}
+
+/// What hardening achieved.
+pub struct Report {
+    pub core_dumps: Result<(), String>,
+    pub not_dumpable: Result<(), String>,
+    pub memory_locked: Result<(), String>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |r: &Result<(), String>| match r {
+            Ok(()) => "yes".to_owned(),
+            Err(why) => format!("NO ({why})"),
+        };
+        write!(
+            f,
+            "core dumps off: {}; not dumpable: {}; memory locked: {}",
+            show(&self.core_dumps),
+            show(&self.not_dumpable),
+            show(&self.memory_locked)
+        )
+    }
+}
+
+fn memlock_unlimited() -> bool {
+    rlimit::getrlimit(rlimit::Resource::MEMLOCK).is_ok_and(|(soft, _)| soft == rlimit::INFINITY)
+}
+
+/// Hardens this process. Fails only when `mlock` is `On` and memory could not be locked.
+pub fn harden(mlock: MlockMode) -> Result<Report, String> {
+    let core_dumps = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0).map_err(|e| e.to_string());
+    let not_dumpable = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| e.to_string());
+    let may_lock = rustix::process::geteuid().is_root() || memlock_unlimited();
+    let memory_locked = match mlock {
+        MlockMode::Off => Err("turned off with --mlock off".to_owned()),
+        MlockMode::Auto if !may_lock => {
+            Err("RLIMIT_MEMLOCK is limited and arcad is not root: run as root, give it CAP_IPC_LOCK with an unlimited \
+             memlock limit, or pass --mlock off to accept the risk"
+                .to_owned())
+        }
+        MlockMode::Auto | MlockMode::On => {
+            use rustix::mm::MlockAllFlags;
+            // ONFAULT: pages are locked as they are touched, so the process does not grow by locking.
+            rustix::mm::mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT)
+                .map_err(|e| format!("mlockall failed: {e}"))
+        }
+    };
+    if mlock == MlockMode::On {
+        if let Err(why) = &memory_locked {
+            return Err(format!("--mlock on, but memory could not be locked: {why}"));
+        }
+    }
+    Ok(Report { core_dumps, not_dumpable, memory_locked })
+}
