@@ -11,10 +11,15 @@ use arca_types::{ArcaError, ErrorCode};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
-use crate::access::{AccessScope, Action, AuditEvent, AuditSink, Authenticator, Authorizer, Principal};
+use crate::access::{
+    AccessScope, Action, AuditDurability, AuditEvent, AuditSink, AuditStage, Authenticator, Authorizer, Principal,
+};
 use crate::engine::{Consistency, Engine, MAX_STALENESS_MS};
 use crate::keyspace::Keyspace;
 use crate::status::to_status;
+
+/// Most objects one purge sweep purges (the rest wait for the next sweep).
+pub const PURGE_SWEEP_BATCH_MAX: usize = 100;
 
 pub struct Api {
     pub engine: Arc<Engine>,
@@ -33,10 +38,15 @@ pub struct Call {
     bearer: Option<String>,
     principal: Option<Principal>,
     vault: Option<String>,
-    object: Option<String>,
+    /// Lowercase names of the objects the request touches, hashed when recorded.
+    objects: Vec<String>,
     /// The barrier the call was authorized under: if it is wiped before the call ends (the node
     /// sealed), a failure is reported as `SEALED`, since it may come from the missing keys.
     barrier: Option<arca_crypto::Barrier>,
+    /// Whether the request record was written durably (a change): the response record is too.
+    request_recorded: bool,
+    /// The principal the edge already authenticated from the request's headers.
+    authenticated: Option<Principal>,
 }
 
 impl Call {
@@ -51,43 +61,133 @@ fn bearer<T>(request: &Request<T>) -> Option<String> {
     value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(|t| t.trim().to_owned())
 }
 
+/// The principal of the node's own jobs (purge sweeps, lifetime actions, admissions).
+fn system_principal() -> Principal {
+    Principal { accessor: "system".to_owned(), policy: "system".to_owned() }
+}
+
 impl Api {
     pub fn begin<T>(&self, request: &Request<T>, operation: &'static str) -> Call {
+        let mut call = self.begin_bare(operation);
+        call.bearer = bearer(request);
+        call.authenticated = request.extensions().get::<crate::edge::Authenticated>().map(|a| a.0.clone());
+        call
+    }
+
+    /// Authenticates a bearer token (the edge does this before reading a request's body).
+    pub fn authenticate(&self, bearer: Option<&str>) -> Result<Principal, ArcaError> {
+        let keyspace = self.engine.seal.keyspace()?;
+        self.authenticator.authenticate(&keyspace, bearer)
+    }
+
+    /// Audits a request the edge turned away: only its fixed operation name and the outcome.
+    pub fn audit_refusal(&self, operation: &'static str, error: &ArcaError) {
+        let call = self.begin_bare(operation);
+        let event = self.event(&call, AuditStage::Response, Some(&Err(error.clone())));
+        if let Err(e) = self.audit.record(&event, AuditDurability::Buffered) {
+            tracing::error!("failed to {e:#} (for a request refused at the edge)");
+        }
+    }
+
+    fn begin_bare(&self, operation: &'static str) -> Call {
         let id = self.engine.seal.entropy().bytes16();
         Call {
             request_id: crate::seal::hex_of(&id),
             started: Instant::now(),
             operation,
-            bearer: bearer(request),
+            bearer: None,
             principal: None,
             vault: None,
-            object: None,
+            objects: Vec::new(),
             barrier: None,
+            request_recorded: false,
+            authenticated: None,
         }
     }
 
-    /// Checks the node is unsealed, the caller is known, and the caller may do `action` on `vault`.
+    /// A call the node makes itself, audited as `system` (`vault` and `objects` name what it acts on).
+    pub fn system_call(&self, operation: &'static str, vault: Option<&str>, objects: &[&str]) -> Call {
+        let mut call = self.begin_bare(operation);
+        call.principal = Some(system_principal());
+        call.vault = vault.map(str::to_ascii_lowercase);
+        call.objects = objects.iter().map(|o| o.to_ascii_lowercase()).collect();
+        call
+    }
+
+    /// A call made by another node over the cluster listener, audited under `caller` (a node or a
+    /// join token's id).
+    pub fn node_call(&self, operation: &'static str, caller: String) -> Call {
+        let mut call = self.begin_bare(operation);
+        call.principal = Some(Principal { accessor: caller, policy: "node".to_owned() });
+        call
+    }
+
+    /// Checks the node is unsealed, the caller is known, and the caller may do `action` on `vault`;
+    /// for an action that changes state, records the request durably before anything happens.
     pub fn authorize(&self, call: &mut Call, action: Action, vault: Option<&str>) -> Result<Keyspace, ArcaError> {
-        call.vault = vault.map(str::to_owned);
         let keyspace = self.engine.seal.keyspace()?;
-        let principal = self.authenticator.authenticate(&keyspace, call.bearer.as_deref())?;
+        let principal = match call.authenticated.take() {
+            Some(principal) => principal,
+            None => self.authenticator.authenticate(&keyspace, call.bearer.as_deref())?,
+        };
         let scope = match vault {
             Some(v) => AccessScope::Vault(v.to_ascii_lowercase()),
             None => AccessScope::Cluster,
         };
         self.authorizer.authorize(&principal, action, &scope)?;
         call.principal = Some(principal);
+        // Named only now: nothing an unauthenticated caller sends reaches the audit log.
+        call.vault = vault.map(|v| match arca_types::VaultName::parse(v) {
+            Ok(name) => name.canonical().to_owned(),
+            Err(_) => "<invalid>".to_owned(),
+        });
         call.barrier = Some(keyspace.barrier().clone());
+        if action.is_mutation() {
+            self.audit_request(call)?;
+        }
         Ok(keyspace)
     }
 
-    /// Names the object the call touches, for the audit record (stored only as a keyed hash).
-    pub fn touch(&self, call: &mut Call, object: &str) {
-        call.object = Some(object.to_ascii_lowercase());
+    /// Records the request durably before it acts (for changes reached without `authorize`: init,
+    /// unseal, join, and the node's own jobs). If the record cannot be written, nothing is done.
+    pub fn audit_request(&self, call: &mut Call) -> Result<(), ArcaError> {
+        let event = self.event(call, AuditStage::Request, None);
+        self.audit.record(&event, AuditDurability::Synced).map_err(|e| {
+            tracing::error!("failed to {e:#}; refusing the request");
+            ArcaError::internal("the audit record could not be written, so the request was refused and changed nothing")
+        })?;
+        call.request_recorded = true;
+        Ok(())
     }
 
-    /// Audits the call and turns its result into a gRPC response with Arca's metadata.
-    pub fn finish<R>(&self, call: Call, result: Result<R, ArcaError>) -> Result<Response<R>, Status> {
+    /// Names an object the call touches, for the audit record (stored only as a keyed hash).
+    pub fn touch(&self, call: &mut Call, object: &str) {
+        call.objects.push(object.to_ascii_lowercase());
+    }
+
+    fn event(&self, call: &Call, stage: AuditStage, outcome: Option<&Result<(), ArcaError>>) -> AuditEvent {
+        let authenticated = call.principal.is_some();
+        let objects = match self.engine.seal.barrier() {
+            Ok(barrier) if authenticated => call.objects.iter().map(|o| audit_object_hash(&barrier, o)).collect(),
+            _ => Vec::new(),
+        };
+        AuditEvent {
+            time: self.engine.clock.now_unix(),
+            request_id: call.request_id.clone(),
+            stage,
+            node_id: self.engine.node_id.get().copied().unwrap_or(0),
+            operation: call.operation,
+            caller: call.principal.as_ref().map(|p| p.accessor.clone()),
+            vault: if authenticated { call.vault.clone() } else { None },
+            objects,
+            result: outcome.map(|r| if r.is_ok() { "success" } else { "failure" }),
+            code: outcome.and_then(|r| r.as_ref().err().map(|e| e.code.azure_code())),
+            duration_ms: outcome.map(|_| call.started.elapsed().as_millis() as u64),
+        }
+    }
+
+    /// Audits the outcome of a call (durably if its request record was) and reports it.
+    fn record_response<R>(&self, call: &Call, result: Result<R, ArcaError>) -> Result<R, ArcaError> {
         let result = match result {
             Err(e) if call.barrier.as_ref().is_some_and(|b| b.is_wiped()) && e.code != ErrorCode::Sealed => {
                 tracing::debug!("a request failed while the node sealed: {e}");
@@ -95,26 +195,19 @@ impl Api {
             }
             other => other,
         };
-        let object_hash = match (&call.object, self.engine.seal.barrier()) {
-            (Some(name), Ok(barrier)) => Some(audit_object_hash(&barrier, name)),
-            _ => None,
-        };
-        let event = AuditEvent {
-            time: self.engine.clock.now_unix(),
-            request_id: call.request_id.clone(),
-            node_id: self.engine.node_id.get().copied().unwrap_or(0),
-            operation: call.operation.to_owned(),
-            caller: call.principal.as_ref().map(|p| p.accessor.clone()),
-            vault: call.vault.clone(),
-            object_hash,
-            result: if result.is_ok() { "success" } else { "failure" },
-            code: result.as_ref().err().map(|e| e.code.azure_code()),
-            duration_ms: call.started.elapsed().as_millis() as u64,
-        };
-        // Calls refused before authentication (no token, sealed) are audited too, but only a call that
-        // reached its handler is failed closed when the audit cannot be written.
-        let audit_result = self.audit.record(&event);
+        let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
+        let event = self.event(call, AuditStage::Response, Some(&outcome));
+        let durability = if call.request_recorded { AuditDurability::Synced } else { AuditDurability::Buffered };
+        let audit_result = self.audit.record(&event, durability);
         let result = match (result, audit_result) {
+            (Ok(_), Err(e)) if call.request_recorded => {
+                tracing::error!("failed to {e:#}; withholding the response of a change that was made");
+                Err(ArcaError::new(
+                    ErrorCode::OutcomeUnknown,
+                    "the change was made (its request is in the audit log), but the audit record of its outcome \
+                     could not be written, so the answer is withheld; read the object before retrying",
+                ))
+            }
             (Ok(_), Err(e)) => {
                 tracing::error!("failed to {e:#}; refusing the response");
                 Err(ArcaError::internal("the audit record could not be written, so the response is withheld"))
@@ -126,6 +219,43 @@ impl Api {
                 tracing::error!(operation = call.operation, request_id = %call.request_id, "request failed: {e}");
             }
         }
+        result
+    }
+
+    /// One sweep on the leader: purges every soft-deleted object whose retention has ended, each
+    /// audited as a `system` request.
+    pub async fn sweep_purges(&self) -> Result<usize, ArcaError> {
+        use arca_core::{Command, PurgeTarget};
+        let engine = &self.engine;
+        if !engine.raft()?.is_leader() {
+            return Ok(0);
+        }
+        let keyspace = engine.seal.keyspace()?;
+        let due = keyspace.due_purges(engine.clock.now_unix(), PURGE_SWEEP_BATCH_MAX)?;
+        let count = due.len();
+        for (at, target) in due {
+            let mut call = match &target {
+                PurgeTarget::Vault { vault } => self.system_call("VaultPurgeDue", Some(vault.canonical()), &[]),
+                PurgeTarget::Object { vault, name, .. } => {
+                    self.system_call("ObjectPurgeDue", Some(vault.canonical()), &[&name.canonical()])
+                }
+            };
+            self.audit_request(&mut call)?;
+            let result =
+                engine.execute_on_leader(&keyspace, &Command::PurgeDue { target, scheduled_purge_at: at }).await;
+            self.finish_internal(call, result)?;
+        }
+        Ok(count)
+    }
+
+    /// Ends a call the node made itself (see [`Api::system_call`] and [`Api::node_call`]).
+    pub fn finish_internal<R>(&self, call: Call, result: Result<R, ArcaError>) -> Result<R, ArcaError> {
+        self.record_response(&call, result)
+    }
+
+    /// Audits the call and turns its result into a gRPC response with Arca's metadata.
+    pub fn finish<R>(&self, call: Call, result: Result<R, ArcaError>) -> Result<Response<R>, Status> {
+        let result = self.record_response(&call, result);
         let mut response = result.map(Response::new).map_err(|e| to_status(&e))?;
         let md = response.metadata_mut();
         if let Ok(v) = MetadataValue::try_from(call.request_id.as_str()) {

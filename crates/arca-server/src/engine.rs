@@ -580,19 +580,4 @@ impl Engine {
         )
         .await
     }
-
-    /// One sweep on the leader: purge every soft-deleted object whose retention has ended.
-    pub async fn sweep_purges(&self) -> Result<usize, ArcaError> {
-        let raft = self.raft()?;
-        if !raft.is_leader() {
-            return Ok(0);
-        }
-        let keyspace = self.seal.keyspace()?;
-        let due = keyspace.due_purges(self.clock.now_unix(), 100)?;
-        let count = due.len();
-        for (at, target) in due {
-            self.execute_on_leader(&keyspace, &Command::PurgeDue { target, scheduled_purge_at: at }).await?;
-        }
-        Ok(count)
-    }
 }

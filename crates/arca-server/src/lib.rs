@@ -11,6 +11,7 @@
 pub mod access;
 pub mod api;
 pub mod convert;
+pub mod edge;
 pub mod engine;
 pub mod key_use;
 pub mod keyspace;

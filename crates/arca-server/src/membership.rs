@@ -216,13 +216,7 @@ pub async fn admit(
     let node_id = node_id.ok_or_else(|| ArcaError::unavailable("the cluster is admitting other nodes; retry"))?;
     let certificate = issue(engine, keyspace, &cluster, &ca, node_id, spki_der)?;
     tracing::info!(node_id, token_id = %hex::encode(token.token_id), "admitted a node with a join token");
-    Ok(pb::JoinResponse {
-        node_id,
-        certificate,
-        ca_certificate: ca.cert_der,
-        members: raft.member_ids().into_iter().collect(),
-        leader_id: raft.node_id,
-    })
+    Ok(pb::JoinResponse { node_id, certificate, ca_certificate: ca.cert_der, leader_id: raft.node_id })
 }
 
 /// Issues the certificate of node `node_id` for `spki_der` with the CA key from the keyspace.
@@ -282,7 +276,8 @@ pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> R
 
 /// On an unsealed member: issues itself a new certificate when it holds none for this cluster and
 /// node, its CA is not the cluster's, or it is past two thirds of its life. Returns whether it did.
-pub fn renew_own_certificate(engine: &Engine) -> Result<bool, ArcaError> {
+pub fn renew_own_certificate(api: &crate::api::Api) -> Result<bool, ArcaError> {
+    let engine = &*api.engine;
     let Ok(raft) = engine.raft() else { return Ok(false) };
     if !raft.member_ids().contains(&raft.node_id) {
         return Ok(false);
@@ -305,12 +300,17 @@ pub fn renew_own_certificate(engine: &Engine) -> Result<bool, ArcaError> {
     if fresh {
         return Ok(false);
     }
-    let spki = engine.credentials.spki_der().map_err(|e| ArcaError::internal(e.to_string()))?;
-    let certificate = issue(engine, &keyspace, &cluster, &ca, raft.node_id, &spki)?;
-    engine
-        .credentials
-        .install(certificate, ca.cert_der, Vec::new(), now)
-        .map_err(|e| ArcaError::internal(format!("failed to install this node's certificate: {e}")))?;
-    tracing::info!(node_id = raft.node_id, "issued this node a new cluster certificate");
-    Ok(true)
+    let mut call = api.system_call("NodeCertificateRenew", None, &[]);
+    api.audit_request(&mut call)?;
+    let result = (|| {
+        let spki = engine.credentials.spki_der().map_err(|e| ArcaError::internal(e.to_string()))?;
+        let certificate = issue(engine, &keyspace, &cluster, &ca, raft.node_id, &spki)?;
+        engine
+            .credentials
+            .install(certificate, ca.cert_der, now)
+            .map_err(|e| ArcaError::internal(format!("failed to install this node's certificate: {e}")))?;
+        tracing::info!(node_id = raft.node_id, "issued this node a new cluster certificate");
+        Ok(true)
+    })();
+    api.finish_internal(call, result)
 }

@@ -25,13 +25,13 @@ use tonic::service::Routes;
 
 use crate::access::{AuditSink, RootOnlyAuthorizer, TokenAuthenticator};
 use crate::api::Api;
+use crate::edge::Edge;
 use crate::engine::{Clock, Engine};
 use crate::membership::MembershipView;
 use crate::seal::SealManager;
 use crate::services;
+use arca_types::limits::BATCH_REQUEST_BYTES_MAX;
 
-/// Largest gRPC message a node accepts, in bytes (a restore blob of 500 versions at the value limit).
-pub const GRPC_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
 /// Largest message on the cluster listener, in bytes (a batch of entries or a snapshot chunk).
 pub const CLUSTER_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// How often the leader looks for soft-deleted objects whose retention has ended, in seconds.
@@ -192,12 +192,7 @@ impl Shared {
                 let identity = self
                     .engine
                     .credentials
-                    .install(
-                        response.certificate,
-                        response.ca_certificate,
-                        response.members,
-                        self.engine.clock.now_unix(),
-                    )
+                    .install(response.certificate, response.ca_certificate, self.engine.clock.now_unix())
                     .map_err(|e| {
                         ArcaError::internal(format!("the certificate the cluster issued does not fit: {e}"))
                     })?;
@@ -377,7 +372,7 @@ pub async fn serve(
     // Every cluster RPC passes admission before a handler sees it.
     let gate =
         Arc::new(Gate::new(parts.credentials, Arc::new(MembershipView(engine.clone())), parts.peer_certificates));
-    let node_service = NodeServiceServer::new(services::node::Node(engine.clone()))
+    let node_service = NodeServiceServer::new(services::node::Node(api.clone()))
         .max_decoding_message_size(CLUSTER_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(CLUSTER_MESSAGE_BYTES_MAX);
     spawn_server(Listener::Cluster, Routes::new(Admission::new(node_service, gate)));
@@ -392,29 +387,38 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(arca_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| format!("failed to build reflection: {e}"))?;
+    // Every API service but health sits behind the edge: size limits on the length prefix, and a
+    // token checked before the body is read (reflection included).
     let routes = Routes::new(health_service)
-        .add_service(reflection)
-        .add_service(
+        .add_service(Edge::new(reflection, api.clone()))
+        .add_service(Edge::new(
             VaultServiceServer::new(services::vaults::Vaults(api.clone()))
-                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-        )
-        .add_service(
+                .max_decoding_message_size(BATCH_REQUEST_BYTES_MAX),
+            api.clone(),
+        ))
+        .add_service(Edge::new(
             SecretServiceServer::new(services::secrets::Secrets(api.clone()))
-                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-        )
-        .add_service(
+                .max_decoding_message_size(BATCH_REQUEST_BYTES_MAX)
+                .max_encoding_message_size(BATCH_REQUEST_BYTES_MAX),
+            api.clone(),
+        ))
+        .add_service(Edge::new(
             KeyServiceServer::new(services::keys::Keys(api.clone()))
-                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-        )
-        .add_service(
+                .max_decoding_message_size(BATCH_REQUEST_BYTES_MAX)
+                .max_encoding_message_size(BATCH_REQUEST_BYTES_MAX),
+            api.clone(),
+        ))
+        .add_service(Edge::new(
             CryptoServiceServer::new(services::crypto::Crypto(api.clone()))
-                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-        )
-        .add_service(OperatorServiceServer::new(services::operator::Operator(api.clone())))
-        .add_service(ClusterServiceServer::new(services::cluster::Cluster { api: api.clone(), joiner }));
+                .max_decoding_message_size(BATCH_REQUEST_BYTES_MAX)
+                .max_encoding_message_size(BATCH_REQUEST_BYTES_MAX),
+            api.clone(),
+        ))
+        .add_service(Edge::new(OperatorServiceServer::new(services::operator::Operator(api.clone())), api.clone()))
+        .add_service(Edge::new(
+            ClusterServiceServer::new(services::cluster::Cluster { api: api.clone(), joiner }),
+            api.clone(),
+        ));
     spawn_server(Listener::Api, routes);
 
     match read_node_id(&*shared.log)? {
@@ -467,11 +471,11 @@ fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter)
                     tracing::debug!("failed to record the cluster's id: {e}");
                 }
             }
-            if let Err(e) = crate::membership::renew_own_certificate(&engine) {
+            if let Err(e) = crate::membership::renew_own_certificate(&api) {
                 tracing::warn!("failed to renew this node's cluster certificate: {e}");
             }
             if tick.is_multiple_of(PURGE_SWEEP_INTERVAL_S) && !engine.seal.is_sealed() {
-                match engine.sweep_purges().await {
+                match api.sweep_purges().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(purged = n, "purged objects whose retention ended"),
                     Err(e) => tracing::warn!("failed to sweep purges: {e}"),

@@ -48,6 +48,8 @@ pub struct NodeProcess {
     learner: bool,
     /// Started with neither `--bootstrap` nor `--join`: waits for `arca cluster join`.
     standby: bool,
+    /// More `arcad serve` arguments, for the next launch.
+    pub extra_args: Vec<String>,
 }
 
 impl NodeProcess {
@@ -115,7 +117,7 @@ impl TestCluster {
     pub async fn start_uninitialized() -> anyhow::Result<Self> {
         let mut cluster = Self::prepare(2000, false)?;
         cluster.spawn_node(None, false, false)?;
-        cluster.wait_for(Duration::from_secs(30), async |c: &Self| c.leader_index().await.is_some()).await?;
+        cluster.wait_answering(0).await?;
         Ok(cluster)
     }
 
@@ -150,7 +152,7 @@ impl TestCluster {
     async fn start_inner(voters: usize, snapshot_every_entries: u64, distinct_ips: bool) -> anyhow::Result<Self> {
         let mut cluster = Self::prepare(snapshot_every_entries, distinct_ips)?;
         cluster.spawn_node(None, false, false)?;
-        cluster.wait_for(Duration::from_secs(30), async |c: &Self| c.leader_index().await.is_some()).await?;
+        cluster.wait_answering(0).await?;
         let client = cluster.client(0).await?;
         let init = cluster.init(&client).await?;
         write_private(&cluster.unseal_key_path(), init.unseal_key.as_bytes())?;
@@ -234,6 +236,7 @@ impl TestCluster {
             join,
             learner,
             standby,
+            extra_args: Vec::new(),
         };
         self.nodes.push(node);
         self.launch(index)?;
@@ -259,6 +262,7 @@ impl TestCluster {
             .arg("--unseal-key-file")
             .arg(&unseal)
             .args(["--snapshot-every-entries", &snapshot, "--keep-after-snapshot-entries", "50"])
+            .args(&node.extra_args)
             .env("ARCA_LOG", "info,openraft=info")
             .env("ARCA_DANGER_CLOCK_OFFSET_FILE", self.dir.path().join("clock.offset"))
             .stdout(Stdio::null())
@@ -338,6 +342,16 @@ impl TestCluster {
             }
         }
         None
+    }
+
+    /// Waits until a node answers on its API (seal status needs no token, so this works before init).
+    pub async fn wait_answering(&self, index: usize) -> anyhow::Result<()> {
+        self.wait_for(Duration::from_secs(30), async move |c: &Self| {
+            let Ok(client) = c.client_with_token(index, None).await else { return false };
+            client.operator().get_seal_status(pb::GetSealStatusRequest {}).await.is_ok()
+        })
+        .await
+        .with_context(|| format!("node {} did not answer", index + 1))
     }
 
     pub async fn wait_unsealed(&self, index: usize) -> anyhow::Result<()> {

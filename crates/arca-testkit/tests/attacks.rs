@@ -351,7 +351,13 @@ async fn init_needs_the_bootstrap_secret_and_a_lost_answer_is_named_on_retry() {
             bootstrap_secret: secret.to_owned(),
             request_id: request_id.to_owned(),
         };
-        anonymous.operator().init(req).await.map(|r| r.into_inner()).map_err(ClientError::from)
+        loop {
+            match anonymous.operator().init(req.clone()).await {
+                // Not leading its one-node cluster yet: the node is still starting.
+                Err(s) if s.code() == tonic::Code::Unavailable => tokio::time::sleep(Duration::from_millis(200)).await,
+                other => break other.map(|r| r.into_inner()).map_err(ClientError::from),
+            }
+        }
     };
     // The first caller on the network does not get the cluster: without the secret nothing happens.
     for secret in ["", "0000", &"f".repeat(64)] {

@@ -45,7 +45,9 @@ pub enum Requirement {
     Certificate,
     /// A node the cluster admitted with a join token and never removed (its own AddNode).
     AdmittedNode,
-    /// A member; or, for Raft traffic, a node admitted after this node's view was taken.
+    /// Any node the cluster CA certified that this node does not know to be removed. A node's view of
+    /// the membership may lag (it may not yet hold the entry that added the leader it now hears
+    /// from): it must take Raft traffic from the newer members, or it never catches up.
     RaftPeer,
     /// A current member.
     Member,
@@ -137,14 +139,8 @@ pub enum Refusal {
     NotAdmitted(u64),
 }
 
-/// The rule: may `caller` make `rpc`, given `view`? `bootstrap_peers` are the members a node that has
-/// no membership of its own yet accepts Raft traffic from (the membership when it was admitted).
-pub fn admit(
-    rpc: ClusterRpc,
-    caller: Option<&Caller>,
-    view: &dyn AdmissionView,
-    bootstrap_peers: &[u64],
-) -> Result<(), Refusal> {
+/// The rule: may `caller` make `rpc`, given `view`?
+pub fn admit(rpc: ClusterRpc, caller: Option<&Caller>, view: &dyn AdmissionView) -> Result<(), Refusal> {
     let caller = caller.ok_or(Refusal::NoCertificate)?;
     let requirement = rpc.requirement();
     if requirement == Requirement::Certificate {
@@ -164,10 +160,7 @@ pub fn admit(
             return if id <= view.highest_allocated() { Ok(()) } else { Err(Refusal::NotAdmitted(id)) };
         }
         Requirement::Member => is_member,
-        Requirement::RaftPeer => match &members {
-            Some(_) => is_member || id > view.highest_allocated(),
-            None => bootstrap_peers.contains(&id),
-        },
+        Requirement::RaftPeer => true,
     };
     if allowed {
         Ok(())
@@ -233,8 +226,7 @@ impl Gate {
         let rpc = ClusterRpc::from_path(path)
             .ok_or_else(|| tonic::Status::permission_denied("this cluster listener serves no such method"))?;
         let caller = self.peers.peer_certificate(extensions).map(|der| self.classify(&der));
-        let peers = self.credentials.current().stored.bootstrap_peers.clone();
-        admit(rpc, caller.as_ref(), &*self.view, &peers).map_err(|refusal| {
+        admit(rpc, caller.as_ref(), &*self.view).map_err(|refusal| {
             tracing::warn!(rpc = rpc.method(), %refusal, "refused a cluster call");
             tonic::Status::permission_denied(format!("refused {}: {refusal}", rpc.method()))
         })?;
@@ -338,50 +330,46 @@ mod tests {
     fn strangers_may_only_ask_to_join() {
         let stranger = Caller::Stranger { spki_der: vec![1] };
         for rpc in ClusterRpc::ALL {
-            let got = admit(rpc, Some(&stranger), &view(), &[]);
+            let got = admit(rpc, Some(&stranger), &view());
             if rpc == ClusterRpc::Join {
                 assert_eq!(got, Ok(()));
             } else {
                 assert_eq!(got, Err(Refusal::NotANode), "{rpc:?}");
             }
-            assert_eq!(admit(rpc, None, &view(), &[]), Err(Refusal::NoCertificate));
+            assert_eq!(admit(rpc, None, &view()), Err(Refusal::NoCertificate));
         }
     }
 
     #[test]
     fn members_call_everything_and_removed_nodes_nothing() {
         for rpc in ClusterRpc::ALL {
-            assert_eq!(admit(rpc, Some(&Caller::Node(1)), &view(), &[]), Ok(()), "{rpc:?}");
+            assert_eq!(admit(rpc, Some(&Caller::Node(1)), &view()), Ok(()), "{rpc:?}");
             if rpc != ClusterRpc::Join {
-                assert_eq!(admit(rpc, Some(&Caller::Node(4)), &view(), &[]), Err(Refusal::Removed(4)), "{rpc:?}");
+                assert_eq!(admit(rpc, Some(&Caller::Node(4)), &view()), Err(Refusal::Removed(4)), "{rpc:?}");
             }
         }
         // A removal wins over a membership this node still holds.
         let mut v = view();
         v.removed.insert(2);
-        assert_eq!(admit(ClusterRpc::AppendEntries, Some(&Caller::Node(2)), &v, &[]), Err(Refusal::Removed(2)));
+        assert_eq!(admit(ClusterRpc::AppendEntries, Some(&Caller::Node(2)), &v), Err(Refusal::Removed(2)));
     }
 
     #[test]
-    fn an_admitted_node_may_add_itself_and_nothing_else_until_it_is_a_member() {
-        assert_eq!(admit(ClusterRpc::AddNode, Some(&Caller::Node(5)), &view(), &[]), Ok(()));
-        assert_eq!(admit(ClusterRpc::Forward, Some(&Caller::Node(5)), &view(), &[]), Err(Refusal::NotAMember(5)));
-        assert_eq!(admit(ClusterRpc::Vote, Some(&Caller::Node(5)), &view(), &[]), Err(Refusal::NotAMember(5)));
+    fn an_admitted_node_may_add_itself_but_not_forward_until_it_is_a_member() {
+        assert_eq!(admit(ClusterRpc::AddNode, Some(&Caller::Node(5)), &view()), Ok(()));
+        assert_eq!(admit(ClusterRpc::Forward, Some(&Caller::Node(5)), &view()), Err(Refusal::NotAMember(5)));
+        assert_eq!(admit(ClusterRpc::ReadIndex, Some(&Caller::Node(5)), &view()), Err(Refusal::NotAMember(5)));
         // An id this node never saw allocated: it cannot vouch for the node.
-        assert_eq!(admit(ClusterRpc::AddNode, Some(&Caller::Node(6)), &view(), &[]), Err(Refusal::NotAdmitted(6)));
+        assert_eq!(admit(ClusterRpc::AddNode, Some(&Caller::Node(6)), &view()), Err(Refusal::NotAdmitted(6)));
     }
 
     #[test]
-    fn raft_traffic_from_a_node_newer_than_this_view_is_accepted() {
-        assert_eq!(admit(ClusterRpc::AppendEntries, Some(&Caller::Node(6)), &view(), &[]), Ok(()));
-        assert_eq!(admit(ClusterRpc::Forward, Some(&Caller::Node(6)), &view(), &[]), Err(Refusal::NotAMember(6)));
-        // A fresh node hears Raft only from the members it was admitted by.
+    fn raft_traffic_from_a_member_this_view_has_not_caught_up_with_is_accepted() {
+        // Node 5 was added after the membership this node holds: it may already lead.
+        assert_eq!(admit(ClusterRpc::AppendEntries, Some(&Caller::Node(5)), &view()), Ok(()));
+        assert_eq!(admit(ClusterRpc::Forward, Some(&Caller::Node(5)), &view()), Err(Refusal::NotAMember(5)));
         let fresh = View { members: None, removed: BTreeSet::new(), highest: 0 };
-        assert_eq!(admit(ClusterRpc::AppendEntries, Some(&Caller::Node(2)), &fresh, &[1, 2]), Ok(()));
-        assert_eq!(
-            admit(ClusterRpc::AppendEntries, Some(&Caller::Node(9)), &fresh, &[1, 2]),
-            Err(Refusal::NotAMember(9))
-        );
-        assert_eq!(admit(ClusterRpc::ReadIndex, Some(&Caller::Node(2)), &fresh, &[1, 2]), Err(Refusal::NotAMember(2)));
+        assert_eq!(admit(ClusterRpc::AppendEntries, Some(&Caller::Node(2)), &fresh), Ok(()));
+        assert_eq!(admit(ClusterRpc::ReadIndex, Some(&Caller::Node(2)), &fresh), Err(Refusal::NotAMember(2)));
     }
 }

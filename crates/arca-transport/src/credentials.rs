@@ -21,9 +21,6 @@ pub struct StoredCredentials {
     pub cert_der: Vec<u8>,
     /// The cluster CA (DER), once the node belongs to a cluster.
     pub ca_der: Option<Vec<u8>>,
-    /// Until this node has stored a membership of its own: the members it accepts Raft traffic from
-    /// (the membership when it was admitted).
-    pub bootstrap_peers: Vec<u64>,
 }
 
 impl std::fmt::Debug for StoredCredentials {
@@ -32,7 +29,6 @@ impl std::fmt::Debug for StoredCredentials {
             .field("key", &self.key)
             .field("cert_der", &self.cert_der.len())
             .field("ca_der", &self.ca_der.as_ref().map(Vec::len))
-            .field("bootstrap_peers", &self.bootstrap_peers)
             .finish()
     }
 }
@@ -133,7 +129,7 @@ impl NodeCredentials {
             None => {
                 let key = NodeKey::generate(entropy);
                 let cert_der = cluster_pki::provisional_certificate(&key, entropy, now)?;
-                let stored = StoredCredentials { key, cert_der, ca_der: None, bootstrap_peers: Vec::new() };
+                let stored = StoredCredentials { key, cert_der, ca_der: None };
                 store.save(&stored)?;
                 stored
             }
@@ -157,15 +153,9 @@ impl NodeCredentials {
     }
 
     /// Installs a certificate the cluster CA issued for this node's key: checked, saved, then used.
-    pub fn install(
-        &self,
-        cert_der: Vec<u8>,
-        ca_der: Vec<u8>,
-        bootstrap_peers: Vec<u64>,
-        now: i64,
-    ) -> Result<NodeIdentity, CredentialError> {
+    pub fn install(&self, cert_der: Vec<u8>, ca_der: Vec<u8>, now: i64) -> Result<NodeIdentity, CredentialError> {
         let key = self.current().stored.key.clone();
-        let stored = StoredCredentials { key, cert_der, ca_der: Some(ca_der), bootstrap_peers };
+        let stored = StoredCredentials { key, cert_der, ca_der: Some(ca_der) };
         let next = Credentials::from_stored(stored, now)?;
         let identity = next.identity.ok_or_else(|| CredentialError::Mismatch("not an issued certificate".into()))?;
         self.store.save(&next.stored)?;
@@ -216,8 +206,7 @@ impl CredentialStore for MemCredentialStore {
 }
 
 /// Credentials as files in a directory of the data dir, readable only by the node's user:
-/// `node.key` (PKCS#8 PEM) and `node.pem` (the node certificate, then the cluster CA, each PEM; a
-/// comment line before them lists the bootstrap peers). `openssl x509 -in node.pem -noout -text` shows
+/// `node.key` (PKCS#8 PEM) and `node.pem` (the node certificate, then the cluster CA, each PEM). `openssl x509 -in node.pem -noout -text` shows
 /// the node's name in the cluster.
 pub struct FileCredentialStore {
     dir: std::path::PathBuf,
@@ -225,7 +214,6 @@ pub struct FileCredentialStore {
 
 const KEY_FILE: &str = "node.key";
 const CERT_FILE: &str = "node.pem";
-const PEERS_PREFIX: &str = "# bootstrap-peers:";
 
 impl FileCredentialStore {
     pub fn new(dir: std::path::PathBuf) -> Self {
@@ -270,16 +258,7 @@ impl CredentialStore for FileCredentialStore {
         let mut certs = cluster_pki::pem_blocks("CERTIFICATE", &cert_pem).into_iter();
         let cert_der = certs.next().ok_or_else(|| corrupt("no certificate"))?;
         let ca_der = certs.next();
-        let bootstrap_peers = match cert_pem.lines().find_map(|l| l.strip_prefix(PEERS_PREFIX)) {
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<u64>().map_err(|_| corrupt("a bad bootstrap peer list")))
-                .collect::<Result<_, _>>()?,
-            None => Vec::new(),
-        };
-        Ok(Some(StoredCredentials { key, cert_der, ca_der, bootstrap_peers }))
+        Ok(Some(StoredCredentials { key, cert_der, ca_der }))
     }
 
     fn save(&self, credentials: &StoredCredentials) -> Result<(), CredentialError> {
@@ -287,9 +266,7 @@ impl CredentialStore for FileCredentialStore {
         if !self.dir.join(KEY_FILE).exists() {
             self.write_atomically(KEY_FILE, &cluster_pki::pem("PRIVATE KEY", credentials.key.pkcs8_der()))?;
         }
-        let peers: Vec<String> = credentials.bootstrap_peers.iter().map(u64::to_string).collect();
-        let mut text = format!("{PEERS_PREFIX} {}\n", peers.join(","));
-        text.push_str(&cluster_pki::pem("CERTIFICATE", &credentials.cert_der));
+        let mut text = cluster_pki::pem("CERTIFICATE", &credentials.cert_der);
         if let Some(ca) = &credentials.ca_der {
             text.push_str(&cluster_pki::pem("CERTIFICATE", ca));
         }
@@ -309,24 +286,18 @@ pub mod conformance {
         assert!(store.load().unwrap().is_none(), "a new store is empty");
         let key = NodeKey::generate(&entropy);
         let cert_der = cluster_pki::provisional_certificate(&key, &entropy, 1_800_000_000).unwrap();
-        let first = StoredCredentials { key: key.clone(), cert_der, ca_der: None, bootstrap_peers: Vec::new() };
+        let first = StoredCredentials { key: key.clone(), cert_der, ca_der: None };
         store.save(&first).unwrap();
         let loaded = reopen().load().unwrap().expect("saved credentials load");
         assert_eq!(loaded.key.pkcs8_der(), key.pkcs8_der());
         assert_eq!(loaded.cert_der, first.cert_der);
         assert_eq!(loaded.ca_der, None);
-        assert!(loaded.bootstrap_peers.is_empty());
-        let second = StoredCredentials {
-            key: key.clone(),
-            cert_der: vec![0x30, 0x00],
-            ca_der: Some(vec![0x30, 0x01, 0x00]),
-            bootstrap_peers: vec![1, 3, 9],
-        };
+        let second =
+            StoredCredentials { key: key.clone(), cert_der: vec![0x30, 0x00], ca_der: Some(vec![0x30, 0x01, 0x00]) };
         store.save(&second).unwrap();
         let loaded = reopen().load().unwrap().expect("saved credentials load");
         assert_eq!(loaded.cert_der, second.cert_der);
         assert_eq!(loaded.ca_der, second.ca_der);
-        assert_eq!(loaded.bootstrap_peers, vec![1, 3, 9]);
         assert_eq!(loaded.key.pkcs8_der(), key.pkcs8_der(), "the key survives every save");
     }
 }
@@ -382,17 +353,16 @@ mod tests {
         let cluster_id = entropy.bytes16();
         let ca = ClusterCa::generate(&cluster_id, &entropy, NOW).unwrap();
         let cert = ca.issue_node_certificate(&cluster_id, 4, &creds.spki_der().unwrap(), &entropy, NOW).unwrap();
-        let identity = creds.install(cert.clone(), ca.cert_der.clone(), vec![1, 2], NOW).unwrap();
+        let identity = creds.install(cert.clone(), ca.cert_der.clone(), NOW).unwrap();
         assert_eq!(identity, NodeIdentity { cluster_id, node_id: 4 });
         let reopened = NodeCredentials::open(Box::new(store), &entropy, NOW).unwrap();
         assert_eq!(reopened.current().identity, Some(identity));
-        assert_eq!(reopened.current().stored.bootstrap_peers, vec![1, 2]);
         // A certificate for another key is refused and changes nothing.
         let other = NodeKey::generate(&entropy);
         let other_cert = cluster_pki::provisional_certificate(&other, &entropy, NOW).unwrap();
         let spki = cluster_pki::certificate_spki(&other_cert).unwrap();
         let wrong = ca.issue_node_certificate(&cluster_id, 5, &spki, &entropy, NOW).unwrap();
-        assert!(matches!(creds.install(wrong, ca.cert_der.clone(), vec![], NOW), Err(CredentialError::Mismatch(_))));
+        assert!(matches!(creds.install(wrong, ca.cert_der.clone(), NOW), Err(CredentialError::Mismatch(_))));
         assert_eq!(creds.current().identity, Some(identity));
     }
 }

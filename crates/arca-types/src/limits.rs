@@ -54,3 +54,20 @@ pub const UNSEAL_ATTEMPT_IDLE_S_MAX: u64 = 600;
 /// Unseal requests one node takes, per second on average and in one burst.
 pub const UNSEAL_REQUESTS_PER_S_MAX: u32 = 10;
 pub const UNSEAL_REQUESTS_BURST_MAX: u32 = 20;
+/// Largest request message each API call accepts, in bytes, checked on the message's length prefix
+/// before it is read: most calls carry only names and options.
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = 8 * 1024;
+/// Calls that carry tags (15 tags of 256-character names and values, 4 bytes a character at most).
+pub const TAGGED_REQUEST_BYTES_MAX: usize = 40 * 1024;
+/// `SetSecret`: a value at its limit, a content type and tags.
+pub const SET_SECRET_REQUEST_BYTES_MAX: usize = SECRET_VALUE_BYTES_MAX + TAGGED_REQUEST_BYTES_MAX + 8 * 1024;
+/// `ImportKey`: key material at its limit, and tags.
+pub const IMPORT_KEY_REQUEST_BYTES_MAX: usize = KEY_IMPORT_BYTES_MAX + TAGGED_REQUEST_BYTES_MAX;
+/// One crypto call: up to four byte fields (ciphertext, iv, aad, tag) at their limit.
+pub const CRYPTO_REQUEST_BYTES_MAX: usize = 4 * CRYPTO_INPUT_BYTES_MAX + 8 * 1024;
+/// A restore: a backup blob at its limit.
+pub const RESTORE_REQUEST_BYTES_MAX: usize = BACKUP_BLOB_BYTES_MAX + 8 * 1024;
+/// A batch crypto call, and the largest message any API call accepts.
+pub const BATCH_REQUEST_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
+/// Longest bearer token looked at, in bytes.
+pub const BEARER_TOKEN_BYTES_MAX: usize = 4096;

@@ -101,6 +101,10 @@ struct ServeArgs {
     keep_after_snapshot_entries: u64,
     #[arg(long, default_value = "vault.arca.local")]
     vault_suffix: String,
+    /// Where the audit log goes (default: audit.log in the data dir). Put it on its own disk: when it
+    /// cannot be written the node refuses requests, while Raft on the data disk carries on.
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
     /// Lock memory so keys never reach swap: auto (when the process may), on (or refuse to start), off.
     #[arg(long, value_enum, default_value_t = hardening::MlockMode::Auto)]
     mlock: hardening::MlockMode,
@@ -231,7 +235,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let bootstrap_secret = if args.bootstrap { Some(write_bootstrap_secret(&args.data_dir)?) } else { None };
+    let audit_log = args.audit_log.unwrap_or_else(|| args.data_dir.join("audit.log"));
     let config = NodeConfig {
+        audit_log,
         data_dir: args.data_dir,
         api_listen: args.api_addr,
         cluster_listen: args.cluster_addr,
@@ -274,6 +280,7 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
     let unseal_key_file = dir.join("unseal.key");
     let token_file = dir.join("root.token");
     let config = NodeConfig {
+        audit_log: dir.join("node").join("audit.log"),
         data_dir: dir.join("node"),
         api_listen: api_addr,
         cluster_listen: cluster_addr,

@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub data_dir: PathBuf,
+    /// The audit log file.
+    pub audit_log: PathBuf,
     pub api_listen: SocketAddr,
     pub cluster_listen: SocketAddr,
     /// Addresses other nodes and clients use to reach this node (host:port).
@@ -91,7 +93,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         }),
         clock,
         entropy: Arc::new(OsEntropy),
-        audit: Arc::new(FileAuditSink::new(config.data_dir.join("audit.log"))),
+        audit: Arc::new(FileAuditSink::new(config.audit_log.clone())),
         credentials,
         peer_certificates: Arc::new(TlsPeerCertificates),
     };

@@ -15,7 +15,7 @@ use arca_client::{pb, ArcaClient};
 use arca_crypto::entropy::DangerSeededEntropy;
 use arca_raft::log_store::{stored_entry_log_id, stored_vote};
 use arca_raft::RaftSettings;
-use arca_server::access::{AuditEvent, AuditSink};
+use arca_server::access::{AuditDurability, AuditEvent, AuditSink};
 use arca_server::engine::{Clock, Engine};
 use arca_server::{JoinPlan, Listener, NodeOptions, NodeParts};
 use arca_storage::mem::{MemLog, MemState};
@@ -154,7 +154,7 @@ impl Clock for SimClock {
 struct MemAudit(Arc<Mutex<Vec<u8>>>);
 
 impl AuditSink for MemAudit {
-    fn record(&self, event: &AuditEvent) -> Result<(), ArcaError> {
+    fn record(&self, event: &AuditEvent, _durability: AuditDurability) -> Result<(), ArcaError> {
         let mut line = serde_json::to_vec(event).map_err(|e| ArcaError::internal(e.to_string()))?;
         line.push(b'\n');
         self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&line);
@@ -727,4 +727,19 @@ async fn drive_clients(
     let rng = SmallRng::seed_from_u64(seed ^ 0xf1a1);
     let mut last = Client::new(0, nodes, rng, history, spec);
     last.final_reads(settle).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_audit_sink_passes_the_audit_conformance_suite() {
+        let sink = MemAudit::default();
+        let read = {
+            let sink = sink.clone();
+            move || lock(&sink.0).clone()
+        };
+        arca_server::access::conformance::run(&sink, &read);
+    }
 }

@@ -68,8 +68,8 @@ impl ClusterService for Cluster {
         &self,
         request: Request<pb::GetClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatus>, Status> {
-        let call = self.api.begin(&request, "ClusterStatus");
-        let result = cluster_status(&self.api);
+        let mut call = self.api.begin(&request, "ClusterStatus");
+        let result = self.api.authorize(&mut call, Action::ClusterRead, None).and_then(|_| cluster_status(&self.api));
         self.api.finish(call, result)
     }
 
@@ -103,7 +103,7 @@ impl ClusterService for Cluster {
         &self,
         request: Request<pb::JoinClusterRequest>,
     ) -> Result<Response<pb::ClusterStatus>, Status> {
-        let call = self.api.begin(&request, "ClusterJoin");
+        let mut call = self.api.begin(&request, "ClusterJoin");
         let r = request.into_inner();
         let result = async {
             if self.api.engine.has_raft() {
@@ -121,6 +121,7 @@ impl ClusterService for Cluster {
                     "a join token is required: mint one on the cluster with `arca cluster join-token create`",
                 ));
             }
+            self.api.audit_request(&mut call)?;
             (self.joiner)(r.peer, r.token, r.as_learner).await?;
             cluster_status(&self.api)
         }

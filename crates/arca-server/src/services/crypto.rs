@@ -318,6 +318,9 @@ impl Crypto {
             let mut slots: Vec<Option<Result<R::Out, ArcaError>>> = Vec::with_capacity(items.len());
             let mut work = Vec::new();
             let mut positions = Vec::new();
+            for item in items.iter().skip(1) {
+                self.0.touch(&mut call, item.key_ref().1);
+            }
             for (i, item) in items.into_iter().enumerate() {
                 let (v, name, version) = item.key_ref();
                 let checked = if !v.eq_ignore_ascii_case(&vault) {

@@ -640,28 +640,23 @@ pub async fn run_lifetime_actions(api: &Api) -> Result<usize, ArcaError> {
                 let Ok(latest) = read::get_key(&ks.recording_view(), &vault.name, &record.name, None) else { continue };
                 let due = arca_core::decide::keys::due_actions(&record, &latest.version, now);
                 if due.rotate {
-                    rotate(engine, &ks, vault.name.clone(), record.name.clone()).await?;
+                    let mut call =
+                        api.system_call("KeyRotateByPolicy", Some(vault.name.canonical()), &[&record.name.canonical()]);
+                    api.audit_request(&mut call)?;
+                    let result = rotate(engine, &ks, vault.name.clone(), record.name.clone()).await;
+                    api.finish_internal(call, result)?;
                     ran += 1;
                 } else if due.notify {
+                    let mut call =
+                        api.system_call("KeyNearExpiry", Some(vault.name.canonical()), &[&record.name.canonical()]);
+                    api.audit_request(&mut call)?;
                     let command = Command::MarkKeyNotified {
                         vault: vault.name.clone(),
                         name: record.name.clone(),
                         version: latest.version.version.clone(),
                     };
-                    engine.execute(&command).await?;
-                    let barrier = engine.seal.barrier()?;
-                    api.audit.record(&crate::access::AuditEvent {
-                        time: now,
-                        request_id: crate::seal::hex_of(&engine.seal.entropy().bytes16()),
-                        node_id: engine.node_id.get().copied().unwrap_or(0),
-                        operation: "KeyNearExpiry".to_owned(),
-                        caller: None,
-                        vault: Some(vault.name.to_string()),
-                        object_hash: Some(crate::api::audit_object_hash(&barrier, &record.name.canonical())),
-                        result: "success",
-                        code: None,
-                        duration_ms: 0,
-                    })?;
+                    let result = engine.execute(&command).await;
+                    api.finish_internal(call, result)?;
                     ran += 1;
                 }
             }

@@ -11,10 +11,12 @@ use arca_transport::admission::{Admitted, Caller};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::engine::Engine;
+use crate::api::Api;
 use crate::status::to_status;
 
-pub struct Node(pub Arc<Engine>);
+/// The cluster listener's handlers. Joins and adds change the cluster, so they are audited on this
+/// node (under the join token's id, or the node's) like any other change.
+pub struct Node(pub Arc<Api>);
 
 /// The caller admission let through. Its absence means the service was served without the gate: a
 /// bug, refused rather than trusted.
@@ -35,7 +37,7 @@ fn node_caller<T>(request: &Request<T>) -> Result<u64, Status> {
 
 impl Node {
     fn raft(&self) -> Result<&arca_raft::RaftNode, Status> {
-        self.0.raft().map_err(|e| to_status(&e))
+        self.0.engine.raft().map_err(|e| to_status(&e))
     }
 
     /// `UNAVAILABLE` naming the leader (when known), for a joining node to follow.
@@ -62,7 +64,7 @@ impl NodeService for Node {
     async fn append_entries(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
         let data = rpc::append_entries(&self.raft()?.raft, &request.into_inner().data, caller).await?;
-        self.0.note_leader_contact();
+        self.0.engine.note_leader_contact();
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
@@ -83,7 +85,7 @@ impl NodeService for Node {
 
     async fn forward(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
-        let data = self.0.handle_forward(&request.into_inner().data, caller).await.map_err(|e| to_status(&e))?;
+        let data = self.0.engine.handle_forward(&request.into_inner().data, caller).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
@@ -110,17 +112,27 @@ impl NodeService for Node {
             }
         };
         self.require_leader()?;
-        let keyspace = self.0.seal.keyspace().map_err(|_| Status::unavailable("the leader is sealed; unseal it"))?;
-        let response = crate::membership::admit(&self.0, &keyspace, &spki, &request.into_inner().token)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let engine = &self.0.engine;
+        let keyspace = engine.seal.keyspace().map_err(|_| Status::unavailable("the leader is sealed; unseal it"))?;
+        let token = request.into_inner().token;
+        // Audited under the token's public id (its first 16 hex after the pins), never its secret.
+        let token_id = arca_transport::join_token::JoinToken::parse(&token)
+            .map(|t| format!("join-token:{}", hex::encode(t.token_id)))
+            .unwrap_or_else(|_| "join-token:<malformed>".to_owned());
+        let mut call = self.0.node_call("ClusterAdmitNode", token_id);
+        self.0.audit_request(&mut call).map_err(|e| to_status(&e))?;
+        let result = crate::membership::admit(engine, &keyspace, &spki, &token).await;
+        let response = self.0.finish_internal(call, result).map_err(|e| to_status(&e))?;
         Ok(Response::new(response))
     }
 
     async fn add_node(&self, request: Request<pb::AddNodeRequest>) -> Result<Response<pb::AddNodeResponse>, Status> {
         let caller = node_caller(&request)?;
         self.require_leader()?;
-        let node_id = crate::membership::add(&self.0, caller, request.into_inner()).await.map_err(|e| to_status(&e))?;
+        let mut call = self.0.node_call("ClusterAddNode", format!("node:{caller}"));
+        self.0.audit_request(&mut call).map_err(|e| to_status(&e))?;
+        let result = crate::membership::add(&self.0.engine, caller, request.into_inner()).await;
+        let node_id = self.0.finish_internal(call, result).map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::AddNodeResponse { node_id }))
     }
 }

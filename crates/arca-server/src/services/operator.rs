@@ -85,7 +85,7 @@ pub async fn initialize(
     let material = engine.seal.prepare_init(shares, threshold, auto_unseal_key, now, subject)?;
     match engine.propose_on_leader(material.proposal).await? {
         (_, ApplyOutcome::Applied) => {
-            if let Err(e) = engine.credentials.install(material.node_cert_der, material.ca_cert_der, Vec::new(), now) {
+            if let Err(e) = engine.credentials.install(material.node_cert_der, material.ca_cert_der, now) {
                 // The shares must reach the operator whatever happens here; once unsealed, the node
                 // issues itself a certificate from the replicated CA.
                 tracing::error!("failed to install this node's first cluster certificate: {e}");
@@ -138,10 +138,11 @@ impl Operator {
 #[tonic::async_trait]
 impl OperatorService for Operator {
     async fn init(&self, request: Request<pb::InitRequest>) -> Result<Response<pb::InitResponse>, Status> {
-        let call = self.0.begin(&request, "OperatorInit");
+        let mut call = self.0.begin(&request, "OperatorInit");
         let r = request.into_inner();
         let result = async {
             self.check_bootstrap_secret(&r.bootstrap_secret)?;
+            self.0.audit_request(&mut call)?;
             let request_id = init_request_id(&r.request_id)?;
             initialize(&self.0.engine, r.secret_shares, r.secret_threshold, r.auto_unseal_key, request_id).await
         }
@@ -150,9 +151,13 @@ impl OperatorService for Operator {
     }
 
     async fn unseal(&self, request: Request<pb::UnsealRequest>) -> Result<Response<pb::SealStatus>, Status> {
-        let call = self.0.begin(&request, "OperatorUnseal");
+        let mut call = self.0.begin(&request, "OperatorUnseal");
         let r = request.into_inner();
-        let result = self.0.engine.seal.unseal(&r.share, &r.nonce, r.reset).map(|s| seal_status(s, self.node_id()));
+        let result = self
+            .0
+            .audit_request(&mut call)
+            .and_then(|()| self.0.engine.seal.unseal(&r.share, &r.nonce, r.reset))
+            .map(|s| seal_status(s, self.node_id()));
         self.0.finish(call, result)
     }
 
