@@ -24,13 +24,17 @@ pub struct Spec {
     pub names: Vec<String>,
     /// Deadline of every request.
     pub timeout: Duration,
+    /// The node the simulation cut off from its peers while it led, if one is cut off now
+    /// (`usize::MAX` when none): client 1 reads through it with bounded staleness, where a stale
+    /// answer is likeliest.
+    pub isolated: Arc<AtomicUsize>,
 }
 
 impl Spec {
     pub fn new(vault: &str, secrets: usize, timeout: Duration) -> Self {
         let marker = std::str::from_utf8(NAME_MARKER).expect("ascii");
         let names = (0..secrets).map(|i| format!("{marker}{i}")).collect();
-        Self { vault: vault.to_owned(), names, timeout }
+        Self { vault: vault.to_owned(), names, timeout, isolated: Arc::new(AtomicUsize::new(usize::MAX)) }
     }
 
     fn key(&self, name: &str) -> String {
@@ -134,6 +138,24 @@ impl Client {
         };
         let pending = self.history.invoke(self.id, node, &key, call.clone());
         let ret = self.send(node, name, &call).await;
+        self.history.complete(pending, ret.clone());
+        ret
+    }
+
+    /// Reads secret `name` through node `node` with bounded staleness `max`, recording it.
+    pub async fn read_stale(&mut self, node: usize, name: &str, max: Duration) -> Ret {
+        let pending = self.history.invoke_stale(self.id, node, &self.spec.key(name), Call::Get, Some(max));
+        let options = pb::ReadOptions {
+            consistency: pb::Consistency::BoundedStaleness as i32,
+            max_staleness: Some(prost_types::Duration { seconds: 0, nanos: max.as_millis() as i32 * 1_000_000 }),
+        };
+        let m = pb::GetSecretRequest {
+            vault: self.spec.vault.clone(),
+            name: name.to_owned(),
+            read_options: Some(options),
+            ..Default::default()
+        };
+        let ret = answer(self.nodes[node].secrets().get_secret(request(m, self.spec.timeout)).await, secret_value);
         self.history.complete(pending, ret.clone());
         ret
     }
@@ -254,6 +276,13 @@ impl Client {
         let node = self.rng.random_range(0..reachable);
         let name = self.spec.names[self.rng.random_range(0..self.spec.names.len())].clone();
         self.counter += 1;
+        let isolated = self.spec.isolated.load(Ordering::Relaxed);
+        if self.id == 1 && isolated < self.nodes.len() && self.rng.random_bool(0.5) {
+            let max = Duration::from_millis(self.rng.random_range(100..600));
+            let first = self.spec.names[0].clone();
+            self.read_stale(isolated, &first, max).await;
+            return;
+        }
         let marker = std::str::from_utf8(VALUE_MARKER).expect("ascii");
         // One call in twenty is on the vault itself: set its tag, or read it.
         if self.rng.random_range(0..20) == 0 {
@@ -281,6 +310,12 @@ impl Client {
         let roll = self.rng.random_range(0..100);
         // The first secret only ever gets new versions, reads and updates.
         let roll = if name == self.spec.names[0] { roll % 66 } else { roll };
+        if (50..60).contains(&roll) {
+            // A bounded-staleness read (a tenth of all calls), with a bound under a second.
+            let max = Duration::from_millis(self.rng.random_range(100..1000));
+            self.read_stale(node, &name, max).await;
+            return;
+        }
         let call = match roll {
             0..30 => Call::Set { value: format!("{marker}c{}-{}", self.id, self.counter) },
             30..60 => Call::Get,

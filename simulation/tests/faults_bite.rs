@@ -52,3 +52,9 @@ fn skipping_the_vote_fsync_is_caught() {
         "caught by a safety checker: {property}"
     );
 }
+
+#[test]
+fn a_partitioned_leader_serving_stale_bounded_reads_is_caught() {
+    let (_, property) = first_failure(Fault::StaleLeaderReads).expect("the simulation catches stale-leader-reads");
+    assert!(property.contains("linearizability"), "caught as a read older than its bound: {property}");
+}

@@ -248,6 +248,56 @@ enum OperatorCmd {
     Seal,
     Status,
     Rotate,
+    /// Mint a new root token from a quorum of unseal shares. The first call (without --nonce) makes a
+    /// one-time pad and saves it to --otp-file; the call that completes decodes the token with it.
+    GenerateRoot {
+        share: String,
+        #[arg(long, default_value = "")]
+        nonce: String,
+        /// Where the one-time pad is kept between calls (only you should read it).
+        #[arg(long, default_value = "generate-root.otp")]
+        otp_file: PathBuf,
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// New unseal shares (and a new root key, so the old shares stop working) from a quorum of the
+    /// current ones.
+    Rekey {
+        share: String,
+        #[arg(long, default_value = "")]
+        nonce: String,
+        #[arg(long, default_value_t = 5)]
+        key_shares: u32,
+        #[arg(long, default_value_t = 3)]
+        key_threshold: u32,
+        #[arg(long)]
+        auto_unseal_key: bool,
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// Tokens by accessor: list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    List,
+    /// Revoke a token (the root token's own included) by its accessor.
+    Revoke {
+        #[arg(long)]
+        accessor: String,
+    },
+}
+
+/// 64 bytes from the operating system's generator, as hex.
+fn random_hex_64() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 64];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).context("read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[derive(Subcommand)]
@@ -396,7 +446,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("read {}", p.display()))?),
         None => None,
     };
-    let options = ConnectOptions { addr: cli.addr.clone(), ca_pem, token: cli.token.clone(), timeout: None };
+    let options =
+        ConnectOptions { addr: cli.addr.clone(), ca_pem, token: cli.token.clone(), timeout: None, attempts: 0 };
     let client = ArcaClient::connect_lazy(options.clone())?;
     let f = cli.output;
     match cli.command {
@@ -720,6 +771,85 @@ async fn operator(client: &ArcaClient, command: OperatorCmd, f: Format) -> anyho
             let r = o.rotate_keyring(pb::RotateKeyringRequest {}).await.map_err(err)?;
             print_value(f, &serde_json::json!({ "keyring_term": r.into_inner().term }));
         }
+        OperatorCmd::GenerateRoot { share, nonce, otp_file, cancel } => {
+            let otp = if nonce.is_empty() && !cancel {
+                let otp = random_hex_64()?;
+                write_private(&otp_file, otp.as_bytes())?;
+                otp
+            } else {
+                String::new()
+            };
+            let r =
+                o.generate_root(pb::GenerateRootRequest { otp, share, nonce, cancel }).await.map_err(err)?.into_inner();
+            let token = if r.complete {
+                let otp = std::fs::read_to_string(&otp_file).with_context(|| format!("read {}", otp_file.display()))?;
+                let otp = (0..otp.trim().len() / 2)
+                    .map(|i| u8::from_str_radix(&otp.trim()[2 * i..2 * i + 2], 16))
+                    .collect::<Result<Vec<u8>, _>>()
+                    .context("the one-time pad file is not hex")?;
+                let encoded = (0..r.encoded_token.len() / 2)
+                    .map(|i| u8::from_str_radix(&r.encoded_token[2 * i..2 * i + 2], 16))
+                    .collect::<Result<Vec<u8>, _>>()
+                    .context("the encoded token is not hex")?;
+                let _ = std::fs::remove_file(&otp_file);
+                Some(String::from_utf8(encoded.iter().zip(otp.iter()).map(|(e, p)| e ^ p).collect())?)
+            } else {
+                None
+            };
+            print_value(
+                f,
+                &serde_json::json!({
+                    "nonce": if r.nonce.is_empty() { None } else { Some(&r.nonce) },
+                    "progress": r.progress,
+                    "threshold": r.threshold,
+                    "complete": r.complete,
+                    "root_token": token,
+                    "accessor": if r.accessor.is_empty() { None } else { Some(&r.accessor) },
+                }),
+            );
+        }
+        OperatorCmd::Rekey { share, nonce, key_shares, key_threshold, auto_unseal_key, cancel } => {
+            let req = pb::RekeyRequest {
+                secret_shares: key_shares,
+                secret_threshold: key_threshold,
+                auto_unseal_key,
+                share,
+                nonce,
+                cancel,
+            };
+            let r = o.rekey(req).await.map_err(err)?.into_inner();
+            print_value(
+                f,
+                &serde_json::json!({
+                    "nonce": if r.nonce.is_empty() { None } else { Some(&r.nonce) },
+                    "progress": r.progress,
+                    "threshold": r.threshold,
+                    "complete": r.complete,
+                    "outcome_unknown": r.outcome_unknown,
+                    "unseal_shares": r.shares,
+                    "unseal_key": if r.unseal_key.is_empty() { None } else { Some(&r.unseal_key) },
+                }),
+            );
+        }
+        OperatorCmd::Token { command: TokenCmd::List } => {
+            let r = o.list_tokens(pb::ListTokensRequest {}).await.map_err(err)?.into_inner();
+            let tokens: Vec<serde_json::Value> = r
+                .tokens
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "accessor": t.accessor,
+                        "policy": t.policy,
+                        "created": t.create_time.as_ref().map(|c| c.seconds),
+                    })
+                })
+                .collect();
+            print_value(f, &serde_json::Value::Array(tokens));
+        }
+        OperatorCmd::Token { command: TokenCmd::Revoke { accessor } } => {
+            o.revoke_token(pb::RevokeTokenRequest { accessor: accessor.clone() }).await.map_err(err)?;
+            print_value(f, &serde_json::json!({ "revoked": accessor }));
+        }
     }
     Ok(())
 }
@@ -742,6 +872,7 @@ async fn cluster(client: &ArcaClient, options: &ConnectOptions, command: Cluster
                         ca_pem: options.ca_pem.clone(),
                         token: options.token.clone(),
                         timeout: Some(std::time::Duration::from_secs(5)),
+                        attempts: 0,
                     })?;
                     match leader.cluster().get_cluster_status(pb::GetClusterStatusRequest {}).await {
                         Ok(from_leader) => from_leader,

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod jwk;
+pub mod retry;
 
 use std::time::Duration;
 
@@ -76,7 +77,15 @@ impl Interceptor for BearerToken {
     }
 }
 
-type Authed = InterceptedService<Channel, BearerToken>;
+type Authed = InterceptedService<retry::Retrying, BearerToken>;
+
+fn attempts(options: &ConnectOptions) -> u32 {
+    if options.attempts == 0 {
+        retry::CALL_ATTEMPTS_DEFAULT
+    } else {
+        options.attempts
+    }
+}
 
 /// How to reach a node.
 #[derive(Debug, Clone, Default)]
@@ -87,12 +96,14 @@ pub struct ConnectOptions {
     pub ca_pem: Option<Vec<u8>>,
     pub token: Option<String>,
     pub timeout: Option<Duration>,
+    /// Tries per call (0 means [`retry::CALL_ATTEMPTS_DEFAULT`]; 1 turns retries off).
+    pub attempts: u32,
 }
 
-/// A connection to one Arca node. Cheap to clone.
+/// A connection to one Arca node. Cheap to clone. Calls are retried as [`retry`] describes.
 #[derive(Clone)]
 pub struct ArcaClient {
-    channel: Channel,
+    channel: retry::Retrying,
     auth: BearerToken,
 }
 
@@ -104,13 +115,13 @@ impl ArcaClient {
             azure_code: None,
             message: format!("could not connect to {}: {e}", options.addr),
         })?;
-        Self::with_channel(channel, options.token.as_deref())
+        Self::with_channel(retry::Retrying::new(channel, attempts(&options)), options.token.as_deref())
     }
 
     /// A client that connects on first use.
     pub fn connect_lazy(options: ConnectOptions) -> Result<Self, ClientError> {
         let channel = Self::endpoint(&options)?.connect_lazy();
-        Self::with_channel(channel, options.token.as_deref())
+        Self::with_channel(retry::Retrying::new(channel, attempts(&options)), options.token.as_deref())
     }
 
     fn endpoint(options: &ConnectOptions) -> Result<Endpoint, ClientError> {
@@ -136,12 +147,13 @@ impl ArcaClient {
     }
 
     /// A client over a channel the caller built (another transport, such as a simulated network). The
-    /// caller answers for the channel's confidentiality: the token travels on it as it is.
+    /// caller answers for the channel's confidentiality: the token travels on it as it is. No retries:
+    /// every answer reaches the caller as it came (the simulation records each one).
     pub fn from_channel(channel: Channel, token: Option<&str>) -> Result<Self, ClientError> {
-        Self::with_channel(channel, token)
+        Self::with_channel(retry::Retrying::new(channel, 1), token)
     }
 
-    fn with_channel(channel: Channel, token: Option<&str>) -> Result<Self, ClientError> {
+    fn with_channel(channel: retry::Retrying, token: Option<&str>) -> Result<Self, ClientError> {
         let token = match token {
             Some(t) => Some(
                 MetadataValue::try_from(format!("Bearer {t}"))

@@ -179,8 +179,25 @@ impl Barrier {
 
     /// Seals `plaintext` for storage at `location` under the active term.
     pub fn seal(&self, scope: Scope<'_>, location: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, BarrierError> {
+        let term = self.current()?.ring.active_term();
+        self.seal_under(scope, location, plaintext, term)
+    }
+
+    /// The keyring term a sealed blob names (`None` if it is malformed).
+    pub fn term_of(sealed: &[u8]) -> Option<u32> {
+        (sealed.len() >= HEADER_BYTES && sealed[0] == FORMAT)
+            .then(|| u32::from_be_bytes([sealed[1], sealed[2], sealed[3], sealed[4]]))
+    }
+
+    /// Seals under a given term (for an answer to a peer that may not hold a newer term yet).
+    pub fn seal_under(
+        &self,
+        scope: Scope<'_>,
+        location: &[u8],
+        plaintext: &[u8],
+        term: u32,
+    ) -> Result<Vec<u8>, BarrierError> {
         let current = self.current()?;
-        let term = current.ring.active_term();
         let cipher = Self::cipher(&current, term, scope).expect("the active term is always in the keyring");
         let mut nonce = [0u8; 12];
         self.entropy.fill(&mut nonce);

@@ -96,6 +96,32 @@ mod tests {
                 ),
             ),
             (
+                "arca.v1.GenerateRootRequest",
+                format!(
+                    "{:?}",
+                    super::v1::GenerateRootRequest {
+                        otp: "O-planted".into(),
+                        share: "S-planted".into(),
+                        ..Default::default()
+                    }
+                ),
+            ),
+            (
+                "arca.v1.RekeyRequest",
+                format!("{:?}", super::v1::RekeyRequest { share: "S-planted".into(), ..Default::default() }),
+            ),
+            (
+                "arca.v1.RekeyStatus",
+                format!(
+                    "{:?}",
+                    super::v1::RekeyStatus {
+                        shares: vec!["S-planted".into()],
+                        unseal_key: "U-planted".into(),
+                        ..Default::default()
+                    }
+                ),
+            ),
+            (
                 "arca.v1.UnsealRequest",
                 format!("{:?}", super::v1::UnsealRequest { share: "S-planted".into(), ..Default::default() }),
             ),

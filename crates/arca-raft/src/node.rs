@@ -161,6 +161,19 @@ impl RaftNode {
         (vote.leader_id().term(), *vote.leader_id().node_id(), vote.is_committed())
     }
 
+    /// On the leader: how long ago it sent the last heartbeat a quorum acknowledged, and its commit
+    /// index.
+    pub fn last_quorum_ack(&self) -> Option<(Duration, u64)> {
+        use openraft::Instant as _;
+        let m = self.metrics();
+        if m.current_leader != Some(self.node_id) {
+            return None;
+        }
+        let acked = m.last_quorum_acked?.into_inner().elapsed();
+        let commit = m.cluster_committed.or(m.local_committed).map_or(0, |l| l.index);
+        Some((acked, commit))
+    }
+
     pub fn applied_index(&self) -> u64 {
         self.metrics().last_applied.map_or(0, |l| l.index)
     }

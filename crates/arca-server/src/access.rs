@@ -56,6 +56,7 @@ pub enum Action {
     RandomBytes,
     OperatorSeal,
     OperatorRotate,
+    OperatorTokens,
     ClusterRead,
     ClusterManage,
 }
@@ -96,6 +97,7 @@ impl Action {
             Action::RandomBytes => "rng/action",
             Action::OperatorSeal => "operator/seal/action",
             Action::OperatorRotate => "operator/rotate/action",
+            Action::OperatorTokens => "operator/tokens/action",
             Action::ClusterRead => "cluster/read",
             Action::ClusterManage => "cluster/manage/action",
         }

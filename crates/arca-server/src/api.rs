@@ -47,12 +47,24 @@ pub struct Call {
     request_recorded: bool,
     /// The principal the edge already authenticated from the request's headers.
     authenticated: Option<Principal>,
+    /// The client's request id and the fingerprint of its request, when it named one.
+    client_id: Option<crate::edge::RequestId>,
 }
 
 impl Call {
     /// The accessor of the authenticated caller, once `authorize` has run.
     pub fn accessor(&self) -> Option<String> {
         self.principal.as_ref().map(|p| p.accessor.clone())
+    }
+
+    /// The change as the leader dedupes it, when the client named it with a request id.
+    pub fn client_request(&self) -> Option<crate::keyspace::ClientRequest> {
+        let id = self.client_id.as_ref()?;
+        Some(crate::keyspace::ClientRequest {
+            caller: self.accessor()?,
+            id: id.id.clone(),
+            fingerprint: id.fingerprint,
+        })
     }
 }
 
@@ -71,6 +83,11 @@ impl Api {
         let mut call = self.begin_bare(operation);
         call.bearer = bearer(request);
         call.authenticated = request.extensions().get::<crate::edge::Authenticated>().map(|a| a.0.clone());
+        if let Some(id) = request.extensions().get::<crate::edge::RequestId>() {
+            // The client's id names the request in the audit log and in the answer, too.
+            call.request_id = id.id.clone();
+            call.client_id = Some(id.clone());
+        }
         call
     }
 
@@ -102,6 +119,7 @@ impl Api {
             barrier: None,
             request_recorded: false,
             authenticated: None,
+            client_id: None,
         }
     }
 
@@ -241,11 +259,32 @@ impl Api {
                 }
             };
             self.audit_request(&mut call)?;
-            let result =
-                engine.execute_on_leader(&keyspace, &Command::PurgeDue { target, scheduled_purge_at: at }).await;
+            let command = Command::PurgeDue { target, scheduled_purge_at: at };
+            let result = engine.execute_on_leader(&keyspace, &command, None).await;
             self.finish_internal(call, result)?;
         }
         Ok(count)
+    }
+
+    /// On the leader: drops the outcomes of client request ids older than the window (a `system` job).
+    pub async fn sweep_request_ids(&self) -> Result<usize, ArcaError> {
+        use arca_types::limits::{REQUEST_ID_SWEEP_BATCH_MAX, REQUEST_ID_WINDOW_S};
+        let engine = &self.engine;
+        if !engine.raft()?.is_leader() {
+            return Ok(0);
+        }
+        let keyspace = engine.seal.keyspace()?;
+        let before = engine.clock.now_unix().saturating_sub(REQUEST_ID_WINDOW_S);
+        let ops = keyspace.expired_requests(before, REQUEST_ID_SWEEP_BATCH_MAX)?;
+        if ops.is_empty() {
+            return Ok(0);
+        }
+        let count = ops.len() / 2;
+        let mut call = self.system_call("RequestIdsExpire", None, &[]);
+        self.audit_request(&mut call)?;
+        let proposal = arca_raft::Proposal { preconditions: Vec::new(), ops };
+        let result = engine.propose_on_leader(proposal).await.map(|_| count);
+        self.finish_internal(call, result)
     }
 
     /// Ends a call the node made itself (see [`Api::system_call`] and [`Api::node_call`]).

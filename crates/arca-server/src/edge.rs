@@ -2,7 +2,8 @@
 //!
 //! Each call has a size limit sized to its largest legal request ([`rule`]), checked on the gRPC
 //! length prefix of the message before the message is read. Every call but the few that must work
-//! without a token (init, unseal, seal status, join) is authenticated from its headers first, so an
+//! without a token (init, unseal, seal status, join, and the share-authorized root generation and
+//! rekey) is authenticated from its headers first, so an
 //! unauthenticated caller can make a node read no more than [`REQUEST_BYTES_MAX_DEFAULT`] bytes of
 //! anything. A request turned away here is audited with bounded fields only.
 
@@ -13,7 +14,7 @@ use std::task::{Context, Poll};
 
 use arca_types::limits::{
     BATCH_REQUEST_BYTES_MAX, CRYPTO_REQUEST_BYTES_MAX, IMPORT_KEY_REQUEST_BYTES_MAX, REQUEST_BYTES_MAX_DEFAULT,
-    RESTORE_REQUEST_BYTES_MAX, SET_SECRET_REQUEST_BYTES_MAX, TAGGED_REQUEST_BYTES_MAX,
+    REQUEST_ID_CHARS_MAX, RESTORE_REQUEST_BYTES_MAX, SET_SECRET_REQUEST_BYTES_MAX, TAGGED_REQUEST_BYTES_MAX,
 };
 use arca_types::ArcaError;
 use http_body::Frame;
@@ -46,6 +47,8 @@ pub fn rule(path: &str) -> Rule {
         ("arca.v1.OperatorService", "Unseal") => known("OperatorUnseal", REQUEST_BYTES_MAX_DEFAULT, true),
         ("arca.v1.OperatorService", "GetSealStatus") => known("OperatorSealStatus", REQUEST_BYTES_MAX_DEFAULT, true),
         ("arca.v1.ClusterService", "JoinCluster") => known("ClusterJoin", REQUEST_BYTES_MAX_DEFAULT, true),
+        ("arca.v1.OperatorService", "GenerateRoot") => known("OperatorGenerateRoot", REQUEST_BYTES_MAX_DEFAULT, true),
+        ("arca.v1.OperatorService", "Rekey") => known("OperatorRekey", REQUEST_BYTES_MAX_DEFAULT, true),
         ("arca.v1.SecretService", "SetSecret") => known("SecretSet", SET_SECRET_REQUEST_BYTES_MAX, false),
         ("arca.v1.SecretService", "UpdateSecret") => known("SecretUpdate", TAGGED_REQUEST_BYTES_MAX, false),
         ("arca.v1.SecretService", "RestoreSecret") => known("SecretRestore", RESTORE_REQUEST_BYTES_MAX, false),
@@ -64,6 +67,30 @@ pub fn rule(path: &str) -> Rule {
 /// The principal the edge authenticated, handed to the handler so it does not look the token up twice.
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Principal);
+
+/// A client's request id (`x-arca-request-id`) and the fingerprint of the request it names.
+#[derive(Debug, Clone)]
+pub struct RequestId {
+    pub id: String,
+    pub fingerprint: [u8; 32],
+}
+
+/// The client's request id from the headers: `None` if absent, an error if malformed.
+fn request_id(headers: &http::HeaderMap) -> Result<Option<String>, ArcaError> {
+    let Some(value) = headers.get("x-arca-request-id") else { return Ok(None) };
+    let id = value.to_str().unwrap_or("");
+    let ok = !id.is_empty()
+        && id.len() <= REQUEST_ID_CHARS_MAX
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(Some(id.to_owned()))
+    } else {
+        Err(ArcaError::bad_parameter(
+            "x-arca-request-id",
+            format!("x-arca-request-id must be 1-{REQUEST_ID_CHARS_MAX} characters of A-Z a-z 0-9 . _ -"),
+        ))
+    }
+}
 
 /// An API service behind the edge.
 #[derive(Clone)]
@@ -173,7 +200,40 @@ where
                 );
                 return Ok(refuse(&api, rule, error));
             }
-            let replayed = Replayed { first: Some(first), rest: body };
+            let id = match request_id(&parts.headers) {
+                Ok(id) => id,
+                Err(e) => return Ok(refuse(&api, rule, e)),
+            };
+            let (first, rest) = match id {
+                None => (first, body),
+                Some(id) => {
+                    // A request named for retries is fingerprinted whole (it is already known to fit).
+                    let mut whole = first.to_vec();
+                    while let Some(frame) = body.frame().await {
+                        match frame {
+                            Ok(frame) => {
+                                if let Ok(data) = frame.into_data() {
+                                    whole.extend_from_slice(&data);
+                                }
+                            }
+                            Err(e) => {
+                                return Ok(
+                                    tonic::Status::cancelled(format!("the request body broke off: {e}")).into_http()
+                                )
+                            }
+                        }
+                        if whole.len() > rule.bytes_max + 5 {
+                            let error = ArcaError::bad_parameter("request", "the request is longer than it said");
+                            return Ok(refuse(&api, rule, error));
+                        }
+                    }
+                    let fingerprint =
+                        arca_crypto::cluster_pki::sha256(&[parts.uri.path().as_bytes(), b"\0", &whole].concat());
+                    parts.extensions.insert(RequestId { id, fingerprint });
+                    (Bytes::from(whole), Body::empty())
+                }
+            };
+            let replayed = Replayed { first: Some(first), rest };
             inner.call(http::Request::from_parts(parts, Body::new(replayed))).await
         })
     }
@@ -190,6 +250,8 @@ mod tests {
             "/arca.v1.OperatorService/Unseal",
             "/arca.v1.OperatorService/GetSealStatus",
             "/arca.v1.ClusterService/JoinCluster",
+            "/arca.v1.OperatorService/GenerateRoot",
+            "/arca.v1.OperatorService/Rekey",
         ]
         .to_vec();
         for path in &open {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use arca_core::{decide, Command, Outcome};
-use arca_crypto::Scope;
+use arca_crypto::{Barrier, Scope};
 use arca_proto::cluster::v1::{RaftPayload, ReadIndexRequest};
 use arca_raft::{ApplyOutcome, ArcaNode, Proposal, RaftNode, WriteError};
 use arca_storage::StateStore;
@@ -16,9 +16,9 @@ use arca_types::{ArcaError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use arca_transport::credentials::NodeCredentials;
-use arca_types::limits::{FORWARD_ENVELOPE_AGE_S_MAX, FORWARD_REPLAY_ENTRIES_MAX};
+use arca_types::limits::{FORWARD_ENVELOPE_AGE_S_MAX, FORWARD_REPLAY_ENTRIES_MAX, REQUEST_ID_WINDOW_S};
 
-use crate::keyspace::{JoinTokenRecord, Keyspace};
+use crate::keyspace::{ClientRequest, JoinTokenRecord, Keyspace, RequestRecord};
 use crate::seal::SealManager;
 
 /// Attempts to find a leader and get a write through before giving up with `Unavailable`.
@@ -95,14 +95,15 @@ impl Envelope {
 /// builds every proposal itself.
 #[derive(Serialize, Deserialize)]
 pub enum Forwarded {
-    /// A client command, decided by the rules on the leader.
-    Client(Command),
+    /// A client command, decided by the rules on the leader (with the client's request id, if any).
+    Client(Command, Option<ClientRequest>),
     /// A cluster operation the leader carries out itself.
     System(SystemCommand),
 }
 
-/// Cluster operations a member may forward.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Cluster operations a member may forward. Some carry secrets (a token, a root key): they only
+/// ever travel sealed, and there is no `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
 pub enum SystemCommand {
     /// Add a keyring term.
     RotateKeyring,
@@ -110,12 +111,19 @@ pub enum SystemCommand {
     RemoveNode(u64),
     /// Record a join token minted on the forwarding node (its id must be new).
     StoreJoinToken { token_id: [u8; 8], record: JoinTokenRecord },
+    /// Record a token (minted on the forwarding node) with this policy.
+    StoreToken { token: String, policy: String },
+    /// Revoke the token with this accessor.
+    RevokeToken { accessor: String },
+    /// Wrap the keyring under this new root key and record the new share count and threshold.
+    Rekey { root: [u8; 32], shares: u8, threshold: u8 },
 }
 
 /// What a system command did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SystemOutcome {
     KeyringTerm(u32),
+    Token { accessor: String },
     Done,
 }
 
@@ -163,7 +171,9 @@ pub struct Engine {
     pub store: Arc<dyn StateStore>,
     pub seal: Arc<SealManager>,
     pub clock: Arc<dyn Clock>,
-    last_leader_contact: Mutex<Option<Instant>>,
+    /// The freshest read point this node has established: when the ReadIndex round trip that gave it
+    /// started, and the index. A bounded-staleness read within the bound waits only for that index.
+    fresh_read_point: Mutex<Option<(Instant, u64)>>,
     /// The DNS suffix used to build Azure-shaped object ids: `https://{vault}.{suffix}/...`.
     pub vault_suffix: String,
     /// Parsed customer keys for the crypto service.
@@ -256,7 +266,7 @@ impl Engine {
             store,
             seal,
             clock,
-            last_leader_contact: Mutex::new(None),
+            fresh_read_point: Mutex::new(None),
             vault_suffix,
             key_cache: crate::key_use::KeyCache::default(),
             credentials,
@@ -299,11 +309,6 @@ impl Engine {
         self.raft.get().is_some()
     }
 
-    /// Called when a leader's AppendEntries succeeded here, for bounded-staleness reads.
-    pub fn note_leader_contact(&self) {
-        *self.last_leader_contact.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-    }
-
     /// Runs `local` if this node leads, else `remote` with the leader's addresses, until one of them
     /// gives an answer. Either returns `Ok(None)` to ask for another try (no leader yet, or leadership
     /// moved); `what` completes the sentence "no leader could …" of the final error.
@@ -330,13 +335,15 @@ impl Engine {
     }
 
     /// Runs a client command: on the leader if this is it, otherwise forwarded to the leader.
-    pub async fn execute(&self, command: &Command) -> Result<Outcome, ArcaError> {
+    /// `request` names the change with the client's request id: a retry within the window gets the
+    /// first outcome instead of acting twice.
+    pub async fn execute(&self, command: &Command, request: Option<&ClientRequest>) -> Result<Outcome, ArcaError> {
         let keyspace = &self.seal.keyspace()?;
         self.on_leader(
             "take the write",
-            move || async move { retry_if_unavailable(self.execute_on_leader(keyspace, command).await) },
+            move || async move { retry_if_unavailable(self.execute_on_leader(keyspace, command, request).await) },
             move |leader_id, leader| async move {
-                let forwarded = Forwarded::Client(command.clone());
+                let forwarded = Forwarded::Client(command.clone(), request.cloned());
                 match self.forward(keyspace, leader_id, &leader, &forwarded).await {
                     Ok(ForwardedOutcome::Client(outcome)) => Ok(Some(*outcome)),
                     Ok(ForwardedOutcome::System(_)) => {
@@ -350,11 +357,29 @@ impl Engine {
     }
 
     /// Decides and proposes on this node, which must be the leader.
-    pub async fn execute_on_leader(&self, keyspace: &Keyspace, command: &Command) -> Result<Outcome, ArcaError> {
+    pub async fn execute_on_leader(
+        &self,
+        keyspace: &Keyspace,
+        command: &Command,
+        request: Option<&ClientRequest>,
+    ) -> Result<Outcome, ArcaError> {
         let raft = self.raft()?;
         let mut confirmed = false;
         for _ in 0..CONFLICT_RETRIES_MAX {
             let now = self.clock.now_unix();
+            if let Some(request) = request {
+                if let Some((_, record)) = keyspace.request_record(request)? {
+                    if now.saturating_sub(record.at) < REQUEST_ID_WINDOW_S {
+                        if record.fingerprint != request.fingerprint {
+                            return Err(ArcaError::bad_parameter(
+                                "x-arca-request-id",
+                                "this request id was used for another request within the last 10 minutes; use a new id",
+                            ));
+                        }
+                        return Ok(record.outcome);
+                    }
+                }
+            }
             let view = keyspace.recording_view();
             let decision = match decide(&view, command, now) {
                 Ok(d) => d,
@@ -370,7 +395,15 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
-            let proposal = keyspace.proposal(view, &decision.mutations)?;
+            let mut proposal = keyspace.proposal(view, &decision.mutations)?;
+            if let Some(request) = request {
+                // The outcome is stored in the same entry as the change: it exists exactly when the
+                // change does, and a concurrent twin of this request conflicts and finds it.
+                let record =
+                    RequestRecord { fingerprint: request.fingerprint, at: now, outcome: decision.outcome.clone() };
+                proposal.preconditions.push(keyspace.request_unrecorded(request));
+                proposal.ops.extend(keyspace.put_request_record(request, &record)?);
+            }
             if faults::active(Fault::AckBeforeCommit) {
                 // Deliberate bug (danger-faults builds only): answer before the quorum has the write.
                 let raft = raft.clone();
@@ -440,6 +473,48 @@ impl Engine {
                 crate::membership::store_join_token(self, keyspace, &token_id, &record).await?;
                 Ok(SystemOutcome::Done)
             }
+            SystemCommand::StoreToken { token, policy } => {
+                let accessor = keyspace.token_accessor(&token);
+                let record =
+                    crate::keyspace::TokenRecord { policy, created: self.clock.now_unix(), accessor: accessor.clone() };
+                let proposal = Proposal {
+                    preconditions: vec![arca_storage::proposal::Precondition {
+                        key: keyspace.token_key(&token),
+                        modified_at: None,
+                    }],
+                    ops: keyspace.put_token(&token, &record)?,
+                };
+                match self.propose_on_leader(proposal).await? {
+                    (_, ApplyOutcome::Applied) => Ok(SystemOutcome::Token { accessor }),
+                    (_, ApplyOutcome::Conflict) => Err(ArcaError::internal("a token was drawn twice")),
+                }
+            }
+            SystemCommand::RevokeToken { accessor } => {
+                let ops = keyspace.revoke_token(&accessor)?.ok_or_else(|| {
+                    ArcaError::bad_parameter("accessor", "no token has that accessor (see `arca operator token list`)")
+                })?;
+                self.propose_on_leader(Proposal { preconditions: Vec::new(), ops }).await?;
+                tracing::info!(%accessor, "revoked a token");
+                Ok(SystemOutcome::Done)
+            }
+            SystemCommand::Rekey { root, shares, threshold } => {
+                let root = arca_crypto::RootKey(arca_crypto::Key32::from_bytes(root));
+                for _ in 0..CONFLICT_RETRIES_MAX {
+                    let proposal = self.seal.prepare_rekey(&root, shares, threshold)?;
+                    match self.propose_on_leader(proposal).await? {
+                        (_, ApplyOutcome::Applied) => {
+                            self.seal.install_root(root);
+                            tracing::info!(shares, threshold, "rekeyed: new unseal shares and root key");
+                            return Ok(SystemOutcome::Done);
+                        }
+                        (index, ApplyOutcome::Conflict) => raft
+                            .wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
+                            .await
+                            .map_err(from_write_error)?,
+                    }
+                }
+                Err(ArcaError::unavailable("the keyring kept changing during the rekey; retry"))
+            }
         }
     }
 
@@ -470,9 +545,16 @@ impl Engine {
         let mut req = tonic::Request::new(payload);
         req.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
         let response = client.forward(req).await.map_err(rpc_unavailable)?;
+        // The request reached the leader and was answered: if the answer does not open, what the
+        // request did is unknown, and it must not be sent again.
         let plain = barrier
             .open(Scope::System, &envelope.binding(FORWARD_OUTCOME_AAD, &cluster_id), &response.into_inner().data)
-            .map_err(|_| ArcaError::unavailable("the leader's answer did not open; the keyrings may differ, retry"))?;
+            .map_err(|e| {
+                ArcaError::new(
+                    ErrorCode::OutcomeUnknown,
+                    format!("the leader's answer did not open ({e}); read the object before retrying"),
+                )
+            })?;
         postcard::from_bytes::<Result<ForwardedOutcome, ArcaError>>(&plain)
             .map_err(|e| ArcaError::internal(format!("the leader's answer does not decode: {e}")))?
     }
@@ -528,14 +610,18 @@ impl Engine {
             return Err(ArcaError::bad_parameter("payload", "this request was received before: a replay"));
         }
         let result = match forwarded {
-            Forwarded::Client(command) => {
-                self.execute_on_leader(&keyspace, &command).await.map(|o| ForwardedOutcome::Client(Box::new(o)))
-            }
+            Forwarded::Client(command, request) => self
+                .execute_on_leader(&keyspace, &command, request.as_ref())
+                .await
+                .map(|o| ForwardedOutcome::Client(Box::new(o))),
             Forwarded::System(command) => self.run_system(&keyspace, command).await.map(ForwardedOutcome::System),
         };
+        // Answered under the term the request came sealed with: the sender holds that one, and not
+        // necessarily a term this request just added (a keyring rotation).
+        let term = Barrier::term_of(&envelope.sealed).unwrap_or_default();
         let plain = zeroize::Zeroizing::new(postcard::to_allocvec(&result).expect("outcomes encode"));
         barrier
-            .seal(Scope::System, &envelope.binding(FORWARD_OUTCOME_AAD, &cluster_id), &plain)
+            .seal_under(Scope::System, &envelope.binding(FORWARD_OUTCOME_AAD, &cluster_id), &plain, term)
             .map_err(|_| crate::seal::sealed_error())
     }
 
@@ -552,20 +638,48 @@ impl Engine {
             return Ok(());
         }
         if let Consistency::BoundedStaleness(max) = consistency {
-            if raft.is_leader() {
-                return Ok(());
-            }
-            let contact = *self.last_leader_contact.lock().unwrap_or_else(|p| p.into_inner());
-            if contact.is_some_and(|at| at.elapsed() <= max) {
-                return Ok(());
+            if let Some(index) = self.fresh_enough(raft, max) {
+                return raft
+                    .wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
+                    .await
+                    .map_err(from_write_error);
             }
         }
         let index = self.read_index().await?;
         raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await.map_err(from_write_error)
     }
 
+    /// An index that reflects every write acknowledged at most `max` ago, if this node has one without
+    /// asking anyone. On the leader: its commit index, if a quorum acknowledged a heartbeat it sent
+    /// within `max` (a new leader cannot have acknowledged a write before that quorum moved on). On any
+    /// node: the index of a ReadIndex round trip that started within `max`. A partitioned ex-leader has
+    /// neither, so it serves nothing older than the bound.
+    fn fresh_enough(&self, raft: &RaftNode, max: Duration) -> Option<u64> {
+        if faults::active(Fault::StaleLeaderReads) && raft.is_leader() {
+            // Deliberate bug (danger-faults builds only): a leader trusts that it still leads.
+            return Some(raft.applied_index());
+        }
+        if let Some((age, commit)) = raft.last_quorum_ack() {
+            if age <= max {
+                return Some(commit);
+            }
+        }
+        let point = *self.fresh_read_point.lock().unwrap_or_else(|p| p.into_inner());
+        point.filter(|(at, _)| at.elapsed() <= max).map(|(_, index)| index)
+    }
+
     /// The read index, from this node if it leads, else from the leader.
     pub async fn read_index(&self) -> Result<u64, ArcaError> {
+        let started = Instant::now();
+        let index = self.read_index_inner().await?;
+        let mut point = self.fresh_read_point.lock().unwrap_or_else(|p| p.into_inner());
+        if point.is_none_or(|(at, _)| at < started) {
+            *point = Some((started, index));
+        }
+        Ok(index)
+    }
+
+    async fn read_index_inner(&self) -> Result<u64, ArcaError> {
         let raft = self.raft()?;
         self.on_leader(
             "confirm a read index",

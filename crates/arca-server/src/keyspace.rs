@@ -12,6 +12,10 @@
 //! | `s/cluster-ca-key` | the cluster CA key |
 //! | `j/` + token id | join token record (a hash of its secret, expiry, who used it) |
 //! | `t/` + H(token) | token record |
+//! | `ta/` + accessor | the token's key and record, to list and revoke tokens by accessor |
+//! | `r/` + H(caller, request id) | the outcome of a change made with a client request id |
+//! | `rt/` + time + H(…) | when that outcome expires (for the sweep) |
+//! | `s/root-next` | after a rekey: the new root key, under the barrier, for unsealed nodes to pick up |
 //! | `v/` + H(vault name) | vault record |
 //! | `o/` + vault id + `s` + H_vault(name) | secret header |
 //! | `o/` + vault id + `S` + H_vault(name) + version | secret version |
@@ -49,6 +53,10 @@ pub const CLUSTER_CA_KEY: &[u8] = b"s/cluster-ca";
 pub const CLUSTER_CA_SECRET_KEY: &[u8] = b"s/cluster-ca-key";
 const JOIN_TOKEN_PREFIX: &[u8] = b"j/";
 const TOKEN_PREFIX: &[u8] = b"t/";
+const TOKEN_ACCESSOR_PREFIX: &[u8] = b"ta/";
+pub const ROOT_NEXT_KEY: &[u8] = b"s/root-next";
+const REQUEST_PREFIX: &[u8] = b"r/";
+const REQUEST_TIME_PREFIX: &[u8] = b"rt/";
 const VAULT_PREFIX: &[u8] = b"v/";
 const OBJECT_PREFIX: &[u8] = b"o/";
 pub const PURGE_PREFIX: &[u8] = b"p/";
@@ -72,6 +80,31 @@ pub struct TokenRecord {
     pub created: i64,
     /// A short, non-secret identifier for audit records.
     pub accessor: String,
+}
+
+/// A change a client named with a request id, as it arrives at the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// The accessor of the caller's credential: request ids are per caller.
+    pub caller: String,
+    pub id: String,
+    /// SHA-256 of the call's path and request message: the same id for another request is refused.
+    pub fingerprint: [u8; 32],
+}
+
+/// The outcome of a change made with a client request id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub fingerprint: [u8; 32],
+    pub at: i64,
+    pub outcome: arca_core::Outcome,
+}
+
+/// A token's accessor index entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenIndex {
+    pub token_key: Vec<u8>,
+    pub record: TokenRecord,
 }
 
 /// Who a cluster is. Minted once, at bootstrap; public.
@@ -215,6 +248,11 @@ impl Keyspace {
         key
     }
 
+    /// A token's accessor: a short keyed hash of it, safe for audit records and for revoking it.
+    pub fn token_accessor(&self, token: &str) -> String {
+        crate::seal::hex_of(&self.barrier.name_hash(Scope::System, token.as_bytes())[..8])
+    }
+
     pub fn token_key(&self, token: &str) -> Vec<u8> {
         self.hashed(TOKEN_PREFIX, Scope::System, &format!("token:{token}"))
     }
@@ -241,10 +279,91 @@ impl Keyspace {
         Ok(self.read::<TokenRecord>(Scope::System, &self.token_key(token))?.map(|(_, t)| t))
     }
 
-    /// The write that stores a token record.
-    pub fn put_token(&self, token: &str, record: &TokenRecord) -> Result<Op, ArcaError> {
+    /// The writes that store a token record and its accessor index.
+    pub fn put_token(&self, token: &str, record: &TokenRecord) -> Result<Vec<Op>, ArcaError> {
         let key = self.token_key(token);
-        Ok(Op::Put { value: self.seal(Scope::System, &key, record)?, key })
+        let index_key = [TOKEN_ACCESSOR_PREFIX, record.accessor.as_bytes()].concat();
+        let index = TokenIndex { token_key: key.clone(), record: record.clone() };
+        Ok(vec![
+            Op::Put { value: self.seal(Scope::System, &key, record)?, key },
+            Op::Put { value: self.seal(Scope::System, &index_key, &index)?, key: index_key },
+        ])
+    }
+
+    /// Every token, by accessor.
+    pub fn tokens(&self) -> Result<Vec<TokenIndex>, ArcaError> {
+        let mut out = Vec::new();
+        for (key, v) in self.store.scan(TOKEN_ACCESSOR_PREFIX, None, usize::MAX).map_err(storage)? {
+            out.push(self.open(Scope::System, &key, &v.value)?);
+        }
+        Ok(out)
+    }
+
+    /// The writes that revoke the token with `accessor`, or `None` if there is none.
+    pub fn revoke_token(&self, accessor: &str) -> Result<Option<Vec<Op>>, ArcaError> {
+        let index_key = [TOKEN_ACCESSOR_PREFIX, accessor.as_bytes()].concat();
+        let Some((_, index)) = self.read::<TokenIndex>(Scope::System, &index_key)? else { return Ok(None) };
+        Ok(Some(vec![Op::Delete { key: index.token_key }, Op::Delete { key: index_key }]))
+    }
+
+    fn request_key(&self, request: &ClientRequest) -> Vec<u8> {
+        self.hashed(REQUEST_PREFIX, Scope::System, &format!("request:{}:{}", request.caller, request.id))
+    }
+
+    /// The stored outcome of `request`, with the index that wrote it.
+    pub fn request_record(&self, request: &ClientRequest) -> Result<Option<(u64, RequestRecord)>, ArcaError> {
+        self.read(Scope::System, &self.request_key(request))
+    }
+
+    /// The precondition that no outcome is stored for `request` yet.
+    pub fn request_unrecorded(&self, request: &ClientRequest) -> Precondition {
+        Precondition { key: self.request_key(request), modified_at: None }
+    }
+
+    /// The writes that store `record` for `request`, and when it expires.
+    pub fn put_request_record(&self, request: &ClientRequest, record: &RequestRecord) -> Result<Vec<Op>, ArcaError> {
+        let key = self.request_key(request);
+        let mut expiry = REQUEST_TIME_PREFIX.to_vec();
+        expiry.extend_from_slice(&(record.at.max(0) as u64).to_be_bytes());
+        expiry.extend_from_slice(&key[REQUEST_PREFIX.len()..]);
+        Ok(vec![
+            Op::Put { value: self.seal(Scope::System, &key, record)?, key },
+            Op::Put { key: expiry, value: Vec::new() },
+        ])
+    }
+
+    /// The writes that drop request records stored before `before`, at most `limit` of them.
+    pub fn expired_requests(&self, before: i64, limit: usize) -> Result<Vec<Op>, ArcaError> {
+        let mut ops = Vec::new();
+        for (key, _) in self.store.scan(REQUEST_TIME_PREFIX, None, limit).map_err(storage)? {
+            let at = key
+                .get(REQUEST_TIME_PREFIX.len()..REQUEST_TIME_PREFIX.len() + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| ArcaError::internal("a request expiry key is malformed"))?;
+            if at as i64 >= before {
+                break;
+            }
+            let record = [REQUEST_PREFIX, &key[REQUEST_TIME_PREFIX.len() + 8..]].concat();
+            ops.push(Op::Delete { key: record });
+            ops.push(Op::Delete { key });
+        }
+        Ok(ops)
+    }
+
+    /// The root key a rekey left for unsealed nodes, if any.
+    pub fn root_next(&self) -> Result<Option<Zeroizing<Vec<u8>>>, ArcaError> {
+        match self.store.get(ROOT_NEXT_KEY).map_err(storage)? {
+            Some(v) => Ok(Some(self.barrier.open(Scope::System, ROOT_NEXT_KEY, &v.value).map_err(corrupt)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_root_next(&self, root: &[u8]) -> Result<Op, ArcaError> {
+        Ok(Op::Put {
+            key: ROOT_NEXT_KEY.to_vec(),
+            value: self.barrier.seal(Scope::System, ROOT_NEXT_KEY, root).map_err(corrupt)?,
+        })
     }
 
     fn join_token_key(token_id: &[u8; 8]) -> Vec<u8> {

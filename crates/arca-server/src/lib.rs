@@ -16,6 +16,8 @@ pub mod engine;
 pub mod key_use;
 pub mod keyspace;
 pub mod membership;
+pub mod quorum;
+pub mod root;
 pub mod seal;
 pub mod server;
 pub mod services;

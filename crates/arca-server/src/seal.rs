@@ -6,12 +6,12 @@
 //!
 //! Unsealing with Shamir shares is one attempt at a time, bound to a nonce that only its first
 //! submitter learns (in the answer to its first share): nobody else can add a share to it or reset it,
-//! and an attempt left idle for [`UNSEAL_ATTEMPT_IDLE_S_MAX`] may be replaced. Unseal requests are
+//! and an attempt left idle for long may be replaced (see [`crate::quorum`]). Unseal requests are
 //! rate-limited per node. Sealing wipes the barrier, which every in-flight request shares, at once.
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use arca_types::limits::{UNSEAL_ATTEMPT_IDLE_S_MAX, UNSEAL_REQUESTS_BURST_MAX, UNSEAL_REQUESTS_PER_S_MAX};
+use arca_types::limits::{UNSEAL_REQUESTS_BURST_MAX, UNSEAL_REQUESTS_PER_S_MAX};
 use tokio::time::Instant;
 
 use arca_crypto::shamir::{self, Share};
@@ -24,17 +24,11 @@ use crate::keyspace::{
     self, CaRecord, ClusterRecord, InitRecord, Keyspace, TokenRecord, CLUSTER_CA_KEY, CLUSTER_KEY, INIT_KEY,
     KEYRING_KEY,
 };
+use crate::quorum::{Progress, Quorum};
 
 enum SealState {
-    Sealed { attempt: Option<UnsealAttempt> },
+    Sealed,
     Unsealed { root: RootKey, barrier: Barrier },
-}
-
-/// Shares collected towards the threshold, under the nonce of whoever started collecting them.
-struct UnsealAttempt {
-    nonce: String,
-    shares: Vec<Share>,
-    last_share: Instant,
 }
 
 /// A token bucket for unseal requests.
@@ -83,7 +77,9 @@ pub struct SealManager {
     state: RwLock<SealState>,
     store: Arc<dyn StateStore>,
     entropy: Arc<dyn Entropy>,
+    /// Unseal, root generation and rekey requests, together.
     unseal_rate: Mutex<RateLimit>,
+    unseal: Quorum<()>,
 }
 
 /// The answer to an init of a cluster that is initialized: plain about whether it was this very
@@ -113,10 +109,11 @@ pub(crate) fn sealed_error() -> ArcaError {
 impl SealManager {
     pub fn new(store: Arc<dyn StateStore>, entropy: Arc<dyn Entropy>) -> Self {
         Self {
-            state: RwLock::new(SealState::Sealed { attempt: None }),
+            state: RwLock::new(SealState::Sealed),
             store,
             entropy,
             unseal_rate: Mutex::new(RateLimit { tokens: UNSEAL_REQUESTS_BURST_MAX as f64, last: Instant::now() }),
+            unseal: Quorum::new("unseal", "arca operator unseal"),
         }
     }
 
@@ -128,7 +125,7 @@ impl SealManager {
     pub fn barrier(&self) -> Result<Barrier, ArcaError> {
         match &*self.state.read().unwrap_or_else(|p| p.into_inner()) {
             SealState::Unsealed { barrier, .. } => Ok(barrier.clone()),
-            SealState::Sealed { .. } => Err(sealed_error()),
+            SealState::Sealed => Err(sealed_error()),
         }
     }
 
@@ -137,7 +134,7 @@ impl SealManager {
     }
 
     pub fn is_sealed(&self) -> bool {
-        matches!(&*self.state.read().unwrap_or_else(|p| p.into_inner()), SealState::Sealed { .. })
+        matches!(&*self.state.read().unwrap_or_else(|p| p.into_inner()), SealState::Sealed)
     }
 
     fn init_record(&self) -> Result<Option<InitRecord>, ArcaError> {
@@ -148,7 +145,7 @@ impl SealManager {
         let init = self.init_record()?;
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let (sealed, progress, term) = match &*state {
-            SealState::Sealed { attempt } => (true, attempt.as_ref().map_or(0, |a| a.shares.len() as u8), 0),
+            SealState::Sealed => (true, self.unseal.progress() as u8, 0),
             SealState::Unsealed { barrier, .. } => (false, 0, barrier.keyring().map_or(0, |k| k.active_term())),
         };
         Ok(SealStatus {
@@ -189,7 +186,7 @@ impl SealManager {
         let keyspace = Keyspace::new(self.store.clone(), Barrier::new(keyring, self.entropy.clone()));
         let token_bytes = self.entropy.bytes16();
         let root_token = format!("arca.{}", hex_of(&token_bytes));
-        let accessor = hex_of(&keyspace.barrier().name_hash(arca_crypto::Scope::System, root_token.as_bytes())[..8]);
+        let accessor = keyspace.token_accessor(&root_token);
         let record = TokenRecord { policy: "root".to_owned(), created: now, accessor };
         let request_sha256 = subject.request_id.map(|id| arca_crypto::cluster_pki::sha256(id.as_bytes()));
         let init = InitRecord { shares, threshold, initialized_at: now, request_sha256 };
@@ -208,10 +205,12 @@ impl SealManager {
             ops: vec![
                 Op::Put { key: KEYRING_KEY.to_vec(), value: wrapped },
                 Op::Put { key: INIT_KEY.to_vec(), value: postcard::to_allocvec(&init).expect("init record encodes") },
-                keyspace.put_token(&root_token, &record)?,
                 keyspace::put_plain(CLUSTER_CA_KEY, &CaRecord { cert_der: ca.cert_der.clone() }),
                 keyspace.put_cluster_ca_key(ca.key.pkcs8_der())?,
-            ],
+            ]
+            .into_iter()
+            .chain(keyspace.put_token(&root_token, &record)?)
+            .collect(),
         };
         Ok(InitMaterial {
             proposal,
@@ -224,8 +223,8 @@ impl SealManager {
         })
     }
 
-    /// Takes one unseal request from the rate limit, or refuses it.
-    fn admit_unseal_request(&self) -> Result<(), ArcaError> {
+    /// Takes one unseal, root generation or rekey request from the rate limit, or refuses it.
+    pub(crate) fn admit_unseal_request(&self) -> Result<(), ArcaError> {
         let mut rate = self.unseal_rate.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let refill = now.duration_since(rate.last).as_secs_f64() * UNSEAL_REQUESTS_PER_S_MAX as f64;
@@ -241,47 +240,30 @@ impl SealManager {
         Ok(())
     }
 
+    /// The share count and threshold chosen at init (or the last rekey).
+    pub fn init_record_or_error(&self) -> Result<InitRecord, ArcaError> {
+        self.init_record()?.ok_or_else(|| {
+            ArcaError::new(
+                ErrorCode::NotInitialized,
+                "this node has no keyring yet: initialize the cluster, or wait until this node has caught up",
+            )
+        })
+    }
+
     /// Adds one share to the unseal in progress (or starts one), and unseals when the threshold is
     /// reached and the shares open the keyring. `nonce` must be the nonce of the attempt in progress,
     /// if there is one; `reset` (with that nonce) discards its shares. An unseal key (from
     /// `init --auto-unseal-key`) unseals on its own.
     pub fn unseal(&self, share: &str, nonce: &str, reset: bool) -> Result<SealStatus, ArcaError> {
         self.admit_unseal_request()?;
-        let init = self.init_record()?.ok_or_else(|| {
-            ArcaError::new(
-                ErrorCode::NotInitialized,
-                "this node has no keyring yet: initialize the cluster, or wait until this node has caught up",
-            )
-        })?;
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let SealState::Sealed { attempt } = &mut *state else {
-            drop(state);
+        let init = self.init_record_or_error()?;
+        if !self.is_sealed() {
             return self.status();
-        };
-        let idle_for = |a: &UnsealAttempt| a.last_share.elapsed().as_secs();
-        if let Some(current) = attempt.as_ref() {
-            let theirs = arca_crypto::constant_time_eq(current.nonce.as_bytes(), nonce.as_bytes());
-            let stale = idle_for(current) > UNSEAL_ATTEMPT_IDLE_S_MAX;
-            let unseal_key = share.starts_with("00");
-            if !theirs && !stale && !unseal_key {
-                return Err(ArcaError::new(
-                    ErrorCode::Conflict,
-                    format!(
-                        "an unseal is in progress ({} of {} shares); pass its nonce (`arca operator unseal --nonce`), \
-                         or wait until it has been idle for {UNSEAL_ATTEMPT_IDLE_S_MAX} s",
-                        current.shares.len(),
-                        init.threshold
-                    ),
-                ));
-            }
-            if !theirs || reset {
-                *attempt = None;
-            }
-        } else if reset && !nonce.is_empty() {
-            return Err(ArcaError::bad_parameter("nonce", "no unseal is in progress with that nonce"));
+        }
+        if reset {
+            self.unseal.cancel(nonce)?;
         }
         if share.is_empty() {
-            drop(state);
             return self.status();
         }
         let share = Share::parse(share).map_err(|e| ArcaError::bad_parameter("share", e.to_string()))?;
@@ -290,30 +272,24 @@ impl SealManager {
         let candidate = if share.expose().starts_with("00") {
             vec![share]
         } else {
-            let current = attempt.get_or_insert_with(|| UnsealAttempt {
-                nonce: hex_of(&self.entropy.bytes16()),
-                shares: Vec::new(),
-                last_share: Instant::now(),
-            });
-            if !current.shares.contains(&share) {
-                current.shares.push(share);
+            match self.unseal.submit(nonce, share, init.threshold, self.entropy.as_ref(), || Ok(()))? {
+                Progress::Collecting { nonce, .. } => return self.status().map(|s| SealStatus { nonce, ..s }),
+                Progress::Complete { shares, .. } => shares,
             }
-            current.last_share = Instant::now();
-            if current.shares.len() < usize::from(init.threshold) {
-                let nonce = current.nonce.clone();
-                drop(state);
-                return self.status().map(|s| SealStatus { nonce, ..s });
-            }
-            attempt.take().map(|a| a.shares).unwrap_or_default()
         };
         let (root, keyring) = self.open_keyring(&candidate)?;
-        *state = SealState::Unsealed { root, barrier: Barrier::new(keyring, self.entropy.clone()) };
-        tracing::info!("node unsealed");
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if matches!(*state, SealState::Sealed) {
+            *state = SealState::Unsealed { root, barrier: Barrier::new(keyring, self.entropy.clone()) };
+            tracing::info!("node unsealed");
+        }
         drop(state);
+        self.unseal.clear();
         self.status()
     }
 
-    fn open_keyring(&self, shares: &[Share]) -> Result<(RootKey, Keyring), ArcaError> {
+    /// The root key the shares reconstruct, checked by opening the replicated keyring with it.
+    pub(crate) fn open_keyring(&self, shares: &[Share]) -> Result<(RootKey, Keyring), ArcaError> {
         let wrong = || {
             ArcaError::bad_parameter(
                 "share",
@@ -336,10 +312,8 @@ impl SealManager {
     /// Seals: the root key is dropped (and zeroized) and the barrier is wiped for every request that
     /// holds it, at once.
     pub fn seal(&self) {
-        let previous = std::mem::replace(
-            &mut *self.state.write().unwrap_or_else(|p| p.into_inner()),
-            SealState::Sealed { attempt: None },
-        );
+        let previous =
+            std::mem::replace(&mut *self.state.write().unwrap_or_else(|p| p.into_inner()), SealState::Sealed);
         if let SealState::Unsealed { barrier, .. } = previous {
             barrier.wipe();
         }
@@ -350,9 +324,16 @@ impl SealManager {
     /// keyring term only moves forward, so an old keyring blob can never roll new writes back onto a
     /// retired term.
     pub fn refresh_keyring(&self) -> Result<(), ArcaError> {
+        let (_, blob) = self.keyring_blob()?;
+        let needs_new_root = match &*self.state.read().unwrap_or_else(|p| p.into_inner()) {
+            SealState::Unsealed { root, .. } => Keyring::unwrap(root, &blob).is_err(),
+            SealState::Sealed => return Ok(()),
+        };
+        if needs_new_root {
+            self.adopt_rekeyed_root(&blob)?;
+        }
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         let SealState::Unsealed { root, barrier } = &*state else { return Ok(()) };
-        let (_, blob) = self.keyring_blob()?;
         let keyring =
             Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
         let in_use = barrier.keyring().map_err(|_| sealed_error())?.active_term();
@@ -367,6 +348,54 @@ impl SealManager {
             )));
         }
         Ok(())
+    }
+
+    /// After a rekey elsewhere: the keyring is wrapped under a new root key, which the rekey left under
+    /// the barrier this node already holds. Takes it up.
+    fn adopt_rekeyed_root(&self, blob: &[u8]) -> Result<(), ArcaError> {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let SealState::Unsealed { root, barrier } = &mut *state else { return Ok(()) };
+        let keyspace = Keyspace::new(self.store.clone(), barrier.clone());
+        let next =
+            keyspace.root_next()?.and_then(|bytes| Key32::from_slice(&bytes)).map(RootKey).ok_or_else(|| {
+                ArcaError::internal("the replicated keyring no longer opens and no rekey explains it")
+            })?;
+        Keyring::unwrap(&next, blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
+        *root = next;
+        tracing::info!("took up the root key of a rekey");
+        Ok(())
+    }
+
+    /// On the leader: the proposal that wraps the keyring under `new_root` and records the new share
+    /// count and threshold (the old shares no longer reconstruct the key that opens it).
+    pub fn prepare_rekey(&self, new_root: &RootKey, shares: u8, threshold: u8) -> Result<Proposal, ArcaError> {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let SealState::Unsealed { root, barrier } = &*state else { return Err(sealed_error()) };
+        let (version, blob) = self.keyring_blob()?;
+        let keyring =
+            Keyring::unwrap(root, &blob).map_err(|_| ArcaError::internal("the replicated keyring no longer opens"))?;
+        let (init_at, init) = keyspace::read_plain::<InitRecord>(&*self.store, INIT_KEY)?
+            .ok_or_else(|| ArcaError::new(ErrorCode::NotInitialized, "the cluster is not initialized"))?;
+        let keyspace = Keyspace::new(self.store.clone(), barrier.clone());
+        let init = InitRecord { shares, threshold, ..init };
+        Ok(Proposal {
+            preconditions: vec![
+                Precondition { key: KEYRING_KEY.to_vec(), modified_at: Some(version) },
+                Precondition { key: INIT_KEY.to_vec(), modified_at: Some(init_at) },
+            ],
+            ops: vec![
+                Op::Put { key: KEYRING_KEY.to_vec(), value: keyring.wrap(new_root, self.entropy.as_ref()) },
+                keyspace::put_plain(INIT_KEY, &init),
+                keyspace.put_root_next(new_root.0.expose())?,
+            ],
+        })
+    }
+
+    /// Uses `new_root` from now on (after this node committed a rekey).
+    pub fn install_root(&self, new_root: RootKey) {
+        if let SealState::Unsealed { root, .. } = &mut *self.state.write().unwrap_or_else(|p| p.into_inner()) {
+            *root = new_root;
+        }
     }
 
     /// Builds the proposal that adds a keyring term, and the keyring it will produce.

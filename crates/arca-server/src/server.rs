@@ -414,7 +414,10 @@ pub async fn serve(
                 .max_encoding_message_size(BATCH_REQUEST_BYTES_MAX),
             api.clone(),
         ))
-        .add_service(Edge::new(OperatorServiceServer::new(services::operator::Operator(api.clone())), api.clone()))
+        .add_service(Edge::new(
+            OperatorServiceServer::new(services::operator::Operator(api.clone(), Default::default())),
+            api.clone(),
+        ))
         .add_service(Edge::new(
             ClusterServiceServer::new(services::cluster::Cluster { api: api.clone(), joiner }),
             api.clone(),
@@ -479,6 +482,11 @@ fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter)
                     Ok(0) => {}
                     Ok(n) => tracing::info!(purged = n, "purged objects whose retention ended"),
                     Err(e) => tracing::warn!("failed to sweep purges: {e}"),
+                }
+                match api.sweep_request_ids().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(expired = n, "dropped the outcomes of old client request ids"),
+                    Err(e) => tracing::warn!("failed to sweep client request ids: {e}"),
                 }
                 match services::keys::run_lifetime_actions(&api).await {
                     Ok(0) => {}

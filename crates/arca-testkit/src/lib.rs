@@ -308,6 +308,20 @@ impl TestCluster {
             ca_pem: Some(self.ca_pem.clone()),
             token: (!self.root_token.is_empty()).then(|| self.root_token.clone()),
             timeout: Some(Duration::from_secs(30)),
+            // Tests see every answer as the server gave it; `client_retrying` turns retries on.
+            attempts: 1,
+        })?)
+    }
+
+    /// A client as the Rust client is by default: every call named with a request id and retried when
+    /// it failed without saying it changed nothing.
+    pub async fn client_retrying(&self, index: usize) -> anyhow::Result<ArcaClient> {
+        Ok(ArcaClient::connect_lazy(ConnectOptions {
+            addr: self.nodes[index].api_addr(),
+            ca_pem: Some(self.ca_pem.clone()),
+            token: (!self.root_token.is_empty()).then(|| self.root_token.clone()),
+            timeout: Some(Duration::from_secs(30)),
+            attempts: 0,
         })?)
     }
 
@@ -318,6 +332,8 @@ impl TestCluster {
             ca_pem: Some(self.ca_pem.clone()),
             token: token.map(str::to_owned),
             timeout: Some(Duration::from_secs(30)),
+            // Tests see every answer as the server gave it; `client_retrying` turns retries on.
+            attempts: 1,
         })?)
     }
 

@@ -13,16 +13,21 @@ pub enum Fault {
     ReadWithoutReadIndex,
     /// The Raft vote is written without fsync, so a crash can make a node forget whom it voted for.
     SkipVoteFsync,
+    /// Bounded-staleness reads on a node that believes it leads are served from its replica however
+    /// long ago a quorum last heard from it (the bug of a partitioned ex-leader).
+    StaleLeaderReads,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 3] = [Fault::AckBeforeCommit, Fault::ReadWithoutReadIndex, Fault::SkipVoteFsync];
+    pub const ALL: [Fault; 4] =
+        [Fault::AckBeforeCommit, Fault::ReadWithoutReadIndex, Fault::SkipVoteFsync, Fault::StaleLeaderReads];
 
     pub fn name(self) -> &'static str {
         match self {
             Fault::AckBeforeCommit => "ack-before-commit",
             Fault::ReadWithoutReadIndex => "read-without-read-index",
             Fault::SkipVoteFsync => "skip-vote-fsync",
+            Fault::StaleLeaderReads => "stale-leader-reads",
         }
     }
 

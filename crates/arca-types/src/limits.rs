@@ -71,3 +71,10 @@ pub const RESTORE_REQUEST_BYTES_MAX: usize = BACKUP_BLOB_BYTES_MAX + 8 * 1024;
 pub const BATCH_REQUEST_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
 /// Longest bearer token looked at, in bytes.
 pub const BEARER_TOKEN_BYTES_MAX: usize = 4096;
+/// How long the outcome of a change made with a client request id is kept, in seconds: a retry with
+/// the same id within it gets that outcome instead of acting twice.
+pub const REQUEST_ID_WINDOW_S: i64 = 600;
+/// Longest client request id (`x-arca-request-id`), in characters of `[A-Za-z0-9._-]`.
+pub const REQUEST_ID_CHARS_MAX: usize = 64;
+/// Most expired request records one sweep deletes.
+pub const REQUEST_ID_SWEEP_BATCH_MAX: usize = 1000;

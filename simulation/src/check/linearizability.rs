@@ -272,7 +272,7 @@ mod tests {
     use crate::history::{Call, Ret};
 
     fn op(invoked: u64, returned: u64, call: Call, ret: Ret) -> Op {
-        Op { client: 0, node: 0, key: "v/s".into(), call, invoked, returned, ret }
+        Op { client: 0, node: 0, key: "v/s".into(), call, invoked, returned, ret, stale: None }
     }
 
     fn value(v: &str, version: &str) -> Ret {
@@ -432,7 +432,7 @@ mod tests {
                 };
                 let invoked = rng.random_range(0..12);
                 let returned = if ret == Ret::Unknown { u64::MAX } else { invoked + rng.random_range(1..6) };
-                h.push(Op { client: 0, node: 0, key: "v/s".into(), call, invoked, returned, ret });
+                h.push(Op { client: 0, node: 0, key: "v/s".into(), call, invoked, returned, ret, stale: None });
             }
             let expected = brute_force(&h);
             let got = check(&h);

@@ -201,6 +201,8 @@ enum Action {
 #[derive(Debug, Clone)]
 enum Undo {
     Repair(Vec<usize>, Vec<usize>),
+    /// Repair the isolated ex-leader's links and stop steering reads at it.
+    RepairIsolated(usize, Vec<usize>),
     RepairClient(usize),
     Restart(usize),
     Release(usize),
@@ -317,6 +319,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     let learners_go: Rc<Cell<bool>> = Rc::new(Cell::new(false));
     // Clients address the voters until the learners start.
     let reachable = Arc::new(std::sync::atomic::AtomicUsize::new(config.voters));
+    let isolated = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
     let raft = RaftSettings {
         heartbeat_interval_ms: 100,
         election_timeout_min_ms: 500,
@@ -423,10 +426,10 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         let clients = config.clients;
         let secrets = config.secrets;
         let reachable = reachable.clone();
+        let isolated = isolated.clone();
         sim.client(CLIENT_HOST, async move {
-            let result =
-                drive_clients(seed, total, reachable, clients, secrets, safety_end, settle, history, unseal, tokens)
-                    .await;
+            let clients = Clients { count: clients, secrets, reachable, isolated };
+            let result = drive_clients(seed, total, clients, safety_end, settle, history, unseal, tokens).await;
             *outcome.borrow_mut() = Some(result);
             Ok(())
         });
@@ -480,7 +483,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                             sim.partition(names[l].as_str(), o.as_str());
                         }
                         let rest: Vec<usize> = (0..total).filter(|&j| j != l).collect();
-                        undo.push((until, Undo::Repair(vec![l], rest)));
+                        isolated.store(l, std::sync::atomic::Ordering::Relaxed);
+                        undo.push((until, Undo::RepairIsolated(l, rest)));
                     }
                 }
                 Action::IsolateClientFrom(n) => {
@@ -514,6 +518,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         let heal_now = now_ms >= safety_end.as_millis() as u64;
         if heal_now && !healed {
             healed = true;
+            isolated.store(usize::MAX, std::sync::atomic::Ordering::Relaxed);
             learners_go.set(true);
             reachable.store(total, std::sync::atomic::Ordering::Relaxed);
             sim.set_fail_rate(0.0);
@@ -537,6 +542,12 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                                 sim.repair(names[*x].as_str(), names[*y].as_str());
                             }
                         }
+                    }
+                    Undo::RepairIsolated(l, rest) => {
+                        for y in &rest {
+                            sim.repair(names[l].as_str(), names[*y].as_str());
+                        }
+                        isolated.store(usize::MAX, std::sync::atomic::Ordering::Relaxed);
                     }
                     Undo::RepairClient(n) => sim.repair(CLIENT_HOST, names[n].as_str()),
                     Undo::Restart(n) => {
@@ -645,13 +656,19 @@ fn crash(
     votes.observe_crash(node, before, after);
 }
 
+/// The simulated clients: how many, on how many secrets, and what the fault schedule tells them.
+struct Clients {
+    count: u32,
+    secrets: usize,
+    reachable: Arc<std::sync::atomic::AtomicUsize>,
+    isolated: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn drive_clients(
     seed: u64,
     total: usize,
-    reachable: Arc<std::sync::atomic::AtomicUsize>,
-    clients: u32,
-    secrets: usize,
+    clients: Clients,
     safety_end: Duration,
     settle: Duration,
     history: History,
@@ -706,8 +723,10 @@ async fn drive_clients(
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
         }
     }
-    let spec = Spec::new(VAULT, secrets, Duration::from_secs(3));
-    let workers = (0..clients).map(|id| {
+    let mut spec = Spec::new(VAULT, clients.secrets, Duration::from_secs(3));
+    spec.isolated = clients.isolated.clone();
+    let reachable = clients.reachable.clone();
+    let workers = (0..clients.count).map(|id| {
         let rng = SmallRng::seed_from_u64(seed.wrapping_add(u64::from(id) * 7919));
         let mut client = Client::new(id + 1, nodes.clone(), rng, history.clone(), spec.clone());
         client.reachable = reachable.clone();

@@ -146,8 +146,8 @@ impl Keys {
         Ok(convert::key(view, self.suffix(), &*self.loaded(view)?))
     }
 
-    async fn run(&self, command: Command) -> Result<KeyView, ArcaError> {
-        match self.0.engine.execute(&command).await? {
+    async fn run(&self, call: &Call, command: Command) -> Result<KeyView, ArcaError> {
+        match self.0.engine.execute(&command, call.client_request().as_ref()).await? {
             Outcome::Key { vault, key, version } => Ok(KeyView { vault, key, version }),
             _ => Err(ArcaError::internal("a key command produced another kind of outcome")),
         }
@@ -156,6 +156,7 @@ impl Keys {
     #[allow(clippy::too_many_arguments)]
     async fn create_version(
         &self,
+        call: &Call,
         vault: VaultName,
         name: ObjectName,
         spec: KeySpec,
@@ -181,7 +182,7 @@ impl Keys {
             expires: convert::from_ts("expires", expires)?,
             rotate_from: None,
         };
-        let view = self.run(command).await?;
+        let view = self.run(call, command).await?;
         self.key_message(&view)
     }
 
@@ -232,6 +233,7 @@ impl KeyService for Keys {
             }
             let material = blocking(spec.family() == KeyFamily::Rsa, move || keys::generate(spec)).await?;
             self.create_version(
+                &call,
                 vault,
                 name,
                 spec,
@@ -306,6 +308,7 @@ impl KeyService for Keys {
                 spec.check_ops(ops)?;
             }
             self.create_version(
+                &call,
                 vault,
                 name,
                 spec,
@@ -402,7 +405,7 @@ impl KeyService for Keys {
                 },
                 expires: if has("expires") { Some(convert::from_ts("expires", r.expires.as_ref())?) } else { None },
             };
-            let view = self.run(command).await?;
+            let view = self.run(&call, command).await?;
             self.key_message(&view)
         }
         .await;
@@ -414,7 +417,7 @@ impl KeyService for Keys {
         let r = request.into_inner();
         let result = async {
             let (_, vault, name) = self.open(&mut call, Action::KeyDelete, &r.vault, &r.name)?;
-            let view = self.run(Command::DeleteKey { vault, name }).await?;
+            let view = self.run(&call, Command::DeleteKey { vault, name }).await?;
             Ok(convert::deleted_key(&view, self.suffix(), &*self.loaded(&view)?))
         }
         .await;
@@ -469,7 +472,7 @@ impl KeyService for Keys {
         let r = request.into_inner();
         let result = async {
             let (_, vault, name) = self.open(&mut call, Action::KeyRecover, &r.vault, &r.name)?;
-            let view = self.run(Command::RecoverKey { vault, name }).await?;
+            let view = self.run(&call, Command::RecoverKey { vault, name }).await?;
             self.key_message(&view)
         }
         .await;
@@ -481,7 +484,7 @@ impl KeyService for Keys {
         let r = request.into_inner();
         let result = async {
             let (_, vault, name) = self.open(&mut call, Action::KeyPurge, &r.vault, &r.name)?;
-            self.0.engine.execute(&Command::PurgeKey { vault, name }).await.map(|_| ())
+            self.0.engine.execute(&Command::PurgeKey { vault, name }, call.client_request().as_ref()).await.map(|_| ())
         }
         .await;
         self.0.finish(call, result)
@@ -511,7 +514,7 @@ impl KeyService for Keys {
             let vault = VaultName::parse(&r.vault)?;
             let (key, versions, policy) = ks.open_key_backup(&r.backup)?;
             self.0.touch(&mut call, key.name.as_str());
-            let view = self.run(Command::RestoreKey { vault, key, versions, policy }).await?;
+            let view = self.run(&call, Command::RestoreKey { vault, key, versions, policy }).await?;
             self.key_message(&view)
         }
         .await;
@@ -523,7 +526,7 @@ impl KeyService for Keys {
         let r = request.into_inner();
         let result = async {
             let (ks, vault, name) = self.open(&mut call, Action::KeyRotate, &r.vault, &r.name)?;
-            let view = rotate(&self.0.engine, &ks, vault, name).await?;
+            let view = rotate(&self.0.engine, &ks, vault, name, call.client_request().as_ref()).await?;
             self.key_message(&view)
         }
         .await;
@@ -555,7 +558,12 @@ impl KeyService for Keys {
         let result = async {
             let (_, vault, name) = self.open(&mut call, Action::KeyPolicyWrite, &r.vault, &r.name)?;
             let policy = convert::policy_from(&r.policy.unwrap_or_default())?;
-            match self.0.engine.execute(&Command::SetRotationPolicy { vault, name, policy }).await? {
+            match self
+                .0
+                .engine
+                .execute(&Command::SetRotationPolicy { vault, name, policy }, call.client_request().as_ref())
+                .await?
+            {
                 Outcome::Policy(record) => Ok(convert::policy(&record, self.suffix())),
                 _ => Err(ArcaError::internal("a policy command produced another kind of outcome")),
             }
@@ -596,6 +604,7 @@ pub async fn rotate(
     ks: &Keyspace,
     vault: VaultName,
     name: ObjectName,
+    request: Option<&crate::keyspace::ClientRequest>,
 ) -> Result<KeyView, ArcaError> {
     engine.read_barrier(parse_consistency(None)?).await?;
     let latest = read::get_key(&ks.recording_view(), &vault, &name, None)?.version;
@@ -615,7 +624,7 @@ pub async fn rotate(
         expires: None,
         rotate_from: Some(latest.version.clone()),
     };
-    match engine.execute(&command).await? {
+    match engine.execute(&command, request).await? {
         Outcome::Key { vault, key, version } => Ok(KeyView { vault, key, version }),
         _ => Err(ArcaError::internal("a key command produced another kind of outcome")),
     }
@@ -643,7 +652,7 @@ pub async fn run_lifetime_actions(api: &Api) -> Result<usize, ArcaError> {
                     let mut call =
                         api.system_call("KeyRotateByPolicy", Some(vault.name.canonical()), &[&record.name.canonical()]);
                     api.audit_request(&mut call)?;
-                    let result = rotate(engine, &ks, vault.name.clone(), record.name.clone()).await;
+                    let result = rotate(engine, &ks, vault.name.clone(), record.name.clone(), None).await;
                     api.finish_internal(call, result)?;
                     ran += 1;
                 } else if due.notify {
@@ -655,7 +664,7 @@ pub async fn run_lifetime_actions(api: &Api) -> Result<usize, ArcaError> {
                         name: record.name.clone(),
                         version: latest.version.version.clone(),
                     };
-                    let result = engine.execute(&command).await;
+                    let result = engine.execute(&command, None).await;
                     api.finish_internal(call, result)?;
                     ran += 1;
                 }

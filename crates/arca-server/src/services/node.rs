@@ -64,7 +64,6 @@ impl NodeService for Node {
     async fn append_entries(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
         let data = rpc::append_entries(&self.raft()?.raft, &request.into_inner().data, caller).await?;
-        self.0.engine.note_leader_contact();
         Ok(Response::new(pb::RaftPayload { data }))
     }
 

@@ -14,7 +14,7 @@ use crate::engine::{SystemCommand, SystemOutcome};
 use crate::keyspace::{self, InitRecord, INIT_KEY};
 use crate::seal::{InitSubject, SealStatus};
 
-pub struct Operator(pub Arc<Api>);
+pub struct Operator(pub Arc<Api>, pub crate::root::RootOps);
 
 /// Default and largest share counts for `init`.
 pub const INIT_SHARES_DEFAULT: u32 = 5;
@@ -176,6 +176,63 @@ impl OperatorService for Operator {
     ) -> Result<Response<pb::SealStatus>, Status> {
         let call = self.0.begin(&request, "OperatorSealStatus");
         let result = self.0.engine.seal.status().map(|s| seal_status(s, self.node_id()));
+        self.0.finish(call, result)
+    }
+
+    async fn generate_root(
+        &self,
+        request: Request<pb::GenerateRootRequest>,
+    ) -> Result<Response<pb::GenerateRootStatus>, Status> {
+        let mut call = self.0.begin(&request, "OperatorGenerateRoot");
+        let r = request.into_inner();
+        let result = async {
+            self.0.audit_request(&mut call)?;
+            self.1.generate_root(&self.0, r).await
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn rekey(&self, request: Request<pb::RekeyRequest>) -> Result<Response<pb::RekeyStatus>, Status> {
+        let mut call = self.0.begin(&request, "OperatorRekey");
+        let r = request.into_inner();
+        let result = async {
+            self.0.audit_request(&mut call)?;
+            self.1.rekey(&self.0, r).await
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let mut call = self.0.begin(&request, "OperatorRevokeToken");
+        let r = request.into_inner();
+        let result = async {
+            self.0.authorize(&mut call, Action::OperatorTokens, None)?;
+            if r.accessor.len() != 16 || !r.accessor.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ArcaError::bad_parameter("accessor", "an accessor is 16 hex characters"));
+            }
+            self.0.engine.execute_system(SystemCommand::RevokeToken { accessor: r.accessor }).await?;
+            Ok(pb::RevokeTokenResponse {})
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let mut call = self.0.begin(&request, "OperatorListTokens");
+        let result = async {
+            let keyspace = self.0.authorize(&mut call, Action::OperatorTokens, None)?;
+            self.0.engine.read_barrier(crate::engine::Consistency::Linearizable).await?;
+            crate::root::list_tokens(&keyspace)
+        }
+        .await;
         self.0.finish(call, result)
     }
 

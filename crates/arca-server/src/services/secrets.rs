@@ -67,8 +67,8 @@ impl Secrets {
         read::list_secrets(&ks.recording_view(), &vault, deleted, after.as_deref(), limit)
     }
 
-    async fn run(&self, command: Command) -> Result<SecretView, ArcaError> {
-        self.0.engine.execute(&command).await.and_then(outcome_secret)
+    async fn run(&self, call: &Call, command: Command) -> Result<SecretView, ArcaError> {
+        self.0.engine.execute(&command, call.client_request().as_ref()).await.and_then(outcome_secret)
     }
 }
 
@@ -90,7 +90,7 @@ impl SecretService for Secrets {
                 not_before: convert::from_ts("not_before", r.not_before.as_ref())?,
                 expires: convert::from_ts("expires", r.expires.as_ref())?,
             };
-            self.run(command).await.map(|v| convert::secret(&v, self.suffix(), true))
+            self.run(&call, command).await.map(|v| convert::secret(&v, self.suffix(), true))
         }
         .await;
         self.0.finish(call, result)
@@ -178,7 +178,7 @@ impl SecretService for Secrets {
                 },
                 expires: if has("expires") { Some(convert::from_ts("expires", r.expires.as_ref())?) } else { None },
             };
-            self.run(command).await.map(|v| convert::secret(&v, self.suffix(), false))
+            self.run(&call, command).await.map(|v| convert::secret(&v, self.suffix(), false))
         }
         .await;
         self.0.finish(call, result)
@@ -192,7 +192,9 @@ impl SecretService for Secrets {
         let r = request.into_inner();
         let result = async {
             let (_, vault, name) = self.open(&mut call, Action::SecretDelete, &r.vault, &r.name)?;
-            self.run(Command::DeleteSecret { vault, name }).await.map(|v| convert::deleted_secret(&v, self.suffix()))
+            self.run(&call, Command::DeleteSecret { vault, name })
+                .await
+                .map(|v| convert::deleted_secret(&v, self.suffix()))
         }
         .await;
         self.0.finish(call, result)
@@ -240,7 +242,9 @@ impl SecretService for Secrets {
         let r = request.into_inner();
         let result = async {
             let (_, vault, name) = self.open(&mut call, Action::SecretRecover, &r.vault, &r.name)?;
-            self.run(Command::RecoverSecret { vault, name }).await.map(|v| convert::secret(&v, self.suffix(), false))
+            self.run(&call, Command::RecoverSecret { vault, name })
+                .await
+                .map(|v| convert::secret(&v, self.suffix(), false))
         }
         .await;
         self.0.finish(call, result)
@@ -254,7 +258,11 @@ impl SecretService for Secrets {
         let r = request.into_inner();
         let result = async {
             let (_, vault, name) = self.open(&mut call, Action::SecretPurge, &r.vault, &r.name)?;
-            self.0.engine.execute(&Command::PurgeSecret { vault, name }).await.map(|_| ())
+            self.0
+                .engine
+                .execute(&Command::PurgeSecret { vault, name }, call.client_request().as_ref())
+                .await
+                .map(|_| ())
         }
         .await;
         self.0.finish(call, result)
@@ -284,7 +292,7 @@ impl SecretService for Secrets {
             let vault = VaultName::parse(&r.vault)?;
             let (secret, versions) = ks.open_backup(&r.backup)?;
             self.0.touch(&mut call, secret.name.as_str());
-            self.run(Command::RestoreSecret { vault, secret, versions })
+            self.run(&call, Command::RestoreSecret { vault, secret, versions })
                 .await
                 .map(|v| convert::secret(&v, self.suffix(), false))
         }

@@ -37,7 +37,7 @@ impl Vaults {
         self.0.authorize(call, action, Some(name))?;
         let name = VaultName::parse(name)?;
         let command = command(name)?;
-        self.0.engine.execute(&command).await
+        self.0.engine.execute(&command, call.client_request().as_ref()).await
     }
 }
 
