@@ -237,3 +237,14 @@ fn lifetime_actions_fire_on_driven_time() {
         .unwrap();
     assert!(!due_at(&w, exp - 10 * DAY).notify);
 }
+
+#[test]
+fn policy_durations_are_bounded_and_never_overflow() {
+    use arca_types::limits::POLICY_DURATION_S_MAX;
+    assert!(validate_policy(&policy(vec![], Some(POLICY_DURATION_S_MAX))).is_ok());
+    assert!(validate_policy(&policy(vec![], Some(POLICY_DURATION_S_MAX + 1))).is_err());
+    assert!(validate_policy(&policy(vec![], Some(i64::MAX))).is_err());
+    assert!(validate_policy(&policy(vec![rotate_after(POLICY_DURATION_S_MAX - 8 * DAY)], None)).is_ok());
+    assert!(validate_policy(&policy(vec![rotate_after(POLICY_DURATION_S_MAX + 1)], None)).is_err());
+    assert!(validate_policy(&policy(vec![notify_before(i64::MAX)], Some(30 * DAY))).is_err());
+}

@@ -374,3 +374,17 @@ fn a_set_decided_again_after_it_applied_answers_the_same_and_changes_nothing() {
     w.run(Command::DeleteSecret { vault: vault("kvault"), name: name("t") }).unwrap();
     assert!(w.run(set_cmd("kvault", "t", version, "v")).is_ok());
 }
+
+#[test]
+fn a_secret_takes_versions_up_to_its_limit_and_not_one_more() {
+    use arca_types::limits::SECRET_VERSIONS_MAX;
+    let mut w = World::new();
+    w.create_vault("many", 7, false).unwrap();
+    for i in 0..SECRET_VERSIONS_MAX as u128 {
+        let version = VersionId::from_bytes((i + 1_000_000).to_be_bytes());
+        w.run(set_cmd("many", "s", version, "v")).unwrap();
+    }
+    let over = VersionId::from_bytes(u128::MAX.to_be_bytes());
+    assert_eq!(w.run(set_cmd("many", "s", over, "v")).unwrap_err(), ErrorCode::BadParameter);
+    assert_eq!(w.get("many", "s").unwrap(), "v");
+}

@@ -63,6 +63,9 @@ pub struct RaftNode {
     pub node_id: u64,
     pub channels: Channels,
     removed: crate::state_machine::RemovedNodes,
+    spool_dir: Option<std::path::PathBuf>,
+    /// One snapshot received at a time.
+    installs: Arc<tokio::sync::Semaphore>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> WriteError {
@@ -84,7 +87,8 @@ impl RaftNode {
         let raft = Raft::new(node_id, config, Network::new(channels.clone()), LogStore::new(log), machine)
             .await
             .map_err(|e| format!("failed to start raft: {e}"))?;
-        Ok(Self { raft, node_id, channels, removed })
+        let installs = Arc::new(tokio::sync::Semaphore::new(arca_types::limits::SNAPSHOT_INSTALLS_IN_FLIGHT_MAX));
+        Ok(Self { raft, node_id, channels, removed, spool_dir: settings.snapshot_spool_dir.clone(), installs })
     }
 
     /// Waits until the state machine has applied at least what was committed before a restart.
@@ -188,6 +192,19 @@ impl RaftNode {
 
     pub fn is_leader(&self) -> bool {
         self.metrics().current_leader == Some(self.node_id)
+    }
+
+    /// Receives and installs a snapshot streamed by node `caller` (one at a time).
+    pub async fn install_snapshot(
+        &self,
+        chunks: impl futures::Stream<Item = Result<arca_proto::cluster::v1::SnapshotChunk, tonic::Status>> + Unpin,
+        caller: u64,
+    ) -> Result<Vec<u8>, tonic::Status> {
+        let _one = self
+            .installs
+            .try_acquire()
+            .map_err(|_| tonic::Status::unavailable("this node is receiving another snapshot; retry"))?;
+        crate::rpc::install_snapshot(&self.raft, chunks, caller, self.spool_dir.as_deref()).await
     }
 
     /// Whether `node_id` left a membership this node applied (it is removed for good).

@@ -72,8 +72,9 @@ impl ServerCertVerifier for AnyServer {
     }
 }
 
-/// A channel to a cluster listener (`host:port`) presenting `identity` (or no certificate at all).
-pub fn channel(cluster_addr: &str, identity: Option<&Identity>) -> anyhow::Result<Channel> {
+/// A TLS client config that trusts any server and presents `identity` (or no certificate), offering
+/// HTTP/2.
+fn client_config(identity: Option<&Identity>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
@@ -87,16 +88,34 @@ pub fn channel(cluster_addr: &str, identity: Option<&Identity>) -> anyhow::Resul
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Ok(Arc::new(config))
+}
+
+async fn tls_connect(
+    connector: &tokio_rustls::TlsConnector,
+    addr: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("attacker.invalid").expect("a valid DNS name");
+    connector.connect(name, tcp).await
+}
+
+/// A finished TLS handshake with any listener (`host:port`), and nothing sent after it.
+pub async fn tls_stream(
+    addr: &str,
+    identity: Option<&Identity>,
+) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let connector = tokio_rustls::TlsConnector::from(client_config(identity)?);
+    Ok(tls_connect(&connector, addr).await?)
+}
+
+/// A channel to a cluster listener (`host:port`) presenting `identity` (or no certificate at all).
+pub fn channel(cluster_addr: &str, identity: Option<&Identity>) -> anyhow::Result<Channel> {
+    let connector = tokio_rustls::TlsConnector::from(client_config(identity)?);
     let target = cluster_addr.to_owned();
     let connect = tower::service_fn(move |_uri: tonic::transport::Uri| {
         let (connector, target) = (connector.clone(), target.clone());
-        async move {
-            let tcp = tokio::net::TcpStream::connect(&target).await?;
-            let name = ServerName::try_from("attacker.invalid").expect("a valid DNS name");
-            let tls = connector.connect(name, tcp).await?;
-            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
-        }
+        async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls_connect(&connector, &target).await?)) }
     });
     Ok(Endpoint::from_shared(format!("http://{cluster_addr}"))?
         .connect_timeout(std::time::Duration::from_secs(5))

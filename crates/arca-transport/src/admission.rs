@@ -276,14 +276,12 @@ where
     }
 }
 
-/// Peer certificates from tonic's TLS connection info (production's cluster listener).
+/// Peer certificates from the connection info of [`crate::incoming::tls_incoming`]'s connections.
 pub struct TlsPeerCertificates;
 
 impl PeerCertificates for TlsPeerCertificates {
     fn peer_certificate(&self, extensions: &http::Extensions) -> Option<Vec<u8>> {
-        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-        let info = extensions.get::<TlsConnectInfo<TcpConnectInfo>>()?;
-        info.peer_certs()?.first().map(|c| c.as_ref().to_vec())
+        extensions.get::<crate::incoming::PeerInfo>()?.certificates.first().cloned()
     }
 }
 

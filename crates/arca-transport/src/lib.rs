@@ -10,6 +10,7 @@
 
 pub mod admission;
 pub mod credentials;
+pub mod incoming;
 pub mod join_token;
 pub mod tls;
 

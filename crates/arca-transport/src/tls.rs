@@ -12,7 +12,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arca_crypto::cluster_pki::{self, CertUse};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -24,17 +23,11 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use tokio::net::TcpListener;
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::credentials::NodeCredentials;
 use crate::UnixClock;
-
-/// Bound on a TLS handshake, in milliseconds.
-pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -285,45 +278,6 @@ pub fn cluster_client_config(
 /// Reads a PEM file, for `arcad`'s API certificate and key.
 pub fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError::Read(format!("{}: {e}", path.display())))
-}
-
-/// Accepts TCP connections and completes TLS handshakes off the accept loop, yielding TLS streams for
-/// `serve_with_incoming`.
-pub fn tls_incoming(
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-) -> ReceiverStream<Result<TlsStream<tokio::net::TcpStream>, std::io::Error>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(config);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("failed to accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let conn_tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS), acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(stream)) => {
-                        let _ = conn_tx.send(Ok(stream)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
-            if tx.is_closed() {
-                break;
-            }
-        }
-    });
-    ReceiverStream::new(rx)
 }
 
 /// The channel factory production nodes use for Raft and forwarding: mutual TLS with the node's

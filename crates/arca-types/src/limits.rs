@@ -78,3 +78,28 @@ pub const REQUEST_ID_WINDOW_S: i64 = 600;
 pub const REQUEST_ID_CHARS_MAX: usize = 64;
 /// Most expired request records one sweep deletes.
 pub const REQUEST_ID_SWEEP_BATCH_MAX: usize = 1000;
+/// Most versions one secret may have. Every version stays readable and listed; the limit keeps a
+/// secret's header (which lists them) bounded. Backups still carry at most [`BACKUP_VERSIONS_MAX`].
+pub const SECRET_VERSIONS_MAX: usize = 10_000;
+/// Longest duration a rotation policy may name (expiry time, trigger), in seconds: 100 years.
+pub const POLICY_DURATION_S_MAX: i64 = 100 * 366 * SECONDS_PER_DAY;
+/// TCP connections one listener serves at once (the API's, and the cluster listener's); more are
+/// closed as they arrive.
+pub const API_CONNECTIONS_MAX: usize = 4096;
+pub const CLUSTER_CONNECTIONS_MAX: usize = 256;
+/// Of the cluster listener's connections, how many peers without a certificate from the cluster CA
+/// (joining nodes, strangers) may hold at once.
+pub const CLUSTER_STRANGER_CONNECTIONS_MAX: usize = 16;
+/// TLS handshakes in progress on one listener at once; a new connection beyond this evicts the
+/// oldest handshake, so connections that never finish theirs cannot starve those that do.
+pub const TLS_HANDSHAKES_IN_FLIGHT_MAX: usize = 128;
+/// Bound on one TLS handshake and the HTTP/2 preface after it, in milliseconds.
+pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// Concurrent HTTP/2 streams (calls) one connection may have open.
+pub const HTTP2_STREAMS_PER_CONNECTION_MAX: u32 = 256;
+/// Longest any one call may run on a node, in seconds (a join waits for the new node to catch up).
+pub const REQUEST_DURATION_S_MAX: u64 = 330;
+/// Largest snapshot a node accepts, in bytes, and how many it receives at once. A snapshot being
+/// received is spooled to the data dir, not held in memory.
+pub const SNAPSHOT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+pub const SNAPSHOT_INSTALLS_IN_FLIGHT_MAX: usize = 1;

@@ -131,7 +131,7 @@ fn main() -> anyhow::Result<()> {
     };
     let report = hardening::harden(mlock).map_err(anyhow::Error::msg)?;
     if !matches!(cli.command, Command::GenCerts { .. }) {
-        if report.core_dumps.is_ok() && report.not_dumpable.is_ok() && report.memory_locked.is_ok() {
+        if report.all_done() {
             tracing::info!("process hardening: {report}");
         } else {
             tracing::warn!("process hardening: {report}");
@@ -236,6 +236,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let bootstrap_secret = if args.bootstrap { Some(write_bootstrap_secret(&args.data_dir)?) } else { None };
     let audit_log = args.audit_log.unwrap_or_else(|| args.data_dir.join("audit.log"));
+    let snapshot_spool_dir = Some(args.data_dir.join("snapshot-spool"));
     let config = NodeConfig {
         audit_log,
         data_dir: args.data_dir,
@@ -251,6 +252,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         join_as_learner: args.learner,
         unseal_key_file: args.unseal_key_file,
         raft: arca_raft::RaftSettings {
+            snapshot_spool_dir,
             snapshot_every_entries: args.snapshot_every_entries,
             keep_after_snapshot_entries: args.keep_after_snapshot_entries,
             ..Default::default()

@@ -15,7 +15,9 @@ use arca_server::{JoinPlan, Listener, NodeOptions, NodeParts};
 use arca_storage_rocksdb::RocksStore;
 use arca_transport::admission::TlsPeerCertificates;
 use arca_transport::credentials::{FileCredentialStore, NodeCredentials};
-use arca_transport::tls::{api_server_config, cluster_server_config, read_pem_file, tls_incoming, TlsChannelFactory};
+use arca_transport::incoming::{tls_incoming, ConnectionLimits};
+use arca_transport::tls::{api_server_config, cluster_server_config, read_pem_file, TlsChannelFactory};
+use arca_types::limits::{API_CONNECTIONS_MAX, HTTP2_STREAMS_PER_CONNECTION_MAX, REQUEST_DURATION_S_MAX};
 use tokio::net::TcpListener;
 
 /// Everything a node needs to start.
@@ -83,6 +85,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         Arc::new(move || clock.now_unix())
     };
     let cluster_tls = cluster_server_config(credentials.clone()).map_err(|e| e.to_string())?;
+    let cluster_limits = ConnectionLimits::cluster(credentials.clone(), unix_clock.clone());
     let parts = NodeParts {
         log: Arc::new(store.clone()),
         state: Arc::new(store),
@@ -115,8 +118,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         TcpListener::bind(config.api_listen).await.map_err(|e| format!("failed to bind the API listener: {e}"))?;
     let cluster_addr = cluster_listener.local_addr().map_err(|e| e.to_string())?;
     let api_addr = api_listener.local_addr().map_err(|e| e.to_string())?;
-    let cluster_incoming = tls_incoming(cluster_listener, cluster_tls);
-    let api_incoming = tls_incoming(api_listener, api_tls);
+    let cluster_incoming = tls_incoming(cluster_listener, cluster_tls, cluster_limits);
+    let api_incoming = tls_incoming(api_listener, api_tls, ConnectionLimits::anyone(API_CONNECTIONS_MAX));
 
     let (mut api_incoming, mut cluster_incoming) = (Some(api_incoming), Some(cluster_incoming));
     let engine = arca_server::serve(parts, options, |listener, routes| {
@@ -128,6 +131,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(keepalive))
+                .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+                .max_concurrent_streams(HTTP2_STREAMS_PER_CONNECTION_MAX)
+                .timeout(Duration::from_secs(REQUEST_DURATION_S_MAX))
                 .add_routes(routes)
                 .serve_with_incoming(incoming)
                 .await;

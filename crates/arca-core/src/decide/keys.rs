@@ -3,7 +3,7 @@
 //! by the crypto crate before the command was built.
 
 use arca_types::keys::{KeyOp, KeySpec};
-use arca_types::limits::{BACKUP_VERSIONS_MAX, KEY_VERSIONS_MAX, SECONDS_PER_DAY};
+use arca_types::limits::{BACKUP_VERSIONS_MAX, KEY_VERSIONS_MAX, POLICY_DURATION_S_MAX, SECONDS_PER_DAY};
 use arca_types::names::validate_tags;
 use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName, VersionId};
 
@@ -105,7 +105,7 @@ pub(crate) fn create(view: &dyn StateView, command: &Command, now: i64) -> Resul
                     return Err(ArcaError::internal("a rotation generated a key of another type"));
                 }
                 if let Some(policy) = view.policy(&vault, name)? {
-                    expires = policy.policy.expiry_time.map(|d| now + d);
+                    expires = policy.policy.expiry_time.map(|d| now.saturating_add(d));
                 }
             }
             existing.versions.push(version.clone());
@@ -245,6 +245,17 @@ pub fn validate_policy(policy: &RotationPolicy) -> Result<(), ArcaError> {
     let count = |t: LifetimeActionType| policy.lifetime_actions.iter().filter(|a| a.action == t).count();
     if count(LifetimeActionType::Rotate) > 1 || count(LifetimeActionType::Notify) > 1 {
         return bad("a rotation policy has at most one Rotate and one Notify action".into());
+    }
+    let too_long = |d: i64| d > POLICY_DURATION_S_MAX;
+    if policy.expiry_time.is_some_and(too_long)
+        || policy.lifetime_actions.iter().any(|a| match a.trigger {
+            Trigger::AfterCreate(d) | Trigger::BeforeExpiry(d) => too_long(d),
+        })
+    {
+        return Err(ArcaError::bad_parameter(
+            "expiry_time",
+            format!("a rotation policy's durations are at most {POLICY_DURATION_S_MAX} s (100 years)"),
+        ));
     }
     if let Some(exp) = policy.expiry_time {
         if exp < POLICY_EXPIRY_MIN_S {

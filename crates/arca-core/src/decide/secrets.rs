@@ -1,6 +1,6 @@
 //! The secret rules: set, update, delete, recover, purge and restore, with Azure's soft-delete table.
 
-use arca_types::limits::BACKUP_VERSIONS_MAX;
+use arca_types::limits::{BACKUP_VERSIONS_MAX, SECRET_VERSIONS_MAX};
 use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName};
 
 use super::{live_vault, objects, validate_version_fields, validate_window, Decision, Mutation, Outcome};
@@ -34,6 +34,12 @@ pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<D
         }
         Some(existing) if existing.deleted.is_some() => {
             return Err(objects::deleted_but_recoverable(ObjectKind::Secret))
+        }
+        Some(existing) if existing.versions.len() >= SECRET_VERSIONS_MAX => {
+            return Err(ArcaError::bad_parameter(
+                "value",
+                format!("the secret has {SECRET_VERSIONS_MAX} versions, the most one secret may have"),
+            ))
         }
         Some(mut existing) => {
             existing.versions.push(version.clone());

@@ -78,7 +78,7 @@ impl NodeService for Node {
         request: Request<Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
-        let data = rpc::install_snapshot(&self.raft()?.raft, request.into_inner(), caller).await?;
+        let data = self.raft()?.install_snapshot(request.into_inner(), caller).await?;
         Ok(Response::new(pb::RaftPayload { data }))
     }
 

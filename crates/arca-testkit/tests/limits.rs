@@ -1,0 +1,200 @@
+//! Connection floods against the listeners of real `arcad` processes: idle TCP connections, TLS
+//! handshakes sent a byte at a time (slowloris), handshakes finished and never followed by HTTP/2, and
+//! strangers holding the cluster listener's places. Each time a client, or a member, arriving
+//! afterwards is still served.
+
+use std::time::{Duration, Instant};
+
+use arca_client::{pb, ClientError};
+use arca_proto::cluster::v1 as cpb;
+use arca_testkit::attack::{self, Identity};
+use arca_testkit::TestCluster;
+use arca_types::limits::{CLUSTER_STRANGER_CONNECTIONS_MAX, TLS_HANDSHAKES_IN_FLIGHT_MAX, TLS_HANDSHAKE_TIMEOUT_MS};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Idle TCP connections opened against each listener: several times the handshakes in flight.
+const IDLE_CONNECTIONS: usize = 1000;
+/// Connections that send their ClientHello a byte a second.
+const SLOW_CONNECTIONS: usize = 200;
+
+/// The first bytes of a TLS 1.3 ClientHello record (record header, handshake header), sent slowly.
+const CLIENT_HELLO_START: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+
+async fn open_idle(addr: &str, n: usize) -> Vec<TcpStream> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        if let Ok(s) = TcpStream::connect(addr).await {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Connections that each send the start of a ClientHello one byte a second, for as long as they live.
+fn open_slow(addr: &str, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let addr = addr.to_owned();
+            tokio::spawn(async move {
+                let Ok(mut s) = TcpStream::connect(&addr).await else { return };
+                for byte in CLIENT_HELLO_START.iter().cycle() {
+                    if s.write_all(&[*byte]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        })
+        .collect()
+}
+
+async fn set_and_get(cluster: &TestCluster, node: usize, name: &str) -> anyhow::Result<()> {
+    let c = cluster.client(node).await?;
+    let set =
+        pb::SetSecretRequest { vault: "flood".into(), name: name.into(), value: "v".into(), ..Default::default() };
+    c.secrets().set_secret(set).await.map_err(ClientError::from)?;
+    let get = pb::GetSecretRequest { vault: "flood".into(), name: name.into(), ..Default::default() };
+    let got = c.secrets().get_secret(get).await.map_err(ClientError::from)?.into_inner();
+    assert_eq!(got.value, "v");
+    Ok(())
+}
+
+/// A self-signed certificate: what anyone can present to the cluster listener.
+fn stranger() -> Identity {
+    use arca_crypto::cluster_pki::{self, NodeKey};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let key = NodeKey::generate(&arca_crypto::OsEntropy);
+    let cert = cluster_pki::provisional_certificate(&key, &arca_crypto::OsEntropy, now).unwrap();
+    Identity {
+        cert_pem: cluster_pki::pem("CERTIFICATE", &cert).into_bytes(),
+        key_pem: cluster_pki::pem("PRIVATE KEY", key.pkcs8_der()).into_bytes(),
+    }
+}
+
+/// Whether the server closed `stream` (EOF or an error) within `within`.
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, within: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_slow_and_silent_connections_do_not_keep_clients_or_members_out() {
+    let cluster = TestCluster::start(3).await.unwrap();
+    let c = cluster.client(0).await.unwrap();
+    let req = pb::CreateVaultRequest { name: "flood".into(), soft_delete_retention_days: 7, ..Default::default() };
+    c.vaults().create_vault(req).await.map_err(ClientError::from).unwrap();
+    let node = &cluster.nodes[0];
+    let (api, cluster_addr) = (format!("{}:{}", node.ip, node.api_port), node.cluster_addr());
+
+    let mut idle = open_idle(&api, IDLE_CONNECTIONS).await;
+    idle.extend(open_idle(&cluster_addr, IDLE_CONNECTIONS).await);
+    assert!(idle.len() > 2 * TLS_HANDSHAKES_IN_FLIGHT_MAX, "the flood opened {} connections", idle.len());
+    let mut slow = open_slow(&api, SLOW_CONNECTIONS);
+    slow.extend(open_slow(&cluster_addr, SLOW_CONNECTIONS));
+    // Handshakes finished, then silence where HTTP/2 should start.
+    let mut silent_api = attack::tls_stream(&api, None).await.unwrap();
+    let mut silent_cluster = attack::tls_stream(&cluster_addr, Some(&stranger())).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // A client arriving now is served.
+    let started = Instant::now();
+    set_and_get(&cluster, 0, "during-the-flood").await.expect("a client is served during the flood");
+    assert!(started.elapsed() < Duration::from_secs(15), "served, but after {:?}", started.elapsed());
+
+    // A member dialling the flooded cluster listener afresh is served.
+    let member = Identity::of_node(&cluster.nodes[1].data_dir).unwrap();
+    let mut m = attack::node_client(&cluster_addr, Some(&member)).unwrap();
+    m.read_index(cpb::ReadIndexRequest {}).await.expect("a member is served during the flood");
+
+    // The silent connections are closed once the handshake bound passes.
+    let bound = Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS + 3_000);
+    assert!(
+        closed_within(&mut silent_api, bound).await,
+        "the API listener closes a connection that never opens HTTP/2"
+    );
+    assert!(
+        closed_within(&mut silent_cluster, bound).await,
+        "the cluster listener closes a connection that never opens HTTP/2"
+    );
+
+    // The flood's idle connections were closed by the server, not left to hold descriptors.
+    let mut closed = 0;
+    for s in idle.iter_mut().take(TLS_HANDSHAKES_IN_FLIGHT_MAX) {
+        if closed_within(s, Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS + 3_000)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, TLS_HANDSHAKES_IN_FLIGHT_MAX, "the oldest idle connections are all closed");
+    for task in slow {
+        task.abort();
+    }
+    drop(idle);
+
+    // And the cluster still replicates: a write through another node.
+    set_and_get(&cluster, 2, "after-the-flood").await.expect("the cluster works after the flood");
+}
+
+/// Sends one cluster call over a fresh connection as `identity`: `Ok(code)` if the listener served it
+/// (whatever admission said), `Err` if the connection was closed before any answer.
+async fn served_code(channel: tonic::transport::Channel) -> Result<tonic::Code, tonic::Status> {
+    let mut c = cpb::node_service_client::NodeServiceClient::new(channel);
+    match c.read_index(cpb::ReadIndexRequest {}).await {
+        Ok(_) => Ok(tonic::Code::Ok),
+        Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown => Err(s),
+        Err(s) => Ok(s.code()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_hold_at_most_their_share_of_the_cluster_listener() {
+    let cluster = TestCluster::start(3).await.unwrap();
+    let addr = cluster.nodes[0].cluster_addr();
+    let intruder = stranger();
+
+    let mut held = Vec::new();
+    for i in 0..CLUSTER_STRANGER_CONNECTIONS_MAX {
+        let channel = attack::channel(&addr, Some(&intruder)).unwrap();
+        let code = served_code(channel.clone()).await.unwrap_or_else(|s| panic!("stranger {i} not served: {s}"));
+        assert_eq!(code, tonic::Code::PermissionDenied, "admission refuses a stranger's ReadIndex");
+        held.push(channel);
+    }
+    let one_more = attack::channel(&addr, Some(&intruder)).unwrap();
+    let refused = served_code(one_more).await;
+    assert!(
+        refused.is_err(),
+        "stranger connection {} is closed, got {refused:?}",
+        CLUSTER_STRANGER_CONNECTIONS_MAX + 1
+    );
+
+    // Members still get in.
+    let member = Identity::of_node(&cluster.nodes[2].data_dir).unwrap();
+    let code = served_code(attack::channel(&addr, Some(&member)).unwrap()).await.expect("a member is served");
+    assert_eq!(code, tonic::Code::Ok);
+
+    // A stranger's place is free again once one of theirs closes.
+    drop(held.pop());
+    let again = attack::channel(&addr, Some(&intruder)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match served_code(again.clone()).await {
+            Ok(code) => {
+                assert_eq!(code, tonic::Code::PermissionDenied);
+                break;
+            }
+            Err(s) if Instant::now() < deadline => {
+                let _ = s;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(s) => panic!("a place freed by a closed stranger connection is not reused: {s}"),
+        }
+    }
+}
