@@ -15,6 +15,7 @@ pub mod node;
 pub mod rpc;
 pub mod runtime;
 pub mod state_machine;
+pub mod wire;
 
 use std::sync::Arc;
 

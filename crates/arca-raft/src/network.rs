@@ -16,12 +16,12 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotRespon
 use openraft::{AnyError, OptionalSend};
 use tonic::transport::Channel;
 
-use crate::codec::{decode, encode};
+use crate::codec::encode;
+use crate::wire;
 use crate::{ArcaNode, TypeConfig};
 
 type Vote = openraft::alias::VoteOf<TypeConfig>;
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
-type RaftError = openraft::errors::RaftError<TypeConfig>;
 
 /// Snapshot data is sent in chunks of this many bytes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -143,19 +143,23 @@ impl Connection {
         self.channels.client(&self.addr, Some(self.target)).map_err(|e| RPCError::Unreachable(unreachable(e)))
     }
 
-    async fn call<F, Fut, T>(&self, option: &RPCOption, what: &str, f: F) -> Result<T, RPCError<TypeConfig>>
+    async fn call<F, Fut, T>(
+        &self,
+        option: &RPCOption,
+        what: &str,
+        answer: fn(&[u8]) -> wire::Answer<T>,
+        f: F,
+    ) -> Result<T, RPCError<TypeConfig>>
     where
         F: FnOnce(NodeServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<RaftPayload>, tonic::Status>>,
-        T: serde::de::DeserializeOwned,
     {
         let client = self.client()?;
         let response = tokio::time::timeout(option.soft_ttl(), f(client))
             .await
             .map_err(|_| RPCError::Unreachable(unreachable(format!("{what} to node {} timed out", self.target))))?
             .map_err(rpc_error)?;
-        let result: Result<T, RaftError> =
-            decode(what, &response.into_inner().data).map_err(|e| RPCError::Network(network(e)))?;
+        let result = answer(&response.into_inner().data).map_err(|e| RPCError::Network(network(e)))?;
         // The peer's Raft refused to handle the RPC (it is shutting down): back off from it.
         result.map_err(|e| RPCError::Unreachable(unreachable(e)))
     }
@@ -170,7 +174,10 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let payload = RaftPayload { data: encode(&rpc) };
-        self.call(&option, "append entries", |mut c| async move { c.append_entries(payload).await }).await
+        self.call(&option, "append entries", wire::append_entries_response, |mut c| async move {
+            c.append_entries(payload).await
+        })
+        .await
     }
 
     async fn vote(
@@ -179,7 +186,7 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let payload = RaftPayload { data: encode(&rpc) };
-        self.call(&option, "vote", |mut c| async move { c.vote(payload).await }).await
+        self.call(&option, "vote", wire::vote_response, |mut c| async move { c.vote(payload).await }).await
     }
 
     async fn full_snapshot(
@@ -205,8 +212,7 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         let response = response
             .map_err(|_| unreachable(format!("snapshot to node {} timed out", self.target)))?
             .map_err(|s| unreachable(s.message()))?;
-        let result: Result<SnapshotResponse<TypeConfig>, String> =
-            decode("snapshot response", &response.into_inner().data).map_err(network)?;
+        let result = wire::snapshot_response(&response.into_inner().data).map_err(network)?;
         result.map_err(|e| StreamingError::Unreachable(unreachable(e)))
     }
 }

@@ -7,8 +7,8 @@
 use arca_proto::cluster::v1::SnapshotChunk;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 
-use crate::codec::{decode, encode};
-use crate::{Raft, TypeConfig};
+use crate::codec::encode;
+use crate::{wire, Raft, TypeConfig};
 
 type Vote = openraft::alias::VoteOf<TypeConfig>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
@@ -19,7 +19,7 @@ pub use arca_types::limits::SNAPSHOT_BYTES_MAX;
 /// How long receiving one snapshot may take, in milliseconds (the sender gives up after 60 s).
 pub const SNAPSHOT_RECEIVE_TIMEOUT_MS: u64 = 90_000;
 
-fn invalid(e: std::io::Error) -> tonic::Status {
+fn invalid(e: wire::WireError) -> tonic::Status {
     tonic::Status::invalid_argument(e.to_string())
 }
 
@@ -35,13 +35,13 @@ fn sent_by(vote: &Vote, caller: u64, what: &str) -> Result<(), tonic::Status> {
 }
 
 pub async fn append_entries(raft: &Raft, payload: &[u8], caller: u64) -> Result<Vec<u8>, tonic::Status> {
-    let request: AppendEntriesRequest<TypeConfig> = decode("append entries request", payload).map_err(invalid)?;
+    let request = wire::append_entries_request(payload).map_err(invalid)?;
     sent_by(&request.vote, caller, "entries")?;
     Ok(encode(&raft.append_entries(request).await))
 }
 
 pub async fn vote(raft: &Raft, payload: &[u8], caller: u64) -> Result<Vec<u8>, tonic::Status> {
-    let request: VoteRequest<TypeConfig> = decode("vote request", payload).map_err(invalid)?;
+    let request = wire::vote_request(payload).map_err(invalid)?;
     sent_by(&request.vote, caller, "a vote request")?;
     Ok(encode(&raft.vote(request).await))
 }
@@ -121,7 +121,7 @@ pub async fn install_snapshot(
 ) -> Result<Vec<u8>, tonic::Status> {
     use futures::StreamExt;
     let first = chunks.next().await.ok_or_else(|| tonic::Status::invalid_argument("snapshot stream is empty"))??;
-    let (vote, meta): (Vote, SnapshotMeta) = decode("snapshot header", &first.header).map_err(invalid)?;
+    let (vote, meta) = wire::snapshot_header(&first.header).map_err(invalid)?;
     sent_by(&vote, caller, "a snapshot")?;
     let mut spool = Spool::new(spool_dir, SNAPSHOT_BYTES_MAX)?;
     spool.push(&first.data)?;
@@ -156,6 +156,42 @@ pub mod forge {
             entries: Vec::new(),
             leader_commit: None,
         })
+    }
+
+    /// An AppendEntries from `leader` in `term` carrying `entries` (term, index, proposal) after
+    /// `prev` (term, index), all from `leader`: whatever order the caller gives them in.
+    pub fn append_entries(
+        leader: u64,
+        term: u64,
+        prev: Option<(u64, u64)>,
+        entries: Vec<(u64, u64, crate::Proposal)>,
+    ) -> Vec<u8> {
+        encode(&AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(term, leader),
+            prev_log_id: prev.map(|(t, i)| log_id(t, leader, i)),
+            entries: entries.into_iter().map(|(t, i, p)| entry(t, leader, i, p)).collect(),
+            leader_commit: None,
+        })
+    }
+
+    /// A log entry as the log store keeps it.
+    pub fn log_entry(term: u64, leader: u64, index: u64, proposal: crate::Proposal) -> Vec<u8> {
+        encode(&entry(term, leader, index, proposal))
+    }
+
+    fn log_id(term: u64, leader: u64, index: u64) -> openraft::alias::LogIdOf<TypeConfig> {
+        use openraft::vote::RaftLeaderId;
+        openraft::alias::LogIdOf::<TypeConfig>::new(
+            openraft::alias::CommittedLeaderIdOf::<TypeConfig>::new(term, leader),
+            index,
+        )
+    }
+
+    fn entry(term: u64, leader: u64, index: u64, proposal: crate::Proposal) -> openraft::alias::EntryOf<TypeConfig> {
+        openraft::alias::EntryOf::<TypeConfig> {
+            log_id: log_id(term, leader, index),
+            payload: openraft::EntryPayload::Normal(proposal),
+        }
     }
 
     /// The first chunk of a snapshot stream: the header, with an empty snapshot up to no entry.

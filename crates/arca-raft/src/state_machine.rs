@@ -71,16 +71,22 @@ impl StateMachine {
     }
 }
 
+/// Reads a snapshot's data (the exported state) far enough to know what it applied: the applied
+/// metadata it carries.
+pub fn read_snapshot_data(snapshot: &[u8]) -> Result<AppliedMeta, io::Error> {
+    let export = Export::decode(snapshot).map_err(io_error)?;
+    match &export.applied_meta {
+        Some(bytes) => decode("applied metadata", bytes),
+        None => Ok(AppliedMeta::default()),
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         let blob = self.store.export().map_err(io_error)?;
-        let export = Export::decode(&blob).map_err(io_error)?;
-        let applied: AppliedMeta = match &export.applied_meta {
-            Some(bytes) => decode("applied metadata", bytes)?,
-            None => AppliedMeta::default(),
-        };
+        let applied = read_snapshot_data(&blob)?;
         let meta = SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership };
         self.store.put_aux(AUX_SNAPSHOT, &encode(&(meta.clone(), blob.clone()))).map_err(io_error)?;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = blob.len(), "built snapshot");
@@ -134,11 +140,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
-        let export = Export::decode(&snapshot).map_err(io_error)?;
-        let applied: AppliedMeta = match &export.applied_meta {
-            Some(bytes) => decode("applied metadata", bytes)?,
-            None => AppliedMeta::default(),
-        };
+        let applied = read_snapshot_data(&snapshot)?;
         if applied.last_applied != meta.last_log_id {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot data does not match its metadata"));
         }

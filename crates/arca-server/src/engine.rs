@@ -78,6 +78,12 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// Reads an envelope as a member sent it (the leader's side of `Forward`).
+    pub fn decode(data: &[u8]) -> Result<Self, ArcaError> {
+        postcard::from_bytes(data)
+            .map_err(|_| ArcaError::bad_parameter("payload", "the forwarded request does not decode"))
+    }
+
     fn binding(&self, what: &[u8], cluster_id: &[u8; 16]) -> Vec<u8> {
         [
             what,
@@ -99,6 +105,14 @@ pub enum Forwarded {
     Client(Command, Option<ClientRequest>),
     /// A cluster operation the leader carries out itself.
     System(SystemCommand),
+}
+
+impl Forwarded {
+    /// Reads a forwarded request once its envelope opened.
+    pub fn decode(plain: &[u8]) -> Result<Self, ArcaError> {
+        postcard::from_bytes(plain)
+            .map_err(|_| ArcaError::bad_parameter("payload", "the forwarded request does not decode"))
+    }
 }
 
 /// Cluster operations a member may forward. Some carry secrets (a token, a root key): they only
@@ -127,10 +141,19 @@ pub enum SystemOutcome {
     Done,
 }
 
+/// The leader's answer to a forwarded request.
 #[derive(Serialize, Deserialize)]
-enum ForwardedOutcome {
+pub enum ForwardedOutcome {
     Client(Box<Outcome>),
     System(SystemOutcome),
+}
+
+impl ForwardedOutcome {
+    /// Reads the leader's answer once it opened (the member's side of `Forward`).
+    pub fn decode(plain: &[u8]) -> Result<Result<Self, ArcaError>, ArcaError> {
+        postcard::from_bytes(plain)
+            .map_err(|e| ArcaError::internal(format!("the leader's answer does not decode: {e}")))
+    }
 }
 
 /// Forwarded requests seen recently, by (sender, request id), for refusing replays.
@@ -555,14 +578,12 @@ impl Engine {
                     format!("the leader's answer did not open ({e}); read the object before retrying"),
                 )
             })?;
-        postcard::from_bytes::<Result<ForwardedOutcome, ArcaError>>(&plain)
-            .map_err(|e| ArcaError::internal(format!("the leader's answer does not decode: {e}")))?
+        ForwardedOutcome::decode(&plain)?
     }
 
     /// The leader's side of a forwarded request from member `caller`.
     pub async fn handle_forward(&self, data: &[u8], caller: u64) -> Result<Vec<u8>, ArcaError> {
-        let envelope: Envelope = postcard::from_bytes(data)
-            .map_err(|_| ArcaError::bad_parameter("payload", "the forwarded request does not decode"))?;
+        let envelope = Envelope::decode(data)?;
         if envelope.sender != caller {
             return Err(ArcaError::new(
                 ErrorCode::NotAMember,
@@ -599,8 +620,7 @@ impl Engine {
         let plain = barrier
             .open(Scope::System, &envelope.binding(FORWARD_REQUEST_AAD, &cluster_id), &envelope.sealed)
             .map_err(|_| ArcaError::bad_parameter("payload", "the forwarded request did not open"))?;
-        let forwarded: Forwarded = postcard::from_bytes(&plain)
-            .map_err(|_| ArcaError::bad_parameter("payload", "the forwarded request does not decode"))?;
+        let forwarded = Forwarded::decode(&plain)?;
         let first_time = self.replays.lock().unwrap_or_else(|p| p.into_inner()).first_time(
             envelope.sender,
             envelope.request_id,

@@ -532,7 +532,8 @@ impl Keyspace {
     }
 }
 
-fn backup_frame(kind: ObjectKind) -> (&'static [u8], &'static [u8]) {
+/// The magic a backup blob of `kind` starts with, and the location its body is sealed at.
+pub fn backup_frame(kind: ObjectKind) -> (&'static [u8], &'static [u8]) {
     match kind {
         ObjectKind::Secret => (BACKUP_MAGIC, BACKUP_LOCATION),
         ObjectKind::Key => (b"ARCA-KEY-BACKUP-1:", b"arca/backup/key"),

@@ -108,6 +108,61 @@ struct ByokHeader {
     enc: String,
 }
 
+/// What an import request's JWK says, checked before any key material is parsed.
+pub struct JwkImport {
+    pub family: KeyFamily,
+    pub kty_hsm: bool,
+    pub key_ops: Option<Vec<KeyOp>>,
+    pub crv: Option<Curve>,
+}
+
+/// Checks a JWK's size, `kty`, `key_ops` and `crv`.
+pub fn check_jwk(jwk: &pb::JsonWebKey) -> Result<JwkImport, ArcaError> {
+    let members =
+        [&jwk.n, &jwk.e, &jwk.d, &jwk.p, &jwk.q, &jwk.dp, &jwk.dq, &jwk.qi, &jwk.k, &jwk.x, &jwk.y, &jwk.key_hsm];
+    if members.iter().map(|m| m.len()).sum::<usize>() > KEY_IMPORT_BYTES_MAX {
+        return Err(ArcaError::bad_parameter("key", format!("the JWK is larger than {KEY_IMPORT_BYTES_MAX} bytes")));
+    }
+    let (family, kty_hsm) = parse_kty(&jwk.kty).map_err(|e| ArcaError { field: Some("key.kty".into()), ..e })?;
+    let key_ops = parse_ops(&jwk.key_ops)?;
+    let crv = if jwk.crv.is_empty() { None } else { Some(Curve::parse(&jwk.crv)?) };
+    Ok(JwkImport { family, kty_hsm, key_ops, crv })
+}
+
+/// Turns a checked JWK that carries its private members in the clear into key material.
+pub fn plain_jwk(jwk: &pb::JsonWebKey, import: &JwkImport) -> Result<(KeySpec, KeyMaterial), ArcaError> {
+    keys::import_jwk(&PrivateJwk {
+        family: Some(import.family),
+        crv: import.crv,
+        n: &jwk.n,
+        e: &jwk.e,
+        d: &jwk.d,
+        p: &jwk.p,
+        q: &jwk.q,
+        dp: &jwk.dp,
+        dq: &jwk.dq,
+        qi: &jwk.qi,
+        k: &jwk.k,
+        x: &jwk.x,
+        y: &jwk.y,
+    })
+}
+
+/// Reads a BYOK blob: the key-exchange key it names and the ciphertext it carries.
+pub fn parse_byok_blob(blob: &[u8]) -> Result<(ObjectName, Option<VersionId>, Vec<u8>), ArcaError> {
+    let bad = |m: &str| ArcaError::bad_parameter("key.key_hsm", m.to_owned());
+    let blob: ByokBlob = serde_json::from_slice(blob)
+        .map_err(|_| bad("key_hsm is not a BYOK blob (JSON with schema_version, header{kid, alg, enc}, ciphertext)"))?;
+    if blob.schema_version != "1.0.0" || blob.header.alg != "dir" || blob.header.enc != "CKM_RSA_AES_KEY_WRAP" {
+        return Err(bad("Arca reads BYOK blobs of schema 1.0.0 with alg 'dir' and enc 'CKM_RSA_AES_KEY_WRAP'"));
+    }
+    let ciphertext = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(blob.ciphertext.trim_end_matches('='))
+        .map_err(|_| bad("the BYOK ciphertext is not base64url"))?;
+    let (kek_name, kek_version) = kid_parts(&blob.header.kid)?;
+    Ok((kek_name, kek_version, ciphertext))
+}
+
 /// The `{name}/{version}` a kid names, from `https://{vault-host}/keys/{name}/{version}` or `{name}/{version}`.
 fn kid_parts(kid: &str) -> Result<(ObjectName, Option<VersionId>), ArcaError> {
     let bad = || ArcaError::bad_parameter("key.key_hsm", "the BYOK header's kid does not name a key of this vault");
@@ -195,16 +250,7 @@ impl Keys {
         blob: &[u8],
     ) -> Result<(KeySpec, KeyMaterial), ArcaError> {
         let bad = |m: &str| ArcaError::bad_parameter("key.key_hsm", m.to_owned());
-        let blob: ByokBlob = serde_json::from_slice(blob).map_err(|_| {
-            bad("key_hsm is not a BYOK blob (JSON with schema_version, header{kid, alg, enc}, ciphertext)")
-        })?;
-        if blob.schema_version != "1.0.0" || blob.header.alg != "dir" || blob.header.enc != "CKM_RSA_AES_KEY_WRAP" {
-            return Err(bad("Arca reads BYOK blobs of schema 1.0.0 with alg 'dir' and enc 'CKM_RSA_AES_KEY_WRAP'"));
-        }
-        let ciphertext = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(blob.ciphertext.trim_end_matches('='))
-            .map_err(|_| bad("the BYOK ciphertext is not base64url"))?;
-        let (kek_name, kek_version) = kid_parts(&blob.header.kid)?;
+        let (kek_name, kek_version, ciphertext) = parse_byok_blob(blob)?;
         self.0.engine.read_barrier(parse_consistency(None)?).await?;
         let kek = read::get_key(&ks.recording_view(), vault, &kek_name, kek_version.as_ref())
             .map_err(|_| bad("the BYOK header's kid does not name a key-exchange key of this vault"))?;
@@ -257,52 +303,13 @@ impl KeyService for Keys {
         let result = async {
             let (ks, vault, name) = self.open(&mut call, Action::KeyImport, &r.vault, &r.name)?;
             let jwk = r.key.as_ref().ok_or_else(|| ArcaError::bad_parameter("key", "import needs a JWK in key"))?;
-            let members = [
-                &jwk.n,
-                &jwk.e,
-                &jwk.d,
-                &jwk.p,
-                &jwk.q,
-                &jwk.dp,
-                &jwk.dq,
-                &jwk.qi,
-                &jwk.k,
-                &jwk.x,
-                &jwk.y,
-                &jwk.key_hsm,
-            ];
-            if members.iter().map(|m| m.len()).sum::<usize>() > KEY_IMPORT_BYTES_MAX {
-                return Err(ArcaError::bad_parameter(
-                    "key",
-                    format!("the JWK is larger than {KEY_IMPORT_BYTES_MAX} bytes"),
-                ));
-            }
-            let (family, kty_hsm) =
-                parse_kty(&jwk.kty).map_err(|e| ArcaError { field: Some("key.kty".into()), ..e })?;
-            let key_ops = parse_ops(&jwk.key_ops)?;
+            let import = check_jwk(jwk)?;
+            let (family, kty_hsm, key_ops) = (import.family, import.kty_hsm, import.key_ops.clone());
             let (spec, material) = if !jwk.key_hsm.is_empty() {
                 self.open_byok(&ks, &vault, family, &jwk.key_hsm).await?
             } else {
-                let crv = if jwk.crv.is_empty() { None } else { Some(Curve::parse(&jwk.crv)?) };
                 let owned = jwk.clone();
-                blocking(family == KeyFamily::Rsa, move || {
-                    keys::import_jwk(&PrivateJwk {
-                        family: Some(family),
-                        crv,
-                        n: &owned.n,
-                        e: &owned.e,
-                        d: &owned.d,
-                        p: &owned.p,
-                        q: &owned.q,
-                        dp: &owned.dp,
-                        dq: &owned.dq,
-                        qi: &owned.qi,
-                        k: &owned.k,
-                        x: &owned.x,
-                        y: &owned.y,
-                    })
-                })
-                .await?
+                blocking(family == KeyFamily::Rsa, move || plain_jwk(&owned, &import)).await?
             };
             if let Some(ops) = &key_ops {
                 spec.check_ops(ops)?;

@@ -1,0 +1,3 @@
+//! libFuzzer over [`arca_fuzz::raft_vote`].
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| arca_fuzz::raft_vote(data));
