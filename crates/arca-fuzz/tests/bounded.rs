@@ -85,6 +85,20 @@ fn every_target_refuses_mutated_input_without_panicking() {
     }
 }
 
+/// With `ARCA_FUZZ_SEEDS_DIR` set, writes every target's seeds to `<dir>/<target>/` (libFuzzer's
+/// corpus layout: `cargo fuzz run <target>` reads `fuzz/corpus/<target>`).
+#[test]
+fn seeds_are_written_for_libfuzzer_when_asked() {
+    let Some(dir) = std::env::var_os("ARCA_FUZZ_SEEDS_DIR") else { return };
+    for (name, _) in TARGETS {
+        let target_dir = std::path::Path::new(&dir).join(name);
+        std::fs::create_dir_all(&target_dir).unwrap();
+        for (i, seed) in seeds::of(name).iter().enumerate() {
+            std::fs::write(target_dir.join(format!("seed-{i}")), seed).unwrap();
+        }
+    }
+}
+
 #[test]
 fn every_target_has_a_libfuzzer_binary_and_valid_seeds_where_a_format_has_them() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/fuzz_targets");
