@@ -14,8 +14,8 @@ use arca_types::faults::Fault;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: arca-simulation [--seed N | --seeds A..B] [--voters 3|5] [--learners N] [--quiet] [--no-chaos] \
-         [--fault NAME]...\n  faults (need --features danger-faults): {}",
+        "usage: arca-simulation [--seed N | --seeds A..B [--jobs N]] [--voters 3|5] [--learners N] [--quiet] \
+         [--no-chaos] [--no-attacker] [--fault NAME]...\n  faults (need --features danger-faults): {}",
         Fault::ALL.map(Fault::name).join(", ")
     );
     ExitCode::from(2)
@@ -28,8 +28,8 @@ fn run_one(config: &SimConfig, quiet: bool) -> bool {
         Ok(r) => {
             if !quiet {
                 println!(
-                    "seed {:>5} ok  {}v+{}l  {:>4} ops ({:>3} key)  {:>4} acked writes checked  {:>3} terms ({} shared)  {:>2} crashes  \
-                     {:>3} faults  {:>5} entries  {:>2} snapshot installs  {:>5.1}s simulated  {:>5.1}s wall  history {:016x}{}",
+                    "seed {:>5} ok  {}v+{}l  {:>4} ops ({:>3} key)  {:>4} acked writes checked  {:>3} terms  {:>2} crashes  \
+                     {:>3} faults  {:>3}/{:<3} forged calls refused  {:>5} entries  {:>2} snapshot installs  {:>5.1}s simulated  {:>5.1}s wall  history {:016x}{}",
                     r.seed,
                     r.voters,
                     r.learners,
@@ -37,9 +37,10 @@ fn run_one(config: &SimConfig, quiet: bool) -> bool {
                     r.key_ops,
                     r.acknowledged_checked,
                     r.leader_terms,
-                    r.shared_terms,
                     r.crashes,
                     r.faults_injected,
+                    r.attacks_refused,
+                    r.attacks,
                     r.applied_entries,
                     r.snapshot_installs,
                     r.simulated.as_secs_f64(),
@@ -58,12 +59,11 @@ fn run_one(config: &SimConfig, quiet: bool) -> bool {
             println!("{f}");
             let features = if config.faults.is_empty() { "" } else { " --features danger-faults" };
             let fault_args: String = config.faults.iter().map(|f| format!(" --fault {}", f.name())).collect();
+            let chaos = if config.chaos { "" } else { " --no-chaos" };
+            let attacker = if config.attacker { "" } else { " --no-attacker" };
             println!(
-                "  replay: cargo run -p arca-simulation --release{features} -- --seed {} --voters {} --learners {}{}{fault_args}",
-                config.seed,
-                config.voters,
-                config.learners,
-                if config.chaos { "" } else { " --no-chaos" }
+                "  replay: cargo run -p arca-simulation --release{features} -- --seed {} --voters {} --learners {}{chaos}{attacker}{fault_args}",
+                config.seed, config.voters, config.learners,
             );
             false
         }
@@ -85,6 +85,8 @@ fn main() -> ExitCode {
     let mut chaos = true;
     let mut quiet = false;
     let mut no_summary = false;
+    let mut jobs = 1usize;
+    let mut attacker = true;
     let mut faults = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -98,6 +100,15 @@ fn main() -> ExitCode {
                 Some((a, b)) if a <= b => seeds = a..=b,
                 _ => return usage(),
             },
+            "--jobs" => match value.parse() {
+                Ok(j) if j >= 1 => jobs = j,
+                _ => return usage(),
+            },
+            "--no-attacker" => {
+                attacker = false;
+                i += 1;
+                continue;
+            }
             "--voters" => match value.parse() {
                 Ok(v @ (3 | 5)) => voters = Some(v),
                 _ => return usage(),
@@ -141,6 +152,7 @@ fn main() -> ExitCode {
         config.voters = voters.unwrap_or(config.voters);
         config.learners = learners.unwrap_or(config.learners);
         config.chaos = chaos;
+        config.attacker = attacker;
         config.faults = faults.clone();
         if run_one(&config, quiet) {
             passed += 1;
@@ -165,22 +177,40 @@ fn main() -> ExitCode {
                 skip = false;
                 continue;
             }
-            if a == "--seeds" || a == "--seed" {
+            if a == "--seeds" || a == "--seed" || a == "--jobs" {
                 skip = true;
                 continue;
             }
             passthrough.push(a.clone());
         }
-        for seed in seeds.clone() {
-            let status = std::process::Command::new(&exe)
-                .arg("--seed")
-                .arg(seed.to_string())
-                .args(&passthrough)
-                .arg("--no-summary")
-                .status();
-            match status {
-                Ok(s) if s.success() => passed += 1,
-                _ => failed.push(seed),
+        // `jobs` seeds at a time, each in its own process; results in seed order.
+        let next = std::sync::atomic::AtomicU64::new(*seeds.start());
+        let results = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| loop {
+                    let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if seed > *seeds.end() {
+                        break;
+                    }
+                    let status = std::process::Command::new(&exe)
+                        .arg("--seed")
+                        .arg(seed.to_string())
+                        .args(&passthrough)
+                        .arg("--no-summary")
+                        .status();
+                    let ok = matches!(status, Ok(s) if s.success());
+                    results.lock().unwrap_or_else(|p| p.into_inner()).push((seed, ok));
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        results.sort_unstable();
+        for (seed, ok) in results {
+            if ok {
+                passed += 1;
+            } else {
+                failed.push(seed);
             }
         }
     }

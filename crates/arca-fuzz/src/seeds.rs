@@ -35,7 +35,7 @@ pub fn of(name: &str) -> Vec<Vec<u8>> {
         }
         "raft_vote" => seeds.push(forge::vote_request(2, 4)),
         "raft_snapshot_header" => seeds.push(forge::snapshot_header(1, 3)),
-        "raft_log_entry" => seeds.push(forge::log_entry(3, 1, 11, a_proposal())),
+        "raft_log_entry" => seeds.push(forge::log_entry(3, 11, a_proposal())),
         "proposal" => seeds.push(arca_raft::codec::encode(&a_proposal())),
         "snapshot_data" => {
             let state = MemState::default();

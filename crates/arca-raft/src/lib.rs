@@ -23,14 +23,21 @@ pub use arca_storage::proposal::{ApplyOutcome, Proposal};
 pub use node::{ArcaNode, ClusterView, NodeView, RaftNode, WriteError};
 
 openraft::declare_raft_types!(
-    /// Arca's Raft type configuration: entries carry encrypted [`Proposal`]s.
+    /// Arca's Raft type configuration: entries carry encrypted [`Proposal`]s, and leader ids are the
+    /// Raft paper's (one leader per term; a log id is its term and index).
     pub TypeConfig:
         D = Proposal,
         R = ApplyOutcome,
         NodeId = u64,
         Node = ArcaNode,
         AsyncRuntime = runtime::ArcaRuntime,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<Self::Term, Self::NodeId>,
 );
+
+/// The format of what Raft stores (log entries, votes, log ids in the applied metadata and snapshots),
+/// recorded in the log's metadata when a node first starts Raft. Data written in another format is
+/// refused, never read: log ids of one format decode as wrong values in another.
+pub const STORAGE_FORMAT: &str = "arca-raft-2 (leader_id_std)";
 
 /// The openraft handle for Arca's state machine.
 pub type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;

@@ -144,10 +144,40 @@ pub fn stored_vote(log: &dyn ByteLog) -> Result<Option<(u64, u64, bool)>, io::Er
     }
 }
 
-/// The leader id (term, node) and index of a log entry as stored in a byte log, for checks from
-/// outside openraft (the simulation's log-matching checker).
-pub fn stored_entry_log_id(bytes: &[u8]) -> Result<((u64, u64), u64), io::Error> {
-    use openraft::vote::RaftLeaderId;
+/// The term and index of a log entry as stored in a byte log, for checks from outside openraft (the
+/// simulation's log-matching checker).
+pub fn stored_entry_log_id(bytes: &[u8]) -> Result<(u64, u64), io::Error> {
     let entry: Entry = decode("log entry", bytes)?;
-    Ok(((entry.log_id.leader_id.term(), *entry.log_id.leader_id.node_id()), entry.log_id.index))
+    Ok((entry.log_id.leader_id.term, entry.log_id.index))
+}
+
+/// Key of the storage format in the byte log's metadata.
+pub const META_FORMAT: &str = "format";
+
+/// Checks that `log` and `state` hold data of [`crate::STORAGE_FORMAT`], or none yet (then records
+/// the format). Data of an earlier format is refused with what to do.
+pub fn check_format(log: &dyn ByteLog, state: &dyn arca_storage::StateStore) -> Result<(), String> {
+    let io = |e: arca_storage::StorageError| format!("failed to read the Raft log: {e}");
+    match log.get_meta(META_FORMAT).map_err(io)? {
+        Some(format) if format == crate::STORAGE_FORMAT.as_bytes() => Ok(()),
+        Some(format) => Err(format!(
+            "this data dir holds Raft data in format {:?}, and this arcad reads only {:?}: start a new \
+             cluster and restore the vaults from backups",
+            String::from_utf8_lossy(&format),
+            crate::STORAGE_FORMAT
+        )),
+        None => {
+            let used = log.get_meta(META_VOTE).map_err(io)?.is_some()
+                || log.last().map_err(io)?.is_some()
+                || state.applied_meta().map_err(|e| format!("failed to read the state: {e}"))?.is_some();
+            if used {
+                return Err(format!(
+                    "this data dir holds Raft data written by an earlier arcad (before format {:?}), which \
+                     this arcad cannot read: start a new cluster and restore the vaults from backups",
+                    crate::STORAGE_FORMAT
+                ));
+            }
+            log.put_meta(META_FORMAT, crate::STORAGE_FORMAT.as_bytes(), Durability::Synced).map_err(io)
+        }
+    }
 }

@@ -82,6 +82,7 @@ impl RaftNode {
         channels: Channels,
     ) -> Result<Self, String> {
         let config = settings.to_config()?;
+        crate::log_store::check_format(&*log, &*state)?;
         let machine = StateMachine::new(state);
         let removed = machine.removed_nodes();
         let raft = Raft::new(node_id, config, Network::new(channels.clone()), LogStore::new(log), machine)

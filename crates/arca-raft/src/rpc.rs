@@ -159,7 +159,7 @@ pub mod forge {
     }
 
     /// An AppendEntries from `leader` in `term` carrying `entries` (term, index, proposal) after
-    /// `prev` (term, index), all from `leader`: whatever order the caller gives them in.
+    /// `prev` (term, index): whatever order the caller gives them in.
     pub fn append_entries(
         leader: u64,
         term: u64,
@@ -168,28 +168,22 @@ pub mod forge {
     ) -> Vec<u8> {
         encode(&AppendEntriesRequest::<TypeConfig> {
             vote: Vote::new_committed(term, leader),
-            prev_log_id: prev.map(|(t, i)| log_id(t, leader, i)),
-            entries: entries.into_iter().map(|(t, i, p)| entry(t, leader, i, p)).collect(),
+            prev_log_id: prev.map(|(t, i)| LogId::new_term_index(t, i)),
+            entries: entries.into_iter().map(|(t, i, p)| entry(t, i, p)).collect(),
             leader_commit: None,
         })
     }
 
     /// A log entry as the log store keeps it.
-    pub fn log_entry(term: u64, leader: u64, index: u64, proposal: crate::Proposal) -> Vec<u8> {
-        encode(&entry(term, leader, index, proposal))
+    pub fn log_entry(term: u64, index: u64, proposal: crate::Proposal) -> Vec<u8> {
+        encode(&entry(term, index, proposal))
     }
 
-    fn log_id(term: u64, leader: u64, index: u64) -> openraft::alias::LogIdOf<TypeConfig> {
-        use openraft::vote::RaftLeaderId;
-        openraft::alias::LogIdOf::<TypeConfig>::new(
-            openraft::alias::CommittedLeaderIdOf::<TypeConfig>::new(term, leader),
-            index,
-        )
-    }
+    type LogId = openraft::alias::LogIdOf<TypeConfig>;
 
-    fn entry(term: u64, leader: u64, index: u64, proposal: crate::Proposal) -> openraft::alias::EntryOf<TypeConfig> {
+    fn entry(term: u64, index: u64, proposal: crate::Proposal) -> openraft::alias::EntryOf<TypeConfig> {
         openraft::alias::EntryOf::<TypeConfig> {
-            log_id: log_id(term, leader, index),
+            log_id: LogId::new_term_index(term, index),
             payload: openraft::EntryPayload::Normal(proposal),
         }
     }

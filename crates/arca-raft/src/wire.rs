@@ -2,6 +2,8 @@
 //!
 //! Openraft trusts its peers: entries that skip an index, go back in term, or claim a term newer than
 //! the leader's vote would reach its engine and log unchecked (its own checks are debug assertions).
+//! (With the paper's leader ids, the only leader of the sender's term is the sender, so an entry's
+//! term is all there is to check.)
 //! A member that lies, or a corrupted message, is refused here with a reason instead. The fuzz targets
 //! run these functions over arbitrary bytes.
 
@@ -26,8 +28,6 @@ pub enum WireError {
     TermGoesBack { position: usize, found: u64, before: u64 },
     #[error("entry {position} is from term {found}, after the sender's term {vote}")]
     TermFromTheFuture { position: usize, found: u64, vote: u64 },
-    #[error("entry {position} names leader {found} for term {term}, which the sender leads")]
-    WrongLeader { position: usize, found: u64, term: u64 },
     #[error("the snapshot ends at term {found}, after the sender's term {vote}")]
     SnapshotFromTheFuture { found: u64, vote: u64 },
 }
@@ -36,17 +36,15 @@ fn decoded<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T
     decode(what, bytes).map_err(|e| WireError::Decode(e.to_string()))
 }
 
-/// An AppendEntries request: its entries follow `prev_log_id` and each other, their terms never go
-/// back and never pass the sender's, and an entry of the sender's own term names the sender.
+/// An AppendEntries request: its entries follow `prev_log_id` and each other, and their terms never
+/// go back and never pass the sender's.
 pub fn append_entries_request(bytes: &[u8]) -> Result<AppendEntriesRequest<TypeConfig>, WireError> {
     let request: AppendEntriesRequest<TypeConfig> = decoded("append entries request", bytes)?;
     let vote_term = request.vote.leader_id().term();
-    let vote_node = *request.vote.leader_id().node_id();
     let mut expected = request.prev_log_id.as_ref().map_or(0, |l| l.index.saturating_add(1));
-    let mut before = request.prev_log_id.as_ref().map_or(0, |l| l.leader_id.term());
+    let mut before = request.prev_log_id.as_ref().map_or(0, |l| l.leader_id.term);
     for (position, entry) in request.entries.iter().enumerate() {
-        let (index, term, leader) =
-            (entry.log_id.index, entry.log_id.leader_id.term(), *entry.log_id.leader_id.node_id());
+        let (index, term) = (entry.log_id.index, entry.log_id.leader_id.term);
         if index != expected {
             return Err(WireError::NotConsecutive { position, found: index, expected });
         }
@@ -55,9 +53,6 @@ pub fn append_entries_request(bytes: &[u8]) -> Result<AppendEntriesRequest<TypeC
         }
         if term > vote_term {
             return Err(WireError::TermFromTheFuture { position, found: term, vote: vote_term });
-        }
-        if term == vote_term && leader != vote_node {
-            return Err(WireError::WrongLeader { position, found: leader, term });
         }
         expected = index.saturating_add(1);
         before = term;
@@ -74,7 +69,7 @@ pub fn vote_request(bytes: &[u8]) -> Result<VoteRequest<TypeConfig>, WireError> 
 pub fn snapshot_header(bytes: &[u8]) -> Result<(Vote, SnapshotMeta), WireError> {
     let (vote, meta): (Vote, SnapshotMeta) = decoded("snapshot header", bytes)?;
     if let Some(last) = &meta.last_log_id {
-        let (found, vote_term) = (last.leader_id.term(), vote.leader_id().term());
+        let (found, vote_term) = (last.leader_id.term, vote.leader_id().term());
         if found > vote_term {
             return Err(WireError::SnapshotFromTheFuture { found, vote: vote_term });
         }
@@ -107,31 +102,25 @@ mod tests {
     type Entry = openraft::alias::EntryOf<TypeConfig>;
     type LogId = openraft::alias::LogIdOf<TypeConfig>;
 
-    fn log_id(term: u64, node: u64, index: u64) -> LogId {
-        use openraft::vote::RaftLeaderId;
-        LogId::new(openraft::alias::CommittedLeaderIdOf::<TypeConfig>::new(term, node), index)
-    }
-
-    fn request(term: u64, leader: u64, prev: Option<LogId>, entries: &[(u64, u64, u64)]) -> Vec<u8> {
+    fn request(term: u64, leader: u64, prev: Option<LogId>, entries: &[(u64, u64)]) -> Vec<u8> {
         encode(&AppendEntriesRequest::<TypeConfig> {
             vote: Vote::new_committed(term, leader),
             prev_log_id: prev,
-            entries: entries.iter().map(|&(t, n, i)| Entry::new_blank(log_id(t, n, i))).collect(),
+            entries: entries.iter().map(|&(t, i)| Entry::new_blank(LogId::new_term_index(t, i))).collect(),
             leader_commit: None,
         })
     }
 
     #[test]
     fn entries_that_follow_on_are_taken_and_any_other_order_is_refused() {
-        let prev = Some(log_id(2, 1, 9));
-        append_entries_request(&request(3, 1, prev, &[(2, 1, 10), (3, 1, 11), (3, 1, 12)])).expect("in order");
-        append_entries_request(&request(3, 1, None, &[(1, 2, 0), (3, 1, 1)])).expect("from the start");
-        let refused = |entries: &[(u64, u64, u64)]| append_entries_request(&request(3, 1, prev, entries)).unwrap_err();
-        assert!(matches!(refused(&[(2, 1, 11)]), WireError::NotConsecutive { expected: 10, .. }));
-        assert!(matches!(refused(&[(2, 1, 10), (2, 1, 10)]), WireError::NotConsecutive { position: 1, .. }));
-        assert!(matches!(refused(&[(1, 1, 10)]), WireError::TermGoesBack { .. }));
-        assert!(matches!(refused(&[(4, 1, 10)]), WireError::TermFromTheFuture { .. }));
-        assert!(matches!(refused(&[(3, 2, 10)]), WireError::WrongLeader { .. }));
+        let prev = Some(LogId::new_term_index(2, 9));
+        append_entries_request(&request(3, 1, prev, &[(2, 10), (3, 11), (3, 12)])).expect("in order");
+        append_entries_request(&request(3, 1, None, &[(1, 0), (3, 1)])).expect("from the start");
+        let refused = |entries: &[(u64, u64)]| append_entries_request(&request(3, 1, prev, entries)).unwrap_err();
+        assert!(matches!(refused(&[(2, 11)]), WireError::NotConsecutive { expected: 10, .. }));
+        assert!(matches!(refused(&[(2, 10), (2, 10)]), WireError::NotConsecutive { position: 1, .. }));
+        assert!(matches!(refused(&[(1, 10)]), WireError::TermGoesBack { .. }));
+        assert!(matches!(refused(&[(4, 10)]), WireError::TermFromTheFuture { .. }));
         assert!(matches!(append_entries_request(&[0xff; 3]).unwrap_err(), WireError::Decode(_)));
     }
 }

@@ -220,7 +220,9 @@ impl Shared {
         if !self.engine.has_raft() {
             self.start_raft(node_id).await.map_err(ArcaError::internal)?;
         }
-        self.ask_to_be_added(target, node_id, as_learner).await?;
+        // Deliberate bug (danger-faults builds only): stop after the learner step, as a crash would.
+        let ask_as_learner = as_learner || arca_types::faults::active(arca_types::faults::Fault::JoinStopsAfterLearner);
+        self.ask_to_be_added(target, node_id, ask_as_learner).await?;
         tracing::info!(node_id, "joined the cluster");
         Ok(())
     }

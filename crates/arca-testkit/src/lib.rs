@@ -218,6 +218,16 @@ impl TestCluster {
     }
 
     fn spawn_node(&mut self, join: Option<(String, PathBuf)>, learner: bool, standby: bool) -> anyhow::Result<usize> {
+        self.spawn_node_with(join, learner, standby, Vec::new())
+    }
+
+    fn spawn_node_with(
+        &mut self,
+        join: Option<(String, PathBuf)>,
+        learner: bool,
+        standby: bool,
+        extra_args: Vec<String>,
+    ) -> anyhow::Result<usize> {
         let index = self.nodes.len();
         if index >= CERT_NAMES {
             bail!("the test cluster has certificates for {CERT_NAMES} nodes");
@@ -236,7 +246,7 @@ impl TestCluster {
             join,
             learner,
             standby,
-            extra_args: Vec::new(),
+            extra_args,
         };
         self.nodes.push(node);
         self.launch(index)?;
@@ -286,11 +296,17 @@ impl TestCluster {
     /// Starts a new node that joins through node 0 (or the first running node) and waits until it is a
     /// member, unsealed, and caught up.
     pub async fn add_node(&mut self, learner: bool) -> anyhow::Result<usize> {
+        self.add_node_with(learner, &[]).await
+    }
+
+    /// [`Self::add_node`], with more `arcad serve` arguments for the new node.
+    pub async fn add_node_with(&mut self, learner: bool, extra_args: &[&str]) -> anyhow::Result<usize> {
         let peer =
             self.nodes.iter().find(|n| n.is_running()).map(NodeProcess::cluster_addr).context("no running node")?;
         let token_file = self.dir.path().join(format!("join-{}.token", self.nodes.len() + 1));
         std::fs::write(&token_file, self.join_token().await?)?;
-        let index = self.spawn_node(Some((peer, token_file)), learner, false)?;
+        let extra_args = extra_args.iter().map(|a| a.to_string()).collect();
+        let index = self.spawn_node_with(Some((peer, token_file)), learner, false, extra_args)?;
         let want = self.nodes.len();
         self.wait_for(Duration::from_secs(60), async move |c: &Self| match c.status(index).await {
             Ok(s) => s.nodes.len() >= want && s.node_id != 0,

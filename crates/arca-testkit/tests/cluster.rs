@@ -232,3 +232,32 @@ async fn sealed_node_and_bad_tokens_are_refused() {
     }
     assert!(throttled, "sixty unseal requests at once are throttled");
 }
+
+/// The role node `index` has in the leader's view ("voter", "learner"), if the leader lists it.
+async fn role_of(cluster: &TestCluster, index: usize) -> Option<String> {
+    let leader = cluster.leader_index().await?;
+    let id = cluster.status(index).await.ok()?.node_id;
+    let status = cluster.status(leader).await.ok()?;
+    status.nodes.into_iter().find(|n| n.node_id == id).map(|n| n.role)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_added_as_a_learner_but_never_promoted_is_promoted_after_a_restart() {
+    let mut cluster = TestCluster::start(3).await.unwrap();
+    // The new node stops after the learner step, as a crash between the two steps would leave it.
+    let new = cluster.add_node_with(false, &["--danger-fault", "join-stops-after-learner"]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(role_of(&cluster, new).await.as_deref(), Some("learner"), "the promotion did not happen");
+
+    cluster.kill(new);
+    cluster.nodes[new].extra_args.clear();
+    cluster.restart(new).await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(60), async |c: &TestCluster| role_of(c, new).await.as_deref() == Some("voter"))
+        .await
+        .expect("after a restart the node asks again and is promoted");
+    // It votes now: with it, four voters need three, and writes still commit.
+    let c = cluster.client(new).await.unwrap();
+    create_vault(&c, "promoted").await.unwrap();
+    set(&c, "promoted", "s", "v").await.unwrap();
+}

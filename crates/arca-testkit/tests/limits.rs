@@ -149,7 +149,9 @@ async fn served_code(channel: tonic::transport::Channel) -> Result<tonic::Code, 
     let mut c = cpb::node_service_client::NodeServiceClient::new(channel);
     match c.read_index(cpb::ReadIndexRequest {}).await {
         Ok(_) => Ok(tonic::Code::Ok),
-        Err(s) if s.code() == tonic::Code::Unavailable || s.code() == tonic::Code::Unknown => Err(s),
+        Err(s) if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) => {
+            Err(s)
+        }
         Err(s) => Ok(s.code()),
     }
 }

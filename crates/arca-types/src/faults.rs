@@ -2,7 +2,8 @@
 //!
 //! Every switch is compiled in only with the `danger-faults` feature, which no normal build enables;
 //! without it [`active`] is a constant `false` and the code paths behind it vanish. The switches are
-//! process-wide: the simulation runs one seed at a time in one thread and sets them before a run.
+//! process-wide: the simulation runs one seed at a time in one thread and sets them before a run, and
+//! an `arcad` built with its danger-faults feature takes them from a hidden `--danger-fault` flag.
 
 /// A bug that can be switched on in Arca itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -16,11 +17,19 @@ pub enum Fault {
     /// Bounded-staleness reads on a node that believes it leads are served from its replica however
     /// long ago a quorum last heard from it (the bug of a partitioned ex-leader).
     StaleLeaderReads,
+    /// A node joining as a voter stops after it was added as a learner, as if it crashed before it
+    /// asked to be promoted (for the test that it resumes after a restart).
+    JoinStopsAfterLearner,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 4] =
-        [Fault::AckBeforeCommit, Fault::ReadWithoutReadIndex, Fault::SkipVoteFsync, Fault::StaleLeaderReads];
+    pub const ALL: [Fault; 5] = [
+        Fault::AckBeforeCommit,
+        Fault::ReadWithoutReadIndex,
+        Fault::SkipVoteFsync,
+        Fault::StaleLeaderReads,
+        Fault::JoinStopsAfterLearner,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -28,6 +37,7 @@ impl Fault {
             Fault::ReadWithoutReadIndex => "read-without-read-index",
             Fault::SkipVoteFsync => "skip-vote-fsync",
             Fault::StaleLeaderReads => "stale-leader-reads",
+            Fault::JoinStopsAfterLearner => "join-stops-after-learner",
         }
     }
 

@@ -112,6 +112,9 @@ struct ServeArgs {
     /// in this file (read on every use).
     #[arg(long, env = "ARCA_DANGER_CLOCK_OFFSET_FILE", hide = true)]
     danger_clock_offset_file: Option<PathBuf>,
+    /// Testing only (builds with the danger-faults feature): switch on a deliberate fault.
+    #[arg(long = "danger-fault", hide = true)]
+    danger_faults: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -189,6 +192,28 @@ fn write_bootstrap_secret(data_dir: &Path) -> anyhow::Result<String> {
 
 /// The clock offset file, honoured only by a build with the danger-faults feature: whoever can write
 /// the file would control the node's time (retention, expiry, token lifetimes).
+/// Switches on the deliberate faults named (a danger-faults build only; any other refuses to start).
+fn danger_faults(names: &[String]) -> anyhow::Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let faults = names
+        .iter()
+        .map(|n| arca_types::faults::Fault::parse(n).with_context(|| format!("no fault is named {n}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    #[cfg(feature = "danger-faults")]
+    {
+        tracing::warn!(?faults, "deliberate faults are on: for tests only");
+        arca_types::faults::set_active(&faults);
+        Ok(())
+    }
+    #[cfg(not(feature = "danger-faults"))]
+    {
+        let _ = faults;
+        bail!("--danger-fault needs an arcad built with the danger-faults feature")
+    }
+}
+
 fn danger_clock(file: Option<PathBuf>) -> Option<PathBuf> {
     if cfg!(feature = "danger-faults") {
         return file;
@@ -234,6 +259,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Some(JoinPlan { peer, token })
         }
     };
+    danger_faults(&args.danger_faults)?;
     let bootstrap_secret = if args.bootstrap { Some(write_bootstrap_secret(&args.data_dir)?) } else { None };
     let audit_log = args.audit_log.unwrap_or_else(|| args.data_dir.join("audit.log"));
     let snapshot_spool_dir = Some(args.data_dir.join("snapshot-spool"));

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-/// One node's log: index → (leader id that wrote it as (term, node), hash of the entry bytes).
-pub type Log = BTreeMap<u64, ((u64, u64), u64)>;
+/// One node's log: index → (term of the entry, hash of the entry bytes).
+pub type Log = BTreeMap<u64, (u64, u64)>;
 
 pub fn check(logs: &BTreeMap<usize, Log>) -> Result<usize, Vec<String>> {
     let mut problems = Vec::new();
@@ -13,14 +13,14 @@ pub fn check(logs: &BTreeMap<usize, Log>) -> Result<usize, Vec<String>> {
     let nodes: Vec<_> = logs.iter().collect();
     for (i, (a_node, a)) in nodes.iter().enumerate() {
         for (b_node, b) in &nodes[i + 1..] {
-            // The highest common index whose leader ids agree.
-            let Some(top) = a.iter().rev().find(|(idx, (lid, _))| b.get(idx).is_some_and(|(l, _)| l == lid)) else {
+            // The highest common index whose terms agree.
+            let Some(top) = a.iter().rev().find(|(idx, (term, _))| b.get(idx).is_some_and(|(t, _)| t == term)) else {
                 continue;
             };
-            for (idx, (lid, hash)) in a.range(..=*top.0) {
-                if let Some((other_lid, other_hash)) = b.get(idx) {
+            for (idx, (term, hash)) in a.range(..=*top.0) {
+                if let Some((other_term, other_hash)) = b.get(idx) {
                     compared += 1;
-                    if lid != other_lid || hash != other_hash {
+                    if term != other_term || hash != other_hash {
                         problems.push(format!(
                             "nodes {a_node} and {b_node} agree on entry {} but differ at index {idx}",
                             top.0

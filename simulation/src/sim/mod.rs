@@ -2,6 +2,7 @@
 //! as turmoil hosts over a simulated network and crash-modelled in-memory disks, a client workload,
 //! a seeded fault schedule, then a heal and liveness phase, and every checker over what happened.
 
+pub mod attacker;
 pub mod net;
 
 use std::cell::Cell;
@@ -57,6 +58,8 @@ pub struct SimConfig {
     /// Deliberate bugs switched on in Arca for this run (needs the `danger-faults` feature).
     pub faults: Vec<Fault>,
     pub snapshot_every_entries: u64,
+    /// Run the attacker host, which sends forged cluster RPCs all through the faults.
+    pub attacker: bool,
 }
 
 impl SimConfig {
@@ -73,6 +76,7 @@ impl SimConfig {
             chaos: true,
             faults: Vec::new(),
             snapshot_every_entries: 30,
+            attacker: true,
         }
     }
 
@@ -95,8 +99,6 @@ pub struct Report {
     pub key_ops: usize,
     pub acknowledged_checked: usize,
     pub leader_terms: usize,
-    /// Terms in which more than one node led, each under its own leader id (legal in openraft).
-    pub shared_terms: usize,
     pub crashes: usize,
     pub faults_injected: usize,
     pub applied_entries: usize,
@@ -104,6 +106,10 @@ pub struct Report {
     pub snapshot_installs: usize,
     pub inconclusive_keys: Vec<String>,
     pub simulated: Duration,
+    /// Forged cluster calls the attacker made, and how many were refused (the rest went unanswered:
+    /// their target was down, paused or cut off).
+    pub attacks: usize,
+    pub attacks_refused: usize,
     /// A hash of the whole history: equal for two runs of one seed.
     pub fingerprint: u64,
 }
@@ -313,8 +319,14 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     let registry: Registry = Arc::default();
     let unseal: Arc<Mutex<Option<String>>> = Arc::default();
     let tokens: Tokens = Arc::default();
+    let attacker_identity = MemCredentialStore::default();
     let peers = Arc::new(net::SimPeers::new(
-        disks.iter().enumerate().map(|(i, d)| (node_name(i), d.credentials.clone())).collect(),
+        disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (node_name(i), d.credentials.clone()))
+            .chain([(attacker::HOST.to_owned(), attacker_identity.clone())])
+            .collect(),
     ));
     let learners_go: Rc<Cell<bool>> = Rc::new(Cell::new(false));
     // Clients address the voters until the learners start.
@@ -432,6 +444,14 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
             let result = drive_clients(seed, total, clients, safety_end, settle, history, unseal, tokens).await;
             *outcome.borrow_mut() = Some(result);
             Ok(())
+        });
+    }
+
+    let tally = attacker::SharedTally::default();
+    if config.attacker {
+        let (registry, tally) = (registry.clone(), tally.clone());
+        sim.client(attacker::HOST, async move {
+            attacker::attack(seed, total, attacker_identity, registry, safety_end, tally).await
         });
     }
 
@@ -604,8 +624,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     for (i, disk) in disks.iter().enumerate() {
         let mut log = log_matching::Log::new();
         for (index, bytes) in disk.log.range(0, u64::MAX).unwrap_or_default() {
-            if let Ok((leader, _)) = stored_entry_log_id(&bytes) {
-                log.insert(index, (leader, hash_of(&bytes)));
+            if let Ok((term, _)) = stored_entry_log_id(&bytes) {
+                log.insert(index, (term, hash_of(&bytes)));
             }
         }
         logs.insert(i, log);
@@ -620,6 +640,10 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     log_matching::check(&logs).map_err(|d| fail(seed, "log matching (Raft §5.3)", d))?;
     observed.applied.check(&state_finals).map_err(|d| fail(seed, "state machine safety (Raft §5.4.3)", d))?;
     no_plaintext::check(&blobs).map_err(|d| fail(seed, "no plaintext at rest", d))?;
+    let tally = std::mem::take(&mut *lock(&tally));
+    if !tally.accepted.is_empty() {
+        return Err(fail(seed, "every forged cluster call is refused", tally.accepted));
+    }
 
     Ok(Report {
         seed,
@@ -629,13 +653,14 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         key_ops: ops.iter().filter(|o| o.call.is_key_call()).count(),
         acknowledged_checked,
         leader_terms: observed.leaders.terms(),
-        shared_terms: observed.leaders.shared_terms(),
         crashes: observed.votes.crashes(),
         faults_injected,
         applied_entries: observed.applied.entries(),
         snapshot_installs: disks.iter().map(|d| d.state.imports()).sum(),
         inconclusive_keys: summary.inconclusive,
         simulated,
+        attacks: tally.calls,
+        attacks_refused: tally.refused,
         fingerprint: hash_of(history.fingerprint().as_bytes()),
     })
 }
