@@ -32,21 +32,21 @@ async fn open_idle(addr: &str, n: usize) -> Vec<TcpStream> {
 }
 
 /// Connections that each send the start of a ClientHello one byte a second, for as long as they live.
-fn open_slow(addr: &str, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..n)
-        .map(|_| {
-            let addr = addr.to_owned();
-            tokio::spawn(async move {
-                let Ok(mut s) = TcpStream::connect(&addr).await else { return };
-                for byte in CLIENT_HELLO_START.iter().cycle() {
-                    if s.write_all(&[*byte]).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+/// Returns once every connection is open, so that handshakes started afterwards are the newest.
+async fn open_slow(addr: &str, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let Ok(mut s) = TcpStream::connect(addr).await else { continue };
+        out.push(tokio::spawn(async move {
+            for byte in CLIENT_HELLO_START.iter().cycle() {
+                if s.write_all(&[*byte]).await.is_err() {
+                    return;
                 }
-            })
-        })
-        .collect()
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+    }
+    out
 }
 
 async fn set_and_get(cluster: &TestCluster, node: usize, name: &str) -> anyhow::Result<()> {
@@ -98,8 +98,8 @@ async fn idle_slow_and_silent_connections_do_not_keep_clients_or_members_out() {
     let mut idle = open_idle(&api, IDLE_CONNECTIONS).await;
     idle.extend(open_idle(&cluster_addr, IDLE_CONNECTIONS).await);
     assert!(idle.len() > 2 * TLS_HANDSHAKES_IN_FLIGHT_MAX, "the flood opened {} connections", idle.len());
-    let mut slow = open_slow(&api, SLOW_CONNECTIONS);
-    slow.extend(open_slow(&cluster_addr, SLOW_CONNECTIONS));
+    let mut slow = open_slow(&api, SLOW_CONNECTIONS).await;
+    slow.extend(open_slow(&cluster_addr, SLOW_CONNECTIONS).await);
     // Handshakes finished, then silence where HTTP/2 should start.
     let mut silent_api = attack::tls_stream(&api, None).await.unwrap();
     let mut silent_cluster = attack::tls_stream(&cluster_addr, Some(&stranger())).await.unwrap();
