@@ -4,7 +4,10 @@
 //!
 //! Retried: `UNAVAILABLE` (nothing happened: no leader, a node catching up), `DEADLINE_EXCEEDED`
 //! (`OUTCOME_UNKNOWN`: the write may have happened, the id makes the retry safe) and failures to
-//! reach the node at all. A sealed node is not retried: it needs an operator.
+//! reach the node at all. A sealed node is not retried: it needs an operator. When every try failed,
+//! the answer is never more certain than the tries were: an `UNAVAILABLE` after an attempt that may
+//! have acted is answered with that attempt's `OUTCOME_UNKNOWN` (or its transport error), never as
+//! "nothing happened".
 
 use std::future::Future;
 use std::pin::Pin;
@@ -44,11 +47,45 @@ fn new_request_id() -> String {
     format!("c{:x}-{:x}-{:x}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Whether an answer (its headers, for errors sent without a body) leaves the call worth repeating.
-fn worth_retrying(headers: &http::HeaderMap) -> bool {
-    let Some(status) = tonic::Status::from_header_map(headers) else { return false };
+/// What one attempt's answer says about the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// An answer to keep: success, or an error that another try would only repeat.
+    Final,
+    /// `UNAVAILABLE` (not sealed): this attempt changed nothing.
+    ChangedNothing,
+    /// `OUTCOME_UNKNOWN`, or the node could not be reached or stopped answering: it may have acted.
+    MayHaveActed,
+}
+
+/// Reads an answer's headers (errors come without a body, their status in the headers).
+fn attempt_of(headers: &http::HeaderMap) -> Attempt {
+    let Some(status) = tonic::Status::from_header_map(headers) else { return Attempt::Final };
     let sealed = status.get_error_details().error_info().is_some_and(|i| i.reason == "SEALED");
-    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) && !sealed
+    match status.code() {
+        tonic::Code::Unavailable if !sealed => Attempt::ChangedNothing,
+        tonic::Code::DeadlineExceeded => Attempt::MayHaveActed,
+        _ => Attempt::Final,
+    }
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Return,
+    /// Return the first answer that said the call may have acted: the last attempt only knows that
+    /// *it* changed nothing, and answering that would tell the caller the call never happened.
+    ReturnTheUncertainOne,
+    Retry,
+}
+
+fn next(attempt: Attempt, last: bool, an_earlier_one_may_have_acted: bool) -> Next {
+    match attempt {
+        Attempt::Final => Next::Return,
+        _ if !last => Next::Retry,
+        Attempt::ChangedNothing if an_earlier_one_may_have_acted => Next::ReturnTheUncertainOne,
+        _ => Next::Return,
+    }
 }
 
 impl tonic::codegen::Service<http::Request<Body>> for Retrying {
@@ -77,6 +114,7 @@ impl tonic::codegen::Service<http::Request<Body>> for Retrying {
             let bytes =
                 http_body_util::BodyExt::collect(body).await.map_err(|e| -> BoxError { Box::new(e) })?.to_bytes();
             let mut pause = Duration::from_millis(RETRY_PAUSE_MS);
+            let mut uncertain = None;
             for attempt in 1..=attempts {
                 let mut request = http::Request::new(Body::new(http_body_util::Full::new(bytes.clone())));
                 *request.method_mut() = parts.method.clone();
@@ -88,10 +126,17 @@ impl tonic::codegen::Service<http::Request<Body>> for Retrying {
                     Err(e) => Err(e),
                 };
                 let last = attempt == attempts;
-                match result {
-                    Ok(response) if last || !worth_retrying(response.headers()) => return Ok(response),
-                    Err(e) if last => return Err(e.into()),
-                    _ => {
+                let kind = match &result {
+                    Ok(response) => attempt_of(response.headers()),
+                    Err(_) => Attempt::MayHaveActed,
+                };
+                match next(kind, last, uncertain.is_some()) {
+                    Next::Return => return result.map_err(Into::into),
+                    Next::ReturnTheUncertainOne => return uncertain.unwrap_or(result).map_err(Into::into),
+                    Next::Retry => {
+                        if kind == Attempt::MayHaveActed && uncertain.is_none() {
+                            uncertain = Some(result);
+                        }
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_secs(2));
                     }
@@ -99,5 +144,56 @@ impl tonic::codegen::Service<http::Request<Body>> for Retrying {
             }
             unreachable!("the last attempt returns")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_final_answer_is_returned_at_once() {
+        for last in [false, true] {
+            for earlier in [false, true] {
+                assert_eq!(next(Attempt::Final, last, earlier), Next::Return);
+            }
+        }
+    }
+
+    #[test]
+    fn uncertain_and_unavailable_answers_are_retried_until_the_last_attempt() {
+        for attempt in [Attempt::ChangedNothing, Attempt::MayHaveActed] {
+            for earlier in [false, true] {
+                assert_eq!(next(attempt, false, earlier), Next::Retry);
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_unavailable_never_hides_an_earlier_attempt_that_may_have_acted() {
+        assert_eq!(next(Attempt::ChangedNothing, true, true), Next::ReturnTheUncertainOne);
+        assert_eq!(next(Attempt::ChangedNothing, true, false), Next::Return);
+        assert_eq!(next(Attempt::MayHaveActed, true, true), Next::Return);
+        assert_eq!(next(Attempt::MayHaveActed, true, false), Next::Return);
+    }
+
+    fn headers_of(status: tonic::Status) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        status.add_header(&mut headers).expect("a status fits in headers");
+        headers
+    }
+
+    #[test]
+    fn answers_are_read_as_arca_promises() {
+        assert_eq!(attempt_of(&http::HeaderMap::new()), Attempt::Final);
+        assert_eq!(attempt_of(&headers_of(tonic::Status::unavailable("no leader"))), Attempt::ChangedNothing);
+        assert_eq!(attempt_of(&headers_of(tonic::Status::deadline_exceeded("unknown"))), Attempt::MayHaveActed);
+        assert_eq!(attempt_of(&headers_of(tonic::Status::not_found("gone"))), Attempt::Final);
+        let sealed = tonic::Status::with_error_details(
+            tonic::Code::Unavailable,
+            "sealed",
+            tonic_types::ErrorDetails::with_error_info("SEALED", "arca", std::collections::HashMap::new()),
+        );
+        assert_eq!(attempt_of(&headers_of(sealed)), Attempt::Final);
     }
 }

@@ -167,7 +167,11 @@ impl RaftNode {
     }
 
     /// On the leader: how long ago it sent the last heartbeat a quorum acknowledged, and its commit
-    /// index.
+    /// index; `None` until an entry of the leader's own term is committed. (A new leader's commit
+    /// index can be behind entries its predecessor committed and acknowledged: it learns they are
+    /// committed only when an entry of its own term commits after them, Raft §5.4.2 and §8. A
+    /// quorum's acknowledgement of its heartbeats says it leads, not that its commit index is
+    /// current.)
     pub fn last_quorum_ack(&self) -> Option<(Duration, u64)> {
         use openraft::Instant as _;
         let m = self.metrics();
@@ -175,8 +179,11 @@ impl RaftNode {
             return None;
         }
         let acked = m.last_quorum_acked?.into_inner().elapsed();
-        let commit = m.cluster_committed.or(m.local_committed).map_or(0, |l| l.index);
-        Some((acked, commit))
+        let commit = m.cluster_committed.or(m.local_committed)?;
+        if commit.leader_id.term != m.current_term {
+            return None;
+        }
+        Some((acked, commit.index))
     }
 
     pub fn applied_index(&self) -> u64 {

@@ -671,7 +671,9 @@ impl Engine {
 
     /// An index that reflects every write acknowledged at most `max` ago, if this node has one without
     /// asking anyone. On the leader: its commit index, if a quorum acknowledged a heartbeat it sent
-    /// within `max` (a new leader cannot have acknowledged a write before that quorum moved on). On any
+    /// within `max` and an entry of its own term is committed (before that, its commit index may miss
+    /// writes its predecessor acknowledged; a quorum that acknowledged its heartbeat no longer lets an
+    /// older leader commit anything). On any
     /// node: the index of a ReadIndex round trip that started within `max`. A partitioned ex-leader has
     /// neither, so it serves nothing older than the bound.
     fn fresh_enough(&self, raft: &RaftNode, max: Duration) -> Option<u64> {

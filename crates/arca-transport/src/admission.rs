@@ -139,6 +139,29 @@ pub enum Refusal {
     NotAdmitted(u64),
 }
 
+impl Refusal {
+    /// Whether the refusal may only mean that this node's view lags the cluster's: the caller holds a
+    /// certificate the cluster CA issued and was never removed, but this node has not yet applied the
+    /// entry that allocated its id or added it. Such a refusal answers `UNAVAILABLE` (retry) rather
+    /// than `PERMISSION_DENIED`, so a new leader that has not applied its predecessor's last entries
+    /// does not turn a joining node away for good.
+    pub fn may_be_lag(&self) -> bool {
+        matches!(self, Refusal::NotAMember(_) | Refusal::NotAdmitted(_))
+    }
+
+    /// The status a refused call of `rpc` answers.
+    pub fn status(&self, rpc: ClusterRpc) -> tonic::Status {
+        if self.may_be_lag() {
+            tonic::Status::unavailable(format!(
+                "refused {} for now: {self}; this node may not have caught up with the cluster yet, retry",
+                rpc.method()
+            ))
+        } else {
+            tonic::Status::permission_denied(format!("refused {}: {self}", rpc.method()))
+        }
+    }
+}
+
 /// The rule: may `caller` make `rpc`, given `view`?
 pub fn admit(rpc: ClusterRpc, caller: Option<&Caller>, view: &dyn AdmissionView) -> Result<(), Refusal> {
     let caller = caller.ok_or(Refusal::NoCertificate)?;
@@ -228,7 +251,7 @@ impl Gate {
         let caller = self.peers.peer_certificate(extensions).map(|der| self.classify(&der));
         admit(rpc, caller.as_ref(), &*self.view).map_err(|refusal| {
             tracing::warn!(rpc = rpc.method(), %refusal, "refused a cluster call");
-            tonic::Status::permission_denied(format!("refused {}: {refusal}", rpc.method()))
+            refusal.status(rpc)
         })?;
         let caller = caller.expect("admit refuses a caller without a certificate");
         Ok(Admitted { rpc, caller })
@@ -359,6 +382,19 @@ mod tests {
         assert_eq!(admit(ClusterRpc::ReadIndex, Some(&Caller::Node(5)), &view()), Err(Refusal::NotAMember(5)));
         // An id this node never saw allocated: it cannot vouch for the node.
         assert_eq!(admit(ClusterRpc::AddNode, Some(&Caller::Node(6)), &view()), Err(Refusal::NotAdmitted(6)));
+    }
+
+    #[test]
+    fn only_refusals_a_lagging_view_could_cause_ask_for_a_retry() {
+        for (refusal, code) in [
+            (Refusal::NoCertificate, tonic::Code::PermissionDenied),
+            (Refusal::NotANode, tonic::Code::PermissionDenied),
+            (Refusal::Removed(4), tonic::Code::PermissionDenied),
+            (Refusal::NotAMember(5), tonic::Code::Unavailable),
+            (Refusal::NotAdmitted(6), tonic::Code::Unavailable),
+        ] {
+            assert_eq!(refusal.status(ClusterRpc::AddNode).code(), code, "{refusal:?}");
+        }
     }
 
     #[test]
