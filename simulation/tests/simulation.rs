@@ -54,10 +54,12 @@ fn seeds_21_to_30_pass_every_checker() {
 /// bounded-staleness read from its commit index before an entry of its own term had committed, so the
 /// read missed a write its predecessor had acknowledged. 419 and 1630: a new leader that had not yet
 /// applied the entry admitting a joining node refused the node's AddNode for good, and the node never
-/// joined.
+/// joined. 3159: a leader answered a joining node's retried AddNode "added" because the change was
+/// in its (uncommitted) membership from the first try; it lost office, the change was truncated, and
+/// the node believed it had joined.
 #[test]
 fn regression_seeds_pass() {
-    for seed in ["513", "647", "1261", "548", "984", "1748", "419", "1630"] {
+    for seed in ["513", "647", "1261", "548", "984", "1748", "419", "1630", "3159"] {
         let (ok, out) = simulate(&["--seed", seed]);
         assert!(ok, "seed {seed} failed:\n{out}");
     }

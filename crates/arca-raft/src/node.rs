@@ -15,6 +15,10 @@ use crate::network::{Channels, Network};
 use crate::state_machine::StateMachine;
 use crate::{Raft, RaftSettings, TypeConfig};
 
+/// How long the leader waits for a membership change adding a node to commit before it answers
+/// `UNAVAILABLE` (the joining node retries), in milliseconds.
+pub const MEMBERSHIP_COMMIT_WAIT_MS: u64 = 10_000;
+
 /// What the cluster knows about a node: where to reach its public API and its cluster listener.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArcaNode {
@@ -242,7 +246,28 @@ impl RaftNode {
             let voters: BTreeSet<u64> = [node_id].into();
             self.raft.change_membership(ChangeMembers::AddVoterIds(voters), true).await.map_err(membership_error)?;
         }
-        Ok(())
+        // openraft answers a change that finds the node already in its *effective* membership at once,
+        // committed or not: a retry after an earlier attempt appended the change (and lost office before
+        // it committed) would be told "added" for a change a later leader then truncates.
+        self.wait_committed_member(node_id, !as_learner).await
+    }
+
+    /// Waits until this node's committed membership holds `node_id` (as a voter when `voter`).
+    async fn wait_committed_member(&self, node_id: u64, voter: bool) -> Result<(), WriteError> {
+        let holds = move |m: &openraft::RaftMetrics<TypeConfig>| {
+            let membership = m.committed_membership_config.membership();
+            if voter {
+                membership.voter_ids().any(|v| v == node_id)
+            } else {
+                membership.get_node(&node_id).is_some()
+            }
+        };
+        self.raft
+            .wait(Some(Duration::from_millis(MEMBERSHIP_COMMIT_WAIT_MS)))
+            .metrics(holds, "the membership change to commit")
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(format!("the change adding node {node_id} has not committed yet ({e}); retry")))
     }
 
     /// On the leader: removes a node from the voters and learners.

@@ -118,6 +118,15 @@ impl VersionId {
         Ok(Self(raw.to_ascii_lowercase()))
     }
 
+    /// A request's version field: empty means the latest (`None`), anything else must be a version id.
+    pub fn parse_optional(raw: &str) -> Result<Option<Self>, ArcaError> {
+        if raw.is_empty() {
+            Ok(None)
+        } else {
+            Self::parse(raw).map(Some)
+        }
+    }
+
     /// Builds a version id from 16 random bytes.
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
         let mut out = String::with_capacity(Self::HEX_CHARS);
@@ -210,6 +219,9 @@ mod tests {
         assert!(VersionId::parse(&"g".repeat(32)).is_err());
         assert_eq!(VersionId::parse(&"A".repeat(32)).unwrap().as_str(), "a".repeat(32));
         assert_eq!(VersionId::from_bytes([0xab; 16]).as_str(), "ab".repeat(16));
+        assert_eq!(VersionId::parse_optional("").unwrap(), None);
+        assert!(VersionId::parse_optional(&"a".repeat(32)).unwrap().is_some());
+        assert!(VersionId::parse_optional("latest").is_err());
     }
 
     #[test]

@@ -11,13 +11,13 @@ use arca_proto::v1 as pb;
 use arca_proto::v1::crypto_service_server::CryptoService;
 use arca_types::keys::{EncryptionAlgorithm, KeyFamily, KeyOp, SignatureAlgorithm};
 use arca_types::limits::{CRYPTO_BATCH_ITEMS_MAX, CRYPTO_INPUT_BYTES_MAX};
-use arca_types::{ArcaError, ObjectName, VaultName};
+use arca_types::{ArcaError, ObjectName, VaultName, VersionId};
 use tonic::{Request, Response, Status};
 
 use crate::access::Action;
 use crate::api::{parse_consistency, Api, Call};
 use crate::keyspace::Keyspace;
-use crate::services::keys::{blocking, parse_version};
+use crate::services::keys::blocking;
 
 pub struct Crypto(pub Arc<Api>);
 
@@ -251,7 +251,7 @@ impl Crypto {
         op: KeyOp,
     ) -> Result<Target, ArcaError> {
         let name = ObjectName::parse("name", name)?;
-        let version = parse_version(version)?;
+        let version = VersionId::parse_optional(version)?;
         let view: KeyView = read::get_key(&ks.recording_view(), vault, &name, version.as_ref())?;
         crate::key_use::check_use(&view, op, self.0.engine.clock.now_unix())?;
         Ok(Target {

@@ -22,14 +22,6 @@ use crate::keyspace::Keyspace;
 
 pub struct Keys(pub Arc<Api>);
 
-pub fn parse_version(raw: &str) -> Result<Option<VersionId>, ArcaError> {
-    if raw.is_empty() {
-        Ok(None)
-    } else {
-        VersionId::parse(raw).map(Some)
-    }
-}
-
 pub fn parse_ops(raw: &[String]) -> Result<Option<Vec<KeyOp>>, ArcaError> {
     if raw.is_empty() {
         return Ok(None);
@@ -338,7 +330,7 @@ impl KeyService for Keys {
         let r = request.into_inner();
         let result = async {
             let (ks, vault, name) = self.open(&mut call, Action::KeyRead, &r.vault, &r.name)?;
-            let version = parse_version(&r.version)?;
+            let version = VersionId::parse_optional(&r.version)?;
             self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
             let view = read::get_key(&ks.recording_view(), &vault, &name, version.as_ref())?;
             self.key_message(&view)
@@ -401,7 +393,7 @@ impl KeyService for Keys {
             let command = Command::UpdateKey {
                 vault,
                 name,
-                version: parse_version(&r.version)?,
+                version: VersionId::parse_optional(&r.version)?,
                 key_ops,
                 tags: has("tags").then(|| convert::tags(&r.tags)),
                 enabled: has("enabled").then_some(r.enabled),

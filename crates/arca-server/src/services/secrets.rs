@@ -23,14 +23,6 @@ fn outcome_secret(o: Outcome) -> Result<SecretView, ArcaError> {
     }
 }
 
-fn parse_version(raw: &str) -> Result<Option<VersionId>, ArcaError> {
-    if raw.is_empty() {
-        Ok(None)
-    } else {
-        VersionId::parse(raw).map(Some)
-    }
-}
-
 impl Secrets {
     fn suffix(&self) -> &str {
         &self.0.engine.vault_suffix
@@ -101,7 +93,7 @@ impl SecretService for Secrets {
         let r = request.into_inner();
         let result = async {
             let (ks, vault, name) = self.open(&mut call, Action::SecretGet, &r.vault, &r.name)?;
-            let version = parse_version(&r.version)?;
+            let version = VersionId::parse_optional(&r.version)?;
             self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
             read::get_secret(&ks.recording_view(), &vault, &name, version.as_ref())
                 .map(|v| convert::secret(&v, self.suffix(), true))
@@ -167,7 +159,7 @@ impl SecretService for Secrets {
             let command = Command::UpdateSecret {
                 vault,
                 name,
-                version: parse_version(&r.version)?,
+                version: VersionId::parse_optional(&r.version)?,
                 content_type: has("content_type").then(|| (!r.content_type.is_empty()).then(|| r.content_type.clone())),
                 tags: has("tags").then(|| convert::tags(&r.tags)),
                 enabled: has("enabled").then_some(r.enabled),
