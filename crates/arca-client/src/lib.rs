@@ -194,3 +194,21 @@ impl ArcaClient {
         ClusterServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_token_is_never_sent_without_tls() {
+        let plain =
+            ConnectOptions { addr: "http://127.0.0.1:1".into(), token: Some("hvs.t".into()), ..Default::default() };
+        let Err(err) = ArcaClient::connect_lazy(plain.clone()) else { panic!("a token over http:// was accepted") };
+        assert!(err.message.contains("without TLS") && !err.message.contains("hvs.t"), "{err:?}");
+        let Err(err) = ArcaClient::connect(plain).await else { panic!("a token over http:// was accepted") };
+        assert!(err.message.contains("without TLS"), "{err:?}");
+        // Without a token nothing secret travels, and plaintext stays possible.
+        let anonymous = ConnectOptions { addr: "http://127.0.0.1:1".into(), ..Default::default() };
+        assert!(ArcaClient::connect_lazy(anonymous).is_ok());
+    }
+}

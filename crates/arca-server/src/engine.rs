@@ -717,3 +717,57 @@ impl Engine {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_crypto::{Keyring, OsEntropy};
+
+    fn envelope() -> Envelope {
+        Envelope { sender: 1, receiver: 2, request_id: [7; 16], sent_at: 1_000, sealed: Vec::new() }
+    }
+
+    #[test]
+    fn an_envelope_opens_only_as_the_request_it_was_sealed_as() {
+        let barrier = Barrier::new(Keyring::generate(&OsEntropy), Arc::new(OsEntropy));
+        let cluster = [9u8; 16];
+        let mut sent = envelope();
+        sent.sealed = barrier.seal(Scope::System, &sent.binding(FORWARD_REQUEST_AAD, &cluster), b"command").unwrap();
+        let opens = |e: &Envelope, what: &[u8], cluster: &[u8; 16]| {
+            barrier.open(Scope::System, &e.binding(what, cluster), &sent.sealed).is_ok()
+        };
+        assert!(opens(&sent, FORWARD_REQUEST_AAD, &cluster));
+        let altered = [
+            Envelope { sender: 3, ..envelope() },
+            Envelope { receiver: 3, ..envelope() },
+            Envelope { request_id: [8; 16], ..envelope() },
+            Envelope { sent_at: 1_001, ..envelope() },
+        ];
+        for e in &altered {
+            assert!(!opens(e, FORWARD_REQUEST_AAD, &cluster), "an envelope re-addressed or re-dated still opened");
+        }
+        assert!(!opens(&sent, FORWARD_REQUEST_AAD, &[8; 16]), "it opened in another cluster");
+        assert!(!opens(&sent, FORWARD_OUTCOME_AAD, &cluster), "a request opened as an answer");
+    }
+
+    #[test]
+    fn a_forwarded_request_is_taken_once_within_its_window() {
+        let mut seen = ReplayCache::default();
+        assert!(seen.first_time(2, [1; 16], 100));
+        assert!(!seen.first_time(2, [1; 16], 101), "the same request again is a replay");
+        assert!(seen.first_time(3, [1; 16], 101), "another sender's id is another request");
+        // Once older than the age bound, an envelope is refused by its age; the cache may forget it.
+        assert!(seen.first_time(2, [1; 16], 101 + FORWARD_ENVELOPE_AGE_S_MAX));
+    }
+
+    #[test]
+    fn the_replay_cache_holds_at_most_its_limit() {
+        let mut seen = ReplayCache::default();
+        for i in 0..=FORWARD_REPLAY_ENTRIES_MAX as u64 {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&i.to_be_bytes());
+            assert!(seen.first_time(1, id, 100));
+        }
+        assert!(seen.order.len() <= FORWARD_REPLAY_ENTRIES_MAX && seen.seen.len() <= FORWARD_REPLAY_ENTRIES_MAX);
+    }
+}
