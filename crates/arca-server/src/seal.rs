@@ -426,3 +426,40 @@ impl SealManager {
 pub fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_crypto::OsEntropy;
+    use arca_storage::mem::MemState;
+
+    fn put_keyring(store: &MemState, index: u64, blob: Vec<u8>) {
+        store.commit(index, &[Op::Put { key: KEYRING_KEY.to_vec(), value: blob }], &[]).unwrap();
+    }
+
+    #[test]
+    fn the_keyring_term_only_moves_forward() {
+        let store = Arc::new(MemState::default());
+        let root = RootKey(Key32::generate(&OsEntropy));
+        let mut keyring = Keyring::generate(&OsEntropy);
+        let old_blob = keyring.wrap(&root, &OsEntropy);
+        put_keyring(&store, 1, old_blob.clone());
+        let seal = SealManager::new(store.clone(), Arc::new(OsEntropy));
+        let barrier = Barrier::new(Keyring::unwrap(&root, &old_blob).unwrap(), Arc::new(OsEntropy));
+        *seal.state.write().unwrap() = SealState::Unsealed { root: root.clone(), barrier: barrier.clone() };
+        let first = barrier.keyring().unwrap().active_term();
+
+        // A rotation replicated from elsewhere is taken up.
+        let rotated = keyring.rotate(&OsEntropy);
+        assert!(rotated > first);
+        put_keyring(&store, 2, keyring.wrap(&root, &OsEntropy));
+        seal.refresh_keyring().unwrap();
+        assert_eq!(barrier.keyring().unwrap().active_term(), rotated);
+
+        // The old blob written back (a replayed or restored write) is refused, and the term in use stays.
+        put_keyring(&store, 3, old_blob);
+        let err = seal.refresh_keyring().expect_err("an older keyring was taken up");
+        assert!(err.message.contains("refusing to roll it back"), "{err:?}");
+        assert_eq!(barrier.keyring().unwrap().active_term(), rotated);
+    }
+}
