@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use arca_types::limits::BEARER_TOKEN_BYTES_MAX;
 use arca_types::{ArcaError, ErrorCode};
 use serde::Serialize;
 
@@ -150,7 +151,7 @@ impl Authenticator for TokenAuthenticator {
             ArcaError::new(ErrorCode::Unauthorized, format!("{why}; pass `authorization: Bearer <token>` (ARCA_TOKEN)"))
         };
         let token = bearer.ok_or_else(|| unauthorized("the request carries no token"))?;
-        if token.len() > 256 {
+        if token.len() > BEARER_TOKEN_BYTES_MAX {
             return Err(unauthorized("the token is not valid"));
         }
         match keyspace.token(token)? {

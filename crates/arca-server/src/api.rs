@@ -410,3 +410,18 @@ pub fn update_mask(
     }
     Ok(move |p: &str| paths.is_empty() || paths.iter().any(|x| x == p))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_size_limit_and_one_past_it() {
+        assert_eq!(page_size(0).unwrap(), PAGE_SIZE_DEFAULT as usize);
+        assert_eq!(page_size(1).unwrap(), 1);
+        assert_eq!(page_size(PAGE_SIZE_MAX as i32).unwrap(), PAGE_SIZE_MAX as usize);
+        for bad in [PAGE_SIZE_MAX as i32 + 1, -1, i32::MIN, i32::MAX] {
+            assert!(page_size(bad).is_err(), "{bad}");
+        }
+    }
+}

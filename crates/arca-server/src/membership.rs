@@ -109,19 +109,26 @@ fn cluster_pin(store: &dyn StateStore) -> Result<(ClusterRecord, CaRecord), Arca
     Ok((cluster, ca))
 }
 
+/// A join token's lifetime in seconds: the default, or one asked for within the bounds.
+fn join_token_ttl(ttl_s: Option<i64>) -> Result<i64, ArcaError> {
+    let ttl = ttl_s.unwrap_or(JOIN_TOKEN_TTL_S_DEFAULT);
+    if (JOIN_TOKEN_TTL_S_MIN..=JOIN_TOKEN_TTL_S_MAX).contains(&ttl) {
+        Ok(ttl)
+    } else {
+        Err(ArcaError::bad_parameter(
+            "ttl",
+            format!("ttl must be between {JOIN_TOKEN_TTL_S_MIN} s and {JOIN_TOKEN_TTL_S_MAX} s, it is {ttl} s"),
+        ))
+    }
+}
+
 /// Mints a join token (the record goes through the leader). Returns the token and its expiry.
 pub fn prepare_join_token(
     engine: &Engine,
     ttl_s: Option<i64>,
     creator: &str,
 ) -> Result<(JoinToken, JoinTokenRecord), ArcaError> {
-    let ttl = ttl_s.unwrap_or(JOIN_TOKEN_TTL_S_DEFAULT);
-    if !(JOIN_TOKEN_TTL_S_MIN..=JOIN_TOKEN_TTL_S_MAX).contains(&ttl) {
-        return Err(ArcaError::bad_parameter(
-            "ttl",
-            format!("ttl must be between {JOIN_TOKEN_TTL_S_MIN} s and {JOIN_TOKEN_TTL_S_MAX} s, it is {ttl} s"),
-        ));
-    }
+    let ttl = join_token_ttl(ttl_s)?;
     let (cluster, ca) = cluster_pin(&*engine.store)?;
     let entropy = engine.seal.entropy();
     let mut token_id = [0u8; 8];
@@ -313,4 +320,20 @@ pub fn renew_own_certificate(api: &crate::api::Api) -> Result<bool, ArcaError> {
         Ok(true)
     })();
     api.finish_internal(call, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_token_ttl_limits_and_one_past_them() {
+        assert_eq!(join_token_ttl(None).unwrap(), JOIN_TOKEN_TTL_S_DEFAULT);
+        assert_eq!(join_token_ttl(Some(JOIN_TOKEN_TTL_S_MIN)).unwrap(), JOIN_TOKEN_TTL_S_MIN);
+        assert_eq!(join_token_ttl(Some(JOIN_TOKEN_TTL_S_MAX)).unwrap(), JOIN_TOKEN_TTL_S_MAX);
+        for bad in [JOIN_TOKEN_TTL_S_MIN - 1, JOIN_TOKEN_TTL_S_MAX + 1, 0, -1, i64::MAX] {
+            let err = join_token_ttl(Some(bad)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadParameter, "{bad}");
+        }
+    }
 }

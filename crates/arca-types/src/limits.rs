@@ -69,8 +69,9 @@ pub const CRYPTO_REQUEST_BYTES_MAX: usize = 4 * CRYPTO_INPUT_BYTES_MAX + 8 * 102
 pub const RESTORE_REQUEST_BYTES_MAX: usize = BACKUP_BLOB_BYTES_MAX + 8 * 1024;
 /// A batch crypto call, and the largest message any API call accepts.
 pub const BATCH_REQUEST_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
-/// Longest bearer token looked at, in bytes.
-pub const BEARER_TOKEN_BYTES_MAX: usize = 4096;
+/// Longest bearer token looked at, in bytes (Arca's own tokens are 37): a longer one is refused as
+/// invalid before it is hashed.
+pub const BEARER_TOKEN_BYTES_MAX: usize = 256;
 /// How long the outcome of a change made with a client request id is kept, in seconds: a retry with
 /// the same id within it gets that outcome instead of acting twice.
 pub const REQUEST_ID_WINDOW_S: i64 = 600;
