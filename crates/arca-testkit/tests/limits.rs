@@ -200,3 +200,26 @@ async fn strangers_hold_at_most_their_share_of_the_cluster_listener() {
         }
     }
 }
+
+/// The most concurrent streams a listener lets one connection open, as its HTTP/2 SETTINGS say.
+async fn advertised_streams(addr: &str, identity: Option<&Identity>) -> usize {
+    let tls = attack::tls_stream(addr, identity).await.unwrap();
+    let (_send, mut connection) = h2::client::handshake(tls).await.expect("an HTTP/2 handshake");
+    // Drive the connection until the server's SETTINGS arrived (it sends them at once).
+    let _ = tokio::time::timeout(Duration::from_millis(500), &mut connection).await;
+    connection.max_concurrent_send_streams()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_listener_bounds_the_streams_one_connection_may_open() {
+    use arca_types::limits::HTTP2_STREAMS_PER_CONNECTION_MAX;
+    let cluster = TestCluster::start(1).await.unwrap();
+    let node = &cluster.nodes[0];
+    let api = format!("{}:{}", node.ip, node.api_port);
+    assert_eq!(advertised_streams(&api, None).await, HTTP2_STREAMS_PER_CONNECTION_MAX as usize);
+    let member = Identity::of_node(&node.data_dir).unwrap();
+    assert_eq!(
+        advertised_streams(&node.cluster_addr(), Some(&member)).await,
+        HTTP2_STREAMS_PER_CONNECTION_MAX as usize
+    );
+}
