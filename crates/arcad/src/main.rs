@@ -374,7 +374,7 @@ mod tests {
         let path = dir.join("out");
         std::fs::write(&path, "old").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        super::write_private(&path, "new".as_ref()).unwrap();
+        super::write_private(&path, "new").unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "mode {mode:o}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
