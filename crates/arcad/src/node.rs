@@ -20,6 +20,14 @@ use arca_transport::tls::{api_server_config, cluster_server_config, read_pem_fil
 use arca_types::limits::{API_CONNECTIONS_MAX, HTTP2_STREAMS_PER_CONNECTION_MAX, REQUEST_DURATION_S_MAX};
 use tokio::net::TcpListener;
 
+/// HTTP/2 keepalive pings on the API listener, every this many seconds.
+const API_KEEPALIVE_INTERVAL_S: u64 = 30;
+/// HTTP/2 keepalive pings on the cluster listener, every this many seconds, so a peer connection
+/// that died silently is closed within interval plus timeout.
+const CLUSTER_KEEPALIVE_INTERVAL_S: u64 = 10;
+/// A connection whose keepalive ping goes unanswered this many seconds is closed.
+const KEEPALIVE_TIMEOUT_S: u64 = 10;
+
 /// Everything a node needs to start.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -124,14 +132,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     let (mut api_incoming, mut cluster_incoming) = (Some(api_incoming), Some(cluster_incoming));
     let engine = arca_server::serve(parts, options, |listener, routes| {
         let (incoming, keepalive) = match listener {
-            Listener::Api => (api_incoming.take(), Duration::from_secs(30)),
-            Listener::Cluster => (cluster_incoming.take(), Duration::from_secs(10)),
+            Listener::Api => (api_incoming.take(), Duration::from_secs(API_KEEPALIVE_INTERVAL_S)),
+            Listener::Cluster => (cluster_incoming.take(), Duration::from_secs(CLUSTER_KEEPALIVE_INTERVAL_S)),
         };
         let Some(incoming) = incoming else { return };
         tokio::spawn(async move {
             let result = tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(keepalive))
-                .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(KEEPALIVE_TIMEOUT_S)))
                 .max_concurrent_streams(HTTP2_STREAMS_PER_CONNECTION_MAX)
                 .timeout(Duration::from_secs(REQUEST_DURATION_S_MAX))
                 .add_routes(routes)
