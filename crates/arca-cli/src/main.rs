@@ -783,14 +783,8 @@ async fn operator(client: &ArcaClient, command: OperatorCmd, f: Format) -> anyho
                 o.generate_root(pb::GenerateRootRequest { otp, share, nonce, cancel }).await.map_err(err)?.into_inner();
             let token = if r.complete {
                 let otp = std::fs::read_to_string(&otp_file).with_context(|| format!("read {}", otp_file.display()))?;
-                let otp = (0..otp.trim().len() / 2)
-                    .map(|i| u8::from_str_radix(&otp.trim()[2 * i..2 * i + 2], 16))
-                    .collect::<Result<Vec<u8>, _>>()
-                    .context("the one-time pad file is not hex")?;
-                let encoded = (0..r.encoded_token.len() / 2)
-                    .map(|i| u8::from_str_radix(&r.encoded_token[2 * i..2 * i + 2], 16))
-                    .collect::<Result<Vec<u8>, _>>()
-                    .context("the encoded token is not hex")?;
+                let otp = hex::decode(otp.trim()).context("the one-time pad file is not hex")?;
+                let encoded = hex::decode(&r.encoded_token).context("the encoded token is not hex")?;
                 let _ = std::fs::remove_file(&otp_file);
                 Some(String::from_utf8(encoded.iter().zip(otp.iter()).map(|(e, p)| e ^ p).collect())?)
             } else {
