@@ -351,19 +351,25 @@ impl Keyspace {
         Ok(ops)
     }
 
-    /// The root key a rekey left for unsealed nodes, if any.
-    pub fn root_next(&self) -> Result<Option<Zeroizing<Vec<u8>>>, ArcaError> {
-        match self.store.get(ROOT_NEXT_KEY).map_err(storage)? {
-            Some(v) => Ok(Some(self.barrier.open(Scope::System, ROOT_NEXT_KEY, &v.value).map_err(corrupt)?)),
+    /// Key material stored sealed as raw bytes under `key` (its own location), if present.
+    fn system_bytes(&self, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, ArcaError> {
+        match self.store.get(key).map_err(storage)? {
+            Some(v) => Ok(Some(self.barrier.open(Scope::System, key, &v.value).map_err(corrupt)?)),
             None => Ok(None),
         }
     }
 
+    fn put_system_bytes(&self, key: &[u8], bytes: &[u8]) -> Result<Op, ArcaError> {
+        Ok(Op::Put { key: key.to_vec(), value: self.barrier.seal(Scope::System, key, bytes).map_err(corrupt)? })
+    }
+
+    /// The root key a rekey left for unsealed nodes, if any.
+    pub fn root_next(&self) -> Result<Option<Zeroizing<Vec<u8>>>, ArcaError> {
+        self.system_bytes(ROOT_NEXT_KEY)
+    }
+
     pub fn put_root_next(&self, root: &[u8]) -> Result<Op, ArcaError> {
-        Ok(Op::Put {
-            key: ROOT_NEXT_KEY.to_vec(),
-            value: self.barrier.seal(Scope::System, ROOT_NEXT_KEY, root).map_err(corrupt)?,
-        })
+        self.put_system_bytes(ROOT_NEXT_KEY, root)
     }
 
     fn join_token_key(token_id: &[u8; 8]) -> Vec<u8> {
@@ -387,17 +393,11 @@ impl Keyspace {
 
     /// The cluster CA's key (PKCS#8), if the cluster is initialized.
     pub fn cluster_ca_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>, ArcaError> {
-        match self.store.get(CLUSTER_CA_SECRET_KEY).map_err(storage)? {
-            Some(v) => Ok(Some(self.barrier.open(Scope::System, CLUSTER_CA_SECRET_KEY, &v.value).map_err(corrupt)?)),
-            None => Ok(None),
-        }
+        self.system_bytes(CLUSTER_CA_SECRET_KEY)
     }
 
     pub fn put_cluster_ca_key(&self, pkcs8: &[u8]) -> Result<Op, ArcaError> {
-        Ok(Op::Put {
-            key: CLUSTER_CA_SECRET_KEY.to_vec(),
-            value: self.barrier.seal(Scope::System, CLUSTER_CA_SECRET_KEY, pkcs8).map_err(corrupt)?,
-        })
+        self.put_system_bytes(CLUSTER_CA_SECRET_KEY, pkcs8)
     }
 
     /// A view that records what it reads, for deciding one command.
