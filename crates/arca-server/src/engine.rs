@@ -392,7 +392,7 @@ impl Engine {
             let now = self.clock.now_unix();
             if let Some(request) = request {
                 if let Some((_, record)) = keyspace.request_record(request)? {
-                    if now.saturating_sub(record.at) < REQUEST_ID_WINDOW_S {
+                    if within_request_window(record.at, now) {
                         if record.fingerprint != request.fingerprint {
                             return Err(ArcaError::bad_parameter(
                                 "x-arca-request-id",
@@ -583,6 +583,10 @@ impl Engine {
 
     /// The leader's side of a forwarded request from member `caller`.
     pub async fn handle_forward(&self, data: &[u8], caller: u64) -> Result<Vec<u8>, ArcaError> {
+        if faults::active(Fault::LogForwardedEnvelopes) {
+            // Test hook (danger-faults builds only): the replay test sends a captured envelope again.
+            tracing::warn!(caller, envelope = %hex::encode(data), "danger-faults: a forwarded envelope");
+        }
         let envelope = Envelope::decode(data)?;
         if envelope.sender != caller {
             return Err(ArcaError::new(
@@ -718,6 +722,12 @@ impl Engine {
     }
 }
 
+/// Whether an outcome recorded at `at` still answers a retry of its request at `now`: for
+/// [`REQUEST_ID_WINDOW_S`] seconds, after which the id names a new request.
+fn within_request_window(at: i64, now: i64) -> bool {
+    now.saturating_sub(at) < REQUEST_ID_WINDOW_S
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -758,6 +768,15 @@ mod tests {
         assert!(seen.first_time(3, [1; 16], 101), "another sender's id is another request");
         // Once older than the age bound, an envelope is refused by its age; the cache may forget it.
         assert!(seen.first_time(2, [1; 16], 101 + FORWARD_ENVELOPE_AGE_S_MAX));
+    }
+
+    #[test]
+    fn a_request_id_names_its_request_for_the_window_and_not_one_second_more() {
+        let at = 1_700_000_000;
+        assert!(within_request_window(at, at));
+        assert!(within_request_window(at, at + REQUEST_ID_WINDOW_S - 1));
+        assert!(!within_request_window(at, at + REQUEST_ID_WINDOW_S));
+        assert!(!within_request_window(i64::MIN, i64::MAX), "no overflow");
     }
 
     #[test]

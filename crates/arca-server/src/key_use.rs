@@ -79,6 +79,25 @@ impl KeyCache {
 
 /// The usage rules: a disabled key refuses everything; the version's key_ops must allow `op`; outside
 /// nbf/exp (with [`KEY_CLOCK_SKEW_S`] of skew) only decrypt, unwrapKey and verify work.
+/// Where `now` falls against a version's validity window, allowing [`KEY_CLOCK_SKEW_S`] of skew
+/// each side: usable from `not_before - skew` and until just before `expires + skew`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    NotYet,
+    Open,
+    Expired,
+}
+
+pub fn window_at(not_before: Option<i64>, expires: Option<i64>, now: i64) -> Window {
+    if not_before.is_some_and(|nbf| now.saturating_add(KEY_CLOCK_SKEW_S) < nbf) {
+        Window::NotYet
+    } else if expires.is_some_and(|exp| now.saturating_sub(KEY_CLOCK_SKEW_S) >= exp) {
+        Window::Expired
+    } else {
+        Window::Open
+    }
+}
+
 pub fn check_use(view: &KeyView, op: KeyOp, now: i64) -> Result<(), ArcaError> {
     let v = &view.version;
     if !v.attributes.enabled {
@@ -88,21 +107,41 @@ pub fn check_use(view: &KeyView, op: KeyOp, now: i64) -> Result<(), ArcaError> {
         return Err(arca_types::keys::forbidden_op(op));
     }
     if !op.allowed_outside_window() {
-        if v.attributes.not_before.is_some_and(|nbf| now + KEY_CLOCK_SKEW_S < nbf) {
-            return Err(ArcaError::new(
-                ErrorCode::KeyOperationForbidden,
-                format!("the key version is not valid yet (not_before is later); only decrypt, unwrapKey and verify work before then, not '{}'", op.name()),
-            ));
-        }
-        if v.attributes.expires.is_some_and(|exp| now - KEY_CLOCK_SKEW_S >= exp) {
-            return Err(ArcaError::new(
-                ErrorCode::KeyOperationForbidden,
-                format!(
-                    "the key version has expired; only decrypt, unwrapKey and verify still work, not '{}'",
-                    op.name()
-                ),
-            ));
+        match window_at(v.attributes.not_before, v.attributes.expires, now) {
+            Window::Open => {}
+            Window::NotYet => {
+                return Err(ArcaError::new(
+                    ErrorCode::KeyOperationForbidden,
+                    format!("the key version is not valid yet (not_before is later); only decrypt, unwrapKey and verify work before then, not '{}'", op.name()),
+                ))
+            }
+            Window::Expired => {
+                return Err(ArcaError::new(
+                    ErrorCode::KeyOperationForbidden,
+                    format!(
+                        "the key version has expired; only decrypt, unwrapKey and verify still work, not '{}'",
+                        op.name()
+                    ),
+                ))
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_validity_window_allows_its_skew_and_not_one_second_more() {
+        let (nbf, exp) = (1_000_000, 2_000_000);
+        assert_eq!(window_at(Some(nbf), None, nbf - KEY_CLOCK_SKEW_S), Window::Open);
+        assert_eq!(window_at(Some(nbf), None, nbf - KEY_CLOCK_SKEW_S - 1), Window::NotYet);
+        assert_eq!(window_at(None, Some(exp), exp + KEY_CLOCK_SKEW_S - 1), Window::Open);
+        assert_eq!(window_at(None, Some(exp), exp + KEY_CLOCK_SKEW_S), Window::Expired);
+        assert_eq!(window_at(None, None, i64::MIN), Window::Open);
+        assert_eq!(window_at(Some(i64::MAX), Some(i64::MIN), i64::MAX), Window::Expired);
+        assert_eq!(window_at(Some(i64::MAX), None, i64::MIN), Window::NotYet);
+    }
 }

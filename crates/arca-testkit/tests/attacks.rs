@@ -406,3 +406,84 @@ async fn nobody_without_the_nonce_can_reset_or_poison_an_unseal_in_progress() {
     let done = unseal(&cluster.shares[2], &operator.nonce, false).await.unwrap();
     assert!(!done.sealed);
 }
+
+/// The forwarded envelopes `node` logged under the test hook after byte `from` of its log, with the
+/// node id of the member that sent each.
+fn captured_envelopes(cluster: &TestCluster, node: usize, from: usize) -> Vec<(u64, Vec<u8>)> {
+    let log = std::fs::read_to_string(&cluster.nodes[node].log_path).unwrap();
+    let field = |line: &str, name: &str| {
+        let start = line.find(&format!(" {name}="))? + name.len() + 2;
+        Some(line[start..].split_whitespace().next()?.to_owned())
+    };
+    log[from.min(log.len())..]
+        .lines()
+        .filter(|l| l.contains("danger-faults: a forwarded envelope"))
+        .filter_map(|l| Some((field(l, "caller")?.parse().ok()?, hex::decode(field(l, "envelope")?).ok()?)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_forward_cannot_be_replayed_redirected_or_sent_in_another_name() {
+    // Every node logs the envelopes forwarded to it (a test hook of danger-faults builds), so the
+    // test holds what a member, or someone with its disk and a tap on the wire, could capture.
+    let hook = ["--danger-fault", "log-forwarded-envelopes"];
+    let mut cluster = TestCluster::start(1).await.unwrap();
+    cluster.kill(0);
+    cluster.nodes[0].extra_args = hook.iter().map(|s| s.to_string()).collect();
+    cluster.restart(0).await.unwrap();
+    for _ in 0..2 {
+        cluster.add_node_with(false, &hook).await.unwrap();
+    }
+    create_vault(&cluster, "replayed").await;
+    let leader = cluster.leader_index().await.unwrap();
+    let sender = (0..3).find(|i| *i != leader).unwrap();
+    let bystander = (0..3).find(|i| *i != leader && *i != sender).unwrap();
+    let sender_id = cluster.status(sender).await.unwrap().node_id;
+    let log_len = std::fs::metadata(&cluster.nodes[leader].log_path).unwrap().len() as usize;
+    let first = set(&cluster, sender, "replayed", "db", "v1").await;
+    let envelope = captured_envelopes(&cluster, leader, log_len)
+        .into_iter()
+        .find(|(caller, _)| *caller == sender_id)
+        .map(|(_, e)| e)
+        .expect("the leader logged the forwarded set");
+    let versions = || async {
+        let c = cluster.client(leader).await.unwrap();
+        let req = pb::ListSecretVersionsRequest { vault: "replayed".into(), name: "db".into(), ..Default::default() };
+        c.secrets().list_secret_versions(req).await.unwrap().into_inner().secrets.len()
+    };
+    assert_eq!(versions().await, 1);
+
+    let as_node = |from: usize, to: usize| {
+        let identity = Identity::of_node(&cluster.nodes[from].data_dir).unwrap();
+        attack::node_client(&cluster.nodes[to].cluster_addr(), Some(&identity)).unwrap()
+    };
+    let forward = |data: Vec<u8>| cpb::RaftPayload { data };
+    let mut tampered = envelope.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    for (what, from, to, data, code, says) in [
+        ("sent again by its sender", sender, leader, envelope.clone(), tonic::Code::InvalidArgument, "a replay"),
+        (
+            "sent by another member",
+            bystander,
+            leader,
+            envelope.clone(),
+            tonic::Code::PermissionDenied,
+            "in the name of",
+        ),
+        ("sent to another node", sender, bystander, envelope.clone(), tonic::Code::InvalidArgument, "sealed for node"),
+        ("altered", sender, leader, tampered, tonic::Code::InvalidArgument, "did not open"),
+    ] {
+        let err = as_node(from, to).forward(forward(data)).await.expect_err(what);
+        assert_eq!(err.code(), code, "{what}: {err:?}");
+        assert!(err.message().contains(says), "{what}: {err:?}");
+    }
+    // Past its age limit an envelope is refused for its age, before anything else is looked at.
+    cluster.advance_clock(arca_types::limits::FORWARD_ENVELOPE_AGE_S_MAX + 1);
+    let err = as_node(sender, leader).forward(forward(envelope)).await.expect_err("an old envelope");
+    assert!(err.message().contains("more than 30 s"), "{err:?}");
+
+    assert_eq!(versions().await, 1, "no replay made a second version");
+    let second = set(&cluster, sender, "replayed", "db", "v2").await;
+    assert_ne!(second.version, first.version, "the cluster still takes forwarded writes");
+    assert_eq!(versions().await, 2);
+}

@@ -223,3 +223,76 @@ async fn each_listener_bounds_the_streams_one_connection_may_open() {
         HTTP2_STREAMS_PER_CONNECTION_MAX as usize
     );
 }
+
+/// Starts a GetSecret call on `send` whose body arrives in two halves `pause` apart (or whose second
+/// half never comes), and returns the call's gRPC status and how long the answer took.
+async fn call_with_slow_body(
+    send: &h2::client::SendRequest<tonic::codegen::Bytes>,
+    addr: &str,
+    token: &str,
+    pause: Option<Duration>,
+) -> (Option<String>, Duration) {
+    use prost::Message;
+    use tonic::codegen::{http, Bytes};
+    let message =
+        pb::GetSecretRequest { vault: "slow".into(), name: "db".into(), ..Default::default() }.encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("https://{addr}/arca.v1.SecretService/GetSecret"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {token}"))
+        .body(())
+        .unwrap();
+    let started = Instant::now();
+    let mut ready = send.clone().ready().await.expect("the connection takes a stream");
+    let (response, mut stream) = ready.send_request(request, false).expect("the stream opens");
+    let half = body.len() / 2;
+    stream.send_data(Bytes::copy_from_slice(&body[..half]), false).unwrap();
+    if let Some(pause) = pause {
+        tokio::time::sleep(pause).await;
+        stream.send_data(Bytes::copy_from_slice(&body[half..]), true).unwrap();
+    }
+    let response = tokio::time::timeout(Duration::from_secs(30), response).await.expect("an answer").unwrap();
+    let mut status = response.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let _ = chunk;
+    }
+    if status.is_none() {
+        let trailers = body.trailers().await.unwrap().unwrap_or_default();
+        status = trailers.get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
+    }
+    (status, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_outlasts_its_deadline_is_cut_and_the_connection_carries_on() {
+    use arca_types::faults::SHORT_REQUEST_DURATION_MS;
+    // The deadline is REQUEST_DURATION_S_MAX (330 s); the test hook shortens it to a few seconds on
+    // this one node so the test can watch it act.
+    let mut cluster = TestCluster::start(1).await.unwrap();
+    let node = cluster.add_node_with(false, &["--danger-fault", "short-request-deadline"]).await.unwrap();
+    let deadline = Duration::from_millis(SHORT_REQUEST_DURATION_MS);
+    let addr = format!("{}:{}", cluster.nodes[node].ip, cluster.nodes[node].api_port);
+    let tls = attack::tls_stream(&addr, None).await.unwrap();
+    let (send, connection) = h2::client::handshake(tls).await.expect("an HTTP/2 handshake");
+    tokio::spawn(connection);
+    let token = cluster.root_token.clone();
+
+    // A body that takes most of the deadline to arrive is still answered (NOT_FOUND: no such vault).
+    let (status, took) = call_with_slow_body(&send, &addr, &token, Some(deadline - Duration::from_secs(1))).await;
+    assert_eq!(status.as_deref(), Some("5"), "answered, after {took:?}");
+    assert!(took < deadline, "{took:?}");
+    // A body that never finishes is cut at the deadline, not held open.
+    let (status, took) = call_with_slow_body(&send, &addr, &token, None).await;
+    let code = status.as_deref().and_then(|s| s.parse::<i32>().ok()).map(tonic::Code::from);
+    assert!(matches!(code, Some(tonic::Code::Cancelled | tonic::Code::DeadlineExceeded)), "{status:?} after {took:?}");
+    assert!(took >= deadline && took < deadline + Duration::from_secs(3), "cut after {took:?}");
+    // The same connection still carries calls.
+    let (status, _) = call_with_slow_body(&send, &addr, &token, Some(Duration::ZERO)).await;
+    assert_eq!(status.as_deref(), Some("5"));
+}

@@ -20,15 +20,26 @@ pub enum Fault {
     /// A node joining as a voter stops after it was added as a learner, as if it crashed before it
     /// asked to be promoted (for the test that it resumes after a restart).
     JoinStopsAfterLearner,
+    /// Not a bug but a test hook: the leader logs every forwarded envelope it receives (barrier
+    /// ciphertext, hex) so the replay test can send a captured one again.
+    LogForwardedEnvelopes,
+    /// Not a bug but a test hook: every call's deadline is [`SHORT_REQUEST_DURATION_MS`] instead of
+    /// [`crate::limits::REQUEST_DURATION_S_MAX`], so a test can watch the deadline cut a call.
+    ShortRequestDeadline,
 }
 
+/// The per-call deadline under [`Fault::ShortRequestDeadline`].
+pub const SHORT_REQUEST_DURATION_MS: u64 = 3_000;
+
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 7] = [
         Fault::AckBeforeCommit,
         Fault::ReadWithoutReadIndex,
         Fault::SkipVoteFsync,
         Fault::StaleLeaderReads,
         Fault::JoinStopsAfterLearner,
+        Fault::LogForwardedEnvelopes,
+        Fault::ShortRequestDeadline,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +49,8 @@ impl Fault {
             Fault::SkipVoteFsync => "skip-vote-fsync",
             Fault::StaleLeaderReads => "stale-leader-reads",
             Fault::JoinStopsAfterLearner => "join-stops-after-learner",
+            Fault::LogForwardedEnvelopes => "log-forwarded-envelopes",
+            Fault::ShortRequestDeadline => "short-request-deadline",
         }
     }
 

@@ -367,6 +367,26 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    /// `.ci/test` runs this once in the danger-faults build and once in a normal one.
+    #[test]
+    fn only_a_danger_faults_build_honours_the_clock_offset_file_or_takes_faults() {
+        let file = Some(std::path::PathBuf::from("/var/lib/arca/clock.offset"));
+        let fault = vec!["short-request-deadline".to_owned()];
+        if cfg!(feature = "danger-faults") {
+            assert_eq!(super::danger_clock(file.clone()), file);
+            assert!(super::danger_faults(&fault).is_ok());
+            assert!(arca_types::faults::active(arca_types::faults::Fault::ShortRequestDeadline));
+            #[cfg(feature = "danger-faults")]
+            arca_types::faults::set_active(&[]);
+        } else {
+            assert_eq!(super::danger_clock(file), None, "a normal build ignores the clock offset file");
+            let err = super::danger_faults(&fault).unwrap_err();
+            assert!(err.to_string().contains("danger-faults feature"), "{err}");
+            assert!(!arca_types::faults::active(arca_types::faults::Fault::ShortRequestDeadline));
+        }
+        assert!(super::danger_faults(&["no-such-fault".to_owned()]).is_err());
+    }
+
     #[test]
     fn write_private_narrows_a_file_that_already_exists() {
         let dir = std::env::temp_dir().join(format!("arca-write-private-{}", std::process::id()));

@@ -141,7 +141,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
                 .http2_keepalive_interval(Some(keepalive))
                 .http2_keepalive_timeout(Some(Duration::from_secs(KEEPALIVE_TIMEOUT_S)))
                 .max_concurrent_streams(HTTP2_STREAMS_PER_CONNECTION_MAX)
-                .timeout(Duration::from_secs(REQUEST_DURATION_S_MAX))
+                .timeout(request_deadline())
                 .add_routes(routes)
                 .serve_with_incoming(incoming)
                 .await;
@@ -155,6 +155,17 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         spawn_unseal_from_file(engine.clone(), path);
     }
     Ok(RunningNode { engine, api_addr, cluster_addr })
+}
+
+/// Every call's deadline: [`REQUEST_DURATION_S_MAX`], or a few seconds under the test hook that lets a
+/// test watch it cut a call.
+fn request_deadline() -> Duration {
+    use arca_types::faults::{self, Fault, SHORT_REQUEST_DURATION_MS};
+    if faults::active(Fault::ShortRequestDeadline) {
+        Duration::from_millis(SHORT_REQUEST_DURATION_MS)
+    } else {
+        Duration::from_secs(REQUEST_DURATION_S_MAX)
+    }
 }
 
 /// Unseals the node from its key file once, when it starts: it keeps trying until the file opens the
