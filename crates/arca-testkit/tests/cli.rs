@@ -81,3 +81,32 @@ async fn cli_joins_a_standby_node_and_manages_secrets() {
     assert_eq!(followers.len(), 1, "{status}");
     assert!(followers.iter().all(|n| n["matchedIndex"].as_u64() > Some(0)), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_retries_a_write_whose_answer_was_lost_and_it_lands_once() {
+    let cluster = TestCluster::start(3).await.unwrap();
+    let (ok, vault) = arca(&cluster, 0, &["keyvault", "create", "--name", "retried", "--retention-days", "7"]);
+    assert!(ok, "{vault}");
+    // The leader stops (SIGSTOP) with the follower's forwarded write in its socket: the first attempt
+    // ends without an answer, and the CLI sends it again, with the same request id, to a new leader.
+    let leader = cluster.leader_index().await.unwrap();
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    cluster.pause(leader).unwrap();
+    let set = ["keyvault", "secret", "set", "--vault-name", "retried", "--name", "db", "--value", "once"];
+    let (ok, secret) = arca(&cluster, follower, &set);
+    cluster.resume(leader).unwrap();
+    assert!(ok, "the CLI retried until the write landed: {secret}");
+
+    let text = std::fs::read_to_string(cluster.nodes[follower].data_dir.join("audit.log")).unwrap();
+    let attempts: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["operation"] == "SecretSet" && l["stage"] == "request")
+        .collect();
+    assert!(attempts.len() >= 2, "more than one attempt reached the node: {attempts:?}");
+    assert!(attempts.iter().all(|a| a["request_id"] == attempts[0]["request_id"]), "one request id: {attempts:?}");
+    let (ok, versions) =
+        arca(&cluster, follower, &["keyvault", "secret", "list-versions", "--vault-name", "retried", "--name", "db"]);
+    assert!(ok, "{versions}");
+    assert_eq!(versions.as_array().map(Vec::len), Some(1), "the write landed once: {versions}");
+}
