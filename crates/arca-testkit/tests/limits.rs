@@ -1,7 +1,8 @@
 //! Connection floods against the listeners of real `arcad` processes: idle TCP connections, TLS
 //! handshakes sent a byte at a time (slowloris), handshakes finished and never followed by HTTP/2, and
 //! strangers holding the cluster listener's places. Each time a client, or a member, arriving
-//! afterwards is still served.
+//! afterwards is still served. Then the limits inside one connection: the streams it may open at
+//! once, and the deadline of one call.
 
 use std::time::{Duration, Instant};
 
@@ -295,4 +296,121 @@ async fn a_call_that_outlasts_its_deadline_is_cut_and_the_connection_carries_on(
     // The same connection still carries calls.
     let (status, _) = call_with_slow_body(&send, &addr, &token, Some(Duration::ZERO)).await;
     assert_eq!(status.as_deref(), Some("5"));
+}
+
+/// An HPACK string literal (no Huffman), its length in the 7-bit prefix form.
+fn hpack_string(out: &mut Vec<u8>, s: &str) {
+    let mut len = s.len();
+    if len < 127 {
+        out.push(len as u8);
+    } else {
+        out.push(127);
+        len -= 127;
+        while len >= 128 {
+            out.push((len % 128) as u8 | 0x80);
+            len /= 128;
+        }
+        out.push(len as u8);
+    }
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    frame.extend_from_slice(&[kind, flags]);
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Opens `streams` HTTP/2 streams at once on one TLS connection, written by hand (the h2 crate would
+/// wait for the server's limit instead), each a call whose body never comes; returns the streams the
+/// server reset, with the reason, and whether it sent GOAWAY.
+async fn open_streams_at_once(
+    addr: &str,
+    identity: Option<&Identity>,
+    path: &str,
+    token: &str,
+    streams: u32,
+) -> (Vec<(u32, u32)>, bool) {
+    const HEADERS: u8 = 1;
+    const RST_STREAM: u8 = 3;
+    const SETTINGS: u8 = 4;
+    const GOAWAY: u8 = 7;
+    const END_HEADERS: u8 = 4;
+    let mut tls = attack::tls_stream(addr, identity).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(SETTINGS, 0, 0, &[]));
+    out.extend(h2_frame(SETTINGS, 1, 0, &[])); // acknowledges the server's SETTINGS, whatever they say
+    let authorization = format!("Bearer {token}");
+    for i in 0..streams {
+        let mut block = Vec::new();
+        for (name, value) in [
+            (":method", "POST"),
+            (":scheme", "https"),
+            (":path", path),
+            (":authority", "localhost"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("authorization", authorization.as_str()),
+        ] {
+            block.push(0); // a literal header field, not indexed, with a literal name
+            hpack_string(&mut block, name);
+            hpack_string(&mut block, value);
+        }
+        out.extend(h2_frame(HEADERS, END_HEADERS, 2 * i + 1, &block));
+    }
+    tls.write_all(&out).await.unwrap();
+    tls.flush().await.unwrap();
+
+    let (mut resets, mut goaway) = (Vec::new(), false);
+    let mut buf = Vec::new();
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            let payload = &buf[9..9 + len];
+            match buf[3] {
+                RST_STREAM if len == 4 => resets.push((stream, u32::from_be_bytes(payload.try_into().unwrap()))),
+                GOAWAY => goaway = true,
+                _ => {}
+            }
+            buf.drain(..9 + len);
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match tokio::time::timeout_at(until.into(), tls.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return (resets, goaway),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_opening_one_stream_past_the_limit_has_only_that_one_refused() {
+    use arca_types::limits::HTTP2_STREAMS_PER_CONNECTION_MAX as MAX;
+    const REFUSED_STREAM: u32 = 7;
+    let cluster = TestCluster::start(1).await.unwrap();
+    let node = &cluster.nodes[0];
+    let api = format!("{}:{}", node.ip, node.api_port);
+    let member = Identity::of_node(&node.data_dir).unwrap();
+    let cluster_addr = node.cluster_addr();
+    for (listener, addr, identity, path) in [
+        ("API", api.as_str(), None, "/arca.v1.SecretService/GetSecret"),
+        ("cluster", cluster_addr.as_str(), Some(&member), "/arca.cluster.v1.NodeService/ReadIndex"),
+    ] {
+        let (resets, goaway) = open_streams_at_once(addr, identity, path, &cluster.root_token, MAX).await;
+        assert!(resets.is_empty() && !goaway, "{listener}: {MAX} streams are all taken: {resets:?}");
+        let (resets, goaway) = open_streams_at_once(addr, identity, path, &cluster.root_token, MAX + 1).await;
+        assert_eq!(resets, vec![(2 * MAX + 1, REFUSED_STREAM)], "{listener}: only stream {} is refused", MAX + 1);
+        assert!(!goaway, "{listener}: the connection itself stays up");
+    }
+    // The node still serves.
+    let c = cluster.client(0).await.unwrap();
+    let vault = pb::CreateVaultRequest { name: "flood".into(), soft_delete_retention_days: 7, ..Default::default() };
+    c.vaults().create_vault(vault).await.unwrap();
+    set_and_get(&cluster, 0, "after-streams").await.unwrap();
 }
