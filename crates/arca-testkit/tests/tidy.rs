@@ -108,11 +108,20 @@ fn crates_depend_only_on_what_the_architecture_doc_allows() {
 #[allow(clippy::type_complexity)]
 fn metadata() -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let out = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
-        .arg(root().join("Cargo.toml"))
-        .output()
-        .expect("run cargo metadata");
+    let run = |offline: bool| {
+        let mut cmd = std::process::Command::new(&cargo);
+        cmd.args(["metadata", "--format-version", "1", "--manifest-path"]).arg(root().join("Cargo.toml"));
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.output().expect("run cargo metadata")
+    };
+    // Offline first; a registry cache that only holds this platform's crates lacks the manifests of
+    // the others (windows-*, android-*), which cargo metadata reads, so then it may download them.
+    let mut out = run(true);
+    if !out.status.success() {
+        out = run(false);
+    }
     assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut names = BTreeMap::new();
