@@ -716,6 +716,12 @@ async fn drive_clients(
         req.set_timeout(Duration::from_secs(3));
         match bare.operator().init(req).await {
             Ok(r) => break r.into_inner(),
+            // The init committed and its answer was lost: nobody holds the shares, and retrying can
+            // never succeed. (At `e5e3658`, before init named its request, seeds 721, 762, 1205 and
+            // 1390 looped here until the run timed out.)
+            Err(s) if s.message().contains("by this same request") => {
+                return Err(format!("init's answer was lost, so nobody can unseal the cluster: {}", s.message()));
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
         }
     };
