@@ -201,8 +201,17 @@ async fn real_processes_under_kills_pauses_partitions_and_a_full_disk_keep_a_lin
     let mut last = Client::new(0, nodes, rng, history.clone(), spec);
     let finals = last.final_reads(Duration::from_secs(60)).await.expect("every request finishes after the faults");
     let ops = history.ops();
-    let summary = linearizability::check(&ops)
-        .unwrap_or_else(|v| panic!("{}", v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")));
+    let summary = linearizability::check(&ops).unwrap_or_else(|v| {
+        // The whole history of every key that failed, for the post-mortem.
+        let shown: Vec<String> = v.iter().map(|v| v.to_string()).collect();
+        let keys: std::collections::BTreeSet<&str> = ops
+            .iter()
+            .map(|o| o.key.as_str())
+            .filter(|k| shown.iter().any(|s| s.contains(&format!(": {k} "))))
+            .collect();
+        let whole: Vec<String> = ops.iter().filter(|o| keys.contains(o.key.as_str())).map(describe).collect();
+        panic!("{}\nthe whole history of those keys:\n{}", shown.join("\n"), whole.join("\n"))
+    });
     let undecided: Vec<String> = ops.iter().filter(|o| summary.inconclusive.contains(&o.key)).map(describe).collect();
     assert!(
         summary.inconclusive.is_empty(),

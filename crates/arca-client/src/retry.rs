@@ -5,9 +5,9 @@
 //! Retried: `UNAVAILABLE` (nothing happened: no leader, a node catching up), `DEADLINE_EXCEEDED`
 //! (`OUTCOME_UNKNOWN`: the write may have happened, the id makes the retry safe) and failures to
 //! reach the node at all. A sealed node is not retried: it needs an operator. When every try failed,
-//! the answer is never more certain than the tries were: an `UNAVAILABLE` after an attempt that may
-//! have acted is answered with that attempt's `OUTCOME_UNKNOWN` (or its transport error), never as
-//! "nothing happened".
+//! the answer is never more certain than the tries were: an `UNAVAILABLE` or `SEALED` after an
+//! attempt that may have acted is answered with that attempt's `OUTCOME_UNKNOWN` (or its transport
+//! error), never as "nothing happened".
 
 use std::future::Future;
 use std::pin::Pin;
@@ -56,6 +56,9 @@ enum Attempt {
     ChangedNothing,
     /// `OUTCOME_UNKNOWN`, or the node could not be reached or stopped answering: it may have acted.
     MayHaveActed,
+    /// `SEALED`: this attempt changed nothing, and only an operator can change that. The node did
+    /// not look at the request, so the answer says nothing about an earlier attempt.
+    Sealed,
 }
 
 /// Reads an answer's headers (errors come without a body, their status in the headers).
@@ -63,7 +66,8 @@ fn attempt_of(headers: &http::HeaderMap) -> Attempt {
     let Some(status) = tonic::Status::from_header_map(headers) else { return Attempt::Final };
     let sealed = status.get_error_details().error_info().is_some_and(|i| i.reason == "SEALED");
     match status.code() {
-        tonic::Code::Unavailable if !sealed => Attempt::ChangedNothing,
+        tonic::Code::Unavailable if sealed => Attempt::Sealed,
+        tonic::Code::Unavailable => Attempt::ChangedNothing,
         tonic::Code::DeadlineExceeded => Attempt::MayHaveActed,
         _ => Attempt::Final,
     }
@@ -82,6 +86,8 @@ enum Next {
 fn next(attempt: Attempt, last: bool, an_earlier_one_may_have_acted: bool) -> Next {
     match attempt {
         Attempt::Final => Next::Return,
+        Attempt::Sealed if an_earlier_one_may_have_acted => Next::ReturnTheUncertainOne,
+        Attempt::Sealed => Next::Return,
         _ if !last => Next::Retry,
         Attempt::ChangedNothing if an_earlier_one_may_have_acted => Next::ReturnTheUncertainOne,
         _ => Next::Return,
@@ -194,6 +200,14 @@ mod tests {
             "sealed",
             tonic_types::ErrorDetails::with_error_info("SEALED", "arca", std::collections::HashMap::new()),
         );
-        assert_eq!(attempt_of(&headers_of(sealed)), Attempt::Final);
+        assert_eq!(attempt_of(&headers_of(sealed)), Attempt::Sealed);
+    }
+
+    #[test]
+    fn a_sealed_node_is_not_retried_and_never_hides_an_earlier_attempt_that_may_have_acted() {
+        for last in [false, true] {
+            assert_eq!(next(Attempt::Sealed, last, false), Next::Return);
+            assert_eq!(next(Attempt::Sealed, last, true), Next::ReturnTheUncertainOne);
+        }
     }
 }

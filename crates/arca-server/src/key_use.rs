@@ -77,18 +77,16 @@ impl KeyCache {
     }
 }
 
-/// The usage rules: a disabled key refuses everything; the version's key_ops must allow `op`; outside
-/// nbf/exp (with [`KEY_CLOCK_SKEW_S`] of skew) only decrypt, unwrapKey and verify work.
 /// Where `now` falls against a version's validity window, allowing [`KEY_CLOCK_SKEW_S`] of skew
 /// each side: usable from `not_before - skew` and until just before `expires + skew`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
+pub(crate) enum Window {
     NotYet,
     Open,
     Expired,
 }
 
-pub fn window_at(not_before: Option<i64>, expires: Option<i64>, now: i64) -> Window {
+pub(crate) fn window_at(not_before: Option<i64>, expires: Option<i64>, now: i64) -> Window {
     if not_before.is_some_and(|nbf| now.saturating_add(KEY_CLOCK_SKEW_S) < nbf) {
         Window::NotYet
     } else if expires.is_some_and(|exp| now.saturating_sub(KEY_CLOCK_SKEW_S) >= exp) {
@@ -98,6 +96,8 @@ pub fn window_at(not_before: Option<i64>, expires: Option<i64>, now: i64) -> Win
     }
 }
 
+/// The usage rules: a disabled key refuses everything; the version's key_ops must allow `op`; outside
+/// nbf/exp (with [`KEY_CLOCK_SKEW_S`] of skew) only decrypt, unwrapKey and verify work.
 pub fn check_use(view: &KeyView, op: KeyOp, now: i64) -> Result<(), ArcaError> {
     let v = &view.version;
     if !v.attributes.enabled {

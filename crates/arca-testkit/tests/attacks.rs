@@ -477,7 +477,7 @@ async fn a_captured_forward_cannot_be_replayed_redirected_or_sent_in_another_nam
         assert_eq!(err.code(), code, "{what}: {err:?}");
         assert!(err.message().contains(says), "{what}: {err:?}");
     }
-    // Past its age limit an envelope is refused for its age, before anything else is looked at.
+    // Past its age limit an envelope is refused for its age, before it is opened.
     cluster.advance_clock(arca_types::limits::FORWARD_ENVELOPE_AGE_S_MAX + 1);
     let err = as_node(sender, leader).forward(forward(envelope)).await.expect_err("an old envelope");
     assert!(err.message().contains("more than 30 s"), "{err:?}");

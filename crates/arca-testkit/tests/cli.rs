@@ -82,27 +82,49 @@ async fn cli_joins_a_standby_node_and_manages_secrets() {
     assert!(followers.iter().all(|n| n["matchedIndex"].as_u64() > Some(0)), "{status}");
 }
 
+/// The audit records of `operation` requests (the "request" stage) on `node`.
+fn audit_requests(cluster: &TestCluster, node: usize, operation: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(cluster.nodes[node].data_dir.join("audit.log")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["operation"] == operation && l["stage"] == "request")
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_retries_a_write_whose_answer_was_lost_and_it_lands_once() {
+async fn the_cli_sends_a_write_that_got_no_answer_again_with_the_same_request_id() {
     let cluster = TestCluster::start(3).await.unwrap();
     let (ok, vault) = arca(&cluster, 0, &["keyvault", "create", "--name", "retried", "--retention-days", "7"]);
     assert!(ok, "{vault}");
-    // The leader stops (SIGSTOP) with the follower's forwarded write in its socket: the first attempt
-    // ends without an answer, and the CLI sends it again, with the same request id, to a new leader.
+    // With the leader and the other follower stopped (SIGSTOP) no attempt can be answered: the
+    // follower forwards to a leader that does not answer, and no new leader can be elected.
     let leader = cluster.leader_index().await.unwrap();
     let follower = (0..3).find(|i| *i != leader).unwrap();
+    let other = (0..3).find(|i| *i != leader && *i != follower).unwrap();
     cluster.pause(leader).unwrap();
-    let set = ["keyvault", "secret", "set", "--vault-name", "retried", "--name", "db", "--value", "once"];
-    let (ok, secret) = arca(&cluster, follower, &set);
+    cluster.pause(other).unwrap();
+    let cli = Command::new(binary("arca"))
+        .args(["--addr", &cluster.nodes[follower].api_addr()])
+        .arg("--cacert")
+        .arg(cluster.dir.path().join("certs/ca.pem"))
+        .args(["--token", &cluster.root_token])
+        .args(["keyvault", "secret", "set", "--vault-name", "retried", "--name", "db", "--value", "once"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first attempt has reached the follower, the other follower wakes: the two elect a
+    // leader, and a later attempt lands.
+    cluster
+        .wait_for(Duration::from_secs(20), async |c| !audit_requests(c, follower, "SecretSet").is_empty())
+        .await
+        .expect("the first attempt reached the follower");
+    cluster.resume(other).unwrap();
+    let out = tokio::task::spawn_blocking(move || cli.wait_with_output().unwrap()).await.unwrap();
     cluster.resume(leader).unwrap();
-    assert!(ok, "the CLI retried until the write landed: {secret}");
+    assert!(out.status.success(), "the CLI retried until the write landed: {}", String::from_utf8_lossy(&out.stderr));
 
-    let text = std::fs::read_to_string(cluster.nodes[follower].data_dir.join("audit.log")).unwrap();
-    let attempts: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|l| l["operation"] == "SecretSet" && l["stage"] == "request")
-        .collect();
+    let attempts = audit_requests(&cluster, follower, "SecretSet");
     assert!(attempts.len() >= 2, "more than one attempt reached the node: {attempts:?}");
     assert!(attempts.iter().all(|a| a["request_id"] == attempts[0]["request_id"]), "one request id: {attempts:?}");
     let (ok, versions) =

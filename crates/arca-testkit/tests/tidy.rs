@@ -111,6 +111,7 @@ fn metadata() -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, (BTreeSet
     let run = |offline: bool| {
         let mut cmd = std::process::Command::new(&cargo);
         cmd.args(["metadata", "--format-version", "1", "--manifest-path"]).arg(root().join("Cargo.toml"));
+        cmd.arg("--locked");
         if offline {
             cmd.arg("--offline");
         }
@@ -119,10 +120,15 @@ fn metadata() -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, (BTreeSet
     // Offline first; a registry cache that only holds this platform's crates lacks the manifests of
     // the others (windows-*, android-*), which cargo metadata reads, so then it may download them.
     let mut out = run(true);
+    let offline_error = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         out = run(false);
     }
-    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata: offline: {offline_error}\nonline: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut names = BTreeMap::new();
     let mut offered = BTreeMap::new();

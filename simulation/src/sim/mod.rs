@@ -689,6 +689,11 @@ struct Clients {
     isolated: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// The stable reason a refusal carries.
+fn reason_of(status: &tonic::Status) -> String {
+    arca_client::ClientError::from(status.clone()).reason.unwrap_or_default()
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn drive_clients(
     seed: u64,
@@ -719,7 +724,7 @@ async fn drive_clients(
             // The init committed and its answer was lost: nobody holds the shares, and retrying can
             // never succeed. (At `e5e3658`, before init named its request, seeds 721, 762, 1205 and
             // 1390 looped here until the run timed out.)
-            Err(s) if s.message().contains("by this same request") => {
+            Err(s) if arca_types::ErrorCode::AlreadyInitialized.reason() == reason_of(&s) => {
                 return Err(format!("init's answer was lost, so nobody can unseal the cluster: {}", s.message()));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
