@@ -531,6 +531,13 @@ fn tonic_request<T>(message: T) -> tonic::Request<T> {
     tonic::Request::new(message)
 }
 
+/// A request named with a client request id (`x-arca-request-id`), as a retrying client sends it.
+pub fn named<T>(message: T, id: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("x-arca-request-id", id.parse().expect("a request id fits in a header"));
+    request
+}
+
 /// Writes a file only its owner may read (the unseal key file must be so, or arcad refuses it).
 pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;

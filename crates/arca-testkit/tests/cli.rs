@@ -7,15 +7,19 @@ use std::time::Duration;
 use arca_testkit::{binary, TestCluster};
 use serde_json::Value;
 
-fn arca(cluster: &TestCluster, node: usize, args: &[&str]) -> (bool, Value) {
-    let out = Command::new(binary("arca"))
-        .args(["--addr", &cluster.nodes[node].api_addr()])
+/// `arca` against `node`, with the cluster's CA and root token.
+fn arca_command(cluster: &TestCluster, node: usize, args: &[&str]) -> Command {
+    let mut cmd = Command::new(binary("arca"));
+    cmd.args(["--addr", &cluster.nodes[node].api_addr()])
         .arg("--cacert")
         .arg(cluster.dir.path().join("certs/ca.pem"))
         .args(["--token", &cluster.root_token])
-        .args(args)
-        .output()
-        .expect("run arca");
+        .args(args);
+    cmd
+}
+
+fn arca(cluster: &TestCluster, node: usize, args: &[&str]) -> (bool, Value) {
+    let out = arca_command(cluster, node, args).output().expect("run arca");
     let text = if out.status.success() { out.stdout } else { out.stderr };
     let value = serde_json::from_slice(&text).unwrap_or(Value::Null);
     (out.status.success(), value)
@@ -103,12 +107,8 @@ async fn the_cli_sends_a_write_that_got_no_answer_again_with_the_same_request_id
     let other = (0..3).find(|i| *i != leader && *i != follower).unwrap();
     cluster.pause(leader).unwrap();
     cluster.pause(other).unwrap();
-    let cli = Command::new(binary("arca"))
-        .args(["--addr", &cluster.nodes[follower].api_addr()])
-        .arg("--cacert")
-        .arg(cluster.dir.path().join("certs/ca.pem"))
-        .args(["--token", &cluster.root_token])
-        .args(["keyvault", "secret", "set", "--vault-name", "retried", "--name", "db", "--value", "once"])
+    let set = ["keyvault", "secret", "set", "--vault-name", "retried", "--name", "db", "--value", "once"];
+    let cli = arca_command(&cluster, follower, &set)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -3,7 +3,7 @@
 //! (Request sizes per call are in `audit.rs`, connection and stream limits in `limits.rs`.)
 
 use arca_client::{pb, ArcaClient, ClientError};
-use arca_testkit::TestCluster;
+use arca_testkit::{named, TestCluster};
 use arca_types::limits::{
     BACKUP_BLOB_BYTES_MAX, BACKUP_VERSIONS_MAX, CRYPTO_BATCH_ITEMS_MAX, CRYPTO_INPUT_BYTES_MAX, KEY_IMPORT_BYTES_MAX,
     KEY_VERSIONS_MAX, RANDOM_BYTES_MAX, RANDOM_BYTES_MIN, REQUEST_ID_CHARS_MAX, RETENTION_DAYS_MAX, RETENTION_DAYS_MIN,
@@ -15,12 +15,6 @@ fn refused(result: Result<impl std::fmt::Debug, ClientError>, says: &str) {
     let e = result.expect_err("one past the limit is refused");
     assert_eq!((e.code, e.reason.as_deref()), (tonic::Code::InvalidArgument, Some("BAD_PARAMETER")), "{e}");
     assert!(e.message.contains(says), "'{}' should say '{says}'", e.message);
-}
-
-fn named<T>(message: T, id: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("x-arca-request-id", id.parse().unwrap());
-    request
 }
 
 async fn set(c: &ArcaClient, name: &str, value: &str) -> Result<pb::Secret, ClientError> {
@@ -47,6 +41,15 @@ async fn secret_versions(c: &ArcaClient, name: &str) -> usize {
         }
         page_token = page.next_page_token;
     }
+}
+
+/// One node, and the vault the tests use on it.
+async fn node_with_vault() -> (TestCluster, ArcaClient) {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let c = cluster.client(0).await.unwrap();
+    let req = pb::CreateVaultRequest { name: VAULT.into(), soft_delete_retention_days: 7, ..Default::default() };
+    c.vaults().create_vault(req).await.unwrap();
+    (cluster, c)
 }
 
 async fn vault_exists(c: &ArcaClient, name: &str) -> bool {
@@ -114,10 +117,7 @@ async fn vault_random_and_request_id_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_limits_of_secrets() {
-    let cluster = TestCluster::start(1).await.unwrap();
-    let c = cluster.client(0).await.unwrap();
-    let req = pb::CreateVaultRequest { name: VAULT.into(), soft_delete_retention_days: 7, ..Default::default() };
-    c.vaults().create_vault(req).await.unwrap();
+    let (_cluster, c) = node_with_vault().await;
 
     // A backup holds at most 500 versions.
     for i in 0..BACKUP_VERSIONS_MAX {
@@ -148,10 +148,7 @@ async fn backup_limits_of_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_and_crypto_limits() {
-    let cluster = TestCluster::start(1).await.unwrap();
-    let c = cluster.client(0).await.unwrap();
-    let req = pb::CreateVaultRequest { name: VAULT.into(), soft_delete_retention_days: 7, ..Default::default() };
-    c.vaults().create_vault(req).await.unwrap();
+    let (_cluster, c) = node_with_vault().await;
     let create = pb::CreateKeyRequest {
         vault: VAULT.into(),
         name: "aes".into(),

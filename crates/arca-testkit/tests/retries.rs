@@ -5,13 +5,7 @@
 use std::time::Duration;
 
 use arca_client::{pb, ArcaClient, ClientError};
-use arca_testkit::TestCluster;
-
-fn named<T>(message: T, id: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert("x-arca-request-id", id.parse().unwrap());
-    request
-}
+use arca_testkit::{named, TestCluster};
 
 async fn versions(c: &ArcaClient, vault: &str, name: &str) -> usize {
     let req =
