@@ -21,7 +21,6 @@ use arca_crypto::{Barrier, Keyring, OsEntropy, Scope};
 use arca_server::engine::{Envelope, Forwarded, ForwardedOutcome};
 use arca_server::keyspace::{backup_frame, Keyspace};
 use arca_storage::mem::MemState;
-use arca_storage::StateStore;
 use arca_types::keys::{EncryptionAlgorithm, KeyFamily, KeySpec};
 
 /// A target: its name (as `fuzz/fuzz_targets/<name>.rs`) and its function.
@@ -86,8 +85,10 @@ pub fn proposal(data: &[u8]) {
 
 /// A snapshot's data as a peer sends it, checked and imported into an empty in-memory state.
 pub fn snapshot_data(data: &[u8]) {
-    if arca_raft::state_machine::read_snapshot_data(data).is_ok() {
-        let _ = MemState::default().import(data);
+    let file = arca_storage::snapshot::SnapshotFile::from_bytes(data.to_vec());
+    if arca_raft::state_machine::verify_snapshot(&file).is_ok() {
+        let record_max = arca_types::limits::SNAPSHOT_RECORD_BYTES_MAX;
+        let _ = arca_storage::snapshot::import_bytes(&MemState::default(), data, record_max);
     }
 }
 

@@ -41,7 +41,7 @@ pub fn of(name: &str) -> Vec<Vec<u8>> {
             let state = MemState::default();
             let meta = arca_raft::codec::encode(&arca_raft::state_machine::AppliedMeta::default());
             state.commit(1, &a_proposal().ops, &meta).expect("a memory store commits");
-            seeds.push(state.export().expect("a memory store exports"));
+            seeds.push(arca_storage::snapshot::export_bytes(&state).expect("a memory store exports"));
         }
         "forward_envelope" => seeds.push(postcard(&Envelope {
             sender: 2,

@@ -114,5 +114,6 @@ fn every_target_has_a_libfuzzer_binary_and_valid_seeds_where_a_format_has_them()
     }
     assert!(arca_raft::wire::append_entries_request(&seeds::of("raft_append_entries")[2]).is_ok());
     assert!(arca_raft::log_store::stored_entry_log_id(&seeds::of("raft_log_entry")[1]).is_ok());
-    assert!(arca_raft::state_machine::read_snapshot_data(&seeds::of("snapshot_data")[1]).is_ok());
+    let snapshot = arca_storage::snapshot::SnapshotFile::from_bytes(seeds::of("snapshot_data")[1].clone());
+    assert!(arca_raft::state_machine::verify_snapshot(&snapshot).is_ok());
 }

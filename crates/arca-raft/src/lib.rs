@@ -54,9 +54,6 @@ pub struct RaftSettings {
     pub keep_after_snapshot_entries: u64,
     /// Shown in openraft's traces: `arca-<cluster id>` once the node knows its cluster.
     pub cluster_name: String,
-    /// Where snapshots being received are spooled (the data dir in production; none, so memory, in
-    /// the simulation).
-    pub snapshot_spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RaftSettings {
@@ -68,7 +65,6 @@ impl Default for RaftSettings {
             snapshot_every_entries: 2000,
             keep_after_snapshot_entries: 1000,
             cluster_name: "arca".to_owned(),
-            snapshot_spool_dir: None,
         }
     }
 }

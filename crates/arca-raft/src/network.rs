@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use arca_proto::cluster::v1::node_service_client::NodeServiceClient;
 use arca_proto::cluster::v1::{RaftPayload, SnapshotChunk};
+use arca_storage::snapshot::SnapshotFile;
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
@@ -21,7 +22,7 @@ use crate::wire;
 use crate::{ArcaNode, TypeConfig};
 
 type Vote = openraft::alias::VoteOf<TypeConfig>;
-type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
 
 /// Snapshot data is sent in chunks of this many bytes.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -165,8 +166,26 @@ impl Connection {
     }
 }
 
+/// The file's bytes in chunks of [`SNAPSHOT_CHUNK_BYTES`], each read as the stream asks for it. A
+/// read error ends the stream early; the receiver then refuses the snapshot as truncated.
+fn chunks(file: SnapshotFile) -> impl Iterator<Item = SnapshotChunk> {
+    use std::io::Read;
+    let mut reader = file.reader();
+    std::iter::from_fn(move || {
+        let mut data = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
+        match (&mut reader).take(SNAPSHOT_CHUNK_BYTES as u64).read_to_end(&mut data) {
+            Ok(0) => None,
+            Ok(_) => Some(SnapshotChunk { header: Vec::new(), data }),
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to read a snapshot file while sending it");
+                None
+            }
+        }
+    })
+}
+
 impl RaftNetworkV2<TypeConfig> for Connection {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
 
     async fn append_entries(
         &mut self,
@@ -197,14 +216,9 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         _option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let mut client = self.channels.client(&self.addr, Some(self.target)).map_err(unreachable)?;
-        let mut chunks = vec![SnapshotChunk { header: encode(&(vote, snapshot.meta)), data: Vec::new() }];
-        chunks.extend(
-            snapshot
-                .snapshot
-                .chunks(SNAPSHOT_CHUNK_BYTES)
-                .map(|c| SnapshotChunk { header: Vec::new(), data: c.to_vec() }),
-        );
-        let send = client.install_snapshot(tokio_stream::iter(chunks));
+        let header = SnapshotChunk { header: encode(&(vote, snapshot.meta)), data: Vec::new() };
+        let send =
+            client.install_snapshot(tokio_stream::iter(std::iter::once(header).chain(chunks(snapshot.snapshot))));
         let response = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             r = tokio::time::timeout(Duration::from_millis(SNAPSHOT_SEND_TIMEOUT_MS), send) => r,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arca_storage::proposal::{ApplyOutcome, Proposal};
+use arca_storage::snapshot::SnapshotFiles;
 use arca_storage::{LogStore as ByteLog, StateStore};
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{ChangeMembers, ReadPolicy, ServerState};
@@ -67,7 +68,8 @@ pub struct RaftNode {
     pub node_id: u64,
     pub channels: Channels,
     removed: crate::state_machine::RemovedNodes,
-    spool_dir: Option<std::path::PathBuf>,
+    /// Where snapshots are built, received and kept.
+    snapshots: SnapshotFiles,
     /// One snapshot received at a time.
     installs: Arc<tokio::sync::Semaphore>,
 }
@@ -83,17 +85,18 @@ impl RaftNode {
         settings: &RaftSettings,
         log: Arc<dyn ByteLog>,
         state: Arc<dyn StateStore>,
+        snapshots: SnapshotFiles,
         channels: Channels,
     ) -> Result<Self, String> {
         let config = settings.to_config()?;
         crate::log_store::check_format(&*log, &*state)?;
-        let machine = StateMachine::new(state);
+        let machine = StateMachine::new(state, snapshots.clone());
         let removed = machine.removed_nodes();
         let raft = Raft::new(node_id, config, Network::new(channels.clone()), LogStore::new(log), machine)
             .await
             .map_err(|e| format!("failed to start raft: {e}"))?;
         let installs = Arc::new(tokio::sync::Semaphore::new(arca_types::limits::SNAPSHOT_INSTALLS_IN_FLIGHT_MAX));
-        Ok(Self { raft, node_id, channels, removed, spool_dir: settings.snapshot_spool_dir.clone(), installs })
+        Ok(Self { raft, node_id, channels, removed, snapshots, installs })
     }
 
     /// Waits until the state machine has applied at least what was committed before a restart.
@@ -216,7 +219,7 @@ impl RaftNode {
             .installs
             .try_acquire()
             .map_err(|_| tonic::Status::unavailable("this node is receiving another snapshot; retry"))?;
-        crate::rpc::install_snapshot(&self.raft, chunks, caller, self.spool_dir.as_deref()).await
+        crate::rpc::install_snapshot(&self.raft, chunks, caller, &self.snapshots).await
     }
 
     /// Whether `node_id` left a membership this node applied (it is removed for good).

@@ -5,6 +5,7 @@
 //! another node than the one whose certificate carried it is refused with `PermissionDenied`.
 
 use arca_proto::cluster::v1::SnapshotChunk;
+use arca_storage::snapshot::{SnapshotFile, SnapshotFiles};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 
 use crate::codec::encode;
@@ -12,7 +13,7 @@ use crate::{wire, Raft, TypeConfig};
 
 type Vote = openraft::alias::VoteOf<TypeConfig>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
 
 pub use arca_types::limits::SNAPSHOT_BYTES_MAX;
 
@@ -46,96 +47,47 @@ pub async fn vote(raft: &Raft, payload: &[u8], caller: u64) -> Result<Vec<u8>, t
     Ok(encode(&raft.vote(request).await))
 }
 
-/// Where a snapshot being received is kept until it is whole: a file (removed when dropped) in the
-/// spool dir, or memory when there is none (the simulation).
-struct Spool {
-    kept: Kept,
-    bytes_max: u64,
+fn spool_error(e: impl std::fmt::Display) -> tonic::Status {
+    tonic::Status::internal(format!("snapshot spool: {e}"))
 }
 
-enum Kept {
-    File(std::fs::File, u64),
-    Memory(Vec<u8>),
-}
-
-impl Spool {
-    fn new(dir: Option<&std::path::Path>, bytes_max: u64) -> Result<Self, tonic::Status> {
-        let kept = match dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| tonic::Status::internal(format!("snapshot spool: {e}")))?;
-                let file =
-                    tempfile::tempfile_in(dir).map_err(|e| tonic::Status::internal(format!("snapshot spool: {e}")))?;
-                Kept::File(file, 0)
-            }
-            None => Kept::Memory(Vec::new()),
-        };
-        Ok(Self { kept, bytes_max })
-    }
-
-    fn len(&self) -> u64 {
-        match &self.kept {
-            Kept::File(_, len) => *len,
-            Kept::Memory(v) => v.len() as u64,
-        }
-    }
-
-    fn push(&mut self, data: &[u8]) -> Result<(), tonic::Status> {
-        if self.len().saturating_add(data.len() as u64) > self.bytes_max {
-            return Err(tonic::Status::resource_exhausted(format!(
-                "the snapshot is larger than {} bytes, the most this node accepts",
-                self.bytes_max
-            )));
-        }
-        match &mut self.kept {
-            Kept::File(file, len) => {
-                use std::io::Write;
-                file.write_all(data).map_err(|e| tonic::Status::internal(format!("snapshot spool: {e}")))?;
-                *len += data.len() as u64;
-            }
-            Kept::Memory(v) => v.extend_from_slice(data),
-        }
-        Ok(())
-    }
-
-    fn into_bytes(self) -> Result<Vec<u8>, tonic::Status> {
-        match self.kept {
-            Kept::File(mut file, len) => {
-                use std::io::{Read, Seek};
-                let mut out = Vec::with_capacity(len as usize);
-                file.rewind()
-                    .and_then(|()| file.read_to_end(&mut out))
-                    .map_err(|e| tonic::Status::internal(format!("snapshot spool: {e}")))?;
-                Ok(out)
-            }
-            Kept::Memory(v) => Ok(v),
-        }
-    }
-}
-
-/// Receives a streamed snapshot into the spool (bounded in size and time), then installs it.
+/// Receives a streamed snapshot into a new snapshot file (bounded in size and time), checks every
+/// record of it, then installs it. Nothing of it is held in memory beyond one chunk and one record.
 pub async fn install_snapshot(
     raft: &Raft,
     mut chunks: impl futures::Stream<Item = Result<SnapshotChunk, tonic::Status>> + Unpin,
     caller: u64,
-    spool_dir: Option<&std::path::Path>,
+    files: &SnapshotFiles,
 ) -> Result<Vec<u8>, tonic::Status> {
     use futures::StreamExt;
+    use std::io::Write;
     let first = chunks.next().await.ok_or_else(|| tonic::Status::invalid_argument("snapshot stream is empty"))??;
     let (vote, meta) = wire::snapshot_header(&first.header).map_err(invalid)?;
     sent_by(&vote, caller, "a snapshot")?;
-    let mut spool = Spool::new(spool_dir, SNAPSHOT_BYTES_MAX)?;
-    spool.push(&first.data)?;
+    let mut spool = files.create(SNAPSHOT_BYTES_MAX).map_err(spool_error)?;
+    let push = |spool: &mut arca_storage::snapshot::SnapshotWriter, data: &[u8]| {
+        spool.write_all(data).map_err(|e| match e.kind() {
+            std::io::ErrorKind::FileTooLarge => tonic::Status::resource_exhausted(e.to_string()),
+            _ => spool_error(e),
+        })
+    };
+    push(&mut spool, &first.data)?;
     let receive = async {
         while let Some(chunk) = chunks.next().await {
-            spool.push(&chunk?.data)?;
+            push(&mut spool, &chunk?.data)?;
         }
         Ok::<_, tonic::Status>(())
     };
     tokio::time::timeout(std::time::Duration::from_millis(SNAPSHOT_RECEIVE_TIMEOUT_MS), receive)
         .await
         .map_err(|_| tonic::Status::deadline_exceeded("the snapshot took too long to arrive"))??;
-    let data = spool.into_bytes()?;
-    let result = raft.install_full_snapshot(vote, Snapshot { meta, snapshot: data }).await.map_err(|e| e.to_string());
+    let file = spool.finish().map_err(spool_error)?;
+    let applied = crate::state_machine::verify_snapshot(&file)
+        .map_err(|e| tonic::Status::invalid_argument(format!("the snapshot is malformed: {e}")))?;
+    if applied.last_applied != meta.last_log_id {
+        return Err(tonic::Status::invalid_argument("the snapshot's data does not match its header"));
+    }
+    let result = raft.install_full_snapshot(vote, Snapshot { meta, snapshot: file }).await.map_err(|e| e.to_string());
     Ok(encode(&result))
 }
 
@@ -192,24 +144,5 @@ pub mod forge {
     pub fn snapshot_header(leader: u64, term: u64) -> Vec<u8> {
         let meta = SnapshotMeta { last_log_id: None, last_membership: Default::default() };
         encode(&(Vote::new_committed(term, leader), meta))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_spool_takes_a_snapshot_up_to_its_limit_and_not_one_byte_more() {
-        let dir = tempfile::tempdir().unwrap();
-        for place in [Some(dir.path()), None] {
-            let mut spool = Spool::new(place, 1000).unwrap();
-            spool.push(&[7; 600]).unwrap();
-            spool.push(&[8; 400]).unwrap();
-            assert_eq!(spool.push(&[9; 1]).unwrap_err().code(), tonic::Code::ResourceExhausted);
-            let bytes = spool.into_bytes().unwrap();
-            assert_eq!((bytes.len(), bytes[0], bytes[999]), (1000, 7, 8));
-        }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the spool file is gone when dropped");
     }
 }

@@ -9,7 +9,9 @@ use std::io;
 use std::sync::{Arc, RwLock};
 
 use arca_storage::proposal::{apply_proposal, ApplyOutcome};
-use arca_storage::{Export, StateStore};
+use arca_storage::snapshot::{SnapshotDecoder, SnapshotEncoder, SnapshotFile, SnapshotFiles};
+use arca_storage::StateStore;
+use arca_types::limits::SNAPSHOT_RECORD_BYTES_MAX;
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
@@ -21,9 +23,10 @@ use crate::TypeConfig;
 type LogId = openraft::alias::LogIdOf<TypeConfig>;
 type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
-type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotFile>;
 
-const AUX_SNAPSHOT: &str = "snapshot";
+/// Reads and writes of snapshot files go through buffers of this many bytes.
+const SNAPSHOT_IO_BUFFER_BYTES: usize = 256 * 1024;
 
 /// What the state store records as applied, in the same commit as the data.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -42,12 +45,13 @@ pub type RemovedNodes = Arc<RwLock<BTreeSet<u64>>>;
 #[derive(Clone)]
 pub struct StateMachine {
     store: Arc<dyn StateStore>,
+    files: SnapshotFiles,
     removed: RemovedNodes,
 }
 
 impl StateMachine {
-    pub fn new(store: Arc<dyn StateStore>) -> Self {
-        let machine = Self { store, removed: RemovedNodes::default() };
+    pub fn new(store: Arc<dyn StateStore>, files: SnapshotFiles) -> Self {
+        let machine = Self { store, files, removed: RemovedNodes::default() };
         if let Ok(meta) = machine.meta() {
             machine.publish(&meta);
         }
@@ -71,31 +75,67 @@ impl StateMachine {
     }
 }
 
-/// Reads a snapshot's data (the exported state) far enough to know what it applied: the applied
-/// metadata it carries.
-pub fn read_snapshot_data(snapshot: &[u8]) -> Result<AppliedMeta, io::Error> {
-    let export = Export::decode(snapshot).map_err(io_error)?;
-    match &export.applied_meta {
+fn decode_applied(meta: Option<&[u8]>) -> Result<AppliedMeta, io::Error> {
+    match meta {
         Some(bytes) => decode("applied metadata", bytes),
         None => Ok(AppliedMeta::default()),
     }
 }
 
+/// A snapshot file's records, read through a buffer.
+type FileRecords = SnapshotDecoder<io::BufReader<arca_storage::snapshot::SnapshotReader>>;
+
+/// Opens a snapshot file: its records, and the applied metadata of its header.
+fn open_snapshot(file: &SnapshotFile) -> Result<(FileRecords, Option<Vec<u8>>), io::Error> {
+    let input = io::BufReader::with_capacity(SNAPSHOT_IO_BUFFER_BYTES, file.reader());
+    SnapshotDecoder::open(input, SNAPSHOT_RECORD_BYTES_MAX).map_err(io_error)
+}
+
+/// Reads a snapshot file far enough to know what it applied: the applied metadata in its header.
+pub fn read_snapshot_meta(file: &SnapshotFile) -> Result<AppliedMeta, io::Error> {
+    let (_, meta) = open_snapshot(file)?;
+    decode_applied(meta.as_deref())
+}
+
+/// Reads a whole snapshot file, record by record, and returns what it applied only if every record
+/// is well-formed and its trailer matches: what a node checks of a snapshot a peer sent before it
+/// hands it to Raft (whose storage errors stop the node).
+pub fn verify_snapshot(file: &SnapshotFile) -> Result<AppliedMeta, io::Error> {
+    let (records, meta) = open_snapshot(file)?;
+    let applied = decode_applied(meta.as_deref())?;
+    for record in records {
+        record.map_err(io_error)?;
+    }
+    Ok(applied)
+}
+
+fn snapshot_of(file: SnapshotFile, applied: AppliedMeta) -> Snapshot {
+    Snapshot {
+        meta: SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership },
+        snapshot: file,
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let blob = self.store.export().map_err(io_error)?;
-        let applied = read_snapshot_data(&blob)?;
-        let meta = SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership };
-        self.store.put_aux(AUX_SNAPSHOT, &encode(&(meta.clone(), blob.clone()))).map_err(io_error)?;
-        tracing::info!(last_log_id = ?meta.last_log_id, bytes = blob.len(), "built snapshot");
-        Ok(Snapshot { meta, snapshot: blob })
+        // Built without a size limit: a leader that could not build one would keep its whole log.
+        // Receivers refuse snapshots over `SNAPSHOT_BYTES_MAX`.
+        let writer = self.files.create(u64::MAX).map_err(io_error)?;
+        let mut encoder = SnapshotEncoder::new(io::BufWriter::with_capacity(SNAPSHOT_IO_BUFFER_BYTES, writer));
+        self.store.export_to(&mut encoder).map_err(io_error)?;
+        let writer = encoder.finish().map_err(io_error)?.into_inner().map_err(|e| e.into_error())?;
+        let file = writer.finish().map_err(io_error)?;
+        let applied = read_snapshot_meta(&file)?;
+        self.files.keep(&file).map_err(io_error)?;
+        tracing::info!(last_log_id = ?applied.last_applied, bytes = file.len(), "built snapshot");
+        Ok(snapshot_of(file, applied))
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotData = Vec<u8>;
+    type SnapshotData = SnapshotFile;
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
@@ -139,23 +179,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
-        let applied = read_snapshot_data(&snapshot)?;
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
+        let (mut records, applied_bytes) = open_snapshot(&snapshot)?;
+        let applied = decode_applied(applied_bytes.as_deref())?;
         if applied.last_applied != meta.last_log_id {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot data does not match its metadata"));
         }
-        self.store.import(&snapshot).map_err(io_error)?;
+        self.store.import_from(applied_bytes.as_deref(), &mut records).map_err(io_error)?;
         self.publish(&applied);
-        self.store.put_aux(AUX_SNAPSHOT, &encode(&(meta.clone(), snapshot))).map_err(io_error)?;
-        tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");
+        self.files.keep(&snapshot).map_err(io_error)?;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = snapshot.len(), "installed snapshot");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        match self.store.get_aux(AUX_SNAPSHOT).map_err(io_error)? {
-            Some(bytes) => {
-                let (meta, snapshot): (SnapshotMeta, Vec<u8>) = decode("stored snapshot", &bytes)?;
-                Ok(Some(Snapshot { meta, snapshot }))
+        match self.files.current().map_err(io_error)? {
+            Some(file) => {
+                let applied = read_snapshot_meta(&file)?;
+                Ok(Some(snapshot_of(file, applied)))
             }
             None => Ok(None),
         }

@@ -7,6 +7,7 @@ use arca_raft::log_store::LogStore;
 use arca_raft::state_machine::StateMachine;
 use arca_raft::TypeConfig;
 use arca_storage::mem::{MemLog, MemState};
+use arca_storage::snapshot::SnapshotFiles;
 use arca_storage_rocksdb::RocksStore;
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::StorageError;
@@ -15,7 +16,8 @@ struct MemBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for MemBuilder {
     async fn build(&self) -> Result<((), LogStore, StateMachine), StorageError<TypeConfig>> {
-        Ok(((), LogStore::new(Arc::new(MemLog::default())), StateMachine::new(Arc::new(MemState::default()))))
+        let machine = StateMachine::new(Arc::new(MemState::default()), SnapshotFiles::in_memory());
+        Ok(((), LogStore::new(Arc::new(MemLog::default())), machine))
     }
 }
 
@@ -24,8 +26,9 @@ struct RocksBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RocksBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let store = RocksStore::open(dir.path()).expect("open rocksdb");
-        Ok((dir, LogStore::new(Arc::new(store.clone())), StateMachine::new(Arc::new(store))))
+        let store = RocksStore::open(&dir.path().join("db")).expect("open rocksdb");
+        let files = SnapshotFiles::in_dir(dir.path().join("snapshots")).expect("open the snapshot dir");
+        Ok((dir, LogStore::new(Arc::new(store.clone())), StateMachine::new(Arc::new(store), files)))
     }
 }
 

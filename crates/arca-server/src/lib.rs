@@ -23,4 +23,5 @@ pub mod server;
 pub mod services;
 pub mod status;
 
+pub use arca_storage::snapshot::SnapshotFiles;
 pub use server::{serve, JoinPlan, Listener, NodeOptions, NodeParts};

@@ -16,6 +16,7 @@ use arca_proto::v1::secret_service_server::SecretServiceServer;
 use arca_proto::v1::vault_service_server::VaultServiceServer;
 use arca_raft::network::{ChannelFactory, Channels};
 use arca_raft::{ArcaNode, RaftNode, RaftSettings};
+use arca_storage::snapshot::SnapshotFiles;
 use arca_storage::{Durability, LogStore, StateStore};
 use arca_transport::admission::{Admission, Gate, PeerCertificates};
 use arca_transport::credentials::NodeCredentials;
@@ -77,6 +78,9 @@ fn write_node_id(log: &dyn LogStore, id: u64) -> Result<(), String> {
 pub struct NodeParts {
     pub log: Arc<dyn LogStore>,
     pub state: Arc<dyn StateStore>,
+    /// Where Raft snapshots are built, received and kept (files in the data dir; memory in the
+    /// simulation).
+    pub snapshots: SnapshotFiles,
     pub channels: Arc<dyn ChannelFactory>,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
@@ -121,6 +125,7 @@ pub(crate) struct Shared {
     engine: Arc<Engine>,
     log: Arc<dyn LogStore>,
     state: Arc<dyn StateStore>,
+    snapshots: SnapshotFiles,
     channels: Channels,
     /// One join at a time: two would start two Raft cores on one store.
     join_lock: tokio::sync::Mutex<()>,
@@ -167,9 +172,15 @@ impl Shared {
     }
 
     async fn start_raft(&self, node_id: u64) -> Result<RaftNode, String> {
-        let raft =
-            RaftNode::start(node_id, &self.options.raft, self.log.clone(), self.state.clone(), self.channels.clone())
-                .await?;
+        let raft = RaftNode::start(
+            node_id,
+            &self.options.raft,
+            self.log.clone(),
+            self.state.clone(),
+            self.snapshots.clone(),
+            self.channels.clone(),
+        )
+        .await?;
         self.engine.set_raft(raft.clone());
         tracing::info!(node_id, "started Raft");
         Ok(raft)
@@ -367,6 +378,7 @@ pub async fn serve(
         engine: engine.clone(),
         log: parts.log,
         state: parts.state,
+        snapshots: parts.snapshots,
         channels,
         join_lock: tokio::sync::Mutex::new(()),
     });

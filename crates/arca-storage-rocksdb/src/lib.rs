@@ -1,27 +1,73 @@
 //! RocksDB implementation of Arca's storage traits. The only crate that links RocksDB.
 //!
-//! One database per node with four column families: `log` (Raft entries by big-endian index),
-//! `log_meta` (vote, committed, purged), `state` (versioned key/values) and `state_meta` (applied
-//! metadata and the last built snapshot). Every write is a `WriteBatch` with `sync = true`, so the
-//! vote, the log and the applied state are on disk before openraft is told they are.
+//! One database per node with five column families: `log` (Raft entries by big-endian index),
+//! `log_meta` (vote, committed, purged), two sides of the state (`state` and `state_b`, versioned
+//! key/values; one is active) and `state_meta` (the applied metadata and which side is active). Every
+//! write that openraft is told about is a `WriteBatch` with `sync = true`, so the vote, the log and
+//! the applied state are on disk before openraft is told they are.
+//!
+//! A snapshot is installed into the inactive side in batches of bounded size, then one synced batch
+//! makes it the active side, stores its applied metadata and clears the old side: a crash part way
+//! leaves the old side active and whole, and memory never holds more than one batch.
 #![forbid(unsafe_code)]
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
-use arca_storage::{prefix_end, Durability, Export, LogStore, Op, StateStore, StorageError, Versioned};
+use arca_storage::snapshot::{ExportSink, Records};
+use arca_storage::{prefix_end, Durability, LogStore, Op, StateStore, StorageError, Versioned};
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 
 const CF_LOG: &str = "log";
 const CF_LOG_META: &str = "log_meta";
-const CF_STATE: &str = "state";
 const CF_STATE_META: &str = "state_meta";
 const APPLIED_META_KEY: &[u8] = b"applied";
+/// Which side of the state is active: `a` (or absent, as every store before snapshots were files) or `b`.
+const ACTIVE_SIDE_KEY: &[u8] = b"active_side";
+/// Where snapshots were kept before they were files; removed at open.
+const OLD_SNAPSHOT_KEY: &[u8] = b"aux/snapshot";
+/// An import writes its records in batches of about this many bytes, in bytes.
+pub const IMPORT_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// One of the two column families the state lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    fn column_family(self) -> &'static str {
+        match self {
+            Side::A => "state",
+            Side::B => "state_b",
+        }
+    }
+
+    fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Side::A => b"a",
+            Side::B => b"b",
+        }
+    }
+}
 
 /// A node's RocksDB database. Clone it freely: clones share one handle.
 #[derive(Clone)]
 pub struct RocksStore {
     db: Arc<DB>,
+    /// The active side. Reads and commits hold it shared; the switch at the end of an import holds
+    /// it exclusively, so no reader sees the old side after it was cleared.
+    active: Arc<RwLock<Side>>,
+    /// One import at a time.
+    importing: Arc<Mutex<()>>,
 }
 
 fn io(what: &str, e: rocksdb::Error) -> StorageError {
@@ -36,11 +82,42 @@ impl RocksStore {
         opts.create_missing_column_families(true);
         // Keep memory modest on small machines; the working set is small ciphertext records.
         opts.set_max_background_jobs(2);
-        let cfs = [CF_LOG, CF_LOG_META, CF_STATE, CF_STATE_META]
+        let cfs = [CF_LOG, CF_LOG_META, Side::A.column_family(), Side::B.column_family(), CF_STATE_META]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| io("open the database", e))?;
-        Ok(Self { db: Arc::new(db) })
+        let mut store = Self { db: Arc::new(db), active: Arc::new(RwLock::new(Side::A)), importing: Arc::default() };
+        let side = match store.db.get_cf(store.cf(CF_STATE_META)?, ACTIVE_SIDE_KEY).map_err(|e| io("open state", e))? {
+            None => Side::A,
+            Some(tag) if tag == Side::A.tag() => Side::A,
+            Some(tag) if tag == Side::B.tag() => Side::B,
+            Some(_) => return Err(StorageError::Corrupt("the active side of the state is neither a nor b".into())),
+        };
+        store.active = Arc::new(RwLock::new(side));
+        // What an import that a crash interrupted left on the inactive side, and the snapshot stored
+        // here before snapshots were files, are removed.
+        let mut batch = WriteBatch::default();
+        store.clear(&mut batch, side.other())?;
+        batch.delete_cf(store.cf(CF_STATE_META)?, OLD_SNAPSHOT_KEY);
+        store.write(batch, "tidy the state at open")?;
+        Ok(store)
+    }
+
+    fn side(&self) -> std::sync::RwLockReadGuard<'_, Side> {
+        self.active.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds to `batch` the deletion of every key on `side`.
+    fn clear(&self, batch: &mut WriteBatch, side: Side) -> Result<(), StorageError> {
+        let cf = self.cf(side.column_family())?;
+        // One range tombstone for every key below 0xff; keys from 0xff on (none that Arca writes, but
+        // the store takes any bytes) one by one.
+        batch.delete_range_cf(cf, &[][..], &[0xffu8][..]);
+        for item in self.db.iterator_cf(cf, IteratorMode::From(&[0xff], Direction::Forward)) {
+            let (key, _) = item.map_err(|e| io("clear state", e))?;
+            batch.delete_cf(cf, key);
+        }
+        Ok(())
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StorageError> {
@@ -55,17 +132,6 @@ impl RocksStore {
         let mut opts = WriteOptions::default();
         opts.set_sync(durability == Durability::Synced);
         self.db.write_opt(batch, &opts).map_err(|e| io(what, e))
-    }
-
-    /// Every live key/value of the `state` column family.
-    fn state_entries(&self) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError> {
-        let cf = self.cf(CF_STATE)?;
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
-            let (k, v) = item.map_err(|e| io("scan state", e))?;
-            out.push((k.to_vec(), decode_versioned(&v)?));
-        }
-        Ok(out)
     }
 }
 
@@ -166,21 +232,15 @@ impl LogStore for RocksStore {
     }
 }
 
-impl StateStore for RocksStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StorageError> {
-        match self.db.get_cf(self.cf(CF_STATE)?, key).map_err(|e| io("read state", e))? {
-            Some(raw) => Ok(Some(decode_versioned(&raw)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn scan(
+impl RocksStore {
+    fn scan_side(
         &self,
+        side: Side,
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError> {
-        let cf = self.cf(CF_STATE)?;
+        let cf = self.cf(side.column_family())?;
         let start = match after {
             Some(a) if a >= prefix => a.to_vec(),
             _ => prefix.to_vec(),
@@ -201,9 +261,30 @@ impl StateStore for RocksStore {
         }
         Ok(out)
     }
+}
+
+impl StateStore for RocksStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StorageError> {
+        let side = self.side();
+        match self.db.get_cf(self.cf(side.column_family())?, key).map_err(|e| io("read state", e))? {
+            Some(raw) => Ok(Some(decode_versioned(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError> {
+        let side = self.side();
+        self.scan_side(*side, prefix, after, limit)
+    }
 
     fn commit(&self, index: u64, ops: &[Op], applied_meta: &[u8]) -> Result<(), StorageError> {
-        let cf = self.cf(CF_STATE)?;
+        let side = self.side();
+        let cf = self.cf(side.column_family())?;
         let mut batch = WriteBatch::default();
         let mut put_in_batch: Vec<&[u8]> = Vec::new();
         for op in ops {
@@ -217,7 +298,7 @@ impl StateStore for RocksStore {
                     Some(end) => batch.delete_range_cf(cf, prefix, &end),
                     None => {
                         // A prefix of only 0xff bytes has no upper bound: delete its keys one by one.
-                        for (key, _) in self.scan(prefix, None, usize::MAX)? {
+                        for (key, _) in self.scan_side(*side, prefix, None, usize::MAX)? {
                             batch.delete_cf(cf, key);
                         }
                         for key in put_in_batch.iter().filter(|k| k.starts_with(prefix)) {
@@ -235,44 +316,53 @@ impl StateStore for RocksStore {
         self.db.get_cf(self.cf(CF_STATE_META)?, APPLIED_META_KEY).map_err(|e| io("read applied metadata", e))
     }
 
-    fn export(&self) -> Result<Vec<u8>, StorageError> {
-        // A RocksDB snapshot gives one consistent view of both column families.
-        let snap = self.db.snapshot();
+    fn export_to(&self, sink: &mut dyn ExportSink) -> Result<(), StorageError> {
+        // A RocksDB snapshot gives one consistent view of the metadata and the active side, and keeps
+        // showing it even if an import switches sides meanwhile.
+        let (snap, side) = {
+            let side = self.side();
+            (self.db.snapshot(), *side)
+        };
         let meta =
             snap.get_cf(self.cf(CF_STATE_META)?, APPLIED_META_KEY).map_err(|e| io("read applied metadata", e))?;
-        let mut entries = Vec::new();
-        for item in snap.iterator_cf(self.cf(CF_STATE)?, IteratorMode::Start) {
+        sink.applied_meta(meta.as_deref())?;
+        for item in snap.iterator_cf(self.cf(side.column_family())?, IteratorMode::Start) {
             let (k, v) = item.map_err(|e| io("export state", e))?;
-            entries.push((k.to_vec(), decode_versioned(&v)?));
+            let v = decode_versioned(&v)?;
+            sink.record(&k, v.modified_at, &v.value)?;
         }
-        Ok(Export { applied_meta: meta, entries }.encode())
+        Ok(())
     }
 
-    fn import(&self, blob: &[u8]) -> Result<(), StorageError> {
-        let export = Export::decode(blob)?;
-        let cf = self.cf(CF_STATE)?;
+    fn import_from(&self, applied_meta: Option<&[u8]>, records: &mut Records<'_>) -> Result<(), StorageError> {
+        let _one_import = self.importing.lock().unwrap_or_else(|p| p.into_inner());
+        let target = self.side().other();
+        let cf = self.cf(target.column_family())?;
+        // The inactive side is never read; a crash before the switch leaves it to the next open.
         let mut batch = WriteBatch::default();
-        for (key, _) in self.state_entries()? {
-            batch.delete_cf(cf, key);
-        }
-        for (key, v) in &export.entries {
-            batch.put_cf(cf, key, encode_versioned(v.modified_at, &v.value));
+        self.clear(&mut batch, target)?;
+        let mut batch_bytes = 0;
+        for record in records {
+            let (key, v) = record?;
+            batch_bytes += key.len() + v.value.len() + 8;
+            batch.put_cf(cf, &key, encode_versioned(v.modified_at, &v.value));
+            if batch_bytes >= IMPORT_BATCH_BYTES_MAX {
+                // Written to the WAL without a sync: the synced switch below makes everything before it
+                // durable, and until then nothing reads this side.
+                self.write_with(std::mem::take(&mut batch), Durability::Buffered, "install a snapshot")?;
+                batch_bytes = 0;
+            }
         }
         let meta_cf = self.cf(CF_STATE_META)?;
-        match &export.applied_meta {
+        let mut active = self.active.write().unwrap_or_else(|p| p.into_inner());
+        batch.put_cf(meta_cf, ACTIVE_SIDE_KEY, target.tag());
+        match applied_meta {
             Some(m) => batch.put_cf(meta_cf, APPLIED_META_KEY, m),
             None => batch.delete_cf(meta_cf, APPLIED_META_KEY),
         }
-        self.write(batch, "install a snapshot")
-    }
-
-    fn put_aux(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_STATE_META)?, format!("aux/{key}"), value);
-        self.write(batch, "save state metadata")
-    }
-
-    fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        self.db.get_cf(self.cf(CF_STATE_META)?, format!("aux/{key}")).map_err(|e| io("read state metadata", e))
+        self.clear(&mut batch, target.other())?;
+        self.write(batch, "install a snapshot")?;
+        *active = target;
+        Ok(())
     }
 }

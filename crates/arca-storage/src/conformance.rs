@@ -5,6 +5,7 @@
 //! reopen tests, since only they know how to reopen.
 
 use crate::proposal::{apply_proposal, ApplyOutcome, Precondition, Proposal};
+use crate::snapshot::{export_bytes, import_bytes, ExportSink, SnapshotEncoder};
 use crate::{Durability, LogStore, Op, StateStore, StorageError};
 
 fn entries(range: std::ops::Range<u64>) -> Vec<(u64, Vec<u8>)> {
@@ -68,8 +69,8 @@ pub fn state_store_suite<S: StateStore>(make: impl Fn() -> S) {
     scan_respects_prefix_cursor_and_limit(&make());
     delete_prefix_removes_only_the_prefix(&make());
     export_import_replaces_everything(&make(), &make());
+    a_failed_import_leaves_the_old_state_whole(&make());
     preconditions_guard_writes(&make());
-    aux_round_trips(&make());
 }
 
 fn put(key: &[u8], value: &[u8]) -> Op {
@@ -112,12 +113,47 @@ fn delete_prefix_removes_only_the_prefix(s: &dyn StateStore) {
 fn export_import_replaces_everything(from: &dyn StateStore, to: &dyn StateStore) {
     from.commit(3, &[put(b"a", b"1"), put(b"b", b"2")], b"meta-3").unwrap();
     to.commit(9, &[put(b"stale", b"x")], b"meta-9").unwrap();
-    to.import(&from.export().unwrap()).unwrap();
+    let snapshot = export_bytes(from).unwrap();
+    import_bytes(to, &snapshot, 64).unwrap();
     assert_eq!(to.get(b"stale").unwrap(), None);
     assert_eq!(to.get(b"a").unwrap().unwrap().modified_at, 3);
+    assert_eq!(to.get(b"b").unwrap().unwrap().value, b"2".to_vec());
     assert_eq!(to.applied_meta().unwrap(), Some(b"meta-3".to_vec()));
-    assert!(to.import(b"\xff\xff not a snapshot").is_err());
-    assert_eq!(to.get(b"a").unwrap().unwrap().modified_at, 3, "a refused import changes nothing");
+    assert_eq!(export_bytes(to).unwrap(), snapshot, "an imported state exports as it was exported");
+    // The store goes on as usual after an import: new writes, and another import over it.
+    to.commit(4, &[put(b"c", b"3")], b"meta-4").unwrap();
+    assert_eq!(to.scan(b"", None, 10).unwrap().len(), 3);
+    import_bytes(to, &export_bytes(from).unwrap(), 64).unwrap();
+    assert_eq!(to.get(b"c").unwrap(), None);
+    // An empty state imports as empty.
+    let mut empty = SnapshotEncoder::new(Vec::new());
+    empty.applied_meta(None).unwrap();
+    import_bytes(to, &empty.finish().unwrap(), 64).unwrap();
+    assert_eq!((to.scan(b"", None, 10).unwrap().len(), to.applied_meta().unwrap()), (0, None));
+}
+
+/// Many records, then an error (a truncated stream, a record over its limit): nothing changes.
+fn a_failed_import_leaves_the_old_state_whole(s: &dyn StateStore) {
+    s.commit(7, &[put(b"kept", b"1")], b"meta-7").unwrap();
+    let source = crate::mem::MemState::default();
+    let many: Vec<Op> = (0..3000u32).map(|i| put(format!("k/{i:05}").as_bytes(), &[1; 512])).collect();
+    source.commit(8, &many, b"meta-8").unwrap();
+    let snapshot = export_bytes(&source).unwrap();
+    assert!(import_bytes(s, &snapshot[..snapshot.len() - 1], 1024).is_err());
+    assert!(import_bytes(s, &snapshot, 511).is_err());
+    let failing = (0..2999u32)
+        .map(|i| Ok((format!("k/{i:05}").into_bytes(), crate::Versioned { modified_at: 8, value: vec![1; 512] })))
+        .chain(std::iter::once(Err(StorageError::Io("the sender went away".into()))));
+    assert!(s.import_from(Some(b"meta-8"), &mut failing.into_iter()).is_err());
+    assert_eq!(s.scan(b"", None, 10).unwrap().len(), 1, "a failed import changes nothing");
+    assert_eq!(s.get(b"kept").unwrap().unwrap().modified_at, 7);
+    assert_eq!(s.applied_meta().unwrap(), Some(b"meta-7".to_vec()));
+    // And the store still imports and commits afterwards.
+    import_bytes(s, &snapshot, 1024).unwrap();
+    assert_eq!(s.scan(b"k/", None, 5000).unwrap().len(), 3000);
+    assert_eq!(s.get(b"kept").unwrap(), None);
+    s.commit(9, &[put(b"after", b"1")], b"meta-9").unwrap();
+    assert_eq!(s.get(b"after").unwrap().unwrap().modified_at, 9);
 }
 
 fn preconditions_guard_writes(s: &dyn StateStore) {
@@ -136,10 +172,4 @@ fn preconditions_guard_writes(s: &dyn StateStore) {
     assert_eq!(apply_proposal(s, 12, &update, b"m12").unwrap(), ApplyOutcome::Applied);
     assert_eq!(apply_proposal(s, 13, &update, b"m13").unwrap(), ApplyOutcome::Conflict);
     assert_eq!(s.get(b"k").unwrap().unwrap().modified_at, 12);
-}
-
-fn aux_round_trips(s: &dyn StateStore) {
-    assert_eq!(s.get_aux("snapshot").unwrap(), None);
-    s.put_aux("snapshot", b"blob").unwrap();
-    assert_eq!(s.get_aux("snapshot").unwrap(), Some(b"blob".to_vec()));
 }

@@ -12,6 +12,7 @@
 pub mod conformance;
 pub mod mem;
 pub mod proposal;
+pub mod snapshot;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,8 +84,8 @@ pub trait LogStore: Send + Sync + 'static {
 
 /// The applied state: versioned key/values plus the applied-state metadata, changed atomically.
 ///
-/// Contract: `commit` writes all ops and the metadata in one atomic, durable step; `import` replaces
-/// the whole state (keys and metadata) atomically.
+/// Contract: `commit` writes all ops and the metadata in one atomic, durable step; `import_from`
+/// replaces the whole state (keys and metadata) atomically.
 pub trait StateStore: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StorageError>;
     /// Up to `limit` entries whose key starts with `prefix` and sorts after `after`, in key order.
@@ -97,30 +98,14 @@ pub trait StateStore: Send + Sync + 'static {
     /// Applies `ops`, stamping every put with `index`, and stores `applied_meta`, atomically.
     fn commit(&self, index: u64, ops: &[Op], applied_meta: &[u8]) -> Result<(), StorageError>;
     fn applied_meta(&self) -> Result<Option<Vec<u8>>, StorageError>;
-    /// Every key, version and value plus the applied metadata, as one blob.
-    fn export(&self) -> Result<Vec<u8>, StorageError>;
-    /// Replaces the whole state with an exported blob.
-    fn import(&self, blob: &[u8]) -> Result<(), StorageError>;
-    /// Durable side values that are not part of the replicated state (the last built snapshot).
-    fn put_aux(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
-    fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
-}
-
-/// The exported form of a state store, shared by every implementation so snapshots move between them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Export {
-    pub applied_meta: Option<Vec<u8>>,
-    pub entries: Vec<(Vec<u8>, Versioned)>,
-}
-
-impl Export {
-    pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("encoding to a Vec cannot fail")
-    }
-
-    pub fn decode(blob: &[u8]) -> Result<Self, StorageError> {
-        postcard::from_bytes(blob).map_err(|e| StorageError::Corrupt(format!("snapshot does not decode: {e}")))
-    }
+    /// Writes the applied metadata and then every key, version and value in key order, all as of one
+    /// instant, to `sink`, without holding the state in memory.
+    fn export_to(&self, sink: &mut dyn snapshot::ExportSink) -> Result<(), StorageError>;
+    /// Replaces the whole state (keys and applied metadata) with `applied_meta` and `records`,
+    /// atomically: if a record is an error, or the store fails, or the process dies part way, the
+    /// state is the old one, whole. Holds no more than a bounded batch of records in memory.
+    fn import_from(&self, applied_meta: Option<&[u8]>, records: &mut snapshot::Records<'_>)
+        -> Result<(), StorageError>;
 }
 
 /// The smallest key greater than every key starting with `prefix`, or `None` if there is none.

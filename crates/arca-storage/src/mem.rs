@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{Durability, Export, LogStore, Op, StateStore, StorageError, Versioned};
+use crate::snapshot::{ExportSink, Records};
+use crate::{Durability, LogStore, Op, StateStore, StorageError, Versioned};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -125,7 +126,6 @@ impl LogStore for MemLog {
 struct StateInner {
     data: BTreeMap<Vec<u8>, Versioned>,
     applied_meta: Option<Vec<u8>>,
-    aux: BTreeMap<String, Vec<u8>>,
     /// How many times a whole state was imported (snapshots installed), for the simulation's report.
     imports: usize,
 }
@@ -147,9 +147,6 @@ impl MemState {
         for (k, v) in &g.data {
             out.extend_from_slice(k);
             out.extend_from_slice(&v.value);
-        }
-        for v in g.aux.values() {
-            out.extend_from_slice(v);
         }
         out
     }
@@ -200,31 +197,30 @@ impl StateStore for MemState {
         Ok(lock(&self.0).applied_meta.clone())
     }
 
-    fn export(&self) -> Result<Vec<u8>, StorageError> {
-        let g = lock(&self.0);
-        let export = Export {
-            applied_meta: g.applied_meta.clone(),
-            entries: g.data.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    fn export_to(&self, sink: &mut dyn ExportSink) -> Result<(), StorageError> {
+        // A copy taken under the lock is the one instant the export shows.
+        let (meta, data) = {
+            let g = lock(&self.0);
+            (g.applied_meta.clone(), g.data.clone())
         };
-        Ok(export.encode())
+        sink.applied_meta(meta.as_deref())?;
+        for (key, v) in &data {
+            sink.record(key, v.modified_at, &v.value)?;
+        }
+        Ok(())
     }
 
-    fn import(&self, blob: &[u8]) -> Result<(), StorageError> {
-        let export = Export::decode(blob)?;
+    fn import_from(&self, applied_meta: Option<&[u8]>, records: &mut Records<'_>) -> Result<(), StorageError> {
+        let mut data = BTreeMap::new();
+        for record in records {
+            let (key, value) = record?;
+            data.insert(key, value);
+        }
         let mut g = lock(&self.0);
-        g.data = export.entries.into_iter().collect();
-        g.applied_meta = export.applied_meta;
+        g.data = data;
+        g.applied_meta = applied_meta.map(<[u8]>::to_vec);
         g.imports += 1;
         Ok(())
-    }
-
-    fn put_aux(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        lock(&self.0).aux.insert(key.to_owned(), value.to_vec());
-        Ok(())
-    }
-
-    fn get_aux(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(lock(&self.0).aux.get(key).cloned())
     }
 }
 

@@ -143,6 +143,20 @@ async fn restarted_node_catches_up_and_new_node_installs_a_snapshot() {
     }
     let log = std::fs::read_to_string(&cluster.nodes[fourth].log_path).unwrap();
     assert!(log.contains("installed snapshot"), "the new node should catch up from a snapshot, not the whole log");
+    // The snapshot was received into a file of the node's data dir and kept there; no other file of
+    // an unfinished snapshot stays behind.
+    let snapshots = cluster.nodes[fourth].data_dir.join("snapshots");
+    let names: Vec<_> = std::fs::read_dir(&snapshots).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("current")]);
+    let kept = std::fs::read(snapshots.join("current")).unwrap();
+    assert!(kept.starts_with(b"ARCASNP1") && kept.len() > 150 * 32, "{} bytes", kept.len());
+    // It is read back after a restart, and the node still serves everything.
+    cluster.kill(fourth);
+    cluster.restart(fourth).await.unwrap();
+    let c4 = cluster.client(fourth).await.unwrap();
+    for (name, (version, value)) in written.iter().take(10) {
+        assert_eq!(&get(&c4, "catchup", name, version).await.unwrap().value, value);
+    }
     let status = cluster.status(0).await.unwrap();
     assert_eq!(status.nodes.iter().filter(|n| n.role == "voter").count(), 4);
 

@@ -104,3 +104,8 @@ pub const REQUEST_DURATION_S_MAX: u64 = 330;
 /// received is spooled to the data dir, not held in memory.
 pub const SNAPSHOT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 pub const SNAPSHOT_INSTALLS_IN_FLIGHT_MAX: usize = 1;
+/// Largest key, value or applied metadata one snapshot record may carry, in bytes: checked on its
+/// length before it is read. Above any record a change can write, since no change is larger than
+/// the largest request ([`BATCH_REQUEST_BYTES_MAX`]) and a secret's header of
+/// [`SECRET_VERSIONS_MAX`] versions is a few MiB.
+pub const SNAPSHOT_RECORD_BYTES_MAX: usize = 64 * 1024 * 1024;

@@ -262,7 +262,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     danger_faults(&args.danger_faults)?;
     let bootstrap_secret = if args.bootstrap { Some(write_bootstrap_secret(&args.data_dir)?) } else { None };
     let audit_log = args.audit_log.unwrap_or_else(|| args.data_dir.join("audit.log"));
-    let snapshot_spool_dir = Some(args.data_dir.join("snapshot-spool"));
     let config = NodeConfig {
         audit_log,
         data_dir: args.data_dir,
@@ -278,7 +277,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         join_as_learner: args.learner,
         unseal_key_file: args.unseal_key_file,
         raft: arca_raft::RaftSettings {
-            snapshot_spool_dir,
             snapshot_every_entries: args.snapshot_every_entries,
             keep_after_snapshot_entries: args.keep_after_snapshot_entries,
             ..Default::default()

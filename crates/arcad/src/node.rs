@@ -11,7 +11,7 @@ use arca_crypto::OsEntropy;
 use arca_raft::RaftSettings;
 use arca_server::access::FileAuditSink;
 use arca_server::engine::{Clock, DangerOffsetClock, Engine, SystemClock};
-use arca_server::{JoinPlan, Listener, NodeOptions, NodeParts};
+use arca_server::{JoinPlan, Listener, NodeOptions, NodeParts, SnapshotFiles};
 use arca_storage_rocksdb::RocksStore;
 use arca_transport::admission::TlsPeerCertificates;
 use arca_transport::credentials::{FileCredentialStore, NodeCredentials};
@@ -68,6 +68,7 @@ pub struct RunningNode {
 pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("failed to create the data dir: {e}"))?;
     let store = RocksStore::open(&config.data_dir.join("db")).map_err(|e| e.to_string())?;
+    let snapshots = SnapshotFiles::in_dir(config.data_dir.join("snapshots")).map_err(|e| e.to_string())?;
     let api_tls = api_server_config(
         &read_pem_file(&config.api_cert).map_err(|e| e.to_string())?,
         &read_pem_file(&config.api_key).map_err(|e| e.to_string())?,
@@ -97,6 +98,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
     let parts = NodeParts {
         log: Arc::new(store.clone()),
         state: Arc::new(store),
+        snapshots,
         channels: Arc::new(TlsChannelFactory {
             credentials: credentials.clone(),
             clock: unix_clock,

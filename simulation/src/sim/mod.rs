@@ -20,7 +20,8 @@ use arca_server::access::{AuditDurability, AuditEvent, AuditSink};
 use arca_server::engine::{Clock, Engine};
 use arca_server::{JoinPlan, Listener, NodeOptions, NodeParts};
 use arca_storage::mem::{MemLog, MemState};
-use arca_storage::{LogStore, StateStore};
+use arca_storage::snapshot::SnapshotFiles;
+use arca_storage::LogStore;
 use arca_transport::credentials::{MemCredentialStore, NodeCredentials};
 use arca_types::faults::Fault;
 use arca_types::ArcaError;
@@ -173,6 +174,7 @@ impl AuditSink for MemAudit {
 struct Disk {
     log: MemLog,
     state: MemState,
+    snapshots: SnapshotFiles,
     audit: MemAudit,
     credentials: MemCredentialStore,
 }
@@ -386,6 +388,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                 let parts = NodeParts {
                     log: Arc::new(disk.log.clone()),
                     state: Arc::new(disk.state.clone()),
+                    snapshots: disk.snapshots.clone(),
                     channels: Arc::new(net::SimChannels),
                     clock: Arc::new(SimClock),
                     entropy,
@@ -630,11 +633,12 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         }
         logs.insert(i, log);
         let applied = *observed.applied_seen.get(&i).unwrap_or(&0);
-        if let Ok(export) = disk.state.export() {
+        if let Ok(export) = arca_storage::snapshot::export_bytes(&disk.state) {
             state_finals.insert(i, (applied, hash_of(&export)));
         }
         blobs.push((format!("node {} raft log", i + 1), disk.log.all_bytes()));
-        blobs.push((format!("node {} state and snapshots", i + 1), disk.state.all_bytes()));
+        blobs.push((format!("node {} state", i + 1), disk.state.all_bytes()));
+        blobs.push((format!("node {} snapshot", i + 1), disk.snapshots.memory_bytes()));
         blobs.push((format!("node {} audit log", i + 1), lock(&disk.audit.0).clone()));
     }
     log_matching::check(&logs).map_err(|d| fail(seed, "log matching (Raft §5.3)", d))?;
