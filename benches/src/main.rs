@@ -5,11 +5,13 @@
 //! committed on a quorum), linearizable gets, bounded-staleness gets. `--suite keys`: first each key
 //! operation in process, Arca's crypto against the raw aws-lc-rs primitive on one core (as a ratio);
 //! then the same operations over gRPC through every node, linearizable and bounded-staleness, with the
-//! throughput as a ratio of the raw single-core rate. Prints throughput and latency percentiles. Bounded
+//! throughput as a ratio of the raw single-core rate. `--suite snapshot`: a fourth node catching up
+//! from a snapshot of `--state-mib` MiB, with its time and peak memory. Prints throughput and latency percentiles. Bounded
 //! in count and time; it talks only to 127.0.0.1.
 #![forbid(unsafe_code)]
 
 mod crypto;
+mod snapshot;
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,9 @@ struct Args {
     /// Only the in-process comparison (no cluster).
     #[arg(long)]
     in_process_only: bool,
+    /// `--suite snapshot`: MiB of secret values to write before a fourth node joins.
+    #[arg(long, default_value_t = 256)]
+    state_mib: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +48,8 @@ enum Suite {
     All,
     Secrets,
     Keys,
+    /// A node catching up from a large snapshot: time and peak memory.
+    Snapshot,
 }
 
 #[derive(Clone, Copy)]
@@ -161,6 +168,9 @@ async fn run_phase(clients: &[ArcaClient], args: &Args, phase: Phase, label: &st
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.suite == Suite::Snapshot {
+        return snapshot::run(args.state_mib).await;
+    }
     let mut raw_rates = Vec::new();
     if args.suite != Suite::Secrets {
         println!("in process, one core, {} s per measurement: raw aws-lc-rs vs Arca's crypto", args.seconds.min(3));

@@ -64,6 +64,11 @@ impl NodeProcess {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+
+    /// The process id of the running `arcad`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 }
 
 /// A cluster of real `arcad` processes in a temporary directory.

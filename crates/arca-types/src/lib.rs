@@ -4,6 +4,7 @@
 //! This crate knows nothing about gRPC, storage, Raft or cryptography. It is pure data and validation.
 #![forbid(unsafe_code)]
 
+pub mod display_name;
 pub mod error;
 pub mod faults;
 pub mod keys;
@@ -11,6 +12,7 @@ pub mod limits;
 pub mod names;
 pub mod secret_bytes;
 
+pub use display_name::DisplayName;
 pub use error::{ArcaError, ErrorCode};
 pub use names::{ObjectName, VaultName, VersionId};
 pub use secret_bytes::{SecretBytes, SecretString};

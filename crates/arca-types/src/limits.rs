@@ -9,6 +9,9 @@ pub const CONTENT_TYPE_CHARS_MAX: usize = 255;
 pub const TAGS_COUNT_MAX: usize = 15;
 /// Longest tag name or tag value, in characters.
 pub const TAG_CHARS_MAX: usize = 256;
+/// Longest principal display name (user, group, service principal, managed identity), in characters
+/// (Azure's limit for an application's display name).
+pub const DISPLAY_NAME_CHARS_MAX: usize = 120;
 /// Longest object (secret, key, certificate) name, in characters.
 pub const OBJECT_NAME_CHARS_MAX: usize = 127;
 /// Shortest and longest vault name, in characters.
