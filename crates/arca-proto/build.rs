@@ -24,6 +24,10 @@ const REDACTED: &[(&str, &[&str])] = &[
     ("arca.v1.JoinToken", &["token"]),
     ("arca.v1.JoinClusterRequest", &["token"]),
     ("arca.cluster.v1.JoinRequest", &["token"]),
+    ("arca.v1.TokenRequest", &["client_secret", "client_assertion"]),
+    ("arca.v1.TokenResponse", &["access_token"]),
+    ("arca.v1.CreatePrincipalResponse", &["password"]),
+    ("arca.v1.ResetCredentialResponse", &["password"]),
 ];
 
 fn rust_field(name: &str) -> String {
@@ -89,6 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "arca/v1/crypto.proto",
         "arca/v1/operator.proto",
         "arca/v1/cluster.proto",
+        "arca/v1/identity.proto",
         "arca/cluster/v1/node.proto",
     ];
     let fds = protox::compile(files, [&root])?;

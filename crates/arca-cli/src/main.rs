@@ -1,8 +1,11 @@
 //! `arca`, the command-line client. Verbs mirror `az keyvault …` and `az keyvault secret …`.
 //!
-//! Connection settings come from flags or `ARCA_ADDR`, `ARCA_TOKEN` and `ARCA_CACERT`.
+//! Connection settings come from flags or `ARCA_ADDR` and `ARCA_CACERT`; credentials from `--token`,
+//! or as Azure's `DefaultAzureCredential` finds them: `ARCA_TOKEN`, else `ARCA_CLIENT_ID` with
+//! `ARCA_CLIENT_SECRET` (exchanged for an access token at the token endpoint).
 #![forbid(unsafe_code)]
 
+mod ad_cmd;
 mod key_cmd;
 mod output;
 
@@ -52,6 +55,16 @@ enum Top {
     Cluster {
         #[command(subcommand)]
         command: ClusterCmd,
+    },
+    /// Principals: service principals, groups, users (like `az ad`).
+    Ad {
+        #[command(subcommand)]
+        command: ad_cmd::AdCmd,
+    },
+    /// Role definitions and role assignments (like `az role`).
+    Role {
+        #[command(subcommand)]
+        command: ad_cmd::RoleCmd,
     },
 }
 
@@ -448,13 +461,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let options =
         ConnectOptions { addr: cli.addr.clone(), ca_pem, token: cli.token.clone(), timeout: None, attempts: 0 };
-    let client = ArcaClient::connect_lazy(options.clone())?;
+    let credential = match &cli.token {
+        Some(token) => Some(arca_client::Credential::Token(token.clone())),
+        None => arca_client::Credential::from_env(),
+    };
+    let client = match credential {
+        Some(credential @ arca_client::Credential::ClientSecret { .. }) => {
+            ArcaClient::connect_with(options.clone(), credential).await.context("sign in with ARCA_CLIENT_ID")?
+        }
+        _ => ArcaClient::connect_lazy(options.clone())?,
+    };
     let f = cli.output;
     match cli.command {
         Top::Keyvault { command } => vault(&client, command, f).await,
         Top::Key { command } => key_cmd::key(&client, command, f).await,
         Top::Operator { command } => operator(&client, command, f).await,
         Top::Cluster { command } => cluster(&client, &options, command, f).await,
+        Top::Ad { command } => ad_cmd::ad(&client, command, f).await,
+        Top::Role { command } => ad_cmd::role(&client, command, f).await,
     }
 }
 

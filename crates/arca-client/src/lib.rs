@@ -3,18 +3,23 @@
 //! Clients in other languages need only `proto/`; this crate adds nothing the protos do not define.
 #![forbid(unsafe_code)]
 
+pub mod credential;
 pub mod jwk;
 pub mod retry;
 
+pub use credential::Credential;
+
 use std::time::Duration;
 
+use arca_proto::v1::auth_service_client::AuthServiceClient;
 use arca_proto::v1::cluster_service_client::ClusterServiceClient;
 use arca_proto::v1::crypto_service_client::CryptoServiceClient;
 use arca_proto::v1::key_service_client::KeyServiceClient;
 use arca_proto::v1::operator_service_client::OperatorServiceClient;
+use arca_proto::v1::principal_service_client::PrincipalServiceClient;
+use arca_proto::v1::role_service_client::RoleServiceClient;
 use arca_proto::v1::secret_service_client::SecretServiceClient;
 use arca_proto::v1::vault_service_client::VaultServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -59,19 +64,19 @@ impl From<tonic::Status> for ClientError {
 }
 
 impl ClientError {
-    fn local(message: impl Into<String>) -> Self {
+    pub(crate) fn local(message: impl Into<String>) -> Self {
         Self { code: tonic::Code::InvalidArgument, reason: None, azure_code: None, message: message.into() }
     }
 }
 
-/// Adds `authorization: Bearer <token>` to every request.
+/// Adds `authorization: Bearer <token>` to every request, with the token the client holds now.
 #[derive(Clone)]
-pub struct BearerToken(Option<MetadataValue<Ascii>>);
+pub struct BearerToken(credential::TokenCell);
 
 impl Interceptor for BearerToken {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(token) = &self.0 {
-            request.metadata_mut().insert("authorization", token.clone());
+        if let Some(token) = self.0.get() {
+            request.metadata_mut().insert("authorization", token);
         }
         Ok(request)
     }
@@ -154,14 +159,32 @@ impl ArcaClient {
     }
 
     fn with_channel(channel: retry::Retrying, token: Option<&str>) -> Result<Self, ClientError> {
-        let token = match token {
-            Some(t) => Some(
-                MetadataValue::try_from(format!("Bearer {t}"))
-                    .map_err(|_| ClientError::local("the token has characters a header cannot carry"))?,
-            ),
-            None => None,
-        };
-        Ok(Self { channel, auth: BearerToken(token) })
+        let cell = credential::TokenCell::default();
+        if let Some(t) = token {
+            cell.set(t)?;
+        }
+        Ok(Self { channel, auth: BearerToken(cell) })
+    }
+
+    /// A client that signs in with `credential`: a token as it is, or a service principal's secret
+    /// exchanged at the token endpoint now, then refreshed in the background before it expires.
+    pub async fn connect_with(options: ConnectOptions, credential: Credential) -> Result<Self, ClientError> {
+        match credential {
+            Credential::Token(token) => Self::connect_lazy(ConnectOptions { token: Some(token), ..options }),
+            Credential::ClientSecret { client_id, secret } => {
+                if !options.addr.starts_with("https://") {
+                    return Err(ClientError::local(format!(
+                        "refusing to send a client secret to {} without TLS: use an https:// address",
+                        options.addr
+                    )));
+                }
+                let client = Self::connect_lazy(ConnectOptions { token: None, ..options })?;
+                let (token, lifetime) = credential::fetch(&client, &client_id, &secret).await?;
+                client.auth.0.set(&token)?;
+                credential::keep_fresh(client.clone(), client.auth.0.clone(), client_id, secret, lifetime);
+                Ok(client)
+            }
+        }
     }
 
     pub fn vaults(&self) -> VaultServiceClient<Authed> {
@@ -192,6 +215,19 @@ impl ArcaClient {
 
     pub fn cluster(&self) -> ClusterServiceClient<Authed> {
         ClusterServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// The token endpoint (needs no token).
+    pub fn auth(&self) -> AuthServiceClient<retry::Retrying> {
+        AuthServiceClient::new(self.channel.clone())
+    }
+
+    pub fn principals(&self) -> PrincipalServiceClient<Authed> {
+        PrincipalServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn roles(&self) -> RoleServiceClient<Authed> {
+        RoleServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 }
 

@@ -4,7 +4,10 @@ use arca_types::keys::{KeyOp, KeySpec};
 use arca_types::{ObjectName, SecretBytes, SecretString, VaultName, VersionId};
 use serde::{Deserialize, Serialize};
 
+use crate::identity::{Credential, PrincipalId, PrincipalKind};
 use crate::records::{KeyVersionRecord, ObjectHeader, PurgeTarget, RotationPolicy, SecretVersionRecord, Sku, Tags};
+use arca_rbac::{RoleDefinition, Scope};
+use arca_types::DisplayName;
 
 /// A field that an update may leave alone, clear, or set.
 pub type Patch<T> = Option<Option<T>>;
@@ -135,6 +138,53 @@ pub enum Command {
         target: PurgeTarget,
         scheduled_purge_at: i64,
     },
+    /// A new user, group, service principal or managed identity (ids minted by the caller).
+    CreatePrincipal {
+        id: PrincipalId,
+        kind: PrincipalKind,
+        name: DisplayName,
+        app_id: Option<[u8; 16]>,
+        credential: Option<Credential>,
+    },
+    DeletePrincipal {
+        id: PrincipalId,
+    },
+    /// Adds a credential to a service principal, replacing those of its kind unless `append`.
+    ResetCredential {
+        principal: PrincipalId,
+        credential: Credential,
+        append: bool,
+    },
+    DeleteCredential {
+        principal: PrincipalId,
+        key_id: [u8; 16],
+    },
+    SetGroupMember {
+        group: PrincipalId,
+        member: PrincipalId,
+        add: bool,
+    },
+    /// Every access token the principal was issued so far stops working.
+    RevokePrincipalTokens {
+        principal: PrincipalId,
+    },
+    CreateRoleAssignment {
+        id: [u8; 16],
+        principal: PrincipalId,
+        role_id: String,
+        scope: Scope,
+    },
+    DeleteRoleAssignment {
+        id: [u8; 16],
+    },
+    /// Creates (or, with `update`, replaces) a custom role.
+    PutRoleDefinition {
+        role: RoleDefinition,
+        update: bool,
+    },
+    DeleteRoleDefinition {
+        id: String,
+    },
 }
 
 impl Command {
@@ -162,6 +212,18 @@ impl Command {
             Command::SetRotationPolicy { .. } => "KeyRotationPolicySet",
             Command::MarkKeyNotified { .. } => "KeyNearExpiry",
             Command::PurgeDue { .. } => "PurgeDue",
+            Command::CreatePrincipal { .. } => "PrincipalCreate",
+            Command::DeletePrincipal { .. } => "PrincipalDelete",
+            Command::ResetCredential { .. } => "CredentialReset",
+            Command::DeleteCredential { .. } => "CredentialDelete",
+            Command::SetGroupMember { add: true, .. } => "GroupMemberAdd",
+            Command::SetGroupMember { add: false, .. } => "GroupMemberRemove",
+            Command::RevokePrincipalTokens { .. } => "PrincipalTokensRevoke",
+            Command::CreateRoleAssignment { .. } => "RoleAssignmentCreate",
+            Command::DeleteRoleAssignment { .. } => "RoleAssignmentDelete",
+            Command::PutRoleDefinition { update: false, .. } => "RoleDefinitionCreate",
+            Command::PutRoleDefinition { update: true, .. } => "RoleDefinitionUpdate",
+            Command::DeleteRoleDefinition { .. } => "RoleDefinitionDelete",
         }
     }
 }

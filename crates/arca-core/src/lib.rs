@@ -5,13 +5,14 @@
 //! the network: the time comes in as an argument, version and vault ids are minted by the caller before
 //! the command is built, and the caller turns mutations into encrypted writes.
 //!
-//! **Architecture Invariant:** this crate depends only on `arca-types` and `serde`. It knows nothing of
+//! **Architecture Invariant:** this crate depends only on `arca-types`, `arca-rbac` and `serde`. It knows nothing of
 //! encryption, hashing, RocksDB, Raft or gRPC, which is what lets the simulation and the unit tests drive
 //! it directly.
 #![forbid(unsafe_code)]
 
 pub mod command;
 pub mod decide;
+pub mod identity;
 pub mod mem_view;
 pub mod read;
 pub mod records;

@@ -7,7 +7,11 @@ use std::collections::BTreeMap;
 
 use arca_types::{ArcaError, ObjectName, VaultName, VersionId};
 
+use arca_rbac::{RoleDefinition, Scope};
+use arca_types::DisplayName;
+
 use crate::decide::Mutation;
+use crate::identity::*;
 use crate::records::*;
 use crate::view::{Page, StateView};
 
@@ -20,6 +24,9 @@ pub struct MemView {
     policies: BTreeMap<([u8; 16], String), PolicyRecord>,
     /// Purge schedule: (time, target) pairs, as the keyspace's purge index holds them.
     pub purge_index: Vec<(i64, PurgeTarget)>,
+    principals: BTreeMap<PrincipalId, PrincipalRecord>,
+    assignments: BTreeMap<[u8; 16], AssignmentRecord>,
+    roles: BTreeMap<String, RoleDefinition>,
 }
 
 impl MemView {
@@ -63,6 +70,12 @@ impl MemView {
                 }
                 Mutation::SchedulePurge { at, target } => self.purge_index.push((*at, target.clone())),
                 Mutation::UnschedulePurge { at, target } => self.purge_index.retain(|(a, t)| !(a == at && t == target)),
+                Mutation::PutPrincipal(p) => drop(self.principals.insert(p.id, p.clone())),
+                Mutation::DeletePrincipal(p) => drop(self.principals.remove(&p.id)),
+                Mutation::PutAssignment(a) => drop(self.assignments.insert(a.id, a.clone())),
+                Mutation::DeleteAssignment(a) => drop(self.assignments.remove(&a.id)),
+                Mutation::PutRole(r) => drop(self.roles.insert(r.id.clone(), r.clone())),
+                Mutation::DeleteRole(r) => drop(self.roles.remove(&r.id)),
             }
         }
     }
@@ -140,5 +153,64 @@ impl StateView for MemView {
             .filter(|((k, vid, _), _)| *k == kind && vid == &vault.id)
             .map(|((_, _, name), s)| (name.as_bytes().to_vec(), s.clone()));
         Ok(page_of(items, after, limit))
+    }
+}
+
+impl IdentityView for MemView {
+    fn principal(&self, id: &PrincipalId) -> Result<Option<PrincipalRecord>, ArcaError> {
+        Ok(self.principals.get(id).cloned())
+    }
+
+    fn principal_named(&self, name: &DisplayName) -> Result<Option<PrincipalId>, ArcaError> {
+        Ok(self.principals.values().find(|p| p.name.key() == name.key()).map(|p| p.id))
+    }
+
+    fn principal_by_app(&self, app_id: &[u8; 16]) -> Result<Option<PrincipalId>, ArcaError> {
+        Ok(self.principals.values().find(|p| p.app_id.as_ref() == Some(app_id)).map(|p| p.id))
+    }
+
+    fn principals(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PrincipalRecord>, ArcaError> {
+        Ok(page_of(self.principals.iter().map(|(k, v)| (k.to_vec(), v.clone())), after, limit))
+    }
+
+    fn assignment(&self, id: &[u8; 16]) -> Result<Option<AssignmentRecord>, ArcaError> {
+        Ok(self.assignments.get(id).cloned())
+    }
+
+    fn assignment_of(
+        &self,
+        principal: &PrincipalId,
+        role_id: &str,
+        scope: &Scope,
+    ) -> Result<Option<[u8; 16]>, ArcaError> {
+        Ok(self
+            .assignments
+            .values()
+            .find(|a| &a.principal == principal && a.role_id.eq_ignore_ascii_case(role_id) && &a.scope == scope)
+            .map(|a| a.id))
+    }
+
+    fn assignments_of(&self, principal: &PrincipalId) -> Result<Vec<AssignmentRecord>, ArcaError> {
+        Ok(self.assignments.values().filter(|a| &a.principal == principal).cloned().collect())
+    }
+
+    fn role_in_use(&self, role_id: &str) -> Result<bool, ArcaError> {
+        Ok(self.assignments.values().any(|a| a.role_id.eq_ignore_ascii_case(role_id)))
+    }
+
+    fn assignments(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<AssignmentRecord>, ArcaError> {
+        Ok(page_of(self.assignments.iter().map(|(k, v)| (k.to_vec(), v.clone())), after, limit))
+    }
+
+    fn custom_role(&self, id: &str) -> Result<Option<RoleDefinition>, ArcaError> {
+        Ok(self.roles.get(id).cloned())
+    }
+
+    fn custom_role_named(&self, name: &str) -> Result<Option<String>, ArcaError> {
+        Ok(self.roles.values().find(|r| r.name.eq_ignore_ascii_case(name.trim())).map(|r| r.id.clone()))
+    }
+
+    fn custom_roles(&self) -> Result<Vec<RoleDefinition>, ArcaError> {
+        Ok(self.roles.values().cloned().collect())
     }
 }

@@ -12,7 +12,7 @@ pub struct Page<T> {
 
 /// Lookups and scans over state. Implemented over encrypted storage by the keyspace crate and over
 /// `BTreeMap`s by [`crate::mem_view::MemView`]. Scan order is the implementation's; cursors are opaque.
-pub trait StateView {
+pub trait StateView: crate::identity::IdentityView {
     fn vault(&self, name: &VaultName) -> Result<Option<VaultRecord>, ArcaError>;
     fn header(
         &self,

@@ -60,24 +60,25 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()
 }
 
-/// A node's (or the CA's) Ed25519 signing key as PKCS#8 v1. Wiped on drop; `Debug` hides it.
-pub struct NodeKey {
+/// An Ed25519 signing key (a node's, the cluster CA's, the token signing key) as PKCS#8 v1. Wiped on
+/// drop; `Debug` hides it.
+pub struct Ed25519Key {
     pkcs8: Zeroizing<Vec<u8>>,
 }
 
-impl std::fmt::Debug for NodeKey {
+impl std::fmt::Debug for Ed25519Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NodeKey(<redacted>)")
+        f.write_str("Ed25519Key(<redacted>)")
     }
 }
 
-impl Clone for NodeKey {
+impl Clone for Ed25519Key {
     fn clone(&self) -> Self {
         Self { pkcs8: Zeroizing::new(self.pkcs8.to_vec()) }
     }
 }
 
-impl NodeKey {
+impl Ed25519Key {
     /// A new key whose seed comes from `entropy`.
     pub fn generate(entropy: &dyn Entropy) -> Self {
         let mut seed = Zeroizing::new([0u8; 32]);
@@ -88,7 +89,7 @@ impl NodeKey {
         Self { pkcs8: Zeroizing::new(document.as_ref().to_vec()) }
     }
 
-    /// Reads a key stored with [`NodeKey::pkcs8_der`].
+    /// Reads a key stored with [`Ed25519Key::pkcs8_der`].
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, PkiError> {
         Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| PkiError::Malformed("Ed25519 PKCS#8 key"))?;
         Ok(Self { pkcs8: Zeroizing::new(der.to_vec()) })
@@ -99,10 +100,17 @@ impl NodeKey {
         &self.pkcs8
     }
 
+    /// Signs `message` (Ed25519 signatures are deterministic).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let pair =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8).expect("an Ed25519Key holds a valid Ed25519 key");
+        pair.sign(message).as_ref().to_vec()
+    }
+
     /// The raw 32-byte public key.
     pub fn public_key(&self) -> Vec<u8> {
         let pair =
-            Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8).expect("a NodeKey holds a valid Ed25519 key");
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8).expect("a Ed25519Key holds a valid Ed25519 key");
         pair.public_key().as_ref().to_vec()
     }
 
@@ -147,7 +155,7 @@ pub fn parse_node_uri(uri: &str) -> Option<([u8; 16], u64)> {
 
 /// The self-signed certificate a node presents before the cluster has issued it one (while it asks to
 /// join). It names no cluster and no node, so it can never pass as a member.
-pub fn provisional_certificate(key: &NodeKey, entropy: &dyn Entropy, now: i64) -> Result<Vec<u8>, PkiError> {
+pub fn provisional_certificate(key: &Ed25519Key, entropy: &dyn Entropy, now: i64) -> Result<Vec<u8>, PkiError> {
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(generate)?;
     params.distinguished_name.push(DnType::CommonName, "arca node (not admitted to a cluster)");
     params.distinguished_name.push(DnType::OrganizationName, "Arca");
@@ -164,7 +172,7 @@ pub fn provisional_certificate(key: &NodeKey, entropy: &dyn Entropy, now: i64) -
 /// (replicated only under the barrier).
 pub struct ClusterCa {
     pub cert_der: Vec<u8>,
-    pub key: NodeKey,
+    pub key: Ed25519Key,
 }
 
 impl std::fmt::Debug for ClusterCa {
@@ -176,7 +184,7 @@ impl std::fmt::Debug for ClusterCa {
 impl ClusterCa {
     /// Mints the CA of the cluster `cluster_id`.
     pub fn generate(cluster_id: &[u8; 16], entropy: &dyn Entropy, now: i64) -> Result<Self, PkiError> {
-        let key = NodeKey::generate(entropy);
+        let key = Ed25519Key::generate(entropy);
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(generate)?;
         params.distinguished_name.push(DnType::CommonName, format!("Arca cluster CA {}", hex::encode(cluster_id)));
         params.distinguished_name.push(DnType::OrganizationName, "Arca");
@@ -349,8 +357,8 @@ mod tests {
         (id, ca, entropy)
     }
 
-    fn node_cert(ca: &ClusterCa, id: &[u8; 16], node: u64, entropy: &DangerSeededEntropy) -> (NodeKey, Vec<u8>) {
-        let key = NodeKey::generate(entropy);
+    fn node_cert(ca: &ClusterCa, id: &[u8; 16], node: u64, entropy: &DangerSeededEntropy) -> (Ed25519Key, Vec<u8>) {
+        let key = Ed25519Key::generate(entropy);
         let provisional = provisional_certificate(&key, entropy, NOW).unwrap();
         let spki = certificate_spki(&provisional).unwrap();
         (key, ca.issue_node_certificate(id, node, &spki, entropy, NOW).unwrap())
@@ -389,7 +397,7 @@ mod tests {
             verify_node_certificate(&foreign, &ca.cert_der, &id, NOW, CertUse::Client),
             Err(PkiError::Untrusted(_))
         ));
-        let key = NodeKey::generate(&entropy);
+        let key = Ed25519Key::generate(&entropy);
         let provisional = provisional_certificate(&key, &entropy, NOW).unwrap();
         assert!(verify_node_certificate(&provisional, &ca.cert_der, &id, NOW, CertUse::Client).is_err());
         let (_, cert) = node_cert(&ca, &id, 3, &entropy);
@@ -439,8 +447,8 @@ mod tests {
         let text = pem("CERTIFICATE", &ca.cert_der);
         assert_eq!(from_pem("CERTIFICATE", &text), Some(ca.cert_der.clone()));
         assert_eq!(from_pem("PRIVATE KEY", &text), None);
-        let key = NodeKey::generate(&DangerSeededEntropy::new(4));
+        let key = Ed25519Key::generate(&DangerSeededEntropy::new(4));
         assert!(!format!("{key:?}").contains(&hex::encode(&key.pkcs8_der()[16..])));
-        assert_eq!(NodeKey::from_pkcs8(key.pkcs8_der()).unwrap().public_key(), key.public_key());
+        assert_eq!(Ed25519Key::from_pkcs8(key.pkcs8_der()).unwrap().public_key(), key.public_key());
     }
 }

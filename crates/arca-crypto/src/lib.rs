@@ -11,8 +11,10 @@
 #![forbid(unsafe_code)]
 
 pub mod barrier;
+pub mod client_cert;
 pub mod cluster_pki;
 pub mod entropy;
+pub mod jwt;
 pub mod key;
 pub mod keyring;
 pub mod keys;

@@ -1,7 +1,7 @@
 //! Valid inputs for each target, for libFuzzer's corpus and the bounded run's mutations to start from:
 //! a mutation of a valid message reaches far deeper into a decoder than random bytes do.
 
-use arca_crypto::cluster_pki::{self, NodeKey};
+use arca_crypto::cluster_pki::{self, Ed25519Key};
 use arca_crypto::{keys, Key32, OsEntropy};
 use arca_proto::v1::JsonWebKey;
 use arca_raft::rpc::forge;
@@ -80,7 +80,7 @@ pub fn of(name: &str) -> Vec<Vec<u8>> {
         }
         "peer_certificate" => {
             let (ca, cluster_id) = &*crate::CA;
-            let key = NodeKey::generate(&OsEntropy);
+            let key = Ed25519Key::generate(&OsEntropy);
             let provisional = cluster_pki::provisional_certificate(&key, &OsEntropy, 1_800_000_000).expect("made");
             let spki = cluster_pki::certificate_spki(&provisional).expect("read");
             seeds.push(ca.issue_node_certificate(cluster_id, 4, &spki, &OsEntropy, 1_800_000_000).expect("issued"));

@@ -42,6 +42,10 @@ mod tests {
         "qi",
         "k",
         "key_hsm",
+        "password",
+        "client_secret",
+        "client_assertion",
+        "access_token",
     ];
     /// Fields named like secrets that are not, as (message, field); each needs a reason beside it.
     const NOT_SECRET: &[(&str, &str)] = &[
@@ -178,6 +182,35 @@ mod tests {
             (
                 "arca.cluster.v1.JoinRequest",
                 format!("{:?}", super::cluster::v1::JoinRequest { token: "J-planted".into() }),
+            ),
+            (
+                "arca.v1.TokenRequest",
+                format!(
+                    "{:?}",
+                    super::v1::TokenRequest {
+                        client_secret: "C-planted".into(),
+                        client_assertion: "A-planted".into(),
+                        ..Default::default()
+                    }
+                ),
+            ),
+            (
+                "arca.v1.TokenResponse",
+                format!("{:?}", super::v1::TokenResponse { access_token: "T-planted".into(), ..Default::default() }),
+            ),
+            (
+                "arca.v1.CreatePrincipalResponse",
+                format!(
+                    "{:?}",
+                    super::v1::CreatePrincipalResponse { password: "P-planted".into(), ..Default::default() }
+                ),
+            ),
+            (
+                "arca.v1.ResetCredentialResponse",
+                format!(
+                    "{:?}",
+                    super::v1::ResetCredentialResponse { password: "P-planted".into(), ..Default::default() }
+                ),
             ),
         ];
         let Some((_, text)) = samples.iter().find(|(m, _)| *m == message) else { return false };

@@ -85,9 +85,9 @@ pub enum Operation<'a> {
     Control(&'a str),
 }
 
-impl Operation<'_> {
-    pub fn name(&self) -> &str {
-        match self {
+impl<'a> Operation<'a> {
+    pub fn name(&self) -> &'a str {
+        match *self {
             Operation::Data(a) | Operation::Control(a) => a,
         }
     }

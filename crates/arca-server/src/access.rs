@@ -1,12 +1,17 @@
 //! The access seam every RPC passes through: authenticate → authorize(principal, action, scope) → audit.
 //!
-//! Today the only principal is the root token from `init`. Identity, RBAC with Azure's roles and more
-//! audit sinks plug in behind these traits without touching the services.
+//! Callers are root tokens (break glass: minted at init or from a quorum of unseal shares, allowed
+//! everything) or principals signed in with an access token, whose every request is decided by
+//! role-based access control (`arca-rbac`) against the role assignments in the replicated state,
+//! read after the request's read barrier, so a change applies to the very next request on every node.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use arca_core::identity::{uuid, PrincipalId, PrincipalKind};
+use arca_identity::AuthMethod;
+use arca_rbac::{Decision, Operation, Scope};
 use arca_types::limits::BEARER_TOKEN_BYTES_MAX;
 use arca_types::{ArcaError, ErrorCode};
 use serde::Serialize;
@@ -16,17 +21,86 @@ use crate::keyspace::Keyspace;
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// A short, non-secret id of the credential, safe for audit records.
+    /// A short, non-secret id of the credential (a root token's accessor, or an access token's id),
+    /// safe for audit records and for revoking it.
     pub accessor: String,
-    pub policy: String,
+    pub identity: Identity,
 }
 
-/// Data actions, named as Azure names them (without the `Microsoft.KeyVault/vaults/` prefix).
+/// The kinds of caller. There is no free-form policy name: what a caller may do follows from which
+/// of these it is, and for a principal from its role assignments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A root token: every action, everywhere.
+    Root,
+    /// A principal signed in with an access token.
+    Principal {
+        id: PrincipalId,
+        kind: PrincipalKind,
+        /// The groups it is a member of (their assignments apply to it).
+        groups: Vec<PrincipalId>,
+        app_id: Option<[u8; 16]>,
+        method: AuthMethod,
+    },
+    /// The node's own jobs (purge sweeps, rotation, renewals).
+    System,
+    /// Another node of the cluster (by node id or join token id in the accessor).
+    Node,
+}
+
+impl Principal {
+    /// The stable id of who is calling, for audit records and the keys of idempotent requests: a
+    /// principal's object id (the same across its tokens), or a root token's accessor.
+    pub fn subject(&self) -> String {
+        match &self.identity {
+            Identity::Principal { id, .. } => uuid(id),
+            Identity::Root => format!("root:{}", self.accessor),
+            Identity::System => "system".to_owned(),
+            Identity::Node => format!("node:{}", self.accessor),
+        }
+    }
+
+    /// Azure's `principalType`, or Arca's own kind of caller.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.identity {
+            Identity::Principal { kind, .. } => kind.azure_name(),
+            Identity::Root => "Root",
+            Identity::System => "System",
+            Identity::Node => "Node",
+        }
+    }
+
+    pub fn method_name(&self) -> &'static str {
+        match &self.identity {
+            Identity::Principal { method, .. } => match method {
+                AuthMethod::ClientSecret => "client_secret",
+                AuthMethod::ClientAssertion => "client_assertion",
+                AuthMethod::ClientCertificate => "client_certificate",
+                AuthMethod::ManagedIdentity => "managed_identity",
+                AuthMethod::Federated => "federated",
+            },
+            Identity::Root => "root_token",
+            Identity::System | Identity::Node => "internal",
+        }
+    }
+
+    pub fn client_id(&self) -> Option<String> {
+        match &self.identity {
+            Identity::Principal { app_id: Some(app), .. } => Some(uuid(app)),
+            _ => None,
+        }
+    }
+}
+
+/// Every action a request can ask for, named as Azure names it: data actions on the contents of a
+/// vault, control actions on vaults, access and the cluster (Arca's own under `Arca/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     VaultRead,
     VaultWrite,
     VaultDelete,
+    VaultDeletedRead,
+    VaultPurge,
     SecretReadMetadata,
     SecretGet,
     SecretSet,
@@ -55,124 +129,271 @@ pub enum Action {
     KeySign,
     KeyVerify,
     RandomBytes,
-    OperatorSeal,
-    OperatorRotate,
-    OperatorTokens,
+    ClusterSeal,
+    ClusterRotateKeyring,
+    ClusterTokensList,
+    ClusterTokensRevoke,
     ClusterRead,
-    ClusterManage,
+    ClusterJoinTokenCreate,
+    ClusterNodeRemove,
+    PrincipalRead,
+    PrincipalWrite,
+    PrincipalDelete,
+    PrincipalCredentialWrite,
+    RoleDefinitionRead,
+    RoleDefinitionWrite,
+    RoleDefinitionDelete,
+    RoleAssignmentRead,
+    RoleAssignmentWrite,
+    RoleAssignmentDelete,
 }
 
 impl Action {
-    pub fn azure_name(self) -> &'static str {
+    /// What the action is to role-based access control: a data action or a control action, by name.
+    pub fn operation(self) -> Operation<'static> {
+        use Action::*;
+        let data = |name| Operation::Data(name);
+        let control = |name| Operation::Control(name);
         match self {
-            Action::VaultRead => "vaults/read",
-            Action::VaultWrite => "vaults/write",
-            Action::VaultDelete => "vaults/delete",
-            Action::SecretReadMetadata => "secrets/readMetadata/action",
-            Action::SecretGet => "secrets/getSecret/action",
-            Action::SecretSet => "secrets/setSecret/action",
-            Action::SecretUpdate => "secrets/update/action",
-            Action::SecretDelete => "secrets/delete",
-            Action::SecretRecover => "secrets/recover/action",
-            Action::SecretPurge => "secrets/purge/action",
-            Action::SecretBackup => "secrets/backup/action",
-            Action::SecretRestore => "secrets/restore/action",
-            Action::KeyRead => "keys/read",
-            Action::KeyCreate => "keys/create/action",
-            Action::KeyImport => "keys/import/action",
-            Action::KeyUpdate => "keys/update/action",
-            Action::KeyDelete => "keys/delete",
-            Action::KeyRecover => "keys/recover/action",
-            Action::KeyPurge => "keys/purge/action",
-            Action::KeyBackup => "keys/backup/action",
-            Action::KeyRestore => "keys/restore/action",
-            Action::KeyRotate => "keys/rotate/action",
-            Action::KeyPolicyRead => "keyrotationpolicies/read",
-            Action::KeyPolicyWrite => "keyrotationpolicies/write",
-            Action::KeyEncrypt => "keys/encrypt/action",
-            Action::KeyDecrypt => "keys/decrypt/action",
-            Action::KeyWrap => "keys/wrap/action",
-            Action::KeyUnwrap => "keys/unwrap/action",
-            Action::KeySign => "keys/sign/action",
-            Action::KeyVerify => "keys/verify/action",
-            Action::RandomBytes => "rng/action",
-            Action::OperatorSeal => "operator/seal/action",
-            Action::OperatorRotate => "operator/rotate/action",
-            Action::OperatorTokens => "operator/tokens/action",
-            Action::ClusterRead => "cluster/read",
-            Action::ClusterManage => "cluster/manage/action",
+            VaultRead => control("Microsoft.KeyVault/vaults/read"),
+            VaultWrite => control("Microsoft.KeyVault/vaults/write"),
+            VaultDelete => control("Microsoft.KeyVault/vaults/delete"),
+            VaultDeletedRead => control("Microsoft.KeyVault/deletedVaults/read"),
+            VaultPurge => control("Microsoft.KeyVault/locations/deletedVaults/purge/action"),
+            SecretReadMetadata => data("Microsoft.KeyVault/vaults/secrets/readMetadata/action"),
+            SecretGet => data("Microsoft.KeyVault/vaults/secrets/getSecret/action"),
+            SecretSet => data("Microsoft.KeyVault/vaults/secrets/setSecret/action"),
+            SecretUpdate => data("Microsoft.KeyVault/vaults/secrets/update/action"),
+            SecretDelete => data("Microsoft.KeyVault/vaults/secrets/delete"),
+            SecretRecover => data("Microsoft.KeyVault/vaults/secrets/recover/action"),
+            SecretPurge => data("Microsoft.KeyVault/vaults/secrets/purge/action"),
+            SecretBackup => data("Microsoft.KeyVault/vaults/secrets/backup/action"),
+            SecretRestore => data("Microsoft.KeyVault/vaults/secrets/restore/action"),
+            KeyRead => data("Microsoft.KeyVault/vaults/keys/read"),
+            KeyCreate => data("Microsoft.KeyVault/vaults/keys/create/action"),
+            KeyImport => data("Microsoft.KeyVault/vaults/keys/import/action"),
+            KeyUpdate => data("Microsoft.KeyVault/vaults/keys/update/action"),
+            KeyDelete => data("Microsoft.KeyVault/vaults/keys/delete"),
+            KeyRecover => data("Microsoft.KeyVault/vaults/keys/recover/action"),
+            KeyPurge => data("Microsoft.KeyVault/vaults/keys/purge/action"),
+            KeyBackup => data("Microsoft.KeyVault/vaults/keys/backup/action"),
+            KeyRestore => data("Microsoft.KeyVault/vaults/keys/restore/action"),
+            KeyRotate => data("Microsoft.KeyVault/vaults/keys/rotate/action"),
+            KeyPolicyRead => data("Microsoft.KeyVault/vaults/keyrotationpolicies/read"),
+            KeyPolicyWrite => data("Microsoft.KeyVault/vaults/keyrotationpolicies/write"),
+            KeyEncrypt => data("Microsoft.KeyVault/vaults/keys/encrypt/action"),
+            KeyDecrypt => data("Microsoft.KeyVault/vaults/keys/decrypt/action"),
+            KeyWrap => data("Microsoft.KeyVault/vaults/keys/wrap/action"),
+            KeyUnwrap => data("Microsoft.KeyVault/vaults/keys/unwrap/action"),
+            KeySign => data("Microsoft.KeyVault/vaults/keys/sign/action"),
+            KeyVerify => data("Microsoft.KeyVault/vaults/keys/verify/action"),
+            RandomBytes => control("Arca/rng/action"),
+            ClusterSeal => control("Arca/cluster/seal/action"),
+            ClusterRotateKeyring => control("Arca/cluster/keyring/rotate/action"),
+            ClusterTokensList => control("Arca/cluster/tokens/list/action"),
+            ClusterTokensRevoke => control("Arca/cluster/tokens/delete"),
+            ClusterRead => control("Arca/cluster/read"),
+            ClusterJoinTokenCreate => control("Arca/cluster/joinTokens/write"),
+            ClusterNodeRemove => control("Arca/cluster/nodes/delete"),
+            PrincipalRead => control("Arca/principals/read"),
+            PrincipalWrite => control("Arca/principals/write"),
+            PrincipalDelete => control("Arca/principals/delete"),
+            PrincipalCredentialWrite => control("Arca/principals/credentials/write"),
+            RoleDefinitionRead => control("Microsoft.Authorization/roleDefinitions/read"),
+            RoleDefinitionWrite => control("Microsoft.Authorization/roleDefinitions/write"),
+            RoleDefinitionDelete => control("Microsoft.Authorization/roleDefinitions/delete"),
+            RoleAssignmentRead => control("Microsoft.Authorization/roleAssignments/read"),
+            RoleAssignmentWrite => control("Microsoft.Authorization/roleAssignments/write"),
+            RoleAssignmentDelete => control("Microsoft.Authorization/roleAssignments/delete"),
         }
+    }
+
+    /// The action's full name, as audit records and refusals give it.
+    pub fn azure_name(self) -> &'static str {
+        self.operation().name()
     }
 
     /// Whether the action changes state: its request is audited durably before it acts.
     pub fn is_mutation(self) -> bool {
+        use Action::*;
         !matches!(
             self,
-            Action::VaultRead
-                | Action::SecretReadMetadata
-                | Action::SecretGet
-                | Action::SecretBackup
-                | Action::KeyRead
-                | Action::KeyBackup
-                | Action::KeyPolicyRead
-                | Action::KeyEncrypt
-                | Action::KeyDecrypt
-                | Action::KeyWrap
-                | Action::KeyUnwrap
-                | Action::KeySign
-                | Action::KeyVerify
-                | Action::RandomBytes
-                | Action::ClusterRead
+            VaultRead
+                | VaultDeletedRead
+                | SecretReadMetadata
+                | SecretGet
+                | SecretBackup
+                | KeyRead
+                | KeyBackup
+                | KeyPolicyRead
+                | KeyEncrypt
+                | KeyDecrypt
+                | KeyWrap
+                | KeyUnwrap
+                | KeySign
+                | KeyVerify
+                | RandomBytes
+                | ClusterRead
+                | ClusterTokensList
+                | PrincipalRead
+                | RoleDefinitionRead
+                | RoleAssignmentRead
         )
     }
+
+    /// Every action (for the test that every RPC maps to exactly one and every one is known).
+    pub const ALL: &'static [Action] = &[
+        Action::VaultRead,
+        Action::VaultWrite,
+        Action::VaultDelete,
+        Action::VaultDeletedRead,
+        Action::VaultPurge,
+        Action::SecretReadMetadata,
+        Action::SecretGet,
+        Action::SecretSet,
+        Action::SecretUpdate,
+        Action::SecretDelete,
+        Action::SecretRecover,
+        Action::SecretPurge,
+        Action::SecretBackup,
+        Action::SecretRestore,
+        Action::KeyRead,
+        Action::KeyCreate,
+        Action::KeyImport,
+        Action::KeyUpdate,
+        Action::KeyDelete,
+        Action::KeyRecover,
+        Action::KeyPurge,
+        Action::KeyBackup,
+        Action::KeyRestore,
+        Action::KeyRotate,
+        Action::KeyPolicyRead,
+        Action::KeyPolicyWrite,
+        Action::KeyEncrypt,
+        Action::KeyDecrypt,
+        Action::KeyWrap,
+        Action::KeyUnwrap,
+        Action::KeySign,
+        Action::KeyVerify,
+        Action::RandomBytes,
+        Action::ClusterSeal,
+        Action::ClusterRotateKeyring,
+        Action::ClusterTokensList,
+        Action::ClusterTokensRevoke,
+        Action::ClusterRead,
+        Action::ClusterJoinTokenCreate,
+        Action::ClusterNodeRemove,
+        Action::PrincipalRead,
+        Action::PrincipalWrite,
+        Action::PrincipalDelete,
+        Action::PrincipalCredentialWrite,
+        Action::RoleDefinitionRead,
+        Action::RoleDefinitionWrite,
+        Action::RoleDefinitionDelete,
+        Action::RoleAssignmentRead,
+        Action::RoleAssignmentWrite,
+        Action::RoleAssignmentDelete,
+    ];
 }
 
-/// Where an action applies: the whole cluster, a vault, or one object in a vault.
+/// What allowed a request: the caller is root, or this assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessScope {
-    Cluster,
-    Vault(String),
+pub enum Grant {
+    Root,
+    Assignment {
+        id: String,
+        role: String,
+    },
+    /// A list: the caller holds the action on some of the objects listed, each by an assignment at
+    /// that object, and sees only those.
+    Objects,
 }
 
 pub trait Authenticator: Send + Sync {
-    fn authenticate(&self, keyspace: &Keyspace, bearer: Option<&str>) -> Result<Principal, ArcaError>;
+    /// Who holds `bearer`, checked against the local replica at `now`.
+    fn authenticate(&self, keyspace: &Keyspace, bearer: Option<&str>, now: i64) -> Result<Principal, ArcaError>;
 }
 
 pub trait Authorizer: Send + Sync {
-    fn authorize(&self, principal: &Principal, action: Action, scope: &AccessScope) -> Result<(), ArcaError>;
+    /// Whether `principal` may perform `action` at `scope` (naming `assigned_role` when the action
+    /// writes or deletes a role assignment), against the local replica.
+    fn authorize(
+        &self,
+        keyspace: &Keyspace,
+        principal: &Principal,
+        action: Action,
+        scope: &Scope,
+        assigned_role: Option<&str>,
+    ) -> Result<Grant, ArcaError>;
 }
 
-/// Tokens issued by the cluster, looked up by keyed hash in the replicated keyspace.
+fn unauthorized(why: &str) -> ArcaError {
+    ArcaError::new(ErrorCode::Unauthorized, format!("{why}; pass `authorization: Bearer <token>` (ARCA_TOKEN)"))
+}
+
+/// Root tokens (looked up by keyed hash) and access tokens (verified with the cluster's token keys,
+/// then their principal looked up: it must exist, and the token must not predate a revocation).
 pub struct TokenAuthenticator;
 
 impl Authenticator for TokenAuthenticator {
-    fn authenticate(&self, keyspace: &Keyspace, bearer: Option<&str>) -> Result<Principal, ArcaError> {
-        let unauthorized = |why: &str| {
-            ArcaError::new(ErrorCode::Unauthorized, format!("{why}; pass `authorization: Bearer <token>` (ARCA_TOKEN)"))
-        };
+    fn authenticate(&self, keyspace: &Keyspace, bearer: Option<&str>, now: i64) -> Result<Principal, ArcaError> {
         let token = bearer.ok_or_else(|| unauthorized("the request carries no token"))?;
         if token.len() > BEARER_TOKEN_BYTES_MAX {
             return Err(unauthorized("the token is not valid"));
         }
-        match keyspace.token(token)? {
-            Some(record) => Ok(Principal { accessor: record.accessor, policy: record.policy }),
-            None => Err(unauthorized("the token is not valid")),
+        if !arca_identity::access_token::looks_like_access_token(token) {
+            return match keyspace.token(token)? {
+                Some(record) if record.policy == crate::keyspace::ROOT_POLICY => {
+                    Ok(Principal { accessor: record.accessor, identity: Identity::Root })
+                }
+                _ => Err(unauthorized("the token is not valid")),
+            };
         }
+        crate::identity::principal_of_access_token(keyspace, token, now)
     }
 }
 
-/// The policy in force until RBAC lands: the root policy may do everything, nothing else may do anything.
-pub struct RootOnlyAuthorizer;
+/// Role-based access control over the assignments in the replicated state. Root is allowed
+/// everything; the node's own callers never come through here.
+pub struct RbacAuthorizer;
 
-impl Authorizer for RootOnlyAuthorizer {
-    fn authorize(&self, principal: &Principal, action: Action, _scope: &AccessScope) -> Result<(), ArcaError> {
-        if principal.policy == "root" {
-            Ok(())
-        } else {
-            Err(ArcaError::new(
-                ErrorCode::Forbidden,
-                format!("the caller ({}) may not perform {}", principal.accessor, action.azure_name()),
-            ))
+impl Authorizer for RbacAuthorizer {
+    fn authorize(
+        &self,
+        keyspace: &Keyspace,
+        principal: &Principal,
+        action: Action,
+        scope: &Scope,
+        assigned_role: Option<&str>,
+    ) -> Result<Grant, ArcaError> {
+        let (id, groups) = match &principal.identity {
+            Identity::Root => return Ok(Grant::Root),
+            Identity::Principal { id, groups, .. } => (id, groups),
+            Identity::System | Identity::Node => {
+                return Err(ArcaError::internal("a node's own request reached the authorizer"));
+            }
+        };
+        let mut principals = vec![*id];
+        principals.extend(groups.iter().copied());
+        let assignments: Vec<arca_rbac::Assignment> =
+            keyspace.assignments_held(&principals)?.iter().map(|a| a.to_rbac()).collect();
+        let ids: Vec<String> = principals.iter().map(uuid).collect();
+        let request =
+            arca_rbac::AccessRequest { principals: &ids, operation: action.operation(), scope, assigned_role };
+        let role = |role_id: &str| crate::identity::role(keyspace, role_id);
+        match arca_rbac::evaluate(&request, &assignments, &role) {
+            Decision::Allowed { assignment_id, role_name, .. } => {
+                Ok(Grant::Assignment { id: assignment_id, role: role_name })
+            }
+            Decision::Denied => Err(ArcaError::new(
+                ErrorCode::ForbiddenByRbac,
+                format!(
+                    "the caller ({}) is not allowed {} at {scope}; a role assignment that allows it is needed \
+                     (arca role assignment create)",
+                    uuid(id),
+                    action.azure_name()
+                ),
+            )),
         }
     }
 }
@@ -196,8 +417,29 @@ pub struct AuditEvent {
     pub stage: AuditStage,
     pub node_id: u64,
     pub operation: &'static str,
-    /// The authenticated caller's accessor, `system` for the node's own jobs, or none.
+    /// The authenticated caller's credential accessor, `system` for the node's own jobs, or none.
     pub caller: Option<String>,
+    /// Who the caller is: a principal's object id, `root:<accessor>`, `system` or `node:<id>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// Azure's `principalType` (User, Group, ServicePrincipal, ManagedIdentity), or Root, System, Node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<&'static str>,
+    /// How the caller signed in (client_secret, client_assertion, root_token, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_method: Option<&'static str>,
+    /// The client id of a service principal or managed identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The action asked for, as Azure names it (a data action or a control action).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
+    /// What allowed it: `root`, or the role assignment's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granted_by: Option<String>,
+    /// The role of that assignment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     pub vault: Option<String>,
     /// Keyed hashes of every object the request names (each item of a batch).
     pub objects: Vec<String>,
@@ -287,6 +529,13 @@ pub mod conformance {
             node_id: 3,
             operation: "SecretSet",
             caller: Some("accessor".into()),
+            principal: Some("11111111-1111-1111-1111-111111111111".into()),
+            principal_type: Some("ServicePrincipal"),
+            auth_method: Some("client_secret"),
+            client_id: Some("22222222-2222-2222-2222-222222222222".into()),
+            action: Some("Microsoft.KeyVault/vaults/secrets/setSecret/action"),
+            granted_by: Some("33333333-3333-3333-3333-333333333333".into()),
+            role: Some("Key Vault Secrets Officer".into()),
             vault: Some("demo".into()),
             objects: vec!["0a1b".into(), "2c3d".into()],
             result: (stage == AuditStage::Response).then_some("success"),
@@ -336,6 +585,13 @@ mod tests {
             node_id: 1,
             operation: "SecretSet",
             caller: None,
+            principal: None,
+            principal_type: None,
+            auth_method: None,
+            client_id: None,
+            action: None,
+            granted_by: None,
+            role: None,
             vault: None,
             objects: Vec::new(),
             result: None,

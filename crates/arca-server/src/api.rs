@@ -12,7 +12,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 use crate::access::{
-    AccessScope, Action, AuditDurability, AuditEvent, AuditSink, AuditStage, Authenticator, Authorizer, Principal,
+    Action, AuditDurability, AuditEvent, AuditSink, AuditStage, Authenticator, Authorizer, Grant, Identity, Principal,
 };
 use crate::engine::{Consistency, Engine, MAX_STALENESS_MS};
 use crate::keyspace::Keyspace;
@@ -49,19 +49,90 @@ pub struct Call {
     authenticated: Option<Principal>,
     /// The client's request id and the fingerprint of its request, when it named one.
     client_id: Option<crate::edge::RequestId>,
+    /// What the request asked to do, and what allowed it (for the audit record).
+    action: Option<Action>,
+    grant: Option<Grant>,
 }
 
+/// What a request is about: the cluster, a vault, or one object in a vault (names as the caller
+/// sent them; they are validated here).
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Cluster,
+    Vault(&'a str),
+    Object { vault: &'a str, kind: arca_rbac::ObjectKind, name: &'a str },
+}
+
+impl Target<'_> {
+    pub fn scope(&self) -> Result<arca_rbac::Scope, ArcaError> {
+        use arca_rbac::Scope;
+        Ok(match self {
+            Target::Cluster => Scope::Cluster,
+            Target::Vault(v) => Scope::Vault(arca_types::VaultName::parse(v)?),
+            Target::Object { vault, kind, name } => Scope::object(
+                &arca_types::VaultName::parse(vault)?,
+                *kind,
+                &arca_types::ObjectName::parse("name", name)?,
+            ),
+        })
+    }
+}
+
+/// Which objects of a list the caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visible {
+    All,
+    /// Only these (canonical, lowercase) names.
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl Visible {
+    pub fn shows(&self, canonical: &str) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Only(names) => names.contains(canonical),
+        }
+    }
+}
+
+/// How fresh the state an authorization reads must be: as fresh as the request's own read
+/// (linearizable by default), or this node's replica as it is (for calls that must work without a
+/// leader: seal, cluster status).
+pub type Freshness = Option<Consistency>;
+
+/// The freshness of a change's authorization: linearizable, so a role or token revoked before the
+/// request started is refused.
+pub const WRITE: Freshness = Some(Consistency::Linearizable);
+/// No read barrier: this node's replica as it is.
+pub const LOCAL: Freshness = None;
+
 impl Call {
-    /// The accessor of the authenticated caller, once `authorize` has run.
+    /// The accessor of the authenticated caller's credential, once `authorize` has run.
     pub fn accessor(&self) -> Option<String> {
         self.principal.as_ref().map(|p| p.accessor.clone())
     }
 
-    /// The change as the leader dedupes it, when the client named it with a request id.
+    /// Names the caller of a call that authenticates itself (the token endpoint), for the audit record.
+    pub fn identify_as(&mut self, principal: Principal) {
+        self.principal = Some(principal);
+    }
+
+    /// Names the vault the call acts on, for the audit record (once the caller is authorized).
+    pub fn set_vault(&mut self, vault: &arca_types::VaultName) {
+        self.vault = Some(vault.canonical().to_owned());
+    }
+
+    /// The authenticated caller, once `authorize` has run.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+
+    /// The change as the leader dedupes it, when the client named it with a request id. Request ids
+    /// are per caller: a principal's, whatever token it used.
     pub fn client_request(&self) -> Option<crate::keyspace::ClientRequest> {
         let id = self.client_id.as_ref()?;
         Some(crate::keyspace::ClientRequest {
-            caller: self.accessor()?,
+            caller: self.principal.as_ref()?.subject(),
             id: id.id.clone(),
             fingerprint: id.fingerprint,
         })
@@ -75,7 +146,7 @@ fn bearer<T>(request: &Request<T>) -> Option<String> {
 
 /// The principal of the node's own jobs (purge sweeps, lifetime actions, admissions).
 fn system_principal() -> Principal {
-    Principal { accessor: "system".to_owned(), policy: "system".to_owned() }
+    Principal { accessor: "system".to_owned(), identity: Identity::System }
 }
 
 impl Api {
@@ -94,7 +165,7 @@ impl Api {
     /// Authenticates a bearer token (the edge does this before reading a request's body).
     pub fn authenticate(&self, bearer: Option<&str>) -> Result<Principal, ArcaError> {
         let keyspace = self.engine.seal.keyspace()?;
-        self.authenticator.authenticate(&keyspace, bearer)
+        self.authenticator.authenticate(&keyspace, bearer, self.engine.clock.now_unix())
     }
 
     /// Audits a request the edge turned away: only its fixed operation name and the outcome.
@@ -120,6 +191,8 @@ impl Api {
             request_recorded: false,
             authenticated: None,
             client_id: None,
+            action: None,
+            grant: None,
         }
     }
 
@@ -136,34 +209,145 @@ impl Api {
     /// join token's id).
     pub fn node_call(&self, operation: &'static str, caller: String) -> Call {
         let mut call = self.begin_bare(operation);
-        call.principal = Some(Principal { accessor: caller, policy: "node".to_owned() });
+        call.principal = Some(Principal { accessor: caller, identity: Identity::Node });
         call
     }
 
-    /// Checks the node is unsealed, the caller is known, and the caller may do `action` on `vault`;
-    /// for an action that changes state, records the request durably before anything happens.
-    pub fn authorize(&self, call: &mut Call, action: Action, vault: Option<&str>) -> Result<Keyspace, ArcaError> {
+    /// Checks the node is unsealed, the caller is known, and the caller may do `action` at `target`,
+    /// against state at least as fresh as `freshness` asks (the request's own read barrier, which the
+    /// handler then need not wait for again); for an action that changes state, records the request
+    /// durably before anything happens. A refused caller is still named in the audit record.
+    pub async fn authorize(
+        &self,
+        call: &mut Call,
+        action: Action,
+        target: Target<'_>,
+        freshness: Freshness,
+    ) -> Result<Keyspace, ArcaError> {
+        let scope = match target.scope() {
+            Ok(scope) => scope,
+            Err(e) => {
+                // Who asked is still worth knowing.
+                self.engine.seal.keyspace()?;
+                self.identify(call)?;
+                return Err(e);
+            }
+        };
+        self.authorize_at(call, action, &scope, None, freshness).await
+    }
+
+    /// [`Api::authorize`] at a scope already parsed, naming the role a role-assignment change names.
+    pub async fn authorize_at(
+        &self,
+        call: &mut Call,
+        action: Action,
+        scope: &arca_rbac::Scope,
+        assigned_role: Option<&str>,
+        freshness: Freshness,
+    ) -> Result<Keyspace, ArcaError> {
+        self.engine.seal.keyspace()?;
+        self.identify(call)?;
+        call.action = Some(action);
+        call.vault = scope.vault().map(|v| v.canonical().to_owned());
+        if let Some(consistency) = freshness {
+            self.engine.read_barrier(consistency).await?;
+        }
+        // Checked again after the barrier: a token revoked (or a principal deleted) before the request
+        // started is refused here, on every node.
         let keyspace = self.engine.seal.keyspace()?;
-        let principal = match call.authenticated.take() {
-            Some(principal) => principal,
-            None => self.authenticator.authenticate(&keyspace, call.bearer.as_deref())?,
-        };
-        let scope = match vault {
-            Some(v) => AccessScope::Vault(v.to_ascii_lowercase()),
-            None => AccessScope::Cluster,
-        };
-        self.authorizer.authorize(&principal, action, &scope)?;
-        call.principal = Some(principal);
-        // Named only now: nothing an unauthenticated caller sends reaches the audit log.
-        call.vault = vault.map(|v| match arca_types::VaultName::parse(v) {
-            Ok(name) => name.canonical().to_owned(),
-            Err(_) => "<invalid>".to_owned(),
-        });
+        let principal =
+            self.authenticator.authenticate(&keyspace, call.bearer.as_deref(), self.engine.clock.now_unix())?;
+        call.principal = Some(principal.clone());
+        call.grant = Some(self.authorizer.authorize(&keyspace, &principal, action, scope, assigned_role)?);
         call.barrier = Some(keyspace.barrier().clone());
         if action.is_mutation() {
             self.audit_request(call)?;
         }
         Ok(keyspace)
+    }
+
+    /// Authorizes a list of `kind` objects in `vault`: with `action` at the vault, every object shows;
+    /// without it, the objects the caller holds `action` on one by one (object-level assignments), and
+    /// a caller with neither is refused. Azure refuses lists to object-level holders; Arca shows them
+    /// what they may see.
+    pub async fn authorize_list(
+        &self,
+        call: &mut Call,
+        action: Action,
+        vault: &str,
+        kind: arca_rbac::ObjectKind,
+        freshness: Freshness,
+    ) -> Result<(Keyspace, Visible), ArcaError> {
+        match self.authorize(call, action, Target::Vault(vault), freshness).await {
+            Ok(keyspace) => Ok((keyspace, Visible::All)),
+            Err(refused) if refused.code == ErrorCode::ForbiddenByRbac => {
+                let keyspace = self.engine.seal.keyspace()?;
+                let vault = arca_types::VaultName::parse(vault)?;
+                let names = self.objects_granting(&keyspace, call, action, |scope| match scope {
+                    arca_rbac::Scope::Object { vault: v, kind: k, name } if v == &vault && *k == kind => {
+                        Some(name.clone())
+                    }
+                    _ => None,
+                })?;
+                if names.is_empty() {
+                    return Err(refused);
+                }
+                call.grant = Some(Grant::Objects);
+                Ok((keyspace, Visible::Only(names)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names (as `pick` reads them from each assignment's scope) of every scope at which one of
+    /// the caller's assignments grants `action`.
+    pub fn objects_granting(
+        &self,
+        keyspace: &Keyspace,
+        call: &Call,
+        action: Action,
+        pick: impl Fn(&arca_rbac::Scope) -> Option<String>,
+    ) -> Result<std::collections::BTreeSet<String>, ArcaError> {
+        let Some(Identity::Principal { id, groups, .. }) = call.principal.as_ref().map(|p| &p.identity) else {
+            return Ok(Default::default());
+        };
+        let mut principals = vec![*id];
+        principals.extend(groups.iter().copied());
+        let mut names = std::collections::BTreeSet::new();
+        for assignment in keyspace.assignments_held(&principals)? {
+            let Some(name) = pick(&assignment.scope) else { continue };
+            let Some(role) = crate::identity::role(keyspace, &assignment.role_id) else { continue };
+            if arca_rbac::evaluate::role_permits(&role, action.operation(), None) {
+                names.insert(name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Whether the caller `authorize` already admitted may also do `action` at `scope` (the other
+    /// items of a batch), without another read barrier or audit record.
+    pub fn permits(
+        &self,
+        keyspace: &Keyspace,
+        call: &Call,
+        action: Action,
+        scope: &arca_rbac::Scope,
+    ) -> Result<(), ArcaError> {
+        let principal =
+            call.principal.as_ref().ok_or_else(|| ArcaError::internal("a permission check before authorize"))?;
+        self.authorizer.authorize(keyspace, principal, action, scope, None).map(|_| ())
+    }
+
+    /// Who the caller is, from the edge's check or its token.
+    fn identify(&self, call: &mut Call) -> Result<(), ArcaError> {
+        if call.principal.is_none() {
+            let principal = match call.authenticated.take() {
+                Some(principal) => principal,
+                None => self.authenticate(call.bearer.as_deref())?,
+            };
+            call.principal = Some(principal);
+        }
+        Ok(())
     }
 
     /// Records the request durably before it acts (for changes reached without `authorize`: init,
@@ -196,6 +380,20 @@ impl Api {
             node_id: self.engine.node_id.get().copied().unwrap_or(0),
             operation: call.operation,
             caller: call.principal.as_ref().map(|p| p.accessor.clone()),
+            principal: call.principal.as_ref().map(Principal::subject),
+            principal_type: call.principal.as_ref().map(Principal::kind_name),
+            auth_method: call.principal.as_ref().map(Principal::method_name),
+            client_id: call.principal.as_ref().and_then(Principal::client_id),
+            action: call.action.map(Action::azure_name),
+            granted_by: call.grant.as_ref().map(|g| match g {
+                Grant::Root => "root".to_owned(),
+                Grant::Assignment { id, .. } => id.clone(),
+                Grant::Objects => "object-assignments".to_owned(),
+            }),
+            role: call.grant.as_ref().and_then(|g| match g {
+                Grant::Assignment { role, .. } => Some(role.clone()),
+                Grant::Root | Grant::Objects => None,
+            }),
             vault: if authenticated { call.vault.clone() } else { None },
             objects,
             result: outcome.map(|r| if r.is_ok() { "success" } else { "failure" }),

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arca_types::limits::{
-    BATCH_REQUEST_BYTES_MAX, CRYPTO_REQUEST_BYTES_MAX, IMPORT_KEY_REQUEST_BYTES_MAX, REQUEST_BYTES_MAX_DEFAULT,
-    REQUEST_ID_CHARS_MAX, RESTORE_REQUEST_BYTES_MAX, SET_SECRET_REQUEST_BYTES_MAX, TAGGED_REQUEST_BYTES_MAX,
+    BATCH_REQUEST_BYTES_MAX, CREDENTIAL_REQUEST_BYTES_MAX, CRYPTO_REQUEST_BYTES_MAX, IMPORT_KEY_REQUEST_BYTES_MAX,
+    REQUEST_BYTES_MAX_DEFAULT, REQUEST_ID_CHARS_MAX, RESTORE_REQUEST_BYTES_MAX, ROLE_DEFINITION_BYTES_MAX,
+    SET_SECRET_REQUEST_BYTES_MAX, TAGGED_REQUEST_BYTES_MAX, TOKEN_REQUEST_BYTES_MAX,
 };
 use arca_types::ArcaError;
 use http_body::Frame;
@@ -49,6 +50,17 @@ pub fn rule(path: &str) -> Rule {
         ("arca.v1.ClusterService", "JoinCluster") => known("ClusterJoin", REQUEST_BYTES_MAX_DEFAULT, true),
         ("arca.v1.OperatorService", "GenerateRoot") => known("OperatorGenerateRoot", REQUEST_BYTES_MAX_DEFAULT, true),
         ("arca.v1.OperatorService", "Rekey") => known("OperatorRekey", REQUEST_BYTES_MAX_DEFAULT, true),
+        // The token endpoint: the client's credentials are the authority.
+        ("arca.v1.AuthService", "Token") => known("Token", TOKEN_REQUEST_BYTES_MAX, true),
+        ("arca.v1.PrincipalService", "ResetCredential") => {
+            known("CredentialReset", CREDENTIAL_REQUEST_BYTES_MAX, false)
+        }
+        ("arca.v1.RoleService", "CreateRoleDefinition") => {
+            known("RoleDefinitionCreate", ROLE_DEFINITION_BYTES_MAX + REQUEST_BYTES_MAX_DEFAULT, false)
+        }
+        ("arca.v1.RoleService", "UpdateRoleDefinition") => {
+            known("RoleDefinitionUpdate", ROLE_DEFINITION_BYTES_MAX + REQUEST_BYTES_MAX_DEFAULT, false)
+        }
         ("arca.v1.SecretService", "SetSecret") => known("SecretSet", SET_SECRET_REQUEST_BYTES_MAX, false),
         ("arca.v1.SecretService", "UpdateSecret") => known("SecretUpdate", TAGGED_REQUEST_BYTES_MAX, false),
         ("arca.v1.SecretService", "RestoreSecret") => known("SecretRestore", RESTORE_REQUEST_BYTES_MAX, false),
@@ -257,6 +269,11 @@ mod tests {
         for path in &open {
             assert!(rule(path).open, "{path}");
             assert_eq!(rule(path).bytes_max, REQUEST_BYTES_MAX_DEFAULT);
+        }
+        assert!(rule("/arca.v1.AuthService/Token").open);
+        assert_eq!(rule("/arca.v1.AuthService/Token").bytes_max, TOKEN_REQUEST_BYTES_MAX);
+        for path in ["/arca.v1.PrincipalService/CreatePrincipal", "/arca.v1.RoleService/CreateRoleAssignment"] {
+            assert!(!rule(path).open, "{path}");
         }
         for path in [
             "/arca.v1.OperatorService/Seal",

@@ -125,8 +125,13 @@ pub enum SystemCommand {
     RemoveNode(u64),
     /// Record a join token minted on the forwarding node (its id must be new).
     StoreJoinToken { token_id: [u8; 8], record: JoinTokenRecord },
-    /// Record a token (minted on the forwarding node) with this policy.
-    StoreToken { token: String, policy: String },
+    /// Record a root token (minted on the forwarding node from a quorum of unseal shares).
+    StoreRootToken { token: String },
+    /// Give a cluster initialized before access tokens existed its token key (made on the forwarding
+    /// node; stored only if the cluster still has none).
+    CreateTokenKey { pkcs8: arca_types::SecretBytes },
+    /// Revoke one access token until it would have expired.
+    RevokeAccessToken { jti: [u8; 16], expires: i64 },
     /// Revoke the token with this accessor.
     RevokeToken { accessor: String },
     /// Wrap the keyring under this new root key and record the new share count and threshold.
@@ -496,10 +501,13 @@ impl Engine {
                 crate::membership::store_join_token(self, keyspace, &token_id, &record).await?;
                 Ok(SystemOutcome::Done)
             }
-            SystemCommand::StoreToken { token, policy } => {
+            SystemCommand::StoreRootToken { token } => {
                 let accessor = keyspace.token_accessor(&token);
-                let record =
-                    crate::keyspace::TokenRecord { policy, created: self.clock.now_unix(), accessor: accessor.clone() };
+                let record = crate::keyspace::TokenRecord {
+                    policy: crate::keyspace::ROOT_POLICY.to_owned(),
+                    created: self.clock.now_unix(),
+                    accessor: accessor.clone(),
+                };
                 let proposal = Proposal {
                     preconditions: vec![arca_storage::proposal::Precondition {
                         key: keyspace.token_key(&token),
@@ -518,6 +526,37 @@ impl Engine {
                 })?;
                 self.propose_on_leader(Proposal { preconditions: Vec::new(), ops }).await?;
                 tracing::info!(%accessor, "revoked a token");
+                Ok(SystemOutcome::Done)
+            }
+            SystemCommand::CreateTokenKey { pkcs8 } => {
+                let key = arca_crypto::cluster_pki::Ed25519Key::from_pkcs8(pkcs8.expose())
+                    .map_err(|e| ArcaError::bad_parameter("pkcs8", e.to_string()))?;
+                let proposal = Proposal {
+                    preconditions: vec![
+                        arca_storage::proposal::Precondition {
+                            key: crate::keyspace::TOKEN_SIGNING_KEY.to_vec(),
+                            modified_at: None,
+                        },
+                        arca_storage::proposal::Precondition {
+                            key: crate::keyspace::TOKEN_KEYS_KEY.to_vec(),
+                            modified_at: None,
+                        },
+                    ],
+                    ops: vec![
+                        keyspace.put_token_signing_key(key.pkcs8_der())?,
+                        crate::keyspace::put_plain(
+                            crate::keyspace::TOKEN_KEYS_KEY,
+                            &vec![arca_identity::TokenKey::of(&key)],
+                        ),
+                    ],
+                };
+                // A conflict means another node gave the cluster its key first: as good.
+                self.propose_on_leader(proposal).await?;
+                Ok(SystemOutcome::Done)
+            }
+            SystemCommand::RevokeAccessToken { jti, expires } => {
+                let op = crate::keyspace::Keyspace::revoke_access_token(&jti, expires);
+                self.propose_on_leader(Proposal { preconditions: Vec::new(), ops: vec![op] }).await?;
                 Ok(SystemOutcome::Done)
             }
             SystemCommand::Rekey { root, shares, threshold } => {

@@ -7,12 +7,16 @@
 //! **Architecture Invariant:** plaintext names and values exist only in memory, inside the
 //! `Keyspace` and the handlers; everything handed to Raft or storage is barrier ciphertext.
 #![forbid(unsafe_code)]
+// The crypto service's generic batch handlers nest async blocks deeply enough to need more than the
+// default query depth when their layout is computed.
+#![recursion_limit = "256"]
 
 pub mod access;
 pub mod api;
 pub mod convert;
 pub mod edge;
 pub mod engine;
+pub mod identity;
 pub mod key_use;
 pub mod keyspace;
 pub mod membership;

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arca_crypto::cluster_pki::{self, ClusterCa, NodeKey};
+use arca_crypto::cluster_pki::{self, ClusterCa, Ed25519Key};
 use arca_proto::cluster::v1 as pb;
 use arca_raft::{ApplyOutcome, ArcaNode, Proposal, RaftNode, WriteError};
 use arca_storage::proposal::Precondition;
@@ -236,7 +236,7 @@ fn issue(
     spki_der: &[u8],
 ) -> Result<Vec<u8>, ArcaError> {
     let key = keyspace.cluster_ca_key()?.ok_or_else(|| ArcaError::internal("the cluster CA key is missing"))?;
-    let key = NodeKey::from_pkcs8(&key).map_err(|e| ArcaError::internal(format!("the cluster CA key: {e}")))?;
+    let key = Ed25519Key::from_pkcs8(&key).map_err(|e| ArcaError::internal(format!("the cluster CA key: {e}")))?;
     let ca = ClusterCa { cert_der: ca.cert_der.clone(), key };
     ca.issue_node_certificate(
         &cluster.cluster_id,

@@ -104,7 +104,7 @@ impl RootOps {
             };
         seal.open_keyring(&shares)?;
         let token = format!("arca.{}", crate::seal::hex_of(&seal.entropy().bytes16()));
-        let command = SystemCommand::StoreToken { token: token.clone(), policy: "root".to_owned() };
+        let command = SystemCommand::StoreRootToken { token: token.clone() };
         let SystemOutcome::Token { accessor } = api.engine.execute_system(command).await? else {
             return Err(ArcaError::internal("the leader answered a token with another outcome"));
         };

@@ -187,7 +187,7 @@ impl SealManager {
         let token_bytes = self.entropy.bytes16();
         let root_token = format!("arca.{}", hex_of(&token_bytes));
         let accessor = keyspace.token_accessor(&root_token);
-        let record = TokenRecord { policy: "root".to_owned(), created: now, accessor };
+        let record = TokenRecord { policy: keyspace::ROOT_POLICY.to_owned(), created: now, accessor };
         let request_sha256 = subject.request_id.map(|id| arca_crypto::cluster_pki::sha256(id.as_bytes()));
         let init = InitRecord { shares, threshold, initialized_at: now, request_sha256 };
         let cluster_id = subject.cluster.cluster_id;
@@ -210,6 +210,7 @@ impl SealManager {
             ]
             .into_iter()
             .chain(keyspace.put_token(&root_token, &record)?)
+            .chain(crate::identity::new_token_key(&keyspace, entropy)?)
             .collect(),
         };
         Ok(InitMaterial {

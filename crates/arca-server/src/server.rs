@@ -8,10 +8,13 @@ use std::time::Duration;
 use arca_crypto::Entropy;
 use arca_proto::cluster::v1::node_service_server::NodeServiceServer;
 use arca_proto::cluster::v1::{AddNodeRequest, JoinRequest, JoinResponse};
+use arca_proto::v1::auth_service_server::AuthServiceServer;
 use arca_proto::v1::cluster_service_server::ClusterServiceServer;
 use arca_proto::v1::crypto_service_server::CryptoServiceServer;
 use arca_proto::v1::key_service_server::KeyServiceServer;
 use arca_proto::v1::operator_service_server::OperatorServiceServer;
+use arca_proto::v1::principal_service_server::PrincipalServiceServer;
+use arca_proto::v1::role_service_server::RoleServiceServer;
 use arca_proto::v1::secret_service_server::SecretServiceServer;
 use arca_proto::v1::vault_service_server::VaultServiceServer;
 use arca_raft::network::{ChannelFactory, Channels};
@@ -24,7 +27,7 @@ use arca_transport::join_token::JoinToken;
 use arca_types::{ArcaError, ErrorCode};
 use tonic::service::Routes;
 
-use crate::access::{AuditSink, RootOnlyAuthorizer, TokenAuthenticator};
+use crate::access::{AuditSink, RbacAuthorizer, TokenAuthenticator};
 use crate::api::Api;
 use crate::edge::Edge;
 use crate::engine::{Clock, Engine};
@@ -365,7 +368,7 @@ pub async fn serve(
     let api = Arc::new(Api {
         engine: engine.clone(),
         authenticator: Arc::new(TokenAuthenticator),
-        authorizer: Arc::new(RootOnlyAuthorizer),
+        authorizer: Arc::new(RbacAuthorizer),
         audit: parts.audit,
         bootstrap_secret: options.bootstrap_secret.clone().map(zeroize::Zeroizing::new),
     });
@@ -410,6 +413,9 @@ pub async fn serve(
                 .max_decoding_message_size(BATCH_REQUEST_BYTES_MAX),
             api.clone(),
         ))
+        .add_service(Edge::new(AuthServiceServer::new(services::principals::Auth(api.clone())), api.clone()))
+        .add_service(Edge::new(PrincipalServiceServer::new(services::principals::Principals(api.clone())), api.clone()))
+        .add_service(Edge::new(RoleServiceServer::new(services::roles::Roles(api.clone())), api.clone()))
         .add_service(Edge::new(
             SecretServiceServer::new(services::secrets::Secrets(api.clone()))
                 .max_decoding_message_size(BATCH_REQUEST_BYTES_MAX)

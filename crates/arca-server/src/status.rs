@@ -14,8 +14,9 @@ pub const ERROR_DOMAIN: &str = "arca";
 pub fn grpc_code(code: ErrorCode) -> Code {
     match code {
         ErrorCode::BadParameter | ErrorCode::VaultNameNotValid => Code::InvalidArgument,
-        ErrorCode::Unauthorized => Code::Unauthenticated,
+        ErrorCode::Unauthorized | ErrorCode::InvalidClient => Code::Unauthenticated,
         ErrorCode::Forbidden
+        | ErrorCode::ForbiddenByRbac
         | ErrorCode::KeyOperationForbidden
         | ErrorCode::JoinTokenInvalid
         | ErrorCode::NotAMember => Code::PermissionDenied,
@@ -24,9 +25,15 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::PurgeProtected
         | ErrorCode::ObjectIsDeletedButRecoverable
         | ErrorCode::NotInitialized
-        | ErrorCode::AlreadyInitialized => Code::FailedPrecondition,
-        ErrorCode::SecretNotFound | ErrorCode::VaultNotFound | ErrorCode::KeyNotFound => Code::NotFound,
-        ErrorCode::VaultAlreadyExists | ErrorCode::Conflict => Code::AlreadyExists,
+        | ErrorCode::AlreadyInitialized
+        | ErrorCode::RoleDefinitionHasAssignments => Code::FailedPrecondition,
+        ErrorCode::SecretNotFound
+        | ErrorCode::VaultNotFound
+        | ErrorCode::KeyNotFound
+        | ErrorCode::PrincipalNotFound
+        | ErrorCode::RoleDefinitionNotFound
+        | ErrorCode::RoleAssignmentNotFound => Code::NotFound,
+        ErrorCode::VaultAlreadyExists | ErrorCode::Conflict | ErrorCode::RoleAssignmentExists => Code::AlreadyExists,
         ErrorCode::ObjectIsBeingRecovered => Code::Aborted,
         ErrorCode::Throttled => Code::ResourceExhausted,
         ErrorCode::Sealed | ErrorCode::Unavailable => Code::Unavailable,

@@ -346,6 +346,19 @@ impl TestCluster {
         })?)
     }
 
+    /// A client that signs in with `credential` (a service principal's secret is exchanged at the
+    /// token endpoint first).
+    pub async fn client_as(&self, index: usize, credential: arca_client::Credential) -> anyhow::Result<ArcaClient> {
+        let options = ConnectOptions {
+            addr: self.nodes[index].api_addr(),
+            ca_pem: Some(self.ca_pem.clone()),
+            token: None,
+            timeout: Some(Duration::from_secs(30)),
+            attempts: 1,
+        };
+        Ok(ArcaClient::connect_with(options, credential).await?)
+    }
+
     /// A client with a chosen token (or none).
     pub async fn client_with_token(&self, index: usize, token: Option<&str>) -> anyhow::Result<ArcaClient> {
         Ok(ArcaClient::connect_lazy(ConnectOptions {

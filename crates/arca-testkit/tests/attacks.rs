@@ -48,7 +48,7 @@ fn api_ca_certificate(cluster: &TestCluster, name: &str) -> Identity {
 
 /// A certificate from a CA of the attacker's own that names node `node` of the real cluster.
 fn forged_member_certificate(cluster_id_hex: &str, node: u64) -> Identity {
-    use arca_crypto::cluster_pki::{self, ClusterCa, NodeKey};
+    use arca_crypto::cluster_pki::{self, ClusterCa, Ed25519Key};
     let entropy = arca_crypto::OsEntropy;
     let mut cluster_id = [0u8; 16];
     for (i, byte) in cluster_id.iter_mut().enumerate() {
@@ -56,7 +56,7 @@ fn forged_member_certificate(cluster_id_hex: &str, node: u64) -> Identity {
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let ca = ClusterCa::generate(&cluster_id, &entropy, now).unwrap();
-    let key = NodeKey::generate(&entropy);
+    let key = Ed25519Key::generate(&entropy);
     let provisional = cluster_pki::provisional_certificate(&key, &entropy, now).unwrap();
     let spki = cluster_pki::certificate_spki(&provisional).unwrap();
     let cert = ca.issue_node_certificate(&cluster_id, node, &spki, &entropy, now).unwrap();

@@ -86,12 +86,14 @@ async fn cli_joins_a_standby_node_and_manages_secrets() {
     assert!(followers.iter().all(|n| n["matchedIndex"].as_u64() > Some(0)), "{status}");
 }
 
-/// The audit records of `operation` requests (the "request" stage) on `node`.
-fn audit_requests(cluster: &TestCluster, node: usize, operation: &str) -> Vec<Value> {
+/// The audit records of `operation` answers (the "response" stage) on `node`: one per attempt that
+/// reached it, whether it was refused before acting (no leader to confirm its authorization with) or
+/// went on to act.
+fn audit_attempts(cluster: &TestCluster, node: usize, operation: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(cluster.nodes[node].data_dir.join("audit.log")).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["operation"] == operation && l["stage"] == "request")
+        .filter(|l| l["operation"] == operation && l["stage"] == "response")
         .collect()
 }
 
@@ -113,10 +115,11 @@ async fn the_cli_sends_a_write_that_got_no_answer_again_with_the_same_request_id
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Once the first attempt has reached the follower, the other follower wakes: the two elect a
-    // leader, and a later attempt lands.
+    // Once the first attempt has reached the follower (and failed: no leader answers the read barrier
+    // its authorization waits for), the other follower wakes: the two elect a leader, and a later
+    // attempt lands.
     cluster
-        .wait_for(Duration::from_secs(20), async |c| !audit_requests(c, follower, "SecretSet").is_empty())
+        .wait_for(Duration::from_secs(40), async |c| !audit_attempts(c, follower, "SecretSet").is_empty())
         .await
         .expect("the first attempt reached the follower");
     cluster.resume(other).unwrap();
@@ -124,7 +127,7 @@ async fn the_cli_sends_a_write_that_got_no_answer_again_with_the_same_request_id
     cluster.resume(leader).unwrap();
     assert!(out.status.success(), "the CLI retried until the write landed: {}", String::from_utf8_lossy(&out.stderr));
 
-    let attempts = audit_requests(&cluster, follower, "SecretSet");
+    let attempts = audit_attempts(&cluster, follower, "SecretSet");
     assert!(attempts.len() >= 2, "more than one attempt reached the node: {attempts:?}");
     assert!(attempts.iter().all(|a| a["request_id"] == attempts[0]["request_id"]), "one request id: {attempts:?}");
     let (ok, versions) =

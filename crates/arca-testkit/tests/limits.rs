@@ -63,9 +63,9 @@ async fn set_and_get(cluster: &TestCluster, node: usize, name: &str) -> anyhow::
 
 /// A self-signed certificate: what anyone can present to the cluster listener.
 fn stranger() -> Identity {
-    use arca_crypto::cluster_pki::{self, NodeKey};
+    use arca_crypto::cluster_pki::{self, Ed25519Key};
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let key = NodeKey::generate(&arca_crypto::OsEntropy);
+    let key = Ed25519Key::generate(&arca_crypto::OsEntropy);
     let cert = cluster_pki::provisional_certificate(&key, &arca_crypto::OsEntropy, now).unwrap();
     Identity {
         cert_pem: cluster_pki::pem("CERTIFICATE", &cert).into_bytes(),

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use arca_crypto::cluster_pki::{self, NodeKey, PkiError};
+use arca_crypto::cluster_pki::{self, Ed25519Key, PkiError};
 use arca_crypto::Entropy;
 
 use crate::join_token::JoinPin;
@@ -16,7 +16,7 @@ use crate::join_token::JoinPin;
 /// What a store persists for one node.
 #[derive(Clone)]
 pub struct StoredCredentials {
-    pub key: NodeKey,
+    pub key: Ed25519Key,
     /// The provisional or issued certificate (DER).
     pub cert_der: Vec<u8>,
     /// The cluster CA (DER), once the node belongs to a cluster.
@@ -127,7 +127,7 @@ impl NodeCredentials {
         let stored = match store.load()? {
             Some(stored) => stored,
             None => {
-                let key = NodeKey::generate(entropy);
+                let key = Ed25519Key::generate(entropy);
                 let cert_der = cluster_pki::provisional_certificate(&key, entropy, now)?;
                 let stored = StoredCredentials { key, cert_der, ca_der: None };
                 store.save(&stored)?;
@@ -254,7 +254,7 @@ impl CredentialStore for FileCredentialStore {
         };
         let corrupt = |what: &str| CredentialError::Corrupt(format!("{what} in {}", self.dir.display()));
         let key_der = cluster_pki::from_pem("PRIVATE KEY", &key_pem).ok_or_else(|| corrupt("no key"))?;
-        let key = NodeKey::from_pkcs8(&key_der).map_err(|_| corrupt("an unreadable key"))?;
+        let key = Ed25519Key::from_pkcs8(&key_der).map_err(|_| corrupt("an unreadable key"))?;
         let mut certs = cluster_pki::pem_blocks("CERTIFICATE", &cert_pem).into_iter();
         let cert_der = certs.next().ok_or_else(|| corrupt("no certificate"))?;
         let ca_der = certs.next();
@@ -284,7 +284,7 @@ pub mod conformance {
         let entropy = arca_crypto::entropy::DangerSeededEntropy::new(11);
         let (store, reopen) = make();
         assert!(store.load().unwrap().is_none(), "a new store is empty");
-        let key = NodeKey::generate(&entropy);
+        let key = Ed25519Key::generate(&entropy);
         let cert_der = cluster_pki::provisional_certificate(&key, &entropy, 1_800_000_000).unwrap();
         let first = StoredCredentials { key: key.clone(), cert_der, ca_der: None };
         store.save(&first).unwrap();
@@ -358,7 +358,7 @@ mod tests {
         let reopened = NodeCredentials::open(Box::new(store), &entropy, NOW).unwrap();
         assert_eq!(reopened.current().identity, Some(identity));
         // A certificate for another key is refused and changes nothing.
-        let other = NodeKey::generate(&entropy);
+        let other = Ed25519Key::generate(&entropy);
         let other_cert = cluster_pki::provisional_certificate(&other, &entropy, NOW).unwrap();
         let spki = cluster_pki::certificate_spki(&other_cert).unwrap();
         let wrong = ca.issue_node_certificate(&cluster_id, 5, &spki, &entropy, NOW).unwrap();

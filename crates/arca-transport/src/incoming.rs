@@ -274,7 +274,7 @@ mod tests {
     fn server_config() -> Arc<rustls::ServerConfig> {
         let entropy = arca_crypto::OsEntropy;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        let key = cluster_pki::NodeKey::generate(&entropy);
+        let key = cluster_pki::Ed25519Key::generate(&entropy);
         let cert = cluster_pki::provisional_certificate(&key, &entropy, now).unwrap();
         crate::tls::api_server_config(
             cluster_pki::pem("CERTIFICATE", &cert).as_bytes(),

@@ -58,6 +58,21 @@ pub enum ErrorCode {
     JoinTokenInvalid,
     /// The caller is not a member of this cluster (cluster listener only).
     NotAMember,
+    /// The caller is known, but no role assignment allows the action at the scope (Azure's inner code).
+    ForbiddenByRbac,
+    /// The token endpoint refused the client's credentials (OAuth's `invalid_client`). Says nothing
+    /// of whether the client id exists.
+    InvalidClient,
+    /// No user, group, service principal or managed identity has that id, client id or name.
+    PrincipalNotFound,
+    /// No built-in or custom role has that id or name.
+    RoleDefinitionNotFound,
+    /// No role assignment has that id.
+    RoleAssignmentNotFound,
+    /// The principal already holds that role at that scope.
+    RoleAssignmentExists,
+    /// A custom role that is still assigned cannot be deleted; delete its assignments first.
+    RoleDefinitionHasAssignments,
 }
 
 impl ErrorCode {
@@ -88,6 +103,13 @@ impl ErrorCode {
             ErrorCode::Internal => "Internal",
             ErrorCode::JoinTokenInvalid => "JoinTokenInvalid",
             ErrorCode::NotAMember => "NotAMember",
+            ErrorCode::ForbiddenByRbac => "ForbiddenByRbac",
+            ErrorCode::InvalidClient => "InvalidClient",
+            ErrorCode::PrincipalNotFound => "PrincipalNotFound",
+            ErrorCode::RoleDefinitionNotFound => "RoleDefinitionNotFound",
+            ErrorCode::RoleAssignmentNotFound => "RoleAssignmentNotFound",
+            ErrorCode::RoleAssignmentExists => "RoleAssignmentExists",
+            ErrorCode::RoleDefinitionHasAssignments => "RoleDefinitionHasAssignments",
         }
     }
 
@@ -99,7 +121,12 @@ impl ErrorCode {
             | ErrorCode::KeyDisabled
             | ErrorCode::KeyOperationForbidden => "Forbidden",
             ErrorCode::ObjectIsDeletedButRecoverable | ErrorCode::ObjectIsBeingRecovered => "Conflict",
-            ErrorCode::JoinTokenInvalid | ErrorCode::NotAMember => "Forbidden",
+            ErrorCode::JoinTokenInvalid | ErrorCode::NotAMember | ErrorCode::ForbiddenByRbac => "Forbidden",
+            ErrorCode::InvalidClient => "Unauthorized",
+            ErrorCode::PrincipalNotFound | ErrorCode::RoleDefinitionNotFound | ErrorCode::RoleAssignmentNotFound => {
+                "NotFound"
+            }
+            ErrorCode::RoleAssignmentExists | ErrorCode::RoleDefinitionHasAssignments => "Conflict",
             other => other.azure_code(),
         }
     }
@@ -153,6 +180,13 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::Internal,
     ErrorCode::JoinTokenInvalid,
     ErrorCode::NotAMember,
+    ErrorCode::ForbiddenByRbac,
+    ErrorCode::InvalidClient,
+    ErrorCode::PrincipalNotFound,
+    ErrorCode::RoleDefinitionNotFound,
+    ErrorCode::RoleAssignmentNotFound,
+    ErrorCode::RoleAssignmentExists,
+    ErrorCode::RoleDefinitionHasAssignments,
 ];
 
 /// An error with a stable code and a message a person can act on. Messages never contain secret values

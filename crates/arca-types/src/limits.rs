@@ -72,9 +72,39 @@ pub const CRYPTO_REQUEST_BYTES_MAX: usize = 4 * CRYPTO_INPUT_BYTES_MAX + 8 * 102
 pub const RESTORE_REQUEST_BYTES_MAX: usize = BACKUP_BLOB_BYTES_MAX + 8 * 1024;
 /// A batch crypto call, and the largest message any API call accepts.
 pub const BATCH_REQUEST_BYTES_MAX: usize = 16 * 1024 * 1024 + 64 * 1024;
-/// Longest bearer token looked at, in bytes (Arca's own tokens are 37): a longer one is refused as
-/// invalid before it is hashed.
-pub const BEARER_TOKEN_BYTES_MAX: usize = 256;
+/// Longest bearer token looked at, in bytes (a root token is 37, an access token about 500): a longer
+/// one is refused as invalid before it is parsed or hashed.
+pub const BEARER_TOKEN_BYTES_MAX: usize = 4096;
+/// Default and longest lifetime of an access token from the token endpoint, in seconds.
+pub const ACCESS_TOKEN_LIFETIME_S_DEFAULT: i64 = 3600;
+pub const ACCESS_TOKEN_LIFETIME_S_MAX: i64 = 24 * 3600;
+/// How far an access token's times may be from a node's clock and still be honoured, in seconds.
+pub const ACCESS_TOKEN_CLOCK_SKEW_S: i64 = 60;
+/// Longest a service principal's secret or certificate may be valid, in seconds (two years, as Azure).
+pub const CREDENTIAL_LIFETIME_S_MAX: i64 = 2 * 365 * SECONDS_PER_DAY;
+/// Default lifetime of a new credential, in seconds (one year, as `az ad sp credential reset`).
+pub const CREDENTIAL_LIFETIME_S_DEFAULT: i64 = 365 * SECONDS_PER_DAY;
+/// Client secrets (and, apart, certificates) one service principal may hold unexpired at once: two,
+/// so a new one can be rolled out before the old one is removed.
+pub const CREDENTIALS_PER_KIND_MAX: usize = 2;
+/// Bytes of entropy in a client secret Arca generates (256 bits).
+pub const CLIENT_SECRET_BYTES: usize = 32;
+/// Members one group may have, and groups one principal may be a member of (every request of a
+/// principal looks up the assignments of each of its groups).
+pub const GROUP_MEMBERS_MAX: usize = 10_000;
+pub const GROUPS_PER_PRINCIPAL_MAX: usize = 100;
+/// Role assignments one principal may hold directly.
+pub const ASSIGNMENTS_PER_PRINCIPAL_MAX: usize = 500;
+/// Custom roles one cluster may define (Azure's limit per tenant).
+pub const CUSTOM_ROLES_MAX: usize = 5000;
+/// Largest client assertion (a JWT a client signed) the token endpoint reads, in bytes.
+pub const CLIENT_ASSERTION_BYTES_MAX: usize = 8 * 1024;
+/// A token request: a client assertion (or secret) at its limit, and the other fields.
+pub const TOKEN_REQUEST_BYTES_MAX: usize = CLIENT_ASSERTION_BYTES_MAX + 4 * 1024;
+/// A credential reset: a PEM certificate of up to 16 KiB of DER, and the other fields.
+pub const CREDENTIAL_REQUEST_BYTES_MAX: usize = 24 * 1024;
+/// Largest custom role definition accepted, in bytes of JSON.
+pub const ROLE_DEFINITION_BYTES_MAX: usize = 64 * 1024;
 /// How long the outcome of a change made with a client request id is kept, in seconds: a retry with
 /// the same id within it gets that outcome instead of acting twice.
 pub const REQUEST_ID_WINDOW_S: i64 = 600;

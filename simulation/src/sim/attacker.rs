@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arca_crypto::cluster_pki::{self, ClusterCa, NodeKey};
+use arca_crypto::cluster_pki::{self, ClusterCa, Ed25519Key};
 use arca_crypto::entropy::DangerSeededEntropy;
 use arca_proto::cluster::v1 as cpb;
 use arca_raft::rpc::forge;
@@ -38,7 +38,7 @@ pub type SharedTally = Arc<Mutex<Tally>>;
 
 /// A self-signed certificate and its key: a stranger.
 fn stranger(entropy: &DangerSeededEntropy, now: i64) -> StoredCredentials {
-    let key = NodeKey::generate(entropy);
+    let key = Ed25519Key::generate(entropy);
     let cert_der = cluster_pki::provisional_certificate(&key, entropy, now).expect("a certificate is made");
     StoredCredentials { key, cert_der, ca_der: None }
 }
@@ -46,7 +46,7 @@ fn stranger(entropy: &DangerSeededEntropy, now: i64) -> StoredCredentials {
 /// A certificate from the attacker's own CA naming node `node` of cluster `cluster_id`: an impostor.
 fn impostor(cluster_id: &[u8; 16], node: u64, entropy: &DangerSeededEntropy, now: i64) -> StoredCredentials {
     let ca = ClusterCa::generate(cluster_id, entropy, now).expect("a CA is made");
-    let key = NodeKey::generate(entropy);
+    let key = Ed25519Key::generate(entropy);
     let provisional = cluster_pki::provisional_certificate(&key, entropy, now).expect("a certificate is made");
     let spki = cluster_pki::certificate_spki(&provisional).expect("its key is read");
     let cert_der = ca.issue_node_certificate(cluster_id, node, &spki, entropy, now).expect("a certificate is issued");

@@ -5,6 +5,7 @@ use arca_types::names::{validate_content_type, validate_tags};
 use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName, VersionId};
 
 use crate::command::Command;
+use crate::identity::{AssignmentRecord, PrincipalRecord};
 use crate::records::*;
 use crate::view::StateView;
 
@@ -48,6 +49,15 @@ pub enum Mutation {
         at: i64,
         target: PurgeTarget,
     },
+    /// Writes a principal with its name and client-id indexes.
+    PutPrincipal(PrincipalRecord),
+    DeletePrincipal(PrincipalRecord),
+    /// Writes an assignment with its indexes (by principal, by role, and the one that makes a
+    /// principal, role and scope unique).
+    PutAssignment(AssignmentRecord),
+    DeleteAssignment(AssignmentRecord),
+    PutRole(arca_rbac::RoleDefinition),
+    DeleteRole(arca_rbac::RoleDefinition),
 }
 
 /// What the caller gets back once the mutations are committed.
@@ -60,6 +70,9 @@ pub enum Outcome {
     Key { vault: VaultRecord, key: ObjectHeader, version: KeyVersionRecord },
     Policy(PolicyRecord),
     Purged,
+    Principal(PrincipalRecord),
+    Assignment(AssignmentRecord),
+    Role(arca_rbac::RoleDefinition),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +106,22 @@ pub fn decide(view: &dyn StateView, command: &Command, now: i64) -> Result<Decis
         Command::MarkKeyNotified { vault, name, version } => keys::mark_notified(view, vault, name, version),
         Command::RestoreSecret { vault, secret, versions } => secrets::restore(view, vault, secret, versions),
         Command::PurgeDue { target, scheduled_purge_at } => purge_due(view, target, *scheduled_purge_at, now),
+        Command::CreatePrincipal { id, kind, name, app_id, credential } => {
+            identity::create_principal(view, *id, *kind, name, *app_id, credential.as_ref(), now)
+        }
+        Command::DeletePrincipal { id } => identity::delete_principal(view, id),
+        Command::ResetCredential { principal, credential, append } => {
+            identity::reset_credential(view, principal, credential, *append, now)
+        }
+        Command::DeleteCredential { principal, key_id } => identity::delete_credential(view, principal, key_id),
+        Command::SetGroupMember { group, member, add } => identity::set_membership(view, group, member, *add),
+        Command::RevokePrincipalTokens { principal } => identity::revoke_tokens(view, principal, now),
+        Command::CreateRoleAssignment { id, principal, role_id, scope } => {
+            identity::create_assignment(view, *id, principal, role_id, scope, now)
+        }
+        Command::DeleteRoleAssignment { id } => identity::delete_assignment(view, id),
+        Command::PutRoleDefinition { role, update } => identity::put_role(view, role, *update),
+        Command::DeleteRoleDefinition { id } => identity::delete_role(view, id),
     }
 }
 
@@ -175,16 +204,14 @@ fn delete_vault(view: &dyn StateView, name: &VaultName, now: i64) -> Result<Deci
     let mut vault = live_vault(view, name)?;
     let deletion = Deletion::starting(now, vault.retention_days);
     vault.deleted = Some(deletion);
-    Ok(Decision {
-        mutations: vec![
-            Mutation::PutVault(vault.clone()),
-            Mutation::SchedulePurge {
-                at: deletion.scheduled_purge_at,
-                target: PurgeTarget::Vault { vault: name.clone() },
-            },
-        ],
-        outcome: Outcome::Vault(vault),
-    })
+    let mut mutations = vec![
+        Mutation::PutVault(vault.clone()),
+        Mutation::SchedulePurge { at: deletion.scheduled_purge_at, target: PurgeTarget::Vault { vault: name.clone() } },
+    ];
+    // As Azure: role assignments on the vault and its objects go with it, and a recovered (or
+    // recreated) vault starts with none.
+    mutations.extend(identity::assignments_within(view, name)?.into_iter().map(Mutation::DeleteAssignment));
+    Ok(Decision { mutations, outcome: Outcome::Vault(vault) })
 }
 
 fn deleted_vault(view: &dyn StateView, name: &VaultName) -> Result<(VaultRecord, Deletion), ArcaError> {
@@ -310,6 +337,7 @@ pub(crate) fn validate_window(not_before: Option<i64>, expires: Option<i64>) -> 
     Ok(())
 }
 
+pub mod identity;
 pub mod keys;
 pub mod objects;
 pub mod secrets;

@@ -10,7 +10,7 @@ use arca_types::ArcaError;
 use tonic::{Request, Response, Status};
 
 use crate::access::Action;
-use crate::api::Api;
+use crate::api::{Api, Target, LOCAL, WRITE};
 use crate::engine::{SystemCommand, SystemOutcome};
 
 /// Joins this (not yet joined) node to the cluster that `peer` belongs to, with a join token.
@@ -69,7 +69,11 @@ impl ClusterService for Cluster {
         request: Request<pb::GetClusterStatusRequest>,
     ) -> Result<Response<pb::ClusterStatus>, Status> {
         let mut call = self.api.begin(&request, "ClusterStatus");
-        let result = self.api.authorize(&mut call, Action::ClusterRead, None).and_then(|_| cluster_status(&self.api));
+        // From this node's replica as it is: status must answer without a leader.
+        let result = match self.api.authorize(&mut call, Action::ClusterRead, Target::Cluster, LOCAL).await {
+            Ok(_) => cluster_status(&self.api),
+            Err(e) => Err(e),
+        };
         self.api.finish(call, result)
     }
 
@@ -80,7 +84,7 @@ impl ClusterService for Cluster {
         let mut call = self.api.begin(&request, "ClusterCreateJoinToken");
         let r = request.into_inner();
         let result = async {
-            self.api.authorize(&mut call, Action::ClusterManage, None)?;
+            self.api.authorize(&mut call, Action::ClusterJoinTokenCreate, Target::Cluster, WRITE).await?;
             let creator = call.accessor().unwrap_or_default();
             let (token, record) =
                 crate::membership::prepare_join_token(&self.api.engine, ttl_seconds(r.ttl.as_ref())?, &creator)?;
@@ -136,7 +140,7 @@ impl ClusterService for Cluster {
         let mut call = self.api.begin(&request, "ClusterRemoveNode");
         let r = request.into_inner();
         let result = async {
-            self.api.authorize(&mut call, Action::ClusterManage, None)?;
+            self.api.authorize(&mut call, Action::ClusterNodeRemove, Target::Cluster, WRITE).await?;
             if r.node_id == 0 {
                 return Err(ArcaError::bad_parameter(
                     "node_id",

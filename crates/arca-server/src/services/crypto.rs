@@ -9,9 +9,10 @@ use arca_core::read::{self, KeyView};
 use arca_crypto::keys::LoadedKey;
 use arca_proto::v1 as pb;
 use arca_proto::v1::crypto_service_server::CryptoService;
+use arca_rbac::ObjectKind;
 use arca_types::keys::{EncryptionAlgorithm, KeyFamily, KeyOp, SignatureAlgorithm};
 use arca_types::limits::{CRYPTO_BATCH_ITEMS_MAX, CRYPTO_INPUT_BYTES_MAX};
-use arca_types::{ArcaError, ObjectName, VaultName, VersionId};
+use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName, VersionId};
 use tonic::{Request, Response, Status};
 
 use crate::access::Action;
@@ -45,12 +46,27 @@ pub trait CryptoItem: Send + 'static {
     const OPERATION: &'static str;
     const ACTION: Action;
     const OP: KeyOp;
+    /// Whether the operation needs only the public key, so that (as Azure allows) `keys/read` is
+    /// enough when the key is asymmetric: encrypt, wrap and verify.
+    const PUBLIC_OP: bool = false;
     fn key_ref(&self) -> (&str, &str, &str);
     fn read_options(&self) -> Option<&pb::ReadOptions>;
     /// Parses the algorithm and checks sizes before any key is looked up.
     fn validate(&self) -> Result<(), ArcaError>;
     fn run(self, target: &Target) -> Result<Self::Out, ArcaError>;
     fn item(result: Result<Self::Out, ArcaError>) -> Self::Item;
+}
+
+/// A caller admitted only to read a key may use it only for a public-key operation: the key must be
+/// asymmetric.
+fn only_public(public_only: bool, target: &Target) -> Result<(), ArcaError> {
+    if public_only && target.key.spec().family() == KeyFamily::Oct {
+        return Err(ArcaError::new(
+            ErrorCode::ForbiddenByRbac,
+            "reading a key allows public-key operations on asymmetric keys only; this key is symmetric",
+        ));
+    }
+    Ok(())
 }
 
 fn item_error(e: &ArcaError) -> pb::ItemError {
@@ -78,6 +94,7 @@ impl CryptoItem for pb::EncryptRequest {
     type Item = pb::EncryptResult;
     const OPERATION: &'static str = "KeyEncrypt";
     const ACTION: Action = Action::KeyEncrypt;
+    const PUBLIC_OP: bool = true;
     const OP: KeyOp = KeyOp::Encrypt;
     fn key_ref(&self) -> (&str, &str, &str) {
         (&self.vault, &self.name, &self.version)
@@ -138,6 +155,7 @@ impl CryptoItem for pb::WrapKeyRequest {
     type Item = pb::WrapKeyResult;
     const OPERATION: &'static str = "KeyWrap";
     const ACTION: Action = Action::KeyWrap;
+    const PUBLIC_OP: bool = true;
     const OP: KeyOp = KeyOp::WrapKey;
     fn key_ref(&self) -> (&str, &str, &str) {
         (&self.vault, &self.name, &self.version)
@@ -215,6 +233,7 @@ impl CryptoItem for pb::VerifyRequest {
     type Item = pb::VerifyResult;
     const OPERATION: &'static str = "KeyVerify";
     const ACTION: Action = Action::KeyVerify;
+    const PUBLIC_OP: bool = true;
     const OP: KeyOp = KeyOp::Verify;
     fn key_ref(&self) -> (&str, &str, &str) {
         (&self.vault, &self.name, &self.version)
@@ -261,15 +280,45 @@ impl Crypto {
         })
     }
 
-    fn authorize<R: CryptoItem>(
+    /// Authorizes `R`'s action at the key, after a read barrier as fresh as the request asks. For a
+    /// public-key operation a caller who may only read the key is admitted too, and `true` comes back:
+    /// the key must then turn out to be asymmetric.
+    async fn authorize<R: CryptoItem>(
         &self,
         call: &mut Call,
         vault: &str,
         name: &str,
-    ) -> Result<(Keyspace, VaultName), ArcaError> {
+        freshness: crate::api::Freshness,
+    ) -> Result<(Keyspace, VaultName, bool), ArcaError> {
         self.0.touch(call, name);
-        let ks = self.0.authorize(call, R::ACTION, Some(vault))?;
-        Ok((ks, VaultName::parse(vault)?))
+        let at = crate::api::Target::Object { vault, kind: ObjectKind::Keys, name };
+        match self.0.authorize(call, R::ACTION, at, freshness).await {
+            Ok(ks) => Ok((ks, VaultName::parse(vault)?, false)),
+            Err(refused) if refused.code == ErrorCode::ForbiddenByRbac && R::PUBLIC_OP => {
+                let ks = self.0.authorize(call, Action::KeyRead, at, crate::api::LOCAL).await.map_err(|_| refused)?;
+                Ok((ks, VaultName::parse(vault)?, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// For a batch's other items: the same check as [`Self::authorize`], without another barrier.
+    fn item_permitted<R: CryptoItem>(
+        &self,
+        ks: &Keyspace,
+        call: &Call,
+        vault: &VaultName,
+        name: &str,
+    ) -> Result<bool, ArcaError> {
+        let scope = arca_rbac::Scope::object(vault, ObjectKind::Keys, &arca_types::ObjectName::parse("name", name)?);
+        match self.0.permits(ks, call, R::ACTION, &scope) {
+            Ok(()) => Ok(false),
+            Err(refused) if refused.code == ErrorCode::ForbiddenByRbac && R::PUBLIC_OP => {
+                self.0.permits(ks, call, Action::KeyRead, &scope).map_err(|_| refused)?;
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs items that passed their checks; RSA work goes to the blocking pool so it never stalls the
@@ -287,11 +336,12 @@ impl Crypto {
         let r = request.into_inner();
         let result = async {
             let (vault, name, version) = r.key_ref();
-            let (ks, vault_name) = self.authorize::<R>(&mut call, vault, name)?;
+            let freshness = Some(parse_consistency(r.read_options())?);
+            let (ks, vault_name, public_only) = self.authorize::<R>(&mut call, vault, name, freshness).await?;
             r.validate()?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options())?).await?;
             let (name, version) = (name.to_owned(), version.to_owned());
             let target = self.target(&ks, &vault_name, &name, &version, R::OP)?;
+            only_public(public_only, &target)?;
             self.run_items(vec![(r, target)]).await?.pop().unwrap_or_else(|| Err(ArcaError::internal("no result")))
         }
         .await;
@@ -313,8 +363,8 @@ impl Crypto {
             }
             let vault = items[0].key_ref().0.to_owned();
             let first_name = items[0].key_ref().1.to_owned();
-            let (ks, vault_name) = self.authorize::<R>(&mut call, &vault, &first_name)?;
-            self.0.engine.read_barrier(parse_consistency(read_options.as_ref())?).await?;
+            let freshness = Some(parse_consistency(read_options.as_ref())?);
+            let (ks, vault_name, _) = self.authorize::<R>(&mut call, &vault, &first_name, freshness).await?;
             let mut slots: Vec<Option<Result<R::Out, ArcaError>>> = Vec::with_capacity(items.len());
             let mut work = Vec::new();
             let mut positions = Vec::new();
@@ -326,7 +376,13 @@ impl Crypto {
                 let checked = if !v.eq_ignore_ascii_case(&vault) {
                     Err(ArcaError::bad_parameter("items.vault", "every item of a batch must name the same vault"))
                 } else {
-                    item.validate().and_then(|_| self.target(&ks, &vault_name, name, version, R::OP))
+                    // Every item is authorized at its own key.
+                    self.item_permitted::<R>(&ks, &call, &vault_name, name).and_then(|public_only| {
+                        item.validate()?;
+                        let target = self.target(&ks, &vault_name, name, version, R::OP)?;
+                        only_public(public_only, &target)?;
+                        Ok(target)
+                    })
                 };
                 match checked {
                     Ok(target) => {

@@ -16,9 +16,12 @@ use base64::Engine as _;
 use tonic::{Request, Response, Status};
 
 use crate::access::Action;
-use crate::api::{next_token, offset_window, page_size, page_token, parse_consistency, Api, Call};
+use crate::api::{
+    next_token, offset_window, page_size, page_token, parse_consistency, Api, Call, Freshness, Target, LOCAL, WRITE,
+};
 use crate::convert;
 use crate::keyspace::Keyspace;
+use arca_rbac::ObjectKind;
 
 pub struct Keys(pub Arc<Api>);
 
@@ -173,16 +176,40 @@ impl Keys {
         &self.0.engine.vault_suffix
     }
 
-    fn open(
+    /// Authorizes at the key (after a read barrier as fresh as `freshness`), parses the names, and
+    /// records the object for audit.
+    async fn open(
         &self,
         call: &mut Call,
         action: Action,
         vault: &str,
         name: &str,
+        freshness: Freshness,
     ) -> Result<(Keyspace, VaultName, ObjectName), ArcaError> {
         self.0.touch(call, name);
-        let ks = self.0.authorize(call, action, Some(vault))?;
+        let ks =
+            self.0.authorize(call, action, Target::Object { vault, kind: ObjectKind::Keys, name }, freshness).await?;
         Ok((ks, VaultName::parse(vault)?, ObjectName::parse("name", name)?))
+    }
+
+    /// One page of keys (or deleted keys), showing only those the caller may read.
+    async fn list_page(
+        &self,
+        call: &mut Call,
+        vault: &str,
+        raw_page_size: i32,
+        raw_page_token: &str,
+        read_options: Option<&pb::ReadOptions>,
+        deleted: bool,
+    ) -> Result<arca_core::view::Page<KeyView>, ArcaError> {
+        let freshness = Some(parse_consistency(read_options)?);
+        let (ks, visible) = self.0.authorize_list(call, Action::KeyRead, vault, ObjectKind::Keys, freshness).await?;
+        let vault = VaultName::parse(vault)?;
+        let limit = page_size(raw_page_size)?;
+        let after = page_token(raw_page_token)?;
+        let mut page = read::list_keys(&ks.recording_view(), &vault, deleted, after.as_deref(), limit)?;
+        page.items.retain(|v| visible.shows(&v.key.name.canonical()));
+        Ok(page)
     }
 
     fn loaded(&self, view: &KeyView) -> Result<Arc<LoadedKey>, ArcaError> {
@@ -263,7 +290,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyCreate");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::KeyCreate, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::KeyCreate, &r.vault, &r.name, WRITE).await?;
             let (spec, hsm) = requested_spec(&r)?;
             let key_ops = parse_ops(&r.key_ops)?;
             if let Some(ops) = &key_ops {
@@ -293,7 +320,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyImport");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::KeyImport, &r.vault, &r.name)?;
+            let (ks, vault, name) = self.open(&mut call, Action::KeyImport, &r.vault, &r.name, WRITE).await?;
             let jwk = r.key.as_ref().ok_or_else(|| ArcaError::bad_parameter("key", "import needs a JWK in key"))?;
             let import = check_jwk(jwk)?;
             let (family, kty_hsm, key_ops) = (import.family, import.kty_hsm, import.key_ops.clone());
@@ -329,9 +356,9 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyGet");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::KeyRead, &r.vault, &r.name)?;
+            let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+            let (ks, vault, name) = self.open(&mut call, Action::KeyRead, &r.vault, &r.name, freshness).await?;
             let version = VersionId::parse_optional(&r.version)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
             let view = read::get_key(&ks.recording_view(), &vault, &name, version.as_ref())?;
             self.key_message(&view)
         }
@@ -343,12 +370,8 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyList");
         let r = request.into_inner();
         let result = async {
-            let ks = self.0.authorize(&mut call, Action::KeyRead, Some(&r.vault))?;
-            let vault = VaultName::parse(&r.vault)?;
-            let limit = page_size(r.page_size)?;
-            let after = page_token(&r.page_token)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
-            let page = read::list_keys(&ks.recording_view(), &vault, false, after.as_deref(), limit)?;
+            let page =
+                self.list_page(&mut call, &r.vault, r.page_size, &r.page_token, r.read_options.as_ref(), false).await?;
             let keys = page.items.iter().map(|v| self.key_message(v)).collect::<Result<_, _>>()?;
             Ok(pb::ListKeysResponse { keys, next_page_token: next_token(page.next) })
         }
@@ -363,8 +386,8 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyListVersions");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::KeyRead, &r.vault, &r.name)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+            let (ks, vault, name) = self.open(&mut call, Action::KeyRead, &r.vault, &r.name, freshness).await?;
             let versions = read::key_versions(&ks.recording_view(), &vault, &name)?;
             let (range, next_page_token) = offset_window(versions.len(), r.page_size, &r.page_token)?;
             let keys = versions[range].iter().map(|v| self.key_message(v)).collect::<Result<_, _>>()?;
@@ -378,7 +401,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyUpdate");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::KeyUpdate, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::KeyUpdate, &r.vault, &r.name, WRITE).await?;
             let has = crate::api::update_mask(
                 r.update_mask.as_ref(),
                 &["key_ops", "tags", "enabled", "not_before", "expires"],
@@ -415,7 +438,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyDelete");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::KeyDelete, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::KeyDelete, &r.vault, &r.name, WRITE).await?;
             let view = self.run(&call, Command::DeleteKey { vault, name }).await?;
             Ok(convert::deleted_key(&view, self.suffix(), &*self.loaded(&view)?))
         }
@@ -430,8 +453,8 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyGetDeleted");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::KeyRead, &r.vault, &r.name)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+            let (ks, vault, name) = self.open(&mut call, Action::KeyRead, &r.vault, &r.name, freshness).await?;
             let view = read::get_deleted_key(&ks.recording_view(), &vault, &name)?;
             Ok(convert::deleted_key(&view, self.suffix(), &*self.loaded(&view)?))
         }
@@ -446,12 +469,8 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyListDeleted");
         let r = request.into_inner();
         let result = async {
-            let ks = self.0.authorize(&mut call, Action::KeyRead, Some(&r.vault))?;
-            let vault = VaultName::parse(&r.vault)?;
-            let limit = page_size(r.page_size)?;
-            let after = page_token(&r.page_token)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
-            let page = read::list_keys(&ks.recording_view(), &vault, true, after.as_deref(), limit)?;
+            let page =
+                self.list_page(&mut call, &r.vault, r.page_size, &r.page_token, r.read_options.as_ref(), true).await?;
             let keys = page
                 .items
                 .iter()
@@ -470,7 +489,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyRecover");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::KeyRecover, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::KeyRecover, &r.vault, &r.name, WRITE).await?;
             let view = self.run(&call, Command::RecoverKey { vault, name }).await?;
             self.key_message(&view)
         }
@@ -482,7 +501,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyPurge");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::KeyPurge, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::KeyPurge, &r.vault, &r.name, WRITE).await?;
             self.0.engine.execute(&Command::PurgeKey { vault, name }, call.client_request().as_ref()).await.map(|_| ())
         }
         .await;
@@ -496,8 +515,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyBackup");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::KeyBackup, &r.vault, &r.name)?;
-            self.0.engine.read_barrier(parse_consistency(None)?).await?;
+            let (ks, vault, name) = self.open(&mut call, Action::KeyBackup, &r.vault, &r.name, WRITE).await?;
             let (key, versions, policy) = read::backup_key(&ks.recording_view(), &vault, &name)?;
             Ok(pb::BackupKeyResponse { value: ks.key_backup_blob(key, versions, policy)? })
         }
@@ -509,10 +527,19 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyRestore");
         let r = request.into_inner();
         let result = async {
-            let ks = self.0.authorize(&mut call, Action::KeyRestore, Some(&r.vault))?;
+            // The name to authorize at is inside the blob; one that does not open is refused at the
+            // vault's scope first, so a caller without the right learns nothing of the blob.
+            let opened = self.0.engine.seal.keyspace()?.open_key_backup(&r.backup);
+            let target = match &opened {
+                Ok((key, _, _)) => {
+                    self.0.touch(&mut call, key.name.as_str());
+                    Target::Object { vault: &r.vault, kind: ObjectKind::Keys, name: key.name.as_str() }
+                }
+                Err(_) => Target::Vault(&r.vault),
+            };
+            self.0.authorize(&mut call, Action::KeyRestore, target, WRITE).await?;
             let vault = VaultName::parse(&r.vault)?;
-            let (key, versions, policy) = ks.open_key_backup(&r.backup)?;
-            self.0.touch(&mut call, key.name.as_str());
+            let (key, versions, policy) = opened?;
             let view = self.run(&call, Command::RestoreKey { vault, key, versions, policy }).await?;
             self.key_message(&view)
         }
@@ -524,7 +551,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyRotate");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::KeyRotate, &r.vault, &r.name)?;
+            let (ks, vault, name) = self.open(&mut call, Action::KeyRotate, &r.vault, &r.name, WRITE).await?;
             let view = rotate(&self.0.engine, &ks, vault, name, call.client_request().as_ref()).await?;
             self.key_message(&view)
         }
@@ -539,8 +566,8 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyRotationPolicyGet");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::KeyPolicyRead, &r.vault, &r.name)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+            let (ks, vault, name) = self.open(&mut call, Action::KeyPolicyRead, &r.vault, &r.name, freshness).await?;
             let record = read::get_policy(&ks.recording_view(), &vault, &name)?;
             Ok(convert::policy(&record, self.suffix()))
         }
@@ -555,7 +582,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "KeyRotationPolicySet");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::KeyPolicyWrite, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::KeyPolicyWrite, &r.vault, &r.name, WRITE).await?;
             let policy = convert::policy_from(&r.policy.unwrap_or_default())?;
             match self
                 .0
@@ -578,7 +605,7 @@ impl KeyService for Keys {
         let mut call = self.0.begin(&request, "RandomBytesGet");
         let r = request.into_inner();
         let result = async {
-            self.0.authorize(&mut call, Action::RandomBytes, None)?;
+            self.0.authorize(&mut call, Action::RandomBytes, Target::Cluster, LOCAL).await?;
             let count = u32::try_from(r.count).ok().filter(|c| (RANDOM_BYTES_MIN..=RANDOM_BYTES_MAX).contains(c));
             let count = count.ok_or_else(|| {
                 ArcaError::bad_parameter(

@@ -5,5 +5,7 @@ pub mod crypto;
 pub mod keys;
 pub mod node;
 pub mod operator;
+pub mod principals;
+pub mod roles;
 pub mod secrets;
 pub mod vaults;

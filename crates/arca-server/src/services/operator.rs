@@ -9,7 +9,7 @@ use arca_types::{ArcaError, ErrorCode};
 use tonic::{Request, Response, Status};
 
 use crate::access::Action;
-use crate::api::Api;
+use crate::api::{Api, Target, LOCAL, WRITE};
 use crate::engine::{SystemCommand, SystemOutcome};
 use crate::keyspace::{self, InitRecord, INIT_KEY};
 use crate::seal::{InitSubject, SealStatus};
@@ -163,10 +163,14 @@ impl OperatorService for Operator {
 
     async fn seal(&self, request: Request<pb::SealRequest>) -> Result<Response<pb::SealStatus>, Status> {
         let mut call = self.0.begin(&request, "OperatorSeal");
-        let result = self.0.authorize(&mut call, Action::OperatorSeal, None).and_then(|_| {
-            self.0.engine.seal_now();
-            self.0.engine.seal.status().map(|s| seal_status(s, self.node_id()))
-        });
+        // Against this node's replica as it is: sealing must work without a leader.
+        let result = match self.0.authorize(&mut call, Action::ClusterSeal, Target::Cluster, LOCAL).await {
+            Ok(_) => {
+                self.0.engine.seal_now();
+                self.0.engine.seal.status().map(|s| seal_status(s, self.node_id()))
+            }
+            Err(e) => Err(e),
+        };
         self.0.finish(call, result)
     }
 
@@ -211,7 +215,7 @@ impl OperatorService for Operator {
         let mut call = self.0.begin(&request, "OperatorRevokeToken");
         let r = request.into_inner();
         let result = async {
-            self.0.authorize(&mut call, Action::OperatorTokens, None)?;
+            self.0.authorize(&mut call, Action::ClusterTokensRevoke, Target::Cluster, WRITE).await?;
             if r.accessor.len() != 16 || !r.accessor.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ArcaError::bad_parameter("accessor", "an accessor is 16 hex characters"));
             }
@@ -228,8 +232,7 @@ impl OperatorService for Operator {
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
         let mut call = self.0.begin(&request, "OperatorListTokens");
         let result = async {
-            let keyspace = self.0.authorize(&mut call, Action::OperatorTokens, None)?;
-            self.0.engine.read_barrier(crate::engine::Consistency::Linearizable).await?;
+            let keyspace = self.0.authorize(&mut call, Action::ClusterTokensList, Target::Cluster, WRITE).await?;
             crate::root::list_tokens(&keyspace)
         }
         .await;
@@ -242,7 +245,7 @@ impl OperatorService for Operator {
     ) -> Result<Response<pb::RotateKeyringResponse>, Status> {
         let mut call = self.0.begin(&request, "OperatorRotate");
         let result = async {
-            self.0.authorize(&mut call, Action::OperatorRotate, None)?;
+            self.0.authorize(&mut call, Action::ClusterRotateKeyring, Target::Cluster, WRITE).await?;
             let engine = &self.0.engine;
             let SystemOutcome::KeyringTerm(term) = engine.execute_system(SystemCommand::RotateKeyring).await? else {
                 return Err(ArcaError::internal("the leader answered a rotation with another outcome"));

@@ -10,9 +10,12 @@ use arca_types::{ArcaError, ObjectName, SecretString, VaultName, VersionId};
 use tonic::{Request, Response, Status};
 
 use crate::access::Action;
-use crate::api::{next_token, offset_window, page_size, page_token, parse_consistency, Api, Call};
+use crate::api::{
+    next_token, offset_window, page_size, page_token, parse_consistency, Api, Call, Freshness, Target, WRITE,
+};
 use crate::convert;
 use crate::keyspace::Keyspace;
+use arca_rbac::ObjectKind;
 
 pub struct Secrets(pub Arc<Api>);
 
@@ -28,16 +31,19 @@ impl Secrets {
         &self.0.engine.vault_suffix
     }
 
-    /// Authorizes, parses the vault and secret names, and records the object for audit.
-    fn open(
+    /// Authorizes at the secret (after a read barrier as fresh as `freshness`), parses the vault and
+    /// secret names, and records the object for audit.
+    async fn open(
         &self,
         call: &mut Call,
         action: Action,
         vault: &str,
         name: &str,
+        freshness: Freshness,
     ) -> Result<(Keyspace, VaultName, ObjectName), ArcaError> {
         self.0.touch(call, name);
-        let ks = self.0.authorize(call, action, Some(vault))?;
+        let target = Target::Object { vault, kind: ObjectKind::Secrets, name };
+        let ks = self.0.authorize(call, action, target, freshness).await?;
         Ok((ks, VaultName::parse(vault)?, ObjectName::parse("name", name)?))
     }
 
@@ -51,12 +57,15 @@ impl Secrets {
         read_options: Option<&pb::ReadOptions>,
         deleted: bool,
     ) -> Result<arca_core::view::Page<SecretView>, ArcaError> {
-        let ks = self.0.authorize(call, Action::SecretReadMetadata, Some(vault))?;
+        let freshness = Some(parse_consistency(read_options)?);
+        let (ks, visible) =
+            self.0.authorize_list(call, Action::SecretReadMetadata, vault, ObjectKind::Secrets, freshness).await?;
         let vault = VaultName::parse(vault)?;
         let limit = page_size(raw_page_size)?;
         let after = page_token(raw_page_token)?;
-        self.0.engine.read_barrier(parse_consistency(read_options)?).await?;
-        read::list_secrets(&ks.recording_view(), &vault, deleted, after.as_deref(), limit)
+        let mut page = read::list_secrets(&ks.recording_view(), &vault, deleted, after.as_deref(), limit)?;
+        page.items.retain(|v| visible.shows(&v.secret.name.canonical()));
+        Ok(page)
     }
 
     async fn run(&self, call: &Call, command: Command) -> Result<SecretView, ArcaError> {
@@ -70,7 +79,7 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretSet");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::SecretSet, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::SecretSet, &r.vault, &r.name, WRITE).await?;
             let command = Command::SetSecret {
                 vault,
                 name,
@@ -92,9 +101,9 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretGet");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::SecretGet, &r.vault, &r.name)?;
+            let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+            let (ks, vault, name) = self.open(&mut call, Action::SecretGet, &r.vault, &r.name, freshness).await?;
             let version = VersionId::parse_optional(&r.version)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
             read::get_secret(&ks.recording_view(), &vault, &name, version.as_ref())
                 .map(|v| convert::secret(&v, self.suffix(), true))
         }
@@ -127,8 +136,9 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretListVersions");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::SecretReadMetadata, &r.vault, &r.name)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+            let (ks, vault, name) =
+                self.open(&mut call, Action::SecretReadMetadata, &r.vault, &r.name, freshness).await?;
             let (vault_rec, secret, versions) = read::secret_versions(&ks.recording_view(), &vault, &name)?;
             let (range, next_page_token) = offset_window(versions.len(), r.page_size, &r.page_token)?;
             let secrets = versions[range]
@@ -151,7 +161,7 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretUpdate");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::SecretUpdate, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::SecretUpdate, &r.vault, &r.name, WRITE).await?;
             let has = crate::api::update_mask(
                 r.update_mask.as_ref(),
                 &["content_type", "tags", "enabled", "not_before", "expires"],
@@ -183,7 +193,7 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretDelete");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::SecretDelete, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::SecretDelete, &r.vault, &r.name, WRITE).await?;
             self.run(&call, Command::DeleteSecret { vault, name })
                 .await
                 .map(|v| convert::deleted_secret(&v, self.suffix()))
@@ -199,8 +209,9 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretGetDeleted");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::SecretReadMetadata, &r.vault, &r.name)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+            let (ks, vault, name) =
+                self.open(&mut call, Action::SecretReadMetadata, &r.vault, &r.name, freshness).await?;
             read::get_deleted_secret(&ks.recording_view(), &vault, &name)
                 .map(|v| convert::deleted_secret(&v, self.suffix()))
         }
@@ -233,7 +244,7 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretRecover");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::SecretRecover, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::SecretRecover, &r.vault, &r.name, WRITE).await?;
             self.run(&call, Command::RecoverSecret { vault, name })
                 .await
                 .map(|v| convert::secret(&v, self.suffix(), false))
@@ -249,7 +260,7 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretPurge");
         let r = request.into_inner();
         let result = async {
-            let (_, vault, name) = self.open(&mut call, Action::SecretPurge, &r.vault, &r.name)?;
+            let (_, vault, name) = self.open(&mut call, Action::SecretPurge, &r.vault, &r.name, WRITE).await?;
             self.0
                 .engine
                 .execute(&Command::PurgeSecret { vault, name }, call.client_request().as_ref())
@@ -267,8 +278,7 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretBackup");
         let r = request.into_inner();
         let result = async {
-            let (ks, vault, name) = self.open(&mut call, Action::SecretBackup, &r.vault, &r.name)?;
-            self.0.engine.read_barrier(parse_consistency(None)?).await?;
+            let (ks, vault, name) = self.open(&mut call, Action::SecretBackup, &r.vault, &r.name, WRITE).await?;
             let (secret, versions) = read::backup_secret(&ks.recording_view(), &vault, &name)?;
             Ok(pb::BackupSecretResponse { value: ks.backup_blob(secret, versions)? })
         }
@@ -280,10 +290,19 @@ impl SecretService for Secrets {
         let mut call = self.0.begin(&request, "SecretRestore");
         let r = request.into_inner();
         let result = async {
-            let ks = self.0.authorize(&mut call, Action::SecretRestore, Some(&r.vault))?;
+            // The name to authorize at is inside the blob. One that does not open is refused at the
+            // vault's scope first, so a caller without the right learns nothing of the blob.
+            let opened = self.0.engine.seal.keyspace()?.open_backup(&r.backup);
+            let target = match &opened {
+                Ok((secret, _)) => {
+                    self.0.touch(&mut call, secret.name.as_str());
+                    Target::Object { vault: &r.vault, kind: ObjectKind::Secrets, name: secret.name.as_str() }
+                }
+                Err(_) => Target::Vault(&r.vault),
+            };
+            self.0.authorize(&mut call, Action::SecretRestore, target, WRITE).await?;
             let vault = VaultName::parse(&r.vault)?;
-            let (secret, versions) = ks.open_backup(&r.backup)?;
-            self.0.touch(&mut call, secret.name.as_str());
+            let (secret, versions) = opened?;
             self.run(&call, Command::RestoreSecret { vault, secret, versions })
                 .await
                 .map(|v| convert::secret(&v, self.suffix(), false))

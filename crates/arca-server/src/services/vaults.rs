@@ -6,11 +6,11 @@ use arca_core::{read, Command, Outcome, Sku};
 use arca_proto::v1 as pb;
 use arca_proto::v1::vault_service_server::VaultService;
 use arca_types::limits::RETENTION_DAYS_DEFAULT;
-use arca_types::{ArcaError, VaultName};
+use arca_types::{ArcaError, ErrorCode, VaultName};
 use tonic::{Request, Response, Status};
 
 use crate::access::Action;
-use crate::api::{next_token, page_size, page_token, parse_consistency, Api};
+use crate::api::{next_token, page_size, page_token, parse_consistency, Api, Call, Target, Visible, WRITE};
 use crate::convert;
 
 pub struct Vaults(pub Arc<Api>);
@@ -27,15 +27,19 @@ impl Vaults {
         &self.0.engine.vault_suffix
     }
 
+    /// Authorizes `action` at `target` (the vault, or the cluster for a vault that does not exist
+    /// yet or no longer does), then runs the command.
     async fn write(
         &self,
         call: &mut crate::api::Call,
         action: Action,
+        target: Target<'_>,
         name: &str,
         command: impl FnOnce(VaultName) -> Result<Command, ArcaError>,
     ) -> Result<Outcome, ArcaError> {
-        self.0.authorize(call, action, Some(name))?;
+        self.0.authorize(call, action, target, WRITE).await?;
         let name = VaultName::parse(name)?;
+        call.set_vault(&name);
         let command = command(name)?;
         self.0.engine.execute(&command, call.client_request().as_ref()).await
     }
@@ -48,7 +52,7 @@ impl VaultService for Vaults {
         let r = request.into_inner();
         let entropy = self.0.engine.seal.entropy().clone();
         let result = self
-            .write(&mut call, Action::VaultWrite, &r.name, |name| {
+            .write(&mut call, Action::VaultWrite, Target::Cluster, &r.name, |name| {
                 let sku = match pb::Sku::try_from(r.sku) {
                     Ok(pb::Sku::Unspecified) | Ok(pb::Sku::Standard) => Sku::Standard,
                     Ok(pb::Sku::Premium) => Sku::Premium,
@@ -83,9 +87,9 @@ impl VaultService for Vaults {
         let mut call = self.0.begin(&request, "VaultGet");
         let r = request.into_inner();
         let result = async {
-            let ks = self.0.authorize(&mut call, Action::VaultRead, Some(&r.name))?;
+            let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+            let ks = authorize_vault_read(&self.0, &mut call, &r.name, freshness).await?;
             let name = VaultName::parse(&r.name)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
             read::get_vault(&ks.recording_view(), &name).map(|v| convert::vault(&v, self.suffix()))
         }
         .await;
@@ -106,7 +110,7 @@ impl VaultService for Vaults {
         let mut call = self.0.begin(&request, "VaultUpdate");
         let r = request.into_inner();
         let result = self
-            .write(&mut call, Action::VaultWrite, &r.name, |name| {
+            .write(&mut call, Action::VaultWrite, Target::Vault(&r.name), &r.name, |name| {
                 let paths: Vec<String> = r.update_mask.map(|m| m.paths).unwrap_or_default();
                 let all = paths.is_empty();
                 for p in &paths {
@@ -134,7 +138,9 @@ impl VaultService for Vaults {
         let mut call = self.0.begin(&request, "VaultDelete");
         let r = request.into_inner();
         let result = self
-            .write(&mut call, Action::VaultDelete, &r.name, |name| Ok(Command::DeleteVault { name }))
+            .write(&mut call, Action::VaultDelete, Target::Vault(&r.name), &r.name, |name| {
+                Ok(Command::DeleteVault { name })
+            })
             .await
             .and_then(outcome_vault)
             .map(|v| convert::vault(&v, self.suffix()));
@@ -148,9 +154,10 @@ impl VaultService for Vaults {
         let mut call = self.0.begin(&request, "VaultGetDeleted");
         let r = request.into_inner();
         let result = async {
-            let ks = self.0.authorize(&mut call, Action::VaultRead, Some(&r.name))?;
+            let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+            let ks = self.0.authorize(&mut call, Action::VaultDeletedRead, Target::Cluster, freshness).await?;
             let name = VaultName::parse(&r.name)?;
-            self.0.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
+            call.set_vault(&name);
             read::get_deleted_vault(&ks.recording_view(), &name).map(|v| convert::vault(&v, self.suffix()))
         }
         .await;
@@ -174,7 +181,7 @@ impl VaultService for Vaults {
         let mut call = self.0.begin(&request, "VaultRecover");
         let r = request.into_inner();
         let result = self
-            .write(&mut call, Action::VaultWrite, &r.name, |name| Ok(Command::RecoverVault { name }))
+            .write(&mut call, Action::VaultWrite, Target::Cluster, &r.name, |name| Ok(Command::RecoverVault { name }))
             .await
             .and_then(outcome_vault)
             .map(|v| convert::vault(&v, self.suffix()));
@@ -188,11 +195,48 @@ impl VaultService for Vaults {
         let mut call = self.0.begin(&request, "VaultPurge");
         let r = request.into_inner();
         let result = self
-            .write(&mut call, Action::VaultDelete, &r.name, |name| Ok(Command::PurgeVault { name }))
+            .write(&mut call, Action::VaultPurge, Target::Cluster, &r.name, |name| Ok(Command::PurgeVault { name }))
             .await
             .map(|_| ());
         self.0.finish(call, result)
     }
+}
+
+/// Authorizes reading a vault: `Microsoft.KeyVault/vaults/read` at it, or any role assignment on
+/// the vault or one of its objects (whoever may use a vault may see it).
+async fn authorize_vault_read(
+    api: &Api,
+    call: &mut Call,
+    name: &str,
+    freshness: crate::api::Freshness,
+) -> Result<crate::keyspace::Keyspace, ArcaError> {
+    match api.authorize(call, Action::VaultRead, Target::Vault(name), freshness).await {
+        Err(refused) if refused.code == ErrorCode::ForbiddenByRbac => {
+            let keyspace = api.engine.seal.keyspace()?;
+            let vault = VaultName::parse(name)?;
+            if holds_any_within(api, &keyspace, call)?.contains(vault.canonical()) {
+                Ok(keyspace)
+            } else {
+                Err(refused)
+            }
+        }
+        other => other,
+    }
+}
+
+/// The vaults at or below which the caller holds any role assignment.
+fn holds_any_within(
+    api: &Api,
+    keyspace: &crate::keyspace::Keyspace,
+    call: &Call,
+) -> Result<std::collections::BTreeSet<String>, ArcaError> {
+    let mut vaults = std::collections::BTreeSet::new();
+    for action in [Action::VaultRead, Action::SecretReadMetadata, Action::SecretGet, Action::KeyRead] {
+        vaults.extend(
+            api.objects_granting(keyspace, call, action, |scope| scope.vault().map(|v| v.canonical().to_owned()))?,
+        );
+    }
+    Ok(vaults)
 }
 
 async fn list(
@@ -201,11 +245,24 @@ async fn list(
     r: &pb::ListVaultsRequest,
     deleted: bool,
 ) -> Result<pb::ListVaultsResponse, ArcaError> {
-    let ks = api.authorize(call, Action::VaultRead, None)?;
+    let freshness = Some(parse_consistency(r.read_options.as_ref())?);
+    let action = if deleted { Action::VaultDeletedRead } else { Action::VaultRead };
+    let (ks, visible) = match api.authorize(call, action, Target::Cluster, freshness).await {
+        Ok(ks) => (ks, Visible::All),
+        Err(refused) if refused.code == ErrorCode::ForbiddenByRbac && !deleted => {
+            let ks = api.engine.seal.keyspace()?;
+            let vaults = holds_any_within(api, &ks, call)?;
+            if vaults.is_empty() {
+                return Err(refused);
+            }
+            (ks, Visible::Only(vaults))
+        }
+        Err(e) => return Err(e),
+    };
     let limit = page_size(r.page_size)?;
     let after = page_token(&r.page_token)?;
-    api.engine.read_barrier(parse_consistency(r.read_options.as_ref())?).await?;
-    let page = read::list_vaults(&ks.recording_view(), deleted, after.as_deref(), limit)?;
+    let mut page = read::list_vaults(&ks.recording_view(), deleted, after.as_deref(), limit)?;
+    page.items.retain(|v| visible.shows(v.name.canonical()));
     Ok(pb::ListVaultsResponse {
         vaults: page.items.iter().map(|v| convert::vault(v, &api.engine.vault_suffix)).collect(),
         next_page_token: next_token(page.next),

@@ -16,6 +16,9 @@
 //! | `r/` + H(caller, request id) | the outcome of a change made with a client request id |
 //! | `rt/` + time + H(…) | when that outcome expires (for the sweep) |
 //! | `s/root-next` | after a rekey: the new root key, under the barrier, for unsealed nodes to pick up |
+//! | `s/token-key` | the access-token signing key (Ed25519), under the barrier |
+//! | `s/token-keys` | the public token keys access tokens are checked with |
+//! | `tv/` + token id | a revoked access token, kept until it would have expired |
 //! | `v/` + H(vault name) | vault record |
 //! | `o/` + vault id + `s` + H_vault(name) | secret header |
 //! | `o/` + vault id + `S` + H_vault(name) + version | secret version |
@@ -23,6 +26,7 @@
 //! | `o/` + vault id + `K` + H_vault(name) + version | key version (private material inside) |
 //! | `o/` + vault id + `r` + H_vault(name) | key rotation policy |
 //! | `p/` + purge time + H(target) | purge schedule entry |
+//! | `pr/`, `pn/`, `pc/`, `ra/`, `rp/`, `rr/`, `ru/`, `rd/`, `rn/` | principals, role assignments and custom roles ([`identity`]) |
 //!
 //! [`RecordingView`] answers the rules' lookups and remembers every key it read with the log index
 //! that last wrote it; those become the proposal's preconditions, so a decision only applies if
@@ -45,6 +49,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+mod identity;
+
 pub const KEYRING_KEY: &[u8] = b"s/keyring";
 pub const INIT_KEY: &[u8] = b"s/init";
 pub const NODE_SEQ_KEY: &[u8] = b"s/nodeseq";
@@ -55,6 +61,13 @@ const JOIN_TOKEN_PREFIX: &[u8] = b"j/";
 const TOKEN_PREFIX: &[u8] = b"t/";
 const TOKEN_ACCESSOR_PREFIX: &[u8] = b"ta/";
 pub const ROOT_NEXT_KEY: &[u8] = b"s/root-next";
+/// The cluster's access-token signing key (Ed25519 PKCS#8, under the barrier).
+pub const TOKEN_SIGNING_KEY: &[u8] = b"s/token-key";
+/// The public halves of the token keys tokens are checked with (not secret).
+pub const TOKEN_KEYS_KEY: &[u8] = b"s/token-keys";
+const REVOKED_TOKEN_PREFIX: &[u8] = b"tv/";
+/// The only policy a token record may carry: a root token's.
+pub const ROOT_POLICY: &str = "root";
 const REQUEST_PREFIX: &[u8] = b"r/";
 const REQUEST_TIME_PREFIX: &[u8] = b"rt/";
 const VAULT_PREFIX: &[u8] = b"v/";
@@ -176,6 +189,11 @@ impl Keyspace {
 
     pub fn barrier(&self) -> &Barrier {
         &self.barrier
+    }
+
+    /// The state store underneath, for records kept in the clear.
+    pub fn store(&self) -> &dyn StateStore {
+        &*self.store
     }
 
     fn hashed(&self, prefix: &[u8], scope: Scope<'_>, canonical: &str) -> Vec<u8> {
@@ -359,6 +377,29 @@ impl Keyspace {
         }
     }
 
+    /// The access-token signing key, if one was made.
+    pub fn token_signing_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>, ArcaError> {
+        self.system_bytes(TOKEN_SIGNING_KEY)
+    }
+
+    pub fn put_token_signing_key(&self, pkcs8: &[u8]) -> Result<Op, ArcaError> {
+        self.put_system_bytes(TOKEN_SIGNING_KEY, pkcs8)
+    }
+
+    fn revoked_token_key(jti: &[u8; 16]) -> Vec<u8> {
+        [REVOKED_TOKEN_PREFIX, jti.as_slice()].concat()
+    }
+
+    /// Whether the access token with this id was revoked.
+    pub fn access_token_revoked(&self, jti: &[u8; 16]) -> Result<bool, ArcaError> {
+        Ok(self.store.get(&Self::revoked_token_key(jti)).map_err(storage)?.is_some())
+    }
+
+    /// The write that revokes one access token until `expires` (Unix seconds).
+    pub fn revoke_access_token(jti: &[u8; 16], expires: i64) -> Op {
+        put_plain(&Self::revoked_token_key(jti), &expires)
+    }
+
     fn put_system_bytes(&self, key: &[u8], bytes: &[u8]) -> Result<Op, ArcaError> {
         Ok(Op::Put { key: key.to_vec(), value: self.barrier.seal(Scope::System, key, bytes).map_err(corrupt)? })
     }
@@ -452,6 +493,10 @@ impl Keyspace {
                     ops.push(Op::Put { value: self.seal(Scope::System, &key, target)?, key });
                 }
                 Mutation::UnschedulePurge { at, target } => ops.push(Op::Delete { key: self.purge_key(*at, target) }),
+                other => match self.identity_ops(other)? {
+                    Some(identity) => ops.extend(identity),
+                    None => return Err(ArcaError::internal("a mutation has no layout in the keyspace")),
+                },
             }
         }
         Ok(Proposal { preconditions, ops })

@@ -1,0 +1,341 @@
+//! The rules of principals, credentials, group membership, custom roles and role assignments.
+
+use arca_rbac::{RoleDefinition, Scope};
+use arca_types::limits::*;
+use arca_types::{ArcaError, DisplayName, ErrorCode};
+
+use crate::decide::{Decision, Mutation, Outcome};
+use crate::identity::*;
+use crate::view::StateView;
+
+fn not_found(id: &PrincipalId) -> ArcaError {
+    ArcaError::new(ErrorCode::PrincipalNotFound, format!("no principal has the id {}", uuid(id)))
+}
+
+fn principal(view: &dyn StateView, id: &PrincipalId) -> Result<PrincipalRecord, ArcaError> {
+    view.principal(id)?.ok_or_else(|| not_found(id))
+}
+
+fn done(mutations: Vec<Mutation>, outcome: Outcome) -> Result<Decision, ArcaError> {
+    Ok(Decision { mutations, outcome })
+}
+
+/// Checks a new credential's validity window and kind against the principal it is for.
+fn check_credential(record_kind: PrincipalKind, credential: &Credential, now: i64) -> Result<(), ArcaError> {
+    if record_kind != PrincipalKind::ServicePrincipal {
+        return Err(ArcaError::bad_parameter(
+            "credential",
+            format!("a {} has no credentials of its own; only service principals do", record_kind.azure_name()),
+        ));
+    }
+    let lifetime = credential.end.saturating_sub(credential.start);
+    if credential.end <= now || lifetime <= 0 {
+        return Err(ArcaError::bad_parameter(
+            "end_date",
+            "the credential would never be valid: its end is not after its start and now",
+        ));
+    }
+    if lifetime > CREDENTIAL_LIFETIME_S_MAX {
+        return Err(ArcaError::bad_parameter(
+            "years",
+            format!("a credential may last at most {} days", CREDENTIAL_LIFETIME_S_MAX / SECONDS_PER_DAY),
+        ));
+    }
+    Ok(())
+}
+
+pub fn create_principal(
+    view: &dyn StateView,
+    id: PrincipalId,
+    kind: PrincipalKind,
+    name: &DisplayName,
+    app_id: Option<[u8; 16]>,
+    credential: Option<&Credential>,
+    now: i64,
+) -> Result<Decision, ArcaError> {
+    if kind.is_application() != app_id.is_some() {
+        return Err(ArcaError::internal("a principal's client id does not match its kind"));
+    }
+    if view.principal_named(name)?.is_some() {
+        return Err(ArcaError::new(
+            ErrorCode::Conflict,
+            format!("a principal named '{name}' (or a name that looks the same) already exists; choose another name"),
+        ));
+    }
+    if view.principal(&id)?.is_some() || app_id.map(|a| view.principal_by_app(&a)).transpose()?.flatten().is_some() {
+        return Err(ArcaError::unavailable("a freshly minted id is already taken; retry"));
+    }
+    if let Some(c) = credential {
+        check_credential(kind, c, now)?;
+    }
+    let record = PrincipalRecord {
+        id,
+        kind,
+        name: name.clone(),
+        app_id,
+        created: now,
+        tokens_valid_after: 0,
+        credentials: credential.cloned().into_iter().collect(),
+        groups: Vec::new(),
+        members: Vec::new(),
+    };
+    done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
+}
+
+/// Deletes a principal with its role assignments and group memberships (Azure leaves assignments
+/// to deleted principals behind as "Identity not found"; Arca removes them with it).
+pub fn delete_principal(view: &dyn StateView, id: &PrincipalId) -> Result<Decision, ArcaError> {
+    let record = principal(view, id)?;
+    let mut mutations = Vec::new();
+    for other_id in record.groups.iter().chain(&record.members) {
+        if let Some(mut other) = view.principal(other_id)? {
+            other.groups.retain(|g| g != id);
+            other.members.retain(|m| m != id);
+            mutations.push(Mutation::PutPrincipal(other));
+        }
+    }
+    for assignment in view.assignments_of(id)? {
+        mutations.push(Mutation::DeleteAssignment(assignment));
+    }
+    mutations.push(Mutation::DeletePrincipal(record.clone()));
+    done(mutations, Outcome::Principal(record))
+}
+
+/// Adds a credential. Without `append`, it replaces every credential of its kind (as `az ad sp
+/// credential reset` does); with it, at most two of a kind may be valid at once, for overlap rotation.
+/// Expired credentials of the kind are dropped either way.
+pub fn reset_credential(
+    view: &dyn StateView,
+    id: &PrincipalId,
+    credential: &Credential,
+    append: bool,
+    now: i64,
+) -> Result<Decision, ArcaError> {
+    let mut record = principal(view, id)?;
+    check_credential(record.kind, credential, now)?;
+    let same_kind = |c: &Credential| c.is_secret() == credential.is_secret();
+    record.credentials.retain(|c| !same_kind(c) || (append && c.end > now));
+    if record.credentials.iter().filter(|c| same_kind(c)).count() >= CREDENTIALS_PER_KIND_MAX {
+        return Err(ArcaError::new(
+            ErrorCode::Conflict,
+            format!(
+                "the service principal already has {CREDENTIALS_PER_KIND_MAX} {} that have not expired; delete one \
+                 (arca ad sp credential delete) or reset without --append",
+                if credential.is_secret() { "client secrets" } else { "certificates" }
+            ),
+        ));
+    }
+    if let CredentialKind::Certificate { thumbprint_sha256, .. } = &credential.kind {
+        let taken = record.credentials.iter().any(
+            |c| matches!(&c.kind, CredentialKind::Certificate { thumbprint_sha256: t, .. } if t == thumbprint_sha256),
+        );
+        if taken {
+            return Err(ArcaError::new(
+                ErrorCode::Conflict,
+                "this certificate is already registered for the service principal",
+            ));
+        }
+    }
+    record.credentials.push(credential.clone());
+    done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
+}
+
+pub fn delete_credential(view: &dyn StateView, id: &PrincipalId, key_id: &[u8; 16]) -> Result<Decision, ArcaError> {
+    let mut record = principal(view, id)?;
+    let before = record.credentials.len();
+    record.credentials.retain(|c| &c.key_id != key_id);
+    if record.credentials.len() == before {
+        return Err(ArcaError::bad_parameter("key_id", "the service principal has no credential with that key id"));
+    }
+    done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
+}
+
+/// Adds (or removes) a member to a group. Groups do not nest.
+pub fn set_membership(
+    view: &dyn StateView,
+    group_id: &PrincipalId,
+    member_id: &PrincipalId,
+    add: bool,
+) -> Result<Decision, ArcaError> {
+    let mut group = principal(view, group_id)?;
+    let mut member = principal(view, member_id)?;
+    if group.kind != PrincipalKind::Group {
+        return Err(ArcaError::bad_parameter(
+            "group",
+            format!("{} is a {}, not a group", uuid(group_id), group.kind.azure_name()),
+        ));
+    }
+    if member.kind == PrincipalKind::Group {
+        return Err(ArcaError::bad_parameter("member", "groups do not nest: add the group's members instead"));
+    }
+    let is_member = group.members.contains(member_id);
+    if add && !is_member {
+        if group.members.len() >= GROUP_MEMBERS_MAX {
+            return Err(ArcaError::bad_parameter(
+                "group",
+                format!("a group may have at most {GROUP_MEMBERS_MAX} members"),
+            ));
+        }
+        if member.groups.len() >= GROUPS_PER_PRINCIPAL_MAX {
+            return Err(ArcaError::bad_parameter(
+                "member",
+                format!("a principal may be in at most {GROUPS_PER_PRINCIPAL_MAX} groups"),
+            ));
+        }
+        group.members.push(*member_id);
+        member.groups.push(*group_id);
+    } else if !add && is_member {
+        group.members.retain(|m| m != member_id);
+        member.groups.retain(|g| g != group_id);
+    } else {
+        // Already as asked: nothing to write.
+        return done(Vec::new(), Outcome::Principal(group));
+    }
+    done(vec![Mutation::PutPrincipal(member), Mutation::PutPrincipal(group.clone())], Outcome::Principal(group))
+}
+
+/// Every access token the principal holds so far stops working.
+pub fn revoke_tokens(view: &dyn StateView, id: &PrincipalId, now: i64) -> Result<Decision, ArcaError> {
+    let mut record = principal(view, id)?;
+    // Tokens are dated to the second: one issued in this very second is revoked too.
+    record.tokens_valid_after = now.saturating_add(1).max(record.tokens_valid_after);
+    done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
+}
+
+fn role_or_not_found(view: &dyn StateView, role_id: &str) -> Result<RoleDefinition, ArcaError> {
+    crate::identity::role(view, role_id)?
+        .ok_or_else(|| ArcaError::new(ErrorCode::RoleDefinitionNotFound, format!("no role has the id '{role_id}'")))
+}
+
+pub fn create_assignment(
+    view: &dyn StateView,
+    id: [u8; 16],
+    principal_id: &PrincipalId,
+    role_id: &str,
+    scope: &Scope,
+    now: i64,
+) -> Result<Decision, ArcaError> {
+    let record = principal(view, principal_id)?;
+    let role = role_or_not_found(view, role_id)?;
+    if !role.assignable_scopes.iter().any(|s| s.contains(scope)) {
+        return Err(ArcaError::bad_parameter(
+            "scope",
+            format!(
+                "the role '{}' cannot be assigned at {scope}; it is assignable at its AssignableScopes only",
+                role.name
+            ),
+        ));
+    }
+    if let Some(vault) = scope.vault() {
+        if !view.vault(vault)?.is_some_and(|v| v.is_live()) {
+            return Err(ArcaError::new(ErrorCode::VaultNotFound, format!("vault '{vault}' does not exist")));
+        }
+    }
+    if view.assignment_of(principal_id, &role.id, scope)?.is_some() {
+        return Err(ArcaError::new(
+            ErrorCode::RoleAssignmentExists,
+            format!("{} already holds '{}' at {scope}", uuid(principal_id), role.name),
+        ));
+    }
+    if view.assignments_of(principal_id)?.len() >= ASSIGNMENTS_PER_PRINCIPAL_MAX {
+        return Err(ArcaError::bad_parameter(
+            "assignee",
+            format!("a principal may hold at most {ASSIGNMENTS_PER_PRINCIPAL_MAX} role assignments"),
+        ));
+    }
+    if view.assignment(&id)?.is_some() {
+        return Err(ArcaError::unavailable("a freshly minted id is already taken; retry"));
+    }
+    let assignment = AssignmentRecord {
+        id,
+        principal: *principal_id,
+        principal_kind: record.kind,
+        role_id: role.id,
+        scope: scope.clone(),
+        created: now,
+    };
+    done(vec![Mutation::PutAssignment(assignment.clone())], Outcome::Assignment(assignment))
+}
+
+pub fn delete_assignment(view: &dyn StateView, id: &[u8; 16]) -> Result<Decision, ArcaError> {
+    let assignment = view.assignment(id)?.ok_or_else(|| {
+        ArcaError::new(ErrorCode::RoleAssignmentNotFound, format!("no role assignment has the id {}", uuid(id)))
+    })?;
+    done(vec![Mutation::DeleteAssignment(assignment.clone())], Outcome::Assignment(assignment))
+}
+
+/// Creates a custom role, or (with `update`) replaces one that exists.
+pub fn put_role(view: &dyn StateView, role: &RoleDefinition, update: bool) -> Result<Decision, ArcaError> {
+    if !role.custom {
+        return Err(ArcaError::internal("only custom roles are stored"));
+    }
+    let existing = view.custom_role(&role.id)?;
+    match (update, &existing) {
+        (false, Some(_)) => {
+            return Err(ArcaError::new(
+                ErrorCode::Conflict,
+                format!("a role with id {} exists; update it instead", role.id),
+            ))
+        }
+        (true, None) => {
+            return Err(ArcaError::new(
+                ErrorCode::RoleDefinitionNotFound,
+                format!("no custom role has the id '{}'", role.id),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(holder) = view.custom_role_named(&role.name)? {
+        if holder != role.id {
+            return Err(ArcaError::new(
+                ErrorCode::Conflict,
+                format!("a custom role named '{}' already exists", role.name),
+            ));
+        }
+    }
+    if existing.is_none() && view.custom_roles()?.len() >= CUSTOM_ROLES_MAX {
+        return Err(ArcaError::bad_parameter(
+            "role_definition",
+            format!("a cluster may have at most {CUSTOM_ROLES_MAX} custom roles"),
+        ));
+    }
+    let mut mutations = Vec::new();
+    if let Some(old) = existing {
+        mutations.push(Mutation::DeleteRole(old));
+    }
+    mutations.push(Mutation::PutRole(role.clone()));
+    done(mutations, Outcome::Role(role.clone()))
+}
+
+pub fn delete_role(view: &dyn StateView, id: &str) -> Result<Decision, ArcaError> {
+    if arca_rbac::role::find_built_in(id).is_some_and(|r| r.id.eq_ignore_ascii_case(id)) {
+        return Err(ArcaError::bad_parameter("role", "built-in roles cannot be deleted"));
+    }
+    let role = view.custom_role(&id.to_ascii_lowercase())?.ok_or_else(|| {
+        ArcaError::new(ErrorCode::RoleDefinitionNotFound, format!("no custom role has the id '{id}'"))
+    })?;
+    if view.role_in_use(&role.id)? {
+        return Err(ArcaError::new(
+            ErrorCode::RoleDefinitionHasAssignments,
+            format!("the role '{}' is still assigned; delete its role assignments first", role.name),
+        ));
+    }
+    done(vec![Mutation::DeleteRole(role.clone())], Outcome::Role(role))
+}
+
+/// Every assignment at a vault or at one of its objects.
+pub fn assignments_within(
+    view: &dyn StateView,
+    vault: &arca_types::VaultName,
+) -> Result<Vec<AssignmentRecord>, ArcaError> {
+    let mut out = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = view.assignments(after.as_deref(), 1000)?;
+        out.extend(page.items.into_iter().filter(|a| a.scope.vault() == Some(vault)));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(out),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Who can call Arca, as replicated state: principals (users, groups, service principals, managed
+//! identities) with their credentials, custom role definitions, and role assignments.
+//!
+//! Principals have immutable random ids (shown as UUIDs); display names are unique by their
+//! [`DisplayName::key`]. Credentials are stored only as what checks them: a keyed hash of a secret,
+//! or a certificate's SHA-256 thumbprint with its public key.
+
+use arca_rbac::{RoleDefinition, Scope};
+use arca_types::{ArcaError, DisplayName};
+use serde::{Deserialize, Serialize};
+
+use crate::view::Page;
+
+/// A principal's id: 16 random bytes, shown as a UUID.
+pub type PrincipalId = [u8; 16];
+
+/// The kinds of principal, with Azure's `principalType` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PrincipalKind {
+    User,
+    Group,
+    ServicePrincipal,
+    ManagedIdentity,
+}
+
+impl PrincipalKind {
+    pub fn azure_name(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "User",
+            PrincipalKind::Group => "Group",
+            PrincipalKind::ServicePrincipal => "ServicePrincipal",
+            PrincipalKind::ManagedIdentity => "ManagedIdentity",
+        }
+    }
+
+    /// Whether the principal signs in with its own credentials (and so has a client id).
+    pub fn is_application(self) -> bool {
+        matches!(self, PrincipalKind::ServicePrincipal | PrincipalKind::ManagedIdentity)
+    }
+}
+
+/// What proves a principal's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CredentialKind {
+    /// A client secret Arca generated: only a keyed hash of it is kept, and its first three
+    /// characters, to tell secrets apart (as Azure shows a hint).
+    Secret { hash: [u8; 32], hint: String },
+    /// A certificate, by its SHA-256 thumbprint (`x5t#S256`), and its public key (SPKI DER), which a
+    /// client assertion must be signed with: matched as a whole key, never by name or serial.
+    Certificate { thumbprint_sha256: [u8; 32], spki_der: Vec<u8> },
+}
+
+/// One credential of a principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    pub key_id: [u8; 16],
+    pub kind: CredentialKind,
+    /// Valid from `start` until `end` (Unix seconds).
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Credential {
+    pub fn is_secret(&self) -> bool {
+        matches!(self.kind, CredentialKind::Secret { .. })
+    }
+
+    pub fn is_valid_at(&self, now: i64) -> bool {
+        self.start <= now && now < self.end
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrincipalRecord {
+    pub id: PrincipalId,
+    pub kind: PrincipalKind,
+    pub name: DisplayName,
+    /// The client id (Azure's `appId`) of a service principal or managed identity.
+    pub app_id: Option<[u8; 16]>,
+    pub created: i64,
+    /// Access tokens issued before this instant are refused: "revoke every token of this principal".
+    pub tokens_valid_after: i64,
+    pub credentials: Vec<Credential>,
+    /// The groups this principal is a direct member of.
+    pub groups: Vec<PrincipalId>,
+    /// A group's direct members.
+    pub members: Vec<PrincipalId>,
+}
+
+/// A role given to a principal at a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentRecord {
+    pub id: [u8; 16],
+    pub principal: PrincipalId,
+    pub principal_kind: PrincipalKind,
+    pub role_id: String,
+    pub scope: Scope,
+    pub created: i64,
+}
+
+impl AssignmentRecord {
+    /// As the evaluator takes it.
+    pub fn to_rbac(&self) -> arca_rbac::Assignment {
+        arca_rbac::Assignment {
+            id: uuid(&self.id),
+            principal_id: uuid(&self.principal),
+            role_id: self.role_id.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+/// Lookups of identity state, beside [`crate::StateView`]'s vaults and objects.
+pub trait IdentityView {
+    fn principal(&self, id: &PrincipalId) -> Result<Option<PrincipalRecord>, ArcaError>;
+    /// The principal holding a display name (by its key).
+    fn principal_named(&self, name: &DisplayName) -> Result<Option<PrincipalId>, ArcaError>;
+    /// The service principal or managed identity with this client id.
+    fn principal_by_app(&self, app_id: &[u8; 16]) -> Result<Option<PrincipalId>, ArcaError>;
+    fn principals(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PrincipalRecord>, ArcaError>;
+    fn assignment(&self, id: &[u8; 16]) -> Result<Option<AssignmentRecord>, ArcaError>;
+    /// The assignment of `role_id` to `principal` at `scope`, if there is one (there is at most one).
+    fn assignment_of(
+        &self,
+        principal: &PrincipalId,
+        role_id: &str,
+        scope: &Scope,
+    ) -> Result<Option<[u8; 16]>, ArcaError>;
+    /// Every assignment a principal holds directly.
+    fn assignments_of(&self, principal: &PrincipalId) -> Result<Vec<AssignmentRecord>, ArcaError>;
+    /// Whether any assignment names the role.
+    fn role_in_use(&self, role_id: &str) -> Result<bool, ArcaError>;
+    fn assignments(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<AssignmentRecord>, ArcaError>;
+    /// A custom role by id (built-in roles come from `arca_rbac`).
+    fn custom_role(&self, id: &str) -> Result<Option<RoleDefinition>, ArcaError>;
+    /// The custom role with this name (compared without case).
+    fn custom_role_named(&self, name: &str) -> Result<Option<String>, ArcaError>;
+    fn custom_roles(&self) -> Result<Vec<RoleDefinition>, ArcaError>;
+}
+
+/// A role by id, built-in or custom.
+pub fn role(view: &dyn IdentityView, id: &str) -> Result<Option<RoleDefinition>, ArcaError> {
+    match arca_rbac::role::find_built_in(id) {
+        Some(r) if r.id.eq_ignore_ascii_case(id) => Ok(Some(r.clone())),
+        _ => view.custom_role(&id.to_ascii_lowercase()),
+    }
+}
+
+/// 16 bytes as a lowercase UUID (`8-4-4-4-12`).
+pub fn uuid(bytes: &[u8; 16]) -> String {
+    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// A UUID (any case, with or without hyphens in the usual places) as 16 bytes.
+pub fn parse_uuid(field: &str, raw: &str) -> Result<[u8; 16], ArcaError> {
+    let bad = || ArcaError::bad_parameter(field, format!("{field} must be a UUID (8-4-4-4-12 hexadecimal digits)"));
+    let guid = arca_rbac::role::parse_guid(raw).ok_or_else(bad)?;
+    let hex: String = guid.chars().filter(|c| *c != '-').collect();
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_round_trip_and_bad_ones_are_refused() {
+        let id = [0xab; 16];
+        assert_eq!(uuid(&id), "abababab-abab-abab-abab-abababababab");
+        assert_eq!(parse_uuid("id", &uuid(&id)).unwrap(), id);
+        assert_eq!(parse_uuid("id", "ABABABAB-ABAB-ABAB-ABAB-ABABABABABAB").unwrap(), id);
+        for bad in ["", "abababab", "abababab-abab-abab-abab-ababababababx", "gbababab-abab-abab-abab-abababababab"] {
+            assert!(parse_uuid("id", bad).is_err(), "{bad}");
+        }
+    }
+}

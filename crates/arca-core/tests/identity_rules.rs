@@ -1,0 +1,233 @@
+//! The rules of principals, credentials, groups, custom roles and role assignments, driven through
+//! `decide` against the in-memory model.
+
+use arca_core::identity::*;
+use arca_core::mem_view::MemView;
+use arca_core::*;
+use arca_rbac::role::{KEY_VAULT_READER, KEY_VAULT_SECRETS_USER};
+use arca_rbac::Scope;
+use arca_types::limits::{CREDENTIAL_LIFETIME_S_MAX, SECONDS_PER_DAY};
+use arca_types::{DisplayName, ErrorCode, VaultName};
+
+const T0: i64 = 1_800_000_000;
+
+struct World {
+    view: MemView,
+    now: i64,
+    next: u8,
+}
+
+impl World {
+    fn new() -> Self {
+        Self { view: MemView::default(), now: T0, next: 0 }
+    }
+
+    fn id(&mut self) -> [u8; 16] {
+        self.next += 1;
+        [self.next; 16]
+    }
+
+    fn run(&mut self, cmd: Command) -> Result<Outcome, ErrorCode> {
+        match decide(&self.view, &cmd, self.now) {
+            Ok(d) => {
+                self.view.apply(&d.mutations);
+                Ok(d.outcome)
+            }
+            Err(e) => Err(e.code),
+        }
+    }
+
+    fn principal(&mut self, kind: PrincipalKind, name: &str) -> Result<PrincipalId, ErrorCode> {
+        let id = self.id();
+        let app_id = kind.is_application().then(|| self.id());
+        let name = DisplayName::parse("name", name).map_err(|e| e.code)?;
+        self.run(Command::CreatePrincipal { id, kind, name, app_id, credential: None })?;
+        Ok(id)
+    }
+
+    fn secret(&mut self, days: i64) -> Credential {
+        let key_id = self.id();
+        Credential {
+            key_id,
+            kind: CredentialKind::Secret { hash: [key_id[0]; 32], hint: "abc".into() },
+            start: self.now,
+            end: self.now + days * SECONDS_PER_DAY,
+        }
+    }
+
+    fn vault(&mut self, name: &str) {
+        let id = self.id();
+        self.run(Command::CreateVault {
+            name: VaultName::parse(name).unwrap(),
+            id,
+            sku: Sku::Standard,
+            retention_days: 7,
+            purge_protection: false,
+            tags: Tags::new(),
+        })
+        .unwrap();
+    }
+
+    fn assign(&mut self, principal: PrincipalId, role: &str, scope: &str) -> Result<[u8; 16], ErrorCode> {
+        let id = self.id();
+        self.run(Command::CreateRoleAssignment {
+            id,
+            principal,
+            role_id: role.into(),
+            scope: Scope::parse(scope).unwrap(),
+        })?;
+        Ok(id)
+    }
+
+    fn record(&self, id: &PrincipalId) -> PrincipalRecord {
+        self.view.principal(id).unwrap().unwrap()
+    }
+}
+
+#[test]
+fn display_names_are_unique_by_their_normalised_key() {
+    let mut w = World::new();
+    w.principal(PrincipalKind::ServicePrincipal, "Payments API").unwrap();
+    for same in ["payments api", "  PAYMENTS   API ", "Pаyments API"] {
+        assert_eq!(w.principal(PrincipalKind::User, same), Err(ErrorCode::Conflict), "{same}");
+    }
+    assert!(w.principal(PrincipalKind::Group, "Payments API team").is_ok());
+    assert_eq!(w.principal(PrincipalKind::User, "Root"), Err(ErrorCode::BadParameter));
+}
+
+#[test]
+fn secrets_rotate_with_overlap_of_two_and_reset_replaces_them() {
+    let mut w = World::new();
+    let sp = w.principal(PrincipalKind::ServicePrincipal, "app").unwrap();
+    let (a, b, c) = (w.secret(30), w.secret(30), w.secret(30));
+    w.run(Command::ResetCredential { principal: sp, credential: a.clone(), append: false }).unwrap();
+    w.run(Command::ResetCredential { principal: sp, credential: b.clone(), append: true }).unwrap();
+    assert_eq!(w.record(&sp).credentials.len(), 2);
+    assert_eq!(
+        w.run(Command::ResetCredential { principal: sp, credential: c.clone(), append: true }),
+        Err(ErrorCode::Conflict),
+        "a third unexpired secret"
+    );
+    w.run(Command::DeleteCredential { principal: sp, key_id: a.key_id }).unwrap();
+    w.run(Command::ResetCredential { principal: sp, credential: c.clone(), append: true }).unwrap();
+    assert_eq!(w.record(&sp).credentials.iter().map(|c| c.key_id).collect::<Vec<_>>(), vec![b.key_id, c.key_id]);
+    // An expired one does not count, and goes.
+    w.now += 31 * SECONDS_PER_DAY;
+    let d = w.secret(30);
+    w.run(Command::ResetCredential { principal: sp, credential: d.clone(), append: true }).unwrap();
+    assert_eq!(w.record(&sp).credentials.iter().map(|c| c.key_id).collect::<Vec<_>>(), vec![d.key_id]);
+    // Without --append, a reset replaces every secret.
+    let e = w.secret(30);
+    let f = w.secret(30);
+    w.run(Command::ResetCredential { principal: sp, credential: f, append: true }).unwrap();
+    w.run(Command::ResetCredential { principal: sp, credential: e.clone(), append: false }).unwrap();
+    assert_eq!(w.record(&sp).credentials.iter().map(|c| c.key_id).collect::<Vec<_>>(), vec![e.key_id]);
+}
+
+#[test]
+fn credential_lifetimes_at_the_limit_and_one_second_past_it() {
+    let mut w = World::new();
+    let sp = w.principal(PrincipalKind::ServicePrincipal, "app").unwrap();
+    let mut credential = w.secret(1);
+    credential.end = credential.start + CREDENTIAL_LIFETIME_S_MAX;
+    w.run(Command::ResetCredential { principal: sp, credential: credential.clone(), append: false }).unwrap();
+    credential.end += 1;
+    assert_eq!(
+        w.run(Command::ResetCredential { principal: sp, credential, append: false }),
+        Err(ErrorCode::BadParameter)
+    );
+    let mut past = w.secret(1);
+    past.end = w.now;
+    assert_eq!(
+        w.run(Command::ResetCredential { principal: sp, credential: past, append: false }),
+        Err(ErrorCode::BadParameter)
+    );
+    // Only service principals hold credentials.
+    let user = w.principal(PrincipalKind::User, "alice").unwrap();
+    let credential = w.secret(1);
+    assert_eq!(
+        w.run(Command::ResetCredential { principal: user, credential, append: false }),
+        Err(ErrorCode::BadParameter)
+    );
+}
+
+#[test]
+fn assignments_are_unique_need_a_live_vault_and_go_with_their_principal_or_vault() {
+    let mut w = World::new();
+    w.vault("one");
+    w.vault("two");
+    let sp = w.principal(PrincipalKind::ServicePrincipal, "app").unwrap();
+    let kept = w.assign(sp, KEY_VAULT_SECRETS_USER, "/vaults/one").unwrap();
+    assert_eq!(w.assign(sp, KEY_VAULT_SECRETS_USER, "/vaults/ONE"), Err(ErrorCode::RoleAssignmentExists));
+    w.assign(sp, KEY_VAULT_SECRETS_USER, "/vaults/one/secrets/db").unwrap();
+    w.assign(sp, KEY_VAULT_READER, "/vaults/two").unwrap();
+    assert_eq!(w.assign(sp, KEY_VAULT_READER, "/vaults/three"), Err(ErrorCode::VaultNotFound));
+    assert_eq!(w.assign(sp, "00000000-0000-0000-0000-000000000000", "/"), Err(ErrorCode::RoleDefinitionNotFound));
+    assert_eq!(w.assign([9; 16], KEY_VAULT_READER, "/"), Err(ErrorCode::PrincipalNotFound));
+    assert_eq!(w.view.assignments_of(&sp).unwrap().len(), 3);
+
+    // Deleting vault one removes the two assignments within it, not the one on vault two.
+    w.run(Command::DeleteVault { name: VaultName::parse("one").unwrap() }).unwrap();
+    let left = w.view.assignments_of(&sp).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].scope, Scope::parse("/vaults/two").unwrap());
+    assert!(w.view.assignment(&kept).unwrap().is_none());
+    w.run(Command::RecoverVault { name: VaultName::parse("one").unwrap() }).unwrap();
+    assert_eq!(w.view.assignments_of(&sp).unwrap().len(), 1, "recovery does not bring assignments back");
+
+    // Deleting the principal removes the rest.
+    w.run(Command::DeletePrincipal { id: sp }).unwrap();
+    assert!(w.view.assignments(None, 100).unwrap().items.is_empty());
+    assert_eq!(w.run(Command::DeletePrincipal { id: sp }), Err(ErrorCode::PrincipalNotFound));
+}
+
+#[test]
+fn groups_hold_members_without_nesting_and_deleting_either_side_cleans_up() {
+    let mut w = World::new();
+    let group = w.principal(PrincipalKind::Group, "readers").unwrap();
+    let other = w.principal(PrincipalKind::Group, "writers").unwrap();
+    let user = w.principal(PrincipalKind::User, "alice").unwrap();
+    w.run(Command::SetGroupMember { group, member: user, add: true }).unwrap();
+    w.run(Command::SetGroupMember { group, member: user, add: true }).unwrap();
+    assert_eq!((w.record(&group).members.clone(), w.record(&user).groups.clone()), (vec![user], vec![group]));
+    assert_eq!(w.run(Command::SetGroupMember { group, member: other, add: true }), Err(ErrorCode::BadParameter));
+    assert_eq!(w.run(Command::SetGroupMember { group: user, member: user, add: true }), Err(ErrorCode::BadParameter));
+    w.run(Command::DeletePrincipal { id: group }).unwrap();
+    assert!(w.record(&user).groups.is_empty());
+}
+
+#[test]
+fn a_custom_role_in_use_cannot_be_deleted_and_names_stay_unique() {
+    let mut w = World::new();
+    w.vault("one");
+    let json = r#"{"Name": "Secret Lister", "DataActions": ["Microsoft.KeyVault/vaults/secrets/readMetadata/action"],
+                   "AssignableScopes": ["/vaults/one"]}"#;
+    let role = arca_rbac::role::parse_custom(json, "11111111-1111-1111-1111-111111111111").unwrap();
+    w.run(Command::PutRoleDefinition { role: role.clone(), update: false }).unwrap();
+    assert_eq!(w.run(Command::PutRoleDefinition { role: role.clone(), update: false }), Err(ErrorCode::Conflict));
+    let mut twin = role.clone();
+    twin.id = "22222222-2222-2222-2222-222222222222".into();
+    twin.name = "secret lister".into();
+    assert_eq!(w.run(Command::PutRoleDefinition { role: twin, update: false }), Err(ErrorCode::Conflict));
+    let sp = w.principal(PrincipalKind::ServicePrincipal, "app").unwrap();
+    assert_eq!(w.assign(sp, &role.id, "/"), Err(ErrorCode::BadParameter), "outside its assignable scopes");
+    let assignment = w.assign(sp, &role.id, "/vaults/one").unwrap();
+    assert_eq!(
+        w.run(Command::DeleteRoleDefinition { id: role.id.clone() }),
+        Err(ErrorCode::RoleDefinitionHasAssignments)
+    );
+    w.run(Command::DeleteRoleAssignment { id: assignment }).unwrap();
+    w.run(Command::DeleteRoleDefinition { id: role.id.clone() }).unwrap();
+    assert_eq!(w.run(Command::DeleteRoleDefinition { id: KEY_VAULT_READER.into() }), Err(ErrorCode::BadParameter));
+}
+
+#[test]
+fn revoking_a_principals_tokens_moves_its_cutoff_forward_only() {
+    let mut w = World::new();
+    let sp = w.principal(PrincipalKind::ServicePrincipal, "app").unwrap();
+    w.run(Command::RevokePrincipalTokens { principal: sp }).unwrap();
+    assert_eq!(w.record(&sp).tokens_valid_after, T0 + 1);
+    w.now -= 100;
+    w.run(Command::RevokePrincipalTokens { principal: sp }).unwrap();
+    assert_eq!(w.record(&sp).tokens_valid_after, T0 + 1, "a clock that went back never reopens tokens");
+}

@@ -1,0 +1,92 @@
+//! Certificates registered as service principal credentials: what is kept of one (its SHA-256
+//! thumbprint and its whole public key) and the key a client assertion signed with it is checked with.
+//!
+//! A registered certificate is matched by its entire public key, never by subject, serial or key id
+//! (the mistake behind CVE-2024-2048 and CVE-2025-6037): a second certificate with the same name and
+//! another key matches nothing.
+
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey as X509Key;
+
+use crate::cluster_pki::{from_pem, sha256};
+use crate::jwt::{Algorithm, JwtError, PublicKey};
+
+/// Largest certificate accepted as a credential, in bytes of DER.
+pub const CLIENT_CERTIFICATE_BYTES_MAX: usize = 16 * 1024;
+
+/// What a credential keeps of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateCredential {
+    /// SHA-256 of the DER certificate: its `x5t#S256`.
+    pub thumbprint_sha256: [u8; 32],
+    /// The DER SubjectPublicKeyInfo.
+    pub spki_der: Vec<u8>,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// Why a certificate was refused as a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientCertError {
+    #[error("the certificate is not one PEM `CERTIFICATE` block of at most {CLIENT_CERTIFICATE_BYTES_MAX} bytes")]
+    Pem,
+    #[error("the certificate does not parse as X.509")]
+    Malformed,
+    #[error("the certificate's key is {0}; use RSA of 2048 bits or more, EC P-256, or Ed25519")]
+    KeyType(String),
+}
+
+/// Reads a PEM certificate offered as a credential.
+pub fn read_certificate(pem: &str) -> Result<CertificateCredential, ClientCertError> {
+    let der = from_pem("CERTIFICATE", pem).ok_or(ClientCertError::Pem)?;
+    if der.len() > CLIENT_CERTIFICATE_BYTES_MAX {
+        return Err(ClientCertError::Pem);
+    }
+    let (rest, cert) = X509Certificate::from_der(&der).map_err(|_| ClientCertError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(ClientCertError::Malformed);
+    }
+    let spki_der = cert.public_key().raw.to_vec();
+    assertion_key(&spki_der, None).map_err(|e| match e {
+        JwtError::Key(why) => ClientCertError::KeyType(why.to_owned()),
+        _ => ClientCertError::Malformed,
+    })?;
+    Ok(CertificateCredential {
+        thumbprint_sha256: sha256(&der),
+        spki_der,
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+    })
+}
+
+/// The key a client assertion signed with this SPKI is checked with. RSA keys verify PS256 (or RS256
+/// when `rsa_algorithm` asks for it); EC P-256 keys ES256; Ed25519 keys EdDSA.
+pub fn assertion_key(spki_der: &[u8], rsa_algorithm: Option<Algorithm>) -> Result<PublicKey, JwtError> {
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|_| JwtError::Key("the public key does not parse"))?;
+    let raw = spki.subject_public_key.data.to_vec();
+    match spki.parsed().map_err(|_| JwtError::Key("an unsupported key type"))? {
+        X509Key::RSA(rsa) => {
+            if rsa.key_size() < 2048 {
+                return Err(JwtError::Key("an RSA key shorter than 2048 bits"));
+            }
+            let algorithm = match rsa_algorithm {
+                Some(Algorithm::RS256) => Algorithm::RS256,
+                _ => Algorithm::PS256,
+            };
+            PublicKey::from_parts(algorithm, raw)
+        }
+        X509Key::EC(point) => {
+            let p256 = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok())
+                == Some(x509_parser::oid_registry::OID_EC_P256);
+            if !p256 || point.data().len() != 65 {
+                return Err(JwtError::Key("an EC key on a curve other than P-256"));
+            }
+            PublicKey::from_parts(Algorithm::ES256, raw)
+        }
+        _ if spki.algorithm.algorithm == x509_parser::oid_registry::OID_SIG_ED25519 => {
+            PublicKey::from_parts(Algorithm::EdDSA, raw)
+        }
+        _ => Err(JwtError::Key("an unsupported key type")),
+    }
+}

@@ -1,0 +1,99 @@
+//! Identity on the request path: the cluster's token keys, issuing access tokens at the token
+//! endpoint, and turning a presented access token into a caller.
+
+use arca_core::identity::{parse_uuid, PrincipalRecord};
+use arca_crypto::cluster_pki::Ed25519Key;
+use arca_crypto::Entropy;
+use arca_identity::access_token::{self, AccessClaims, TokenKey, TOKEN_VERSION};
+use arca_identity::AuthMethod;
+use arca_rbac::RoleDefinition;
+use arca_storage::Op;
+use arca_types::{ArcaError, ErrorCode};
+
+use crate::access::{Identity, Principal};
+use crate::keyspace::{self, Keyspace, TOKEN_KEYS_KEY};
+
+fn unauthorized(why: &str) -> ArcaError {
+    ArcaError::new(ErrorCode::Unauthorized, format!("{why}; get a new one (arca login, or the token endpoint)"))
+}
+
+/// The public token keys, newest last.
+pub fn token_keys(keyspace: &Keyspace) -> Result<Vec<TokenKey>, ArcaError> {
+    Ok(keyspace::read_plain::<Vec<TokenKey>>(keyspace.store(), TOKEN_KEYS_KEY)?.map(|(_, k)| k).unwrap_or_default())
+}
+
+/// The name this cluster's tokens are issued by and for.
+pub fn issuer(keyspace: &Keyspace) -> Result<String, ArcaError> {
+    let (_, cluster) = crate::membership::cluster_record(keyspace.store())?
+        .ok_or_else(|| ArcaError::unavailable("this node does not know its cluster yet; retry"))?;
+    Ok(access_token::issuer(&cluster.cluster_id))
+}
+
+/// The writes that give a cluster its first token key: the private key under the barrier, the
+/// public one in the clear.
+pub fn new_token_key(keyspace: &Keyspace, entropy: &dyn Entropy) -> Result<Vec<Op>, ArcaError> {
+    let key = Ed25519Key::generate(entropy);
+    Ok(vec![
+        keyspace.put_token_signing_key(key.pkcs8_der())?,
+        keyspace::put_plain(TOKEN_KEYS_KEY, &vec![TokenKey::of(&key)]),
+    ])
+}
+
+/// Signs an access token for `principal`, valid from `now` for `lifetime` seconds.
+pub fn issue(
+    keyspace: &Keyspace,
+    principal: &PrincipalRecord,
+    method: AuthMethod,
+    lifetime: i64,
+    now: i64,
+    entropy: &dyn Entropy,
+) -> Result<(String, i64), ArcaError> {
+    let der = keyspace
+        .token_signing_key()?
+        .ok_or_else(|| ArcaError::unavailable("the cluster has no token key yet; retry"))?;
+    let key = Ed25519Key::from_pkcs8(&der).map_err(|e| ArcaError::internal(format!("the token key: {e}")))?;
+    let issuer = issuer(keyspace)?;
+    let expires = now.saturating_add(lifetime);
+    let claims = AccessClaims {
+        iss: issuer.clone(),
+        aud: issuer,
+        sub: arca_core::identity::uuid(&principal.id),
+        appid: principal.app_id.as_ref().map(arca_core::identity::uuid),
+        idtyp: principal.kind.azure_name().to_owned(),
+        amr: vec![method],
+        iat: now,
+        nbf: now,
+        exp: expires,
+        jti: arca_core::identity::uuid(&entropy.bytes16()),
+        ver: TOKEN_VERSION.to_owned(),
+    };
+    Ok((access_token::issue(&key, &claims), expires))
+}
+
+/// The caller an access token names: its signature, issuer, audience and lifetime check out, its
+/// principal still exists, and neither it nor every token of its principal was revoked.
+pub fn principal_of_access_token(keyspace: &Keyspace, token: &str, now: i64) -> Result<Principal, ArcaError> {
+    let claims = access_token::verify(token, &token_keys(keyspace)?, &issuer(keyspace)?, now).map_err(|e| {
+        tracing::debug!("an access token was refused: {e}");
+        unauthorized("the token is not valid")
+    })?;
+    let id = parse_uuid("sub", &claims.sub).map_err(|_| unauthorized("the token is not valid"))?;
+    let jti = parse_uuid("jti", &claims.jti).map_err(|_| unauthorized("the token is not valid"))?;
+    let record = keyspace.principal(&id)?.ok_or_else(|| unauthorized("the token's principal no longer exists"))?;
+    if claims.iat < record.tokens_valid_after || keyspace.access_token_revoked(&jti)? {
+        return Err(unauthorized("the token was revoked"));
+    }
+    let method = *claims.amr.first().ok_or_else(|| unauthorized("the token is not valid"))?;
+    Ok(Principal {
+        accessor: hex::encode(&jti[..8]),
+        identity: Identity::Principal { id, kind: record.kind, groups: record.groups, app_id: record.app_id, method },
+    })
+}
+
+/// A role by id: built-in, or custom from the replica.
+pub fn role(keyspace: &Keyspace, id: &str) -> Option<RoleDefinition> {
+    match arca_rbac::role::find_built_in(id) {
+        Some(r) if r.id.eq_ignore_ascii_case(id) => Some(r.clone()),
+        _ => keyspace.custom_role(&id.to_ascii_lowercase()).ok().flatten(),
+    }
+}

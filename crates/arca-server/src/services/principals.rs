@@ -1,0 +1,481 @@
+//! `arca.v1.AuthService` (the token endpoint) and `arca.v1.PrincipalService`.
+
+use std::sync::Arc;
+
+use arca_core::identity::{parse_uuid, uuid, Credential, CredentialKind, IdentityView, PrincipalKind, PrincipalRecord};
+use arca_core::{Command, Outcome};
+use arca_identity::{client_secret, AuthMethod};
+use arca_proto::v1 as pb;
+use arca_proto::v1::auth_service_server::AuthService;
+use arca_proto::v1::principal_service_server::PrincipalService;
+use arca_types::limits::*;
+use arca_types::{ArcaError, DisplayName, ErrorCode, SecretString};
+use tonic::{Request, Response, Status};
+
+use crate::access::{Action, Identity, Principal};
+use crate::api::{next_token, page_size, page_token, Api, Call, Target, WRITE};
+use crate::convert::ts;
+use crate::engine::Consistency;
+use crate::keyspace::Keyspace;
+
+/// The only grant the token endpoint takes.
+const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+pub struct Auth(pub Arc<Api>);
+pub struct Principals(pub Arc<Api>);
+
+fn kind_from(raw: i32) -> Result<Option<PrincipalKind>, ArcaError> {
+    match pb::PrincipalKind::try_from(raw) {
+        Ok(pb::PrincipalKind::Unspecified) => Ok(None),
+        Ok(pb::PrincipalKind::User) => Ok(Some(PrincipalKind::User)),
+        Ok(pb::PrincipalKind::Group) => Ok(Some(PrincipalKind::Group)),
+        Ok(pb::PrincipalKind::ServicePrincipal) => Ok(Some(PrincipalKind::ServicePrincipal)),
+        Ok(pb::PrincipalKind::ManagedIdentity) => Ok(Some(PrincipalKind::ManagedIdentity)),
+        Err(_) => Err(ArcaError::bad_parameter("kind", "kind is not one Arca knows")),
+    }
+}
+
+fn kind_to(kind: PrincipalKind) -> pb::PrincipalKind {
+    match kind {
+        PrincipalKind::User => pb::PrincipalKind::User,
+        PrincipalKind::Group => pb::PrincipalKind::Group,
+        PrincipalKind::ServicePrincipal => pb::PrincipalKind::ServicePrincipal,
+        PrincipalKind::ManagedIdentity => pb::PrincipalKind::ManagedIdentity,
+    }
+}
+
+pub fn principal_message(p: &PrincipalRecord) -> pb::Principal {
+    pb::Principal {
+        id: uuid(&p.id),
+        kind: kind_to(p.kind) as i32,
+        display_name: p.name.as_str().to_owned(),
+        app_id: p.app_id.as_ref().map(uuid).unwrap_or_default(),
+        created: ts(p.created),
+        groups: p.groups.iter().map(uuid).collect(),
+        members: p.members.iter().map(uuid).collect(),
+    }
+}
+
+fn credential_message(c: &Credential) -> pb::Credential {
+    use base64::Engine;
+    let (kind, hint, thumbprint) = match &c.kind {
+        CredentialKind::Secret { hint, .. } => ("Password", hint.clone(), String::new()),
+        CredentialKind::Certificate { thumbprint_sha256, .. } => (
+            "AsymmetricX509Cert",
+            String::new(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(thumbprint_sha256),
+        ),
+    };
+    pb::Credential {
+        key_id: uuid(&c.key_id),
+        r#type: kind.to_owned(),
+        hint,
+        thumbprint,
+        start_date: ts(c.start),
+        end_date: ts(c.end),
+    }
+}
+
+/// The principal a request names: by object id, client id (appId) or display name.
+pub fn resolve(keyspace: &Keyspace, field: &str, raw: &str) -> Result<PrincipalRecord, ArcaError> {
+    let not_found = || ArcaError::new(ErrorCode::PrincipalNotFound, format!("no principal matches {field}"));
+    if raw.is_empty() {
+        return Err(ArcaError::bad_parameter(
+            field,
+            format!("{field} must name a principal: an object id, client id or display name"),
+        ));
+    }
+    if let Ok(id) = parse_uuid(field, raw) {
+        if let Some(p) = keyspace.principal(&id)? {
+            return Ok(p);
+        }
+        return keyspace.principal_by_client(&id)?.ok_or_else(not_found);
+    }
+    let name = DisplayName::parse(field, raw).map_err(|_| not_found())?;
+    let view = keyspace.recording_view();
+    match view.principal_named(&name)? {
+        Some(id) => view.principal(&id)?.ok_or_else(not_found),
+        None => Err(not_found()),
+    }
+}
+
+/// A lifetime in whole years: 0 is the default (one), at most two.
+fn years(raw: u32) -> Result<i64, ArcaError> {
+    let seconds = i64::from(raw.max(1)) * 365 * SECONDS_PER_DAY;
+    if seconds > CREDENTIAL_LIFETIME_S_MAX {
+        return Err(ArcaError::bad_parameter(
+            "years",
+            format!("a credential may last at most {} years", CREDENTIAL_LIFETIME_S_MAX / (365 * SECONDS_PER_DAY)),
+        ));
+    }
+    Ok(seconds)
+}
+
+impl Principals {
+    async fn run(&self, call: &Call, command: Command) -> Result<PrincipalRecord, ArcaError> {
+        match self.0.engine.execute(&command, call.client_request().as_ref()).await? {
+            Outcome::Principal(p) => Ok(p),
+            _ => Err(ArcaError::internal("a principal command produced another kind of outcome")),
+        }
+    }
+
+    /// A new client secret for `app_id`: the secret (shown once) and the credential that keeps its hash.
+    fn new_secret(&self, keyspace: &Keyspace, app_id: &[u8; 16], lifetime: i64) -> (SecretString, Credential) {
+        let entropy = self.0.engine.seal.entropy();
+        let (secret, hint) = client_secret::generate(entropy.as_ref());
+        let hash = keyspace
+            .barrier()
+            .name_hash(arca_crypto::Scope::System, &client_secret::hash_input(app_id, secret.expose()));
+        let now = self.0.engine.clock.now_unix();
+        let credential = Credential {
+            key_id: entropy.bytes16(),
+            kind: CredentialKind::Secret { hash, hint },
+            start: now,
+            end: now.saturating_add(lifetime),
+        };
+        (secret, credential)
+    }
+}
+
+#[tonic::async_trait]
+impl PrincipalService for Principals {
+    async fn create_principal(
+        &self,
+        request: Request<pb::CreatePrincipalRequest>,
+    ) -> Result<Response<pb::CreatePrincipalResponse>, Status> {
+        let mut call = self.0.begin(&request, "PrincipalCreate");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalWrite, Target::Cluster, WRITE).await?;
+            let kind = kind_from(r.kind)?.ok_or_else(|| ArcaError::bad_parameter("kind", "kind is required"))?;
+            let name = DisplayName::parse("display_name", &r.display_name)?;
+            if r.with_secret && kind != PrincipalKind::ServicePrincipal {
+                return Err(ArcaError::bad_parameter("with_secret", "only a service principal has a client secret"));
+            }
+            let entropy = self.0.engine.seal.entropy();
+            let app_id = kind.is_application().then(|| entropy.bytes16());
+            let secret = match (r.with_secret, &app_id) {
+                (true, Some(app)) => Some(self.new_secret(&ks, app, years(r.years)?)),
+                _ => None,
+            };
+            let command = Command::CreatePrincipal {
+                id: entropy.bytes16(),
+                kind,
+                name,
+                app_id,
+                credential: secret.as_ref().map(|(_, c)| c.clone()),
+            };
+            let record = self.run(&call, command).await?;
+            Ok(pb::CreatePrincipalResponse {
+                principal: Some(principal_message(&record)),
+                password: secret.as_ref().map(|(s, _)| s.expose().to_owned()).unwrap_or_default(),
+                key_id: secret.map(|(_, c)| uuid(&c.key_id)).unwrap_or_default(),
+            })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn get_principal(
+        &self,
+        request: Request<pb::GetPrincipalRequest>,
+    ) -> Result<Response<pb::Principal>, Status> {
+        let mut call = self.0.begin(&request, "PrincipalGet");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalRead, Target::Cluster, WRITE).await?;
+            resolve(&ks, "id", &r.id).map(|p| principal_message(&p))
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn list_principals(
+        &self,
+        request: Request<pb::ListPrincipalsRequest>,
+    ) -> Result<Response<pb::ListPrincipalsResponse>, Status> {
+        let mut call = self.0.begin(&request, "PrincipalList");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalRead, Target::Cluster, WRITE).await?;
+            let kind = kind_from(r.kind)?;
+            let after = page_token(&r.page_token)?;
+            let page = ks.recording_view().principals(after.as_deref(), page_size(r.page_size)?)?;
+            Ok(pb::ListPrincipalsResponse {
+                principals: page
+                    .items
+                    .iter()
+                    .filter(|p| kind.is_none_or(|k| k == p.kind))
+                    .map(principal_message)
+                    .collect(),
+                next_page_token: next_token(page.next),
+            })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn delete_principal(
+        &self,
+        request: Request<pb::DeletePrincipalRequest>,
+    ) -> Result<Response<pb::DeletePrincipalResponse>, Status> {
+        let mut call = self.0.begin(&request, "PrincipalDelete");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalDelete, Target::Cluster, WRITE).await?;
+            let target = resolve(&ks, "id", &r.id)?;
+            self.run(&call, Command::DeletePrincipal { id: target.id }).await?;
+            Ok(pb::DeletePrincipalResponse {})
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn reset_credential(
+        &self,
+        request: Request<pb::ResetCredentialRequest>,
+    ) -> Result<Response<pb::ResetCredentialResponse>, Status> {
+        let mut call = self.0.begin(&request, "CredentialReset");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalCredentialWrite, Target::Cluster, WRITE).await?;
+            let target = resolve(&ks, "id", &r.id)?;
+            let app_id = target
+                .app_id
+                .ok_or_else(|| ArcaError::bad_parameter("id", "only a service principal has credentials to reset"))?;
+            let lifetime = years(r.years)?;
+            let (password, credential) = if r.certificate_pem.is_empty() {
+                let (secret, credential) = self.new_secret(&ks, &app_id, lifetime);
+                (secret.expose().to_owned(), credential)
+            } else {
+                let cert = arca_crypto::client_cert::read_certificate(&r.certificate_pem)
+                    .map_err(|e| ArcaError::bad_parameter("certificate_pem", e.to_string()))?;
+                let now = self.0.engine.clock.now_unix();
+                let start = cert.not_before.max(now);
+                let credential = Credential {
+                    key_id: self.0.engine.seal.entropy().bytes16(),
+                    kind: CredentialKind::Certificate {
+                        thumbprint_sha256: cert.thumbprint_sha256,
+                        spki_der: cert.spki_der,
+                    },
+                    start,
+                    end: cert.not_after.min(start.saturating_add(lifetime)),
+                };
+                (String::new(), credential)
+            };
+            let (key_id, end) = (credential.key_id, credential.end);
+            self.run(&call, Command::ResetCredential { principal: target.id, credential, append: r.append }).await?;
+            Ok(pb::ResetCredentialResponse {
+                app_id: uuid(&app_id),
+                password,
+                key_id: uuid(&key_id),
+                end_date: ts(end),
+            })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn list_credentials(
+        &self,
+        request: Request<pb::ListCredentialsRequest>,
+    ) -> Result<Response<pb::ListCredentialsResponse>, Status> {
+        let mut call = self.0.begin(&request, "CredentialList");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalRead, Target::Cluster, WRITE).await?;
+            let target = resolve(&ks, "id", &r.id)?;
+            Ok(pb::ListCredentialsResponse { credentials: target.credentials.iter().map(credential_message).collect() })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn delete_credential(
+        &self,
+        request: Request<pb::DeleteCredentialRequest>,
+    ) -> Result<Response<pb::DeleteCredentialResponse>, Status> {
+        let mut call = self.0.begin(&request, "CredentialDelete");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalCredentialWrite, Target::Cluster, WRITE).await?;
+            let target = resolve(&ks, "id", &r.id)?;
+            let key_id = parse_uuid("key_id", &r.key_id)?;
+            self.run(&call, Command::DeleteCredential { principal: target.id, key_id }).await?;
+            Ok(pb::DeleteCredentialResponse {})
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn add_group_member(
+        &self,
+        request: Request<pb::GroupMemberRequest>,
+    ) -> Result<Response<pb::Principal>, Status> {
+        let mut call = self.0.begin(&request, "GroupMemberAdd");
+        let r = request.into_inner();
+        let result = self.membership(&mut call, &r, true).await;
+        self.0.finish(call, result)
+    }
+
+    async fn remove_group_member(
+        &self,
+        request: Request<pb::GroupMemberRequest>,
+    ) -> Result<Response<pb::Principal>, Status> {
+        let mut call = self.0.begin(&request, "GroupMemberRemove");
+        let r = request.into_inner();
+        let result = self.membership(&mut call, &r, false).await;
+        self.0.finish(call, result)
+    }
+
+    async fn revoke_tokens(
+        &self,
+        request: Request<pb::RevokeTokensRequest>,
+    ) -> Result<Response<pb::RevokeTokensResponse>, Status> {
+        let mut call = self.0.begin(&request, "PrincipalTokensRevoke");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalWrite, Target::Cluster, WRITE).await?;
+            let target = resolve(&ks, "id", &r.id)?;
+            self.run(&call, Command::RevokePrincipalTokens { principal: target.id }).await?;
+            Ok(pb::RevokeTokensResponse {})
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+}
+
+impl Principals {
+    async fn membership(
+        &self,
+        call: &mut Call,
+        r: &pb::GroupMemberRequest,
+        add: bool,
+    ) -> Result<pb::Principal, ArcaError> {
+        let ks = self.0.authorize(call, Action::PrincipalWrite, Target::Cluster, WRITE).await?;
+        let group = resolve(&ks, "group", &r.group)?;
+        let member = resolve(&ks, "member", &r.member)?;
+        let record = self.run(call, Command::SetGroupMember { group: group.id, member: member.id, add }).await?;
+        Ok(principal_message(&record))
+    }
+}
+
+fn invalid_client() -> ArcaError {
+    ArcaError::new(
+        ErrorCode::InvalidClient,
+        "the client id or its credential is not valid (an unknown client, a wrong or expired secret, and a \
+         deleted service principal all look the same)",
+    )
+}
+
+/// The lifetime a token request asks for, in seconds.
+fn lifetime(d: Option<&prost_types::Duration>) -> Result<i64, ArcaError> {
+    let Some(d) = d else { return Ok(ACCESS_TOKEN_LIFETIME_S_DEFAULT) };
+    if d.seconds < 1 || d.seconds > ACCESS_TOKEN_LIFETIME_S_MAX || d.nanos != 0 {
+        return Err(ArcaError::bad_parameter(
+            "lifetime",
+            format!("lifetime must be whole seconds, 1-{ACCESS_TOKEN_LIFETIME_S_MAX}"),
+        ));
+    }
+    Ok(d.seconds)
+}
+
+impl Auth {
+    /// Checks a client secret against the principal's unexpired secrets in constant time. The
+    /// presented secret is hashed whether or not the client exists, so an unknown client id costs
+    /// the same as a wrong secret.
+    fn secret_matches(
+        &self,
+        keyspace: &Keyspace,
+        app_id: &[u8; 16],
+        principal: Option<&PrincipalRecord>,
+        secret: &str,
+    ) -> bool {
+        let presented =
+            keyspace.barrier().name_hash(arca_crypto::Scope::System, &client_secret::hash_input(app_id, secret));
+        let now = self.0.engine.clock.now_unix();
+        let mut matched = false;
+        for credential in principal.map(|p| p.credentials.as_slice()).unwrap_or_default() {
+            if let CredentialKind::Secret { hash, .. } = &credential.kind {
+                matched |= arca_crypto::constant_time_eq(hash, &presented) && credential.is_valid_at(now);
+            }
+        }
+        matched
+    }
+
+    /// The cluster's token key, made now if the cluster was initialized before access tokens existed.
+    async fn ensure_token_key(&self) -> Result<Keyspace, ArcaError> {
+        let keyspace = self.0.engine.seal.keyspace()?;
+        if keyspace.token_signing_key()?.is_some() {
+            return Ok(keyspace);
+        }
+        let key = arca_crypto::cluster_pki::Ed25519Key::generate(self.0.engine.seal.entropy().as_ref());
+        let pkcs8 = arca_types::SecretBytes::new(key.pkcs8_der().to_vec());
+        self.0.engine.execute_system(crate::engine::SystemCommand::CreateTokenKey { pkcs8 }).await?;
+        self.0.engine.read_barrier(Consistency::Linearizable).await?;
+        self.0.engine.seal.keyspace()
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for Auth {
+    async fn token(&self, request: Request<pb::TokenRequest>) -> Result<Response<pb::TokenResponse>, Status> {
+        let mut call = self.0.begin(&request, "Token");
+        let r = request.into_inner();
+        let result = async {
+            if r.grant_type != CLIENT_CREDENTIALS {
+                return Err(ArcaError::bad_parameter(
+                    "grant_type",
+                    format!("unsupported_grant_type: use \"{CLIENT_CREDENTIALS}\""),
+                ));
+            }
+            let lifetime = lifetime(r.lifetime.as_ref())?;
+            let app_id = parse_uuid("client_id", &r.client_id)?;
+            if !r.client_assertion.is_empty() || !r.client_assertion_type.is_empty() {
+                return Err(ArcaError::bad_parameter(
+                    "client_assertion",
+                    "this node accepts client secrets only; client assertions are not supported yet",
+                ));
+            }
+            if r.client_secret.is_empty() || r.client_secret.len() > BEARER_TOKEN_BYTES_MAX {
+                return Err(invalid_client());
+            }
+            // A secret reset or deleted (or a principal deleted) before this request started counts.
+            self.0.engine.read_barrier(Consistency::Linearizable).await?;
+            let keyspace = self.ensure_token_key().await?;
+            let principal = keyspace.principal_by_client(&app_id)?;
+            if !self.secret_matches(&keyspace, &app_id, principal.as_ref(), &r.client_secret) {
+                return Err(invalid_client());
+            }
+            let principal = principal.ok_or_else(invalid_client)?;
+            call.identify_as(Principal {
+                accessor: String::new(),
+                identity: Identity::Principal {
+                    id: principal.id,
+                    kind: principal.kind,
+                    groups: principal.groups.clone(),
+                    app_id: principal.app_id,
+                    method: AuthMethod::ClientSecret,
+                },
+            });
+            let now = self.0.engine.clock.now_unix();
+            let entropy = self.0.engine.seal.entropy();
+            let (token, expires) = crate::identity::issue(
+                &keyspace,
+                &principal,
+                AuthMethod::ClientSecret,
+                lifetime,
+                now,
+                entropy.as_ref(),
+            )?;
+            Ok(pb::TokenResponse {
+                access_token: token,
+                token_type: "Bearer".to_owned(),
+                expires_in: expires - now,
+                expires_on: ts(expires),
+            })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+}

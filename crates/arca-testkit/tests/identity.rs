@@ -1,0 +1,385 @@
+//! Identity and role-based access on a real 3-node cluster: service principals sign in with a
+//! client secret at the token endpoint and get only what their role assignments allow, at the scope
+//! they were given; a revoked assignment, secret or token stops working on the very next request,
+//! on a follower too; the mistakes others shipped in this kind of code are each tried.
+
+use std::time::Duration;
+
+use arca_client::{pb, ArcaClient, ClientError, Credential};
+use arca_testkit::TestCluster;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+async fn create_vault(c: &ArcaClient, name: &str) {
+    c.vaults().create_vault(pb::CreateVaultRequest { name: name.into(), ..Default::default() }).await.unwrap();
+}
+
+async fn set(c: &ArcaClient, vault: &str, name: &str, value: &str) -> Result<pb::Secret, ClientError> {
+    let r = pb::SetSecretRequest { vault: vault.into(), name: name.into(), value: value.into(), ..Default::default() };
+    Ok(c.secrets().set_secret(r).await?.into_inner())
+}
+
+async fn get(c: &ArcaClient, vault: &str, name: &str) -> Result<String, ClientError> {
+    let r = pb::GetSecretRequest { vault: vault.into(), name: name.into(), ..Default::default() };
+    Ok(c.secrets().get_secret(r).await?.into_inner().value)
+}
+
+/// A service principal with a client secret: (object id, client id, secret).
+async fn service_principal(root: &ArcaClient, name: &str) -> (String, String, String) {
+    let created = root
+        .principals()
+        .create_principal(pb::CreatePrincipalRequest {
+            kind: pb::PrincipalKind::ServicePrincipal as i32,
+            display_name: name.into(),
+            with_secret: true,
+            years: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let p = created.principal.unwrap();
+    (p.id, p.app_id, created.password)
+}
+
+async fn assign(root: &ArcaClient, assignee: &str, role: &str, scope: &str) -> pb::RoleAssignment {
+    root.roles()
+        .create_role_assignment(pb::CreateRoleAssignmentRequest {
+            assignee: assignee.into(),
+            role: role.into(),
+            scope: scope.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn secret_credential(client_id: &str, secret: &str) -> Credential {
+    Credential::ClientSecret { client_id: client_id.into(), secret: secret.into() }
+}
+
+async fn token(
+    cluster: &TestCluster,
+    node: usize,
+    client_id: &str,
+    secret: &str,
+) -> Result<pb::TokenResponse, ClientError> {
+    let anonymous = cluster.client_with_token(node, None).await.unwrap();
+    let r = pb::TokenRequest {
+        grant_type: "client_credentials".into(),
+        client_id: client_id.into(),
+        client_secret: secret.into(),
+        ..Default::default()
+    };
+    Ok(anonymous.auth().token(r).await?.into_inner())
+}
+
+fn refused(e: &ClientError, reason: &str) {
+    assert_eq!(e.reason.as_deref(), Some(reason), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_app_reads_its_own_vault_and_is_refused_the_other() {
+    let cluster = TestCluster::start(3).await.unwrap();
+    let root = cluster.client(0).await.unwrap();
+    create_vault(&root, "app-a").await;
+    create_vault(&root, "app-b").await;
+    set(&root, "app-a", "db", "a-secret").await.unwrap();
+    set(&root, "app-b", "db", "b-secret").await.unwrap();
+    let (_, a_client, a_secret) = service_principal(&root, "app a").await;
+    let (b_id, b_client, b_secret) = service_principal(&root, "app b").await;
+    assign(&root, &a_client, "Key Vault Secrets User", "/vaults/app-a").await;
+    assign(&root, &b_id, "4633458b-17de-408a-b874-0445c86b69e6", "/vaults/app-b").await;
+
+    for node in 0..3 {
+        let a = cluster.client_as(node, secret_credential(&a_client, &a_secret)).await.unwrap();
+        let b = cluster.client_as(node, secret_credential(&b_client, &b_secret)).await.unwrap();
+        assert_eq!(get(&a, "app-a", "db").await.unwrap(), "a-secret");
+        assert_eq!(get(&b, "app-b", "db").await.unwrap(), "b-secret");
+        let e = get(&a, "app-b", "db").await.unwrap_err();
+        assert_eq!(e.code, tonic::Code::PermissionDenied);
+        refused(&e, "FORBIDDEN_BY_RBAC");
+        assert!(!e.message.contains("b-secret"));
+        refused(&get(&b, "app-a", "db").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+        // Secrets User reads; it does not write, delete or manage anything.
+        refused(&set(&a, "app-a", "db", "overwritten").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+        let delete =
+            a.secrets().delete_secret(pb::DeleteSecretRequest { vault: "app-a".into(), name: "db".into() }).await;
+        refused(&ClientError::from(delete.unwrap_err()), "FORBIDDEN_BY_RBAC");
+        let vault = a.vaults().create_vault(pb::CreateVaultRequest { name: "mine".into(), ..Default::default() }).await;
+        refused(&ClientError::from(vault.unwrap_err()), "FORBIDDEN_BY_RBAC");
+        let own = a
+            .roles()
+            .create_role_assignment(pb::CreateRoleAssignmentRequest {
+                assignee: a_client.clone(),
+                role: "Key Vault Administrator".into(),
+                scope: "/".into(),
+            })
+            .await;
+        refused(&ClientError::from(own.unwrap_err()), "FORBIDDEN_BY_RBAC");
+        let seal = a.operator().seal(pb::SealRequest {}).await;
+        refused(&ClientError::from(seal.unwrap_err()), "FORBIDDEN_BY_RBAC");
+    }
+    assert_eq!(get(&root, "app-a", "db").await.unwrap(), "a-secret", "refused writes changed nothing");
+
+    // The audit log names the caller and the assignment that allowed it, and a refused caller too.
+    let audit = std::fs::read_to_string(cluster.nodes[0].data_dir.join("audit.log")).unwrap();
+    let records: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let allowed = records
+        .iter()
+        .find(|r| r["operation"] == "SecretGet" && r["client_id"] == a_client.as_str() && r["result"] == "success")
+        .expect("an allowed read by app a");
+    assert_eq!(allowed["role"], "Key Vault Secrets User");
+    assert_eq!(allowed["action"], "Microsoft.KeyVault/vaults/secrets/getSecret/action");
+    assert_eq!(allowed["principal_type"], "ServicePrincipal");
+    assert_eq!(allowed["auth_method"], "client_secret");
+    let denied = records
+        .iter()
+        .find(|r| {
+            r["operation"] == "SecretGet" && r["client_id"] == a_client.as_str() && r["code"] == "ForbiddenByRbac"
+        })
+        .expect("a refused read by app a");
+    assert!(denied["principal"].as_str().is_some_and(|p| !p.is_empty()), "{denied}");
+    assert!(!audit.contains("a-secret") && !audit.contains(&a_secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_take_effect_on_the_next_request_on_a_follower() {
+    let cluster = TestCluster::start(3).await.unwrap();
+    let root = cluster.client(0).await.unwrap();
+    create_vault(&root, "shared").await;
+    set(&root, "shared", "db", "v").await.unwrap();
+    let leader = cluster.leader_index().await.unwrap();
+    let follower = (leader + 1) % 3;
+    let (sp_id, client_id, secret) = service_principal(&root, "worker").await;
+    let assignment = assign(&root, &sp_id, "Key Vault Secrets User", "/vaults/shared").await;
+    let app = cluster.client_as(follower, secret_credential(&client_id, &secret)).await.unwrap();
+    assert_eq!(get(&app, "shared", "db").await.unwrap(), "v");
+
+    // The assignment is deleted through the leader; the very next read on the follower is refused.
+    let on_leader = cluster.client(leader).await.unwrap();
+    on_leader
+        .roles()
+        .delete_role_assignment(pb::DeleteRoleAssignmentRequest { id: assignment.id, ..Default::default() })
+        .await
+        .unwrap();
+    refused(&get(&app, "shared", "db").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+
+    // Given back, through a group this time: membership counts on the next request as well.
+    let group = root
+        .principals()
+        .create_principal(pb::CreatePrincipalRequest {
+            kind: pb::PrincipalKind::Group as i32,
+            display_name: "readers".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .principal
+        .unwrap();
+    assign(&root, &group.id, "Key Vault Secrets User", "/vaults/shared").await;
+    refused(&get(&app, "shared", "db").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+    on_leader
+        .principals()
+        .add_group_member(pb::GroupMemberRequest { group: group.id.clone(), member: sp_id.clone() })
+        .await
+        .unwrap();
+    // A token carries who the caller is, not what it may do: the old token sees the new group.
+    assert_eq!(get(&app, "shared", "db").await.unwrap(), "v");
+
+    // Revoking the principal's tokens: the token in hand stops at once; a new one works.
+    on_leader.principals().revoke_tokens(pb::RevokeTokensRequest { id: sp_id.clone() }).await.unwrap();
+    let e = get(&app, "shared", "db").await.unwrap_err();
+    assert_eq!(e.code, tonic::Code::Unauthenticated, "{e:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = cluster.client_as(follower, secret_credential(&client_id, &secret)).await.unwrap();
+    assert_eq!(get(&again, "shared", "db").await.unwrap(), "v");
+
+    // Resetting the secret: the old one gets no token any more, on any node.
+    let reset = on_leader
+        .principals()
+        .reset_credential(pb::ResetCredentialRequest { id: client_id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    for node in 0..3 {
+        let e = token(&cluster, node, &client_id, &secret).await.unwrap_err();
+        refused(&e, "INVALID_CLIENT");
+        assert!(token(&cluster, node, &client_id, &reset.password).await.is_ok());
+    }
+
+    // Deleting the principal: its tokens stop, and its assignments go with it.
+    let fresh = cluster.client_as(follower, secret_credential(&client_id, &reset.password)).await.unwrap();
+    on_leader.principals().delete_principal(pb::DeletePrincipalRequest { id: sp_id.clone() }).await.unwrap();
+    assert_eq!(get(&fresh, "shared", "db").await.unwrap_err().code, tonic::Code::Unauthenticated);
+    let left = root
+        .roles()
+        .list_role_assignments(pb::ListRoleAssignmentsRequest { scope: "/".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(left.role_assignments.iter().all(|a| a.principal_id != sp_id), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_never_tells_unknown_from_wrong_and_never_yields_a_token_on_error() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let root = cluster.client(0).await.unwrap();
+    let (_, client_id, secret) = service_principal(&root, "svc").await;
+    let unknown = "00000000-0000-4000-8000-000000000001";
+    let cases = [
+        (client_id.as_str(), "arcs_wrong"),
+        (client_id.as_str(), ""),
+        (unknown, secret.as_str()),
+        (client_id.as_str(), &secret[..secret.len() - 1]),
+    ];
+    let mut messages = std::collections::BTreeSet::new();
+    for (id, s) in cases {
+        let e = token(&cluster, 0, id, s).await.unwrap_err();
+        refused(&e, "INVALID_CLIENT");
+        assert_eq!(e.code, tonic::Code::Unauthenticated);
+        messages.insert(e.message);
+    }
+    assert_eq!(messages.len(), 1, "one message whatever was wrong: {messages:?}");
+    // The secret of one principal is worthless for another's client id.
+    let (_, other_client, _) = service_principal(&root, "svc2").await;
+    refused(&token(&cluster, 0, &other_client, &secret).await.unwrap_err(), "INVALID_CLIENT");
+    // Another grant type is refused as such.
+    let anonymous = cluster.client_with_token(0, None).await.unwrap();
+    let e = anonymous
+        .auth()
+        .token(pb::TokenRequest { grant_type: "password".into(), client_id: client_id.clone(), ..Default::default() })
+        .await
+        .map_err(ClientError::from)
+        .unwrap_err();
+    assert_eq!(e.code, tonic::Code::InvalidArgument);
+    let good = token(&cluster, 0, &client_id, &secret).await.unwrap();
+    assert!(good.expires_in > 3500 && good.expires_in <= 3600, "{}", good.expires_in);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_altered_access_tokens_are_refused() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let root = cluster.client(0).await.unwrap();
+    create_vault(&root, "guarded").await;
+    set(&root, "guarded", "s", "v").await.unwrap();
+    let (sp_id, client_id, secret) = service_principal(&root, "reader").await;
+    assign(&root, &sp_id, "Key Vault Secrets User", "/vaults/guarded").await;
+    let real = token(&cluster, 0, &client_id, &secret).await.unwrap().access_token;
+    let holder = cluster.client_with_token(0, Some(&real)).await.unwrap();
+    assert_eq!(get(&holder, "guarded", "s").await.unwrap(), "v");
+
+    let parts: Vec<&str> = real.split('.').collect();
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let b64 = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    // alg: none with no signature; HS256 "signed" with anything; claims changed under the old
+    // signature (another subject: root's; a later expiry); a signature from another key.
+    let mut escalated = claims.clone();
+    escalated["sub"] = serde_json::json!("00000000-0000-0000-0000-000000000000");
+    let mut longer = claims.clone();
+    longer["exp"] = serde_json::json!(claims["exp"].as_i64().unwrap() + 86_400);
+    let forged = [
+        format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "typ": "at+jwt"})), parts[1]),
+        format!("{}.{}.{}", b64(&serde_json::json!({"alg": "HS256", "typ": "at+jwt"})), parts[1], parts[2]),
+        format!("{}.{}.{}", parts[0], b64(&escalated), parts[2]),
+        format!("{}.{}.{}", parts[0], b64(&longer), parts[2]),
+        format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode([7u8; 64])),
+        format!("{}.{}", parts[0], parts[1]),
+        real.replace('.', ""),
+    ];
+    for f in forged {
+        let forger = cluster.client_with_token(0, Some(&f)).await.unwrap();
+        let e = get(&forger, "guarded", "s").await.unwrap_err();
+        assert_eq!(e.code, tonic::Code::Unauthenticated, "{f}: {e:?}");
+        assert!(!e.message.contains(&f));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_show_only_what_the_caller_may_see_and_object_scopes_stop_at_their_object() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let root = cluster.client(0).await.unwrap();
+    create_vault(&root, "mixed").await;
+    create_vault(&root, "other").await;
+    for name in ["alpha", "beta", "gamma"] {
+        set(&root, "mixed", name, name).await.unwrap();
+    }
+    let (sp_id, client_id, secret) = service_principal(&root, "narrow").await;
+    assign(&root, &sp_id, "Key Vault Secrets User", "/vaults/mixed/secrets/beta").await;
+    let app = cluster.client_as(0, secret_credential(&client_id, &secret)).await.unwrap();
+    assert_eq!(get(&app, "mixed", "beta").await.unwrap(), "beta");
+    refused(&get(&app, "mixed", "alpha").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+    let listed = app
+        .secrets()
+        .list_secrets(pb::ListSecretsRequest { vault: "mixed".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = listed.secrets.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["beta"]);
+    let vaults = app.vaults().list_vaults(pb::ListVaultsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(vaults.vaults.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), vec!["mixed"]);
+    let e = app.secrets().list_secrets(pb::ListSecretsRequest { vault: "other".into(), ..Default::default() }).await;
+    refused(&ClientError::from(e.unwrap_err()), "FORBIDDEN_BY_RBAC");
+    // A list never carries values.
+    assert!(listed.secrets.iter().all(|s| s.value.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_look_like_others_or_like_root_are_refused() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let root = cluster.client(0).await.unwrap();
+    service_principal(&root, "Payments").await;
+    for name in ["payments", " PAYMENTS ", "Pаyments", "Root", " root", "rооt", "SYSTEM"] {
+        let e = root
+            .principals()
+            .create_principal(pb::CreatePrincipalRequest {
+                kind: pb::PrincipalKind::ServicePrincipal as i32,
+                display_name: name.into(),
+                with_secret: true,
+                years: 1,
+            })
+            .await
+            .map_err(ClientError::from)
+            .unwrap_err();
+        assert!(matches!(e.code, tonic::Code::AlreadyExists | tonic::Code::InvalidArgument), "{name:?}: {e:?}");
+    }
+    let all = root.principals().list_principals(pb::ListPrincipalsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(all.principals.len(), 1, "nothing was created: {all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_access_administrator_assigns_only_the_roles_azure_lets_it() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let root = cluster.client(0).await.unwrap();
+    create_vault(&root, "team").await;
+    let (admin_id, admin_client, admin_secret) = service_principal(&root, "access admin").await;
+    let (worker_id, _, _) = service_principal(&root, "worker").await;
+    assign(&root, &admin_id, "Key Vault Data Access Administrator", "/vaults/team").await;
+    let admin = cluster.client_as(0, secret_credential(&admin_client, &admin_secret)).await.unwrap();
+    let try_assign = |role: &'static str, scope: &'static str| {
+        let admin = admin.clone();
+        let worker_id = worker_id.clone();
+        async move {
+            admin
+                .roles()
+                .create_role_assignment(pb::CreateRoleAssignmentRequest {
+                    assignee: worker_id,
+                    role: role.into(),
+                    scope: scope.into(),
+                })
+                .await
+                .map_err(ClientError::from)
+        }
+    };
+    try_assign("Key Vault Secrets User", "/vaults/team").await.unwrap();
+    refused(&try_assign("Key Vault Certificate User", "/vaults/team").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+    refused(
+        &try_assign("Key Vault Crypto Service Release User", "/vaults/team").await.unwrap_err(),
+        "FORBIDDEN_BY_RBAC",
+    );
+    refused(&try_assign("User Access Administrator", "/vaults/team").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+    refused(&try_assign("Key Vault Secrets User", "/").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+    // It manages access; it does not read secrets itself.
+    refused(&get(&admin, "team", "anything").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+}
