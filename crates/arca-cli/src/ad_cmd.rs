@@ -42,8 +42,12 @@ pub enum SpCmd {
         #[arg(long, num_args = 1.., requires = "role")]
         scopes: Vec<String>,
         /// Register this certificate (PEM) instead of creating a client secret.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "create_cert")]
         cert: Option<PathBuf>,
+        /// Make a new self-signed certificate (P-256) and register it; its certificate and private key
+        /// are written to one PEM file (0600) named in the output, for ARCA_CLIENT_CERTIFICATE_PATH.
+        #[arg(long)]
+        create_cert: bool,
         /// How many years the credential is valid (1 or 2).
         #[arg(long, default_value_t = 1)]
         years: u32,
@@ -287,6 +291,17 @@ fn read_pem(path: &PathBuf) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
 }
 
+/// Makes a self-signed certificate for a service principal and writes it with its key to
+/// `arca-sp-<appId>.pem` in the current directory (0600).
+fn new_certificate(sp: &pb::Principal, years: u32) -> anyhow::Result<PathBuf> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let pem = arca_crypto::client_cert::self_signed(&sp.display_name, now, 365 * i64::from(years.clamp(1, 2)))
+        .context("make a certificate")?;
+    let path = PathBuf::from(format!("arca-sp-{}.pem", sp.app_id));
+    crate::write_private(&path, pem.as_bytes())?;
+    Ok(path)
+}
+
 /// A JSON argument given inline or as `@file`.
 fn inline_or_file(raw: &str) -> anyhow::Result<String> {
     match raw.strip_prefix('@') {
@@ -325,10 +340,15 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
     let mut p = client.principals();
     let value = match command {
         AdCmd::Sp { command } => match command {
-            SpCmd::CreateForRbac { name, role, scopes, cert, years } => {
-                let created = create(client, pb::PrincipalKind::ServicePrincipal, name, cert.is_none(), years).await?;
+            SpCmd::CreateForRbac { name, role, scopes, cert, create_cert, years } => {
+                let with_secret = cert.is_none() && !create_cert;
+                let created = create(client, pb::PrincipalKind::ServicePrincipal, name, with_secret, years).await?;
                 let sp = created.principal.unwrap_or_default();
                 let mut out = json!({ "appId": sp.app_id, "displayName": sp.display_name, "objectId": sp.id });
+                let cert = match create_cert {
+                    true => Some(new_certificate(&sp, years)?),
+                    false => cert,
+                };
                 if let Some(path) = cert {
                     let request = pb::ResetCredentialRequest {
                         id: sp.id.clone(),
@@ -337,7 +357,8 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
                         certificate_pem: read_pem(&path)?,
                     };
                     p.reset_credential(request).await.map_err(err)?;
-                    out["certificate"] = json!(path.display().to_string());
+                    let key = if create_cert { "fileWithCertAndPrivateKey" } else { "certificate" };
+                    out[key] = json!(path.display().to_string());
                 } else {
                     out["password"] = json!(created.password);
                 }

@@ -466,8 +466,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => arca_client::Credential::from_env(),
     };
     let client = match credential {
-        Some(credential @ arca_client::Credential::ClientSecret { .. }) => {
+        Some(credential) if credential.is_exchanged() => {
             ArcaClient::connect_with(options.clone(), credential).await.context("sign in with ARCA_CLIENT_ID")?
+        }
+        Some(arca_client::Credential::Token(token)) => {
+            ArcaClient::connect_lazy(ConnectOptions { token: Some(token), ..options.clone() })?
         }
         _ => ArcaClient::connect_lazy(options.clone())?,
     };

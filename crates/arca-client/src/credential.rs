@@ -1,7 +1,8 @@
 //! Where a client's bearer token comes from, picked up as Azure's `DefaultAzureCredential` picks
-//! its own: a token given outright (`ARCA_TOKEN`), or a service principal's client id and secret
-//! (`ARCA_CLIENT_ID` + `ARCA_CLIENT_SECRET`), exchanged at the token endpoint and refreshed before it
-//! expires, with no code in the application.
+//! its own: a token given outright (`ARCA_TOKEN`), or a service principal's client id with its secret
+//! (`ARCA_CLIENT_SECRET`) or its certificate (`ARCA_CLIENT_CERTIFICATE_PATH`, a PEM with the
+//! certificate and its key), exchanged at the token endpoint and refreshed before it expires, with no
+//! code in the application.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,7 +17,10 @@ pub enum Credential {
     /// A token held outright (a root token, or an access token from elsewhere).
     Token(String),
     /// A service principal's client id and secret, exchanged for access tokens.
-    ClientSecret { client_id: String, secret: String },
+    ClientSecret { client_id: String, secret: zeroize::Zeroizing<String> },
+    /// A service principal's client id and a PEM file holding its registered certificate and the
+    /// certificate's private key: each token is asked for with a fresh assertion signed by that key.
+    ClientCertificate { client_id: String, pem_path: std::path::PathBuf },
 }
 
 impl std::fmt::Debug for Credential {
@@ -26,6 +30,13 @@ impl std::fmt::Debug for Credential {
             Credential::ClientSecret { client_id, .. } => {
                 write!(f, "Credential::ClientSecret {{ client_id: {client_id}, secret: <redacted> }}")
             }
+            Credential::ClientCertificate { client_id, pem_path } => {
+                write!(
+                    f,
+                    "Credential::ClientCertificate {{ client_id: {client_id}, pem_path: {} }}",
+                    pem_path.display()
+                )
+            }
         }
     }
 }
@@ -34,19 +45,27 @@ impl std::fmt::Debug for Credential {
 pub const ENV_TOKEN: &str = "ARCA_TOKEN";
 pub const ENV_CLIENT_ID: &str = "ARCA_CLIENT_ID";
 pub const ENV_CLIENT_SECRET: &str = "ARCA_CLIENT_SECRET";
+pub const ENV_CLIENT_CERTIFICATE_PATH: &str = "ARCA_CLIENT_CERTIFICATE_PATH";
 
 impl Credential {
     /// The first credential the environment offers: `ARCA_TOKEN`, else `ARCA_CLIENT_ID` with
-    /// `ARCA_CLIENT_SECRET`. `None` when there is neither.
+    /// `ARCA_CLIENT_SECRET`, else `ARCA_CLIENT_ID` with `ARCA_CLIENT_CERTIFICATE_PATH`. `None` when
+    /// there is none of them.
     pub fn from_env() -> Option<Self> {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         if let Some(token) = var(ENV_TOKEN) {
             return Some(Credential::Token(token));
         }
-        match (var(ENV_CLIENT_ID), var(ENV_CLIENT_SECRET)) {
-            (Some(client_id), Some(secret)) => Some(Credential::ClientSecret { client_id, secret }),
-            _ => None,
+        let client_id = var(ENV_CLIENT_ID)?;
+        if let Some(secret) = var(ENV_CLIENT_SECRET) {
+            return Some(Credential::ClientSecret { client_id, secret: zeroize::Zeroizing::new(secret) });
         }
+        var(ENV_CLIENT_CERTIFICATE_PATH).map(|path| Credential::ClientCertificate { client_id, pem_path: path.into() })
+    }
+
+    /// Whether the credential is exchanged at the token endpoint (and so needs TLS and a first call).
+    pub fn is_exchanged(&self) -> bool {
+        !matches!(self, Credential::Token(_))
     }
 }
 
@@ -68,52 +87,119 @@ impl TokenCell {
 }
 
 /// Refreshes a token once this share of its lifetime has passed (Azure's SDKs refresh early too).
-const REFRESH_AT_LIFETIME_PERCENT: u64 = 80;
-/// How long to wait before trying again after a refresh failed, in seconds.
-const REFRESH_RETRY_S: u64 = 5;
+const REFRESH_AT_LIFETIME_PERCENT: u32 = 80;
+/// The first pause after a refresh failed, in seconds; it doubles up to the longest.
+const REFRESH_RETRY_S_MIN: u64 = 5;
+const REFRESH_RETRY_S_MAX: u64 = 300;
+/// The longest lifetime a token response is taken to have (Arca issues at most a day), in seconds.
+const TOKEN_LIFETIME_S_MAX: u64 = 24 * 3600;
 
-/// Exchanges the client's secret for an access token; returns the token and its lifetime.
-pub(crate) async fn fetch(
+fn refresh_after(lifetime: Duration) -> Duration {
+    lifetime.min(Duration::from_secs(TOKEN_LIFETIME_S_MAX)) * REFRESH_AT_LIFETIME_PERCENT / 100
+}
+
+/// A fresh client assertion for `client_id`, signed with the key in the PEM file, for the cluster
+/// `client` talks to (its id comes from the node's seal status, which needs no token).
+async fn assertion(
     client: &crate::ArcaClient,
     client_id: &str,
-    secret: &str,
+    pem_path: &std::path::Path,
+) -> Result<String, crate::ClientError> {
+    use arca_crypto::Entropy;
+    let pem = zeroize::Zeroizing::new(
+        std::fs::read_to_string(pem_path)
+            .map_err(|e| crate::ClientError::local(format!("read {}: {e}", pem_path.display())))?,
+    );
+    let (cert, key, algorithm) = arca_crypto::client_cert::read_certificate_and_key(&pem)
+        .map_err(|e| crate::ClientError::local(format!("{}: {e}", pem_path.display())))?;
+    let status = client.operator().get_seal_status(pb::GetSealStatusRequest {}).await?.into_inner();
+    let cluster_id = hex_id(&status.cluster_id)
+        .ok_or_else(|| crate::ClientError::local("the node did not say which cluster it belongs to"))?;
+    let audience = arca_identity::client_assertion::audience(&cluster_id);
+    let jti: String = arca_crypto::OsEntropy.bytes16().iter().map(|b| format!("{b:02x}")).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    arca_identity::client_assertion::build(client_id, &audience, &cert, &key, algorithm, &jti, now)
+        .map_err(|e| crate::ClientError::local(format!("sign a client assertion: {e}")))
+}
+
+/// 32 hex digits as 16 bytes.
+fn hex_id(hex: &str) -> Option<[u8; 16]> {
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Exchanges a credential for an access token at the token endpoint; returns the token and its lifetime.
+pub(crate) async fn fetch(
+    client: &crate::ArcaClient,
+    credential: &Credential,
 ) -> Result<(String, Duration), crate::ClientError> {
-    let response = client
-        .auth()
-        .token(pb::TokenRequest {
-            grant_type: "client_credentials".into(),
-            client_id: client_id.to_owned(),
-            client_secret: secret.to_owned(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let mut request = pb::TokenRequest { grant_type: "client_credentials".into(), ..Default::default() };
+    match credential {
+        Credential::Token(_) => return Err(crate::ClientError::local("a token is used as it is, not exchanged")),
+        Credential::ClientSecret { client_id, secret } => {
+            request.client_id = client_id.clone();
+            request.client_secret = secret.to_string();
+        }
+        Credential::ClientCertificate { client_id, pem_path } => {
+            request.client_id = client_id.clone();
+            request.client_assertion_type = arca_identity::client_assertion::ASSERTION_TYPE.to_owned();
+            request.client_assertion = assertion(client, client_id, pem_path).await?;
+        }
+    }
+    let response = client.auth().token(request).await?.into_inner();
     Ok((response.access_token, Duration::from_secs(response.expires_in.max(1) as u64)))
 }
 
-/// Keeps `cell` holding a fresh token for as long as the client lives (a task that sleeps until the
-/// refresh point, then fetches a new one; it stops when the last clone of the client is dropped).
-pub(crate) fn keep_fresh(
-    client: crate::ArcaClient,
-    cell: TokenCell,
-    client_id: String,
-    secret: String,
-    first: Duration,
-) {
+/// Keeps `cell` holding a fresh token for as long as a client holding it lives: a task that sleeps
+/// until the refresh point, then fetches a new token with a client of its own that holds no token. It
+/// stops when the last client holding `cell` is dropped, or when the credential is refused for good
+/// (deleted, reset or expired): the token in hand then runs out and calls answer `UNAUTHENTICATED`.
+pub(crate) fn keep_fresh(client: &crate::ArcaClient, cell: &TokenCell, credential: Credential, first: Duration) {
     let weak = Arc::downgrade(&cell.0);
-    drop(cell);
+    let fetcher = client.without_token();
     tokio::spawn(async move {
-        let mut wait = first * REFRESH_AT_LIFETIME_PERCENT as u32 / 100;
+        let mut wait = refresh_after(first);
+        let mut retry = Duration::from_secs(REFRESH_RETRY_S_MIN);
         loop {
             tokio::time::sleep(wait).await;
             let Some(strong) = weak.upgrade() else { return };
             let cell = TokenCell(strong);
-            wait = match fetch(&client, &client_id, &secret).await {
+            match fetch(&fetcher, &credential).await {
                 Ok((token, lifetime)) if cell.set(&token).is_ok() => {
-                    lifetime * REFRESH_AT_LIFETIME_PERCENT as u32 / 100
+                    wait = refresh_after(lifetime);
+                    retry = Duration::from_secs(REFRESH_RETRY_S_MIN);
                 }
-                _ => Duration::from_secs(REFRESH_RETRY_S),
-            };
+                Err(e) if e.reason.as_deref() == Some("INVALID_CLIENT") => return,
+                _ => {
+                    wait = retry;
+                    retry = (retry * 2).min(Duration::from_secs(REFRESH_RETRY_S_MAX));
+                }
+            }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshes_come_at_eighty_percent_and_never_overflow() {
+        assert_eq!(refresh_after(Duration::from_secs(3600)), Duration::from_secs(2880));
+        assert_eq!(refresh_after(Duration::from_secs(u64::MAX)), Duration::from_secs(TOKEN_LIFETIME_S_MAX * 80 / 100));
+    }
+
+    #[test]
+    fn a_credential_never_prints_its_secret() {
+        let c =
+            Credential::ClientSecret { client_id: "id".into(), secret: zeroize::Zeroizing::new("arcs_s3cret".into()) };
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(!format!("{:?}", Credential::Token("arca.t0ken".into())).contains("t0ken"));
+    }
 }

@@ -166,25 +166,29 @@ impl ArcaClient {
         Ok(Self { channel, auth: BearerToken(cell) })
     }
 
-    /// A client that signs in with `credential`: a token as it is, or a service principal's secret
-    /// exchanged at the token endpoint now, then refreshed in the background before it expires.
+    /// A client that signs in with `credential`: a token as it is, or a service principal's secret or
+    /// certificate exchanged at the token endpoint now, then refreshed in the background before the
+    /// token expires.
     pub async fn connect_with(options: ConnectOptions, credential: Credential) -> Result<Self, ClientError> {
-        match credential {
-            Credential::Token(token) => Self::connect_lazy(ConnectOptions { token: Some(token), ..options }),
-            Credential::ClientSecret { client_id, secret } => {
-                if !options.addr.starts_with("https://") {
-                    return Err(ClientError::local(format!(
-                        "refusing to send a client secret to {} without TLS: use an https:// address",
-                        options.addr
-                    )));
-                }
-                let client = Self::connect_lazy(ConnectOptions { token: None, ..options })?;
-                let (token, lifetime) = credential::fetch(&client, &client_id, &secret).await?;
-                client.auth.0.set(&token)?;
-                credential::keep_fresh(client.clone(), client.auth.0.clone(), client_id, secret, lifetime);
-                Ok(client)
-            }
+        if let Credential::Token(token) = credential {
+            return Self::connect_lazy(ConnectOptions { token: Some(token), ..options });
         }
+        if !options.addr.starts_with("https://") {
+            return Err(ClientError::local(format!(
+                "refusing to sign in to {} without TLS: use an https:// address",
+                options.addr
+            )));
+        }
+        let client = Self::connect_lazy(ConnectOptions { token: None, ..options })?;
+        let (token, lifetime) = credential::fetch(&client, &credential).await?;
+        client.auth.0.set(&token)?;
+        credential::keep_fresh(&client, &client.auth.0, credential, lifetime);
+        Ok(client)
+    }
+
+    /// A client on the same connection that sends no token (to fetch tokens with).
+    pub(crate) fn without_token(&self) -> Self {
+        Self { channel: self.channel.clone(), auth: BearerToken(credential::TokenCell::default()) }
     }
 
     pub fn vaults(&self) -> VaultServiceClient<Authed> {

@@ -8,7 +8,7 @@
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey as X509Key;
 
-use crate::cluster_pki::{from_pem, sha256};
+use crate::cluster_pki::{certificate_spki, from_pem, sha256};
 use crate::jwt::{Algorithm, JwtError, PublicKey};
 
 /// Largest certificate accepted as a credential, in bytes of DER.
@@ -89,4 +89,42 @@ pub fn assertion_key(spki_der: &[u8], rsa_algorithm: Option<Algorithm>) -> Resul
         }
         _ => Err(JwtError::Key("an unsupported key type")),
     }
+}
+
+/// A new self-signed certificate and its key, for a service principal to sign in with (`arca ad sp
+/// create-for-rbac --create-cert`): P-256, valid for `days` from `now`. Returns one PEM holding the
+/// certificate and the PKCS#8 key, as Azure's `fileWithCertAndPrivateKey`.
+pub fn self_signed(common_name: &str, now: i64, days: i64) -> Result<String, ClientCertError> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|_| ClientCertError::Malformed)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|_| ClientCertError::Malformed)?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+    let time = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).map_err(|_| ClientCertError::Malformed);
+    params.not_before = time(now - 300)?;
+    params.not_after = time(now + days * 86_400)?;
+    let cert = params.self_signed(&key).map_err(|_| ClientCertError::Malformed)?;
+    Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
+/// A certificate (DER), its private key (PKCS#8 DER, wiped on drop) and the algorithm it signs with.
+pub type CertificateAndKey = (Vec<u8>, zeroize::Zeroizing<Vec<u8>>, Algorithm);
+
+/// The certificate and the private key (PKCS#8 DER) of a PEM file holding both, and the algorithm
+/// its key signs assertions with.
+pub fn read_certificate_and_key(pem: &str) -> Result<CertificateAndKey, ClientCertError> {
+    let cert = from_pem("CERTIFICATE", pem).ok_or(ClientCertError::Pem)?;
+    let key = zeroize::Zeroizing::new(from_pem("PRIVATE KEY", pem).ok_or(ClientCertError::Pem)?);
+    let spki = certificate_spki(&cert).map_err(|_| ClientCertError::Malformed)?;
+    let algorithm = assertion_key(&spki, None)
+        .map_err(|e| match e {
+            JwtError::Key(why) => ClientCertError::KeyType(why.to_owned()),
+            _ => ClientCertError::Malformed,
+        })?
+        .algorithm();
+    Ok((cert, key, algorithm))
+}
+
+/// `x5t#S256`: the base64url SHA-256 of a DER certificate.
+pub fn thumbprint(cert_der: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha256(cert_der))
 }

@@ -170,6 +170,48 @@ pub fn verify(jws: &Jws, key: &PublicKey) -> Result<(), JwtError> {
     UnparsedPublicKey::new(key.verifier(), &key.bytes).verify(message, &jws.signature).map_err(|_| JwtError::Signature)
 }
 
+/// Signs a JWT with a PKCS#8 private key, for clients that prove possession of a certificate's key
+/// (client assertions): `EdDSA` with an Ed25519 key, `ES256` with a P-256 key, `PS256` or `RS256` with
+/// an RSA key. The header's `alg` is set to `algorithm`.
+pub fn sign_with_pkcs8(
+    algorithm: Algorithm,
+    pkcs8: &[u8],
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> Result<String, JwtError> {
+    let mut header = header.clone();
+    header["alg"] = serde_json::Value::String(algorithm.name().to_owned());
+    let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let message = token.as_bytes();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let signature = match algorithm {
+        Algorithm::EdDSA => signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8)
+            .map_err(|_| JwtError::Key("not an Ed25519 PKCS#8 key"))?
+            .sign(message)
+            .as_ref()
+            .to_vec(),
+        Algorithm::ES256 => signature::EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+            .map_err(|_| JwtError::Key("not a P-256 PKCS#8 key"))?
+            .sign(&rng, message)
+            .map_err(|_| JwtError::Key("signing failed"))?
+            .as_ref()
+            .to_vec(),
+        Algorithm::PS256 | Algorithm::RS256 => {
+            let pair = signature::RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| JwtError::Key("not an RSA PKCS#8 key"))?;
+            let padding: &'static dyn signature::RsaEncoding =
+                if algorithm == Algorithm::PS256 { &signature::RSA_PSS_SHA256 } else { &signature::RSA_PKCS1_SHA256 };
+            let mut out = vec![0u8; pair.public_modulus_len()];
+            pair.sign(padding, &rng, message, &mut out).map_err(|_| JwtError::Key("signing failed"))?;
+            out
+        }
+    };
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    Ok(token)
+}
+
 /// Signs a JWT with an Ed25519 key: `header` must carry `"alg": "EdDSA"`.
 pub fn sign_eddsa(key: &Ed25519Key, header: &serde_json::Value, claims: &serde_json::Value) -> String {
     let mut token = URL_SAFE_NO_PAD.encode(header.to_string());

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access_token;
+pub mod client_assertion;
 pub mod client_secret;
 
 pub use access_token::{AccessClaims, AuthMethod, TokenError, TokenKey};

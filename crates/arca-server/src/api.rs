@@ -473,7 +473,10 @@ impl Api {
         }
         let keyspace = engine.seal.keyspace()?;
         let before = engine.clock.now_unix().saturating_sub(REQUEST_ID_WINDOW_S);
-        let ops = keyspace.expired_requests(before, REQUEST_ID_SWEEP_BATCH_MAX)?;
+        let mut ops = keyspace.expired_requests(before, REQUEST_ID_SWEEP_BATCH_MAX)?;
+        // Revoked tokens and used assertions are forgotten once they could no longer be used anyway.
+        let now = engine.clock.now_unix().saturating_sub(arca_types::limits::ACCESS_TOKEN_CLOCK_SKEW_S);
+        ops.extend(keyspace.expired_marks(now, REQUEST_ID_SWEEP_BATCH_MAX)?);
         if ops.is_empty() {
             return Ok(0);
         }

@@ -132,6 +132,9 @@ pub enum SystemCommand {
     CreateTokenKey { pkcs8: arca_types::SecretBytes },
     /// Revoke one access token until it would have expired.
     RevokeAccessToken { jti: [u8; 16], expires: i64 },
+    /// Take a client assertion's `jti` (its mark: a keyed hash of client id and jti), once: a second
+    /// use anywhere in the cluster is refused.
+    UseAssertion { mark: Vec<u8>, expires: i64 },
     /// Revoke the token with this accessor.
     RevokeToken { accessor: String },
     /// Wrap the keyring under this new root key and record the new share count and threshold.
@@ -555,9 +558,22 @@ impl Engine {
                 Ok(SystemOutcome::Done)
             }
             SystemCommand::RevokeAccessToken { jti, expires } => {
-                let op = crate::keyspace::Keyspace::revoke_access_token(&jti, expires);
-                self.propose_on_leader(Proposal { preconditions: Vec::new(), ops: vec![op] }).await?;
+                let ops = crate::keyspace::Keyspace::revoke_access_token(&jti, expires);
+                self.propose_on_leader(Proposal { preconditions: Vec::new(), ops }).await?;
                 Ok(SystemOutcome::Done)
+            }
+            SystemCommand::UseAssertion { mark, expires } => {
+                let proposal = Proposal {
+                    preconditions: vec![crate::keyspace::Keyspace::assertion_unused(&mark)],
+                    ops: crate::keyspace::Keyspace::use_assertion(mark, expires),
+                };
+                match self.propose_on_leader(proposal).await? {
+                    (_, ApplyOutcome::Applied) => Ok(SystemOutcome::Done),
+                    (_, ApplyOutcome::Conflict) => Err(ArcaError::new(
+                        ErrorCode::InvalidClient,
+                        "the client assertion was used before; sign a new one (a new jti) for every request",
+                    )),
+                }
             }
             SystemCommand::Rekey { root, shares, threshold } => {
                 let root = arca_crypto::RootKey(arca_crypto::Key32::from_bytes(root));

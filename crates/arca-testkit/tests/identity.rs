@@ -54,7 +54,7 @@ async fn assign(root: &ArcaClient, assignee: &str, role: &str, scope: &str) -> p
 }
 
 fn secret_credential(client_id: &str, secret: &str) -> Credential {
-    Credential::ClientSecret { client_id: client_id.into(), secret: secret.into() }
+    Credential::ClientSecret { client_id: client_id.into(), secret: zeroize::Zeroizing::new(secret.into()) }
 }
 
 async fn token(
@@ -382,4 +382,210 @@ async fn a_data_access_administrator_assigns_only_the_roles_azure_lets_it() {
     refused(&try_assign("Key Vault Secrets User", "/").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
     // It manages access; it does not read secrets itself.
     refused(&get(&admin, "team", "anything").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+}
+
+/// A PEM file with a new self-signed certificate and its key, and the certificate's PEM alone.
+fn certificate(dir: &std::path::Path, name: &str, cn: &str) -> (std::path::PathBuf, String) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let pem = arca_crypto::client_cert::self_signed(cn, now, 30).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, &pem).unwrap();
+    let cert_only = pem[..pem.find("-----BEGIN PRIVATE KEY-----").unwrap()].to_owned();
+    (path, cert_only)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// An assertion for `client_id`, signed with the key in `pem_path`, with claims `edit` may change.
+fn assertion(
+    pem_path: &std::path::Path,
+    client_id: &str,
+    cluster_id: &str,
+    edit: impl Fn(&mut serde_json::Value),
+) -> String {
+    let pem = std::fs::read_to_string(pem_path).unwrap();
+    let (cert, key, algorithm) = arca_crypto::client_cert::read_certificate_and_key(&pem).unwrap();
+    let now = unix_now();
+    let id: [u8; 16] = hex::decode(cluster_id).unwrap().try_into().unwrap();
+    let mut claims = serde_json::json!({
+        "aud": arca_identity::client_assertion::audience(&id), "iss": client_id, "sub": client_id,
+        "jti": format!("{now}-{}", rand_suffix()), "iat": now, "nbf": now, "exp": now + 300,
+    });
+    edit(&mut claims);
+    let header = serde_json::json!({"typ": "JWT", "x5t#S256": arca_crypto::client_cert::thumbprint(&cert)});
+    arca_crypto::jwt::sign_with_pkcs8(algorithm, &key, &header, &claims).unwrap()
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn token_by_assertion(
+    cluster: &TestCluster,
+    node: usize,
+    client_id: &str,
+    assertion: &str,
+) -> Result<pb::TokenResponse, ClientError> {
+    let anonymous = cluster.client_with_token(node, None).await.unwrap();
+    let r = pb::TokenRequest {
+        grant_type: "client_credentials".into(),
+        client_id: client_id.into(),
+        client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+        client_assertion: assertion.into(),
+        ..Default::default()
+    };
+    Ok(anonymous.auth().token(r).await?.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_holder_signs_in_with_a_single_use_assertion_and_nobody_else_can() {
+    let cluster = TestCluster::start(3).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = cluster.client(0).await.unwrap();
+    create_vault(&root, "certs").await;
+    set(&root, "certs", "db", "by-cert").await.unwrap();
+    let sp = root
+        .principals()
+        .create_principal(pb::CreatePrincipalRequest {
+            kind: pb::PrincipalKind::ServicePrincipal as i32,
+            display_name: "cert app".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .principal
+        .unwrap();
+    let (pem, cert) = certificate(dir.path(), "app.pem", "cert app");
+    root.principals()
+        .reset_credential(pb::ResetCredentialRequest { id: sp.id.clone(), certificate_pem: cert, ..Default::default() })
+        .await
+        .unwrap();
+    assign(&root, &sp.id, "Key Vault Secrets User", "/vaults/certs").await;
+    let cluster_id =
+        root.operator().get_seal_status(pb::GetSealStatusRequest {}).await.unwrap().into_inner().cluster_id;
+
+    // The client signs in with the certificate alone, on any node.
+    for node in 0..3 {
+        let credential = Credential::ClientCertificate { client_id: sp.app_id.clone(), pem_path: pem.clone() };
+        let app = cluster.client_as(node, credential).await.unwrap();
+        assert_eq!(get(&app, "certs", "db").await.unwrap(), "by-cert");
+    }
+
+    // An assertion is taken once in the whole cluster: replayed to another node, it is refused.
+    let once = assertion(&pem, &sp.app_id, &cluster_id, |_| {});
+    token_by_assertion(&cluster, 0, &sp.app_id, &once).await.unwrap();
+    for node in 0..3 {
+        refused(&token_by_assertion(&cluster, node, &sp.app_id, &once).await.unwrap_err(), "INVALID_CLIENT");
+    }
+
+    // Wrong audience (as a string and in an array), another issuer, too long, expired, not yet valid,
+    // a claim of the wrong type: each refused alike.
+    let other_cluster = format!("arca://{}/oauth2/token", "ab".repeat(16));
+    let now = unix_now();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let edits: Vec<Edit> = vec![
+        Box::new(move |c| c["aud"] = serde_json::json!(other_cluster.clone())),
+        Box::new(|c| c["aud"] = serde_json::json!(["https://vault.azure.net"])),
+        Box::new(|c| c["iss"] = serde_json::json!("00000000-0000-4000-8000-000000000009")),
+        Box::new(|c| c["sub"] = serde_json::json!("someone-else")),
+        Box::new(move |c| c["exp"] = serde_json::json!(now + 1200)),
+        Box::new(move |c| c["exp"] = serde_json::json!(now - 600)),
+        Box::new(move |c| c["nbf"] = serde_json::json!(now + 3600)),
+        Box::new(move |c| c["exp"] = serde_json::json!((now + 300).to_string())),
+        Box::new(|c| drop(c.as_object_mut().unwrap().remove("jti"))),
+    ];
+    for edit in edits {
+        let a = assertion(&pem, &sp.app_id, &cluster_id, edit);
+        refused(&token_by_assertion(&cluster, 1, &sp.app_id, &a).await.unwrap_err(), "INVALID_CLIENT");
+    }
+    // An array audience that holds this cluster's token endpoint is fine.
+    let id: [u8; 16] = hex::decode(&cluster_id).unwrap().try_into().unwrap();
+    let audience = arca_identity::client_assertion::audience(&id);
+    let in_array =
+        assertion(&pem, &sp.app_id, &cluster_id, move |c| c["aud"] = serde_json::json!(["x", audience.clone()]));
+    token_by_assertion(&cluster, 1, &sp.app_id, &in_array).await.unwrap();
+
+    // CVE-2025-6037: a certificate with the same subject and another key matches nothing, whether it
+    // names itself or the registered certificate's thumbprint.
+    let (twin, _) = certificate(dir.path(), "twin.pem", "cert app");
+    refused(
+        &token_by_assertion(&cluster, 0, &sp.app_id, &assertion(&twin, &sp.app_id, &cluster_id, |_| {}))
+            .await
+            .unwrap_err(),
+        "INVALID_CLIENT",
+    );
+    let registered =
+        arca_crypto::client_cert::read_certificate_and_key(&std::fs::read_to_string(&pem).unwrap()).unwrap().0;
+    let twin_pem = std::fs::read_to_string(&twin).unwrap();
+    let (_, twin_key, algorithm) = arca_crypto::client_cert::read_certificate_and_key(&twin_pem).unwrap();
+    let header = serde_json::json!({"typ": "JWT", "x5t#S256": arca_crypto::client_cert::thumbprint(&registered)});
+    let claims = serde_json::json!({"aud": arca_identity::client_assertion::audience(&id), "iss": sp.app_id, "sub": sp.app_id,
+        "jti": "twin-1", "exp": now + 300});
+    let posing = arca_crypto::jwt::sign_with_pkcs8(algorithm, &twin_key, &header, &claims).unwrap();
+    refused(&token_by_assertion(&cluster, 0, &sp.app_id, &posing).await.unwrap_err(), "INVALID_CLIENT");
+
+    // alg none, and HS256 keyed with the certificate's public key, are refused before any key is used.
+    let parts: Vec<String> = assertion(&pem, &sp.app_id, &cluster_id, |_| {}).split('.').map(str::to_owned).collect();
+    let b64 = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let x5t = arca_crypto::client_cert::thumbprint(&registered);
+    for alg in ["none", "HS256", "RS512"] {
+        let forged = format!("{}.{}.{}", b64(serde_json::json!({"alg": alg, "x5t#S256": x5t})), parts[1], parts[2]);
+        refused(&token_by_assertion(&cluster, 0, &sp.app_id, &forged).await.unwrap_err(), "INVALID_CLIENT");
+    }
+
+    // Another service principal's certificate does not sign for this one.
+    let other = root
+        .principals()
+        .create_principal(pb::CreatePrincipalRequest {
+            kind: pb::PrincipalKind::ServicePrincipal as i32,
+            display_name: "other app".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .principal
+        .unwrap();
+    let (other_pem, other_cert) = certificate(dir.path(), "other.pem", "other app");
+    root.principals()
+        .reset_credential(pb::ResetCredentialRequest {
+            id: other.id.clone(),
+            certificate_pem: other_cert,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    refused(
+        &token_by_assertion(&cluster, 0, &sp.app_id, &assertion(&other_pem, &sp.app_id, &cluster_id, |_| {}))
+            .await
+            .unwrap_err(),
+        "INVALID_CLIENT",
+    );
+    // Deleting the certificate credential ends sign-in with it.
+    let creds = root
+        .principals()
+        .list_credentials(pb::ListCredentialsRequest { id: sp.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(creds.credentials.len(), 1);
+    assert_eq!(creds.credentials[0].r#type, "AsymmetricX509Cert");
+    root.principals()
+        .delete_credential(pb::DeleteCredentialRequest {
+            id: sp.id.clone(),
+            key_id: creds.credentials[0].key_id.clone(),
+        })
+        .await
+        .unwrap();
+    refused(
+        &token_by_assertion(&cluster, 2, &sp.app_id, &assertion(&pem, &sp.app_id, &cluster_id, |_| {}))
+            .await
+            .unwrap_err(),
+        "INVALID_CLIENT",
+    );
 }

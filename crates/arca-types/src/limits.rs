@@ -97,6 +97,8 @@ pub const GROUPS_PER_PRINCIPAL_MAX: usize = 100;
 pub const ASSIGNMENTS_PER_PRINCIPAL_MAX: usize = 500;
 /// Custom roles one cluster may define (Azure's limit per tenant).
 pub const CUSTOM_ROLES_MAX: usize = 5000;
+/// Longest a client assertion may be valid, in seconds (RFC 7523 clients use a few minutes).
+pub const CLIENT_ASSERTION_LIFETIME_S_MAX: i64 = 600;
 /// Largest client assertion (a JWT a client signed) the token endpoint reads, in bytes.
 pub const CLIENT_ASSERTION_BYTES_MAX: usize = 8 * 1024;
 /// A token request: a client assertion (or secret) at its limit, and the other fields.

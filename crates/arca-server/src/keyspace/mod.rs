@@ -19,6 +19,8 @@
 //! | `s/token-key` | the access-token signing key (Ed25519), under the barrier |
 //! | `s/token-keys` | the public token keys access tokens are checked with |
 //! | `tv/` + token id | a revoked access token, kept until it would have expired |
+//! | `aj/` + H(client id, jti) | a client assertion already used, kept until it expires |
+//! | `xt/` + expiry + key | when a `tv/` or `aj/` mark may be swept |
 //! | `v/` + H(vault name) | vault record |
 //! | `o/` + vault id + `s` + H_vault(name) | secret header |
 //! | `o/` + vault id + `S` + H_vault(name) + version | secret version |
@@ -66,6 +68,11 @@ pub const TOKEN_SIGNING_KEY: &[u8] = b"s/token-key";
 /// The public halves of the token keys tokens are checked with (not secret).
 pub const TOKEN_KEYS_KEY: &[u8] = b"s/token-keys";
 const REVOKED_TOKEN_PREFIX: &[u8] = b"tv/";
+/// Client assertions already used (by keyed hash of client id and `jti`), until they expire.
+const USED_ASSERTION_PREFIX: &[u8] = b"aj/";
+/// When each such mark (a revoked token, a used assertion) may be forgotten: `xt/` + expiry + the
+/// mark's own key.
+const MARK_EXPIRY_PREFIX: &[u8] = b"xt/";
 /// The only policy a token record may carry: a root token's.
 pub const ROOT_POLICY: &str = "root";
 const REQUEST_PREFIX: &[u8] = b"r/";
@@ -395,9 +402,50 @@ impl Keyspace {
         Ok(self.store.get(&Self::revoked_token_key(jti)).map_err(storage)?.is_some())
     }
 
-    /// The write that revokes one access token until `expires` (Unix seconds).
-    pub fn revoke_access_token(jti: &[u8; 16], expires: i64) -> Op {
-        put_plain(&Self::revoked_token_key(jti), &expires)
+    /// A mark at `key` until `expires` (Unix seconds), and its entry in the sweep's time index.
+    fn put_mark(key: Vec<u8>, expires: i64) -> Vec<Op> {
+        let mut at = MARK_EXPIRY_PREFIX.to_vec();
+        at.extend_from_slice(&(expires.max(0) as u64).to_be_bytes());
+        at.extend_from_slice(&key);
+        vec![put_plain(&key, &expires), Op::Put { key: at, value: Vec::new() }]
+    }
+
+    /// The writes that revoke one access token until `expires`.
+    pub fn revoke_access_token(jti: &[u8; 16], expires: i64) -> Vec<Op> {
+        Self::put_mark(Self::revoked_token_key(jti), expires)
+    }
+
+    /// Where the use of a client assertion is marked: a keyed hash of its client id and `jti`.
+    pub fn used_assertion_key(&self, client_id: &str, jti: &str) -> Vec<u8> {
+        self.hashed(USED_ASSERTION_PREFIX, Scope::System, &format!("assertion:{client_id}:{jti}"))
+    }
+
+    /// The writes that mark an assertion used until `expires`; guard them with
+    /// [`Keyspace::assertion_unused`], so a second use conflicts.
+    pub fn use_assertion(mark: Vec<u8>, expires: i64) -> Vec<Op> {
+        Self::put_mark(mark, expires)
+    }
+
+    pub fn assertion_unused(mark: &[u8]) -> Precondition {
+        Precondition { key: mark.to_vec(), modified_at: None }
+    }
+
+    /// The writes that forget marks that expired before `before`, at most `limit` of them.
+    pub fn expired_marks(&self, before: i64, limit: usize) -> Result<Vec<Op>, ArcaError> {
+        let mut ops = Vec::new();
+        for (key, _) in self.store.scan(MARK_EXPIRY_PREFIX, None, limit).map_err(storage)? {
+            let at = key
+                .get(MARK_EXPIRY_PREFIX.len()..MARK_EXPIRY_PREFIX.len() + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| ArcaError::internal("a mark expiry key is malformed"))?;
+            if at as i64 >= before {
+                break;
+            }
+            ops.push(Op::Delete { key: key[MARK_EXPIRY_PREFIX.len() + 8..].to_vec() });
+            ops.push(Op::Delete { key });
+        }
+        Ok(ops)
     }
 
     fn put_system_bytes(&self, key: &[u8], bytes: &[u8]) -> Result<Op, ArcaError> {

@@ -20,8 +20,9 @@ pub struct Operator(pub Arc<Api>, pub crate::root::RootOps);
 pub const INIT_SHARES_DEFAULT: u32 = 5;
 pub const INIT_THRESHOLD_DEFAULT: u32 = 3;
 
-fn seal_status(s: SealStatus, node_id: u64) -> pb::SealStatus {
+fn seal_status(s: SealStatus, node_id: u64, cluster_id: String) -> pb::SealStatus {
     pb::SealStatus {
+        cluster_id,
         initialized: s.initialized,
         sealed: s.sealed,
         threshold: s.threshold.into(),
@@ -114,6 +115,14 @@ impl Operator {
         self.0.engine.node_id.get().copied().unwrap_or(0)
     }
 
+    /// The cluster's id in hex, once this node knows it (public).
+    fn cluster_id(&self) -> String {
+        match crate::membership::cluster_record(&*self.0.engine.store) {
+            Ok(Some((_, cluster))) => hex::encode(cluster.cluster_id),
+            _ => String::new(),
+        }
+    }
+
     /// Init is for whoever can read the bootstrap secret the bootstrapping node wrote: the first
     /// caller on the network does not get to own the cluster.
     fn check_bootstrap_secret(&self, presented: &str) -> Result<(), ArcaError> {
@@ -157,7 +166,7 @@ impl OperatorService for Operator {
             .0
             .audit_request(&mut call)
             .and_then(|()| self.0.engine.seal.unseal(&r.share, &r.nonce, r.reset))
-            .map(|s| seal_status(s, self.node_id()));
+            .map(|s| seal_status(s, self.node_id(), self.cluster_id()));
         self.0.finish(call, result)
     }
 
@@ -167,7 +176,7 @@ impl OperatorService for Operator {
         let result = match self.0.authorize(&mut call, Action::ClusterSeal, Target::Cluster, LOCAL).await {
             Ok(_) => {
                 self.0.engine.seal_now();
-                self.0.engine.seal.status().map(|s| seal_status(s, self.node_id()))
+                self.0.engine.seal.status().map(|s| seal_status(s, self.node_id(), self.cluster_id()))
             }
             Err(e) => Err(e),
         };
@@ -179,7 +188,7 @@ impl OperatorService for Operator {
         request: Request<pb::GetSealStatusRequest>,
     ) -> Result<Response<pb::SealStatus>, Status> {
         let call = self.0.begin(&request, "OperatorSealStatus");
-        let result = self.0.engine.seal.status().map(|s| seal_status(s, self.node_id()));
+        let result = self.0.engine.seal.status().map(|s| seal_status(s, self.node_id(), self.cluster_id()));
         self.0.finish(call, result)
     }
 

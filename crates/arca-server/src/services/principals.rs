@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arca_core::identity::{parse_uuid, uuid, Credential, CredentialKind, IdentityView, PrincipalKind, PrincipalRecord};
 use arca_core::{Command, Outcome};
-use arca_identity::{client_secret, AuthMethod};
+use arca_identity::{client_assertion, client_secret, AuthMethod};
 use arca_proto::v1 as pb;
 use arca_proto::v1::auth_service_server::AuthService;
 use arca_proto::v1::principal_service_server::PrincipalService;
@@ -403,6 +403,40 @@ impl Auth {
         matched
     }
 
+    /// Checks a client assertion against the principal's unexpired certificates: the one its header
+    /// names by thumbprint, compared as a whole public key. Any failure is the same `INVALID_CLIENT`.
+    fn assertion_matches(
+        &self,
+        keyspace: &Keyspace,
+        client_id: &str,
+        principal: Option<&PrincipalRecord>,
+        token: &str,
+    ) -> Result<client_assertion::Accepted, ArcaError> {
+        let refuse = |why: &dyn std::fmt::Display| {
+            tracing::debug!("a client assertion was refused: {why}");
+            invalid_client()
+        };
+        let assertion = client_assertion::parse(token).map_err(|e| refuse(&e))?;
+        let now = self.0.engine.clock.now_unix();
+        let spki = principal
+            .into_iter()
+            .flat_map(|p| p.credentials.iter())
+            .filter(|c| c.is_valid_at(now))
+            .find_map(|c| match &c.kind {
+                CredentialKind::Certificate { thumbprint_sha256, spki_der }
+                    if *thumbprint_sha256 == assertion.thumbprint =>
+                {
+                    Some(spki_der.clone())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| refuse(&"no unexpired certificate of this client has that thumbprint"))?;
+        let (_, cluster) = crate::membership::cluster_record(keyspace.store())?
+            .ok_or_else(|| ArcaError::unavailable("this node does not know its cluster yet; retry"))?;
+        let audience = client_assertion::audience(&cluster.cluster_id);
+        assertion.verify(&spki, client_id, &audience, now).map_err(|e| refuse(&e))
+    }
+
     /// The cluster's token key, made now if the cluster was initialized before access tokens existed.
     async fn ensure_token_key(&self) -> Result<Keyspace, ArcaError> {
         let keyspace = self.0.engine.seal.keyspace()?;
@@ -431,22 +465,43 @@ impl AuthService for Auth {
             }
             let lifetime = lifetime(r.lifetime.as_ref())?;
             let app_id = parse_uuid("client_id", &r.client_id)?;
-            if !r.client_assertion.is_empty() || !r.client_assertion_type.is_empty() {
+            let client_id = uuid(&app_id);
+            let by_assertion = !r.client_assertion.is_empty() || !r.client_assertion_type.is_empty();
+            if by_assertion && r.client_assertion_type != client_assertion::ASSERTION_TYPE {
                 return Err(ArcaError::bad_parameter(
-                    "client_assertion",
-                    "this node accepts client secrets only; client assertions are not supported yet",
+                    "client_assertion_type",
+                    format!("client_assertion_type must be \"{}\"", client_assertion::ASSERTION_TYPE),
                 ));
             }
-            if r.client_secret.is_empty() || r.client_secret.len() > BEARER_TOKEN_BYTES_MAX {
+            if by_assertion && !r.client_secret.is_empty() {
+                return Err(ArcaError::bad_parameter(
+                    "client_secret",
+                    "send a client secret or an assertion, not both",
+                ));
+            }
+            if !by_assertion && (r.client_secret.is_empty() || r.client_secret.len() > BEARER_TOKEN_BYTES_MAX) {
                 return Err(invalid_client());
             }
-            // A secret reset or deleted (or a principal deleted) before this request started counts.
+            // A credential reset or deleted (or a principal deleted) before this request started counts.
             self.0.engine.read_barrier(Consistency::Linearizable).await?;
             let keyspace = self.ensure_token_key().await?;
             let principal = keyspace.principal_by_client(&app_id)?;
-            if !self.secret_matches(&keyspace, &app_id, principal.as_ref(), &r.client_secret) {
-                return Err(invalid_client());
-            }
+            let method = if by_assertion {
+                let accepted =
+                    self.assertion_matches(&keyspace, &client_id, principal.as_ref(), &r.client_assertion)?;
+                // Taken once in the whole cluster: a replay to any node is refused.
+                let mark = keyspace.used_assertion_key(&client_id, &accepted.jti);
+                self.0
+                    .engine
+                    .execute_system(crate::engine::SystemCommand::UseAssertion { mark, expires: accepted.expires })
+                    .await?;
+                AuthMethod::ClientAssertion
+            } else {
+                if !self.secret_matches(&keyspace, &app_id, principal.as_ref(), &r.client_secret) {
+                    return Err(invalid_client());
+                }
+                AuthMethod::ClientSecret
+            };
             let principal = principal.ok_or_else(invalid_client)?;
             call.identify_as(Principal {
                 accessor: String::new(),
@@ -455,7 +510,7 @@ impl AuthService for Auth {
                     kind: principal.kind,
                     groups: principal.groups.clone(),
                     app_id: principal.app_id,
-                    method: AuthMethod::ClientSecret,
+                    method,
                 },
             });
             let now = self.0.engine.clock.now_unix();
