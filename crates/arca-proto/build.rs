@@ -28,6 +28,7 @@ const REDACTED: &[(&str, &[&str])] = &[
     ("arca.v1.TokenResponse", &["access_token"]),
     ("arca.v1.CreatePrincipalResponse", &["password"]),
     ("arca.v1.ResetCredentialResponse", &["password"]),
+    ("arca.v1.RevokeAccessTokenRequest", &["access_token"]),
 ];
 
 fn rust_field(name: &str) -> String {

@@ -78,8 +78,10 @@ pub struct PrincipalRecord {
     /// The client id (Azure's `appId`) of a service principal or managed identity.
     pub app_id: Option<[u8; 16]>,
     pub created: i64,
-    /// Access tokens issued before this instant are refused: "revoke every token of this principal".
-    pub tokens_valid_after: i64,
+    /// Every access token carries the generation it was issued under; revoking every token of the
+    /// principal moves it on, and tokens of an older one are refused. A counter, not a time, so no
+    /// node's clock decides what a revocation covers.
+    pub token_generation: u64,
     pub credentials: Vec<Credential>,
     /// The groups this principal is a direct member of.
     pub groups: Vec<PrincipalId>,
@@ -130,6 +132,8 @@ pub trait IdentityView {
     fn assignments_of(&self, principal: &PrincipalId) -> Result<Vec<AssignmentRecord>, ArcaError>;
     /// Whether any assignment names the role.
     fn role_in_use(&self, role_id: &str) -> Result<bool, ArcaError>;
+    /// Every assignment at a vault or at one of its objects.
+    fn assignments_within(&self, vault: &arca_types::VaultName) -> Result<Vec<AssignmentRecord>, ArcaError>;
     fn assignments(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<AssignmentRecord>, ArcaError>;
     /// A custom role by id (built-in roles come from `arca_rbac`).
     fn custom_role(&self, id: &str) -> Result<Option<RoleDefinition>, ArcaError>;

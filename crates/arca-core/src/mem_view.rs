@@ -194,6 +194,10 @@ impl IdentityView for MemView {
         Ok(self.assignments.values().filter(|a| &a.principal == principal).cloned().collect())
     }
 
+    fn assignments_within(&self, vault: &arca_types::VaultName) -> Result<Vec<AssignmentRecord>, ArcaError> {
+        Ok(self.assignments.values().filter(|a| a.scope.vault() == Some(vault)).cloned().collect())
+    }
+
     fn role_in_use(&self, role_id: &str) -> Result<bool, ArcaError> {
         Ok(self.assignments.values().any(|a| a.role_id.eq_ignore_ascii_case(role_id)))
     }
@@ -207,7 +211,8 @@ impl IdentityView for MemView {
     }
 
     fn custom_role_named(&self, name: &str) -> Result<Option<String>, ArcaError> {
-        Ok(self.roles.values().find(|r| r.name.eq_ignore_ascii_case(name.trim())).map(|r| r.id.clone()))
+        let key = arca_types::display_name::comparison_key(name.trim());
+        Ok(self.roles.values().find(|r| arca_types::display_name::comparison_key(&r.name) == key).map(|r| r.id.clone()))
     }
 
     fn custom_roles(&self) -> Result<Vec<RoleDefinition>, ArcaError> {

@@ -52,6 +52,9 @@ pub struct AccessClaims {
     pub exp: i64,
     /// The token's own id (a UUID): what revokes this one token.
     pub jti: String,
+    /// The principal's token generation when the token was issued: revoking every token of the
+    /// principal moves it on.
+    pub gen: u64,
     pub ver: String,
 }
 
@@ -171,6 +174,7 @@ mod tests {
             nbf: NOW,
             exp: NOW + 3600,
             jti: "33333333-3333-3333-3333-333333333333".into(),
+            gen: 0,
             ver: TOKEN_VERSION.into(),
         }
     }

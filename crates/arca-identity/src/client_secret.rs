@@ -21,6 +21,14 @@ pub fn generate(entropy: &dyn Entropy) -> (SecretString, String) {
     (SecretString::new(secret), hint)
 }
 
+/// Whether `secret` has the shape of one Arca generates (`arcs_` and 43 base64url characters): anything
+/// else cannot match and is refused before it costs a lookup.
+pub fn well_formed(secret: &str) -> bool {
+    secret.len() == PREFIX.len() + 43
+        && secret.starts_with(PREFIX)
+        && secret[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// What a secret's keyed hash is computed over: the secret bound to the principal's client id, so
 /// that a hash copied to another principal matches nothing.
 pub fn hash_input(app_id: &[u8; 16], secret: &str) -> Vec<u8> {
@@ -45,5 +53,9 @@ mod tests {
         assert_eq!(URL_SAFE_NO_PAD.decode(&a.expose()[PREFIX.len()..]).unwrap().len(), CLIENT_SECRET_BYTES);
         assert_eq!(hint, a.expose()[PREFIX.len()..PREFIX.len() + 3]);
         assert_ne!(hash_input(&[1; 16], a.expose()), hash_input(&[2; 16], a.expose()));
+        assert!(well_formed(a.expose()));
+        for bad in ["", "arcs_", &a.expose()[1..], &format!("{}A", a.expose()), &a.expose().replace('_', ".")] {
+            assert!(!well_formed(bad), "{bad}");
+        }
     }
 }

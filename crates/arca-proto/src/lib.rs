@@ -206,6 +206,10 @@ mod tests {
                 ),
             ),
             (
+                "arca.v1.RevokeAccessTokenRequest",
+                format!("{:?}", super::v1::RevokeAccessTokenRequest { access_token: "T-planted".into() }),
+            ),
+            (
                 "arca.v1.ResetCredentialResponse",
                 format!(
                     "{:?}",

@@ -231,11 +231,10 @@ pub fn parse_custom(json: &str, id: &str) -> Result<RoleDefinition, ArcaError> {
     if chars == 0 || chars > ROLE_NAME_CHARS_MAX {
         return Err(invalid(format_args!("Name must have 1-{ROLE_NAME_CHARS_MAX} characters, it has {chars}")));
     }
-    if name.chars().any(char::is_control) {
-        return Err(invalid("Name may not contain control characters"));
-    }
-    if find_built_in(&name).is_some() {
-        return Err(invalid(format_args!("'{name}' is the name of a built-in role")));
+    arca_types::display_name::check_characters("Name", &name).map_err(|e| invalid(e.message))?;
+    let key = arca_types::display_name::comparison_key(&name);
+    if built_in_roles().iter().any(|r| arca_types::display_name::comparison_key(&r.name) == key) {
+        return Err(invalid(format_args!("'{name}' is (or looks like) the name of a built-in role")));
     }
     if raw.description.chars().count() > ROLE_DESCRIPTION_CHARS_MAX {
         return Err(invalid(format_args!("Description may have at most {ROLE_DESCRIPTION_CHARS_MAX} characters")));
@@ -260,6 +259,9 @@ pub fn parse_custom(json: &str, id: &str) -> Result<RoleDefinition, ArcaError> {
         Some(given) => parse_guid(&given).ok_or_else(|| invalid("Id must be a GUID"))?,
         None => id.to_owned(),
     };
+    if find_built_in(&id).is_some() {
+        return Err(invalid("Id is a built-in role's"));
+    }
     Ok(RoleDefinition {
         id,
         name,
@@ -319,6 +321,8 @@ mod tests {
     fn bad_custom_roles_are_refused_naming_what_is_wrong() {
         let id = "11111111-2222-3333-4444-555555555555";
         let cases = [
+            (r#"{"Name": "Key Vault Аdministrator", "DataActions": ["*"], "AssignableScopes": ["/"]}"#, "built-in"),
+            (r#"{"Name": "admin\u202eistrator", "DataActions": ["*"], "AssignableScopes": ["/"]}"#, "not allowed"),
             (
                 r#"{"Name": "x", "DataActions": ["Microsoft.KeyVault/vaults/secrets/getSecrets/action"], "AssignableScopes": ["/"]}"#,
                 "matches no action",
@@ -336,6 +340,10 @@ mod tests {
             (r#"{"Name": "", "DataActions": ["*"], "AssignableScopes": ["/"]}"#, "1-512"),
             (r#"{"Name": "x", "DataActions": ["*"], "AssignableScopes": ["/"], "Condition": "true"}"#, "unknown field"),
             (r#"{"Name": "x", "Id": "nope", "DataActions": ["*"], "AssignableScopes": ["/"]}"#, "GUID"),
+            (
+                r#"{"Name": "x", "Id": "00482a5a-887f-4fb3-b363-3b7fe8e74483", "DataActions": ["*"], "AssignableScopes": ["/"]}"#,
+                "built-in",
+            ),
         ];
         for (json, expected) in cases {
             let e = parse_custom(json, id).unwrap_err();

@@ -103,6 +103,16 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// The scope as error messages show it: an object's name, which may be sensitive, is left out.
+    pub fn redacted(&self) -> String {
+        match self {
+            Scope::Object { vault, kind, .. } => format!("/vaults/{vault}/{}/<name>", kind.segment()),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -380,7 +380,14 @@ impl Authorizer for RbacAuthorizer {
         let ids: Vec<String> = principals.iter().map(uuid).collect();
         let request =
             arca_rbac::AccessRequest { principals: &ids, operation: action.operation(), scope, assigned_role };
-        let role = |role_id: &str| crate::identity::role(keyspace, role_id);
+        // Each role once per decision, however many assignments name it.
+        let mut roles = std::collections::BTreeMap::new();
+        for a in &assignments {
+            if !roles.contains_key(&a.role_id) {
+                roles.insert(a.role_id.clone(), crate::identity::role(keyspace, &a.role_id));
+            }
+        }
+        let role = |role_id: &str| roles.get(role_id).cloned().flatten();
         match arca_rbac::evaluate(&request, &assignments, &role) {
             Decision::Allowed { assignment_id, role_name, .. } => {
                 Ok(Grant::Assignment { id: assignment_id, role: role_name })
@@ -388,10 +395,11 @@ impl Authorizer for RbacAuthorizer {
             Decision::Denied => Err(ArcaError::new(
                 ErrorCode::ForbiddenByRbac,
                 format!(
-                    "the caller ({}) is not allowed {} at {scope}; a role assignment that allows it is needed \
+                    "the caller ({}) is not allowed {} at {}; a role assignment that allows it is needed \
                      (arca role assignment create)",
                     uuid(id),
-                    action.azure_name()
+                    action.azure_name(),
+                    scope.redacted()
                 ),
             )),
         }

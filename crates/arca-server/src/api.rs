@@ -52,6 +52,8 @@ pub struct Call {
     /// What the request asked to do, and what allowed it (for the audit record).
     action: Option<Action>,
     grant: Option<Grant>,
+    /// The client id a token request named (a UUID, bounded), kept for the audit record of a refusal.
+    claimed_client: Option<String>,
 }
 
 /// What a request is about: the cluster, a vault, or one object in a vault (names as the caller
@@ -110,6 +112,11 @@ impl Call {
     /// The accessor of the authenticated caller's credential, once `authorize` has run.
     pub fn accessor(&self) -> Option<String> {
         self.principal.as_ref().map(|p| p.accessor.clone())
+    }
+
+    /// Notes the client id a token request names (validated as a UUID), for the audit record.
+    pub fn claim_client(&mut self, client_id: &str) {
+        self.claimed_client = Some(client_id.to_owned());
     }
 
     /// Names the caller of a call that authenticates itself (the token endpoint), for the audit record.
@@ -193,6 +200,7 @@ impl Api {
             client_id: None,
             action: None,
             grant: None,
+            claimed_client: None,
         }
     }
 
@@ -333,9 +341,26 @@ impl Api {
         action: Action,
         scope: &arca_rbac::Scope,
     ) -> Result<(), ArcaError> {
+        self.permits_assigning(keyspace, call, action, scope, None)
+    }
+
+    /// [`Api::permits`] for writing or deleting an assignment of `role`.
+    pub fn permits_assigning(
+        &self,
+        keyspace: &Keyspace,
+        call: &Call,
+        action: Action,
+        scope: &arca_rbac::Scope,
+        role: Option<&str>,
+    ) -> Result<(), ArcaError> {
         let principal =
             call.principal.as_ref().ok_or_else(|| ArcaError::internal("a permission check before authorize"))?;
-        self.authorizer.authorize(keyspace, principal, action, scope, None).map(|_| ())
+        self.authorizer.authorize(keyspace, principal, action, scope, role).map(|_| ())
+    }
+    /// Who the caller is (authenticated, not yet authorized for anything).
+    pub fn caller(&self, call: &mut Call) -> Result<Principal, ArcaError> {
+        self.identify(call)?;
+        call.principal.clone().ok_or_else(|| ArcaError::internal("a call without a caller"))
     }
 
     /// Who the caller is, from the edge's check or its token.
@@ -383,7 +408,7 @@ impl Api {
             principal: call.principal.as_ref().map(Principal::subject),
             principal_type: call.principal.as_ref().map(Principal::kind_name),
             auth_method: call.principal.as_ref().map(Principal::method_name),
-            client_id: call.principal.as_ref().and_then(Principal::client_id),
+            client_id: call.principal.as_ref().and_then(Principal::client_id).or_else(|| call.claimed_client.clone()),
             action: call.action.map(Action::azure_name),
             granted_by: call.grant.as_ref().map(|g| match g {
                 Grant::Root => "root".to_owned(),

@@ -547,10 +547,7 @@ impl Engine {
                     ],
                     ops: vec![
                         keyspace.put_token_signing_key(key.pkcs8_der())?,
-                        crate::keyspace::put_plain(
-                            crate::keyspace::TOKEN_KEYS_KEY,
-                            &vec![arca_identity::TokenKey::of(&key)],
-                        ),
+                        keyspace.put_token_keys(&[arca_identity::TokenKey::of(&key)])?,
                     ],
                 };
                 // A conflict means another node gave the cluster its key first: as good.

@@ -11,7 +11,7 @@ use arca_storage::Op;
 use arca_types::{ArcaError, ErrorCode};
 
 use crate::access::{Identity, Principal};
-use crate::keyspace::{self, Keyspace, TOKEN_KEYS_KEY};
+use crate::keyspace::Keyspace;
 
 fn unauthorized(why: &str) -> ArcaError {
     ArcaError::new(ErrorCode::Unauthorized, format!("{why}; get a new one (arca login, or the token endpoint)"))
@@ -19,7 +19,7 @@ fn unauthorized(why: &str) -> ArcaError {
 
 /// The public token keys, newest last.
 pub fn token_keys(keyspace: &Keyspace) -> Result<Vec<TokenKey>, ArcaError> {
-    Ok(keyspace::read_plain::<Vec<TokenKey>>(keyspace.store(), TOKEN_KEYS_KEY)?.map(|(_, k)| k).unwrap_or_default())
+    keyspace.token_keys()
 }
 
 /// The name this cluster's tokens are issued by and for.
@@ -33,10 +33,15 @@ pub fn issuer(keyspace: &Keyspace) -> Result<String, ArcaError> {
 /// public one in the clear.
 pub fn new_token_key(keyspace: &Keyspace, entropy: &dyn Entropy) -> Result<Vec<Op>, ArcaError> {
     let key = Ed25519Key::generate(entropy);
-    Ok(vec![
-        keyspace.put_token_signing_key(key.pkcs8_der())?,
-        keyspace::put_plain(TOKEN_KEYS_KEY, &vec![TokenKey::of(&key)]),
-    ])
+    Ok(vec![keyspace.put_token_signing_key(key.pkcs8_der())?, keyspace.put_token_keys(&[TokenKey::of(&key)])?])
+}
+
+/// An access token just signed.
+pub struct Issued {
+    pub token: String,
+    pub expires: i64,
+    /// Its accessor (the first half of its id), as audit records name it.
+    pub accessor: String,
 }
 
 /// Signs an access token for `principal`, valid from `now` for `lifetime` seconds.
@@ -47,13 +52,14 @@ pub fn issue(
     lifetime: i64,
     now: i64,
     entropy: &dyn Entropy,
-) -> Result<(String, i64), ArcaError> {
+) -> Result<Issued, ArcaError> {
     let der = keyspace
         .token_signing_key()?
         .ok_or_else(|| ArcaError::unavailable("the cluster has no token key yet; retry"))?;
     let key = Ed25519Key::from_pkcs8(&der).map_err(|e| ArcaError::internal(format!("the token key: {e}")))?;
     let issuer = issuer(keyspace)?;
     let expires = now.saturating_add(lifetime);
+    let jti = entropy.bytes16();
     let claims = AccessClaims {
         iss: issuer.clone(),
         aud: issuer,
@@ -64,10 +70,11 @@ pub fn issue(
         iat: now,
         nbf: now,
         exp: expires,
-        jti: arca_core::identity::uuid(&entropy.bytes16()),
+        jti: arca_core::identity::uuid(&jti),
+        gen: principal.token_generation,
         ver: TOKEN_VERSION.to_owned(),
     };
-    Ok((access_token::issue(&key, &claims), expires))
+    Ok(Issued { token: access_token::issue(&key, &claims), expires, accessor: hex::encode(&jti[..8]) })
 }
 
 /// The caller an access token names: its signature, issuer, audience and lifetime check out, its
@@ -80,7 +87,7 @@ pub fn principal_of_access_token(keyspace: &Keyspace, token: &str, now: i64) -> 
     let id = parse_uuid("sub", &claims.sub).map_err(|_| unauthorized("the token is not valid"))?;
     let jti = parse_uuid("jti", &claims.jti).map_err(|_| unauthorized("the token is not valid"))?;
     let record = keyspace.principal(&id)?.ok_or_else(|| unauthorized("the token's principal no longer exists"))?;
-    if claims.iat < record.tokens_valid_after || keyspace.access_token_revoked(&jti)? {
+    if claims.gen != record.token_generation || keyspace.access_token_revoked(&jti)? {
         return Err(unauthorized("the token was revoked"));
     }
     let method = *claims.amr.first().ok_or_else(|| unauthorized("the token is not valid"))?;

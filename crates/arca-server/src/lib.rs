@@ -21,6 +21,7 @@ pub mod key_use;
 pub mod keyspace;
 pub mod membership;
 pub mod quorum;
+pub mod rate;
 pub mod root;
 pub mod seal;
 pub mod server;

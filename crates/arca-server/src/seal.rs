@@ -9,10 +9,9 @@
 //! and an attempt left idle for long may be replaced (see [`crate::quorum`]). Unseal requests are
 //! rate-limited per node. Sealing wipes the barrier, which every in-flight request shares, at once.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use arca_types::limits::{UNSEAL_REQUESTS_BURST_MAX, UNSEAL_REQUESTS_PER_S_MAX};
-use tokio::time::Instant;
 
 use arca_crypto::shamir::{self, Share};
 use arca_crypto::{Barrier, Entropy, Key32, Keyring, RootKey};
@@ -29,12 +28,6 @@ use crate::quorum::{Progress, Quorum};
 enum SealState {
     Sealed,
     Unsealed { root: RootKey, barrier: Barrier },
-}
-
-/// A token bucket for unseal requests.
-struct RateLimit {
-    tokens: f64,
-    last: Instant,
 }
 
 /// What a successful `init` hands back to the operator, plus the proposal that records it.
@@ -78,7 +71,7 @@ pub struct SealManager {
     store: Arc<dyn StateStore>,
     entropy: Arc<dyn Entropy>,
     /// Unseal, root generation and rekey requests, together.
-    unseal_rate: Mutex<RateLimit>,
+    unseal_rate: crate::rate::RateLimit,
     unseal: Quorum<()>,
 }
 
@@ -112,7 +105,11 @@ impl SealManager {
             state: RwLock::new(SealState::Sealed),
             store,
             entropy,
-            unseal_rate: Mutex::new(RateLimit { tokens: UNSEAL_REQUESTS_BURST_MAX as f64, last: Instant::now() }),
+            unseal_rate: crate::rate::RateLimit::new(
+                "unseal requests",
+                UNSEAL_REQUESTS_PER_S_MAX,
+                UNSEAL_REQUESTS_BURST_MAX,
+            ),
             unseal: Quorum::new("unseal", "arca operator unseal"),
         }
     }
@@ -226,19 +223,7 @@ impl SealManager {
 
     /// Takes one unseal, root generation or rekey request from the rate limit, or refuses it.
     pub(crate) fn admit_unseal_request(&self) -> Result<(), ArcaError> {
-        let mut rate = self.unseal_rate.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let refill = now.duration_since(rate.last).as_secs_f64() * UNSEAL_REQUESTS_PER_S_MAX as f64;
-        rate.tokens = (rate.tokens + refill).min(UNSEAL_REQUESTS_BURST_MAX as f64);
-        rate.last = now;
-        if rate.tokens < 1.0 {
-            return Err(ArcaError::new(
-                ErrorCode::Throttled,
-                format!("too many unseal requests (at most {UNSEAL_REQUESTS_PER_S_MAX} a second); retry shortly"),
-            ));
-        }
-        rate.tokens -= 1.0;
-        Ok(())
+        self.unseal_rate.admit()
     }
 
     /// The share count and threshold chosen at init (or the last rekey).

@@ -43,11 +43,27 @@ fn is_combining_mark(c: char) -> bool {
         | 0x0E47..=0x0E4E | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0x3099..=0x309A | 0xFE20..=0xFE2F)
 }
 
-/// The comparison key of a name already trimmed and checked.
-fn comparison_key(name: &str) -> String {
+/// The comparison key of a name: NFKC, case folded, whitespace collapsed, confusable skeleton. Two
+/// names with one key are one name (role names are compared by it too).
+pub fn comparison_key(name: &str) -> String {
     let folded: String = caseless::default_case_fold_str(&name.nfkc().collect::<String>()).nfkc().collect();
     let collapsed = folded.split_whitespace().collect::<Vec<_>>().join(" ");
     unicode_security::skeleton(&collapsed).collect::<String>().nfkc().collect()
+}
+
+/// Refuses a name holding anything but letters, digits, spaces, combining marks and a little
+/// punctuation: no control, invisible or direction-changing characters.
+pub fn check_characters(field: &str, name: &str) -> Result<(), ArcaError> {
+    match name.chars().find(|c| !allowed(*c)) {
+        Some(bad) => Err(refuse(
+            field,
+            format_args!(
+                "character U+{:04X} is not allowed; use letters, digits, spaces and {PUNCTUATION}",
+                bad as u32
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 impl DisplayName {
@@ -62,15 +78,7 @@ impl DisplayName {
                 format_args!("it must have 1-{DISPLAY_NAME_CHARS_MAX} characters, it has {chars}"),
             ));
         }
-        if let Some(bad) = display.chars().find(|c| !allowed(*c)) {
-            return Err(refuse(
-                field,
-                format_args!(
-                    "character U+{:04X} is not allowed; use letters, digits, spaces and {PUNCTUATION}",
-                    bad as u32
-                ),
-            ));
-        }
+        check_characters(field, &display)?;
         let key = comparison_key(&display);
         if RESERVED_DISPLAY_NAMES.iter().any(|r| comparison_key(r) == key) {
             return Err(refuse(field, "it is reserved (or looks like a reserved name)"));

@@ -97,6 +97,10 @@ pub const GROUPS_PER_PRINCIPAL_MAX: usize = 100;
 pub const ASSIGNMENTS_PER_PRINCIPAL_MAX: usize = 500;
 /// Custom roles one cluster may define (Azure's limit per tenant).
 pub const CUSTOM_ROLES_MAX: usize = 5000;
+/// Token requests one node takes, per second on average and in one burst (the endpoint needs no
+/// token, and each request costs a read barrier).
+pub const TOKEN_REQUESTS_PER_S_MAX: u32 = 200;
+pub const TOKEN_REQUESTS_BURST_MAX: u32 = 400;
 /// Longest a client assertion may be valid, in seconds (RFC 7523 clients use a few minutes).
 pub const CLIENT_ASSERTION_LIFETIME_S_MAX: i64 = 600;
 /// Largest client assertion (a JWT a client signed) the token endpoint reads, in bytes.

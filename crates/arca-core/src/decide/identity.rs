@@ -74,7 +74,7 @@ pub fn create_principal(
         name: name.clone(),
         app_id,
         created: now,
-        tokens_valid_after: 0,
+        token_generation: 0,
         credentials: credential.cloned().into_iter().collect(),
         groups: Vec::new(),
         members: Vec::new(),
@@ -195,10 +195,9 @@ pub fn set_membership(
 }
 
 /// Every access token the principal holds so far stops working.
-pub fn revoke_tokens(view: &dyn StateView, id: &PrincipalId, now: i64) -> Result<Decision, ArcaError> {
+pub fn revoke_tokens(view: &dyn StateView, id: &PrincipalId) -> Result<Decision, ArcaError> {
     let mut record = principal(view, id)?;
-    // Tokens are dated to the second: one issued in this very second is revoked too.
-    record.tokens_valid_after = now.saturating_add(1).max(record.tokens_valid_after);
+    record.token_generation = record.token_generation.saturating_add(1);
     done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
 }
 
@@ -221,8 +220,9 @@ pub fn create_assignment(
         return Err(ArcaError::bad_parameter(
             "scope",
             format!(
-                "the role '{}' cannot be assigned at {scope}; it is assignable at its AssignableScopes only",
-                role.name
+                "the role '{}' cannot be assigned at {}; it is assignable at its AssignableScopes only",
+                role.name,
+                scope.redacted()
             ),
         ));
     }
@@ -234,7 +234,7 @@ pub fn create_assignment(
     if view.assignment_of(principal_id, &role.id, scope)?.is_some() {
         return Err(ArcaError::new(
             ErrorCode::RoleAssignmentExists,
-            format!("{} already holds '{}' at {scope}", uuid(principal_id), role.name),
+            format!("{} already holds '{}' at {}", uuid(principal_id), role.name, scope.redacted()),
         ));
     }
     if view.assignments_of(principal_id)?.len() >= ASSIGNMENTS_PER_PRINCIPAL_MAX {
@@ -321,21 +321,4 @@ pub fn delete_role(view: &dyn StateView, id: &str) -> Result<Decision, ArcaError
         ));
     }
     done(vec![Mutation::DeleteRole(role.clone())], Outcome::Role(role))
-}
-
-/// Every assignment at a vault or at one of its objects.
-pub fn assignments_within(
-    view: &dyn StateView,
-    vault: &arca_types::VaultName,
-) -> Result<Vec<AssignmentRecord>, ArcaError> {
-    let mut out = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = view.assignments(after.as_deref(), 1000)?;
-        out.extend(page.items.into_iter().filter(|a| a.scope.vault() == Some(vault)));
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(out),
-        }
-    }
 }

@@ -115,7 +115,7 @@ pub fn decide(view: &dyn StateView, command: &Command, now: i64) -> Result<Decis
         }
         Command::DeleteCredential { principal, key_id } => identity::delete_credential(view, principal, key_id),
         Command::SetGroupMember { group, member, add } => identity::set_membership(view, group, member, *add),
-        Command::RevokePrincipalTokens { principal } => identity::revoke_tokens(view, principal, now),
+        Command::RevokePrincipalTokens { principal } => identity::revoke_tokens(view, principal),
         Command::CreateRoleAssignment { id, principal, role_id, scope } => {
             identity::create_assignment(view, *id, principal, role_id, scope, now)
         }
@@ -210,7 +210,7 @@ fn delete_vault(view: &dyn StateView, name: &VaultName, now: i64) -> Result<Deci
     ];
     // As Azure: role assignments on the vault and its objects go with it, and a recovered (or
     // recreated) vault starts with none.
-    mutations.extend(identity::assignments_within(view, name)?.into_iter().map(Mutation::DeleteAssignment));
+    mutations.extend(view.assignments_within(name)?.into_iter().map(Mutation::DeleteAssignment));
     Ok(Decision { mutations, outcome: Outcome::Vault(vault) })
 }
 

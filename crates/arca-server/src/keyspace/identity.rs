@@ -12,7 +12,11 @@
 //! | `rr/` + H(role id) + assignment id | nothing: "the role is assigned" |
 //! | `ru/` + H(principal, role, scope) | assignment id (one assignment per principal, role and scope) |
 //! | `rd/` + H(role id) | custom role definition |
-//! | `rn/` + H(role name, lowercase) | custom role id (names are unique) |
+//! | `rn/` + H(role name key) | custom role id (names are unique, compared as display names are) |
+//! | `rg/` + H(vault, principal or role) | the last assignment created there (guards scans) |
+//!
+//! Principal and assignment ids appear in keys as they are (random, not names); every name, client
+//! id and role id is a keyed hash, and every record is sealed.
 
 use arca_core::identity::{AssignmentRecord, IdentityView, PrincipalId, PrincipalRecord};
 use arca_core::view::Page;
@@ -33,6 +37,10 @@ const ASSIGNMENT_BY_PRINCIPAL: &[u8] = b"rp/";
 const ASSIGNMENT_BY_ROLE: &[u8] = b"rr/";
 const ASSIGNMENT_UNIQUE: &[u8] = b"ru/";
 const ROLE: &[u8] = b"rd/";
+/// Bumped by every new assignment at (or within) a vault, of a principal, and of a role: what a
+/// decision that scanned those assignments (delete a vault, a principal, a role) guards on, so an
+/// assignment created meanwhile makes it decide again instead of being left behind.
+const ASSIGNMENT_GENERATION: &[u8] = b"rg/";
 const ROLE_NAME: &[u8] = b"rn/";
 
 fn concat(parts: &[&[u8]]) -> Vec<u8> {
@@ -73,12 +81,29 @@ impl Keyspace {
         self.hashed(ASSIGNMENT_UNIQUE, Sealing::System, &canonical)
     }
 
+    fn generation_key(&self, of: &str) -> Vec<u8> {
+        self.hashed(ASSIGNMENT_GENERATION, Sealing::System, &format!("assignment-generation:{of}"))
+    }
+
+    fn vault_generation(&self, vault: &arca_types::VaultName) -> Vec<u8> {
+        self.generation_key(&format!("vault:{}", vault.canonical()))
+    }
+
+    fn principal_generation(&self, principal: &PrincipalId) -> Vec<u8> {
+        self.generation_key(&format!("principal:{}", hex::encode(principal)))
+    }
+
+    fn role_generation(&self, role_id: &str) -> Vec<u8> {
+        self.generation_key(&format!("role:{}", role_id.to_ascii_lowercase()))
+    }
+
     fn role_key(&self, role_id: &str) -> Vec<u8> {
         concat(&[ROLE, &self.role_hash(role_id)])
     }
 
     fn role_name_key(&self, name: &str) -> Vec<u8> {
-        self.hashed(ROLE_NAME, Sealing::System, &format!("role-name:{}", name.trim().to_lowercase()))
+        let key = arca_types::display_name::comparison_key(name.trim());
+        self.hashed(ROLE_NAME, Sealing::System, &format!("role-name:{key}"))
     }
 
     fn put_sealed<T: serde::Serialize>(&self, key: Vec<u8>, value: &T) -> Result<Op, ArcaError> {
@@ -108,12 +133,20 @@ impl Keyspace {
                 }
                 ops
             }
-            Mutation::PutAssignment(a) => vec![
-                self.put_sealed(Self::assignment_key(&a.id), a)?,
-                self.put_sealed(Self::assignment_by_principal_key(&a.principal, &a.id), a)?,
-                Op::Put { key: concat(&[&self.assignment_by_role_prefix(&a.role_id), &a.id]), value: Vec::new() },
-                self.put_sealed(self.assignment_unique_key(&a.principal, &a.role_id, &a.scope), &a.id)?,
-            ],
+            Mutation::PutAssignment(a) => {
+                let mut ops = vec![
+                    self.put_sealed(Self::assignment_key(&a.id), a)?,
+                    self.put_sealed(Self::assignment_by_principal_key(&a.principal, &a.id), a)?,
+                    self.put_sealed(concat(&[&self.assignment_by_role_prefix(&a.role_id), &a.id]), &a.id)?,
+                    self.put_sealed(self.assignment_unique_key(&a.principal, &a.role_id, &a.scope), &a.id)?,
+                    self.put_sealed(self.principal_generation(&a.principal), &a.id)?,
+                    self.put_sealed(self.role_generation(&a.role_id), &a.id)?,
+                ];
+                if let Some(vault) = a.scope.vault() {
+                    ops.push(self.put_sealed(self.vault_generation(vault), &a.id)?);
+                }
+                ops
+            }
             Mutation::DeleteAssignment(a) => vec![
                 Op::Delete { key: Self::assignment_key(&a.id) },
                 Op::Delete { key: Self::assignment_by_principal_key(&a.principal, &a.id) },
@@ -244,12 +277,32 @@ impl IdentityView for RecordingView<'_> {
     }
 
     fn assignments_of(&self, principal: &PrincipalId) -> Result<Vec<AssignmentRecord>, ArcaError> {
+        self.read::<[u8; 16]>(Sealing::System, self.keyspace.principal_generation(principal))?;
         self.all(&concat(&[ASSIGNMENT_BY_PRINCIPAL, principal]))
     }
 
     fn role_in_use(&self, role_id: &str) -> Result<bool, ArcaError> {
+        self.read::<[u8; 16]>(Sealing::System, self.keyspace.role_generation(role_id))?;
         let prefix = self.keyspace.assignment_by_role_prefix(role_id);
-        Ok(!self.keyspace.store.scan(&prefix, None, 1).map_err(storage)?.is_empty())
+        let found = self.keyspace.store.scan(&prefix, None, 1).map_err(storage)?;
+        if let Some((key, v)) = found.first() {
+            self.reads.borrow_mut().entry(key.clone()).or_insert(Some(v.modified_at));
+        }
+        Ok(!found.is_empty())
+    }
+
+    fn assignments_within(&self, vault: &arca_types::VaultName) -> Result<Vec<AssignmentRecord>, ArcaError> {
+        self.read::<[u8; 16]>(Sealing::System, self.keyspace.vault_generation(vault))?;
+        let mut out = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.scan_ids::<AssignmentRecord>(ASSIGNMENT, 16, after.as_deref(), 1000)?;
+            out.extend(page.items.into_iter().filter(|a| a.scope.vault() == Some(vault)));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(out),
+            }
+        }
     }
 
     fn assignments(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<AssignmentRecord>, ArcaError> {
@@ -266,5 +319,131 @@ impl IdentityView for RecordingView<'_> {
 
     fn custom_roles(&self) -> Result<Vec<RoleDefinition>, ArcaError> {
         self.all(ROLE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arca_core::identity::PrincipalKind;
+    use arca_core::{decide, Command, Sku, Tags};
+    use arca_crypto::{Barrier, Keyring, OsEntropy};
+    use arca_storage::mem::MemState;
+    use arca_storage::proposal::{apply_proposal, ApplyOutcome};
+    use arca_storage::StateStore;
+    use arca_types::VaultName;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    struct Node {
+        store: Arc<MemState>,
+        keyspace: Keyspace,
+        index: u64,
+    }
+
+    impl Node {
+        fn new() -> Self {
+            let store = Arc::new(MemState::default());
+            let barrier = Barrier::new(Keyring::generate(&OsEntropy), Arc::new(OsEntropy));
+            Self { keyspace: Keyspace::new(store.clone(), barrier), store, index: 0 }
+        }
+
+        /// Decides `command` against the current state, without applying it.
+        fn decide(&self, command: &Command) -> arca_storage::proposal::Proposal {
+            let view = self.keyspace.recording_view();
+            let decision = decide(&view, command, NOW).unwrap();
+            self.keyspace.proposal(view, &decision.mutations).unwrap()
+        }
+
+        fn apply(&mut self, proposal: &arca_storage::proposal::Proposal) -> ApplyOutcome {
+            self.index += 1;
+            apply_proposal(&*self.store, self.index, proposal, b"meta").unwrap()
+        }
+
+        fn run(&mut self, command: &Command) {
+            let p = self.decide(command);
+            assert_eq!(self.apply(&p), ApplyOutcome::Applied);
+        }
+    }
+
+    fn vault() -> VaultName {
+        VaultName::parse("race").unwrap()
+    }
+
+    fn setup() -> Node {
+        let mut node = Node::new();
+        node.run(&Command::CreateVault {
+            name: vault(),
+            id: [1; 16],
+            sku: Sku::Standard,
+            retention_days: 7,
+            purge_protection: false,
+            tags: Tags::new(),
+        });
+        node.run(&Command::CreatePrincipal {
+            id: [2; 16],
+            kind: PrincipalKind::ServicePrincipal,
+            name: arca_types::DisplayName::parse("name", "racer").unwrap(),
+            app_id: Some([3; 16]),
+            credential: None,
+        });
+        node
+    }
+
+    fn assign(id: u8) -> Command {
+        Command::CreateRoleAssignment {
+            id: [id; 16],
+            principal: [2; 16],
+            role_id: arca_rbac::role::KEY_VAULT_SECRETS_USER.into(),
+            scope: arca_rbac::Scope::Vault(vault()),
+        }
+    }
+
+    /// An assignment created between the decision to delete its vault (or principal) and that
+    /// decision's apply makes the delete conflict (and be decided again), instead of surviving it.
+    #[test]
+    fn an_assignment_created_meanwhile_is_never_left_behind() {
+        for delete in [Command::DeleteVault { name: vault() }, Command::DeletePrincipal { id: [2; 16] }] {
+            let mut node = setup();
+            let deleting = node.decide(&delete);
+            node.run(&assign(9));
+            assert_eq!(node.apply(&deleting), ApplyOutcome::Conflict, "{delete:?}");
+            // Decided again, it deletes the assignment too.
+            node.run(&delete);
+            let view = node.keyspace.recording_view();
+            assert!(view.assignment(&[9; 16]).unwrap().is_none(), "{delete:?}");
+        }
+        // A custom role deleted while it is being assigned: the delete conflicts, then is refused.
+        let mut node = setup();
+        let role = arca_rbac::role::parse_custom(
+            r#"{"Name": "Racer", "DataActions": ["Microsoft.KeyVault/vaults/secrets/readMetadata/action"], "AssignableScopes": ["/"]}"#,
+            "44444444-4444-4444-4444-444444444444",
+        )
+        .unwrap();
+        node.run(&Command::PutRoleDefinition { role: role.clone(), update: false });
+        let deleting = node.decide(&Command::DeleteRoleDefinition { id: role.id.clone() });
+        node.run(&Command::CreateRoleAssignment {
+            id: [8; 16],
+            principal: [2; 16],
+            role_id: role.id.clone(),
+            scope: arca_rbac::Scope::Cluster,
+        });
+        assert_eq!(node.apply(&deleting), ApplyOutcome::Conflict);
+        let view = node.keyspace.recording_view();
+        assert!(decide(&view, &Command::DeleteRoleDefinition { id: role.id }, NOW).is_err());
+    }
+
+    #[test]
+    fn token_keys_written_without_the_barrier_are_never_trusted() {
+        let node = setup();
+        let attacker = arca_crypto::cluster_pki::Ed25519Key::generate(&OsEntropy);
+        let plain =
+            crate::keyspace::put_plain(crate::keyspace::TOKEN_KEYS_KEY, &vec![arca_identity::TokenKey::of(&attacker)]);
+        let arca_storage::Op::Put { key, value } = plain else { panic!() };
+        node.store.commit(50, &[arca_storage::Op::Put { key, value }], b"meta").unwrap();
+        assert!(node.keyspace.token_keys().is_err(), "a token key that is not sealed is refused, not used");
     }
 }

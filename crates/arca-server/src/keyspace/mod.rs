@@ -65,7 +65,9 @@ const TOKEN_ACCESSOR_PREFIX: &[u8] = b"ta/";
 pub const ROOT_NEXT_KEY: &[u8] = b"s/root-next";
 /// The cluster's access-token signing key (Ed25519 PKCS#8, under the barrier).
 pub const TOKEN_SIGNING_KEY: &[u8] = b"s/token-key";
-/// The public halves of the token keys tokens are checked with (not secret).
+/// The public halves of the token keys tokens are checked with. Not secret, but sealed all the same:
+/// only a node holding the barrier can write them, so nobody who gets an entry committed without
+/// the keys (a compromised sealed member) can add a key and forge tokens.
 pub const TOKEN_KEYS_KEY: &[u8] = b"s/token-keys";
 const REVOKED_TOKEN_PREFIX: &[u8] = b"tv/";
 /// Client assertions already used (by keyed hash of client id and `jti`), until they expire.
@@ -391,6 +393,15 @@ impl Keyspace {
 
     pub fn put_token_signing_key(&self, pkcs8: &[u8]) -> Result<Op, ArcaError> {
         self.put_system_bytes(TOKEN_SIGNING_KEY, pkcs8)
+    }
+
+    /// The public token keys, sealed (see [`TOKEN_KEYS_KEY`]).
+    pub fn token_keys(&self) -> Result<Vec<arca_identity::TokenKey>, ArcaError> {
+        Ok(self.read(Scope::System, TOKEN_KEYS_KEY)?.map(|(_, k)| k).unwrap_or_default())
+    }
+
+    pub fn put_token_keys(&self, keys: &[arca_identity::TokenKey]) -> Result<Op, ArcaError> {
+        Ok(Op::Put { value: self.seal(Scope::System, TOKEN_KEYS_KEY, &keys.to_vec())?, key: TOKEN_KEYS_KEY.to_vec() })
     }
 
     fn revoked_token_key(jti: &[u8; 16]) -> Vec<u8> {

@@ -264,13 +264,17 @@ impl Keys {
     async fn open_byok(
         &self,
         ks: &Keyspace,
+        call: &Call,
         vault: &VaultName,
         family: KeyFamily,
         blob: &[u8],
     ) -> Result<(KeySpec, KeyMaterial), ArcaError> {
         let bad = |m: &str| ArcaError::bad_parameter("key.key_hsm", m.to_owned());
         let (kek_name, kek_version, ciphertext) = parse_byok_blob(blob)?;
-        self.0.engine.read_barrier(parse_consistency(None)?).await?;
+        // The key-exchange key is used on the caller's behalf: the caller must be allowed to import
+        // with it, or a blob wrapped for another team's key-exchange key would hand over its key.
+        let kek_scope = arca_rbac::Scope::object(vault, ObjectKind::Keys, &kek_name);
+        self.0.permits(ks, call, Action::KeyImport, &kek_scope)?;
         let kek = read::get_key(&ks.recording_view(), vault, &kek_name, kek_version.as_ref())
             .map_err(|_| bad("the BYOK header's kid does not name a key-exchange key of this vault"))?;
         if kek.version.key_ops != [KeyOp::Import] {
@@ -325,7 +329,7 @@ impl KeyService for Keys {
             let import = check_jwk(jwk)?;
             let (family, kty_hsm, key_ops) = (import.family, import.kty_hsm, import.key_ops.clone());
             let (spec, material) = if !jwk.key_hsm.is_empty() {
-                self.open_byok(&ks, &vault, family, &jwk.key_hsm).await?
+                self.open_byok(&ks, &call, &vault, family, &jwk.key_hsm).await?
             } else {
                 let owned = jwk.clone();
                 blocking(family == KeyFamily::Rsa, move || plain_jwk(&owned, &import)).await?

@@ -34,6 +34,15 @@ fn seal_status(s: SealStatus, node_id: u64, cluster_id: String) -> pb::SealStatu
     }
 }
 
+/// Root tokens are break glass: only a root token may list or revoke them, whatever roles a
+/// principal holds (a cluster operator must not be able to lock out the holders of the break glass).
+fn root_only(call: &crate::api::Call, what: &str) -> Result<(), ArcaError> {
+    match call.principal().map(|p| &p.identity) {
+        Some(crate::access::Identity::Root) => Ok(()),
+        _ => Err(ArcaError::new(arca_types::ErrorCode::ForbiddenByRbac, format!("only a root token may {what}"))),
+    }
+}
+
 /// Longest request id an init may name, in characters.
 pub const INIT_REQUEST_ID_CHARS_MAX: usize = 64;
 
@@ -225,6 +234,7 @@ impl OperatorService for Operator {
         let r = request.into_inner();
         let result = async {
             self.0.authorize(&mut call, Action::ClusterTokensRevoke, Target::Cluster, WRITE).await?;
+            root_only(&call, "revoke root tokens")?;
             if r.accessor.len() != 16 || !r.accessor.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ArcaError::bad_parameter("accessor", "an accessor is 16 hex characters"));
             }
@@ -242,6 +252,7 @@ impl OperatorService for Operator {
         let mut call = self.0.begin(&request, "OperatorListTokens");
         let result = async {
             let keyspace = self.0.authorize(&mut call, Action::ClusterTokensList, Target::Cluster, WRITE).await?;
+            root_only(&call, "list root tokens")?;
             crate::root::list_tokens(&keyspace)
         }
         .await;

@@ -21,7 +21,20 @@ use crate::keyspace::Keyspace;
 /// The only grant the token endpoint takes.
 const CLIENT_CREDENTIALS: &str = "client_credentials";
 
-pub struct Auth(pub Arc<Api>);
+/// The token endpoint. It needs no token, so every request is first taken from a rate limit.
+pub struct Auth {
+    api: Arc<Api>,
+    rate: crate::rate::RateLimit,
+}
+
+impl Auth {
+    pub fn new(api: Arc<Api>) -> Self {
+        Self {
+            api,
+            rate: crate::rate::RateLimit::new("token requests", TOKEN_REQUESTS_PER_S_MAX, TOKEN_REQUESTS_BURST_MAX),
+        }
+    }
+}
 pub struct Principals(pub Arc<Api>);
 
 fn kind_from(raw: i32) -> Result<Option<PrincipalKind>, ArcaError> {
@@ -76,6 +89,20 @@ fn credential_message(c: &Credential) -> pb::Credential {
     }
 }
 
+/// A retried request (same request id) whose first attempt acted gets that attempt's outcome, and
+/// with it a credential whose secret only the first answer carried: this attempt's secret was never
+/// stored, and must not be handed out as if it had been.
+fn stored(record: &PrincipalRecord, key_id: &[u8; 16]) -> Result<(), ArcaError> {
+    if record.credentials.iter().any(|c| &c.key_id == key_id) {
+        return Ok(());
+    }
+    Err(ArcaError::new(
+        ErrorCode::OutcomeUnknown,
+        "an earlier attempt of this request made the credential, and its secret was shown only to that \
+         attempt; reset the credential to get a new one",
+    ))
+}
+
 /// The principal a request names: by object id, client id (appId) or display name.
 pub fn resolve(keyspace: &Keyspace, field: &str, raw: &str) -> Result<PrincipalRecord, ArcaError> {
     let not_found = || ArcaError::new(ErrorCode::PrincipalNotFound, format!("no principal matches {field}"));
@@ -112,6 +139,36 @@ fn years(raw: u32) -> Result<i64, ArcaError> {
 }
 
 impl Principals {
+    /// Whoever controls a principal's credentials (or joins it to a group) can do what it can. So a
+    /// change to them needs, beside `Arca/principals/*`, the right to assign (`action`: write) or to
+    /// remove (`action`: delete) every role `holders` hold: an identity administrator cannot reset the
+    /// secret of a service principal that is a Key Vault Administrator, unless it could make one.
+    fn may_act_as(
+        &self,
+        ks: &Keyspace,
+        call: &Call,
+        holders: &[arca_core::identity::PrincipalId],
+        action: Action,
+    ) -> Result<(), ArcaError> {
+        for assignment in ks.assignments_held(holders)? {
+            self.0.permits_assigning(ks, call, action, &assignment.scope, Some(&assignment.role_id)).map_err(|_| {
+                ArcaError::new(
+                    ErrorCode::ForbiddenByRbac,
+                    "the principal holds a role the caller could not assign itself, so the caller may not take \
+                     over its credentials, its memberships or its deletion",
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The principal and the groups it is in: whose roles its credentials carry.
+    fn with_groups(p: &PrincipalRecord) -> Vec<arca_core::identity::PrincipalId> {
+        let mut ids = vec![p.id];
+        ids.extend(p.groups.iter().copied());
+        ids
+    }
+
     async fn run(&self, call: &Call, command: Command) -> Result<PrincipalRecord, ArcaError> {
         match self.0.engine.execute(&command, call.client_request().as_ref()).await? {
             Outcome::Principal(p) => Ok(p),
@@ -166,6 +223,9 @@ impl PrincipalService for Principals {
                 credential: secret.as_ref().map(|(_, c)| c.clone()),
             };
             let record = self.run(&call, command).await?;
+            if let Some((_, credential)) = &secret {
+                stored(&record, &credential.key_id)?;
+            }
             Ok(pb::CreatePrincipalResponse {
                 principal: Some(principal_message(&record)),
                 password: secret.as_ref().map(|(s, _)| s.expose().to_owned()).unwrap_or_default(),
@@ -224,6 +284,7 @@ impl PrincipalService for Principals {
         let result = async {
             let ks = self.0.authorize(&mut call, Action::PrincipalDelete, Target::Cluster, WRITE).await?;
             let target = resolve(&ks, "id", &r.id)?;
+            self.may_act_as(&ks, &call, &[target.id], Action::RoleAssignmentDelete)?;
             self.run(&call, Command::DeletePrincipal { id: target.id }).await?;
             Ok(pb::DeletePrincipalResponse {})
         }
@@ -240,6 +301,7 @@ impl PrincipalService for Principals {
         let result = async {
             let ks = self.0.authorize(&mut call, Action::PrincipalCredentialWrite, Target::Cluster, WRITE).await?;
             let target = resolve(&ks, "id", &r.id)?;
+            self.may_act_as(&ks, &call, &Self::with_groups(&target), Action::RoleAssignmentWrite)?;
             let app_id = target
                 .app_id
                 .ok_or_else(|| ArcaError::bad_parameter("id", "only a service principal has credentials to reset"))?;
@@ -264,7 +326,10 @@ impl PrincipalService for Principals {
                 (String::new(), credential)
             };
             let (key_id, end) = (credential.key_id, credential.end);
-            self.run(&call, Command::ResetCredential { principal: target.id, credential, append: r.append }).await?;
+            let record = self
+                .run(&call, Command::ResetCredential { principal: target.id, credential, append: r.append })
+                .await?;
+            stored(&record, &key_id)?;
             Ok(pb::ResetCredentialResponse {
                 app_id: uuid(&app_id),
                 password,
@@ -300,6 +365,7 @@ impl PrincipalService for Principals {
         let result = async {
             let ks = self.0.authorize(&mut call, Action::PrincipalCredentialWrite, Target::Cluster, WRITE).await?;
             let target = resolve(&ks, "id", &r.id)?;
+            self.may_act_as(&ks, &call, &Self::with_groups(&target), Action::RoleAssignmentDelete)?;
             let key_id = parse_uuid("key_id", &r.key_id)?;
             self.run(&call, Command::DeleteCredential { principal: target.id, key_id }).await?;
             Ok(pb::DeleteCredentialResponse {})
@@ -328,6 +394,16 @@ impl PrincipalService for Principals {
         self.0.finish(call, result)
     }
 
+    async fn revoke_access_token(
+        &self,
+        request: Request<pb::RevokeAccessTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokensResponse>, Status> {
+        let mut call = self.0.begin(&request, "AccessTokenRevoke");
+        let r = request.into_inner();
+        let result = self.revoke_one(&mut call, &r.access_token).await.map(|()| pb::RevokeTokensResponse {});
+        self.0.finish(call, result)
+    }
+
     async fn revoke_tokens(
         &self,
         request: Request<pb::RevokeTokensRequest>,
@@ -346,6 +422,35 @@ impl PrincipalService for Principals {
 }
 
 impl Principals {
+    /// Revokes one access token: the caller's own, or (with `Arca/principals/write`) anyone's.
+    async fn revoke_one(&self, call: &mut Call, token: &str) -> Result<(), ArcaError> {
+        let caller = self.0.caller(call)?;
+        let keyspace = self.0.engine.seal.keyspace()?;
+        let now = self.0.engine.clock.now_unix();
+        let claims = arca_identity::access_token::verify(
+            token,
+            &crate::identity::token_keys(&keyspace)?,
+            &crate::identity::issuer(&keyspace)?,
+            now,
+        );
+        let claims = match claims {
+            Ok(claims) => claims,
+            // An expired token needs no revoking.
+            Err(arca_identity::TokenError::Expired) => return Ok(()),
+            Err(_) => {
+                return Err(ArcaError::bad_parameter("access_token", "this is not an access token of this cluster"))
+            }
+        };
+        if caller.subject() == claims.sub {
+            self.0.audit_request(call)?;
+        } else {
+            self.0.authorize(call, Action::PrincipalWrite, Target::Cluster, WRITE).await?;
+        }
+        let jti = parse_uuid("access_token", &claims.jti)?;
+        let command = crate::engine::SystemCommand::RevokeAccessToken { jti, expires: claims.exp };
+        self.0.engine.execute_system(command).await.map(|_| ())
+    }
+
     async fn membership(
         &self,
         call: &mut Call,
@@ -355,6 +460,10 @@ impl Principals {
         let ks = self.0.authorize(call, Action::PrincipalWrite, Target::Cluster, WRITE).await?;
         let group = resolve(&ks, "group", &r.group)?;
         let member = resolve(&ks, "member", &r.member)?;
+        if add {
+            // Joining a group hands the member the group's roles.
+            self.may_act_as(&ks, call, &[group.id], Action::RoleAssignmentWrite)?;
+        }
         let record = self.run(call, Command::SetGroupMember { group: group.id, member: member.id, add }).await?;
         Ok(principal_message(&record))
     }
@@ -393,7 +502,7 @@ impl Auth {
     ) -> bool {
         let presented =
             keyspace.barrier().name_hash(arca_crypto::Scope::System, &client_secret::hash_input(app_id, secret));
-        let now = self.0.engine.clock.now_unix();
+        let now = self.api.engine.clock.now_unix();
         let mut matched = false;
         for credential in principal.map(|p| p.credentials.as_slice()).unwrap_or_default() {
             if let CredentialKind::Secret { hash, .. } = &credential.kind {
@@ -417,7 +526,7 @@ impl Auth {
             invalid_client()
         };
         let assertion = client_assertion::parse(token).map_err(|e| refuse(&e))?;
-        let now = self.0.engine.clock.now_unix();
+        let now = self.api.engine.clock.now_unix();
         let spki = principal
             .into_iter()
             .flat_map(|p| p.credentials.iter())
@@ -438,23 +547,22 @@ impl Auth {
     }
 
     /// The cluster's token key, made now if the cluster was initialized before access tokens existed.
-    async fn ensure_token_key(&self) -> Result<Keyspace, ArcaError> {
-        let keyspace = self.0.engine.seal.keyspace()?;
+    async fn ensure_token_key(&self, keyspace: Keyspace) -> Result<Keyspace, ArcaError> {
         if keyspace.token_signing_key()?.is_some() {
             return Ok(keyspace);
         }
-        let key = arca_crypto::cluster_pki::Ed25519Key::generate(self.0.engine.seal.entropy().as_ref());
+        let key = arca_crypto::cluster_pki::Ed25519Key::generate(self.api.engine.seal.entropy().as_ref());
         let pkcs8 = arca_types::SecretBytes::new(key.pkcs8_der().to_vec());
-        self.0.engine.execute_system(crate::engine::SystemCommand::CreateTokenKey { pkcs8 }).await?;
-        self.0.engine.read_barrier(Consistency::Linearizable).await?;
-        self.0.engine.seal.keyspace()
+        self.api.engine.execute_system(crate::engine::SystemCommand::CreateTokenKey { pkcs8 }).await?;
+        self.api.engine.read_barrier(Consistency::Linearizable).await?;
+        self.api.engine.seal.keyspace()
     }
 }
 
 #[tonic::async_trait]
 impl AuthService for Auth {
     async fn token(&self, request: Request<pb::TokenRequest>) -> Result<Response<pb::TokenResponse>, Status> {
-        let mut call = self.0.begin(&request, "Token");
+        let mut call = self.api.begin(&request, "Token");
         let r = request.into_inner();
         let result = async {
             if r.grant_type != CLIENT_CREDENTIALS {
@@ -466,6 +574,8 @@ impl AuthService for Auth {
             let lifetime = lifetime(r.lifetime.as_ref())?;
             let app_id = parse_uuid("client_id", &r.client_id)?;
             let client_id = uuid(&app_id);
+            call.claim_client(&client_id);
+            self.rate.admit()?;
             let by_assertion = !r.client_assertion.is_empty() || !r.client_assertion_type.is_empty();
             if by_assertion && r.client_assertion_type != client_assertion::ASSERTION_TYPE {
                 return Err(ArcaError::bad_parameter(
@@ -479,22 +589,21 @@ impl AuthService for Auth {
                     "send a client secret or an assertion, not both",
                 ));
             }
-            if !by_assertion && (r.client_secret.is_empty() || r.client_secret.len() > BEARER_TOKEN_BYTES_MAX) {
+            // A secret Arca could not have made is refused before any lookup or barrier.
+            if !by_assertion && !client_secret::well_formed(&r.client_secret) {
                 return Err(invalid_client());
             }
             // A credential reset or deleted (or a principal deleted) before this request started counts.
-            self.0.engine.read_barrier(Consistency::Linearizable).await?;
-            let keyspace = self.ensure_token_key().await?;
+            self.api.engine.read_barrier(Consistency::Linearizable).await?;
+            let keyspace = self.api.engine.seal.keyspace()?;
             let principal = keyspace.principal_by_client(&app_id)?;
             let method = if by_assertion {
                 let accepted =
                     self.assertion_matches(&keyspace, &client_id, principal.as_ref(), &r.client_assertion)?;
                 // Taken once in the whole cluster: a replay to any node is refused.
                 let mark = keyspace.used_assertion_key(&client_id, &accepted.jti);
-                self.0
-                    .engine
-                    .execute_system(crate::engine::SystemCommand::UseAssertion { mark, expires: accepted.expires })
-                    .await?;
+                let command = crate::engine::SystemCommand::UseAssertion { mark, expires: accepted.expires };
+                self.api.engine.execute_system(command).await?;
                 AuthMethod::ClientAssertion
             } else {
                 if !self.secret_matches(&keyspace, &app_id, principal.as_ref(), &r.client_secret) {
@@ -503,8 +612,12 @@ impl AuthService for Auth {
                 AuthMethod::ClientSecret
             };
             let principal = principal.ok_or_else(invalid_client)?;
+            let keyspace = self.ensure_token_key(keyspace).await?;
+            let now = self.api.engine.clock.now_unix();
+            let entropy = self.api.engine.seal.entropy();
+            let issued = crate::identity::issue(&keyspace, &principal, method, lifetime, now, entropy.as_ref())?;
             call.identify_as(Principal {
-                accessor: String::new(),
+                accessor: issued.accessor.clone(),
                 identity: Identity::Principal {
                     id: principal.id,
                     kind: principal.kind,
@@ -513,16 +626,7 @@ impl AuthService for Auth {
                     method,
                 },
             });
-            let now = self.0.engine.clock.now_unix();
-            let entropy = self.0.engine.seal.entropy();
-            let (token, expires) = crate::identity::issue(
-                &keyspace,
-                &principal,
-                AuthMethod::ClientSecret,
-                lifetime,
-                now,
-                entropy.as_ref(),
-            )?;
+            let (token, expires) = (issued.token, issued.expires);
             Ok(pb::TokenResponse {
                 access_token: token,
                 token_type: "Bearer".to_owned(),
@@ -531,6 +635,6 @@ impl AuthService for Auth {
             })
         }
         .await;
-        self.0.finish(call, result)
+        self.api.finish(call, result)
     }
 }

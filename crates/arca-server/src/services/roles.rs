@@ -97,7 +97,17 @@ impl Roles {
                 "an update names the role to change by its Id",
             ));
         }
-        self.authorize_each(call, Action::RoleDefinitionWrite, &role.assignable_scopes).await?;
+        // An update changes what every assignment of the role grants: the caller must be allowed to
+        // write roles wherever the role could be assigned before, as well as where it can be after.
+        let mut scopes = role.assignable_scopes.clone();
+        if update {
+            let ks = self.0.engine.seal.keyspace()?;
+            self.0.engine.read_barrier(crate::engine::Consistency::Linearizable).await?;
+            if let Some(old) = ks.custom_role(&role.id)? {
+                scopes.extend(old.assignable_scopes);
+            }
+        }
+        self.authorize_each(call, Action::RoleDefinitionWrite, &scopes).await?;
         match self
             .0
             .engine
