@@ -10,6 +10,8 @@ command -v clang >/dev/null 2>&1 || need_apt+=(clang)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+# The README's CLI session reads JSON with jq.
+command -v jq >/dev/null 2>&1 || need_apt+=(jq)
 # The chaos tests cut links between real processes with iptables (as root).
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
 

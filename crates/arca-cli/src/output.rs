@@ -4,6 +4,17 @@ use arca_client::pb;
 use clap::ValueEnum;
 use serde_json::{json, Map, Value};
 
+/// Prints a line to stdout. A reader that went away (`arca … | head`) ends the program quietly, as
+/// Unix tools do, instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
     Json,
@@ -126,16 +137,16 @@ fn table_rows(items: &[Map<String, Value>]) {
         .collect();
     let line =
         |vals: Vec<String>| vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ");
-    println!("{}", line(columns.clone()));
-    println!("{}", line(widths.iter().map(|w| "-".repeat(*w)).collect()));
+    out!("{}", line(columns.clone()));
+    out!("{}", line(widths.iter().map(|w| "-".repeat(*w)).collect()));
     for m in items {
-        println!("{}", line(columns.iter().map(|c| cell(m.get(c).unwrap_or(&Value::Null))).collect()));
+        out!("{}", line(columns.iter().map(|c| cell(m.get(c).unwrap_or(&Value::Null))).collect()));
     }
 }
 
 pub fn print_value(format: Format, value: &Value) {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Format::Json => out!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
         Format::Table => match value {
             Value::Array(items) => {
                 let maps: Vec<Map<String, Value>> = items.iter().filter_map(|i| i.as_object().cloned()).collect();
@@ -144,10 +155,10 @@ pub fn print_value(format: Format, value: &Value) {
             Value::Object(map) => {
                 let width = map.keys().map(String::len).max().unwrap_or(0);
                 for (k, v) in map {
-                    println!("{k:<width$}  {}", cell(v));
+                    out!("{k:<width$}  {}", cell(v));
                 }
             }
-            other => println!("{}", cell(other)),
+            other => out!("{}", cell(other)),
         },
     }
 }
