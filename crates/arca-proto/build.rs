@@ -95,6 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "arca/v1/operator.proto",
         "arca/v1/cluster.proto",
         "arca/v1/identity.proto",
+        "arca/v1/audit.proto",
         "arca/cluster/v1/node.proto",
     ];
     let fds = protox::compile(files, [&root])?;

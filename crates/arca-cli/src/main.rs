@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod ad_cmd;
+mod audit_cmd;
 mod key_cmd;
 mod output;
 
@@ -65,6 +66,11 @@ enum Top {
     Role {
         #[command(subcommand)]
         command: ad_cmd::RoleCmd,
+    },
+    /// Check an audit log's hash chain (and, with --cluster, its anchors).
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCmd,
     },
 }
 
@@ -482,6 +488,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Top::Cluster { command } => cluster(&client, &options, command, f).await,
         Top::Ad { command } => ad_cmd::ad(&client, command, f).await,
         Top::Role { command } => ad_cmd::role(&client, command, f).await,
+        Top::Audit { command } => audit_cmd::audit(&client, command).await,
     }
 }
 

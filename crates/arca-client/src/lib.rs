@@ -11,6 +11,7 @@ pub use credential::Credential;
 
 use std::time::Duration;
 
+use arca_proto::v1::audit_service_client::AuditServiceClient;
 use arca_proto::v1::auth_service_client::AuthServiceClient;
 use arca_proto::v1::cluster_service_client::ClusterServiceClient;
 use arca_proto::v1::crypto_service_client::CryptoServiceClient;
@@ -228,6 +229,10 @@ impl ArcaClient {
 
     pub fn principals(&self) -> PrincipalServiceClient<Authed> {
         PrincipalServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    pub fn audit(&self) -> AuditServiceClient<Authed> {
+        AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     pub fn roles(&self) -> RoleServiceClient<Authed> {

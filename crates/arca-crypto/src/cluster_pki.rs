@@ -54,6 +54,13 @@ fn generate(e: impl std::fmt::Display) -> PkiError {
     PkiError::Generate(e.to_string())
 }
 
+/// Whether `signature` is `public`'s Ed25519 signature of `message` (a raw 32-byte public key).
+pub fn verify_ed25519(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, public)
+        .verify(message, signature)
+        .is_ok()
+}
+
 /// The SHA-256 of some bytes (certificate pins, key fingerprints).
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;

@@ -513,6 +513,27 @@ impl Api {
         self.finish_internal(call, result)
     }
 
+    /// Anchors the head of this node's audit chain in the cluster, if it moved past `anchored` (the
+    /// chain head the last anchor left, its own records included). Returns the head it leaves.
+    pub async fn anchor_audit(&self, anchored: u64) -> Result<Option<u64>, ArcaError> {
+        let (Some(head), Some(node_id)) = (self.audit.head(), self.engine.node_id.get().copied()) else {
+            return Ok(None);
+        };
+        if head.seq <= anchored {
+            return Ok(None);
+        }
+        let (_, cluster) = crate::membership::cluster_record(&*self.engine.store)?
+            .ok_or_else(|| ArcaError::unavailable("the cluster has no id yet"))?;
+        let key = self.engine.credentials.current().stored.key.clone();
+        let now = self.engine.clock.now_unix();
+        let anchor = arca_audit::verify::SignedAnchor::sign(&key, &cluster.cluster_id, node_id, head, now);
+        let mut call = self.system_call("AuditAnchor", None, &[]);
+        self.audit_request(&mut call)?;
+        let result = self.engine.execute_system(crate::engine::SystemCommand::AnchorAudit(anchor)).await;
+        self.finish_internal(call, result)?;
+        Ok(self.audit.head().map(|h| h.seq))
+    }
+
     /// Ends a call the node made itself (see [`Api::system_call`] and [`Api::node_call`]).
     pub fn finish_internal<R>(&self, call: Call, result: Result<R, ArcaError>) -> Result<R, ArcaError> {
         self.record_response(&call, result)

@@ -135,6 +135,8 @@ pub enum SystemCommand {
     /// Take a client assertion's `jti` (its mark: a keyed hash of client id and jti), once: a second
     /// use anywhere in the cluster is refused.
     UseAssertion { mark: Vec<u8>, expires: i64 },
+    /// Record the head of a node's audit chain (only the node itself may anchor its own log).
+    AnchorAudit(arca_audit::verify::SignedAnchor),
     /// Revoke the token with this accessor.
     RevokeToken { accessor: String },
     /// Wrap the keyring under this new root key and record the new share count and threshold.
@@ -559,6 +561,19 @@ impl Engine {
                 self.propose_on_leader(Proposal { preconditions: Vec::new(), ops }).await?;
                 Ok(SystemOutcome::Done)
             }
+            SystemCommand::AnchorAudit(anchor) => {
+                let (_, cluster) = crate::membership::cluster_record(&*self.store)?
+                    .ok_or_else(|| ArcaError::unavailable("the cluster has no id yet; retry"))?;
+                if !anchor.verifies(&cluster.cluster_id) {
+                    return Err(ArcaError::bad_parameter("anchor", "the anchor's signature does not verify"));
+                }
+                self.propose_on_leader(Proposal {
+                    preconditions: Vec::new(),
+                    ops: vec![keyspace.put_audit_anchor(&anchor)?],
+                })
+                .await?;
+                Ok(SystemOutcome::Done)
+            }
             SystemCommand::UseAssertion { mark, expires } => {
                 let proposal = Proposal {
                     preconditions: vec![crate::keyspace::Keyspace::assertion_unused(&mark)],
@@ -684,6 +699,17 @@ impl Engine {
         );
         if !first_time {
             return Err(ArcaError::bad_parameter("payload", "this request was received before: a replay"));
+        }
+        if let Forwarded::System(SystemCommand::AnchorAudit(anchor)) = &forwarded {
+            if anchor.node_id != envelope.sender {
+                return Err(ArcaError::new(
+                    ErrorCode::NotAMember,
+                    format!(
+                        "node {} may anchor only its own audit log, not node {}'s",
+                        envelope.sender, anchor.node_id
+                    ),
+                ));
+            }
         }
         let result = match forwarded {
             Forwarded::Client(command, request) => self

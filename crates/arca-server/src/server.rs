@@ -8,6 +8,7 @@ use std::time::Duration;
 use arca_crypto::Entropy;
 use arca_proto::cluster::v1::node_service_server::NodeServiceServer;
 use arca_proto::cluster::v1::{AddNodeRequest, JoinRequest, JoinResponse};
+use arca_proto::v1::audit_service_server::AuditServiceServer;
 use arca_proto::v1::auth_service_server::AuthServiceServer;
 use arca_proto::v1::cluster_service_server::ClusterServiceServer;
 use arca_proto::v1::crypto_service_server::CryptoServiceServer;
@@ -40,6 +41,8 @@ use arca_types::limits::BATCH_REQUEST_BYTES_MAX;
 pub const CLUSTER_MESSAGE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// How often the leader looks for soft-deleted objects whose retention has ended, in seconds.
 pub const PURGE_SWEEP_INTERVAL_S: u64 = 10;
+/// How often a node anchors the head of its audit chain in the cluster, by default, in seconds.
+pub const AUDIT_ANCHOR_INTERVAL_S_DEFAULT: u64 = 60;
 /// How many times a joining node follows a "not the leader, ask node N" answer in one attempt.
 pub const JOIN_LEADER_HOPS_MAX: usize = 5;
 /// Deadline of a join request, and of the request to be added (which waits while the new node
@@ -121,6 +124,8 @@ pub struct NodeOptions {
     pub join_as_learner: bool,
     pub raft: RaftSettings,
     pub vault_suffix: String,
+    /// How often the node anchors the head of its audit chain in the cluster, in seconds.
+    pub audit_anchor_interval_s: u64,
 }
 
 pub(crate) struct Shared {
@@ -416,6 +421,7 @@ pub async fn serve(
         .add_service(Edge::new(AuthServiceServer::new(services::principals::Auth::new(api.clone())), api.clone()))
         .add_service(Edge::new(PrincipalServiceServer::new(services::principals::Principals(api.clone())), api.clone()))
         .add_service(Edge::new(RoleServiceServer::new(services::roles::Roles(api.clone())), api.clone()))
+        .add_service(Edge::new(AuditServiceServer::new(services::audit::Audit(api.clone())), api.clone()))
         .add_service(Edge::new(
             SecretServiceServer::new(services::secrets::Secrets(api.clone()))
                 .max_decoding_message_size(BATCH_REQUEST_BYTES_MAX)
@@ -471,14 +477,15 @@ pub async fn serve(
             tracing::warn!("state machine recovery is slow: {e}");
         }
     }
-    spawn_background(api.clone(), health_reporter);
+    spawn_background(api.clone(), health_reporter, options.audit_anchor_interval_s);
     Ok(engine)
 }
 
-fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter) {
+fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter, anchor_every_s: u64) {
     let engine = api.engine.clone();
     tokio::spawn(async move {
         let mut tick: u64 = 0;
+        let mut anchored = 0u64;
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             tick += 1;
@@ -496,6 +503,13 @@ fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter)
             }
             if let Err(e) = crate::membership::renew_own_certificate(&api) {
                 tracing::warn!("failed to renew this node's cluster certificate: {e}");
+            }
+            if tick.is_multiple_of(anchor_every_s.max(1)) && !engine.seal.is_sealed() {
+                match api.anchor_audit(anchored).await {
+                    Ok(Some(seq)) => anchored = seq,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("failed to anchor the audit log: {e}"),
+                }
             }
             if tick.is_multiple_of(PURGE_SWEEP_INTERVAL_S) && !engine.seal.is_sealed() {
                 match api.sweep_purges().await {

@@ -277,6 +277,8 @@ impl TestCluster {
             .arg("--unseal-key-file")
             .arg(&unseal)
             .args(["--snapshot-every-entries", &snapshot, "--keep-after-snapshot-entries", "50"])
+            // Anchored often, so tests see their audit logs anchored within seconds.
+            .args(["--audit-anchor-interval-s", "2"])
             .args(&node.extra_args)
             .env("ARCA_LOG", "info,openraft=info")
             .env("ARCA_DANGER_CLOCK_OFFSET_FILE", self.dir.path().join("clock.offset"))

@@ -135,3 +135,83 @@ async fn the_cli_sends_a_write_that_got_no_answer_again_with_the_same_request_id
     assert!(ok, "{versions}");
     assert_eq!(versions.as_array().map(Vec::len), Some(1), "the write landed once: {versions}");
 }
+
+/// `arca audit verify` on `file`: whether it passed, and its JSON report (printed either way).
+fn verify_audit(cluster: &TestCluster, file: &std::path::Path, with_cluster: bool) -> (bool, Value) {
+    let path = file.to_str().unwrap();
+    let mut args = vec!["audit", "verify", path];
+    if with_cluster {
+        args.push("--cluster");
+    }
+    let out = arca_command(cluster, 0, &args).output().expect("run arca");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.success(), report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_verifies_and_an_edit_deletion_reordering_or_cut_is_caught() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let (ok, _) = arca(&cluster, 0, &["keyvault", "create", "--name", "audited", "--retention-days", "7"]);
+    assert!(ok);
+    for i in 0..5 {
+        let name = format!("s{i}");
+        let (ok, _) = arca(
+            &cluster,
+            0,
+            &["keyvault", "secret", "set", "--vault-name", "audited", "--name", &name, "--value", "v"],
+        );
+        assert!(ok);
+    }
+    // Wait for an anchor that covers those requests.
+    let log = cluster.nodes[0].data_dir.join("audit.log");
+    let written = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
+    let client = cluster.client(0).await.unwrap();
+    let node_id = cluster.status(0).await.unwrap().node_id;
+    cluster
+        .wait_for(Duration::from_secs(30), async |_| {
+            let anchors = client.audit().list_anchors(arca_client::pb::ListAnchorsRequest { node_id }).await;
+            anchors.is_ok_and(|a| a.into_inner().anchors.iter().any(|a| a.seq >= written))
+        })
+        .await
+        .expect("the node anchored its log");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("audit.log");
+    let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    let write =
+        |lines: &[String]| std::fs::write(&copy, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+
+    write(&lines);
+    let (ok, report) = verify_audit(&cluster, &copy, true);
+    assert!(ok, "{report}");
+    assert_eq!(report["records"].as_u64(), Some(lines.len() as u64), "{report}");
+    assert!(report["anchorsChecked"].as_u64() > Some(0), "{report}");
+
+    // One byte changed in record 3: refused, naming line 3.
+    let mut edited = lines.clone();
+    edited[2] = edited[2].replacen("\"success\"", "\"failure\"", 1).replacen("\"request\"", "\"respons\"", 1);
+    assert_ne!(edited[2], lines[2]);
+    write(&edited);
+    let (ok, report) = verify_audit(&cluster, &copy, false);
+    assert!(!ok);
+    assert_eq!(report["firstBad"]["line"], 3, "{report}");
+    assert_eq!(report["records"], 2, "{report}");
+
+    // A record deleted, two swapped: refused where it happened.
+    let mut deleted = lines.clone();
+    deleted.remove(4);
+    write(&deleted);
+    let (ok, report) = verify_audit(&cluster, &copy, false);
+    assert!(!ok && report["firstBad"]["line"] == 5, "{report}");
+    let mut swapped = lines.clone();
+    swapped.swap(5, 6);
+    write(&swapped);
+    let (ok, report) = verify_audit(&cluster, &copy, false);
+    assert!(!ok && report["firstBad"]["line"] == 6, "{report}");
+
+    // Cut short: the chain alone cannot tell; the cluster's anchors can.
+    write(&lines[..4]);
+    assert!(verify_audit(&cluster, &copy, false).0);
+    let (ok, report) = verify_audit(&cluster, &copy, true);
+    assert!(!ok, "{report}");
+    assert!(report["firstBad"]["reason"].as_str().unwrap().contains("cut short"), "{report}");
+}

@@ -105,6 +105,10 @@ struct ServeArgs {
     /// cannot be written the node refuses requests, while Raft on the data disk carries on.
     #[arg(long)]
     audit_log: Option<PathBuf>,
+    /// How often the node records the head of its audit log's hash chain in the cluster (seconds), so
+    /// `arca audit verify --cluster` can tell a log cut short or replaced.
+    #[arg(long, default_value_t = arca_server::server::AUDIT_ANCHOR_INTERVAL_S_DEFAULT)]
+    audit_anchor_interval_s: u64,
     /// Lock memory so keys never reach swap: auto (when the process may), on (or refuse to start), off.
     #[arg(long, value_enum, default_value_t = hardening::MlockMode::Auto)]
     mlock: hardening::MlockMode,
@@ -282,6 +286,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         vault_suffix: args.vault_suffix,
+        audit_anchor_interval_s: args.audit_anchor_interval_s,
         danger_clock_offset_file: danger_clock(args.danger_clock_offset_file),
     };
     let node = node::start(config).await.map_err(anyhow::Error::msg).context("start the node")?;
@@ -321,6 +326,7 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
         unseal_key_file: Some(unseal_key_file.clone()),
         raft: arca_raft::RaftSettings::default(),
         vault_suffix: "vault.arca.local".to_owned(),
+        audit_anchor_interval_s: arca_server::server::AUDIT_ANCHOR_INTERVAL_S_DEFAULT,
         danger_clock_offset_file: None,
     };
     let node = node::start(config).await.map_err(anyhow::Error::msg).context("start the dev node")?;

@@ -53,6 +53,7 @@ pub struct NodeConfig {
     pub unseal_key_file: Option<PathBuf>,
     pub raft: RaftSettings,
     pub vault_suffix: String,
+    pub audit_anchor_interval_s: u64,
     /// Testing only: shift this node's clock by the seconds written in this file.
     pub danger_clock_offset_file: Option<PathBuf>,
 }
@@ -119,6 +120,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         join_as_learner: config.join_as_learner,
         raft: config.raft.clone(),
         vault_suffix: config.vault_suffix.clone(),
+        audit_anchor_interval_s: config.audit_anchor_interval_s,
     };
 
     let cluster_listener = TcpListener::bind(config.cluster_listen)

@@ -405,6 +405,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                     join_as_learner: learner,
                     raft,
                     vault_suffix: "vault.sim".into(),
+                    audit_anchor_interval_s: arca_server::server::AUDIT_ANCHOR_INTERVAL_S_DEFAULT,
                 };
                 let engine = arca_server::serve(parts, options, |listener, routes| {
                     let bound = match listener {

@@ -21,6 +21,7 @@
 //! | `tv/` + token id | a revoked access token, kept until it would have expired |
 //! | `aj/` + H(client id, jti) | a client assertion already used, kept until it expires |
 //! | `xt/` + expiry + key | when a `tv/` or `aj/` mark may be swept |
+//! | `aa/` + node id + seq | an audit anchor: the head of a node's audit chain, signed by the node |
 //! | `v/` + H(vault name) | vault record |
 //! | `o/` + vault id + `s` + H_vault(name) | secret header |
 //! | `o/` + vault id + `S` + H_vault(name) + version | secret version |
@@ -72,6 +73,8 @@ pub const TOKEN_KEYS_KEY: &[u8] = b"s/token-keys";
 const REVOKED_TOKEN_PREFIX: &[u8] = b"tv/";
 /// Client assertions already used (by keyed hash of client id and `jti`), until they expire.
 const USED_ASSERTION_PREFIX: &[u8] = b"aj/";
+/// Audit anchors: `aa/` + node id + sequence number (both big-endian).
+const AUDIT_ANCHOR_PREFIX: &[u8] = b"aa/";
 /// When each such mark (a revoked token, a used assertion) may be forgotten: `xt/` + expiry + the
 /// mark's own key.
 const MARK_EXPIRY_PREFIX: &[u8] = b"xt/";
@@ -439,6 +442,25 @@ impl Keyspace {
 
     pub fn assertion_unused(mark: &[u8]) -> Precondition {
         Precondition { key: mark.to_vec(), modified_at: None }
+    }
+
+    fn anchor_key(node_id: u64, seq: u64) -> Vec<u8> {
+        [AUDIT_ANCHOR_PREFIX, &node_id.to_be_bytes()[..], &seq.to_be_bytes()[..]].concat()
+    }
+
+    pub fn put_audit_anchor(&self, anchor: &arca_audit::verify::SignedAnchor) -> Result<Op, ArcaError> {
+        let key = Self::anchor_key(anchor.node_id, anchor.seq);
+        Ok(Op::Put { value: self.seal(Scope::System, &key, anchor)?, key })
+    }
+
+    /// Every anchor of one node's audit log, in order.
+    pub fn audit_anchors(&self, node_id: u64) -> Result<Vec<arca_audit::verify::SignedAnchor>, ArcaError> {
+        let prefix = [AUDIT_ANCHOR_PREFIX, &node_id.to_be_bytes()[..]].concat();
+        let mut out = Vec::new();
+        for (key, v) in self.store.scan(&prefix, None, usize::MAX).map_err(storage)? {
+            out.push(self.open(Scope::System, &key, &v.value)?);
+        }
+        Ok(out)
     }
 
     /// The writes that forget marks that expired before `before`, at most `limit` of them.

@@ -1,0 +1,165 @@
+//! The file sink: chained JSON lines, appended, fsync'd for the records that must be durable.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use arca_types::ArcaError;
+
+use crate::chain::{self, ChainHead};
+use crate::{AuditDurability, AuditEvent, AuditSink};
+
+/// How far back from the end of an existing log the sink looks for its last whole record, in bytes.
+const TAIL_BYTES_MAX: u64 = 1024 * 1024;
+
+struct Open {
+    file: std::fs::File,
+    /// Bytes of whole records in the file.
+    len: u64,
+    head: ChainHead,
+}
+
+/// Appends chained JSON lines to a file (0600), fsync'ing the records that must be durable. It
+/// takes up the chain where the file ends, cutting off a last line a crash left half written.
+pub struct FileAuditSink {
+    path: PathBuf,
+    file: Mutex<Option<Open>>,
+}
+
+impl FileAuditSink {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, file: Mutex::new(None) }
+    }
+
+    fn open(&self) -> Result<Open, ArcaError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(|e| failure("open", e))?;
+        let size = file.metadata().map_err(|e| failure("read", e))?.len();
+        let start = size.saturating_sub(TAIL_BYTES_MAX);
+        let mut tail = Vec::new();
+        file.seek(SeekFrom::Start(start)).map_err(|e| failure("read", e))?;
+        file.read_to_end(&mut tail).map_err(|e| failure("read", e))?;
+        // Whole records end with a newline; anything after the last one was cut off by a crash.
+        let whole = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let len = start + whole as u64;
+        if len < size {
+            file.set_len(len).map_err(|e| failure("repair", e))?;
+        }
+        let last = tail[..whole].strip_suffix(b"\n").and_then(|t| t.rsplit(|b| *b == b'\n').next());
+        let head = match last {
+            None => ChainHead::default(),
+            Some(line) => {
+                let link = chain::open(line).map_err(|e| {
+                    ArcaError::internal(format!(
+                        "the audit log {} does not end with a chained record ({e}); move it aside to start a new one",
+                        self.path.display()
+                    ))
+                })?;
+                ChainHead { seq: link.seq, hash: link.hash }
+            }
+        };
+        Ok(Open { file, len, head })
+    }
+}
+
+fn failure(what: &str, e: std::io::Error) -> ArcaError {
+    ArcaError::internal(format!("failed to {what} the audit log: {e}"))
+}
+
+impl AuditSink for FileAuditSink {
+    fn record(&self, event: &AuditEvent, durability: AuditDurability) -> Result<(), ArcaError> {
+        let serde_json::Value::Object(record) =
+            serde_json::to_value(event).map_err(|e| ArcaError::internal(format!("audit encode: {e}")))?
+        else {
+            return Err(ArcaError::internal("an audit record is not a JSON object"));
+        };
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.open()?);
+        }
+        let open = guard.as_mut().expect("opened above");
+        let (line, head) = chain::seal(record, &open.head);
+        let written = open.file.write_all(&line).and_then(|()| match durability {
+            AuditDurability::Synced => open.file.sync_data(),
+            AuditDurability::Buffered => Ok(()),
+        });
+        match written {
+            Ok(()) => {
+                open.len += line.len() as u64;
+                open.head = head;
+                Ok(())
+            }
+            Err(e) => {
+                // A full disk can leave part of the line: cut back to the last whole record.
+                let _ = open.file.set_len(open.len);
+                Err(failure("write", e))
+            }
+        }
+    }
+
+    fn head(&self) -> Option<ChainHead> {
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = self.open().ok();
+        }
+        Some(guard.as_ref().map(|o| o.head).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::event;
+    use crate::AuditStage;
+
+    #[test]
+    fn file_sink_passes_the_conformance_suite_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let sink = FileAuditSink::new(path.clone());
+        crate::conformance::run(&sink, &|| std::fs::read(&path).unwrap());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_sink_that_cannot_write_fails_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = FileAuditSink::new(dir.path().join("missing-dir").join("audit.log"));
+        assert!(sink.record(&event(AuditStage::Request, "r"), AuditDurability::Synced).is_err());
+    }
+
+    #[test]
+    fn a_reopened_sink_takes_up_the_chain_and_drops_a_half_written_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let first = FileAuditSink::new(path.clone());
+        for i in 0..3 {
+            first.record(&event(AuditStage::Request, &format!("r{i}")), AuditDurability::Synced).unwrap();
+        }
+        drop(first);
+        let mut torn = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        torn.write_all(b"{\"stage\":\"requ").unwrap();
+        let second = FileAuditSink::new(path.clone());
+        assert_eq!(second.head().unwrap().seq, 3);
+        second.record(&event(AuditStage::Request, "r3"), AuditDurability::Synced).unwrap();
+        let report = crate::verify::verify(&std::fs::read(&path).unwrap()[..], &[]);
+        assert_eq!((report.records, report.problem), (4, None));
+    }
+
+    #[test]
+    fn a_log_that_does_not_end_in_a_chained_record_is_not_written_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        std::fs::write(&path, b"{\"old\":\"unchained\"}\n").unwrap();
+        let sink = FileAuditSink::new(path);
+        let e = sink.record(&event(AuditStage::Request, "r"), AuditDurability::Synced).unwrap_err();
+        assert!(e.message.contains("move it aside"), "{}", e.message);
+    }
+}
