@@ -52,19 +52,36 @@ impl FileAuditSink {
             file.set_len(len).map_err(|e| failure("repair", e))?;
         }
         let last = tail[..whole].strip_suffix(b"\n").and_then(|t| t.rsplit(|b| *b == b'\n').next());
-        let head = match last {
+        let head = match last.map(chain::open) {
             None => ChainHead::default(),
-            Some(line) => {
-                let link = chain::open(line).map_err(|e| {
-                    ArcaError::internal(format!(
-                        "the audit log {} does not end with a chained record ({e}); move it aside to start a new one",
-                        self.path.display()
-                    ))
-                })?;
-                ChainHead { seq: link.seq, hash: link.hash }
+            Some(Ok(link)) => ChainHead { seq: link.seq, hash: link.hash },
+            Some(Err(e)) => {
+                // A log from before records were chained (or one whose end was damaged): kept whole
+                // beside the new one, which starts a new chain. The cluster's anchors still name the
+                // old chain's records, so `verify --cluster` on the new log shows the break.
+                drop(file);
+                let aside = self.aside_path();
+                std::fs::rename(&self.path, &aside).map_err(|e| failure("move aside", e))?;
+                tracing::warn!(
+                    "the audit log {} did not end with a chained record ({e}); it is kept as {} and a new chain starts",
+                    self.path.display(),
+                    aside.display()
+                );
+                return self.open();
             }
         };
         Ok(Open { file, len, head })
+    }
+}
+
+impl FileAuditSink {
+    /// A free name beside the log for an old log moved aside: `<log>.unchained`, `.unchained.2`, ….
+    fn aside_path(&self) -> PathBuf {
+        let base = self.path.with_extension("log.unchained");
+        (1..)
+            .map(|n| if n == 1 { base.clone() } else { PathBuf::from(format!("{}.{n}", base.display())) })
+            .find(|p| !p.exists())
+            .expect("some name is free")
     }
 }
 
@@ -154,12 +171,14 @@ mod tests {
     }
 
     #[test]
-    fn a_log_that_does_not_end_in_a_chained_record_is_not_written_to() {
+    fn a_log_from_before_chains_is_kept_aside_and_a_new_chain_starts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         std::fs::write(&path, b"{\"old\":\"unchained\"}\n").unwrap();
-        let sink = FileAuditSink::new(path);
-        let e = sink.record(&event(AuditStage::Request, "r"), AuditDurability::Synced).unwrap_err();
-        assert!(e.message.contains("move it aside"), "{}", e.message);
+        let sink = FileAuditSink::new(path.clone());
+        sink.record(&event(AuditStage::Request, "r"), AuditDurability::Synced).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("audit.log.unchained")).unwrap(), b"{\"old\":\"unchained\"}\n");
+        let report = crate::verify::verify(&std::fs::read(&path).unwrap()[..], &[]);
+        assert_eq!((report.records, report.problem), (1, None));
     }
 }
