@@ -297,9 +297,13 @@ impl RoleService for Roles {
             let assignment = match self.assignment_named(&ks, &r).await {
                 Ok(a) => a,
                 Err(e) => {
-                    // Whether an assignment exists is told only to callers who may delete at the scope named.
+                    // Whether an assignment exists is told only to callers who may delete one of the role
+                    // named at the scope named.
                     let scope = scope_of(&r.scope).unwrap_or(Scope::Cluster);
-                    self.0.authorize_at(&mut call, Action::RoleAssignmentDelete, &scope, None, WRITE).await?;
+                    let role = find_role(&ks, &r.role).ok().map(|role| role.id);
+                    self.0
+                        .authorize_at(&mut call, Action::RoleAssignmentDelete, &scope, role.as_deref(), WRITE)
+                        .await?;
                     return Err(e);
                 }
             };
