@@ -6,10 +6,12 @@
 //! operation in process, Arca's crypto against the raw aws-lc-rs primitive on one core (as a ratio);
 //! then the same operations over gRPC through every node, linearizable and bounded-staleness, with the
 //! throughput as a ratio of the raw single-core rate. `--suite snapshot`: a fourth node catching up
-//! from a snapshot of `--state-mib` MiB, with its time and peak memory. Prints throughput and latency percentiles. Bounded
+//! from a snapshot of `--state-mib` MiB, with its time and peak memory. `--suite authz`: linearizable
+//! gets with a root token against the same with a service principal's token. Prints throughput and latency percentiles. Bounded
 //! in count and time; it talks only to 127.0.0.1.
 #![forbid(unsafe_code)]
 
+mod authz;
 mod crypto;
 mod snapshot;
 
@@ -50,6 +52,8 @@ enum Suite {
     Keys,
     /// A node catching up from a large snapshot: time and peak memory.
     Snapshot,
+    /// Linearizable gets with a root token against the same with a service principal's token.
+    Authz,
 }
 
 #[derive(Clone, Copy)]
@@ -170,6 +174,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.suite == Suite::Snapshot {
         return snapshot::run(args.state_mib).await;
+    }
+    if args.suite == Suite::Authz {
+        return authz::run(&args).await;
     }
     let mut raw_rates = Vec::new();
     if args.suite != Suite::Secrets {

@@ -55,6 +55,9 @@ pub struct AuditEvent {
     /// The client id of a service principal or managed identity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The address the call came from, as the node's listener saw it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_address: Option<String>,
     /// The action asked for, as Azure names it (a data action or a control action).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<&'static str>,

@@ -110,6 +110,9 @@ enum VaultCmd {
         tags: Option<Vec<String>>,
         #[arg(long)]
         enable_purge_protection: bool,
+        /// What the network rules do with an address no IP rule names (Allow or Deny, as az takes them).
+        #[arg(long, value_enum, ignore_case = true)]
+        default_action: Option<DefaultActionArg>,
     },
     Delete {
         #[arg(long, short = 'n')]
@@ -133,6 +136,58 @@ enum VaultCmd {
         #[command(subcommand)]
         command: SecretCmd,
     },
+    /// Which addresses may use the vault's contents (like `az keyvault network-rule`).
+    NetworkRule {
+        #[command(subcommand)]
+        command: NetworkRuleCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetworkRuleCmd {
+    /// Allows an address or range (a.b.c.d, a.b.c.d/n, IPv6); takes effect with --default-action Deny.
+    Add {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, num_args = 1..)]
+        ip_address: Vec<String>,
+    },
+    Remove {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, num_args = 1..)]
+        ip_address: Vec<String>,
+    },
+    List {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DefaultActionArg {
+    Allow,
+    Deny,
+}
+
+/// Reads a vault's network rules, changes them with `change`, and writes them back.
+async fn change_network_rules(
+    v: &mut pb::vault_service_client::VaultServiceClient<arca_client::Authed>,
+    name: &str,
+    change: impl FnOnce(&mut pb::NetworkAcls),
+) -> anyhow::Result<pb::Vault> {
+    let current = v
+        .get_vault(pb::GetVaultRequest { name: name.to_owned(), read_options: None })
+        .await
+        .map_err(arca_client::ClientError::from)?
+        .into_inner();
+    let mut acls = current.network_acls.unwrap_or_default();
+    change(&mut acls);
+    let r = v
+        .set_vault_network_rules(pb::SetVaultNetworkRulesRequest { name: name.to_owned(), network_acls: Some(acls) })
+        .await
+        .map_err(arca_client::ClientError::from)?;
+    Ok(r.into_inner())
 }
 
 #[derive(Args, Clone)]
@@ -532,7 +587,7 @@ async fn vault(client: &ArcaClient, command: VaultCmd, f: Format) -> anyhow::Res
             .await?;
             print_value(f, &all);
         }
-        VaultCmd::Update { name, tags, enable_purge_protection } => {
+        VaultCmd::Update { name, tags, enable_purge_protection, default_action } => {
             let mut paths = Vec::new();
             if tags.is_some() {
                 paths.push("tags".to_owned());
@@ -540,8 +595,19 @@ async fn vault(client: &ArcaClient, command: VaultCmd, f: Format) -> anyhow::Res
             if enable_purge_protection {
                 paths.push("enable_purge_protection".to_owned());
             }
-            if paths.is_empty() {
-                bail!("nothing to update: pass --tags and/or --enable-purge-protection");
+            if paths.is_empty() && default_action.is_none() {
+                bail!("nothing to update: pass --tags, --enable-purge-protection and/or --default-action");
+            }
+            if let Some(action) = default_action {
+                let action = match action {
+                    DefaultActionArg::Allow => pb::DefaultAction::Allow,
+                    DefaultActionArg::Deny => pb::DefaultAction::Deny,
+                };
+                let vault = change_network_rules(&mut v, &name, |acls| acls.default_action = action as i32).await?;
+                if paths.is_empty() {
+                    print_value(f, &output::vault(&vault));
+                    return Ok(());
+                }
             }
             let r = v
                 .update_vault(pb::UpdateVaultRequest {
@@ -590,6 +656,28 @@ async fn vault(client: &ArcaClient, command: VaultCmd, f: Format) -> anyhow::Res
                 .map_err(arca_client::ClientError::from)?;
         }
         VaultCmd::Secret { command } => secret(client, command, f).await?,
+        VaultCmd::NetworkRule { command } => match command {
+            NetworkRuleCmd::Add { name, ip_address } => {
+                let vault = change_network_rules(&mut v, &name, |acls| acls.ip_rules.extend(ip_address)).await?;
+                print_value(f, &output::vault(&vault));
+            }
+            NetworkRuleCmd::Remove { name, ip_address } => {
+                // Compared as the node shows them: a bare address is a /32 (or /128) range.
+                let gone = |rule: &str| {
+                    ip_address.iter().any(|a| rule == a || rule == format!("{a}/32") || rule == format!("{a}/128"))
+                };
+                let vault = change_network_rules(&mut v, &name, |acls| acls.ip_rules.retain(|r| !gone(r))).await?;
+                print_value(f, &output::vault(&vault));
+            }
+            NetworkRuleCmd::List { name } => {
+                let r = v
+                    .get_vault(pb::GetVaultRequest { name, read_options: None })
+                    .await
+                    .map_err(arca_client::ClientError::from)?;
+                let vault = output::vault(&r.into_inner());
+                print_value(f, &vault["networkAcls"]);
+            }
+        },
     }
     Ok(())
 }

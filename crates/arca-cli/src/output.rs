@@ -38,6 +38,10 @@ pub fn vault(v: &pb::Vault) -> Value {
         "deletedDate": secs(&v.delete_time),
         "scheduledPurgeDate": secs(&v.scheduled_purge_time),
         "recoveryLevel": v.recovery_level,
+        "networkAcls": v.network_acls.as_ref().map(|n| json!({
+            "defaultAction": if n.default_action == pb::DefaultAction::Deny as i32 { "Deny" } else { "Allow" },
+            "ipRules": n.ip_rules.iter().map(|r| json!({ "value": r })).collect::<Vec<_>>(),
+        })),
     })
 }
 

@@ -83,7 +83,8 @@ impl Interceptor for BearerToken {
     }
 }
 
-type Authed = InterceptedService<retry::Retrying, BearerToken>;
+/// The transport every service client of [`ArcaClient`] runs over: retries, then the bearer token.
+pub type Authed = InterceptedService<retry::Retrying, BearerToken>;
 
 fn attempts(options: &ConnectOptions) -> u32 {
     if options.attempts == 0 {

@@ -185,6 +185,11 @@ pub enum Command {
     DeleteRoleDefinition {
         id: String,
     },
+    /// Replaces a vault's network rules.
+    SetNetworkRules {
+        name: VaultName,
+        rules: crate::network::NetworkRules,
+    },
 }
 
 impl Command {
@@ -224,6 +229,7 @@ impl Command {
             Command::PutRoleDefinition { update: false, .. } => "RoleDefinitionCreate",
             Command::PutRoleDefinition { update: true, .. } => "RoleDefinitionUpdate",
             Command::DeleteRoleDefinition { .. } => "RoleDefinitionDelete",
+            Command::SetNetworkRules { .. } => "VaultNetworkRulesSet",
         }
     }
 }

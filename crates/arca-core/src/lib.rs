@@ -14,6 +14,7 @@ pub mod command;
 pub mod decide;
 pub mod identity;
 pub mod mem_view;
+pub mod network;
 pub mod read;
 pub mod records;
 pub mod view;

@@ -27,6 +27,7 @@ pub struct MemView {
     principals: BTreeMap<PrincipalId, PrincipalRecord>,
     assignments: BTreeMap<[u8; 16], AssignmentRecord>,
     roles: BTreeMap<String, RoleDefinition>,
+    network: BTreeMap<[u8; 16], crate::network::NetworkRules>,
 }
 
 impl MemView {
@@ -42,6 +43,7 @@ impl MemView {
                     self.versions.retain(|(vid, _, _), _| vid != id);
                     self.key_versions.retain(|(vid, _, _), _| vid != id);
                     self.policies.retain(|(vid, _), _| vid != id);
+                    self.network.remove(id);
                 }
                 Mutation::PutHeader { kind, vault_id, header } => {
                     self.headers.insert((*kind, *vault_id, header.name.canonical()), header.clone());
@@ -76,6 +78,7 @@ impl MemView {
                 Mutation::DeleteAssignment(a) => drop(self.assignments.remove(&a.id)),
                 Mutation::PutRole(r) => drop(self.roles.insert(r.id.clone(), r.clone())),
                 Mutation::DeleteRole(r) => drop(self.roles.remove(&r.id)),
+                Mutation::PutNetworkRules { vault_id, rules } => drop(self.network.insert(*vault_id, rules.clone())),
             }
         }
     }
@@ -125,6 +128,10 @@ impl StateView for MemView {
 
     fn policy(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<PolicyRecord>, ArcaError> {
         Ok(self.policies.get(&(vault.id, name.canonical())).cloned())
+    }
+
+    fn network_rules(&self, vault: &VaultRecord) -> Result<crate::network::NetworkRules, ArcaError> {
+        Ok(self.network.get(&vault.id).cloned().unwrap_or_default())
     }
 
     fn secret_version(

@@ -42,4 +42,6 @@ pub trait StateView: crate::identity::IdentityView {
     ) -> Result<Option<KeyVersionRecord>, ArcaError>;
     /// The rotation policy of a key, if one was ever set.
     fn policy(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<PolicyRecord>, ArcaError>;
+    /// The vault's network rules (the default, which allows every address, if none were set).
+    fn network_rules(&self, vault: &VaultRecord) -> Result<crate::network::NetworkRules, ArcaError>;
 }

@@ -54,6 +54,8 @@ pub struct Call {
     grant: Option<Grant>,
     /// The client id a token request named (a UUID, bounded), kept for the audit record of a refusal.
     claimed_client: Option<String>,
+    /// The address the call came from, as this node's listener saw it (no proxy header is trusted).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// What a request is about: the cluster, a vault, or one object in a vault (names as the caller
@@ -160,6 +162,11 @@ impl Api {
     pub fn begin<T>(&self, request: &Request<T>, operation: &'static str) -> Call {
         let mut call = self.begin_bare(operation);
         call.bearer = bearer(request);
+        call.peer = request
+            .extensions()
+            .get::<arca_transport::incoming::PeerInfo>()
+            .and_then(|p| p.remote)
+            .map(|a| arca_core::network::canonical(a.ip()));
         call.authenticated = request.extensions().get::<crate::edge::Authenticated>().map(|a| a.0.clone());
         if let Some(id) = request.extensions().get::<crate::edge::RequestId>() {
             // The client's id names the request in the audit log and in the answer, too.
@@ -201,6 +208,7 @@ impl Api {
             action: None,
             grant: None,
             claimed_client: None,
+            peer: None,
         }
     }
 
@@ -267,6 +275,7 @@ impl Api {
             self.authenticator.authenticate(&keyspace, call.bearer.as_deref(), self.engine.clock.now_unix())?;
         call.principal = Some(principal.clone());
         call.grant = Some(self.authorizer.authorize(&keyspace, &principal, action, scope, assigned_role)?);
+        self.check_network(&keyspace, call, action, scope.vault())?;
         call.barrier = Some(keyspace.barrier().clone());
         if action.is_mutation() {
             self.audit_request(call)?;
@@ -300,11 +309,39 @@ impl Api {
                 if names.is_empty() {
                     return Err(refused);
                 }
+                self.check_network(&keyspace, call, action, Some(&vault))?;
                 call.grant = Some(Grant::Objects);
                 Ok((keyspace, Visible::Only(names)))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Refuses a data action on a vault's contents from an address the vault's network rules do not
+    /// allow. Managing the vault (control actions) is not subject to them.
+    pub fn check_network(
+        &self,
+        keyspace: &Keyspace,
+        call: &Call,
+        action: Action,
+        vault: Option<&arca_types::VaultName>,
+    ) -> Result<(), ArcaError> {
+        use arca_core::StateView;
+        let (arca_rbac::Operation::Data(_), Some(vault)) = (action.operation(), vault) else { return Ok(()) };
+        let view = keyspace.recording_view();
+        // A vault that does not exist is the handler's to report, to a caller allowed to know.
+        let Some(record) = view.vault(vault)?.filter(|v| v.deleted.is_none()) else { return Ok(()) };
+        if view.network_rules(&record)?.allows(call.peer) {
+            return Ok(());
+        }
+        let from = call.peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+        Err(ArcaError::new(
+            ErrorCode::ForbiddenByFirewall,
+            format!(
+                "the vault's network rules do not allow calls from {from}; its administrator can allow the address \
+                 (arca vault network-rule add)"
+            ),
+        ))
     }
 
     /// The names (as `pick` reads them from each assignment's scope) of every scope at which one of
@@ -409,6 +446,7 @@ impl Api {
             principal_type: call.principal.as_ref().map(Principal::kind_name),
             auth_method: call.principal.as_ref().map(Principal::method_name),
             client_id: call.principal.as_ref().and_then(Principal::client_id).or_else(|| call.claimed_client.clone()),
+            caller_address: call.peer.map(|ip| ip.to_string()),
             action: call.action.map(Action::azure_name),
             granted_by: call.grant.as_ref().map(|g| match g {
                 Grant::Root => "root".to_owned(),

@@ -47,6 +47,7 @@ pub fn vault(v: &VaultRecord, suffix: &str) -> pb::Vault {
         delete_time: v.deleted.and_then(|d| ts(d.deleted_at)),
         scheduled_purge_time: v.deleted.and_then(|d| ts(d.scheduled_purge_at)),
         recovery_level: v.recovery_level().azure_name().to_owned(),
+        network_acls: None,
     }
 }
 
@@ -201,4 +202,16 @@ pub fn policy_from(p: &pb::KeyRotationPolicy) -> Result<RotationPolicy, ArcaErro
         created: 0,
         updated: 0,
     })
+}
+
+/// A vault's network rules as the API shows them.
+pub fn network_acls(rules: &arca_core::network::NetworkRules) -> pb::NetworkAcls {
+    use arca_core::network::DefaultAction;
+    pb::NetworkAcls {
+        default_action: match rules.default_action {
+            DefaultAction::Allow => pb::DefaultAction::Allow as i32,
+            DefaultAction::Deny => pb::DefaultAction::Deny as i32,
+        },
+        ip_rules: rules.ip_rules.iter().map(ToString::to_string).collect(),
+    }
 }

@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 
 use arca_types::limits::{
     BATCH_REQUEST_BYTES_MAX, CREDENTIAL_REQUEST_BYTES_MAX, CRYPTO_REQUEST_BYTES_MAX, IMPORT_KEY_REQUEST_BYTES_MAX,
-    REQUEST_BYTES_MAX_DEFAULT, REQUEST_ID_CHARS_MAX, RESTORE_REQUEST_BYTES_MAX, ROLE_DEFINITION_BYTES_MAX,
-    SET_SECRET_REQUEST_BYTES_MAX, TAGGED_REQUEST_BYTES_MAX, TOKEN_REQUEST_BYTES_MAX,
+    NETWORK_RULES_REQUEST_BYTES_MAX, REQUEST_BYTES_MAX_DEFAULT, REQUEST_ID_CHARS_MAX, RESTORE_REQUEST_BYTES_MAX,
+    ROLE_DEFINITION_BYTES_MAX, SET_SECRET_REQUEST_BYTES_MAX, TAGGED_REQUEST_BYTES_MAX, TOKEN_REQUEST_BYTES_MAX,
 };
 use arca_types::ArcaError;
 use http_body::Frame;
@@ -66,6 +66,9 @@ pub fn rule(path: &str) -> Rule {
         ("arca.v1.SecretService", "RestoreSecret") => known("SecretRestore", RESTORE_REQUEST_BYTES_MAX, false),
         ("arca.v1.VaultService", "CreateVault") => known("VaultCreate", TAGGED_REQUEST_BYTES_MAX, false),
         ("arca.v1.VaultService", "UpdateVault") => known("VaultUpdate", TAGGED_REQUEST_BYTES_MAX, false),
+        ("arca.v1.VaultService", "SetVaultNetworkRules") => {
+            known("VaultNetworkRulesSet", NETWORK_RULES_REQUEST_BYTES_MAX, false)
+        }
         ("arca.v1.KeyService", "CreateKey") => known("KeyCreate", TAGGED_REQUEST_BYTES_MAX, false),
         ("arca.v1.KeyService", "UpdateKey") => known("KeyUpdate", TAGGED_REQUEST_BYTES_MAX, false),
         ("arca.v1.KeyService", "ImportKey") => known("KeyImport", IMPORT_KEY_REQUEST_BYTES_MAX, false),

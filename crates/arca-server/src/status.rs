@@ -17,6 +17,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::Unauthorized | ErrorCode::InvalidClient => Code::Unauthenticated,
         ErrorCode::Forbidden
         | ErrorCode::ForbiddenByRbac
+        | ErrorCode::ForbiddenByFirewall
         | ErrorCode::KeyOperationForbidden
         | ErrorCode::JoinTokenInvalid
         | ErrorCode::NotAMember => Code::PermissionDenied,

@@ -299,6 +299,7 @@ fn cases() -> Vec<(&'static str, Rule)> {
         ("arca.v1.VaultService/GetVault", ReadVault),
         ("arca.v1.VaultService/ListVaults", ListVaults),
         ("arca.v1.VaultService/UpdateVault", Needs("vaults/write", Home)),
+        ("arca.v1.VaultService/SetVaultNetworkRules", Needs("vaults/write", Home)),
         ("arca.v1.VaultService/DeleteVault", Needs("vaults/delete", Elsewhere)),
         ("arca.v1.VaultService/GetDeletedVault", Needs("deletedVaults/read", Cluster)),
         ("arca.v1.VaultService/ListDeletedVaults", Needs("deletedVaults/read", Cluster)),
@@ -532,6 +533,12 @@ async fn call_inner(c: &ArcaClient, rpc: &str, ctx: &Ctx, tag: &str) -> Result<V
             update_mask: mask("tags"),
             ..Default::default()
         })),
+        "arca.v1.VaultService/SetVaultNetworkRules" => {
+            // Open to every address, as it was: an allowed caller changes nothing that matters.
+            let acls = pb::NetworkAcls { default_action: pb::DefaultAction::Allow as i32, ip_rules: vec![] };
+            let r = pb::SetVaultNetworkRulesRequest { name: home.clone(), network_acls: Some(acls) };
+            just!(c.vaults().set_vault_network_rules(r))
+        }
         "arca.v1.VaultService/DeleteVault" => {
             just!(c.vaults().delete_vault(pb::DeleteVaultRequest { name: ghost.clone() }))
         }

@@ -215,3 +215,42 @@ async fn the_audit_log_verifies_and_an_edit_deletion_reordering_or_cut_is_caught
     assert!(!ok, "{report}");
     assert!(report["firstBad"]["reason"].as_str().unwrap().contains("cut short"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_walls_a_vault_off_to_named_addresses_as_az_keyvault_network_rule_does() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    assert!(arca(&cluster, 0, &["keyvault", "create", "--name", "walled"]).0);
+    assert!(
+        arca(&cluster, 0, &["keyvault", "secret", "set", "--vault-name", "walled", "--name", "db", "--value", "v"]).0
+    );
+    let (ok, vault) =
+        arca(&cluster, 0, &["keyvault", "network-rule", "add", "--name", "walled", "--ip-address", "10.0.0.0/8"]);
+    assert!(ok, "{vault}");
+    assert_eq!(vault["networkAcls"]["ipRules"][0]["value"], "10.0.0.0/8", "{vault}");
+    assert_eq!(vault["networkAcls"]["defaultAction"], "Allow");
+    let (ok, vault) = arca(&cluster, 0, &["keyvault", "update", "--name", "walled", "--default-action", "Deny"]);
+    assert!(ok, "{vault}");
+    assert_eq!(vault["networkAcls"]["defaultAction"], "Deny");
+    let (ok, err) = arca(&cluster, 0, &["keyvault", "secret", "show", "--vault-name", "walled", "--name", "db"]);
+    assert!(!ok);
+    assert_eq!(err["reason"], "FORBIDDEN_BY_FIREWALL", "{err}");
+    let (ok, _) =
+        arca(&cluster, 0, &["keyvault", "network-rule", "add", "--name", "walled", "--ip-address", "127.0.0.1"]);
+    assert!(ok);
+    let (ok, secret) = arca(&cluster, 0, &["keyvault", "secret", "show", "--vault-name", "walled", "--name", "db"]);
+    assert!(ok, "{secret}");
+    assert_eq!(secret["value"], "v");
+    let (ok, rules) = arca(&cluster, 0, &["keyvault", "network-rule", "list", "--name", "walled"]);
+    assert!(ok);
+    assert_eq!(rules["ipRules"].as_array().map(Vec::len), Some(2), "{rules}");
+    let (ok, _) =
+        arca(&cluster, 0, &["keyvault", "network-rule", "remove", "--name", "walled", "--ip-address", "127.0.0.1"]);
+    assert!(ok);
+    let (ok, err) = arca(&cluster, 0, &["keyvault", "secret", "show", "--vault-name", "walled", "--name", "db"]);
+    assert!(!ok);
+    assert_eq!(err["reason"], "FORBIDDEN_BY_FIREWALL", "{err}");
+    let (ok, err) =
+        arca(&cluster, 0, &["keyvault", "network-rule", "add", "--name", "walled", "--ip-address", "10.1.2.3/8"]);
+    assert!(!ok);
+    assert_eq!(err["reason"], "BAD_PARAMETER", "{err}");
+}

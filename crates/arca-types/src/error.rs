@@ -73,6 +73,8 @@ pub enum ErrorCode {
     RoleAssignmentExists,
     /// A custom role that is still assigned cannot be deleted; delete its assignments first.
     RoleDefinitionHasAssignments,
+    /// The vault's network rules do not allow calls from the caller's address (Azure's inner code).
+    ForbiddenByFirewall,
 }
 
 impl ErrorCode {
@@ -110,6 +112,7 @@ impl ErrorCode {
             ErrorCode::RoleAssignmentNotFound => "RoleAssignmentNotFound",
             ErrorCode::RoleAssignmentExists => "RoleAssignmentExists",
             ErrorCode::RoleDefinitionHasAssignments => "RoleDefinitionHasAssignments",
+            ErrorCode::ForbiddenByFirewall => "ForbiddenByFirewall",
         }
     }
 
@@ -121,7 +124,10 @@ impl ErrorCode {
             | ErrorCode::KeyDisabled
             | ErrorCode::KeyOperationForbidden => "Forbidden",
             ErrorCode::ObjectIsDeletedButRecoverable | ErrorCode::ObjectIsBeingRecovered => "Conflict",
-            ErrorCode::JoinTokenInvalid | ErrorCode::NotAMember | ErrorCode::ForbiddenByRbac => "Forbidden",
+            ErrorCode::JoinTokenInvalid
+            | ErrorCode::NotAMember
+            | ErrorCode::ForbiddenByRbac
+            | ErrorCode::ForbiddenByFirewall => "Forbidden",
             ErrorCode::InvalidClient => "Unauthorized",
             ErrorCode::PrincipalNotFound | ErrorCode::RoleDefinitionNotFound | ErrorCode::RoleAssignmentNotFound => {
                 "NotFound"
@@ -187,6 +193,7 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::RoleAssignmentNotFound,
     ErrorCode::RoleAssignmentExists,
     ErrorCode::RoleDefinitionHasAssignments,
+    ErrorCode::ForbiddenByFirewall,
 ];
 
 /// An error with a stable code and a message a person can act on. Messages never contain secret values

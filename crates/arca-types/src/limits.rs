@@ -148,3 +148,7 @@ pub const SNAPSHOT_INSTALLS_IN_FLIGHT_MAX: usize = 1;
 /// the largest request ([`BATCH_REQUEST_BYTES_MAX`]) and a secret's header of
 /// [`SECRET_VERSIONS_MAX`] versions is a few MiB.
 pub const SNAPSHOT_RECORD_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Most IP rules one vault's network rules may list (Azure's limit).
+pub const NETWORK_IP_RULES_MAX: usize = 1000;
+/// Largest SetVaultNetworkRules request, in bytes: the most rules, each at most 64 bytes.
+pub const NETWORK_RULES_REQUEST_BYTES_MAX: usize = NETWORK_IP_RULES_MAX * 64 + REQUEST_BYTES_MAX_DEFAULT;

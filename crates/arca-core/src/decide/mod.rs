@@ -58,6 +58,11 @@ pub enum Mutation {
     DeleteAssignment(AssignmentRecord),
     PutRole(arca_rbac::RoleDefinition),
     DeleteRole(arca_rbac::RoleDefinition),
+    /// Writes a vault's network rules (purging the vault removes them).
+    PutNetworkRules {
+        vault_id: [u8; 16],
+        rules: crate::network::NetworkRules,
+    },
 }
 
 /// What the caller gets back once the mutations are committed.
@@ -88,6 +93,7 @@ pub fn decide(view: &dyn StateView, command: &Command, now: i64) -> Result<Decis
             create_vault(view, name, *id, *sku, *retention_days, *purge_protection, tags, now)
         }
         Command::UpdateVault { name, tags, purge_protection } => update_vault(view, name, tags, *purge_protection, now),
+        Command::SetNetworkRules { name, rules } => set_network_rules(view, name, rules, now),
         Command::DeleteVault { name } => delete_vault(view, name, now),
         Command::RecoverVault { name } => recover_vault(view, name),
         Command::PurgeVault { name } => purge_vault(view, name, now, false),
@@ -198,6 +204,19 @@ fn update_vault(
     }
     vault.updated = now;
     Ok(Decision { mutations: vec![Mutation::PutVault(vault.clone())], outcome: Outcome::Vault(vault) })
+}
+
+fn set_network_rules(
+    view: &dyn StateView,
+    name: &VaultName,
+    rules: &crate::network::NetworkRules,
+    now: i64,
+) -> Result<Decision, ArcaError> {
+    let mut vault = live_vault(view, name)?;
+    vault.updated = now;
+    let mutations =
+        vec![Mutation::PutVault(vault.clone()), Mutation::PutNetworkRules { vault_id: vault.id, rules: rules.clone() }];
+    Ok(Decision { mutations, outcome: Outcome::Vault(vault) })
 }
 
 fn delete_vault(view: &dyn StateView, name: &VaultName, now: i64) -> Result<Decision, ArcaError> {

@@ -259,6 +259,11 @@ impl Keyspace {
         self.named_key(vault_id, b'r', name)
     }
 
+    /// A vault's network rules: under the vault's object prefix, so purging the vault removes them.
+    fn network_rules_key(vault_id: &[u8; 16]) -> Vec<u8> {
+        Self::object_prefix(vault_id, b'n')
+    }
+
     /// Every rotation policy in a vault (for the leader's rotation loop), with the index that last
     /// wrote each.
     pub fn policies(&self, vault: &VaultRecord) -> Result<Vec<PolicyRecord>, ArcaError> {
@@ -556,6 +561,11 @@ impl Keyspace {
                     let key = self.version_key(ObjectKind::Key, vault_id, name, &version.version);
                     ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, version)?, key });
                 }
+                Mutation::PutNetworkRules { vault_id, rules } => {
+                    let key = Self::network_rules_key(vault_id);
+                    let record = arca_core::network::NetworkRulesRecord::V1(rules.clone());
+                    ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, &record)?, key });
+                }
                 Mutation::PutPolicy(record) => {
                     let key = self.policy_key(&record.vault_id, &record.name);
                     ops.push(Op::Put { value: self.seal(Scope::Vault(&record.vault_id), &key, record)?, key });
@@ -734,6 +744,15 @@ impl StateView for RecordingView<'_> {
 
     fn policy(&self, vault: &VaultRecord, name: &ObjectName) -> Result<Option<PolicyRecord>, ArcaError> {
         self.read(Scope::Vault(&vault.id), self.keyspace.policy_key(&vault.id, name))
+    }
+
+    fn network_rules(&self, vault: &VaultRecord) -> Result<arca_core::network::NetworkRules, ArcaError> {
+        let record: Option<arca_core::network::NetworkRulesRecord> =
+            self.read(Scope::Vault(&vault.id), Keyspace::network_rules_key(&vault.id))?;
+        Ok(match record {
+            Some(arca_core::network::NetworkRulesRecord::V1(rules)) => rules,
+            None => Default::default(),
+        })
     }
 
     fn secret_version(

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use arca_core::{read, Command, Outcome, Sku};
+use arca_core::network::{DefaultAction, NetworkRules};
+use arca_core::{read, Command, Outcome, Sku, StateView};
 use arca_proto::v1 as pb;
 use arca_proto::v1::vault_service_server::VaultService;
 use arca_types::limits::RETENTION_DAYS_DEFAULT;
@@ -90,7 +91,11 @@ impl VaultService for Vaults {
             let freshness = Some(parse_consistency(r.read_options.as_ref())?);
             let ks = authorize_vault_read(&self.0, &mut call, &r.name, freshness).await?;
             let name = VaultName::parse(&r.name)?;
-            read::get_vault(&ks.recording_view(), &name).map(|v| convert::vault(&v, self.suffix()))
+            let view = ks.recording_view();
+            let record = read::get_vault(&view, &name)?;
+            let mut vault = convert::vault(&record, self.suffix());
+            vault.network_acls = Some(convert::network_acls(&view.network_rules(&record)?));
+            Ok(vault)
         }
         .await;
         self.0.finish(call, result)
@@ -131,6 +136,40 @@ impl VaultService for Vaults {
             .await
             .and_then(outcome_vault)
             .map(|v| convert::vault(&v, self.suffix()));
+        self.0.finish(call, result)
+    }
+
+    async fn set_vault_network_rules(
+        &self,
+        request: Request<pb::SetVaultNetworkRulesRequest>,
+    ) -> Result<Response<pb::Vault>, Status> {
+        let mut call = self.0.begin(&request, "VaultNetworkRulesSet");
+        let r = request.into_inner();
+        let mut set = None;
+        let result = self
+            .write(&mut call, Action::VaultWrite, Target::Vault(&r.name), &r.name, |name| {
+                let acls = r.network_acls.unwrap_or_default();
+                let default_action = match pb::DefaultAction::try_from(acls.default_action) {
+                    Ok(pb::DefaultAction::Unspecified) | Ok(pb::DefaultAction::Allow) => DefaultAction::Allow,
+                    Ok(pb::DefaultAction::Deny) => DefaultAction::Deny,
+                    Err(_) => {
+                        return Err(ArcaError::bad_parameter(
+                            "network_acls.default_action",
+                            "default_action must be DEFAULT_ACTION_ALLOW or DEFAULT_ACTION_DENY",
+                        ))
+                    }
+                };
+                let rules = NetworkRules::parse(default_action, &acls.ip_rules)?;
+                set = Some(rules.clone());
+                Ok(Command::SetNetworkRules { name, rules })
+            })
+            .await
+            .and_then(outcome_vault)
+            .map(|v| {
+                let mut vault = convert::vault(&v, self.suffix());
+                vault.network_acls = set.as_ref().map(convert::network_acls);
+                vault
+            });
         self.0.finish(call, result)
     }
 
