@@ -18,6 +18,7 @@ pub fn event(stage: AuditStage, request_id: &str) -> AuditEvent {
         auth_method: Some("client_secret"),
         client_id: Some("22222222-2222-2222-2222-222222222222".into()),
         caller_address: Some("192.0.2.7".into()),
+        tls_version: Some("TLSv1_3".into()),
         action: Some("Microsoft.KeyVault/vaults/secrets/setSecret/action"),
         granted_by: Some("33333333-3333-3333-3333-333333333333".into()),
         role: Some("Key Vault Secrets Officer".into()),

@@ -58,6 +58,9 @@ pub struct AuditEvent {
     /// The address the call came from, as the node's listener saw it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caller_address: Option<String>,
+    /// The TLS version of the caller's connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
     /// The action asked for, as Azure names it (a data action or a control action).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<&'static str>,

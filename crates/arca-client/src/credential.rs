@@ -21,6 +21,10 @@ pub enum Credential {
     /// A service principal's client id and a PEM file holding its registered certificate and the
     /// certificate's private key: each token is asked for with a fresh assertion signed by that key.
     ClientCertificate { client_id: String, pem_path: std::path::PathBuf },
+    /// The same PEM file, presented over mutual TLS instead (RFC 8705): the client's connection shows
+    /// the certificate, the token endpoint takes it as the credential, and the token it issues is
+    /// bound to it, so the token is worthless on any connection that does not present it.
+    ClientCertificateTls { client_id: String, pem_path: std::path::PathBuf },
 }
 
 impl std::fmt::Debug for Credential {
@@ -37,6 +41,13 @@ impl std::fmt::Debug for Credential {
                     pem_path.display()
                 )
             }
+            Credential::ClientCertificateTls { client_id, pem_path } => {
+                write!(
+                    f,
+                    "Credential::ClientCertificateTls {{ client_id: {client_id}, pem_path: {} }}",
+                    pem_path.display()
+                )
+            }
         }
     }
 }
@@ -46,6 +57,8 @@ pub const ENV_TOKEN: &str = "ARCA_TOKEN";
 pub const ENV_CLIENT_ID: &str = "ARCA_CLIENT_ID";
 pub const ENV_CLIENT_SECRET: &str = "ARCA_CLIENT_SECRET";
 pub const ENV_CLIENT_CERTIFICATE_PATH: &str = "ARCA_CLIENT_CERTIFICATE_PATH";
+/// Set to `1` (or `true`) to present the certificate over mutual TLS rather than in an assertion.
+pub const ENV_CLIENT_CERTIFICATE_TLS: &str = "ARCA_CLIENT_CERTIFICATE_TLS";
 
 impl Credential {
     /// The first credential the environment offers: `ARCA_TOKEN`, else `ARCA_CLIENT_ID` with
@@ -60,7 +73,14 @@ impl Credential {
         if let Some(secret) = var(ENV_CLIENT_SECRET) {
             return Some(Credential::ClientSecret { client_id, secret: zeroize::Zeroizing::new(secret) });
         }
-        var(ENV_CLIENT_CERTIFICATE_PATH).map(|path| Credential::ClientCertificate { client_id, pem_path: path.into() })
+        let over_tls = var(ENV_CLIENT_CERTIFICATE_TLS).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        var(ENV_CLIENT_CERTIFICATE_PATH).map(|path| {
+            if over_tls {
+                Credential::ClientCertificateTls { client_id, pem_path: path.into() }
+            } else {
+                Credential::ClientCertificate { client_id, pem_path: path.into() }
+            }
+        })
     }
 
     /// Whether the credential is exchanged at the token endpoint (and so needs TLS and a first call).
@@ -151,6 +171,8 @@ pub(crate) async fn fetch(
             request.client_assertion_type = arca_identity::client_assertion::ASSERTION_TYPE.to_owned();
             request.client_assertion = assertion(client, client_id, pem_path).await?;
         }
+        // The connection itself carries the certificate.
+        Credential::ClientCertificateTls { client_id, .. } => request.client_id = client_id.clone(),
     }
     let response = client.auth().token(request).await?.into_inner();
     Ok((response.access_token, Duration::from_secs(response.expires_in.max(1) as u64)))

@@ -132,6 +132,14 @@ impl ArcaClient {
     }
 
     fn endpoint(options: &ConnectOptions) -> Result<Endpoint, ClientError> {
+        Self::endpoint_with(options, None)
+    }
+
+    /// The endpoint, presenting `identity` (a client certificate and its key) in the TLS handshake.
+    fn endpoint_with(
+        options: &ConnectOptions,
+        identity: Option<tonic::transport::Identity>,
+    ) -> Result<Endpoint, ClientError> {
         if options.token.is_some() && !options.addr.starts_with("https://") {
             return Err(ClientError::local(format!(
                 "refusing to send a token to {} without TLS: use an https:// address",
@@ -146,6 +154,9 @@ impl ArcaClient {
             let mut tls = ClientTlsConfig::new();
             if let Some(ca) = &options.ca_pem {
                 tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some(identity) = identity {
+                tls = tls.identity(identity);
             }
             endpoint =
                 endpoint.tls_config(tls).map_err(|e| ClientError::local(format!("TLS configuration failed: {e}")))?;
@@ -181,7 +192,19 @@ impl ArcaClient {
                 options.addr
             )));
         }
-        let client = Self::connect_lazy(ConnectOptions { token: None, ..options })?;
+        let options = ConnectOptions { token: None, ..options };
+        let client = match &credential {
+            Credential::ClientCertificateTls { pem_path, .. } => {
+                let pem = zeroize::Zeroizing::new(
+                    std::fs::read(pem_path)
+                        .map_err(|e| ClientError::local(format!("read {}: {e}", pem_path.display())))?,
+                );
+                let identity = tonic::transport::Identity::from_pem(pem.as_slice(), pem.as_slice());
+                let channel = Self::endpoint_with(&options, Some(identity))?.connect_lazy();
+                Self::with_channel(retry::Retrying::new(channel, attempts(&options)), None)?
+            }
+            _ => Self::connect_lazy(options)?,
+        };
         let (token, lifetime) = credential::fetch(&client, &credential).await?;
         client.auth.0.set(&token)?;
         credential::keep_fresh(&client, &client.auth.0, credential, lifetime);

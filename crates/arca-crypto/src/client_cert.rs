@@ -39,10 +39,15 @@ pub enum ClientCertError {
 /// Reads a PEM certificate offered as a credential.
 pub fn read_certificate(pem: &str) -> Result<CertificateCredential, ClientCertError> {
     let der = from_pem("CERTIFICATE", pem).ok_or(ClientCertError::Pem)?;
+    read_certificate_der(&der)
+}
+
+/// Reads a DER certificate (one a client presented over TLS, or one offered as a credential).
+pub fn read_certificate_der(der: &[u8]) -> Result<CertificateCredential, ClientCertError> {
     if der.len() > CLIENT_CERTIFICATE_BYTES_MAX {
         return Err(ClientCertError::Pem);
     }
-    let (rest, cert) = X509Certificate::from_der(&der).map_err(|_| ClientCertError::Malformed)?;
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|_| ClientCertError::Malformed)?;
     if !rest.is_empty() {
         return Err(ClientCertError::Malformed);
     }
@@ -52,7 +57,7 @@ pub fn read_certificate(pem: &str) -> Result<CertificateCredential, ClientCertEr
         _ => ClientCertError::Malformed,
     })?;
     Ok(CertificateCredential {
-        thumbprint_sha256: sha256(&der),
+        thumbprint_sha256: sha256(der),
         spki_der,
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),

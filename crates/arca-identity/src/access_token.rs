@@ -56,6 +56,19 @@ pub struct AccessClaims {
     /// principal moves it on.
     pub gen: u64,
     pub ver: String,
+    /// RFC 8705: the certificate the token is bound to (a token fetched over mutual TLS). Every call
+    /// made with it must come over a connection that presented that certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 8705's confirmation claim: the SHA-256 thumbprint of the bound certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// base64url (no padding) of the SHA-256 of the certificate's DER.
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
 }
 
 /// Why a token was refused. None of them says more than that to a caller.
@@ -176,6 +189,7 @@ mod tests {
             jti: "33333333-3333-3333-3333-333333333333".into(),
             gen: 0,
             ver: TOKEN_VERSION.into(),
+            cnf: None,
         }
     }
 

@@ -12,4 +12,4 @@ pub mod access_token;
 pub mod client_assertion;
 pub mod client_secret;
 
-pub use access_token::{AccessClaims, AuthMethod, TokenError, TokenKey};
+pub use access_token::{AccessClaims, AuthMethod, Confirmation, TokenError, TokenKey};

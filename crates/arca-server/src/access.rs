@@ -308,7 +308,14 @@ pub enum Grant {
 
 pub trait Authenticator: Send + Sync {
     /// Who holds `bearer`, checked against the local replica at `now`.
-    fn authenticate(&self, keyspace: &Keyspace, bearer: Option<&str>, now: i64) -> Result<Principal, ArcaError>;
+    /// `presented` is the SHA-256 of the client certificate the connection presented, if any.
+    fn authenticate(
+        &self,
+        keyspace: &Keyspace,
+        bearer: Option<&str>,
+        presented: Option<&[u8; 32]>,
+        now: i64,
+    ) -> Result<Principal, ArcaError>;
 }
 
 pub trait Authorizer: Send + Sync {
@@ -333,7 +340,13 @@ fn unauthorized(why: &str) -> ArcaError {
 pub struct TokenAuthenticator;
 
 impl Authenticator for TokenAuthenticator {
-    fn authenticate(&self, keyspace: &Keyspace, bearer: Option<&str>, now: i64) -> Result<Principal, ArcaError> {
+    fn authenticate(
+        &self,
+        keyspace: &Keyspace,
+        bearer: Option<&str>,
+        presented: Option<&[u8; 32]>,
+        now: i64,
+    ) -> Result<Principal, ArcaError> {
         let token = bearer.ok_or_else(|| unauthorized("the request carries no token"))?;
         if token.len() > BEARER_TOKEN_BYTES_MAX {
             return Err(unauthorized("the token is not valid"));
@@ -346,7 +359,7 @@ impl Authenticator for TokenAuthenticator {
                 _ => Err(unauthorized("the token is not valid")),
             };
         }
-        crate::identity::principal_of_access_token(keyspace, token, now)
+        crate::identity::principal_of_access_token(keyspace, token, presented, now)
     }
 }
 

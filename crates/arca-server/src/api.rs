@@ -56,6 +56,10 @@ pub struct Call {
     claimed_client: Option<String>,
     /// The address the call came from, as this node's listener saw it (no proxy header is trusted).
     pub peer: Option<std::net::IpAddr>,
+    /// The client certificate the connection presented (DER), and its SHA-256.
+    pub peer_certificate: Option<(Vec<u8>, [u8; 32])>,
+    /// The TLS version of the connection.
+    tls_version: Option<String>,
 }
 
 /// What a request is about: the cluster, a vault, or one object in a vault (names as the caller
@@ -111,6 +115,11 @@ pub const WRITE: Freshness = Some(Consistency::Linearizable);
 pub const LOCAL: Freshness = None;
 
 impl Call {
+    /// The SHA-256 of the client certificate the connection presented, if it presented one.
+    pub fn presented(&self) -> Option<&[u8; 32]> {
+        self.peer_certificate.as_ref().map(|(_, thumbprint)| thumbprint)
+    }
+
     /// The accessor of the authenticated caller's credential, once `authorize` has run.
     pub fn accessor(&self) -> Option<String> {
         self.principal.as_ref().map(|p| p.accessor.clone())
@@ -162,11 +171,12 @@ impl Api {
     pub fn begin<T>(&self, request: &Request<T>, operation: &'static str) -> Call {
         let mut call = self.begin_bare(operation);
         call.bearer = bearer(request);
-        call.peer = request
-            .extensions()
-            .get::<arca_transport::incoming::PeerInfo>()
-            .and_then(|p| p.remote)
-            .map(|a| arca_core::network::canonical(a.ip()));
+        if let Some(info) = request.extensions().get::<arca_transport::incoming::PeerInfo>() {
+            call.peer = info.remote.map(|a| arca_core::network::canonical(a.ip()));
+            call.peer_certificate =
+                info.certificates.first().map(|der| (der.clone(), arca_crypto::cluster_pki::sha256(der)));
+            call.tls_version = info.tls_version.clone();
+        }
         call.authenticated = request.extensions().get::<crate::edge::Authenticated>().map(|a| a.0.clone());
         if let Some(id) = request.extensions().get::<crate::edge::RequestId>() {
             // The client's id names the request in the audit log and in the answer, too.
@@ -177,9 +187,9 @@ impl Api {
     }
 
     /// Authenticates a bearer token (the edge does this before reading a request's body).
-    pub fn authenticate(&self, bearer: Option<&str>) -> Result<Principal, ArcaError> {
+    pub fn authenticate(&self, bearer: Option<&str>, presented: Option<&[u8; 32]>) -> Result<Principal, ArcaError> {
         let keyspace = self.engine.seal.keyspace()?;
-        self.authenticator.authenticate(&keyspace, bearer, self.engine.clock.now_unix())
+        self.authenticator.authenticate(&keyspace, bearer, presented, self.engine.clock.now_unix())
     }
 
     /// Audits a request the edge turned away: only its fixed operation name and the outcome.
@@ -209,6 +219,8 @@ impl Api {
             grant: None,
             claimed_client: None,
             peer: None,
+            peer_certificate: None,
+            tls_version: None,
         }
     }
 
@@ -271,8 +283,12 @@ impl Api {
         // Checked again after the barrier: a token revoked (or a principal deleted) before the request
         // started is refused here, on every node.
         let keyspace = self.engine.seal.keyspace()?;
-        let principal =
-            self.authenticator.authenticate(&keyspace, call.bearer.as_deref(), self.engine.clock.now_unix())?;
+        let principal = self.authenticator.authenticate(
+            &keyspace,
+            call.bearer.as_deref(),
+            call.presented(),
+            self.engine.clock.now_unix(),
+        )?;
         call.principal = Some(principal.clone());
         call.grant = Some(self.authorizer.authorize(&keyspace, &principal, action, scope, assigned_role)?);
         self.check_network(&keyspace, call, action, scope.vault())?;
@@ -405,7 +421,7 @@ impl Api {
         if call.principal.is_none() {
             let principal = match call.authenticated.take() {
                 Some(principal) => principal,
-                None => self.authenticate(call.bearer.as_deref())?,
+                None => self.authenticate(call.bearer.as_deref(), call.presented())?,
             };
             call.principal = Some(principal);
         }
@@ -447,6 +463,7 @@ impl Api {
             auth_method: call.principal.as_ref().map(Principal::method_name),
             client_id: call.principal.as_ref().and_then(Principal::client_id).or_else(|| call.claimed_client.clone()),
             caller_address: call.peer.map(|ip| ip.to_string()),
+            tls_version: call.tls_version.clone(),
             action: call.action.map(Action::azure_name),
             granted_by: call.grant.as_ref().map(|g| match g {
                 Grant::Root => "root".to_owned(),

@@ -197,7 +197,12 @@ where
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
                     .map(str::trim);
-                match api.authenticate(bearer) {
+                let presented = parts
+                    .extensions
+                    .get::<arca_transport::incoming::PeerInfo>()
+                    .and_then(|p| p.certificates.first())
+                    .map(|der| arca_crypto::cluster_pki::sha256(der));
+                match api.authenticate(bearer, presented.as_ref()) {
                     Ok(principal) => {
                         parts.extensions.insert(Authenticated(principal));
                     }

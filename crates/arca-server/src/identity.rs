@@ -52,6 +52,7 @@ pub fn issue(
     lifetime: i64,
     now: i64,
     entropy: &dyn Entropy,
+    bound_to: Option<&[u8; 32]>,
 ) -> Result<Issued, ArcaError> {
     let der = keyspace
         .token_signing_key()?
@@ -73,13 +74,27 @@ pub fn issue(
         jti: arca_core::identity::uuid(&jti),
         gen: principal.token_generation,
         ver: TOKEN_VERSION.to_owned(),
+        cnf: bound_to.map(|thumbprint| arca_identity::Confirmation { x5t_s256: thumbprint_text(thumbprint) }),
     };
     Ok(Issued { token: access_token::issue(&key, &claims), expires, accessor: hex::encode(&jti[..8]) })
 }
 
 /// The caller an access token names: its signature, issuer, audience and lifetime check out, its
 /// principal still exists, and neither it nor every token of its principal was revoked.
-pub fn principal_of_access_token(keyspace: &Keyspace, token: &str, now: i64) -> Result<Principal, ArcaError> {
+/// A certificate thumbprint as `x5t#S256` writes it: base64url without padding.
+pub fn thumbprint_text(thumbprint: &[u8; 32]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(thumbprint)
+}
+
+/// The caller an access token names (see below), on a connection that presented the certificate
+/// `presented` (its SHA-256), if any: a token bound to a certificate is refused on any other.
+pub fn principal_of_access_token(
+    keyspace: &Keyspace,
+    token: &str,
+    presented: Option<&[u8; 32]>,
+    now: i64,
+) -> Result<Principal, ArcaError> {
     let claims = access_token::verify(token, &token_keys(keyspace)?, &issuer(keyspace)?, now).map_err(|e| {
         tracing::debug!("an access token was refused: {e}");
         unauthorized("the token is not valid")
@@ -89,6 +104,17 @@ pub fn principal_of_access_token(keyspace: &Keyspace, token: &str, now: i64) -> 
     let record = keyspace.principal(&id)?.ok_or_else(|| unauthorized("the token's principal no longer exists"))?;
     if claims.gen != record.token_generation || keyspace.access_token_revoked(&jti)? {
         return Err(unauthorized("the token was revoked"));
+    }
+    if let Some(cnf) = &claims.cnf {
+        let shown = presented.map(thumbprint_text);
+        let same =
+            shown.as_deref().is_some_and(|s| arca_crypto::constant_time_eq(s.as_bytes(), cnf.x5t_s256.as_bytes()));
+        if !same {
+            return Err(unauthorized(
+                "the token is bound to a client certificate this connection did not present; call over mutual TLS \
+                 with that certificate",
+            ));
+        }
     }
     let method = *claims.amr.first().ok_or_else(|| unauthorized("the token is not valid"))?;
     Ok(Principal {

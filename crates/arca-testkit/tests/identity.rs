@@ -761,3 +761,97 @@ async fn a_retried_create_never_hands_out_a_secret_that_was_not_stored() {
     let app = first.principal.unwrap().app_id;
     token(&cluster, 0, &app, &first.password).await.unwrap();
 }
+
+/// A client of `node` whose TLS connection presents the certificate and key in `pem` (if any).
+fn mtls_client(cluster: &TestCluster, node: usize, pem: Option<&std::path::Path>, token: Option<&str>) -> ArcaClient {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&cluster.ca_pem));
+    if let Some(pem) = pem {
+        let bytes = std::fs::read(pem).unwrap();
+        tls = tls.identity(Identity::from_pem(&bytes, &bytes));
+    }
+    let channel = Endpoint::from_shared(cluster.nodes[node].api_addr())
+        .unwrap()
+        .timeout(std::time::Duration::from_secs(30))
+        .tls_config(tls)
+        .unwrap()
+        .connect_lazy();
+    ArcaClient::from_channel(channel, token).unwrap()
+}
+
+async fn token_over_tls(client: &ArcaClient, client_id: &str) -> Result<pb::TokenResponse, ClientError> {
+    let r =
+        pb::TokenRequest { grant_type: "client_credentials".into(), client_id: client_id.into(), ..Default::default() };
+    Ok(client.auth().token(r).await?.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_presented_over_mutual_tls_signs_in_and_its_token_works_only_with_it() {
+    let cluster = TestCluster::start(3).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = cluster.client(0).await.unwrap();
+    create_vault(&root, "mtls").await;
+    set(&root, "mtls", "db", "by-tls").await.unwrap();
+    let sp = create(&root, pb::PrincipalKind::ServicePrincipal, "mtls app", false).await.principal.unwrap();
+    let (pem, cert) = certificate(dir.path(), "app.pem", "mtls app");
+    root.principals()
+        .reset_credential(pb::ResetCredentialRequest { id: sp.id.clone(), certificate_pem: cert, ..Default::default() })
+        .await
+        .unwrap();
+    assign(&root, &sp.id, "Key Vault Secrets User", "/vaults/mtls").await;
+
+    // The client signs in by presenting the certificate, on any node, with no secret and no assertion.
+    for node in 0..3 {
+        let credential = Credential::ClientCertificateTls { client_id: sp.app_id.clone(), pem_path: pem.clone() };
+        let app = cluster.client_as(node, credential).await.unwrap();
+        assert_eq!(get(&app, "mtls", "db").await.unwrap(), "by-tls");
+    }
+
+    // The token names the certificate it is bound to (RFC 8705's cnf) and how it was won.
+    let token = token_over_tls(&mtls_client(&cluster, 0, Some(&pem), None), &sp.app_id).await.unwrap().access_token;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let pem_text = std::fs::read_to_string(&pem).unwrap();
+    let (der, _, _) = arca_crypto::client_cert::read_certificate_and_key(&pem_text).unwrap();
+    assert_eq!(payload["cnf"]["x5t#S256"], arca_crypto::client_cert::thumbprint(&der), "{payload}");
+    assert_eq!(payload["amr"], serde_json::json!(["client_certificate"]));
+
+    // Stolen, the token is worthless: it works only on a connection that presents the certificate.
+    assert_eq!(get(&mtls_client(&cluster, 1, Some(&pem), Some(&token)), "mtls", "db").await.unwrap(), "by-tls");
+    let e = get(&cluster.client_with_token(1, Some(&token)).await.unwrap(), "mtls", "db").await.unwrap_err();
+    assert_eq!(e.code, tonic::Code::Unauthenticated, "{e:?}");
+    let (other, _) = certificate(dir.path(), "other.pem", "mtls app");
+    let e = get(&mtls_client(&cluster, 2, Some(&other), Some(&token)), "mtls", "db").await.unwrap_err();
+    assert_eq!(e.code, tonic::Code::Unauthenticated, "{e:?}");
+
+    // A certificate with the same name and another key wins nothing; nor does presenting none.
+    refused(
+        &token_over_tls(&mtls_client(&cluster, 0, Some(&other), None), &sp.app_id).await.unwrap_err(),
+        "INVALID_CLIENT",
+    );
+    refused(&token_over_tls(&mtls_client(&cluster, 0, None, None), &sp.app_id).await.unwrap_err(), "INVALID_CLIENT");
+    // The registered certificate wins nothing for another client id.
+    let (_, other_app, _) = service_principal(&root, "other app").await;
+    refused(
+        &token_over_tls(&mtls_client(&cluster, 0, Some(&pem), None), &other_app).await.unwrap_err(),
+        "INVALID_CLIENT",
+    );
+
+    // Once the certificate credential is deleted, it signs in no more, on any node.
+    let listed = root.principals().list_credentials(pb::ListCredentialsRequest { id: sp.id.clone() }).await.unwrap();
+    let key_id = listed.into_inner().credentials[0].key_id.clone();
+    root.principals().delete_credential(pb::DeleteCredentialRequest { id: sp.id.clone(), key_id }).await.unwrap();
+    for node in 0..3 {
+        let e = token_over_tls(&mtls_client(&cluster, node, Some(&pem), None), &sp.app_id).await.unwrap_err();
+        refused(&e, "INVALID_CLIENT");
+    }
+
+    // The audit log says how the caller signed in and over which TLS version.
+    let audit = std::fs::read_to_string(cluster.nodes[0].data_dir.join("audit.log")).unwrap();
+    let signed_in = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["operation"] == "Token" && r["auth_method"] == "client_certificate" && r["result"] == "success")
+        .expect("a sign-in over mutual TLS in the audit log");
+    assert_eq!(signed_in["tls_version"], "TLSv1_3", "{signed_in}");
+}

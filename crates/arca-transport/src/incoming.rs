@@ -78,6 +78,8 @@ pub struct PeerInfo {
     pub remote: Option<SocketAddr>,
     /// The certificate chain the peer proved it holds (DER), if it presented one.
     pub certificates: Vec<Vec<u8>>,
+    /// The TLS version negotiated (`TLSv1_3`).
+    pub tls_version: Option<String>,
 }
 
 /// A TLS connection being served. It holds its places among the listener's connections until it
@@ -236,7 +238,8 @@ pub fn tls_incoming(
                             .map_err(|_| NotServed::StrangersFull(limits.strangers_max))?;
                         Some(slot)
                     };
-                    let info = PeerInfo { remote: Some(peer), certificates };
+                    let tls_version = stream.get_ref().1.protocol_version().map(|v| format!("{v:?}"));
+                    let info = PeerInfo { remote: Some(peer), certificates, tls_version };
                     Ok(Served { stream, info, preface_replayed: 0, _slot: slot, _stranger_slot: stranger_slot })
                 });
                 match served {

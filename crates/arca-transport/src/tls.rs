@@ -1,7 +1,9 @@
 //! TLS for both listeners and for node-to-node channels (rustls with the aws-lc-rs provider, TLS 1.3
 //! only, so every suite is forward-secret).
 //!
-//! - The API listener presents the operator's certificate (the CA clients trust) and asks for none.
+//! - The API listener presents the operator's certificate (the CA clients trust) and asks for a
+//!   client certificate without requiring one: any certificate whose key signed the handshake is
+//!   taken, and is worth something only if a service principal registered it (mutual-TLS sign-in).
 //! - The cluster listener presents the node's cluster certificate and requires one from every caller.
 //!   The handshake proves the caller holds the key of the certificate it presents; *which* certificate
 //!   may call what is decided afterwards, per request, by [`crate::admission`], against the cluster's
@@ -57,7 +59,10 @@ pub fn api_server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(config_error)?
-        .with_no_client_auth()
+        .with_client_cert_verifier(Arc::new(ProvenCertificate {
+            algorithms: provider().signature_verification_algorithms,
+            mandatory: false,
+        }))
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Material(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
@@ -100,11 +105,14 @@ impl ResolvesClientCert for CredentialResolver {
     }
 }
 
-/// Requires a certificate and a valid handshake signature from every caller, and leaves deciding what
-/// the certificate is worth to the admission layer.
+/// Asks for a certificate and requires a valid handshake signature from a caller that presents one
+/// (on the cluster listener, every caller must), and leaves deciding what the certificate is worth to
+/// what comes after: admission on the cluster listener; on the API listener, the token endpoint
+/// (a service principal's registered certificate) and the check of certificate-bound tokens.
 #[derive(Debug)]
 struct ProvenCertificate {
     algorithms: WebPkiSupportedAlgorithms,
+    mandatory: bool,
 }
 
 impl ClientCertVerifier for ProvenCertificate {
@@ -113,7 +121,7 @@ impl ClientCertVerifier for ProvenCertificate {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -158,7 +166,8 @@ impl ClientCertVerifier for ProvenCertificate {
 /// The cluster listener's server config.
 pub fn cluster_server_config(credentials: Arc<NodeCredentials>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(ProvenCertificate { algorithms: provider.signature_verification_algorithms });
+    let verifier =
+        Arc::new(ProvenCertificate { algorithms: provider.signature_verification_algorithms, mandatory: true });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(config_error)?

@@ -546,6 +546,35 @@ impl Auth {
         assertion.verify(&spki, client_id, &audience, now).map_err(|e| refuse(&e))
     }
 
+    /// Checks the certificate the connection presented (its key signed the TLS handshake) against the
+    /// principal's unexpired certificates: same thumbprint and the same whole public key. Any failure
+    /// is the same `INVALID_CLIENT`.
+    fn tls_certificate_matches(
+        &self,
+        principal: Option<&PrincipalRecord>,
+        presented_der: &[u8],
+    ) -> Result<[u8; 32], ArcaError> {
+        let presented = arca_crypto::client_cert::read_certificate_der(presented_der).map_err(|e| {
+            tracing::debug!("a TLS client certificate was refused: {e}");
+            invalid_client()
+        })?;
+        let now = self.api.engine.clock.now_unix();
+        let mut matched = false;
+        for credential in principal.map(|p| p.credentials.as_slice()).unwrap_or_default() {
+            if let CredentialKind::Certificate { thumbprint_sha256, spki_der } = &credential.kind {
+                matched |= arca_crypto::constant_time_eq(thumbprint_sha256, &presented.thumbprint_sha256)
+                    && arca_crypto::constant_time_eq(spki_der, &presented.spki_der)
+                    && credential.is_valid_at(now);
+            }
+        }
+        if matched {
+            Ok(presented.thumbprint_sha256)
+        } else {
+            tracing::debug!("a TLS client certificate matched no unexpired certificate of the client");
+            Err(invalid_client())
+        }
+    }
+
     /// The cluster's token key, made now if the cluster was initialized before access tokens existed.
     async fn ensure_token_key(&self, keyspace: Keyspace) -> Result<Keyspace, ArcaError> {
         if keyspace.token_signing_key()?.is_some() {
@@ -563,6 +592,7 @@ impl Auth {
 impl AuthService for Auth {
     async fn token(&self, request: Request<pb::TokenRequest>) -> Result<Response<pb::TokenResponse>, Status> {
         let mut call = self.api.begin(&request, "Token");
+        let presented = call.peer_certificate.clone();
         let r = request.into_inner();
         let result = async {
             if r.grant_type != CLIENT_CREDENTIALS {
@@ -589,15 +619,22 @@ impl AuthService for Auth {
                     "send a client secret or an assertion, not both",
                 ));
             }
+            // With neither a secret nor an assertion, the certificate the connection presented is the
+            // credential (RFC 8705's tls_client_auth), and the token is bound to it.
+            let by_tls = !by_assertion && r.client_secret.is_empty() && presented.is_some();
             // A secret Arca could not have made is refused before any lookup or barrier.
-            if !by_assertion && !client_secret::well_formed(&r.client_secret) {
+            if !by_assertion && !by_tls && !client_secret::well_formed(&r.client_secret) {
                 return Err(invalid_client());
             }
             // A credential reset or deleted (or a principal deleted) before this request started counts.
             self.api.engine.read_barrier(Consistency::Linearizable).await?;
             let keyspace = self.api.engine.seal.keyspace()?;
             let principal = keyspace.principal_by_client(&app_id)?;
-            let method = if by_assertion {
+            let mut bound_to = None;
+            let method = if let (true, Some((der, _))) = (by_tls, &presented) {
+                bound_to = Some(self.tls_certificate_matches(principal.as_ref(), der)?);
+                AuthMethod::ClientCertificate
+            } else if by_assertion {
                 let accepted =
                     self.assertion_matches(&keyspace, &client_id, principal.as_ref(), &r.client_assertion)?;
                 // Taken once in the whole cluster: a replay to any node is refused.
@@ -615,7 +652,15 @@ impl AuthService for Auth {
             let keyspace = self.ensure_token_key(keyspace).await?;
             let now = self.api.engine.clock.now_unix();
             let entropy = self.api.engine.seal.entropy();
-            let issued = crate::identity::issue(&keyspace, &principal, method, lifetime, now, entropy.as_ref())?;
+            let issued = crate::identity::issue(
+                &keyspace,
+                &principal,
+                method,
+                lifetime,
+                now,
+                entropy.as_ref(),
+                bound_to.as_ref(),
+            )?;
             call.identify_as(Principal {
                 accessor: issued.accessor.clone(),
                 identity: Identity::Principal {
