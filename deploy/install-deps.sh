@@ -12,6 +12,8 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 # The README's CLI session reads JSON with jq.
 command -v jq >/dev/null 2>&1 || need_apt+=(jq)
+# The managed identity tests (and the README) ask the local agent with curl.
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The chaos tests cut links between real processes with iptables (as root).
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
 

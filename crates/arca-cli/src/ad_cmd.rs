@@ -232,11 +232,12 @@ fn kind_name(kind: i32) -> &'static str {
         Ok(pb::PrincipalKind::Group) => "Group",
         Ok(pb::PrincipalKind::ServicePrincipal) => "ServicePrincipal",
         Ok(pb::PrincipalKind::ManagedIdentity) => "ManagedIdentity",
+        Ok(pb::PrincipalKind::Agent) => "Agent",
         _ => "Unknown",
     }
 }
 
-fn principal(p: &pb::Principal) -> Value {
+pub fn principal(p: &pb::Principal) -> Value {
     json!({
         "id": p.id,
         "objectType": kind_name(p.kind),
@@ -248,7 +249,18 @@ fn principal(p: &pb::Principal) -> Value {
     })
 }
 
-fn credential(c: &pb::Credential) -> Value {
+pub fn credential(c: &pb::Credential) -> Value {
+    if c.r#type == "AgentBinding" {
+        return json!({
+            "keyId": c.key_id,
+            "type": c.r#type,
+            "agentId": c.agent_id,
+            "uid": c.uid,
+            "executable": if c.executable.is_empty() { Value::Null } else { json!(c.executable) },
+            "startDateTime": secs(&c.start_date),
+            "endDateTime": secs(&c.end_date),
+        });
+    }
     json!({
         "keyId": c.key_id,
         "type": c.r#type,

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod ad_cmd;
+mod agent_cmd;
 mod audit_cmd;
 mod key_cmd;
 mod output;
@@ -31,6 +32,10 @@ struct Cli {
     cacert: Option<PathBuf>,
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Json)]
     output: Format,
+    /// Sign in as the managed identity the local arca agent gives this process (as `az login
+    /// --identity`); ARCA_IDENTITY_CLIENT_ID picks one when several are bound.
+    #[arg(long, global = true)]
+    identity: bool,
     #[command(subcommand)]
     command: Top,
 }
@@ -71,6 +76,21 @@ enum Top {
     Audit {
         #[command(subcommand)]
         command: audit_cmd::AuditCmd,
+    },
+    /// The node-local identity agent that gives workloads managed identities.
+    Agent {
+        #[command(subcommand)]
+        command: agent_cmd::AgentCmd,
+    },
+    /// Managed identities (like `az identity`).
+    Identity {
+        #[command(subcommand)]
+        command: agent_cmd::IdentityCmd,
+    },
+    /// The CLI's own sign-in (like `az account`).
+    Account {
+        #[command(subcommand)]
+        command: agent_cmd::AccountCmd,
     },
 }
 
@@ -523,12 +543,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let options =
         ConnectOptions { addr: cli.addr.clone(), ca_pem, token: cli.token.clone(), timeout: None, attempts: 0 };
     let credential = match &cli.token {
+        _ if cli.identity => arca_client::Credential::managed_identity(true),
         Some(token) => Some(arca_client::Credential::Token(token.clone())),
+        // The agent itself signs in with its own certificate.
+        None if matches!(cli.command, Top::Agent { command: agent_cmd::AgentCmd::Run { .. } }) => None,
         None => arca_client::Credential::from_env(),
     };
     let client = match credential {
         Some(credential) if credential.is_exchanged() => {
-            ArcaClient::connect_with(options.clone(), credential).await.context("sign in with ARCA_CLIENT_ID")?
+            ArcaClient::connect_with(options.clone(), credential).await.context("sign in")?
         }
         Some(arca_client::Credential::Token(token)) => {
             ArcaClient::connect_lazy(ConnectOptions { token: Some(token), ..options.clone() })?
@@ -544,6 +567,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Top::Ad { command } => ad_cmd::ad(&client, command, f).await,
         Top::Role { command } => ad_cmd::role(&client, command, f).await,
         Top::Audit { command } => audit_cmd::audit(&client, command).await,
+        Top::Agent { command } => agent_cmd::agent(&client, &options, command, f).await,
+        Top::Identity { command } => agent_cmd::identity(&client, command, f).await,
+        Top::Account { command } => agent_cmd::account(&client, command, f).await,
     }
 }
 

@@ -25,6 +25,10 @@ pub enum Credential {
     /// the certificate, the token endpoint takes it as the credential, and the token it issues is
     /// bound to it, so the token is worthless on any connection that does not present it.
     ClientCertificateTls { client_id: String, pem_path: std::path::PathBuf },
+    /// A managed identity: tokens come from the node-local `arca agent` on its Unix socket (as
+    /// Azure's IMDS hands them out), for whichever identity is bound to this process (or the one
+    /// `client_id` names). The process holds no credential at all.
+    ManagedIdentity { socket: std::path::PathBuf, client_id: Option<String> },
 }
 
 impl std::fmt::Debug for Credential {
@@ -48,6 +52,9 @@ impl std::fmt::Debug for Credential {
                     pem_path.display()
                 )
             }
+            Credential::ManagedIdentity { socket, client_id } => {
+                write!(f, "Credential::ManagedIdentity {{ socket: {}, client_id: {client_id:?} }}", socket.display())
+            }
         }
     }
 }
@@ -59,17 +66,24 @@ pub const ENV_CLIENT_SECRET: &str = "ARCA_CLIENT_SECRET";
 pub const ENV_CLIENT_CERTIFICATE_PATH: &str = "ARCA_CLIENT_CERTIFICATE_PATH";
 /// Set to `1` (or `true`) to present the certificate over mutual TLS rather than in an assertion.
 pub const ENV_CLIENT_CERTIFICATE_TLS: &str = "ARCA_CLIENT_CERTIFICATE_TLS";
+/// The Unix socket of the local `arca agent` (default [`AGENT_SOCKET_DEFAULT`], used when it exists).
+pub const ENV_IDENTITY_ENDPOINT: &str = "ARCA_IDENTITY_ENDPOINT";
+/// Which managed identity to ask the agent for, when more than one is bound to the process.
+pub const ENV_IDENTITY_CLIENT_ID: &str = "ARCA_IDENTITY_CLIENT_ID";
+/// Where `arca agent run` listens by default.
+pub const AGENT_SOCKET_DEFAULT: &str = "/run/arca/agent.sock";
 
 impl Credential {
     /// The first credential the environment offers: `ARCA_TOKEN`, else `ARCA_CLIENT_ID` with
-    /// `ARCA_CLIENT_SECRET`, else `ARCA_CLIENT_ID` with `ARCA_CLIENT_CERTIFICATE_PATH`. `None` when
-    /// there is none of them.
+    /// `ARCA_CLIENT_SECRET`, else `ARCA_CLIENT_ID` with `ARCA_CLIENT_CERTIFICATE_PATH`, else the
+    /// local agent (`ARCA_IDENTITY_ENDPOINT`, or its default socket if it exists). `None` when there
+    /// is none of them.
     pub fn from_env() -> Option<Self> {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         if let Some(token) = var(ENV_TOKEN) {
             return Some(Credential::Token(token));
         }
-        let client_id = var(ENV_CLIENT_ID)?;
+        let Some(client_id) = var(ENV_CLIENT_ID) else { return Self::managed_identity(false) };
         if let Some(secret) = var(ENV_CLIENT_SECRET) {
             return Some(Credential::ClientSecret { client_id, secret: zeroize::Zeroizing::new(secret) });
         }
@@ -81,6 +95,18 @@ impl Credential {
                 Credential::ClientCertificate { client_id, pem_path: path.into() }
             }
         })
+    }
+
+    /// The local agent's managed identity: at `ARCA_IDENTITY_ENDPOINT`, else at the default socket
+    /// when it exists (or, with `always`, even when it does not, so the error names it).
+    pub fn managed_identity(always: bool) -> Option<Self> {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let client_id = var(ENV_IDENTITY_CLIENT_ID);
+        if let Some(socket) = var(ENV_IDENTITY_ENDPOINT) {
+            return Some(Credential::ManagedIdentity { socket: socket.into(), client_id });
+        }
+        let socket = std::path::PathBuf::from(AGENT_SOCKET_DEFAULT);
+        (always || socket.exists()).then_some(Credential::ManagedIdentity { socket, client_id })
     }
 
     /// Whether the credential is exchanged at the token endpoint (and so needs TLS and a first call).
@@ -173,9 +199,89 @@ pub(crate) async fn fetch(
         }
         // The connection itself carries the certificate.
         Credential::ClientCertificateTls { client_id, .. } => request.client_id = client_id.clone(),
+        Credential::ManagedIdentity { socket, client_id } => {
+            return from_agent(socket, client_id.as_deref()).await;
+        }
     }
     let response = client.auth().token(request).await?.into_inner();
     Ok((response.access_token, Duration::from_secs(response.expires_in.max(1) as u64)))
+}
+
+/// Largest answer read from the agent, in bytes.
+const AGENT_RESPONSE_BYTES_MAX: usize = 64 * 1024;
+/// How long to wait for the agent's answer.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A managed identity's token from the local agent's IMDS-shaped endpoint on its Unix socket.
+async fn from_agent(
+    socket: &std::path::Path,
+    client_id: Option<&str>,
+) -> Result<(String, Duration), crate::ClientError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let unavailable = |message: String| crate::ClientError {
+        code: tonic::Code::Unavailable,
+        reason: None,
+        azure_code: None,
+        message,
+    };
+    let exchange = async {
+        let mut stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| unavailable(format!("no arca agent at {}: {e}", socket.display())))?;
+        let identity = client_id.map(|c| format!("&client_id={}", encode_query(c))).unwrap_or_default();
+        let request = format!(
+            "GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=arca{identity} HTTP/1.1\r\n\
+             Host: localhost\r\nMetadata: true\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.map_err(|e| unavailable(format!("ask the arca agent: {e}")))?;
+        let mut answer = Vec::new();
+        (&mut stream)
+            .take(AGENT_RESPONSE_BYTES_MAX as u64 + 1)
+            .read_to_end(&mut answer)
+            .await
+            .map_err(|e| unavailable(format!("read the arca agent's answer: {e}")))?;
+        Ok::<_, crate::ClientError>(answer)
+    };
+    let answer = tokio::time::timeout(AGENT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| unavailable("the arca agent did not answer in time".into()))??;
+    let text = String::from_utf8(answer).map_err(|_| unavailable("the arca agent's answer is not UTF-8".into()))?;
+    let (head, body) =
+        text.split_once("\r\n\r\n").ok_or_else(|| unavailable("the arca agent's answer is cut short".into()))?;
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    if status != 200 {
+        let why = json["error_description"].as_str().unwrap_or("no reason given");
+        let code = if status == 403 { tonic::Code::PermissionDenied } else { tonic::Code::Unavailable };
+        let reason = (status == 403).then(|| "INVALID_CLIENT".to_owned());
+        return Err(crate::ClientError {
+            code,
+            reason,
+            azure_code: None,
+            message: format!("the arca agent refused ({status}): {why}"),
+        });
+    }
+    let token = json["access_token"].as_str().ok_or_else(|| unavailable("the arca agent sent no token".into()))?;
+    let expires_in = json["expires_in"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .or_else(|| json["expires_in"].as_u64())
+        .unwrap_or(1);
+    Ok((token.to_owned(), Duration::from_secs(expires_in.max(1))))
+}
+
+/// A query parameter's value, percent-encoded.
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Keeps `cell` holding a fresh token for as long as a client holding it lives: a task that sleeps

@@ -11,6 +11,7 @@ pub use credential::Credential;
 
 use std::time::Duration;
 
+use arca_proto::v1::agent_service_client::AgentServiceClient;
 use arca_proto::v1::audit_service_client::AuditServiceClient;
 use arca_proto::v1::auth_service_client::AuthServiceClient;
 use arca_proto::v1::cluster_service_client::ClusterServiceClient;
@@ -249,6 +250,17 @@ impl ArcaClient {
     /// The token endpoint (needs no token).
     pub fn auth(&self) -> AuthServiceClient<retry::Retrying> {
         AuthServiceClient::new(self.channel.clone())
+    }
+
+    /// What an identity agent calls (only an agent principal may).
+    pub fn agents(&self) -> AgentServiceClient<Authed> {
+        AgentServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// The access token calls carry now, if any (as `az account get-access-token` shows it).
+    pub fn access_token(&self) -> Option<String> {
+        let value = self.auth.0.get()?;
+        value.to_str().ok()?.strip_prefix("Bearer ").map(str::to_owned)
     }
 
     pub fn principals(&self) -> PrincipalServiceClient<Authed> {

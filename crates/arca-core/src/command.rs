@@ -155,6 +155,11 @@ pub enum Command {
         credential: Credential,
         append: bool,
     },
+    /// An agent registers a new certificate for itself (see `decide::identity::register_agent_certificate`).
+    RegisterAgentCertificate {
+        agent: PrincipalId,
+        credential: Credential,
+    },
     DeleteCredential {
         principal: PrincipalId,
         key_id: [u8; 16],
@@ -221,6 +226,7 @@ impl Command {
             Command::DeletePrincipal { .. } => "PrincipalDelete",
             Command::ResetCredential { .. } => "CredentialReset",
             Command::DeleteCredential { .. } => "CredentialDelete",
+            Command::RegisterAgentCertificate { .. } => "AgentCertificateRegister",
             Command::SetGroupMember { add: true, .. } => "GroupMemberAdd",
             Command::SetGroupMember { add: false, .. } => "GroupMemberRemove",
             Command::RevokePrincipalTokens { .. } => "PrincipalTokensRevoke",

@@ -21,6 +21,9 @@ pub enum PrincipalKind {
     Group,
     ServicePrincipal,
     ManagedIdentity,
+    /// A node-local identity agent (`arca agent`), Arca's own kind: it signs in with a certificate
+    /// Arca registered for it and obtains tokens for the managed identities bound to it.
+    Agent,
 }
 
 impl PrincipalKind {
@@ -30,12 +33,19 @@ impl PrincipalKind {
             PrincipalKind::Group => "Group",
             PrincipalKind::ServicePrincipal => "ServicePrincipal",
             PrincipalKind::ManagedIdentity => "ManagedIdentity",
+            PrincipalKind::Agent => "Agent",
         }
     }
 
     /// Whether the principal signs in with its own credentials (and so has a client id).
     pub fn is_application(self) -> bool {
-        matches!(self, PrincipalKind::ServicePrincipal | PrincipalKind::ManagedIdentity)
+        matches!(self, PrincipalKind::ServicePrincipal | PrincipalKind::ManagedIdentity | PrincipalKind::Agent)
+    }
+
+    /// Whether it holds secrets and certificates of its own (a managed identity never does: an agent
+    /// obtains its tokens).
+    pub fn has_own_credentials(self) -> bool {
+        matches!(self, PrincipalKind::ServicePrincipal | PrincipalKind::Agent)
     }
 }
 
@@ -48,6 +58,20 @@ pub enum CredentialKind {
     /// A certificate, by its SHA-256 thumbprint (`x5t#S256`), and its public key (SPKI DER), which a
     /// client assertion must be signed with: matched as a whole key, never by name or serial.
     Certificate { thumbprint_sha256: [u8; 32], spki_der: Vec<u8> },
+    /// Of a managed identity: `agent` may obtain its tokens for a local process it attests as running
+    /// as `uid` and `executable` (each, when set, must match).
+    AgentBinding { agent: PrincipalId, uid: Option<u32>, executable: Option<String> },
+}
+
+impl CredentialKind {
+    /// Which kind, for "at most so many of a kind" and "replace those of its kind".
+    pub fn family(&self) -> &'static str {
+        match self {
+            CredentialKind::Secret { .. } => "client secrets",
+            CredentialKind::Certificate { .. } => "certificates",
+            CredentialKind::AgentBinding { .. } => "agent bindings",
+        }
+    }
 }
 
 /// One credential of a principal.

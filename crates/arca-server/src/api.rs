@@ -273,23 +273,9 @@ impl Api {
         assigned_role: Option<&str>,
         freshness: Freshness,
     ) -> Result<Keyspace, ArcaError> {
-        self.engine.seal.keyspace()?;
-        self.identify(call)?;
         call.action = Some(action);
         call.vault = scope.vault().map(|v| v.canonical().to_owned());
-        if let Some(consistency) = freshness {
-            self.engine.read_barrier(consistency).await?;
-        }
-        // Checked again after the barrier: a token revoked (or a principal deleted) before the request
-        // started is refused here, on every node.
-        let keyspace = self.engine.seal.keyspace()?;
-        let principal = self.authenticator.authenticate(
-            &keyspace,
-            call.bearer.as_deref(),
-            call.presented(),
-            self.engine.clock.now_unix(),
-        )?;
-        call.principal = Some(principal.clone());
+        let (keyspace, principal) = self.authenticate_fresh(call, freshness).await?;
         call.grant = Some(self.authorizer.authorize(&keyspace, &principal, action, scope, assigned_role)?);
         self.check_network(&keyspace, call, action, scope.vault())?;
         call.barrier = Some(keyspace.barrier().clone());
@@ -410,6 +396,29 @@ impl Api {
             call.principal.as_ref().ok_or_else(|| ArcaError::internal("a permission check before authorize"))?;
         self.authorizer.authorize(keyspace, principal, action, scope, role).map(|_| ())
     }
+    /// Who the caller is, checked once against state at least as fresh as `freshness` asks: a token
+    /// revoked (or a principal deleted) before the request started is refused here, on every node.
+    pub async fn authenticate_fresh(
+        &self,
+        call: &mut Call,
+        freshness: Freshness,
+    ) -> Result<(Keyspace, Principal), ArcaError> {
+        self.engine.seal.keyspace()?;
+        self.identify(call)?;
+        if let Some(consistency) = freshness {
+            self.engine.read_barrier(consistency).await?;
+        }
+        let keyspace = self.engine.seal.keyspace()?;
+        let principal = self.authenticator.authenticate(
+            &keyspace,
+            call.bearer.as_deref(),
+            call.presented(),
+            self.engine.clock.now_unix(),
+        )?;
+        call.principal = Some(principal.clone());
+        Ok((keyspace, principal))
+    }
+
     /// Who the caller is (authenticated, not yet authorized for anything).
     pub fn caller(&self, call: &mut Call) -> Result<Principal, ArcaError> {
         self.identify(call)?;

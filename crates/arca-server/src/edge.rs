@@ -55,6 +55,9 @@ pub fn rule(path: &str) -> Rule {
         ("arca.v1.PrincipalService", "ResetCredential") => {
             known("CredentialReset", CREDENTIAL_REQUEST_BYTES_MAX, false)
         }
+        ("arca.v1.AgentService", "RegisterAgentCertificate") => {
+            known("AgentCertificateRegister", CREDENTIAL_REQUEST_BYTES_MAX, false)
+        }
         ("arca.v1.RoleService", "CreateRoleDefinition") => {
             known("RoleDefinitionCreate", ROLE_DEFINITION_BYTES_MAX + REQUEST_BYTES_MAX_DEFAULT, false)
         }

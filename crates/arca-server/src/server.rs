@@ -8,6 +8,7 @@ use std::time::Duration;
 use arca_crypto::Entropy;
 use arca_proto::cluster::v1::node_service_server::NodeServiceServer;
 use arca_proto::cluster::v1::{AddNodeRequest, JoinRequest, JoinResponse};
+use arca_proto::v1::agent_service_server::AgentServiceServer;
 use arca_proto::v1::audit_service_server::AuditServiceServer;
 use arca_proto::v1::auth_service_server::AuthServiceServer;
 use arca_proto::v1::cluster_service_server::ClusterServiceServer;
@@ -421,6 +422,7 @@ pub async fn serve(
         .add_service(Edge::new(AuthServiceServer::new(services::principals::Auth::new(api.clone())), api.clone()))
         .add_service(Edge::new(PrincipalServiceServer::new(services::principals::Principals(api.clone())), api.clone()))
         .add_service(Edge::new(RoleServiceServer::new(services::roles::Roles(api.clone())), api.clone()))
+        .add_service(Edge::new(AgentServiceServer::new(services::agents::Agents(api.clone())), api.clone()))
         .add_service(Edge::new(AuditServiceServer::new(services::audit::Audit(api.clone())), api.clone()))
         .add_service(Edge::new(
             SecretServiceServer::new(services::secrets::Secrets(api.clone()))

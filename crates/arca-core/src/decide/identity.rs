@@ -21,11 +21,32 @@ fn done(mutations: Vec<Mutation>, outcome: Outcome) -> Result<Decision, ArcaErro
 }
 
 /// Checks a new credential's validity window and kind against the principal it is for.
-fn check_credential(record_kind: PrincipalKind, credential: &Credential, now: i64) -> Result<(), ArcaError> {
-    if record_kind != PrincipalKind::ServicePrincipal {
+fn check_credential(
+    view: &dyn StateView,
+    record_kind: PrincipalKind,
+    credential: &Credential,
+    now: i64,
+) -> Result<(), ArcaError> {
+    if let CredentialKind::AgentBinding { agent, executable, .. } = &credential.kind {
+        if record_kind != PrincipalKind::ManagedIdentity {
+            return Err(ArcaError::bad_parameter(
+                "id",
+                format!("only a managed identity is bound to agents; this is a {}", record_kind.azure_name()),
+            ));
+        }
+        if view.principal(agent)?.is_none_or(|a| a.kind != PrincipalKind::Agent) {
+            return Err(ArcaError::bad_parameter("agent", format!("{} is not an agent", uuid(agent))));
+        }
+        if let Some(path) = executable {
+            check_executable(path)?;
+        }
+    } else if !record_kind.has_own_credentials() {
         return Err(ArcaError::bad_parameter(
             "credential",
-            format!("a {} has no credentials of its own; only service principals do", record_kind.azure_name()),
+            format!(
+                "a {} has no secrets or certificates of its own; only service principals and agents do",
+                record_kind.azure_name()
+            ),
         ));
     }
     let lifetime = credential.end.saturating_sub(credential.start);
@@ -66,7 +87,7 @@ pub fn create_principal(
         return Err(ArcaError::unavailable("a freshly minted id is already taken; retry"));
     }
     if let Some(c) = credential {
-        check_credential(kind, c, now)?;
+        check_credential(view, kind, c, now)?;
     }
     let record = PrincipalRecord {
         id,
@@ -112,16 +133,21 @@ pub fn reset_credential(
     now: i64,
 ) -> Result<Decision, ArcaError> {
     let mut record = principal(view, id)?;
-    check_credential(record.kind, credential, now)?;
-    let same_kind = |c: &Credential| c.is_secret() == credential.is_secret();
+    check_credential(view, record.kind, credential, now)?;
+    let family = credential.kind.family();
+    let same_kind = |c: &Credential| c.kind.family() == family;
     record.credentials.retain(|c| !same_kind(c) || (append && c.end > now));
-    if record.credentials.iter().filter(|c| same_kind(c)).count() >= CREDENTIALS_PER_KIND_MAX {
+    let most = match credential.kind {
+        CredentialKind::AgentBinding { .. } => AGENT_BINDINGS_PER_IDENTITY_MAX,
+        _ => CREDENTIALS_PER_KIND_MAX,
+    };
+    if record.credentials.iter().filter(|c| same_kind(c)).count() >= most {
         return Err(ArcaError::new(
             ErrorCode::Conflict,
             format!(
-                "the service principal already has {CREDENTIALS_PER_KIND_MAX} {} that have not expired; delete one \
-                 (arca ad sp credential delete) or reset without --append",
-                if credential.is_secret() { "client secrets" } else { "certificates" }
+                "the {} already has {most} {family} that have not expired; delete one (arca ad sp credential \
+                 delete) or reset without --append",
+                record.kind.azure_name()
             ),
         ));
     }
@@ -138,6 +164,47 @@ pub fn reset_credential(
     }
     record.credentials.push(credential.clone());
     done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
+}
+
+/// An agent registers a new certificate: its enrollment secret goes (so enrolling works once), and of
+/// its certificates only the newest unexpired one stays beside the new one, so a certificate the
+/// agent no longer holds stops working within one rotation.
+pub fn register_agent_certificate(
+    view: &dyn StateView,
+    id: &PrincipalId,
+    credential: &Credential,
+    now: i64,
+) -> Result<Decision, ArcaError> {
+    let mut record = principal(view, id)?;
+    if record.kind != PrincipalKind::Agent {
+        return Err(ArcaError::new(ErrorCode::ForbiddenByRbac, "only an agent registers its own certificates"));
+    }
+    if !matches!(credential.kind, CredentialKind::Certificate { .. }) {
+        return Err(ArcaError::internal("an agent registers certificates only"));
+    }
+    check_credential(view, record.kind, credential, now)?;
+    let newest = record
+        .credentials
+        .iter()
+        .filter(|c| matches!(c.kind, CredentialKind::Certificate { .. }) && c.end > now)
+        .max_by_key(|c| (c.start, c.end))
+        .cloned();
+    if newest.as_ref().is_some_and(|c| c.kind == credential.kind) {
+        return Err(ArcaError::new(ErrorCode::Conflict, "this certificate is already registered for the agent"));
+    }
+    record.credentials = newest.into_iter().chain([credential.clone()]).collect();
+    done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
+}
+
+/// An executable a binding names: an absolute path, no longer than Linux's PATH_MAX, with no NUL.
+pub fn check_executable(path: &str) -> Result<(), ArcaError> {
+    if !path.starts_with('/') || path.len() > EXECUTABLE_PATH_BYTES_MAX || path.contains('\0') {
+        return Err(ArcaError::bad_parameter(
+            "executable",
+            format!("executable must be an absolute path of at most {EXECUTABLE_PATH_BYTES_MAX} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 pub fn delete_credential(view: &dyn StateView, id: &PrincipalId, key_id: &[u8; 16]) -> Result<Decision, ArcaError> {

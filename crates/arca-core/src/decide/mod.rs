@@ -120,6 +120,9 @@ pub fn decide(view: &dyn StateView, command: &Command, now: i64) -> Result<Decis
             identity::reset_credential(view, principal, credential, *append, now)
         }
         Command::DeleteCredential { principal, key_id } => identity::delete_credential(view, principal, key_id),
+        Command::RegisterAgentCertificate { agent, credential } => {
+            identity::register_agent_certificate(view, agent, credential, now)
+        }
         Command::SetGroupMember { group, member, add } => identity::set_membership(view, group, member, *add),
         Command::RevokePrincipalTokens { principal } => identity::revoke_tokens(view, principal),
         Command::CreateRoleAssignment { id, principal, role_id, scope } => {

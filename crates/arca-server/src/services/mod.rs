@@ -1,5 +1,6 @@
 //! The gRPC services. Each handler: begin the call, authorize, validate, run, finish (audit + status).
 
+pub mod agents;
 pub mod audit;
 pub mod cluster;
 pub mod crypto;

@@ -44,6 +44,7 @@ fn kind_from(raw: i32) -> Result<Option<PrincipalKind>, ArcaError> {
         Ok(pb::PrincipalKind::Group) => Ok(Some(PrincipalKind::Group)),
         Ok(pb::PrincipalKind::ServicePrincipal) => Ok(Some(PrincipalKind::ServicePrincipal)),
         Ok(pb::PrincipalKind::ManagedIdentity) => Ok(Some(PrincipalKind::ManagedIdentity)),
+        Ok(pb::PrincipalKind::Agent) => Ok(Some(PrincipalKind::Agent)),
         Err(_) => Err(ArcaError::bad_parameter("kind", "kind is not one Arca knows")),
     }
 }
@@ -54,6 +55,7 @@ fn kind_to(kind: PrincipalKind) -> pb::PrincipalKind {
         PrincipalKind::Group => pb::PrincipalKind::Group,
         PrincipalKind::ServicePrincipal => pb::PrincipalKind::ServicePrincipal,
         PrincipalKind::ManagedIdentity => pb::PrincipalKind::ManagedIdentity,
+        PrincipalKind::Agent => pb::PrincipalKind::Agent,
     }
 }
 
@@ -70,23 +72,25 @@ pub fn principal_message(p: &PrincipalRecord) -> pb::Principal {
 }
 
 fn credential_message(c: &Credential) -> pb::Credential {
-    use base64::Engine;
-    let (kind, hint, thumbprint) = match &c.kind {
-        CredentialKind::Secret { hint, .. } => ("Password", hint.clone(), String::new()),
-        CredentialKind::Certificate { thumbprint_sha256, .. } => (
-            "AsymmetricX509Cert",
-            String::new(),
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(thumbprint_sha256),
-        ),
-    };
-    pb::Credential {
-        key_id: uuid(&c.key_id),
-        r#type: kind.to_owned(),
-        hint,
-        thumbprint,
-        start_date: ts(c.start),
-        end_date: ts(c.end),
+    let mut message =
+        pb::Credential { key_id: uuid(&c.key_id), start_date: ts(c.start), end_date: ts(c.end), ..Default::default() };
+    match &c.kind {
+        CredentialKind::Secret { hint, .. } => {
+            message.r#type = "Password".into();
+            message.hint = hint.clone();
+        }
+        CredentialKind::Certificate { thumbprint_sha256, .. } => {
+            message.r#type = "AsymmetricX509Cert".into();
+            message.thumbprint = crate::identity::thumbprint_text(thumbprint_sha256);
+        }
+        CredentialKind::AgentBinding { agent, uid, executable } => {
+            message.r#type = "AgentBinding".into();
+            message.agent_id = uuid(agent);
+            message.uid = *uid;
+            message.executable = executable.clone().unwrap_or_default();
+        }
     }
+    message
 }
 
 /// A retried request (same request id) whose first attempt acted gets that attempt's outcome, and
@@ -123,6 +127,15 @@ pub fn resolve(keyspace: &Keyspace, field: &str, raw: &str) -> Result<PrincipalR
     match view.principal_named(&name)? {
         Some(id) => view.principal(&id)?.ok_or_else(not_found),
         None => Err(not_found()),
+    }
+}
+
+/// How long a new client secret lasts: an agent's (an enrollment secret) a day, so it serves to
+/// enroll and nothing else; a service principal's `raw` years.
+fn secret_lifetime(kind: PrincipalKind, raw: u32) -> Result<i64, ArcaError> {
+    match kind {
+        PrincipalKind::Agent => Ok(AGENT_ENROLLMENT_SECRET_LIFETIME_S),
+        _ => years(raw),
     }
 }
 
@@ -206,13 +219,16 @@ impl PrincipalService for Principals {
             let ks = self.0.authorize(&mut call, Action::PrincipalWrite, Target::Cluster, WRITE).await?;
             let kind = kind_from(r.kind)?.ok_or_else(|| ArcaError::bad_parameter("kind", "kind is required"))?;
             let name = DisplayName::parse("display_name", &r.display_name)?;
-            if r.with_secret && kind != PrincipalKind::ServicePrincipal {
-                return Err(ArcaError::bad_parameter("with_secret", "only a service principal has a client secret"));
+            if r.with_secret && !kind.has_own_credentials() {
+                return Err(ArcaError::bad_parameter(
+                    "with_secret",
+                    "only a service principal (or an agent, to enroll) has a client secret",
+                ));
             }
             let entropy = self.0.engine.seal.entropy();
             let app_id = kind.is_application().then(|| entropy.bytes16());
             let secret = match (r.with_secret, &app_id) {
-                (true, Some(app)) => Some(self.new_secret(&ks, app, years(r.years)?)),
+                (true, Some(app)) => Some(self.new_secret(&ks, app, secret_lifetime(kind, r.years)?)),
                 _ => None,
             };
             let command = Command::CreatePrincipal {
@@ -305,11 +321,11 @@ impl PrincipalService for Principals {
             let app_id = target
                 .app_id
                 .ok_or_else(|| ArcaError::bad_parameter("id", "only a service principal has credentials to reset"))?;
-            let lifetime = years(r.years)?;
             let (password, credential) = if r.certificate_pem.is_empty() {
-                let (secret, credential) = self.new_secret(&ks, &app_id, lifetime);
+                let (secret, credential) = self.new_secret(&ks, &app_id, secret_lifetime(target.kind, r.years)?);
                 (secret.expose().to_owned(), credential)
             } else {
+                let lifetime = years(r.years)?;
                 let cert = arca_crypto::client_cert::read_certificate(&r.certificate_pem)
                     .map_err(|e| ArcaError::bad_parameter("certificate_pem", e.to_string()))?;
                 let now = self.0.engine.clock.now_unix();
@@ -404,6 +420,41 @@ impl PrincipalService for Principals {
         self.0.finish(call, result)
     }
 
+    async fn bind_managed_identity(
+        &self,
+        request: Request<pb::BindManagedIdentityRequest>,
+    ) -> Result<Response<pb::Credential>, Status> {
+        let mut call = self.0.begin(&request, "ManagedIdentityBind");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalCredentialWrite, Target::Cluster, WRITE).await?;
+            let target = resolve(&ks, "id", &r.id)?;
+            let agent = resolve(&ks, "agent", &r.agent)?;
+            // Whoever binds an agent to the identity lets that agent act as it.
+            self.may_act_as(&ks, &call, &Self::with_groups(&target), Action::RoleAssignmentWrite)?;
+            let executable = Some(r.executable).filter(|e| !e.is_empty());
+            if let Some(path) = &executable {
+                arca_core::decide::identity::check_executable(path)?;
+            }
+            let now = self.0.engine.clock.now_unix();
+            let credential = Credential {
+                key_id: self.0.engine.seal.entropy().bytes16(),
+                kind: CredentialKind::AgentBinding { agent: agent.id, uid: r.uid, executable },
+                start: now,
+                end: now.saturating_add(years(r.years)?),
+            };
+            let key_id = credential.key_id;
+            let record =
+                self.run(&call, Command::ResetCredential { principal: target.id, credential, append: true }).await?;
+            let stored = record.credentials.iter().find(|c| c.key_id == key_id);
+            stored.map(credential_message).ok_or_else(|| {
+                ArcaError::new(ErrorCode::OutcomeUnknown, "an earlier attempt of this request made another binding")
+            })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
     async fn revoke_tokens(
         &self,
         request: Request<pb::RevokeTokensRequest>,
@@ -478,7 +529,7 @@ fn invalid_client() -> ArcaError {
 }
 
 /// The lifetime a token request asks for, in seconds.
-fn lifetime(d: Option<&prost_types::Duration>) -> Result<i64, ArcaError> {
+pub(crate) fn lifetime(d: Option<&prost_types::Duration>) -> Result<i64, ArcaError> {
     let Some(d) = d else { return Ok(ACCESS_TOKEN_LIFETIME_S_DEFAULT) };
     if d.seconds < 1 || d.seconds > ACCESS_TOKEN_LIFETIME_S_MAX || d.nanos != 0 {
         return Err(ArcaError::bad_parameter(

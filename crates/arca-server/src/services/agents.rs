@@ -1,0 +1,226 @@
+//! `arca.v1.AgentService`: what a node-local identity agent (`arca agent`) calls. Only an agent
+//! principal reaches it. The agent registers its own certificates (enrolling with a one-time secret,
+//! then rotating with the certificate it holds), and obtains tokens for the managed identities bound
+//! to it, for a local workload it attested; Arca, not the agent, decides which identity that workload
+//! may act as, so an agent can never obtain an identity that is not bound to it.
+
+use std::sync::Arc;
+
+use arca_core::identity::{uuid, Credential, CredentialKind, IdentityView, PrincipalKind, PrincipalRecord};
+use arca_core::{Command, Outcome};
+use arca_identity::AuthMethod;
+use arca_proto::v1 as pb;
+use arca_proto::v1::agent_service_server::AgentService;
+use arca_types::limits::*;
+use arca_types::{ArcaError, ErrorCode};
+use tonic::{Request, Response, Status};
+
+use crate::access::{Identity, Principal};
+use crate::api::{Api, Call, WRITE};
+use crate::convert::ts;
+use crate::keyspace::Keyspace;
+
+pub struct Agents(pub Arc<Api>);
+
+/// What the agent says about the local process asking for a token.
+struct Workload {
+    uid: u32,
+    executable: Option<String>,
+}
+
+impl Workload {
+    fn from(w: Option<&pb::AttestedWorkload>) -> Result<Self, ArcaError> {
+        let w = w.ok_or_else(|| ArcaError::bad_parameter("workload", "the agent must say which workload asks"))?;
+        let executable = Some(w.executable.clone()).filter(|e| !e.is_empty());
+        if let Some(path) = &executable {
+            arca_core::decide::identity::check_executable(path)?;
+        }
+        Ok(Self { uid: w.uid, executable })
+    }
+
+    fn describe(&self) -> String {
+        match &self.executable {
+            Some(exe) => format!("uid {} running {exe}", self.uid),
+            None => format!("uid {}", self.uid),
+        }
+    }
+}
+
+/// Whether `credential` lets `agent` act as its identity for `workload`, now.
+fn binding_matches(credential: &Credential, agent: &[u8; 16], workload: &Workload, now: i64) -> bool {
+    let CredentialKind::AgentBinding { agent: bound, uid, executable } = &credential.kind else { return false };
+    credential.is_valid_at(now)
+        && bound == agent
+        && uid.is_none_or(|u| u == workload.uid)
+        && executable.as_ref().is_none_or(|e| workload.executable.as_ref() == Some(e))
+}
+
+fn bound(identity: &PrincipalRecord, agent: &[u8; 16], workload: &Workload, now: i64) -> bool {
+    identity.kind == PrincipalKind::ManagedIdentity
+        && identity.credentials.iter().any(|c| binding_matches(c, agent, workload, now))
+}
+
+fn not_bound(workload: &Workload) -> ArcaError {
+    ArcaError::new(
+        ErrorCode::ForbiddenByRbac,
+        format!(
+            "no managed identity bound to this agent matches the workload ({}); bind one with arca identity bind",
+            workload.describe()
+        ),
+    )
+}
+
+/// The longest an agent's certificate is honoured for, asked for or the default, in seconds.
+fn certificate_lifetime(d: Option<&prost_types::Duration>) -> Result<i64, ArcaError> {
+    let Some(d) = d else { return Ok(AGENT_CERTIFICATE_LIFETIME_S_DEFAULT) };
+    if d.nanos != 0 || !(AGENT_CERTIFICATE_LIFETIME_S_MIN..=AGENT_CERTIFICATE_LIFETIME_S_MAX).contains(&d.seconds) {
+        return Err(ArcaError::bad_parameter(
+            "lifetime",
+            format!(
+                "lifetime must be whole seconds, {AGENT_CERTIFICATE_LIFETIME_S_MIN}-{AGENT_CERTIFICATE_LIFETIME_S_MAX}"
+            ),
+        ));
+    }
+    Ok(d.seconds)
+}
+
+impl Agents {
+    /// The calling agent, checked against state as of the request's start, and recorded as the
+    /// request's caller before anything happens. With `by_certificate`, it must have signed in with
+    /// its certificate over mutual TLS (an agent holding only its enrollment secret has not enrolled).
+    async fn agent(&self, call: &mut Call, by_certificate: bool) -> Result<(Keyspace, PrincipalRecord), ArcaError> {
+        let (keyspace, caller) = self.0.authenticate_fresh(call, WRITE).await?;
+        let Identity::Principal { id, kind: PrincipalKind::Agent, method, .. } = caller.identity else {
+            return Err(ArcaError::new(ErrorCode::ForbiddenByRbac, "only an arca agent calls the agent service"));
+        };
+        if by_certificate && method != AuthMethod::ClientCertificate {
+            return Err(ArcaError::new(
+                ErrorCode::ForbiddenByRbac,
+                "the agent must sign in with its certificate over mutual TLS (enroll it first: arca agent run)",
+            ));
+        }
+        let record = keyspace.principal(&id)?.ok_or_else(|| ArcaError::internal("the agent was just authenticated"))?;
+        self.0.audit_request(call)?;
+        Ok((keyspace, record))
+    }
+
+    /// The managed identity a request names, or the only one bound to the agent for the workload.
+    fn identity_for(
+        &self,
+        keyspace: &Keyspace,
+        named: &str,
+        agent: &[u8; 16],
+        workload: &Workload,
+        now: i64,
+    ) -> Result<PrincipalRecord, ArcaError> {
+        if !named.is_empty() {
+            // Whether the name exists or not, the refusal is the same.
+            let found = super::principals::resolve(keyspace, "identity", named).ok();
+            return found.filter(|p| bound(p, agent, workload, now)).ok_or_else(|| not_bound(workload));
+        }
+        let view = keyspace.recording_view();
+        let mut matching = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = view.principals(after.as_deref(), PAGE_SIZE_MAX as usize)?;
+            matching.extend(page.items.into_iter().filter(|p| bound(p, agent, workload, now)));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        match matching.len() {
+            1 => Ok(matching.remove(0)),
+            0 => Err(not_bound(workload)),
+            n => Err(ArcaError::bad_parameter(
+                "identity",
+                format!("{n} managed identities are bound for this workload; name one (client_id)"),
+            )),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AgentService for Agents {
+    async fn register_agent_certificate(
+        &self,
+        request: Request<pb::RegisterAgentCertificateRequest>,
+    ) -> Result<Response<pb::RegisterAgentCertificateResponse>, Status> {
+        let mut call = self.0.begin(&request, "AgentCertificateRegister");
+        let r = request.into_inner();
+        let result = async {
+            let (_, agent) = self.agent(&mut call, false).await?;
+            let lifetime = certificate_lifetime(r.lifetime.as_ref())?;
+            let cert = arca_crypto::client_cert::read_certificate(&r.certificate_pem)
+                .map_err(|e| ArcaError::bad_parameter("certificate_pem", e.to_string()))?;
+            let now = self.0.engine.clock.now_unix();
+            let start = cert.not_before.max(now);
+            let credential = Credential {
+                key_id: self.0.engine.seal.entropy().bytes16(),
+                kind: CredentialKind::Certificate {
+                    thumbprint_sha256: cert.thumbprint_sha256,
+                    spki_der: cert.spki_der,
+                },
+                start,
+                end: cert.not_after.min(start.saturating_add(lifetime)),
+            };
+            let (key_id, end) = (credential.key_id, credential.end);
+            let command = Command::RegisterAgentCertificate { agent: agent.id, credential };
+            match self.0.engine.execute(&command, call.client_request().as_ref()).await? {
+                Outcome::Principal(p) if p.credentials.iter().any(|c| c.key_id == key_id) => {
+                    Ok(pb::RegisterAgentCertificateResponse { key_id: uuid(&key_id), end_date: ts(end) })
+                }
+                _ => Err(ArcaError::new(
+                    ErrorCode::OutcomeUnknown,
+                    "an earlier attempt of this request registered another certificate; register again",
+                )),
+            }
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
+    async fn issue_managed_identity_token(
+        &self,
+        request: Request<pb::IssueManagedIdentityTokenRequest>,
+    ) -> Result<Response<pb::TokenResponse>, Status> {
+        let mut call = self.0.begin(&request, "ManagedIdentityToken");
+        let r = request.into_inner();
+        let result = async {
+            let (keyspace, agent) = self.agent(&mut call, true).await?;
+            let workload = Workload::from(r.workload.as_ref())?;
+            let lifetime = super::principals::lifetime(r.lifetime.as_ref())?;
+            let now = self.0.engine.clock.now_unix();
+            let identity = self.identity_for(&keyspace, &r.identity, &agent.id, &workload, now)?;
+            let entropy = self.0.engine.seal.entropy();
+            let issued = crate::identity::issue(
+                &keyspace,
+                &identity,
+                AuthMethod::ManagedIdentity,
+                lifetime,
+                now,
+                entropy.as_ref(),
+                None,
+            )?;
+            // The response record names the identity the token was issued to (and under which token id).
+            call.identify_as(Principal {
+                accessor: issued.accessor.clone(),
+                identity: Identity::Principal {
+                    id: identity.id,
+                    kind: identity.kind,
+                    groups: identity.groups.clone(),
+                    app_id: identity.app_id,
+                    method: AuthMethod::ManagedIdentity,
+                },
+            });
+            Ok(pb::TokenResponse {
+                access_token: issued.token,
+                token_type: "Bearer".to_owned(),
+                expires_in: issued.expires - now,
+                expires_on: ts(issued.expires),
+            })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+}

@@ -1,0 +1,437 @@
+//! Managed identities through the node-local agent (`arca agent run`), on real processes: the agent
+//! enrolls once with its one-time secret, attests each local caller by what the kernel says (uid,
+//! executable), and hands out tokens only of the identities Arca has bound to it and to that caller;
+//! it rotates its own certificate with no failed request, and a killed agent resumes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arca_client::{pb, ArcaClient, ClientError, Credential};
+use arca_testkit::{binary, TestCluster};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::Value;
+
+/// `arca ARGS` against node 0 as root (`root`), or with no token, with `env` set.
+fn arca(cluster: &TestCluster, root: bool, env: &[(&str, &str)], args: &[&str]) -> (bool, Value) {
+    let mut cmd = Command::new(binary("arca"));
+    cmd.args(["--addr", &cluster.nodes[0].api_addr()]).arg("--cacert").arg(cluster.dir.path().join("certs/ca.pem"));
+    if root {
+        cmd.args(["--token", &cluster.root_token]);
+    }
+    for var in ["ARCA_TOKEN", "ARCA_CLIENT_ID", "ARCA_CLIENT_SECRET", "ARCA_CLIENT_CERTIFICATE_PATH"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied()).args(args);
+    let out = cmd.output().expect("run arca");
+    let text = if out.status.success() { out.stdout } else { out.stderr };
+    (
+        out.status.success(),
+        serde_json::from_slice(&text).unwrap_or(Value::String(String::from_utf8_lossy(&text).into())),
+    )
+}
+
+/// A directory every local user may enter (the agent's socket lives in it).
+fn open_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+struct Agent {
+    child: Child,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `arca agent run` (enrolling when `enroll` gives the client id and secret) and waits until
+/// it serves.
+fn start_agent(
+    cluster: &TestCluster,
+    state: &Path,
+    socket: &Path,
+    enroll: Option<(&str, &str)>,
+    lifetime_s: u32,
+) -> Agent {
+    let mut cmd = Command::new(binary("arca"));
+    cmd.args(["--addr", &cluster.nodes[0].api_addr()])
+        .arg("--cacert")
+        .arg(cluster.dir.path().join("certs/ca.pem"))
+        .args(["agent", "run", "--state-dir"])
+        .arg(state)
+        .arg("--socket")
+        .arg(socket)
+        .args(["--certificate-lifetime-s", &lifetime_s.to_string()])
+        .env_remove("ARCA_TOKEN")
+        .env_remove("ARCA_AGENT_ENROLLMENT_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some((client_id, secret)) = enroll {
+        cmd.args(["--client-id", client_id]).env("ARCA_AGENT_ENROLLMENT_SECRET", secret);
+    }
+    let child = cmd.spawn().expect("start arca agent");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the agent did not start serving");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Agent { child }
+}
+
+/// Asks the agent with curl (optionally as another user, and with extra headers); returns the
+/// HTTP status and the JSON body.
+fn curl(socket: &Path, uid: Option<u32>, query: &str, headers: &[&str]) -> (u16, Value) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-w", "\n%{http_code}", "--unix-socket"]).arg(socket);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    cmd.arg(format!("http://localhost/metadata/identity/oauth2/token?api-version=2018-02-01&resource=arca{query}"));
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let out = cmd.output().expect("run curl");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.trim().parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn claims(token: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
+async fn get(c: &ArcaClient, vault: &str, name: &str) -> Result<String, ClientError> {
+    let r = pb::GetSecretRequest { vault: vault.into(), name: name.into(), ..Default::default() };
+    Ok(c.secrets().get_secret(r).await?.into_inner().value)
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.strip_prefix("Uid:").is_some_and(|r| r.split_whitespace().next() == Some("0")))
+}
+
+/// Sets up vaults `appa` and `appb` (each with a secret `db`), an agent, and a managed identity
+/// `app-b` with Key Vault Secrets User on `appb` only, bound to the agent for `uid`. Returns the
+/// agent's appId and enrollment secret.
+fn setup(cluster: &TestCluster, agent_name: &str, uid: u32) -> (String, String) {
+    for vault in ["appa", "appb"] {
+        assert!(arca(cluster, true, &[], &["keyvault", "create", "--name", vault]).0);
+        let value = format!("{vault}-secret");
+        let set = ["keyvault", "secret", "set", "--vault-name", vault, "--name", "db", "--value", &value];
+        assert!(arca(cluster, true, &[], &set).0);
+    }
+    let (ok, agent) = arca(cluster, true, &[], &["agent", "create", "--name", agent_name]);
+    assert!(ok, "{agent}");
+    let (ok, mi) = arca(cluster, true, &[], &["identity", "create", "--name", "app-b"]);
+    assert!(ok, "{mi}");
+    assert_eq!(mi["objectType"], "ManagedIdentity");
+    let assign = ["role", "assignment", "create", "--assignee", "app-b", "--role", "Key Vault Secrets User"];
+    let (ok, out) = arca(cluster, true, &[], &[&assign[..], &["--scope", "/vaults/appb"]].concat());
+    assert!(ok, "{out}");
+    let uid = uid.to_string();
+    let (ok, binding) =
+        arca(cluster, true, &[], &["identity", "bind", "--name", "app-b", "--agent", agent_name, "--uid", &uid]);
+    assert!(ok, "{binding}");
+    assert_eq!(binding["type"], "AgentBinding");
+    (agent["appId"].as_str().unwrap().to_owned(), agent["enrollmentSecret"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_reads_its_vault_as_its_managed_identity_and_nothing_more() {
+    let cluster = TestCluster::start(3).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = open_dir();
+    let socket = run.path().join("agent.sock");
+    let (agent_id, secret) = setup(&cluster, "host-1", 0);
+    let _agent = start_agent(&cluster, state.path(), &socket, Some((&agent_id, &secret)), 3600);
+
+    // Through the CLI, as `az login --identity` would: its own vault, and not the other.
+    let socket_env = [("ARCA_IDENTITY_ENDPOINT", socket.to_str().unwrap())];
+    let show =
+        |vault: &'static str| ["--identity", "keyvault", "secret", "show", "--vault-name", vault, "--name", "db"];
+    let (ok, secret_b) = arca(&cluster, false, &socket_env, &show("appb"));
+    assert!(ok, "{secret_b}");
+    assert_eq!(secret_b["value"], "appb-secret");
+    let (ok, err) = arca(&cluster, false, &socket_env, &show("appa"));
+    assert!(!ok);
+    assert_eq!(err["reason"], "FORBIDDEN_BY_RBAC", "{err}");
+
+    // The token says who it is for and how it was won.
+    let (ok, token) = arca(&cluster, false, &socket_env, &["--identity", "account", "get-access-token"]);
+    assert!(ok, "{token}");
+    let c = claims(token["accessToken"].as_str().unwrap());
+    assert_eq!(c["idtyp"], "ManagedIdentity", "{c}");
+    assert_eq!(c["amr"], serde_json::json!(["managed_identity"]));
+    assert!(c.get("cnf").is_none(), "a workload's token is a plain bearer token: {c}");
+
+    // Through arca-client, on every node, with nothing but the socket.
+    for node in 0..3 {
+        let credential = Credential::ManagedIdentity { socket: socket.clone(), client_id: None };
+        let app = cluster.client_as(node, credential).await.unwrap();
+        assert_eq!(get(&app, "appb", "db").await.unwrap(), "appb-secret");
+        assert_eq!(get(&app, "appa", "db").await.unwrap_err().reason.as_deref(), Some("FORBIDDEN_BY_RBAC"));
+    }
+
+    // The enrollment secret worked once: it is gone.
+    let e = cluster
+        .client_as(1, Credential::ClientSecret { client_id: agent_id.clone(), secret: secret.clone().into() })
+        .await
+        .err()
+        .expect("the enrollment secret is refused");
+    assert!(e.to_string().contains("INVALID_CLIENT") || format!("{e:?}").contains("InvalidClient"), "{e:?}");
+    let (ok, listed) = arca(&cluster, true, &[], &["ad", "sp", "credential", "list", "--id", &agent_id]);
+    assert!(ok, "{listed}");
+    let types: Vec<&str> = listed.as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["AsymmetricX509Cert"], "{listed}");
+
+    // IMDS's rules: no Metadata header, or a proxy's header, and nothing is handed out.
+    let (status, body) = curl(&socket, None, "", &[]);
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = curl(&socket, None, "", &["Metadata: true", "X-Forwarded-For: 10.1.2.3"]);
+    assert_eq!(status, 400);
+    let (status, body) = curl(&socket, None, "", &["Metadata: true"]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_str().unwrap().parse::<u64>().unwrap() > 3000, "{body}");
+
+    // An identity nobody bound to this agent is refused, named or not, and so is one that does not exist.
+    let (ok, _) = arca(&cluster, true, &[], &["identity", "create", "--name", "unbound"]);
+    assert!(ok);
+    for query in ["&client_id=unbound", "&client_id=00000000-0000-0000-0000-000000000000"] {
+        let (status, body) = curl(&socket, None, query, &["Metadata: true"]);
+        assert_eq!(status, 403, "{query}: {body}");
+    }
+
+    if !running_as_root() {
+        eprintln!("not root: the test of another user's process is skipped");
+        return;
+    }
+    // Another user's process on the same machine is refused: the binding names uid 0.
+    let nobody = 65534;
+    let (status, body) = curl(&socket, Some(nobody), "", &["Metadata: true"]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("uid 65534"), "{body}");
+    // Bound for that uid and executable, it gets the identity; the same uid running something else does not.
+    let (ok, _) = arca(&cluster, true, &[], &["identity", "create", "--name", "curl-job"]);
+    assert!(ok);
+    let curl_path = std::fs::canonicalize(which("curl")).unwrap();
+    let bind = [
+        "identity",
+        "bind",
+        "--name",
+        "curl-job",
+        "--agent",
+        "host-1",
+        "--uid",
+        "65534",
+        "--executable",
+        curl_path.to_str().unwrap(),
+    ];
+    let (ok, binding) = arca(&cluster, true, &[], &bind);
+    assert!(ok, "{binding}");
+    let (status, body) = curl(&socket, Some(nobody), "", &["Metadata: true"]);
+    assert_eq!(status, 200, "{body}");
+    let (ok, mi) = arca(&cluster, true, &[], &["ad", "sp", "show", "--id", "curl-job"]);
+    assert!(ok);
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["sub"], mi["id"]);
+    // Root (uid 0) asking for it by name is refused: the binding is for uid 65534.
+    let (status, _) = curl(&socket, None, "&client_id=curl-job", &["Metadata: true"]);
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_rotates_its_certificate_with_no_failed_request_and_resumes_after_sigkill() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = open_dir();
+    let socket = run.path().join("agent.sock");
+    let (agent_id, secret) = setup(&cluster, "host-2", 0);
+    // Each certificate is honoured 10 s, so the agent registers a new one every 5 s.
+    let agent = start_agent(&cluster, state.path(), &socket, Some((&agent_id, &secret)), 10);
+    let first = std::fs::read(state.path().join("agent.pem")).unwrap();
+
+    let root = cluster.client(0).await.unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(17);
+    let mut requests = 0;
+    while Instant::now() < deadline {
+        let credential = Credential::ManagedIdentity { socket: socket.clone(), client_id: None };
+        let app = cluster.client_as(0, credential).await.expect("a token from the agent, mid-rotation too");
+        assert_eq!(get(&app, "appb", "db").await.unwrap(), "appb-secret");
+        requests += 1;
+        let listed = root.principals().list_credentials(pb::ListCredentialsRequest { id: agent_id.clone() }).await;
+        let credentials = listed.unwrap().into_inner().credentials;
+        assert!(credentials.len() <= 2, "at most the current certificate and the next: {credentials:?}");
+        assert!(credentials.iter().all(|c| c.r#type == "AsymmetricX509Cert"), "{credentials:?}");
+        seen.extend(credentials.into_iter().map(|c| c.thumbprint));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(seen.len() >= 3, "the agent registered new certificates as they aged: {seen:?} over {requests} requests");
+
+    // The first certificate, long rotated out, signs in no more.
+    let old = state.path().join("first.pem");
+    std::fs::write(&old, &first).unwrap();
+    let e = cluster
+        .client_as(0, Credential::ClientCertificateTls { client_id: agent_id.clone(), pem_path: old })
+        .await
+        .err()
+        .expect("the first certificate is refused");
+    assert!(format!("{e:?}").contains("INVALID_CLIENT"), "{e:?}");
+
+    // Killed mid-stream, the agent restarts from its state directory (no secret: it was used up) and serves.
+    let mut agent = agent;
+    sigkill(agent.child.id());
+    let _ = agent.child.wait();
+    std::fs::remove_file(&socket).ok();
+    let _restarted = start_agent(&cluster, state.path(), &socket, None, 10);
+    let credential = Credential::ManagedIdentity { socket: socket.clone(), client_id: None };
+    let app = cluster.client_as(0, credential).await.unwrap();
+    assert_eq!(get(&app, "appb", "db").await.unwrap(), "appb-secret");
+    drop(agent);
+}
+
+/// SIGKILL, through `kill -9`.
+fn sigkill(pid: u32) {
+    let status = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.exists()))
+        .unwrap_or_else(|| panic!("{program} is not on PATH"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_enrolled_agent_obtains_identities_and_only_those_bound_to_it() {
+    let cluster = TestCluster::start(1).await.unwrap();
+    let root = cluster.client(0).await.unwrap();
+    let (agent_id, secret) = setup(&cluster, "host-3", 0);
+    let workload = Some(pb::AttestedWorkload { uid: 0, ..Default::default() });
+    let ask = |identity: &str| pb::IssueManagedIdentityTokenRequest {
+        identity: identity.into(),
+        workload: workload.clone(),
+        lifetime: None,
+    };
+
+    // Signed in with its enrollment secret, the agent has not enrolled: no identities for it.
+    let enrolling = cluster
+        .client_as(0, Credential::ClientSecret { client_id: agent_id.clone(), secret: secret.clone().into() })
+        .await
+        .unwrap();
+    let e = ClientError::from(enrolling.agents().issue_managed_identity_token(ask("app-b")).await.unwrap_err());
+    assert_eq!(e.reason.as_deref(), Some("FORBIDDEN_BY_RBAC"), "{e:?}");
+    assert!(e.message.contains("mutual TLS"), "{e:?}");
+
+    // A service principal, even one that may manage principals, is not an agent; nor is root.
+    let (ok, sp) = arca(&cluster, true, &[], &["ad", "sp", "create-for-rbac", "--name", "admin app"]);
+    assert!(ok, "{sp}");
+    let assign = ["role", "assignment", "create", "--assignee", "admin app", "--role", "Identity Administrator"];
+    assert!(arca(&cluster, true, &[], &[&assign[..], &["--scope", "/"]].concat()).0);
+    let admin = cluster
+        .client_as(
+            0,
+            Credential::ClientSecret {
+                client_id: sp["appId"].as_str().unwrap().into(),
+                secret: sp["password"].as_str().unwrap().to_owned().into(),
+            },
+        )
+        .await
+        .unwrap();
+    for client in [&admin, &root] {
+        let e = ClientError::from(client.agents().issue_managed_identity_token(ask("app-b")).await.unwrap_err());
+        assert_eq!(e.reason.as_deref(), Some("FORBIDDEN_BY_RBAC"), "{e:?}");
+        let pem = arca_crypto::client_cert::self_signed("not an agent", unix_now(), 1).unwrap();
+        let r = pb::RegisterAgentCertificateRequest { certificate_pem: pem, lifetime: None };
+        let e = ClientError::from(client.agents().register_agent_certificate(r).await.unwrap_err());
+        assert_eq!(e.reason.as_deref(), Some("FORBIDDEN_BY_RBAC"), "{e:?}");
+    }
+
+    // Another enrolled agent gets nothing bound to host-3, whatever workload it claims.
+    let (ok, other) = arca(&cluster, true, &[], &["agent", "create", "--name", "host-4"]);
+    assert!(ok);
+    let dir = tempfile::tempdir().unwrap();
+    let pem = arca_crypto::client_cert::self_signed("host-4", unix_now(), 1).unwrap();
+    let pem_path = dir.path().join("host-4.pem");
+    std::fs::write(&pem_path, &pem).unwrap();
+    let other_id = other["appId"].as_str().unwrap().to_owned();
+    let secret_4 = other["enrollmentSecret"].as_str().unwrap().to_owned();
+    let enrolling = cluster
+        .client_as(0, Credential::ClientSecret { client_id: other_id.clone(), secret: secret_4.into() })
+        .await
+        .unwrap();
+    let cert_only = pem[..pem.find("-----BEGIN PRIVATE KEY-----").unwrap()].to_owned();
+    let too_short = pb::RegisterAgentCertificateRequest {
+        certificate_pem: cert_only.clone(),
+        lifetime: Some(prost_types::Duration { seconds: 9, nanos: 0 }),
+    };
+    let e = ClientError::from(enrolling.agents().register_agent_certificate(too_short).await.unwrap_err());
+    assert_eq!(e.reason.as_deref(), Some("BAD_PARAMETER"), "{e:?}");
+    let at_least = pb::RegisterAgentCertificateRequest {
+        certificate_pem: cert_only,
+        lifetime: Some(prost_types::Duration { seconds: 10, nanos: 0 }),
+    };
+    enrolling.agents().register_agent_certificate(at_least).await.unwrap();
+    let host_4 = cluster
+        .client_as(0, Credential::ClientCertificateTls { client_id: other_id.clone(), pem_path: pem_path.clone() })
+        .await
+        .unwrap();
+    for identity in ["app-b", ""] {
+        let e = ClientError::from(host_4.agents().issue_managed_identity_token(ask(identity)).await.unwrap_err());
+        assert_eq!(e.reason.as_deref(), Some("FORBIDDEN_BY_RBAC"), "{identity:?}: {e:?}");
+    }
+    // Its token is bound to its certificate: without it, the token is refused.
+    let token = host_4.access_token().unwrap();
+    let stolen = cluster.client_with_token(0, Some(&token)).await.unwrap();
+    let e = ClientError::from(stolen.agents().issue_managed_identity_token(ask("")).await.unwrap_err());
+    assert_eq!(e.code, tonic::Code::Unauthenticated, "{e:?}");
+
+    // Bindings are checked: only a managed identity is bound, only to an agent, only to an absolute path.
+    let bind = |id: &str, agent: &str, exe: &str| pb::BindManagedIdentityRequest {
+        id: id.into(),
+        agent: agent.into(),
+        uid: Some(0),
+        executable: exe.into(),
+        years: 0,
+    };
+    for (request, field) in [
+        (bind("admin app", "host-3", ""), "id"),
+        (bind("app-b", "admin app", ""), "agent"),
+        (bind("app-b", "host-3", "curl"), "executable"),
+        (bind("app-b", "host-3", &format!("/{}", "x".repeat(4096))), "executable"),
+    ] {
+        let e = ClientError::from(root.principals().bind_managed_identity(request).await.unwrap_err());
+        assert_eq!(e.reason.as_deref(), Some("BAD_PARAMETER"), "{field}: {e:?}");
+    }
+    let at_limit = format!("/{}", "x".repeat(4095));
+    root.principals().bind_managed_identity(bind("app-b", "host-3", &at_limit)).await.unwrap();
+
+    // Once host-3's binding is deleted, host-3 gets app-b no more (the next request, no caching).
+    let state = tempfile::tempdir().unwrap();
+    let run = open_dir();
+    let socket = run.path().join("agent.sock");
+    let _agent = start_agent(&cluster, state.path(), &socket, Some((&agent_id, &secret)), 3600);
+    let (status, body) = curl(&socket, None, "&client_id=app-b", &["Metadata: true"]);
+    assert_eq!(status, 200, "{body}");
+    let listed = root.principals().list_credentials(pb::ListCredentialsRequest { id: "app-b".into() }).await.unwrap();
+    for binding in listed.into_inner().credentials {
+        let r = pb::DeleteCredentialRequest { id: "app-b".into(), key_id: binding.key_id };
+        root.principals().delete_credential(r).await.unwrap();
+    }
+    let (status, body) = curl(&socket, None, "&client_id=app-b", &["Metadata: true"]);
+    assert_eq!(status, 403, "{body}");
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
