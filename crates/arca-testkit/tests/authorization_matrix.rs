@@ -434,6 +434,11 @@ struct Ctx {
     bystander_token: String,
     secret_backup: Vec<u8>,
     key_backup: Vec<u8>,
+    /// An enrolled identity agent (signed in with its certificate over mutual TLS), which obtains the
+    /// managed identities' tokens, and the directory holding its key.
+    agent: ArcaClient,
+    agent_id: String,
+    _agent_dir: tempfile::TempDir,
 }
 
 const GHOST_ID: &str = "3f0c6a52-9d1e-4b7a-8c2d-5e6f7a8b9c0d";
@@ -1014,7 +1019,41 @@ async fn prepare(cluster: &TestCluster) -> Ctx {
         .value;
     let (bystander, client_id, secret) = service_principal(&root, "matrix bystander").await;
     let bystander_token = raw_token(cluster, &client_id, &secret).await;
-    Ctx { bystander, bystander_token, secret_backup, key_backup }
+    let (agent, agent_id, _agent_dir) = enrolled_agent(cluster, &root).await;
+    Ctx { bystander, bystander_token, secret_backup, key_backup, agent, agent_id, _agent_dir }
+}
+
+/// An identity agent, enrolled as `arca agent run` enrolls: its one-time secret registers its
+/// certificate, and it signs in with that certificate over mutual TLS.
+async fn enrolled_agent(cluster: &TestCluster, root: &ArcaClient) -> (ArcaClient, String, tempfile::TempDir) {
+    let request = pb::CreatePrincipalRequest {
+        kind: pb::PrincipalKind::Agent as i32,
+        display_name: "matrix agent".into(),
+        with_secret: true,
+        years: 0,
+    };
+    let created = root.principals().create_principal(request).await.unwrap().into_inner();
+    let app_id = created.principal.unwrap().app_id;
+    let secret = zeroize::Zeroizing::new(created.password);
+    let enrolling = cluster.client_as(0, Credential::ClientSecret { client_id: app_id.clone(), secret }).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let pem = arca_crypto::client_cert::self_signed("matrix agent", now, 2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pem_path = dir.path().join("agent.pem");
+    std::fs::write(&pem_path, &pem).unwrap();
+    let cert = pem[..pem.find("-----BEGIN PRIVATE KEY-----").unwrap()].to_owned();
+    let r = pb::RegisterAgentCertificateRequest { certificate_pem: cert, lifetime: None };
+    enrolling.agents().register_agent_certificate(r).await.unwrap();
+    let credential = Credential::ClientCertificateTls { client_id: app_id.clone(), pem_path };
+    (cluster.client_as(0, credential).await.unwrap(), app_id, dir)
+}
+
+/// Who the matrix signs in as: a service principal (client secret), or a managed identity whose
+/// token the agent obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    ServicePrincipal,
+    ManagedIdentity,
 }
 
 /// Runs every case as one principal; returns how many calls were to get past authorization, and the
@@ -1026,18 +1065,53 @@ async fn run_principal(
     role: &str,
     holds: &[&str],
     col: Col,
+    who: Who,
 ) -> (usize, Vec<String>) {
     let root = cluster.client(0).await.unwrap();
-    let (id, client_id, secret) = service_principal(&root, &format!("matrix r{r} {col:?}")).await;
+    let node = r % 3;
+    let (id, client) = match who {
+        Who::ServicePrincipal => {
+            let (id, client_id, secret) = service_principal(&root, &format!("matrix r{r} {col:?}")).await;
+            let credential = Credential::ClientSecret { client_id, secret: zeroize::Zeroizing::new(secret) };
+            (id, Some(credential))
+        }
+        Who::ManagedIdentity => {
+            let request = pb::CreatePrincipalRequest {
+                kind: pb::PrincipalKind::ManagedIdentity as i32,
+                display_name: format!("matrix mi r{r} {col:?}"),
+                ..Default::default()
+            };
+            let created = root.principals().create_principal(request).await.unwrap().into_inner();
+            let id = created.principal.unwrap().id;
+            let bind = pb::BindManagedIdentityRequest {
+                id: id.clone(),
+                agent: ctx.agent_id.clone(),
+                uid: Some(0),
+                ..Default::default()
+            };
+            root.principals().bind_managed_identity(bind).await.unwrap();
+            (id, None)
+        }
+    };
     for scope in col.scopes() {
         let request =
             pb::CreateRoleAssignmentRequest { assignee: id.clone(), role: role.into(), scope: (*scope).into() };
         root.roles().create_role_assignment(request).await.unwrap();
     }
-    let node = r % 3;
-    let credential = Credential::ClientSecret { client_id, secret: zeroize::Zeroizing::new(secret) };
-    let client = cluster.client_as(node, credential).await.unwrap();
-    let tag = format!("r{r}{}", format!("{col:?}").to_lowercase());
+    let client = match client {
+        Some(credential) => cluster.client_as(node, credential).await.unwrap(),
+        None => {
+            let ask = pb::IssueManagedIdentityTokenRequest {
+                identity: id.clone(),
+                workload: Some(pb::AttestedWorkload { uid: 0, ..Default::default() }),
+                lifetime: None,
+            };
+            let token = ctx.agent.agents().issue_managed_identity_token(ask).await.unwrap().into_inner().access_token;
+            cluster.client_with_token(node, Some(&token)).await.unwrap()
+        }
+    };
+    let kind = if who == Who::ManagedIdentity { "m" } else { "" };
+    let tag = format!("{kind}r{r}{}", format!("{col:?}").to_lowercase());
     let mut wrong = Vec::new();
     let mut passed = 0;
     for (rpc, rule) in cases() {
@@ -1049,7 +1123,10 @@ async fn run_principal(
         }
         let got = call(&client, rpc, ctx, &tag).await;
         if got != want {
-            wrong.push(format!("{role} at {col:?} (node {}): {rpc}: expected {want:?}, got {got:?}", node + 1));
+            wrong.push(format!(
+                "{role} as a {who:?} at {col:?} (node {}): {rpc}: expected {want:?}, got {got:?}",
+                node + 1
+            ));
         }
     }
     (passed, wrong)
@@ -1067,19 +1144,23 @@ async fn every_rpc_answers_each_built_in_role_at_each_scope_as_written() {
         offered.into_inner().role_definitions.into_iter().filter(|d| !d.custom).map(|d| d.name).collect();
     assert_eq!(offered, roles.iter().map(|(n, _)| (*n).to_owned()).collect::<BTreeSet<_>>());
     let mut jobs = Vec::new();
-    for (r, (role, holds)) in roles.iter().enumerate() {
-        for col in COLS {
-            jobs.push((r, *role, holds.clone(), col));
+    for who in [Who::ServicePrincipal, Who::ManagedIdentity] {
+        for (r, (role, holds)) in roles.iter().enumerate() {
+            for col in COLS {
+                jobs.push((r, *role, holds.clone(), col, who));
+            }
         }
     }
     let (cluster_ref, ctx_ref) = (&cluster, &ctx);
     let results: Vec<(usize, Vec<String>)> = futures::stream::iter(jobs)
-        .map(|(r, role, holds, col)| async move { run_principal(cluster_ref, ctx_ref, r, role, &holds, col).await })
+        .map(|(r, role, holds, col, who)| async move {
+            run_principal(cluster_ref, ctx_ref, r, role, &holds, col, who).await
+        })
         .buffer_unordered(4)
         .collect()
         .await;
     let passed: usize = results.iter().map(|(p, _)| p).sum();
-    let calls = roles.len() * COLS.len() * cases().len();
+    let calls = 2 * roles.len() * COLS.len() * cases().len();
     let wrong: Vec<String> = results.into_iter().flat_map(|(_, w)| w).collect();
     assert!(wrong.is_empty(), "{} answers differ from the matrix:\n{}", wrong.len(), wrong.join("\n"));
     // Neither side of the matrix is empty: it tells allowed from refused rather than refusing all.
@@ -1112,7 +1193,7 @@ async fn every_rpc_answers_each_built_in_role_at_each_scope_as_written() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_rpc_refuses_a_call_without_a_token_or_with_an_expired_one() {
+async fn every_rpc_refuses_a_call_without_a_token_or_with_an_expired_revoked_or_foreign_one() {
     let cluster = TestCluster::start(3).await.unwrap();
     let ctx = prepare(&cluster).await;
     let root = cluster.client(0).await.unwrap();
@@ -1127,16 +1208,41 @@ async fn every_rpc_refuses_a_call_without_a_token_or_with_an_expired_one() {
     // The token works before it expires.
     let before = call(&holder, "arca.v1.SecretService/GetSecret", &ctx, "x").await;
     assert_eq!(before, Seen::Passed(vec![]));
-    cluster.advance_clock(2 * 3600);
+
+    // Another token of the same Key Vault Administrator, revoked.
+    let revoked_token = raw_token(&cluster, &client_id, &secret).await;
+    let revoked = cluster.client_with_token(0, Some(&revoked_token)).await.unwrap();
+    assert_eq!(call(&revoked, "arca.v1.SecretService/GetSecret", &ctx, "x").await, Seen::Passed(vec![]));
+    let r = pb::RevokeAccessTokenRequest { access_token: revoked_token.clone() };
+    root.principals().revoke_access_token(r).await.unwrap();
+
+    // A token another cluster issued (its issuer and audience are that cluster's) to a Key Vault
+    // Administrator there.
+    let elsewhere = TestCluster::start(1).await.unwrap();
+    let other_root = elsewhere.client(0).await.unwrap();
+    let (other_id, other_client, other_secret) = service_principal(&other_root, "matrix expiring").await;
+    let request = pb::CreateRoleAssignmentRequest {
+        assignee: other_id,
+        role: "Key Vault Administrator".into(),
+        scope: "/".into(),
+    };
+    other_root.roles().create_role_assignment(request).await.unwrap();
+    let foreign_token = raw_token(&elsewhere, &other_client, &other_secret).await;
+    let foreign = cluster.client_with_token(1, Some(&foreign_token)).await.unwrap();
 
     let mut wrong = Vec::new();
-    for (who, client) in [("no token", &anonymous), ("an expired token", &holder)] {
+    let sweep = async |who: &str, client: &ArcaClient, wrong: &mut Vec<String>| {
         for (rpc, _) in cases() {
             match call_inner(client, rpc, &ctx, "x").await {
                 Err(Seen::Broken(e)) if e.contains("Unauthenticated") => {}
                 other => wrong.push(format!("{rpc} with {who}: {other:?}")),
             }
         }
-    }
+    };
+    sweep("no token", &anonymous, &mut wrong).await;
+    sweep("a revoked token", &revoked, &mut wrong).await;
+    sweep("another cluster's token (wrong issuer and audience)", &foreign, &mut wrong).await;
+    cluster.advance_clock(2 * 3600);
+    sweep("an expired token", &holder, &mut wrong).await;
     assert!(wrong.is_empty(), "calls that were not refused as unauthenticated:\n{}", wrong.join("\n"));
 }
