@@ -574,3 +574,57 @@ pub fn files_containing(files: &[PathBuf], needle: &[u8]) -> Vec<PathBuf> {
         .cloned()
         .collect()
 }
+
+/// A running `arca agent run` process; killed when dropped.
+pub struct AgentProcess {
+    pub child: Child,
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestCluster {
+    /// Starts `arca agent run` against node 0 (enrolling when `enroll` gives the agent's client id
+    /// and enrollment secret), each certificate honoured `lifetime_s`, and waits until it serves on
+    /// `socket`.
+    pub fn start_agent(
+        &self,
+        state: &Path,
+        socket: &Path,
+        enroll: Option<(&str, &str)>,
+        lifetime_s: u32,
+    ) -> anyhow::Result<AgentProcess> {
+        let mut cmd = Command::new(binary("arca"));
+        cmd.args(["--addr", &self.nodes[0].api_addr()])
+            .arg("--cacert")
+            .arg(self.dir.path().join("certs/ca.pem"))
+            .args(["agent", "run", "--state-dir"])
+            .arg(state)
+            .arg("--socket")
+            .arg(socket)
+            .args(["--certificate-lifetime-s", &lifetime_s.to_string()])
+            .env_remove("ARCA_TOKEN")
+            .env_remove("ARCA_AGENT_ENROLLMENT_SECRET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some((client_id, secret)) = enroll {
+            cmd.args(["--client-id", client_id]).env("ARCA_AGENT_ENROLLMENT_SECRET", secret);
+        }
+        let mut agent = AgentProcess { child: cmd.spawn().context("start arca agent")? };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !socket.exists() {
+            if let Some(status) = agent.child.try_wait()? {
+                bail!("the agent exited before serving: {status}");
+            }
+            if Instant::now() > deadline {
+                bail!("the agent did not start serving within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(agent)
+    }
+}

@@ -4,11 +4,11 @@
 //! it rotates its own certificate with no failed request, and a killed agent resumes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use arca_client::{pb, ArcaClient, ClientError, Credential};
-use arca_testkit::{binary, TestCluster};
+use arca_testkit::{binary, AgentProcess, TestCluster};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::Value;
@@ -40,49 +40,14 @@ fn open_dir() -> tempfile::TempDir {
     dir
 }
 
-struct Agent {
-    child: Child,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `arca agent run` (enrolling when `enroll` gives the client id and secret) and waits until
-/// it serves.
 fn start_agent(
     cluster: &TestCluster,
     state: &Path,
     socket: &Path,
     enroll: Option<(&str, &str)>,
     lifetime_s: u32,
-) -> Agent {
-    let mut cmd = Command::new(binary("arca"));
-    cmd.args(["--addr", &cluster.nodes[0].api_addr()])
-        .arg("--cacert")
-        .arg(cluster.dir.path().join("certs/ca.pem"))
-        .args(["agent", "run", "--state-dir"])
-        .arg(state)
-        .arg("--socket")
-        .arg(socket)
-        .args(["--certificate-lifetime-s", &lifetime_s.to_string()])
-        .env_remove("ARCA_TOKEN")
-        .env_remove("ARCA_AGENT_ENROLLMENT_SECRET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    if let Some((client_id, secret)) = enroll {
-        cmd.args(["--client-id", client_id]).env("ARCA_AGENT_ENROLLMENT_SECRET", secret);
-    }
-    let child = cmd.spawn().expect("start arca agent");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "the agent did not start serving");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Agent { child }
+) -> AgentProcess {
+    cluster.start_agent(state, socket, enroll, lifetime_s).unwrap()
 }
 
 /// Asks the agent with curl (optionally as another user, and with extra headers); returns the

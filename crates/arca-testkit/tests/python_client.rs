@@ -1,6 +1,9 @@
 //! A client generated in another language from `proto/` alone (Python, grpcio-tools) creates a vault
 //! and stores, reads, versions, deletes, recovers, purges, backs up and restores a secret over TLS.
 //!
+//! It also signs in as a service principal (client secret) and as a managed identity (a token from
+//! the local `arca agent`), each reading only its own vault.
+//!
 //! Needs a Python with `grpcio` and `grpcio-tools`: `.ci/test` makes one and passes it in `ARCA_PYTHON`.
 
 use std::path::Path;
@@ -8,21 +11,24 @@ use std::process::Command;
 
 use arca_testkit::TestCluster;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_client_generated_from_the_protos_works() {
+/// The Python to run, with grpcio and grpcio-tools.
+fn python() -> String {
     let python = std::env::var("ARCA_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let probe = Command::new(&python).args(["-c", "import grpc, grpc_tools"]).status();
     assert!(
         probe.is_ok_and(|s| s.success()),
         "{python} lacks grpcio/grpcio-tools: run the suite with .ci/test, which sets ARCA_PYTHON"
     );
-    let cluster = TestCluster::start(1).await.unwrap();
+    python
+}
+
+/// Generates the Python stubs of `protos` into the cluster's directory; returns where.
+fn stubs(python: &str, cluster: &TestCluster, protos: &[&str]) -> std::path::PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let stubs = cluster.dir.path().join("py");
     std::fs::create_dir_all(&stubs).unwrap();
-    let protos: Vec<String> =
-        ["common", "vaults", "secrets", "operator", "cluster"].iter().map(|p| format!("arca/v1/{p}.proto")).collect();
-    let status = Command::new(&python)
+    let protos: Vec<String> = protos.iter().map(|p| format!("arca/v1/{p}.proto")).collect();
+    let status = Command::new(python)
         .args(["-m", "grpc_tools.protoc", "-I"])
         .arg(&root)
         .arg(format!("--python_out={}", stubs.display()))
@@ -31,6 +37,14 @@ async fn a_python_client_generated_from_the_protos_works() {
         .status()
         .unwrap();
     assert!(status.success(), "protoc from grpcio-tools failed");
+    stubs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_client_generated_from_the_protos_works() {
+    let python = python();
+    let cluster = TestCluster::start(1).await.unwrap();
+    let stubs = stubs(&python, &cluster, &["common", "vaults", "secrets", "operator", "cluster"]);
     let ca = cluster.dir.path().join("certs/ca.pem");
     let addr = format!("127.0.0.1:{}", cluster.nodes[0].api_port);
     let out = Command::new(&python)
@@ -44,6 +58,68 @@ async fn a_python_client_generated_from_the_protos_works() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("python client ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_client_signs_in_as_a_service_principal_and_as_a_managed_identity() {
+    use arca_client::pb;
+    let python = python();
+    let cluster = TestCluster::start(3).await.unwrap();
+    let stubs = stubs(&python, &cluster, &["common", "secrets", "identity"]);
+    let root = cluster.client(0).await.unwrap();
+    for vault in ["appa", "appb"] {
+        root.vaults().create_vault(pb::CreateVaultRequest { name: vault.into(), ..Default::default() }).await.unwrap();
+        let value = format!("{vault}-secret");
+        let r = pb::SetSecretRequest { vault: vault.into(), name: "db".into(), value, ..Default::default() };
+        root.secrets().set_secret(r).await.unwrap();
+    }
+    let create = |kind: pb::PrincipalKind, name: &str, with_secret: bool| pb::CreatePrincipalRequest {
+        kind: kind as i32,
+        display_name: name.into(),
+        with_secret,
+        years: 0,
+    };
+    let mut principals = root.principals();
+    let sp = principals.create_principal(create(pb::PrincipalKind::ServicePrincipal, "py app a", true));
+    let sp = sp.await.unwrap().into_inner();
+    let mi = principals.create_principal(create(pb::PrincipalKind::ManagedIdentity, "py app b", false));
+    let mi = mi.await.unwrap().into_inner().principal.unwrap();
+    let agent = principals.create_principal(create(pb::PrincipalKind::Agent, "py host", true));
+    let agent = agent.await.unwrap().into_inner();
+    for (who, vault) in [(&sp.principal.as_ref().unwrap().id, "appa"), (&mi.id, "appb")] {
+        let r = pb::CreateRoleAssignmentRequest {
+            assignee: who.clone(),
+            role: "Key Vault Secrets User".into(),
+            scope: format!("/vaults/{vault}"),
+        };
+        root.roles().create_role_assignment(r).await.unwrap();
+    }
+    let agent_id = agent.principal.unwrap().app_id;
+    let bind = pb::BindManagedIdentityRequest { id: mi.id.clone(), agent: agent_id.clone(), ..Default::default() };
+    root.principals().bind_managed_identity(bind).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let socket = state.path().join("agent.sock");
+    let enroll = Some((agent_id.as_str(), agent.password.as_str()));
+    let _agent = cluster.start_agent(&state.path().join("state"), &socket, enroll, 3600).unwrap();
+
+    let ca = cluster.dir.path().join("certs/ca.pem");
+    let addr = format!("127.0.0.1:{}", cluster.nodes[1].api_port);
+    let out = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/identity.py"))
+        .arg(&stubs)
+        .arg(&addr)
+        .arg(&ca)
+        .arg(&sp.principal.unwrap().app_id)
+        .arg(&sp.password)
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("python identity ok"),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
