@@ -60,8 +60,12 @@ pub fn tcp_peer(local: SocketAddr, peer: SocketAddr) -> std::io::Result<Workload
 pub fn socket_owner(table: &str, from: SocketAddr, to: SocketAddr) -> Option<u32> {
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let (local, remote, uid) = (fields.get(1)?, fields.get(2)?, fields.get(7)?);
-        (parse_address(local)? == from && parse_address(remote)? == to).then(|| uid.parse().ok()).flatten()
+        let (local, remote, state, uid) = (fields.get(1)?, fields.get(2)?, fields.get(3)?, fields.get(7)?);
+        // Only an established connection (a closing one's owner is no longer known).
+        let established = *state == "01";
+        (established && parse_address(local)? == from && parse_address(remote)? == to)
+            .then(|| uid.parse().ok())
+            .flatten()
     })
 }
 

@@ -30,6 +30,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Callers served at once; more wait.
 const CALLERS_MAX: usize = 64;
+/// The shortest pause between rotations (whatever the clocks say).
+const ROTATE_INTERVAL_MIN: Duration = Duration::from_secs(5);
 /// The first pause after a failed rotation; it doubles up to the longest.
 const ROTATE_RETRY_MIN: Duration = Duration::from_secs(1);
 const ROTATE_RETRY_MAX: Duration = Duration::from_secs(30);
@@ -82,9 +84,8 @@ async fn sign_in(node: &ConnectOptions, client_id: &str, pem: PathBuf) -> Result
 
 /// Registers the certificate staged in the state directory with `client`, then makes it current.
 async fn register(client: &ArcaClient, store: &state::Store, lifetime_s: i64) -> Result<i64, AgentError> {
-    let pem = store.staged_pem()?;
     let request = pb::RegisterAgentCertificateRequest {
-        certificate_pem: pem.to_string(),
+        certificate_pem: store.staged_certificate()?,
         lifetime: Some(prost_types::Duration { seconds: lifetime_s, nanos: 0 }),
     };
     let answer = client.agents().register_agent_certificate(request).await.map_err(arca_client::ClientError::from)?;
@@ -145,13 +146,24 @@ async fn rotate_forever(
 ) {
     loop {
         let now = state::now();
-        let wait = ((end - now) / 2).max(0);
-        tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+        let wait = Duration::from_secs(((end - now) / 2).max(0) as u64).max(ROTATE_INTERVAL_MIN);
+        tokio::time::sleep(wait).await;
         let mut retry = ROTATE_RETRY_MIN;
         loop {
             let attempt = async {
-                store.stage(&client_id, config.certificate_lifetime_s)?;
-                let new_end = register(&session.client(), &store, config.certificate_lifetime_s).await?;
+                // A staged certificate may already be registered (its answer was lost): keep it.
+                if !store.has_staged() {
+                    store.stage(&client_id, config.certificate_lifetime_s)?;
+                }
+                let new_end = match register(&session.client(), &store, config.certificate_lifetime_s).await {
+                    Ok(end) => end,
+                    Err(e) => {
+                        // Registered before, or the session ran out: the staged certificate may sign in.
+                        let client = sign_in(&config.node, &client_id, store.staged_path()).await.map_err(|_| e)?;
+                        session.replace(client);
+                        store.promote(None)?
+                    }
+                };
                 let client = sign_in(&config.node, &client_id, store.current_path()).await?;
                 Ok::<_, AgentError>((client, new_end))
             };
@@ -175,10 +187,7 @@ async fn rotate_forever(
 /// Runs the agent until the process ends.
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let store = Arc::new(state::Store::open(&config.state_dir)?);
-    let (client, client_id, end) = start(&config, &store).await?;
-    let session = Session(Arc::new(RwLock::new(client)));
-    let config = Arc::new(config);
-    let unix = state::bind_socket(&config.socket)?;
+    // Listen first: a configuration that cannot serve must not use up the enrollment secret.
     let tcp = match config.listen {
         Some(addr) if !addr.ip().is_loopback() => {
             return Err(AgentError::Setup(format!("--listen {addr}: the agent serves only a loopback address")))
@@ -186,6 +195,14 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
         None => None,
     };
+    let staging = config.socket.with_extension("starting");
+    let unix = state::bind_socket(&staging)?;
+    let (client, client_id, end) = start(&config, &store).await?;
+    // Workloads see the socket only once the agent can answer them.
+    state::check_replaceable(&config.socket)?;
+    std::fs::rename(&staging, &config.socket)?;
+    let session = Session(Arc::new(RwLock::new(client)));
+    let config = Arc::new(config);
     tracing::info!(socket = %config.socket.display(), tcp = ?config.listen, "arca agent serving");
     println!(
         "{}",
@@ -198,7 +215,10 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         let session = session.clone();
         tokio::select! {
             accepted = unix.accept() => {
-                let (stream, _) = accepted?;
+                let Ok((stream, _)) = accepted.inspect_err(|e| tracing::warn!("accept on the socket: {e}")) else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
                 tokio::spawn(async move {
                     let workload = attest::unix_peer(&stream);
                     serve(stream, workload, &session).await;
@@ -206,8 +226,11 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                 });
             }
             accepted = async { tcp.as_ref().expect("only polled with a listener").accept().await }, if tcp.is_some() => {
-                let (stream, peer) = accepted?;
-                let local = stream.local_addr()?;
+                let Ok((stream, peer)) = accepted.inspect_err(|e| tracing::warn!("accept on {:?}: {e}", config.listen)) else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let Ok(local) = stream.local_addr() else { continue };
                 tokio::spawn(async move {
                     let workload = attest::tcp_peer(local, peer);
                     serve(stream, workload, &session).await;

@@ -98,8 +98,12 @@ impl Store {
         Ok(replace(&self.staged_path(), pem.as_bytes())?)
     }
 
-    pub fn staged_pem(&self) -> Result<Zeroizing<String>, crate::AgentError> {
-        Ok(Zeroizing::new(std::fs::read_to_string(self.staged_path())?))
+    /// The staged certificate alone (PEM), to register: its private key stays in the file.
+    pub fn staged_certificate(&self) -> Result<String, crate::AgentError> {
+        let pem = Zeroizing::new(std::fs::read_to_string(self.staged_path())?);
+        let end = "-----END CERTIFICATE-----";
+        let cut = pem.find(end).ok_or_else(|| setup(format!("{STAGED} holds no certificate")))?;
+        Ok(format!("{}\n", &pem[..cut + end.len()]))
     }
 
     /// The staged pair becomes current; `end` is when Arca stops honouring it (unknown: now, so the
@@ -114,16 +118,25 @@ impl Store {
     }
 }
 
+/// Refuses to replace anything at `path` but a stale socket.
+pub fn check_replaceable(path: &Path) -> Result<(), crate::AgentError> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            Err(setup(format!("{} exists and is not a socket; refusing to replace it", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Binds the agent's Unix socket, replacing a stale one, and lets every local user connect to it.
 pub fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, crate::AgentError> {
-    use std::os::unix::fs::FileTypeExt;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
-        Ok(_) => return Err(setup(format!("{} exists and is not a socket; refusing to replace it", path.display()))),
-        Err(_) => {}
+    check_replaceable(path)?;
+    if path.exists() {
+        std::fs::remove_file(path)?;
     }
     let listener = tokio::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
@@ -144,11 +157,13 @@ mod tests {
         store.begin("client").unwrap();
         store.stage("client", 60).unwrap();
         assert_eq!(std::fs::metadata(store.staged_path()).unwrap().permissions().mode() & 0o777, 0o600);
-        let staged = store.staged_pem().unwrap();
+        let staged = std::fs::read_to_string(store.staged_path()).unwrap();
         assert!(staged.contains("PRIVATE KEY"));
+        let certificate = store.staged_certificate().unwrap();
+        assert!(certificate.contains("BEGIN CERTIFICATE") && !certificate.contains("PRIVATE KEY"));
         assert_eq!(store.promote(Some(42)).unwrap(), 42);
         assert!(!store.has_staged());
-        assert_eq!(std::fs::read_to_string(store.current_path()).unwrap(), *staged);
+        assert_eq!(std::fs::read_to_string(store.current_path()).unwrap(), staged);
         let saved = store.load().unwrap().unwrap();
         assert_eq!((saved.client_id.as_str(), saved.end), ("client", 42));
     }

@@ -55,9 +55,12 @@ pub enum IdentityCmd {
         /// The agent (object id, client id or name).
         #[arg(long)]
         agent: String,
-        /// Only processes running as this user id.
-        #[arg(long)]
+        /// Only processes running as this user id (the boundary between local users).
+        #[arg(long, required_unless_present = "any_uid")]
         uid: Option<u32>,
+        /// Any local user's processes (as an Azure VM's system-assigned identity is): say so explicitly.
+        #[arg(long, conflicts_with = "uid")]
+        any_uid: bool,
         /// Only processes running this executable (absolute path). Narrows within a uid; not a
         /// boundary between processes of one user.
         #[arg(long)]
@@ -139,7 +142,7 @@ pub async fn identity(client: &ArcaClient, command: IdentityCmd, f: Format) -> a
                 .into_inner();
             print_value(f, &principal(&r.principal.unwrap_or_default()));
         }
-        IdentityCmd::Bind { name, agent, uid, executable } => {
+        IdentityCmd::Bind { name, agent, uid, any_uid: _, executable } => {
             let r = p
                 .bind_managed_identity(pb::BindManagedIdentityRequest {
                     id: name,

@@ -231,3 +231,95 @@ fn revoking_a_principals_tokens_moves_its_generation_on_whatever_the_clock_says(
     w.run(Command::RevokePrincipalTokens { principal: sp }).unwrap();
     assert_eq!(w.record(&sp).token_generation, 2, "a clock that went back changes nothing");
 }
+
+fn certificate(w: &mut World, start: i64, days: i64) -> Credential {
+    let key_id = w.id();
+    Credential {
+        key_id,
+        kind: CredentialKind::Certificate { thumbprint_sha256: [key_id[0]; 32], spki_der: vec![key_id[0]; 8] },
+        start,
+        end: start + days * SECONDS_PER_DAY,
+    }
+}
+
+#[test]
+fn revoking_a_credential_ends_what_was_won_with_it_and_appending_does_not() {
+    let mut w = World::new();
+    let sp = w.principal(PrincipalKind::ServicePrincipal, "app").unwrap();
+    let (a, b, c) = (w.secret(30), w.secret(30), w.secret(30));
+    w.run(Command::ResetCredential { principal: sp, credential: a.clone(), append: false }).unwrap();
+    let generation = w.record(&sp).token_generation;
+    w.run(Command::ResetCredential { principal: sp, credential: b, append: true }).unwrap();
+    assert_eq!(w.record(&sp).token_generation, generation, "adding a secret for rotation revokes nothing");
+    w.run(Command::DeleteCredential { principal: sp, key_id: a.key_id }).unwrap();
+    assert_eq!(w.record(&sp).token_generation, generation + 1, "a deleted secret's tokens go with it");
+    w.run(Command::ResetCredential { principal: sp, credential: c, append: false }).unwrap();
+    assert_eq!(w.record(&sp).token_generation, generation + 2, "a replaced secret's tokens go with it");
+}
+
+#[test]
+fn an_agent_enrolls_once_and_keeps_only_its_newest_certificate_beside_the_new_one() {
+    let mut w = World::new();
+    let agent = w.principal(PrincipalKind::Agent, "host").unwrap();
+    let secret = w.secret(1);
+    w.run(Command::ResetCredential { principal: agent, credential: secret, append: false }).unwrap();
+    let generation = w.record(&agent).token_generation;
+    let first = certificate(&mut w, T0, 1);
+    w.run(Command::RegisterAgentCertificate { agent, credential: first.clone() }).unwrap();
+    let record = w.record(&agent);
+    assert!(record.credentials.iter().all(|c| !c.is_secret()), "enrolling removes the secret");
+    assert_eq!(record.token_generation, generation + 1, "and every token won with it");
+    // The same certificate again (a retry) changes nothing.
+    w.run(Command::RegisterAgentCertificate { agent, credential: first.clone() }).unwrap();
+    assert_eq!(w.record(&agent).credentials, vec![first.clone()]);
+    // Rotations: the newest old one stays, older ones go at once, long before they expire.
+    w.now += 60;
+    let second = {
+        let now = w.now;
+        certificate(&mut w, now, 1)
+    };
+    w.run(Command::RegisterAgentCertificate { agent, credential: second.clone() }).unwrap();
+    w.now += 60;
+    let third = {
+        let now = w.now;
+        certificate(&mut w, now, 1)
+    };
+    w.run(Command::RegisterAgentCertificate { agent, credential: third.clone() }).unwrap();
+    let record = w.record(&agent);
+    assert_eq!(record.credentials, vec![second, third]);
+    assert_eq!(record.token_generation, generation + 1, "a rotation does not end the agent's session");
+    // Only an agent registers its own certificates; only a managed identity is bound to an agent.
+    let sp = w.principal(PrincipalKind::ServicePrincipal, "app").unwrap();
+    let cert = {
+        let now = w.now;
+        certificate(&mut w, now, 1)
+    };
+    assert_eq!(
+        w.run(Command::RegisterAgentCertificate { agent: sp, credential: cert }),
+        Err(ErrorCode::ForbiddenByRbac)
+    );
+    let mi = w.principal(PrincipalKind::ManagedIdentity, "job").unwrap();
+    let binding = |w: &mut World, to: PrincipalId| Credential {
+        key_id: w.id(),
+        kind: CredentialKind::AgentBinding { agent: to, uid: Some(1000), executable: None },
+        start: w.now,
+        end: w.now + SECONDS_PER_DAY,
+    };
+    let to_sp = binding(&mut w, sp);
+    assert_eq!(
+        w.run(Command::ResetCredential { principal: mi, credential: to_sp, append: true }),
+        Err(ErrorCode::BadParameter)
+    );
+    let bound = binding(&mut w, agent);
+    assert_eq!(
+        w.run(Command::ResetCredential { principal: sp, credential: bound.clone(), append: true }),
+        Err(ErrorCode::BadParameter)
+    );
+    w.run(Command::ResetCredential { principal: mi, credential: bound, append: true }).unwrap();
+    let secret = w.secret(1);
+    assert_eq!(
+        w.run(Command::ResetCredential { principal: mi, credential: secret, append: true }),
+        Err(ErrorCode::BadParameter),
+        "a managed identity holds no secret"
+    );
+}

@@ -20,7 +20,15 @@ fn arca(cluster: &TestCluster, root: bool, env: &[(&str, &str)], args: &[&str]) 
     if root {
         cmd.args(["--token", &cluster.root_token]);
     }
-    for var in ["ARCA_TOKEN", "ARCA_CLIENT_ID", "ARCA_CLIENT_SECRET", "ARCA_CLIENT_CERTIFICATE_PATH"] {
+    for var in [
+        "ARCA_TOKEN",
+        "ARCA_CLIENT_ID",
+        "ARCA_CLIENT_SECRET",
+        "ARCA_CLIENT_CERTIFICATE_PATH",
+        "ARCA_CLIENT_CERTIFICATE_TLS",
+        "ARCA_IDENTITY_ENDPOINT",
+        "ARCA_IDENTITY_CLIENT_ID",
+    ] {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied()).args(args);
@@ -78,11 +86,15 @@ async fn get(c: &ArcaClient, vault: &str, name: &str) -> Result<String, ClientEr
     Ok(c.secrets().get_secret(r).await?.into_inner().value)
 }
 
+/// The uid this test runs as.
+fn my_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap();
+    line.split_whitespace().next().unwrap().parse().unwrap()
+}
+
 fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.strip_prefix("Uid:").is_some_and(|r| r.split_whitespace().next() == Some("0")))
+    my_uid() == 0
 }
 
 /// Sets up vaults `appa` and `appb` (each with a secret `db`), an agent, and a managed identity
@@ -117,7 +129,7 @@ async fn a_workload_reads_its_vault_as_its_managed_identity_and_nothing_more() {
     let state = tempfile::tempdir().unwrap();
     let run = open_dir();
     let socket = run.path().join("agent.sock");
-    let (agent_id, secret) = setup(&cluster, "host-1", 0);
+    let (agent_id, secret) = setup(&cluster, "host-1", my_uid());
     let _agent = start_agent(&cluster, state.path(), &socket, Some((&agent_id, &secret)), 3600);
 
     // Through the CLI, as `az login --identity` would: its own vault, and not the other.
@@ -220,7 +232,7 @@ async fn the_agent_rotates_its_certificate_with_no_failed_request_and_resumes_af
     let state = tempfile::tempdir().unwrap();
     let run = open_dir();
     let socket = run.path().join("agent.sock");
-    let (agent_id, secret) = setup(&cluster, "host-2", 0);
+    let (agent_id, secret) = setup(&cluster, "host-2", my_uid());
     // Each certificate is honoured 10 s, so the agent registers a new one every 5 s.
     let agent = start_agent(&cluster, state.path(), &socket, Some((&agent_id, &secret)), 10);
     let first = std::fs::read(state.path().join("agent.pem")).unwrap();
@@ -243,7 +255,7 @@ async fn the_agent_rotates_its_certificate_with_no_failed_request_and_resumes_af
     }
     assert!(seen.len() >= 3, "the agent registered new certificates as they aged: {seen:?} over {requests} requests");
 
-    // The first certificate, long rotated out, signs in no more.
+    // The first certificate, rotated out (and past its end), signs in no more.
     let old = state.path().join("first.pem");
     std::fs::write(&old, &first).unwrap();
     let e = cluster
@@ -281,8 +293,8 @@ fn which(program: &str) -> PathBuf {
 async fn only_an_enrolled_agent_obtains_identities_and_only_those_bound_to_it() {
     let cluster = TestCluster::start(1).await.unwrap();
     let root = cluster.client(0).await.unwrap();
-    let (agent_id, secret) = setup(&cluster, "host-3", 0);
-    let workload = Some(pb::AttestedWorkload { uid: 0, ..Default::default() });
+    let (agent_id, secret) = setup(&cluster, "host-3", my_uid());
+    let workload = Some(pb::AttestedWorkload { uid: my_uid(), ..Default::default() });
     let ask = |identity: &str| pb::IssueManagedIdentityTokenRequest {
         identity: identity.into(),
         workload: workload.clone(),
@@ -290,11 +302,11 @@ async fn only_an_enrolled_agent_obtains_identities_and_only_those_bound_to_it() 
     };
 
     // Signed in with its enrollment secret, the agent has not enrolled: no identities for it.
-    let enrolling = cluster
+    let early = cluster
         .client_as(0, Credential::ClientSecret { client_id: agent_id.clone(), secret: secret.clone().into() })
         .await
         .unwrap();
-    let e = ClientError::from(enrolling.agents().issue_managed_identity_token(ask("app-b")).await.unwrap_err());
+    let e = ClientError::from(early.agents().issue_managed_identity_token(ask("app-b")).await.unwrap_err());
     assert_eq!(e.reason.as_deref(), Some("FORBIDDEN_BY_RBAC"), "{e:?}");
     assert!(e.message.contains("mutual TLS"), "{e:?}");
 
@@ -316,11 +328,24 @@ async fn only_an_enrolled_agent_obtains_identities_and_only_those_bound_to_it() 
     for client in [&admin, &root] {
         let e = ClientError::from(client.agents().issue_managed_identity_token(ask("app-b")).await.unwrap_err());
         assert_eq!(e.reason.as_deref(), Some("FORBIDDEN_BY_RBAC"), "{e:?}");
+        assert!(e.message.contains("not an agent principal"), "{e:?}");
         let pem = arca_crypto::client_cert::self_signed("not an agent", unix_now(), 1).unwrap();
         let r = pb::RegisterAgentCertificateRequest { certificate_pem: pem, lifetime: None };
         let e = ClientError::from(client.agents().register_agent_certificate(r).await.unwrap_err());
         assert_eq!(e.reason.as_deref(), Some("FORBIDDEN_BY_RBAC"), "{e:?}");
+        assert!(e.message.contains("not an agent principal"), "{e:?}");
     }
+    // An identity administrator cannot take an agent over to obtain identities holding roles it could
+    // not assign: resetting the agent's credential needs the right to assign app-b's role.
+    let reset = pb::ResetCredentialRequest { id: "host-3".into(), ..Default::default() };
+    let e = ClientError::from(admin.principals().reset_credential(reset).await.unwrap_err());
+    assert_eq!(e.reason.as_deref(), Some("FORBIDDEN_BY_RBAC"), "{e:?}");
+    // Nor can anyone give an agent a certificate: the agent makes its own.
+    let pem = arca_crypto::client_cert::self_signed("planted", unix_now(), 1).unwrap();
+    let cert_only = pem[..pem.find("-----BEGIN PRIVATE KEY-----").unwrap()].to_owned();
+    let plant = pb::ResetCredentialRequest { id: "host-3".into(), certificate_pem: cert_only, ..Default::default() };
+    let e = ClientError::from(root.principals().reset_credential(plant).await.unwrap_err());
+    assert_eq!(e.reason.as_deref(), Some("BAD_PARAMETER"), "{e:?}");
 
     // Another enrolled agent gets nothing bound to host-3, whatever workload it claims.
     let (ok, other) = arca(&cluster, true, &[], &["agent", "create", "--name", "host-4"]);
@@ -335,6 +360,11 @@ async fn only_an_enrolled_agent_obtains_identities_and_only_those_bound_to_it() 
         .client_as(0, Credential::ClientSecret { client_id: other_id.clone(), secret: secret_4.into() })
         .await
         .unwrap();
+    // A certificate sent with its private key is refused: the key never leaves the agent.
+    let with_key = pb::RegisterAgentCertificateRequest { certificate_pem: pem.clone(), lifetime: None };
+    let e = ClientError::from(enrolling.agents().register_agent_certificate(with_key).await.unwrap_err());
+    assert_eq!(e.reason.as_deref(), Some("BAD_PARAMETER"), "{e:?}");
+    assert!(e.message.contains("private key"), "{e:?}");
     let cert_only = pem[..pem.find("-----BEGIN PRIVATE KEY-----").unwrap()].to_owned();
     let too_short = pb::RegisterAgentCertificateRequest {
         certificate_pem: cert_only.clone(),
@@ -388,6 +418,13 @@ async fn only_an_enrolled_agent_obtains_identities_and_only_those_bound_to_it() 
     let _agent = start_agent(&cluster, state.path(), &socket, Some((&agent_id, &secret)), 3600);
     let (status, body) = curl(&socket, None, "&client_id=app-b", &["Metadata: true"]);
     assert_eq!(status, 200, "{body}");
+    // Enrolled, the agent's enrollment secret and every token won with it are gone: a token taken
+    // before enrollment cannot register a certificate of its own afterwards.
+    let pem = arca_crypto::client_cert::self_signed("squatter", unix_now(), 1).unwrap();
+    let cert_only = pem[..pem.find("-----BEGIN PRIVATE KEY-----").unwrap()].to_owned();
+    let late = pb::RegisterAgentCertificateRequest { certificate_pem: cert_only, lifetime: None };
+    let e = ClientError::from(early.agents().register_agent_certificate(late).await.unwrap_err());
+    assert_eq!(e.code, tonic::Code::Unauthenticated, "{e:?}");
     let listed = root.principals().list_credentials(pb::ListCredentialsRequest { id: "app-b".into() }).await.unwrap();
     for binding in listed.into_inner().credentials {
         let r = pb::DeleteCredentialRequest { id: "app-b".into(), key_id: binding.key_id };

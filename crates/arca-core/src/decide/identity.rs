@@ -136,7 +136,13 @@ pub fn reset_credential(
     check_credential(view, record.kind, credential, now)?;
     let family = credential.kind.family();
     let same_kind = |c: &Credential| c.kind.family() == family;
+    let live = |r: &PrincipalRecord| r.credentials.iter().filter(|c| same_kind(c) && c.end > now).count();
+    let before = live(&record);
     record.credentials.retain(|c| !same_kind(c) || (append && c.end > now));
+    // A credential replaced is a credential revoked: what was won with it stops working too.
+    if live(&record) < before {
+        record.token_generation = record.token_generation.saturating_add(1);
+    }
     let most = match credential.kind {
         CredentialKind::AgentBinding { .. } => AGENT_BINDINGS_PER_IDENTITY_MAX,
         _ => CREDENTIALS_PER_KIND_MAX,
@@ -189,8 +195,13 @@ pub fn register_agent_certificate(
         .filter(|c| matches!(c.kind, CredentialKind::Certificate { .. }) && c.end > now)
         .max_by_key(|c| (c.start, c.end))
         .cloned();
+    // The same certificate again (a retried request): already done.
     if newest.as_ref().is_some_and(|c| c.kind == credential.kind) {
-        return Err(ArcaError::new(ErrorCode::Conflict, "this certificate is already registered for the agent"));
+        return done(Vec::new(), Outcome::Principal(record));
+    }
+    // Enrolling ends the enrollment secret, and every token won with it.
+    if record.credentials.iter().any(Credential::is_secret) {
+        record.token_generation = record.token_generation.saturating_add(1);
     }
     record.credentials = newest.into_iter().chain([credential.clone()]).collect();
     done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
@@ -214,6 +225,8 @@ pub fn delete_credential(view: &dyn StateView, id: &PrincipalId, key_id: &[u8; 1
     if record.credentials.len() == before {
         return Err(ArcaError::bad_parameter("key_id", "the service principal has no credential with that key id"));
     }
+    // What was won with the credential stops working on the next request, as the credential does.
+    record.token_generation = record.token_generation.saturating_add(1);
     done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
 }
 

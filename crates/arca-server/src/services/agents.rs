@@ -91,7 +91,10 @@ impl Agents {
     async fn agent(&self, call: &mut Call, by_certificate: bool) -> Result<(Keyspace, PrincipalRecord), ArcaError> {
         let (keyspace, caller) = self.0.authenticate_fresh(call, WRITE).await?;
         let Identity::Principal { id, kind: PrincipalKind::Agent, method, .. } = caller.identity else {
-            return Err(ArcaError::new(ErrorCode::ForbiddenByRbac, "only an arca agent calls the agent service"));
+            return Err(ArcaError::new(
+                ErrorCode::ForbiddenByRbac,
+                "only an arca agent calls the agent service (this caller is not an agent principal)",
+            ));
         };
         if by_certificate && method != AuthMethod::ClientCertificate {
             return Err(ArcaError::new(
@@ -151,10 +154,16 @@ impl AgentService for Agents {
         let result = async {
             let (_, agent) = self.agent(&mut call, false).await?;
             let lifetime = certificate_lifetime(r.lifetime.as_ref())?;
-            let cert = arca_crypto::client_cert::read_certificate(&r.certificate_pem)
-                .map_err(|e| ArcaError::bad_parameter("certificate_pem", e.to_string()))?;
+            let cert = super::principals::certificate_only(&r.certificate_pem)?;
             let now = self.0.engine.clock.now_unix();
-            let start = cert.not_before.max(now);
+            // Honoured from now: a certificate dated in the future could outlive every rotation.
+            if cert.not_before > now + ACCESS_TOKEN_CLOCK_SKEW_S {
+                return Err(ArcaError::bad_parameter(
+                    "certificate_pem",
+                    "the certificate is not valid yet; an agent registers a certificate valid from now",
+                ));
+            }
+            let start = now;
             let credential = Credential {
                 key_id: self.0.engine.seal.entropy().bytes16(),
                 kind: CredentialKind::Certificate {
@@ -164,13 +173,19 @@ impl AgentService for Agents {
                 start,
                 end: cert.not_after.min(start.saturating_add(lifetime)),
             };
-            let (key_id, end) = (credential.key_id, credential.end);
+            let kind = credential.kind.clone();
             let command = Command::RegisterAgentCertificate { agent: agent.id, credential };
-            match self.0.engine.execute(&command, call.client_request().as_ref()).await? {
-                Outcome::Principal(p) if p.credentials.iter().any(|c| c.key_id == key_id) => {
-                    Ok(pb::RegisterAgentCertificateResponse { key_id: uuid(&key_id), end_date: ts(end) })
+            // A retry answers with the first attempt's record: the certificate is found by what it is.
+            let outcome = self.0.engine.execute(&command, call.client_request().as_ref()).await?;
+            let stored = match &outcome {
+                Outcome::Principal(p) => p.credentials.iter().find(|c| c.kind == kind),
+                _ => None,
+            };
+            match stored {
+                Some(stored) => {
+                    Ok(pb::RegisterAgentCertificateResponse { key_id: uuid(&stored.key_id), end_date: ts(stored.end) })
                 }
-                _ => Err(ArcaError::new(
+                None => Err(ArcaError::new(
                     ErrorCode::OutcomeUnknown,
                     "an earlier attempt of this request registered another certificate; register again",
                 )),

@@ -130,6 +130,19 @@ pub fn resolve(keyspace: &Keyspace, field: &str, raw: &str) -> Result<PrincipalR
     }
 }
 
+/// A certificate offered as a credential: refused if the PEM also holds a private key (the key never
+/// leaves the client; a request that carries one is a mistake worth stopping).
+pub(crate) fn certificate_only(pem: &str) -> Result<arca_crypto::client_cert::CertificateCredential, ArcaError> {
+    if pem.contains("PRIVATE KEY") {
+        return Err(ArcaError::bad_parameter(
+            "certificate_pem",
+            "send only the certificate: this PEM also holds a private key, which must never leave the client",
+        ));
+    }
+    arca_crypto::client_cert::read_certificate(pem)
+        .map_err(|e| ArcaError::bad_parameter("certificate_pem", e.to_string()))
+}
+
 /// How long a new client secret lasts: an agent's (an enrollment secret) a day, so it serves to
 /// enroll and nothing else; a service principal's `raw` years.
 fn secret_lifetime(kind: PrincipalKind, raw: u32) -> Result<i64, ArcaError> {
@@ -180,6 +193,33 @@ impl Principals {
         let mut ids = vec![p.id];
         ids.extend(p.groups.iter().copied());
         ids
+    }
+
+    /// Whose roles a principal's credentials carry: its own and its groups', and for an agent, those
+    /// of every managed identity bound to it (and their groups), since it can obtain their tokens.
+    fn holders(ks: &Keyspace, p: &PrincipalRecord) -> Result<Vec<arca_core::identity::PrincipalId>, ArcaError> {
+        let mut ids = Self::with_groups(p);
+        if p.kind == PrincipalKind::Agent {
+            let view = ks.recording_view();
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let page = view.principals(after.as_deref(), PAGE_SIZE_MAX as usize)?;
+                for identity in &page.items {
+                    let bound = identity
+                        .credentials
+                        .iter()
+                        .any(|c| matches!(&c.kind, CredentialKind::AgentBinding { agent, .. } if agent == &p.id));
+                    if bound {
+                        ids.extend(Self::with_groups(identity));
+                    }
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(ids)
     }
 
     async fn run(&self, call: &Call, command: Command) -> Result<PrincipalRecord, ArcaError> {
@@ -317,17 +357,22 @@ impl PrincipalService for Principals {
         let result = async {
             let ks = self.0.authorize(&mut call, Action::PrincipalCredentialWrite, Target::Cluster, WRITE).await?;
             let target = resolve(&ks, "id", &r.id)?;
-            self.may_act_as(&ks, &call, &Self::with_groups(&target), Action::RoleAssignmentWrite)?;
+            self.may_act_as(&ks, &call, &Self::holders(&ks, &target)?, Action::RoleAssignmentWrite)?;
             let app_id = target
                 .app_id
                 .ok_or_else(|| ArcaError::bad_parameter("id", "only a service principal has credentials to reset"))?;
+            if target.kind == PrincipalKind::Agent && !r.certificate_pem.is_empty() {
+                return Err(ArcaError::bad_parameter(
+                    "certificate_pem",
+                    "an agent registers its own certificates; reset gives it a new enrollment secret",
+                ));
+            }
             let (password, credential) = if r.certificate_pem.is_empty() {
                 let (secret, credential) = self.new_secret(&ks, &app_id, secret_lifetime(target.kind, r.years)?);
                 (secret.expose().to_owned(), credential)
             } else {
                 let lifetime = years(r.years)?;
-                let cert = arca_crypto::client_cert::read_certificate(&r.certificate_pem)
-                    .map_err(|e| ArcaError::bad_parameter("certificate_pem", e.to_string()))?;
+                let cert = certificate_only(&r.certificate_pem)?;
                 let now = self.0.engine.clock.now_unix();
                 let start = cert.not_before.max(now);
                 let credential = Credential {
@@ -443,10 +488,11 @@ impl PrincipalService for Principals {
                 start: now,
                 end: now.saturating_add(years(r.years)?),
             };
-            let key_id = credential.key_id;
+            let kind = credential.kind.clone();
             let record =
                 self.run(&call, Command::ResetCredential { principal: target.id, credential, append: true }).await?;
-            let stored = record.credentials.iter().find(|c| c.key_id == key_id);
+            // A retried request answers with its first attempt's binding (its own key id).
+            let stored = record.credentials.iter().rev().find(|c| c.kind == kind);
             stored.map(credential_message).ok_or_else(|| {
                 ArcaError::new(ErrorCode::OutcomeUnknown, "an earlier attempt of this request made another binding")
             })
@@ -604,22 +650,25 @@ impl Auth {
         &self,
         principal: Option<&PrincipalRecord>,
         presented_der: &[u8],
-    ) -> Result<[u8; 32], ArcaError> {
+    ) -> Result<([u8; 32], i64), ArcaError> {
         let presented = arca_crypto::client_cert::read_certificate_der(presented_der).map_err(|e| {
             tracing::debug!("a TLS client certificate was refused: {e}");
             invalid_client()
         })?;
         let now = self.api.engine.clock.now_unix();
-        let mut matched = false;
+        let mut matched: Option<i64> = None;
         for credential in principal.map(|p| p.credentials.as_slice()).unwrap_or_default() {
             if let CredentialKind::Certificate { thumbprint_sha256, spki_der } = &credential.kind {
-                matched |= arca_crypto::constant_time_eq(thumbprint_sha256, &presented.thumbprint_sha256)
+                let same = arca_crypto::constant_time_eq(thumbprint_sha256, &presented.thumbprint_sha256)
                     && arca_crypto::constant_time_eq(spki_der, &presented.spki_der)
                     && credential.is_valid_at(now);
+                if same {
+                    matched = Some(matched.map_or(credential.end, |end| end.max(credential.end)));
+                }
             }
         }
-        if matched {
-            Ok(presented.thumbprint_sha256)
+        if let Some(end) = matched {
+            Ok((presented.thumbprint_sha256, end))
         } else {
             tracing::debug!("a TLS client certificate matched no unexpired certificate of the client");
             Err(invalid_client())
@@ -682,8 +731,12 @@ impl AuthService for Auth {
             let keyspace = self.api.engine.seal.keyspace()?;
             let principal = keyspace.principal_by_client(&app_id)?;
             let mut bound_to = None;
+            let mut lifetime = lifetime;
             let method = if let (true, Some((der, _))) = (by_tls, &presented) {
-                bound_to = Some(self.tls_certificate_matches(principal.as_ref(), der)?);
+                let (thumbprint, credential_end) = self.tls_certificate_matches(principal.as_ref(), der)?;
+                bound_to = Some(thumbprint);
+                // A token bound to a certificate lasts no longer than the certificate is honoured.
+                lifetime = lifetime.min(credential_end - self.api.engine.clock.now_unix()).max(1);
                 AuthMethod::ClientCertificate
             } else if by_assertion {
                 let accepted =
