@@ -299,8 +299,22 @@ fn assignment(a: &pb::RoleAssignment) -> Value {
     })
 }
 
+/// The certificate blocks of a PEM file (a file that also holds the private key, as `--create-cert`
+/// writes, gives only its certificate: the key never leaves this machine).
 fn read_pem(path: &PathBuf) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
+    let text =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?);
+    let (begin, end) = ("-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----");
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(begin) {
+        let Some(stop) = rest[start..].find(end) else { break };
+        out.push_str(&rest[start..start + stop + end.len()]);
+        out.push('\n');
+        rest = &rest[start + stop + end.len()..];
+    }
+    anyhow::ensure!(!out.is_empty(), "{} holds no certificate (PEM)", path.display());
+    Ok(out)
 }
 
 /// Makes a self-signed certificate for a service principal and writes it with its key to

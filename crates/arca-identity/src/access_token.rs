@@ -131,6 +131,14 @@ pub fn looks_like_access_token(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
+/// The `exp` of a token [`verify`] already accepted (read again without checking anything).
+pub fn expiry_of_verified(token: &str) -> Option<i64> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("exp")?.as_i64()
+}
+
 /// Checks an access token: signed by one of `keys`, issued by and for `issuer`, and valid at `now`
 /// (with [`ACCESS_TOKEN_CLOCK_SKEW_S`] of skew either way). Says nothing of whether its principal
 /// still exists or was revoked: that is the caller's lookup.

@@ -91,7 +91,7 @@ impl Principal {
 
 /// Every action a request can ask for, named as Azure names it: data actions on the contents of a
 /// vault, control actions on vaults, access and the cluster (Arca's own under `Arca/`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     VaultRead,
     VaultWrite,
@@ -413,5 +413,123 @@ impl Authorizer for RbacAuthorizer {
                 ),
             )),
         }
+    }
+}
+
+/// Who a bearer token names and what a principal may do, remembered while the replica stays as it
+/// was, so the hot path neither verifies a signature nor reads and opens a principal or its
+/// assignments twice.
+///
+/// Everything these depend on (principals, credentials, assignments, roles, revocations, token keys)
+/// changes only by an applied log entry or an installed snapshot, and each moves the applied index.
+/// An entry is kept with the applied index read *before* it was computed and is used only while the
+/// index is still that one, so it never answers for a state newer than the one it saw; a request's
+/// read barrier raises the index past every change that preceded it, so a revocation still applies
+/// to the very next request. A token's expiry is checked on every use.
+#[derive(Default)]
+pub struct AccessCache {
+    state: std::sync::Mutex<CacheState>,
+}
+
+#[derive(Default)]
+struct CacheState {
+    at: u64,
+    /// By SHA-256 of the token and the certificate the connection presented.
+    tokens: std::collections::HashMap<([u8; 32], Option<[u8; 32]>), (Principal, Option<i64>)>,
+    grants: std::collections::HashMap<GrantKey, Result<Grant, ArcaError>>,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct GrantKey {
+    principal: PrincipalId,
+    groups: Vec<PrincipalId>,
+    action: Action,
+    scope: String,
+    assigned_role: Option<String>,
+}
+
+/// Entries kept at most; past it the cache starts again (a bound, not a policy).
+const ACCESS_CACHE_ENTRIES_MAX: usize = 16_384;
+
+impl AccessCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cache for storing what was computed from applied index `at`: emptied when the index has
+    /// moved on since; `None` when it has moved past `at` already (what was computed is not kept).
+    fn for_storing(&self, at: u64) -> Option<std::sync::MutexGuard<'_, CacheState>> {
+        let mut state = self.lock();
+        if state.at < at {
+            state.tokens.clear();
+            state.grants.clear();
+            state.at = at;
+        }
+        (state.at == at).then_some(state)
+    }
+
+    /// Who `bearer` names at applied index `at`, from the cache or from `compute`.
+    pub fn principal(
+        &self,
+        at: u64,
+        bearer: &str,
+        presented: Option<&[u8; 32]>,
+        now: i64,
+        compute: impl FnOnce() -> Result<Principal, ArcaError>,
+    ) -> Result<Principal, ArcaError> {
+        let key = (arca_crypto::cluster_pki::sha256(bearer.as_bytes()), presented.copied());
+        {
+            let state = self.lock();
+            if let Some((principal, expires)) = state.tokens.get(&key).filter(|_| state.at == at) {
+                if expires.is_none_or(|exp| now < exp.saturating_add(arca_types::limits::ACCESS_TOKEN_CLOCK_SKEW_S)) {
+                    return Ok(principal.clone());
+                }
+            }
+        }
+        let principal = compute()?;
+        let expires = arca_identity::access_token::looks_like_access_token(bearer)
+            .then(|| arca_identity::access_token::expiry_of_verified(bearer))
+            .flatten();
+        if let Some(mut state) = self.for_storing(at) {
+            if state.tokens.len() >= ACCESS_CACHE_ENTRIES_MAX {
+                state.tokens.clear();
+            }
+            state.tokens.insert(key, (principal.clone(), expires));
+        }
+        Ok(principal)
+    }
+
+    /// What `principal` may do, at applied index `at`, from the cache or from `compute`.
+    pub fn grant(
+        &self,
+        at: u64,
+        principal: &Principal,
+        action: Action,
+        scope: &Scope,
+        assigned_role: Option<&str>,
+        compute: impl FnOnce() -> Result<Grant, ArcaError>,
+    ) -> Result<Grant, ArcaError> {
+        let Identity::Principal { id, groups, .. } = &principal.identity else { return compute() };
+        let key = GrantKey {
+            principal: *id,
+            groups: groups.clone(),
+            action,
+            scope: scope.to_string(),
+            assigned_role: assigned_role.map(str::to_owned),
+        };
+        {
+            let state = self.lock();
+            if let Some(grant) = state.grants.get(&key).filter(|_| state.at == at) {
+                return grant.clone();
+            }
+        }
+        let grant = compute();
+        if let Some(mut state) = self.for_storing(at) {
+            if state.grants.len() >= ACCESS_CACHE_ENTRIES_MAX {
+                state.grants.clear();
+            }
+            state.grants.insert(key, grant.clone());
+        }
+        grant
     }
 }

@@ -28,6 +28,8 @@ pub struct Api {
     pub audit: Arc<dyn AuditSink>,
     /// The secret `Init` must present, on the node that bootstrapped the cluster (none elsewhere).
     pub bootstrap_secret: Option<zeroize::Zeroizing<String>>,
+    /// Authentication and authorization decisions, kept while the replica does not change.
+    pub access_cache: crate::access::AccessCache,
 }
 
 /// One request in flight.
@@ -189,7 +191,22 @@ impl Api {
     /// Authenticates a bearer token (the edge does this before reading a request's body).
     pub fn authenticate(&self, bearer: Option<&str>, presented: Option<&[u8; 32]>) -> Result<Principal, ArcaError> {
         let keyspace = self.engine.seal.keyspace()?;
-        self.authenticator.authenticate(&keyspace, bearer, presented, self.engine.clock.now_unix())
+        self.authenticate_at(&keyspace, bearer, presented)
+    }
+
+    /// [`Authenticator::authenticate`] against `keyspace`, remembered while the replica stays as it is.
+    fn authenticate_at(
+        &self,
+        keyspace: &Keyspace,
+        bearer: Option<&str>,
+        presented: Option<&[u8; 32]>,
+    ) -> Result<Principal, ArcaError> {
+        let now = self.engine.clock.now_unix();
+        let compute = || self.authenticator.authenticate(keyspace, bearer, presented, now);
+        match (bearer, self.engine.applied_index()) {
+            (Some(token), Some(at)) => self.access_cache.principal(at, token, presented, now, compute),
+            _ => compute(),
+        }
     }
 
     /// Audits a request the edge turned away: only its fixed operation name and the outcome.
@@ -276,7 +293,12 @@ impl Api {
         call.action = Some(action);
         call.vault = scope.vault().map(|v| v.canonical().to_owned());
         let (keyspace, principal) = self.authenticate_fresh(call, freshness).await?;
-        call.grant = Some(self.authorizer.authorize(&keyspace, &principal, action, scope, assigned_role)?);
+        let compute = || self.authorizer.authorize(&keyspace, &principal, action, scope, assigned_role);
+        let grant = match self.engine.applied_index() {
+            Some(at) => self.access_cache.grant(at, &principal, action, scope, assigned_role, compute),
+            None => compute(),
+        };
+        call.grant = Some(grant?);
         self.check_network(&keyspace, call, action, scope.vault())?;
         call.barrier = Some(keyspace.barrier().clone());
         if action.is_mutation() {
@@ -409,12 +431,7 @@ impl Api {
             self.engine.read_barrier(consistency).await?;
         }
         let keyspace = self.engine.seal.keyspace()?;
-        let principal = self.authenticator.authenticate(
-            &keyspace,
-            call.bearer.as_deref(),
-            call.presented(),
-            self.engine.clock.now_unix(),
-        )?;
+        let principal = self.authenticate_at(&keyspace, call.bearer.as_deref(), call.presented())?;
         call.principal = Some(principal.clone());
         Ok((keyspace, principal))
     }

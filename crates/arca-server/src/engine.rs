@@ -332,6 +332,12 @@ impl Engine {
         let _ = self.raft.set(raft);
     }
 
+    /// The index of the last entry this replica applied (or of the snapshot it installed), once Raft
+    /// runs: every change to the replica moves it.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.raft.get().map(RaftNode::applied_index)
+    }
+
     pub fn raft(&self) -> Result<&RaftNode, ArcaError> {
         self.raft.get().ok_or_else(|| {
             ArcaError::unavailable("this node has not joined a cluster yet; run `arca cluster join` against it")

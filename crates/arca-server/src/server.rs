@@ -377,6 +377,7 @@ pub async fn serve(
         authorizer: Arc::new(RbacAuthorizer),
         audit: parts.audit,
         bootstrap_secret: options.bootstrap_secret.clone().map(zeroize::Zeroizing::new),
+        access_cache: Default::default(),
     });
     let mut raft_settings = options.raft.clone();
     if let Ok(Some((_, cluster))) = crate::membership::cluster_record(&*parts.state) {
