@@ -434,10 +434,12 @@ pub struct AccessCache {
 #[derive(Default)]
 struct CacheState {
     at: u64,
-    /// By SHA-256 of the token and the certificate the connection presented.
-    tokens: std::collections::HashMap<([u8; 32], Option<[u8; 32]>), (Principal, Option<i64>)>,
+    /// By SHA-256 of the token and the certificate the connection presented: who, and until when.
+    tokens: std::collections::HashMap<TokenKey, (Principal, Option<i64>)>,
     grants: std::collections::HashMap<GrantKey, Result<Grant, ArcaError>>,
 }
+
+type TokenKey = ([u8; 32], Option<[u8; 32]>);
 
 #[derive(PartialEq, Eq, Hash)]
 struct GrantKey {
@@ -531,5 +533,79 @@ impl AccessCache {
             state.grants.insert(key, grant.clone());
         }
         grant
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn principal(id: u8) -> Principal {
+        Principal {
+            accessor: format!("a{id}"),
+            identity: Identity::Principal {
+                id: [id; 16],
+                kind: PrincipalKind::ServicePrincipal,
+                groups: vec![],
+                app_id: None,
+                method: AuthMethod::ClientSecret,
+            },
+        }
+    }
+
+    #[test]
+    fn a_decision_is_reused_only_at_the_applied_index_it_was_computed_at() {
+        let cache = AccessCache::default();
+        let computed = std::cell::Cell::new(0);
+        let compute = |p: Principal| {
+            computed.set(computed.get() + 1);
+            move || Ok(p)
+        };
+        assert_eq!(cache.principal(5, "root", None, 0, compute(principal(1))).unwrap(), principal(1));
+        assert_eq!(cache.principal(5, "root", None, 0, compute(principal(2))).unwrap(), principal(1), "reused at 5");
+        assert_eq!(computed.get(), 2);
+        // Another certificate on the connection is another key.
+        assert_eq!(cache.principal(5, "root", Some(&[1; 32]), 0, compute(principal(3))).unwrap(), principal(3));
+        // The index moved (something was applied): computed again.
+        assert_eq!(cache.principal(6, "root", None, 0, compute(principal(4))).unwrap(), principal(4));
+        // A request that read an older index before the cache moved on computes and keeps nothing.
+        assert_eq!(cache.principal(5, "root", None, 0, compute(principal(5))).unwrap(), principal(5));
+        assert_eq!(cache.principal(6, "root", None, 0, compute(principal(6))).unwrap(), principal(4));
+        // A failure is never kept.
+        let fail = || Err(ArcaError::new(ErrorCode::Unauthorized, "no"));
+        assert!(cache.principal(6, "other", None, 0, fail).is_err());
+        assert_eq!(cache.principal(6, "other", None, 0, compute(principal(7))).unwrap(), principal(7));
+    }
+
+    #[test]
+    fn an_access_token_is_reused_only_until_it_expires() {
+        use base64::Engine;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let token = format!("{}.{}.sig", b64(r#"{"alg":"EdDSA"}"#), b64(r#"{"exp":1000}"#));
+        let cache = AccessCache::default();
+        cache.principal(1, &token, None, 900, || Ok(principal(1))).unwrap();
+        let skew = arca_types::limits::ACCESS_TOKEN_CLOCK_SKEW_S;
+        let again = cache.principal(1, &token, None, 1000 + skew - 1, || Ok(principal(2))).unwrap();
+        assert_eq!(again, principal(1));
+        let expired =
+            cache.principal(1, &token, None, 1000 + skew, || Err(ArcaError::new(ErrorCode::Unauthorized, "x")));
+        assert!(expired.is_err(), "past its expiry the token is checked again");
+    }
+
+    #[test]
+    fn grants_are_kept_per_principal_action_and_scope() {
+        let cache = AccessCache::default();
+        let scope = Scope::parse("/vaults/aaa").unwrap();
+        let other = Scope::parse("/vaults/bbb").unwrap();
+        let allowed = || Ok(Grant::Assignment { id: "x".into(), role: "r".into() });
+        let denied = || Err(ArcaError::new(ErrorCode::ForbiddenByRbac, "no"));
+        assert!(cache.grant(3, &principal(1), Action::SecretGet, &scope, None, allowed).is_ok());
+        assert!(cache.grant(3, &principal(1), Action::SecretGet, &scope, None, denied).is_ok(), "reused");
+        assert!(cache.grant(3, &principal(1), Action::SecretGet, &other, None, denied).is_err());
+        assert!(cache.grant(3, &principal(2), Action::SecretGet, &scope, None, denied).is_err());
+        assert!(cache.grant(3, &principal(1), Action::SecretSet, &scope, None, denied).is_err());
+        assert!(cache.grant(4, &principal(1), Action::SecretGet, &scope, None, denied).is_err(), "index moved");
+        let root = Principal { accessor: "r".into(), identity: Identity::Root };
+        assert_eq!(cache.grant(4, &root, Action::SecretGet, &scope, None, || Ok(Grant::Root)).unwrap(), Grant::Root);
     }
 }
