@@ -72,6 +72,39 @@ pub enum SpCmd {
         #[arg(long)]
         id: String,
     },
+    /// Trust another identity provider's tokens (a Kubernetes service account, a CI job), as `az ad
+    /// app federated-credential` does. Also for managed identities (by their id or name).
+    FederatedCredential {
+        #[command(subcommand)]
+        command: FederatedCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum FederatedCmd {
+    Create {
+        /// The service principal or managed identity (object id, appId or display name).
+        #[arg(long)]
+        id: String,
+        #[arg(long, short = 'n')]
+        name: String,
+        /// The provider's issuer, exactly as its tokens' iss claim says it.
+        #[arg(long)]
+        issuer: String,
+        /// The sub claim a token must carry, e.g. system:serviceaccount:NAMESPACE:NAME.
+        #[arg(long)]
+        subject: String,
+        /// The audience a token must be for (default api://ArcaTokenExchange).
+        #[arg(long)]
+        audience: Option<String>,
+        /// The provider's public keys as a JWKS file (e.g. from `kubectl get --raw /openid/v1/jwks`).
+        #[arg(long)]
+        jwks_file: PathBuf,
+    },
+    List {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -250,6 +283,18 @@ pub fn principal(p: &pb::Principal) -> Value {
 }
 
 pub fn credential(c: &pb::Credential) -> Value {
+    if c.r#type == "FederatedIdentityCredential" {
+        return json!({
+            "keyId": c.key_id,
+            "type": c.r#type,
+            "name": c.name,
+            "issuer": c.issuer,
+            "subject": c.subject,
+            "audiences": c.audiences,
+            "startDateTime": secs(&c.start_date),
+            "endDateTime": secs(&c.end_date),
+        });
+    }
     if c.r#type == "AgentBinding" {
         return json!({
             "keyId": c.key_id,
@@ -408,6 +453,26 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
             SpCmd::RevokeTokens { id } => {
                 p.revoke_tokens(pb::RevokeTokensRequest { id }).await.map_err(err)?;
                 return Ok(());
+            }
+            SpCmd::FederatedCredential {
+                command: FederatedCmd::Create { id, name, issuer, subject, audience, jwks_file },
+            } => {
+                let jwks_json =
+                    std::fs::read_to_string(&jwks_file).with_context(|| format!("read {}", jwks_file.display()))?;
+                let request = pb::AddFederatedCredentialRequest {
+                    id,
+                    name,
+                    issuer,
+                    subject,
+                    audiences: audience.into_iter().collect(),
+                    jwks_json,
+                };
+                credential(&p.add_federated_credential(request).await.map_err(err)?.into_inner())
+            }
+            SpCmd::FederatedCredential { command: FederatedCmd::List { id } } => {
+                let r = p.list_credentials(pb::ListCredentialsRequest { id }).await.map_err(err)?.into_inner();
+                let federated = r.credentials.iter().filter(|c| c.r#type == "FederatedIdentityCredential");
+                json!(federated.map(credential).collect::<Vec<_>>())
             }
             SpCmd::Credential { command } => match command {
                 CredentialCmd::Reset { id, append, cert, years } => {

@@ -50,10 +50,20 @@ async fn anchors(client: &ArcaClient, node_id: u64) -> anyhow::Result<Vec<Anchor
 }
 
 /// The node that wrote a log: the `node_id` of its first record.
+/// The node that wrote the log: the one its records name (records written before the node knew its
+/// id name 0). A log naming two nodes is refused rather than checked against either one's anchors.
 fn node_of(bytes: &[u8]) -> anyhow::Result<u64> {
-    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let record: serde_json::Value = serde_json::from_slice(first).context("the log's first line is not JSON")?;
-    record["node_id"].as_u64().context("the log's first record names no node")
+    let mut node = None;
+    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(record) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
+        match (record["node_id"].as_u64(), node) {
+            (Some(0) | None, _) => {}
+            (Some(id), None) => node = Some(id),
+            (Some(id), Some(seen)) if id != seen => bail!("the log names two nodes ({seen} and {id})"),
+            _ => {}
+        }
+    }
+    node.context("no record of the log names the node that wrote it")
 }
 
 pub async fn audit(client: &ArcaClient, command: AuditCmd) -> anyhow::Result<()> {

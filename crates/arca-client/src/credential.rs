@@ -29,6 +29,11 @@ pub enum Credential {
     /// Azure's IMDS hands them out), for whichever identity is bound to this process (or the one
     /// `client_id` names). The process holds no credential at all.
     ManagedIdentity { socket: std::path::PathBuf, client_id: Option<String> },
+    /// A token another identity provider issued (a Kubernetes projected service account token, a
+    /// CI job's OIDC token), read from `token_file` each time a token is fetched (the provider
+    /// rotates it) and sent as the client assertion of `client_id`, whose federated credential
+    /// trusts that provider.
+    FederatedToken { client_id: String, token_file: std::path::PathBuf },
 }
 
 impl std::fmt::Debug for Credential {
@@ -55,6 +60,13 @@ impl std::fmt::Debug for Credential {
             Credential::ManagedIdentity { socket, client_id } => {
                 write!(f, "Credential::ManagedIdentity {{ socket: {}, client_id: {client_id:?} }}", socket.display())
             }
+            Credential::FederatedToken { client_id, token_file } => {
+                write!(
+                    f,
+                    "Credential::FederatedToken {{ client_id: {client_id}, token_file: {} }}",
+                    token_file.display()
+                )
+            }
         }
     }
 }
@@ -66,6 +78,8 @@ pub const ENV_CLIENT_SECRET: &str = "ARCA_CLIENT_SECRET";
 pub const ENV_CLIENT_CERTIFICATE_PATH: &str = "ARCA_CLIENT_CERTIFICATE_PATH";
 /// Set to `1` (or `true`) to present the certificate over mutual TLS rather than in an assertion.
 pub const ENV_CLIENT_CERTIFICATE_TLS: &str = "ARCA_CLIENT_CERTIFICATE_TLS";
+/// A file holding another provider's token for `ARCA_CLIENT_ID` (as `AZURE_FEDERATED_TOKEN_FILE`).
+pub const ENV_FEDERATED_TOKEN_FILE: &str = "ARCA_FEDERATED_TOKEN_FILE";
 /// The Unix socket of the local `arca agent` (default [`AGENT_SOCKET_DEFAULT`], used when it exists).
 pub const ENV_IDENTITY_ENDPOINT: &str = "ARCA_IDENTITY_ENDPOINT";
 /// Which managed identity to ask the agent for, when more than one is bound to the process.
@@ -86,6 +100,9 @@ impl Credential {
         let Some(client_id) = var(ENV_CLIENT_ID) else { return Self::managed_identity(false) };
         if let Some(secret) = var(ENV_CLIENT_SECRET) {
             return Some(Credential::ClientSecret { client_id, secret: zeroize::Zeroizing::new(secret) });
+        }
+        if let Some(file) = var(ENV_FEDERATED_TOKEN_FILE) {
+            return Some(Credential::FederatedToken { client_id, token_file: file.into() });
         }
         let over_tls = var(ENV_CLIENT_CERTIFICATE_TLS).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         var(ENV_CLIENT_CERTIFICATE_PATH).map(|path| {
@@ -201,6 +218,13 @@ pub(crate) async fn fetch(
         Credential::ClientCertificateTls { client_id, .. } => request.client_id = client_id.clone(),
         Credential::ManagedIdentity { socket, client_id } => {
             return from_agent(socket, client_id.as_deref()).await;
+        }
+        Credential::FederatedToken { client_id, token_file } => {
+            let token = std::fs::read_to_string(token_file)
+                .map_err(|e| crate::ClientError::local(format!("read {}: {e}", token_file.display())))?;
+            request.client_id = client_id.clone();
+            request.client_assertion_type = arca_identity::client_assertion::ASSERTION_TYPE.to_owned();
+            request.client_assertion = token.trim().to_owned();
         }
     }
     let response = client.auth().token(request).await?.into_inner();

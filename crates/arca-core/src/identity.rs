@@ -61,6 +61,9 @@ pub enum CredentialKind {
     /// Of a managed identity: `agent` may obtain its tokens for a local process it attests as running
     /// as `uid` and `executable` (each, when set, must match).
     AgentBinding { agent: PrincipalId, uid: Option<u32>, executable: Option<String> },
+    /// Tokens another identity provider issues: from `issuer` (exactly), for `subject` (exactly) and
+    /// one of `audiences`, signed by a key of the provider's `jwks` (kept as given, checked when set).
+    Federated { name: String, issuer: String, subject: String, audiences: Vec<String>, jwks: String },
 }
 
 impl CredentialKind {
@@ -70,6 +73,7 @@ impl CredentialKind {
             CredentialKind::Secret { .. } => "client secrets",
             CredentialKind::Certificate { .. } => "certificates",
             CredentialKind::AgentBinding { .. } => "agent bindings",
+            CredentialKind::Federated { .. } => "federated credentials",
         }
     }
 }

@@ -11,5 +11,6 @@
 pub mod access_token;
 pub mod client_assertion;
 pub mod client_secret;
+pub mod federation;
 
 pub use access_token::{AccessClaims, AuthMethod, Confirmation, TokenError, TokenKey};

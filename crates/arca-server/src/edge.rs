@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arca_types::limits::{
-    BATCH_REQUEST_BYTES_MAX, CREDENTIAL_REQUEST_BYTES_MAX, CRYPTO_REQUEST_BYTES_MAX, IMPORT_KEY_REQUEST_BYTES_MAX,
-    NETWORK_RULES_REQUEST_BYTES_MAX, REQUEST_BYTES_MAX_DEFAULT, REQUEST_ID_CHARS_MAX, RESTORE_REQUEST_BYTES_MAX,
-    ROLE_DEFINITION_BYTES_MAX, SET_SECRET_REQUEST_BYTES_MAX, TAGGED_REQUEST_BYTES_MAX, TOKEN_REQUEST_BYTES_MAX,
+    BATCH_REQUEST_BYTES_MAX, CREDENTIAL_REQUEST_BYTES_MAX, CRYPTO_REQUEST_BYTES_MAX,
+    FEDERATED_CREDENTIAL_REQUEST_BYTES_MAX, IMPORT_KEY_REQUEST_BYTES_MAX, NETWORK_RULES_REQUEST_BYTES_MAX,
+    REQUEST_BYTES_MAX_DEFAULT, REQUEST_ID_CHARS_MAX, RESTORE_REQUEST_BYTES_MAX, ROLE_DEFINITION_BYTES_MAX,
+    SET_SECRET_REQUEST_BYTES_MAX, TAGGED_REQUEST_BYTES_MAX, TOKEN_REQUEST_BYTES_MAX,
 };
 use arca_types::ArcaError;
 use http_body::Frame;
@@ -54,6 +55,9 @@ pub fn rule(path: &str) -> Rule {
         ("arca.v1.AuthService", "Token") => known("Token", TOKEN_REQUEST_BYTES_MAX, true),
         ("arca.v1.PrincipalService", "ResetCredential") => {
             known("CredentialReset", CREDENTIAL_REQUEST_BYTES_MAX, false)
+        }
+        ("arca.v1.PrincipalService", "AddFederatedCredential") => {
+            known("FederatedCredentialAdd", FEDERATED_CREDENTIAL_REQUEST_BYTES_MAX, false)
         }
         ("arca.v1.AgentService", "RegisterAgentCertificate") => {
             known("AgentCertificateRegister", CREDENTIAL_REQUEST_BYTES_MAX, false)

@@ -373,6 +373,7 @@ fn cases() -> Vec<(&'static str, Rule)> {
         ("arca.v1.PrincipalService/RevokeTokens", Needs("principals/write", Cluster)),
         ("arca.v1.PrincipalService/RevokeAccessToken", Needs("principals/write", Cluster)),
         ("arca.v1.PrincipalService/BindManagedIdentity", Needs("principals/credentials", Cluster)),
+        ("arca.v1.PrincipalService/AddFederatedCredential", Needs("principals/credentials", Cluster)),
         // The identity agent's own calls.
         ("arca.v1.AgentService/RegisterAgentCertificate", AgentOnly),
         ("arca.v1.AgentService/IssueManagedIdentityToken", AgentOnly),
@@ -770,6 +771,10 @@ async fn call_inner(c: &ArcaClient, rpc: &str, ctx: &Ctx, tag: &str) -> Result<V
         "arca.v1.PrincipalService/ResetCredential" => just!(c
             .principals()
             .reset_credential(pb::ResetCredentialRequest { id: GHOST_ID.into(), ..Default::default() })),
+        "arca.v1.PrincipalService/AddFederatedCredential" => {
+            let r = pb::AddFederatedCredentialRequest { id: GHOST_ID.into(), ..Default::default() };
+            just!(c.principals().add_federated_credential(r))
+        }
         "arca.v1.PrincipalService/BindManagedIdentity" => {
             let r =
                 pb::BindManagedIdentityRequest { id: GHOST_ID.into(), agent: GHOST_ID.into(), ..Default::default() };

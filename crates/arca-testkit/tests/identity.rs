@@ -855,3 +855,167 @@ async fn a_certificate_presented_over_mutual_tls_signs_in_and_its_token_works_on
         .expect("a sign-in over mutual TLS in the audit log");
     assert_eq!(signed_in["tls_version"], "TLSv1_3", "{signed_in}");
 }
+
+/// A JWKS holding the public halves of `keys` (kid, key).
+fn jwks(keys: &[(&str, &arca_crypto::cluster_pki::Ed25519Key)]) -> String {
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|(kid, k)| {
+            serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "use": "sig", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(k.public_key()) })
+        })
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+const K8S_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+const K8S_SUBJECT: &str = "system:serviceaccount:prod:app";
+
+/// A token as Kubernetes projects one into a pod, with `edit` applied to its claims.
+fn k8s_token(
+    kid: &str,
+    key: &arca_crypto::cluster_pki::Ed25519Key,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let now = unix_now();
+    let mut claims = serde_json::json!({ "iss": K8S_ISSUER, "sub": K8S_SUBJECT, "aud": ["api://ArcaTokenExchange"],
+        "iat": now, "nbf": now, "exp": now + 600,
+        "kubernetes.io": { "namespace": "prod", "serviceaccount": { "name": "app" } } });
+    edit(&mut claims);
+    arca_crypto::jwt::sign_eddsa(key, &serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": kid }), &claims)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federated_token_signs_in_as_its_workload_only_for_its_issuer_subject_and_audience() {
+    use arca_crypto::cluster_pki::Ed25519Key;
+    let cluster = TestCluster::start(3).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = cluster.client(0).await.unwrap();
+    create_vault(&root, "fed").await;
+    set(&root, "fed", "db", "federated").await.unwrap();
+    let sp = create(&root, pb::PrincipalKind::ServicePrincipal, "k8s app", false).await.principal.unwrap();
+    assign(&root, &sp.id, "Key Vault Secrets User", "/vaults/fed").await;
+    let k1 = Ed25519Key::generate(&arca_crypto::OsEntropy);
+    let add = |jwks_json: String| pb::AddFederatedCredentialRequest {
+        id: sp.id.clone(),
+        name: "prod-app".into(),
+        issuer: K8S_ISSUER.into(),
+        subject: K8S_SUBJECT.into(),
+        audiences: vec![],
+        jwks_json,
+    };
+    let credential = root.principals().add_federated_credential(add(jwks(&[("k1", &k1)]))).await.unwrap().into_inner();
+    assert_eq!(credential.r#type, "FederatedIdentityCredential");
+    assert_eq!(credential.audiences, ["api://ArcaTokenExchange"]);
+
+    // The pod's projected token, read from its file on every sign-in, signs in on every node.
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, k8s_token("k1", &k1, |_| {})).unwrap();
+    for node in 0..3 {
+        let credential = Credential::FederatedToken { client_id: sp.app_id.clone(), token_file: token_file.clone() };
+        let app = cluster.client_as(node, credential).await.unwrap();
+        assert_eq!(get(&app, "fed", "db").await.unwrap(), "federated");
+    }
+    let issued = token_by_assertion(&cluster, 1, &sp.app_id, &k8s_token("k1", &k1, |_| {})).await.unwrap();
+    let payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(issued.access_token.split('.').nth(1).unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(payload["amr"], serde_json::json!(["federated"]));
+    assert_eq!(payload["sub"], sp.id);
+
+    // Anything else is refused alike: another subject, audience or issuer, expired, another key,
+    // alg none, HS256 keyed with the public key, and the right token for another client.
+    let k9 = Ed25519Key::generate(&arca_crypto::OsEntropy);
+    let payload_of = |t: &str| t.split('.').nth(1).unwrap().to_owned();
+    let good = k8s_token("k1", &k1, |_| {});
+    let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#), payload_of(&good));
+    let hs256 = format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"k1"}"#),
+        payload_of(&good),
+        URL_SAFE_NO_PAD.encode(k1.public_key())
+    );
+    let (_, other_app, _) = service_principal(&root, "other app").await;
+    let cases = [
+        (
+            "another subject",
+            sp.app_id.clone(),
+            k8s_token("k1", &k1, |c| c["sub"] = "system:serviceaccount:prod:admin".into()),
+        ),
+        (
+            "another audience",
+            sp.app_id.clone(),
+            k8s_token("k1", &k1, |c| c["aud"] = "api://AzureADTokenExchange".into()),
+        ),
+        ("another issuer", sp.app_id.clone(), k8s_token("k1", &k1, |c| c["iss"] = "https://evil.example".into())),
+        ("expired", sp.app_id.clone(), k8s_token("k1", &k1, |c| c["exp"] = (unix_now() - 3600).into())),
+        ("an unknown key", sp.app_id.clone(), k8s_token("k9", &k9, |_| {})),
+        ("a known kid, another key", sp.app_id.clone(), k8s_token("k1", &k9, |_| {})),
+        ("alg none", sp.app_id.clone(), none),
+        ("HS256", sp.app_id.clone(), hs256),
+        ("another client", other_app.clone(), good.clone()),
+    ];
+    for (what, client_id, token) in cases {
+        let e = token_by_assertion(&cluster, 2, &client_id, &token).await.unwrap_err();
+        refused(&e, "INVALID_CLIENT");
+        assert!(!format!("{e:?}").contains(&token[..20]), "{what}: the error must not echo the token");
+    }
+
+    // The issuer rotates its key: tokens of the new key are refused until the credential trusts it;
+    // then both work while pods still hold tokens of the old one.
+    let k2 = Ed25519Key::generate(&arca_crypto::OsEntropy);
+    refused(
+        &token_by_assertion(&cluster, 0, &sp.app_id, &k8s_token("k2", &k2, |_| {})).await.unwrap_err(),
+        "INVALID_CLIENT",
+    );
+    let e = ClientError::from(root.principals().add_federated_credential(add(jwks(&[("k1", &k1)]))).await.unwrap_err());
+    refused(&e, "CONFLICT");
+    let r = pb::DeleteCredentialRequest { id: sp.id.clone(), key_id: credential.key_id.clone() };
+    root.principals().delete_credential(r).await.unwrap();
+    root.principals().add_federated_credential(add(jwks(&[("k1", &k1), ("k2", &k2)]))).await.unwrap();
+    for (kid, key) in [("k1", &k1), ("k2", &k2)] {
+        token_by_assertion(&cluster, 0, &sp.app_id, &k8s_token(kid, key, |_| {})).await.unwrap();
+    }
+
+    // Bad credentials are refused with the field named: a JWKS that is not one, two audiences, a
+    // name out of its alphabet, an issuer past 600 characters (at 600 it is taken).
+    let mut bad = vec![];
+    let mut r = add("not json".into());
+    r.name = "bad-jwks".into();
+    bad.push((r, "JWKS"));
+    let mut r = add(jwks(&[("k1", &k1)]));
+    r.name = "two-auds".into();
+    r.subject = "s2".into();
+    r.audiences = vec!["a".into(), "b".into()];
+    bad.push((r, "audience"));
+    let mut r = add(jwks(&[("k1", &k1)]));
+    r.name = "no spaces".into();
+    r.subject = "s3".into();
+    bad.push((r, "name"));
+    let mut r = add(jwks(&[("k1", &k1)]));
+    r.name = "long-issuer".into();
+    r.issuer = "i".repeat(601);
+    bad.push((r, "issuer"));
+    for (request, field) in bad {
+        let e = ClientError::from(root.principals().add_federated_credential(request).await.unwrap_err());
+        refused(&e, "BAD_PARAMETER");
+        assert!(e.message.contains(field), "{field}: {e:?}");
+    }
+    let mut r = add(jwks(&[("k1", &k1)]));
+    r.name = "long-issuer".into();
+    r.issuer = "i".repeat(600);
+    root.principals().add_federated_credential(r).await.unwrap();
+
+    // A managed identity trusts a provider the same way; a user cannot.
+    let mi = create(&root, pb::PrincipalKind::ManagedIdentity, "k8s identity", false).await.principal.unwrap();
+    let mut r = add(jwks(&[("k1", &k1)]));
+    r.id = mi.id.clone();
+    root.principals().add_federated_credential(r).await.unwrap();
+    let issued = token_by_assertion(&cluster, 0, &mi.app_id, &k8s_token("k1", &k1, |_| {})).await.unwrap();
+    assert!(!issued.access_token.is_empty());
+    let user = create(&root, pb::PrincipalKind::User, "a person", false).await.principal.unwrap();
+    let mut r = add(jwks(&[("k1", &k1)]));
+    r.id = user.id;
+    let e = ClientError::from(root.principals().add_federated_credential(r).await.unwrap_err());
+    refused(&e, "BAD_PARAMETER");
+}

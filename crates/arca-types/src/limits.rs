@@ -99,6 +99,13 @@ pub const AGENT_CERTIFICATE_LIFETIME_S_MAX: i64 = 30 * SECONDS_PER_DAY;
 pub const AGENT_BINDINGS_PER_IDENTITY_MAX: usize = 100;
 /// Longest executable path a binding may name, in bytes (Linux's PATH_MAX).
 pub const EXECUTABLE_PATH_BYTES_MAX: usize = 4096;
+/// Federated credentials one principal may hold (Azure's limit), the longest issuer, subject or
+/// audience one names, in characters, and the largest JWKS one keeps, in bytes.
+pub const FEDERATED_CREDENTIALS_MAX: usize = 20;
+pub const FEDERATED_FIELD_CHARS_MAX: usize = 600;
+pub const FEDERATED_JWKS_BYTES_MAX: usize = 16 * 1024;
+/// A federated credential request: a JWKS at its limit and the other fields.
+pub const FEDERATED_CREDENTIAL_REQUEST_BYTES_MAX: usize = FEDERATED_JWKS_BYTES_MAX + 8 * 1024;
 /// Bytes of entropy in a client secret Arca generates (256 bits).
 pub const CLIENT_SECRET_BYTES: usize = 32;
 /// Members one group may have, and groups one principal may be a member of (every request of a

@@ -27,7 +27,18 @@ fn check_credential(
     credential: &Credential,
     now: i64,
 ) -> Result<(), ArcaError> {
-    if let CredentialKind::AgentBinding { agent, executable, .. } = &credential.kind {
+    if let CredentialKind::Federated { name, issuer, subject, audiences, jwks } = &credential.kind {
+        if !matches!(record_kind, PrincipalKind::ServicePrincipal | PrincipalKind::ManagedIdentity) {
+            return Err(ArcaError::bad_parameter(
+                "id",
+                format!(
+                    "only a service principal or a managed identity trusts another provider; this is a {}",
+                    record_kind.azure_name()
+                ),
+            ));
+        }
+        check_federated(name, issuer, subject, audiences, jwks)?;
+    } else if let CredentialKind::AgentBinding { agent, executable, .. } = &credential.kind {
         if record_kind != PrincipalKind::ManagedIdentity {
             return Err(ArcaError::bad_parameter(
                 "id",
@@ -145,6 +156,7 @@ pub fn reset_credential(
     }
     let most = match credential.kind {
         CredentialKind::AgentBinding { .. } => AGENT_BINDINGS_PER_IDENTITY_MAX,
+        CredentialKind::Federated { .. } => FEDERATED_CREDENTIALS_MAX,
         _ => CREDENTIALS_PER_KIND_MAX,
     };
     if record.credentials.iter().filter(|c| same_kind(c)).count() >= most {
@@ -156,6 +168,19 @@ pub fn reset_credential(
                 record.kind.azure_name()
             ),
         ));
+    }
+    if let CredentialKind::Federated { name, issuer, subject, .. } = &credential.kind {
+        let taken = record.credentials.iter().any(|c| {
+            matches!(&c.kind, CredentialKind::Federated { name: n, issuer: i, subject: s, .. }
+                if n.eq_ignore_ascii_case(name) || (i == issuer && s == subject))
+        });
+        if taken {
+            return Err(ArcaError::new(
+                ErrorCode::Conflict,
+                "a federated credential with this name, or with this issuer and subject, already exists; delete it \
+                 first",
+            ));
+        }
     }
     if let CredentialKind::Certificate { thumbprint_sha256, .. } = &credential.kind {
         let taken = record.credentials.iter().any(
@@ -205,6 +230,40 @@ pub fn register_agent_certificate(
     }
     record.credentials = newest.into_iter().chain([credential.clone()]).collect();
     done(vec![Mutation::PutPrincipal(record.clone())], Outcome::Principal(record))
+}
+
+/// A federated credential's fields, as Azure bounds them: a name of 3-120 letters, digits, `-` and
+/// `_`; an issuer, a subject and exactly one audience of at most 600 characters; a JWKS of at most
+/// 16 KiB (its keys are read by the caller, who can parse it).
+fn check_federated(name: &str, issuer: &str, subject: &str, audiences: &[String], jwks: &str) -> Result<(), ArcaError> {
+    let name_ok =
+        (3..=120).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !name_ok {
+        return Err(ArcaError::bad_parameter("name", "name must be 3-120 characters of A-Z a-z 0-9 - _"));
+    }
+    for (field, value) in [("issuer", issuer), ("subject", subject)] {
+        if value.is_empty() || value.chars().count() > FEDERATED_FIELD_CHARS_MAX || value.chars().any(char::is_control)
+        {
+            return Err(ArcaError::bad_parameter(
+                field,
+                format!("{field} must be 1-{FEDERATED_FIELD_CHARS_MAX} characters, none of them control characters"),
+            ));
+        }
+    }
+    let audience_ok = |a: &String| !a.is_empty() && a.chars().count() <= FEDERATED_FIELD_CHARS_MAX;
+    if audiences.len() != 1 || !audiences.iter().all(audience_ok) {
+        return Err(ArcaError::bad_parameter(
+            "audiences",
+            format!("name exactly one audience of 1-{FEDERATED_FIELD_CHARS_MAX} characters"),
+        ));
+    }
+    if jwks.is_empty() || jwks.len() > FEDERATED_JWKS_BYTES_MAX {
+        return Err(ArcaError::bad_parameter(
+            "jwks_json",
+            format!("the provider's JWKS is required, at most {} KiB", FEDERATED_JWKS_BYTES_MAX / 1024),
+        ));
+    }
+    Ok(())
 }
 
 /// An executable a binding names: an absolute path, no longer than Linux's PATH_MAX, with no NUL.

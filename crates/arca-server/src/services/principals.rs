@@ -18,6 +18,9 @@ use crate::convert::ts;
 use crate::engine::Consistency;
 use crate::keyspace::Keyspace;
 
+/// The audience a federated credential names when none is given (Azure's is api://AzureADTokenExchange).
+pub const FEDERATED_AUDIENCE_DEFAULT: &str = "api://ArcaTokenExchange";
+
 /// The only grant the token endpoint takes.
 const CLIENT_CREDENTIALS: &str = "client_credentials";
 
@@ -88,6 +91,13 @@ fn credential_message(c: &Credential) -> pb::Credential {
             message.agent_id = uuid(agent);
             message.uid = *uid;
             message.executable = executable.clone().unwrap_or_default();
+        }
+        CredentialKind::Federated { name, issuer, subject, audiences, .. } => {
+            message.r#type = "FederatedIdentityCredential".into();
+            message.name = name.clone();
+            message.issuer = issuer.clone();
+            message.subject = subject.clone();
+            message.audiences = audiences.clone();
         }
     }
     message
@@ -501,6 +511,52 @@ impl PrincipalService for Principals {
         self.0.finish(call, result)
     }
 
+    async fn add_federated_credential(
+        &self,
+        request: Request<pb::AddFederatedCredentialRequest>,
+    ) -> Result<Response<pb::Credential>, Status> {
+        let mut call = self.0.begin(&request, "FederatedCredentialAdd");
+        let r = request.into_inner();
+        let result = async {
+            let ks = self.0.authorize(&mut call, Action::PrincipalCredentialWrite, Target::Cluster, WRITE).await?;
+            let target = resolve(&ks, "id", &r.id)?;
+            // Whoever names a provider the principal trusts lets that provider's tokens act as it.
+            self.may_act_as(&ks, &call, &Self::holders(&ks, &target)?, Action::RoleAssignmentWrite)?;
+            if r.jwks_json.len() > FEDERATED_JWKS_BYTES_MAX {
+                return Err(ArcaError::bad_parameter(
+                    "jwks_json",
+                    format!("the JWKS is larger than {} KiB", FEDERATED_JWKS_BYTES_MAX / 1024),
+                ));
+            }
+            arca_identity::federation::parse_jwks(&r.jwks_json)
+                .map_err(|e| ArcaError::bad_parameter("jwks_json", e.to_string()))?;
+            let audiences =
+                if r.audiences.is_empty() { vec![FEDERATED_AUDIENCE_DEFAULT.to_owned()] } else { r.audiences };
+            let now = self.0.engine.clock.now_unix();
+            let kind = CredentialKind::Federated {
+                name: r.name,
+                issuer: r.issuer,
+                subject: r.subject,
+                audiences,
+                jwks: r.jwks_json,
+            };
+            let credential = Credential {
+                key_id: self.0.engine.seal.entropy().bytes16(),
+                kind: kind.clone(),
+                start: now,
+                end: now.saturating_add(CREDENTIAL_LIFETIME_S_MAX),
+            };
+            let record =
+                self.run(&call, Command::ResetCredential { principal: target.id, credential, append: true }).await?;
+            let stored = record.credentials.iter().rev().find(|c| c.kind == kind);
+            stored.map(credential_message).ok_or_else(|| {
+                ArcaError::new(ErrorCode::OutcomeUnknown, "an earlier attempt of this request added another credential")
+            })
+        }
+        .await;
+        self.0.finish(call, result)
+    }
+
     async fn revoke_tokens(
         &self,
         request: Request<pb::RevokeTokensRequest>,
@@ -675,6 +731,37 @@ impl Auth {
         }
     }
 
+    /// Checks a token another identity provider issued against the principal's federated credentials
+    /// for its issuer: signed by a key of the credential's JWKS, for its subject and audience, not
+    /// expired. Any failure is the same `INVALID_CLIENT`.
+    fn federated_matches(
+        &self,
+        principal: Option<&PrincipalRecord>,
+        token: &str,
+        issuer: &str,
+    ) -> Result<(), ArcaError> {
+        use arca_identity::federation;
+        let now = self.api.engine.clock.now_unix();
+        let credentials = principal.map(|p| p.credentials.as_slice()).unwrap_or_default();
+        for credential in credentials.iter().filter(|c| c.is_valid_at(now)) {
+            let CredentialKind::Federated { issuer: trusted, subject, audiences, jwks, .. } = &credential.kind else {
+                continue;
+            };
+            if trusted != issuer {
+                continue;
+            }
+            let checked = federation::parse_jwks(jwks).and_then(|keys| federation::verify(token, &keys, trusted, now));
+            match checked {
+                Ok(claims) if &claims.sub == subject && claims.aud.iter().any(|a| audiences.contains(a)) => {
+                    return Ok(())
+                }
+                Ok(_) => tracing::debug!("a federated token's subject or audience matched no credential"),
+                Err(e) => tracing::debug!("a federated token was refused: {e}"),
+            }
+        }
+        Err(invalid_client())
+    }
+
     /// The cluster's token key, made now if the cluster was initialized before access tokens existed.
     async fn ensure_token_key(&self, keyspace: Keyspace) -> Result<Keyspace, ArcaError> {
         if keyspace.token_signing_key()?.is_some() {
@@ -738,6 +825,14 @@ impl AuthService for Auth {
                 // A token bound to a certificate lasts no longer than the certificate is honoured.
                 lifetime = lifetime.min(credential_end - self.api.engine.clock.now_unix()).max(1);
                 AuthMethod::ClientCertificate
+            } else if let Some(issuer) = by_assertion
+                .then(|| arca_identity::federation::unverified_issuer(&r.client_assertion))
+                .flatten()
+                .filter(|iss| iss != &client_id)
+            {
+                // Not the client's own assertion: a token another provider issued, for a federated credential.
+                self.federated_matches(principal.as_ref(), &r.client_assertion, &issuer)?;
+                AuthMethod::Federated
             } else if by_assertion {
                 let accepted =
                     self.assertion_matches(&keyspace, &client_id, principal.as_ref(), &r.client_assertion)?;
