@@ -133,6 +133,7 @@ pub fn response(status: u16, body: &serde_json::Value) -> Vec<u8> {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        429 => "Too Many Requests",
         503 => "Service Unavailable",
         _ => "Error",
     };

@@ -30,6 +30,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Callers served at once; more wait.
 const CALLERS_MAX: usize = 64;
+/// Callers of one uid served at once; more are refused at once (429), so one local user cannot hold
+/// every slot.
+pub const CALLERS_PER_UID_MAX: usize = 8;
 /// The shortest pause between rotations (whatever the clocks say).
 const ROTATE_INTERVAL_MIN: Duration = Duration::from_secs(5);
 /// The first pause after a failed rotation; it doubles up to the longest.
@@ -60,6 +63,40 @@ pub enum AgentError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Client(#[from] arca_client::ClientError),
+}
+
+/// How many callers of each uid are being served.
+#[derive(Clone, Default)]
+struct PerUid(Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>);
+
+/// One caller's place among its uid's; given back when dropped.
+struct UidSlot {
+    counts: PerUid,
+    uid: u32,
+}
+
+impl PerUid {
+    fn take(&self, uid: u32) -> Option<UidSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(uid).or_default();
+        if *count >= CALLERS_PER_UID_MAX {
+            return None;
+        }
+        *count += 1;
+        Some(UidSlot { counts: self.clone(), uid })
+    }
+}
+
+impl Drop for UidSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.uid) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.uid);
+            }
+        }
+    }
 }
 
 /// The agent's current connection to Arca, replaced at each rotation.
@@ -210,9 +247,11 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     );
     tokio::spawn(rotate_forever(config.clone(), store, session.clone(), client_id, end));
     let slots = Arc::new(tokio::sync::Semaphore::new(CALLERS_MAX));
+    let per_uid = PerUid::default();
     loop {
         let permit = slots.clone().acquire_owned().await.map_err(|_| AgentError::Setup("closed".into()))?;
         let session = session.clone();
+        let per_uid = per_uid.clone();
         tokio::select! {
             accepted = unix.accept() => {
                 let Ok((stream, _)) = accepted.inspect_err(|e| tracing::warn!("accept on the socket: {e}")) else {
@@ -221,7 +260,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                 };
                 tokio::spawn(async move {
                     let workload = attest::unix_peer(&stream);
-                    serve(stream, workload, &session).await;
+                    serve(stream, workload, &session, &per_uid).await;
                     drop(permit);
                 });
             }
@@ -233,7 +272,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                 let Ok(local) = stream.local_addr() else { continue };
                 tokio::spawn(async move {
                     let workload = attest::tcp_peer(local, peer);
-                    serve(stream, workload, &session).await;
+                    serve(stream, workload, &session, &per_uid).await;
                     drop(permit);
                 });
             }
@@ -243,10 +282,26 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
 
 /// Answers one caller: reads its request head, and hands it a token if Arca says its workload may
 /// have one.
-async fn serve<S>(mut stream: S, workload: std::io::Result<attest::Workload>, session: &Session)
+async fn serve<S>(mut stream: S, workload: std::io::Result<attest::Workload>, session: &Session, per_uid: &PerUid)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let _slot = match &workload {
+        Ok(w) => match per_uid.take(w.uid) {
+            Some(slot) => Some(slot),
+            None => {
+                let refusal = imds::Refusal {
+                    status: 429,
+                    error: "too_many_requests",
+                    description: format!("more than {CALLERS_PER_UID_MAX} requests of this user at once; retry"),
+                };
+                let _ = stream.write_all(&imds::response(429, &imds::refusal_body(&refusal))).await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        },
+        Err(_) => None,
+    };
     let answer = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(head)) => answer(&head, workload, session).await,
         Ok(Err(refusal)) => imds::response(refusal.status, &imds::refusal_body(&refusal)),

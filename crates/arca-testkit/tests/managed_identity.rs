@@ -181,6 +181,18 @@ async fn a_workload_reads_its_vault_as_its_managed_identity_and_nothing_more() {
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["expires_in"].as_str().unwrap().parse::<u64>().unwrap() > 3000, "{body}");
 
+    // One local user holding many idle connections is refused more at once, and served again after.
+    let idle: Vec<std::os::unix::net::UnixStream> = (0..arca_agent::CALLERS_PER_UID_MAX)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = curl(&socket, None, "", &["Metadata: true"]);
+    assert_eq!(status, 429, "{body}");
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = curl(&socket, None, "", &["Metadata: true"]);
+    assert_eq!(status, 200, "{body}");
+
     // An identity nobody bound to this agent is refused, named or not, and so is one that does not exist.
     let (ok, _) = arca(&cluster, true, &[], &["identity", "create", "--name", "unbound"]);
     assert!(ok);

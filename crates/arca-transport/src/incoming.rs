@@ -76,7 +76,7 @@ impl ConnectionLimits {
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     pub remote: Option<SocketAddr>,
-    /// The certificate chain the peer proved it holds (DER), if it presented one.
+    /// The certificate the peer proved it holds (DER, only its own: not the chain it sent), if any.
     pub certificates: Vec<Vec<u8>>,
     /// The TLS version negotiated (`TLSv1_3`).
     pub tls_version: Option<String>,
@@ -220,11 +220,13 @@ pub fn tls_incoming(
                 };
                 handshakes.lock().unwrap_or_else(|p| p.into_inner()).finish(id);
                 let served = opened.and_then(|stream| {
+                    // Only the peer's own certificate is kept: what it sent beside it proves nothing.
                     let certificates: Vec<Vec<u8>> = stream
                         .get_ref()
                         .1
                         .peer_certificates()
-                        .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+                        .and_then(|certs| certs.first())
+                        .map(|leaf| vec![leaf.as_ref().to_vec()])
                         .unwrap_or_default();
                     let member = match &is_member {
                         None => true,

@@ -62,6 +62,8 @@ pub fn api_server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::
         .with_client_cert_verifier(Arc::new(ProvenCertificate {
             algorithms: provider().signature_verification_algorithms,
             mandatory: false,
+            // As large as a certificate a service principal may register.
+            bytes_max: arca_crypto::client_cert::CLIENT_CERTIFICATE_BYTES_MAX,
         }))
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Material(e.to_string()))?;
@@ -113,7 +115,12 @@ impl ResolvesClientCert for CredentialResolver {
 struct ProvenCertificate {
     algorithms: WebPkiSupportedAlgorithms,
     mandatory: bool,
+    /// The largest end-entity certificate taken, in bytes of DER.
+    bytes_max: usize,
 }
+
+/// Intermediates a client may send beside its certificate (none is used; they are not kept).
+const CLIENT_INTERMEDIATES_MAX: usize = 4;
 
 impl ClientCertVerifier for ProvenCertificate {
     fn offer_client_auth(&self) -> bool {
@@ -131,10 +138,10 @@ impl ClientCertVerifier for ProvenCertificate {
     fn verify_client_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        if end_entity.len() > cluster_pki::PEER_CERT_BYTES_MAX {
+        if end_entity.len() > self.bytes_max || intermediates.len() > CLIENT_INTERMEDIATES_MAX {
             return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding));
         }
         Ok(ClientCertVerified::assertion())
@@ -166,8 +173,11 @@ impl ClientCertVerifier for ProvenCertificate {
 /// The cluster listener's server config.
 pub fn cluster_server_config(credentials: Arc<NodeCredentials>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = provider();
-    let verifier =
-        Arc::new(ProvenCertificate { algorithms: provider.signature_verification_algorithms, mandatory: true });
+    let verifier = Arc::new(ProvenCertificate {
+        algorithms: provider.signature_verification_algorithms,
+        mandatory: true,
+        bytes_max: cluster_pki::PEER_CERT_BYTES_MAX,
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(config_error)?
