@@ -1050,7 +1050,29 @@ async fn enrolled_agent(cluster: &TestCluster, root: &ArcaClient) -> (ArcaClient
     let r = pb::RegisterAgentCertificateRequest { certificate_pem: cert, lifetime: None };
     enrolling.agents().register_agent_certificate(r).await.unwrap();
     let credential = Credential::ClientCertificateTls { client_id: app_id.clone(), pem_path };
-    (cluster.client_as(0, credential).await.unwrap(), app_id, dir)
+    (retrying(cluster, 0, Some(credential), None).await, app_id, dir)
+}
+
+/// A client of `node` that retries what the server says to retry (`UNAVAILABLE`, with the same
+/// request id), as every Arca client does: a role in the matrix may rotate the keyring, and a node
+/// that has not loaded the new term yet answers "retry" for a moment. Refusals are never retried.
+async fn retrying(
+    cluster: &TestCluster,
+    node: usize,
+    credential: Option<Credential>,
+    token: Option<&str>,
+) -> ArcaClient {
+    let options = arca_client::ConnectOptions {
+        addr: cluster.nodes[node].api_addr(),
+        ca_pem: Some(cluster.ca_pem.clone()),
+        token: token.map(str::to_owned),
+        timeout: Some(std::time::Duration::from_secs(30)),
+        attempts: 0,
+    };
+    match credential {
+        Some(credential) => ArcaClient::connect_with(options, credential).await.unwrap(),
+        None => ArcaClient::connect_lazy(options).unwrap(),
+    }
 }
 
 /// Who the matrix signs in as: a service principal (client secret), or a managed identity whose
@@ -1104,7 +1126,7 @@ async fn run_principal(
         root.roles().create_role_assignment(request).await.unwrap();
     }
     let client = match client {
-        Some(credential) => cluster.client_as(node, credential).await.unwrap(),
+        Some(credential) => retrying(cluster, node, Some(credential), None).await,
         None => {
             let ask = pb::IssueManagedIdentityTokenRequest {
                 identity: id.clone(),
@@ -1112,7 +1134,7 @@ async fn run_principal(
                 lifetime: None,
             };
             let token = ctx.agent.agents().issue_managed_identity_token(ask).await.unwrap().into_inner().access_token;
-            cluster.client_with_token(node, Some(&token)).await.unwrap()
+            retrying(cluster, node, None, Some(&token)).await
         }
     };
     let kind = if who == Who::ManagedIdentity { "m" } else { "" };
