@@ -30,6 +30,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Callers served at once; more wait.
 const CALLERS_MAX: usize = 64;
+/// How long a refused caller's request is read for before the refusal is written.
+const REFUSAL_DRAIN_TIMEOUT: Duration = Duration::from_millis(200);
 /// Callers of one uid served at once; more are refused at once (429), so one local user cannot hold
 /// every slot.
 pub const CALLERS_PER_UID_MAX: usize = 8;
@@ -290,6 +292,9 @@ where
         Ok(w) => match per_uid.take(w.uid) {
             Some(slot) => Some(slot),
             None => {
+                // Read what the caller sent first: closing a socket with unread data resets it, and
+                // the caller would see no answer at all.
+                let _ = tokio::time::timeout(REFUSAL_DRAIN_TIMEOUT, read_head(&mut stream)).await;
                 let refusal = imds::Refusal {
                     status: 429,
                     error: "too_many_requests",
