@@ -181,6 +181,22 @@ impl Keyspace {
         Ok(self.read(Sealing::System, &Self::principal_key(id))?.map(|(_, p)| p))
     }
 
+    /// Every principal `keep` picks, read a page at a time (for the rare questions no index answers:
+    /// which identities are bound to an agent).
+    pub fn principals_where(&self, keep: impl Fn(&PrincipalRecord) -> bool) -> Result<Vec<PrincipalRecord>, ArcaError> {
+        let view = self.recording_view();
+        let mut picked = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = view.principals(after.as_deref(), arca_types::limits::PAGE_SIZE_MAX as usize)?;
+            picked.extend(page.items.into_iter().filter(|p| keep(p)));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(picked),
+            }
+        }
+    }
+
     /// The principal a client id belongs to.
     pub fn principal_by_client(&self, app_id: &[u8; 16]) -> Result<Option<PrincipalRecord>, ArcaError> {
         match self.read::<PrincipalId>(Sealing::System, &self.principal_client_key(app_id))? {

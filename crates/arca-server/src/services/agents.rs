@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arca_core::identity::{uuid, Credential, CredentialKind, IdentityView, PrincipalKind, PrincipalRecord};
+use arca_core::identity::{uuid, Credential, CredentialKind, PrincipalKind, PrincipalRecord};
 use arca_core::{Command, Outcome};
 use arca_identity::AuthMethod;
 use arca_proto::v1 as pb;
@@ -121,17 +121,7 @@ impl Agents {
             let found = super::principals::resolve(keyspace, "identity", named).ok();
             return found.filter(|p| bound(p, agent, workload, now)).ok_or_else(|| not_bound(workload));
         }
-        let view = keyspace.recording_view();
-        let mut matching = Vec::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = view.principals(after.as_deref(), PAGE_SIZE_MAX as usize)?;
-            matching.extend(page.items.into_iter().filter(|p| bound(p, agent, workload, now)));
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+        let mut matching = keyspace.principals_where(|p| bound(p, agent, workload, now))?;
         match matching.len() {
             1 => Ok(matching.remove(0)),
             0 => Err(not_bound(workload)),
@@ -163,16 +153,8 @@ impl AgentService for Agents {
                     "the certificate is not valid yet; an agent registers a certificate valid from now",
                 ));
             }
-            let start = now;
-            let credential = Credential {
-                key_id: self.0.engine.seal.entropy().bytes16(),
-                kind: CredentialKind::Certificate {
-                    thumbprint_sha256: cert.thumbprint_sha256,
-                    spki_der: cert.spki_der,
-                },
-                start,
-                end: cert.not_after.min(start.saturating_add(lifetime)),
-            };
+            let key_id = self.0.engine.seal.entropy().bytes16();
+            let credential = super::principals::certificate_credential(key_id, cert, now, lifetime);
             let kind = credential.kind.clone();
             let command = Command::RegisterAgentCertificate { agent: agent.id, credential };
             // A retry answers with the first attempt's record: the certificate is found by what it is.

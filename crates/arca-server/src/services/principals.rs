@@ -140,6 +140,22 @@ pub fn resolve(keyspace: &Keyspace, field: &str, raw: &str) -> Result<PrincipalR
     }
 }
 
+/// The credential that keeps a certificate: its thumbprint and whole public key, honoured from
+/// `start` for `lifetime` seconds and never past the certificate's own end.
+pub(crate) fn certificate_credential(
+    key_id: [u8; 16],
+    cert: arca_crypto::client_cert::CertificateCredential,
+    start: i64,
+    lifetime: i64,
+) -> Credential {
+    Credential {
+        key_id,
+        end: cert.not_after.min(start.saturating_add(lifetime)),
+        kind: CredentialKind::Certificate { thumbprint_sha256: cert.thumbprint_sha256, spki_der: cert.spki_der },
+        start,
+    }
+}
+
 /// A certificate offered as a credential: refused if the PEM also holds a private key (the key never
 /// leaves the client; a request that carries one is a mistake worth stopping).
 pub(crate) fn certificate_only(pem: &str) -> Result<arca_crypto::client_cert::CertificateCredential, ArcaError> {
@@ -210,24 +226,13 @@ impl Principals {
     fn holders(ks: &Keyspace, p: &PrincipalRecord) -> Result<Vec<arca_core::identity::PrincipalId>, ArcaError> {
         let mut ids = Self::with_groups(p);
         if p.kind == PrincipalKind::Agent {
-            let view = ks.recording_view();
-            let mut after: Option<Vec<u8>> = None;
-            loop {
-                let page = view.principals(after.as_deref(), PAGE_SIZE_MAX as usize)?;
-                for identity in &page.items {
-                    let bound = identity
-                        .credentials
-                        .iter()
-                        .any(|c| matches!(&c.kind, CredentialKind::AgentBinding { agent, .. } if agent == &p.id));
-                    if bound {
-                        ids.extend(Self::with_groups(identity));
-                    }
-                }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
+            let bound = ks.principals_where(|identity| {
+                identity
+                    .credentials
+                    .iter()
+                    .any(|c| matches!(&c.kind, CredentialKind::AgentBinding { agent, .. } if agent == &p.id))
+            })?;
+            ids.extend(bound.iter().flat_map(Self::with_groups));
         }
         Ok(ids)
     }
@@ -384,17 +389,9 @@ impl PrincipalService for Principals {
                 let lifetime = years(r.years)?;
                 let cert = certificate_only(&r.certificate_pem)?;
                 let now = self.0.engine.clock.now_unix();
+                let key_id = self.0.engine.seal.entropy().bytes16();
                 let start = cert.not_before.max(now);
-                let credential = Credential {
-                    key_id: self.0.engine.seal.entropy().bytes16(),
-                    kind: CredentialKind::Certificate {
-                        thumbprint_sha256: cert.thumbprint_sha256,
-                        spki_der: cert.spki_der,
-                    },
-                    start,
-                    end: cert.not_after.min(start.saturating_add(lifetime)),
-                };
-                (String::new(), credential)
+                (String::new(), certificate_credential(key_id, cert, start, lifetime))
             };
             let (key_id, end) = (credential.key_id, credential.end);
             let record = self
