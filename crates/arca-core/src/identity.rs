@@ -98,6 +98,17 @@ impl Credential {
     }
 }
 
+impl PrincipalRecord {
+    /// The (issuer, subject) pairs of its federated credentials: for a user, the sign-in names of a
+    /// person at a provider; for a group, the provider's group names it stands for.
+    pub fn external_names(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.credentials.iter().filter_map(|c| match &c.kind {
+            CredentialKind::Federated { issuer, subject, .. } => Some((issuer.as_str(), subject.as_str())),
+            _ => None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrincipalRecord {
     pub id: PrincipalId,
@@ -148,6 +159,14 @@ pub trait IdentityView {
     /// The service principal or managed identity with this client id.
     fn principal_by_app(&self, app_id: &[u8; 16]) -> Result<Option<PrincipalId>, ArcaError>;
     fn principals(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PrincipalRecord>, ArcaError>;
+    /// The user (or group) last given a federated credential for `issuer` and `subject`: it may have
+    /// lost it since, so the caller checks the record.
+    fn principal_by_external(
+        &self,
+        kind: PrincipalKind,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<PrincipalId>, ArcaError>;
     fn assignment(&self, id: &[u8; 16]) -> Result<Option<AssignmentRecord>, ArcaError>;
     /// The assignment of `role_id` to `principal` at `scope`, if there is one (there is at most one).
     fn assignment_of(

@@ -176,6 +176,19 @@ impl IdentityView for MemView {
         Ok(self.principals.values().find(|p| p.app_id.as_ref() == Some(app_id)).map(|p| p.id))
     }
 
+    fn principal_by_external(
+        &self,
+        kind: PrincipalKind,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<PrincipalId>, ArcaError> {
+        Ok(self
+            .principals
+            .values()
+            .find(|p| p.kind == kind && p.external_names().any(|n| n == (issuer, subject)))
+            .map(|p| p.id))
+    }
+
     fn principals(&self, after: Option<&[u8]>, limit: usize) -> Result<Page<PrincipalRecord>, ArcaError> {
         Ok(page_of(self.principals.iter().map(|(k, v)| (k.to_vec(), v.clone())), after, limit))
     }

@@ -60,6 +60,10 @@ pub struct AccessClaims {
     /// made with it must come over a connection that presented that certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// Arca groups (UUIDs) the principal is in by the `groups` claim of the provider it signed in
+    /// through (a user), beside those it is a member of in Arca.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grp: Vec<String>,
 }
 
 /// RFC 8705's confirmation claim: the SHA-256 thumbprint of the bound certificate.
@@ -198,6 +202,7 @@ mod tests {
             gen: 0,
             ver: TOKEN_VERSION.into(),
             cnf: None,
+            grp: vec![],
         }
     }
 

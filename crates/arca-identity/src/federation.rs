@@ -184,6 +184,19 @@ pub fn unverified_issuer(token: &str) -> Option<String> {
     serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("iss")?.as_str().map(str::to_owned)
 }
 
+/// The `iss` and `sub` a token claims, read without checking anything (to find the user whose
+/// credential it is then checked against; nothing else may rely on them).
+pub fn unverified_issuer_and_subject(token: &str) -> Option<(String, String)> {
+    if token.len() > CLIENT_ASSERTION_BYTES_MAX {
+        return None;
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
+    let text = |name: &str| claims.get(name)?.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    Some((text("iss")?, text("sub")?))
+}
+
 fn strings(value: Option<&serde_json::Value>) -> Option<Vec<String>> {
     match value {
         None => Some(Vec::new()),

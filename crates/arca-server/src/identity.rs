@@ -1,7 +1,7 @@
 //! Identity on the request path: the cluster's token keys, issuing access tokens at the token
 //! endpoint, and turning a presented access token into a caller.
 
-use arca_core::identity::{parse_uuid, PrincipalRecord};
+use arca_core::identity::{parse_uuid, PrincipalId, PrincipalRecord};
 use arca_crypto::cluster_pki::Ed25519Key;
 use arca_crypto::Entropy;
 use arca_identity::access_token::{self, AccessClaims, TokenKey, TOKEN_VERSION};
@@ -53,6 +53,7 @@ pub fn issue(
     now: i64,
     entropy: &dyn Entropy,
     bound_to: Option<&[u8; 32]>,
+    external_groups: &[PrincipalId],
 ) -> Result<Issued, ArcaError> {
     let der = keyspace
         .token_signing_key()?
@@ -75,6 +76,7 @@ pub fn issue(
         gen: principal.token_generation,
         ver: TOKEN_VERSION.to_owned(),
         cnf: bound_to.map(|thumbprint| arca_identity::Confirmation { x5t_s256: thumbprint_text(thumbprint) }),
+        grp: external_groups.iter().map(arca_core::identity::uuid).collect(),
     };
     Ok(Issued { token: access_token::issue(&key, &claims), expires, accessor: hex::encode(&jti[..8]) })
 }
@@ -117,9 +119,16 @@ pub fn principal_of_access_token(
         }
     }
     let method = *claims.amr.first().ok_or_else(|| unauthorized("the token is not valid"))?;
+    let mut groups = record.groups;
+    for group in &claims.grp {
+        let group = parse_uuid("grp", group).map_err(|_| unauthorized("the token is not valid"))?;
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
     Ok(Principal {
         accessor: hex::encode(&jti[..8]),
-        identity: Identity::Principal { id, kind: record.kind, groups: record.groups, app_id: record.app_id, method },
+        identity: Identity::Principal { id, kind: record.kind, groups, app_id: record.app_id, method },
     })
 }
 

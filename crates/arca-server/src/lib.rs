@@ -20,6 +20,7 @@ pub mod identity;
 pub mod key_use;
 pub mod keyspace;
 pub mod membership;
+pub mod providers;
 pub mod quorum;
 pub mod rate;
 pub mod root;

@@ -94,6 +94,8 @@ pub struct NodeParts {
     pub audit: Arc<dyn AuditSink>,
     pub credentials: Arc<NodeCredentials>,
     pub peer_certificates: Arc<dyn PeerCertificates>,
+    /// The keys of identity providers federated credentials trust by discovery.
+    pub provider_keys: Arc<dyn crate::providers::ProviderKeys>,
 }
 
 /// How a new node joins: a member's cluster address and the join token an operator minted for it.
@@ -420,7 +422,7 @@ pub async fn serve(
                 .max_decoding_message_size(BATCH_REQUEST_BYTES_MAX),
             api.clone(),
         ))
-        .add_service(Edge::new(AuthServiceServer::new(services::principals::Auth::new(api.clone())), api.clone()))
+        .add_service(Edge::new(AuthServiceServer::new(services::principals::Auth::new(api.clone(), parts.provider_keys.clone())), api.clone()))
         .add_service(Edge::new(PrincipalServiceServer::new(services::principals::Principals(api.clone())), api.clone()))
         .add_service(Edge::new(RoleServiceServer::new(services::roles::Roles(api.clone())), api.clone()))
         .add_service(Edge::new(AgentServiceServer::new(services::agents::Agents(api.clone())), api.clone()))

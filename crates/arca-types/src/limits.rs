@@ -102,6 +102,9 @@ pub const EXECUTABLE_PATH_BYTES_MAX: usize = 4096;
 /// Federated credentials one principal may hold (Azure's limit), the longest issuer, subject or
 /// audience one names, in characters, and the largest JWKS one keeps, in bytes.
 pub const FEDERATED_CREDENTIALS_MAX: usize = 20;
+/// Arca groups one access token may carry from the `groups` claim of a user's sign-in (each is a
+/// UUID in the token, which is at most `BEARER_TOKEN_BYTES_MAX`).
+pub const EXTERNAL_GROUPS_PER_TOKEN_MAX: usize = 32;
 pub const FEDERATED_FIELD_CHARS_MAX: usize = 600;
 pub const FEDERATED_JWKS_BYTES_MAX: usize = 16 * 1024;
 /// A federated credential request: a JWKS at its limit and the other fields.

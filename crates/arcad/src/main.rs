@@ -109,6 +109,10 @@ struct ServeArgs {
     /// `arca audit verify --cluster` can tell a log cut short or replaced.
     #[arg(long, default_value_t = arca_server::server::AUDIT_ANCHOR_INTERVAL_S_DEFAULT)]
     audit_anchor_interval_s: u64,
+    /// The CA certificates (PEM) trusted when fetching identity providers' discovery documents and
+    /// keys over HTTPS (default: the system's, /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long)]
+    oidc_ca_file: Option<PathBuf>,
     /// Lock memory so keys never reach swap: auto (when the process may), on (or refuse to start), off.
     #[arg(long, value_enum, default_value_t = hardening::MlockMode::Auto)]
     mlock: hardening::MlockMode,
@@ -288,6 +292,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         vault_suffix: args.vault_suffix,
         audit_anchor_interval_s: args.audit_anchor_interval_s,
         danger_clock_offset_file: danger_clock(args.danger_clock_offset_file),
+        oidc_ca_file: args.oidc_ca_file,
     };
     let node = node::start(config).await.map_err(anyhow::Error::msg).context("start the node")?;
     tracing::info!(api = %node.api_addr, cluster = %node.cluster_addr, "arcad is serving");
@@ -328,6 +333,7 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
         vault_suffix: "vault.arca.local".to_owned(),
         audit_anchor_interval_s: arca_server::server::AUDIT_ANCHOR_INTERVAL_S_DEFAULT,
         danger_clock_offset_file: None,
+        oidc_ca_file: None,
     };
     let node = node::start(config).await.map_err(anyhow::Error::msg).context("start the dev node")?;
     let engine = node.engine.clone();

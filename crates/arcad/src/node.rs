@@ -56,6 +56,22 @@ pub struct NodeConfig {
     pub audit_anchor_interval_s: u64,
     /// Testing only: shift this node's clock by the seconds written in this file.
     pub danger_clock_offset_file: Option<PathBuf>,
+    /// The CAs (PEM) trusted for identity providers' HTTPS (discovery and JWKS); default the system's.
+    pub oidc_ca_file: Option<PathBuf>,
+}
+
+/// Identity providers' keys, fetched over HTTPS trusting `ca_file` (or the system's CAs). A CA file
+/// that cannot be read stops the node; a missing system bundle only turns discovery off, as a node
+/// with no provider configured does not need it.
+fn provider_keys(ca_file: Option<&std::path::Path>) -> Result<Arc<dyn arca_server::providers::ProviderKeys>, String> {
+    match arca_oidc::HttpsClient::new(ca_file) {
+        Ok(client) => Ok(Arc::new(arca_oidc::JwksCache::new(client))),
+        Err(e) if ca_file.is_some() => Err(format!("--oidc-ca-file: {e}")),
+        Err(e) => {
+            tracing::warn!("identity providers' keys cannot be fetched by discovery: {e}");
+            Ok(Arc::new(arca_server::providers::NoProviders))
+        }
+    }
 }
 
 /// A running node.
@@ -110,6 +126,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         audit: Arc::new(FileAuditSink::new(config.audit_log.clone())),
         credentials,
         peer_certificates: Arc::new(TlsPeerCertificates),
+        provider_keys: provider_keys(config.oidc_ca_file.as_deref())?,
     };
     let options = NodeOptions {
         api_advertise: config.api_advertise.clone(),

@@ -395,6 +395,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                     audit: Arc::new(disk.audit.clone()),
                     credentials: Arc::new(credentials),
                     peer_certificates: peers,
+                    provider_keys: Arc::new(arca_server::providers::NoProviders),
                 };
                 let options = NodeOptions {
                     api_advertise: format!("{}:{API_PORT}", node_name(i)),

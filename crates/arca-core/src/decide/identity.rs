@@ -28,16 +28,27 @@ fn check_credential(
     now: i64,
 ) -> Result<(), ArcaError> {
     if let CredentialKind::Federated { name, issuer, subject, audiences, jwks } = &credential.kind {
-        if !matches!(record_kind, PrincipalKind::ServicePrincipal | PrincipalKind::ManagedIdentity) {
-            return Err(ArcaError::bad_parameter(
-                "id",
-                format!(
-                    "only a service principal or a managed identity trusts another provider; this is a {}",
-                    record_kind.azure_name()
-                ),
-            ));
+        if record_kind == PrincipalKind::Agent {
+            return Err(ArcaError::bad_parameter("id", "an agent signs in with its own certificate only"));
         }
-        check_federated(name, issuer, subject, audiences, jwks)?;
+        check_federated(record_kind, name, issuer, subject, audiences, jwks)?;
+        // A person or a provider's group is one Arca principal: the sign-in finds it by issuer and subject.
+        if matches!(record_kind, PrincipalKind::User | PrincipalKind::Group) {
+            if let Some(holder) = view.principal_by_external(record_kind, issuer, subject)? {
+                let still = view.principal(&holder)?.is_some_and(|p| p.external_names().any(|n| n == (issuer, subject)));
+                if still {
+                    return Err(ArcaError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "{} {} already stands for this issuer's {subject:?}; one {} per sign-in name",
+                            record_kind.azure_name(),
+                            uuid(&holder),
+                            record_kind.azure_name()
+                        ),
+                    ));
+                }
+            }
+        }
     } else if let CredentialKind::AgentBinding { agent, executable, .. } = &credential.kind {
         if record_kind != PrincipalKind::ManagedIdentity {
             return Err(ArcaError::bad_parameter(
@@ -234,8 +245,18 @@ pub fn register_agent_certificate(
 
 /// A federated credential's fields, as Azure bounds them: a name of 3-120 letters, digits, `-` and
 /// `_`; an issuer, a subject and exactly one audience of at most 600 characters; a JWKS of at most
-/// 16 KiB (its keys are read by the caller, who can parse it).
-fn check_federated(name: &str, issuer: &str, subject: &str, audiences: &[String], jwks: &str) -> Result<(), ArcaError> {
+/// 16 KiB (its keys are read by the caller, who can parse it), or none: the keys are then fetched
+/// by discovery from the issuer, which must be an `https://` URL. A group's credential names a
+/// value of the provider's `groups` claim as its subject, with no audience and no JWKS: the
+/// member's own sign-in is what is checked.
+fn check_federated(
+    kind: PrincipalKind,
+    name: &str,
+    issuer: &str,
+    subject: &str,
+    audiences: &[String],
+    jwks: &str,
+) -> Result<(), ArcaError> {
     let name_ok =
         (3..=120).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !name_ok {
@@ -250,6 +271,15 @@ fn check_federated(name: &str, issuer: &str, subject: &str, audiences: &[String]
             ));
         }
     }
+    if kind == PrincipalKind::Group {
+        if !audiences.is_empty() || !jwks.is_empty() {
+            return Err(ArcaError::bad_parameter(
+                "audiences",
+                "a group's federated credential names an issuer and a groups-claim value only (no audience, no JWKS)",
+            ));
+        }
+        return Ok(());
+    }
     let audience_ok = |a: &String| !a.is_empty() && a.chars().count() <= FEDERATED_FIELD_CHARS_MAX;
     if audiences.len() != 1 || !audiences.iter().all(audience_ok) {
         return Err(ArcaError::bad_parameter(
@@ -257,10 +287,17 @@ fn check_federated(name: &str, issuer: &str, subject: &str, audiences: &[String]
             format!("name exactly one audience of 1-{FEDERATED_FIELD_CHARS_MAX} characters"),
         ));
     }
-    if jwks.is_empty() || jwks.len() > FEDERATED_JWKS_BYTES_MAX {
+    if jwks.len() > FEDERATED_JWKS_BYTES_MAX {
         return Err(ArcaError::bad_parameter(
             "jwks_json",
-            format!("the provider's JWKS is required, at most {} KiB", FEDERATED_JWKS_BYTES_MAX / 1024),
+            format!("the provider's JWKS may be at most {} KiB", FEDERATED_JWKS_BYTES_MAX / 1024),
+        ));
+    }
+    let discoverable = issuer.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if jwks.is_empty() && !discoverable {
+        return Err(ArcaError::bad_parameter(
+            "jwks_json",
+            "give the provider's JWKS, or an https:// issuer whose keys Arca fetches by OIDC discovery",
         ));
     }
     Ok(())

@@ -7,6 +7,7 @@
 //! | `pr/` + principal id | principal record (credentials as keyed hashes or public keys) |
 //! | `pn/` + H(display name key) | principal id (names are unique) |
 //! | `pc/` + H(client id) | principal id (the token endpoint's lookup) |
+//! | `px/` + H(kind, issuer, subject) | the user or group holding that federated credential (a sign-in's lookup; checked against the record) |
 //! | `ra/` + assignment id | role assignment |
 //! | `rp/` + principal id + assignment id | the same assignment, by principal (every request's lookup) |
 //! | `rr/` + H(role id) + assignment id | nothing: "the role is assigned" |
@@ -18,7 +19,7 @@
 //! Principal and assignment ids appear in keys as they are (random, not names); every name, client
 //! id and role id is a keyed hash, and every record is sealed.
 
-use arca_core::identity::{AssignmentRecord, IdentityView, PrincipalId, PrincipalRecord};
+use arca_core::identity::{AssignmentRecord, IdentityView, PrincipalId, PrincipalKind, PrincipalRecord};
 use arca_core::view::Page;
 use arca_core::Mutation;
 use arca_crypto::Scope as Sealing;
@@ -32,6 +33,7 @@ use super::{storage, Keyspace, RecordingView};
 const PRINCIPAL: &[u8] = b"pr/";
 const PRINCIPAL_NAME: &[u8] = b"pn/";
 const PRINCIPAL_CLIENT: &[u8] = b"pc/";
+const PRINCIPAL_EXTERNAL: &[u8] = b"px/";
 const ASSIGNMENT: &[u8] = b"ra/";
 const ASSIGNMENT_BY_PRINCIPAL: &[u8] = b"rp/";
 const ASSIGNMENT_BY_ROLE: &[u8] = b"rr/";
@@ -58,6 +60,20 @@ impl Keyspace {
 
     fn principal_client_key(&self, app_id: &[u8; 16]) -> Vec<u8> {
         self.hashed(PRINCIPAL_CLIENT, Sealing::System, &format!("client-id:{}", hex::encode(app_id)))
+    }
+
+    fn principal_external_key(&self, kind: PrincipalKind, issuer: &str, subject: &str) -> Vec<u8> {
+        // Lengths first, so no issuer and subject run together into another pair.
+        let canonical = format!("external:{}:{}:{issuer}{subject}", kind.azure_name(), issuer.len());
+        self.hashed(PRINCIPAL_EXTERNAL, Sealing::System, &canonical)
+    }
+
+    /// The index entries of a user's or group's federated credentials.
+    fn external_keys(&self, p: &PrincipalRecord) -> Vec<Vec<u8>> {
+        if !matches!(p.kind, PrincipalKind::User | PrincipalKind::Group) {
+            return Vec::new();
+        }
+        p.external_names().map(|(issuer, subject)| self.principal_external_key(p.kind, issuer, subject)).collect()
     }
 
     fn assignment_key(id: &[u8; 16]) -> Vec<u8> {
@@ -121,6 +137,9 @@ impl Keyspace {
                 if let Some(app) = &p.app_id {
                     ops.push(self.put_sealed(self.principal_client_key(app), &p.id)?);
                 }
+                for key in self.external_keys(p) {
+                    ops.push(self.put_sealed(key, &p.id)?);
+                }
                 ops
             }
             Mutation::DeletePrincipal(p) => {
@@ -131,6 +150,7 @@ impl Keyspace {
                 if let Some(app) = &p.app_id {
                     ops.push(Op::Delete { key: self.principal_client_key(app) });
                 }
+                ops.extend(self.external_keys(p).into_iter().map(|key| Op::Delete { key }));
                 ops
             }
             Mutation::PutAssignment(a) => {
@@ -203,6 +223,21 @@ impl Keyspace {
             Some((_, id)) => self.principal(&id),
             None => Ok(None),
         }
+    }
+
+    /// The user (or group, by `kind`) that holds a federated credential for `issuer` and `subject`
+    /// now: the index names who was given it last, and the record says whether it still holds it.
+    pub fn principal_by_external(
+        &self,
+        kind: PrincipalKind,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<PrincipalRecord>, ArcaError> {
+        let key = self.principal_external_key(kind, issuer, subject);
+        let Some((_, id)) = self.read::<PrincipalId>(Sealing::System, &key)? else { return Ok(None) };
+        Ok(self
+            .principal(&id)?
+            .filter(|p| p.kind == kind && p.external_names().any(|n| n == (issuer, subject))))
     }
 
     /// Every assignment held directly by any of `principals`.
@@ -279,6 +314,15 @@ impl IdentityView for RecordingView<'_> {
         self.scan_ids(PRINCIPAL, 16, after, limit)
     }
 
+    fn principal_by_external(
+        &self,
+        kind: PrincipalKind,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<PrincipalId>, ArcaError> {
+        self.read(Sealing::System, self.keyspace.principal_external_key(kind, issuer, subject))
+    }
+
     fn assignment(&self, id: &[u8; 16]) -> Result<Option<AssignmentRecord>, ArcaError> {
         self.read(Sealing::System, Keyspace::assignment_key(id))
     }
@@ -342,7 +386,6 @@ impl IdentityView for RecordingView<'_> {
 mod tests {
     use std::sync::Arc;
 
-    use arca_core::identity::PrincipalKind;
     use arca_core::{decide, Command, Sku, Tags};
     use arca_crypto::{Barrier, Keyring, OsEntropy};
     use arca_storage::mem::MemState;

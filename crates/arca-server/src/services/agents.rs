@@ -198,6 +198,7 @@ impl AgentService for Agents {
                 now,
                 entropy.as_ref(),
                 None,
+                &[],
             )?;
             // The response record names the identity the token was issued to (and under which token id).
             call.identify_as(Principal {

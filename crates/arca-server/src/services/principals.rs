@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arca_core::identity::{parse_uuid, uuid, Credential, CredentialKind, IdentityView, PrincipalKind, PrincipalRecord};
+use arca_core::identity::{
+    parse_uuid, uuid, Credential, CredentialKind, IdentityView, PrincipalId, PrincipalKind, PrincipalRecord,
+};
 use arca_core::{Command, Outcome};
 use arca_identity::{client_assertion, client_secret, AuthMethod};
 use arca_proto::v1 as pb;
@@ -21,20 +23,24 @@ use crate::keyspace::Keyspace;
 /// The audience a federated credential names when none is given (Azure's is api://AzureADTokenExchange).
 pub const FEDERATED_AUDIENCE_DEFAULT: &str = "api://ArcaTokenExchange";
 
-/// The only grant the token endpoint takes.
+/// An application's grant (RFC 6749 §4.4).
 const CLIENT_CREDENTIALS: &str = "client_credentials";
+/// A person's grant (RFC 7523 §2.1): the ID token a trusted provider issued them.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// The token endpoint. It needs no token, so every request is first taken from a rate limit.
 pub struct Auth {
     api: Arc<Api>,
     rate: crate::rate::RateLimit,
+    provider_keys: Arc<dyn crate::providers::ProviderKeys>,
 }
 
 impl Auth {
-    pub fn new(api: Arc<Api>) -> Self {
+    pub fn new(api: Arc<Api>, provider_keys: Arc<dyn crate::providers::ProviderKeys>) -> Self {
         Self {
             api,
             rate: crate::rate::RateLimit::new("token requests", TOKEN_REQUESTS_PER_S_MAX, TOKEN_REQUESTS_BURST_MAX),
+            provider_keys,
         }
     }
 }
@@ -525,10 +531,17 @@ impl PrincipalService for Principals {
                     format!("the JWKS is larger than {} KiB", FEDERATED_JWKS_BYTES_MAX / 1024),
                 ));
             }
-            arca_identity::federation::parse_jwks(&r.jwks_json)
-                .map_err(|e| ArcaError::bad_parameter("jwks_json", e.to_string()))?;
-            let audiences =
-                if r.audiences.is_empty() { vec![FEDERATED_AUDIENCE_DEFAULT.to_owned()] } else { r.audiences };
+            // No JWKS: the keys are fetched by discovery from the issuer when a token comes.
+            if !r.jwks_json.is_empty() {
+                arca_identity::federation::parse_jwks(&r.jwks_json)
+                    .map_err(|e| ArcaError::bad_parameter("jwks_json", e.to_string()))?;
+            }
+            // A group stands for a value of the groups claim: it has no audience of its own.
+            let audiences = match (target.kind, r.audiences.is_empty()) {
+                (PrincipalKind::Group, true) => Vec::new(),
+                (_, true) => vec![FEDERATED_AUDIENCE_DEFAULT.to_owned()],
+                (_, false) => r.audiences,
+            };
             let now = self.0.engine.clock.now_unix();
             let kind = CredentialKind::Federated {
                 name: r.name,
@@ -729,14 +742,15 @@ impl Auth {
     }
 
     /// Checks a token another identity provider issued against the principal's federated credentials
-    /// for its issuer: signed by a key of the credential's JWKS, for its subject and audience, not
-    /// expired. Any failure is the same `INVALID_CLIENT`.
-    fn federated_matches(
+    /// for its issuer: signed by a key of the credential's JWKS (or, when it names none, of the keys
+    /// the issuer publishes by discovery), for its subject and audience, not expired. Any failure is
+    /// the same `INVALID_CLIENT`.
+    async fn federated_matches(
         &self,
         principal: Option<&PrincipalRecord>,
         token: &str,
         issuer: &str,
-    ) -> Result<(), ArcaError> {
+    ) -> Result<arca_identity::federation::ExternalClaims, ArcaError> {
         use arca_identity::federation;
         let now = self.api.engine.clock.now_unix();
         let credentials = principal.map(|p| p.credentials.as_slice()).unwrap_or_default();
@@ -747,16 +761,103 @@ impl Auth {
             if trusted != issuer {
                 continue;
             }
-            let checked = federation::parse_jwks(jwks).and_then(|keys| federation::verify(token, &keys, trusted, now));
+            let checked = if jwks.is_empty() {
+                self.provider_keys.verify(token, trusted, now).await
+            } else {
+                federation::parse_jwks(jwks)
+                    .and_then(|keys| federation::verify(token, &keys, trusted, now))
+                    .map_err(|e| e.to_string())
+            };
             match checked {
                 Ok(claims) if &claims.sub == subject && claims.aud.iter().any(|a| audiences.contains(a)) => {
-                    return Ok(())
+                    return Ok(claims)
                 }
                 Ok(_) => tracing::debug!("a federated token's subject or audience matched no credential"),
                 Err(e) => tracing::debug!("a federated token was refused: {e}"),
             }
         }
         Err(invalid_client())
+    }
+
+    /// A person's sign-in: the ID token `assertion` from a provider that a user's federated
+    /// credential trusts for the token's subject. Returns the user, and the Arca groups that stand
+    /// for the token's `groups` claim values at that provider. Any failure is `INVALID_CLIENT`.
+    async fn user_matches(&self, assertion: &str) -> Result<(Keyspace, PrincipalRecord, Vec<PrincipalId>), ArcaError> {
+        if assertion.is_empty() {
+            return Err(ArcaError::bad_parameter("assertion", "send the provider's ID token as the assertion"));
+        }
+        let (issuer, subject) =
+            arca_identity::federation::unverified_issuer_and_subject(assertion).ok_or_else(invalid_client)?;
+        // A credential deleted (or a user deleted) before this request started counts.
+        self.api.engine.read_barrier(Consistency::Linearizable).await?;
+        let keyspace = self.api.engine.seal.keyspace()?;
+        let user = keyspace.principal_by_external(PrincipalKind::User, &issuer, &subject)?;
+        let claims = self.federated_matches(user.as_ref(), assertion, &issuer).await?;
+        let user = user.ok_or_else(invalid_client)?;
+        let mut groups: Vec<PrincipalId> = Vec::new();
+        for name in &claims.groups {
+            if let Some(group) = keyspace.principal_by_external(PrincipalKind::Group, &issuer, name)? {
+                if !groups.contains(&group.id) {
+                    groups.push(group.id);
+                }
+            }
+        }
+        if groups.len() > EXTERNAL_GROUPS_PER_TOKEN_MAX {
+            return Err(ArcaError::bad_parameter(
+                "assertion",
+                format!(
+                    "the sign-in's groups claim stands for more than {EXTERNAL_GROUPS_PER_TOKEN_MAX} Arca groups; an \
+                     access token carries at most that many (assign roles to fewer, larger groups)"
+                ),
+            ));
+        }
+        Ok((keyspace, user, groups))
+    }
+
+    /// Signs the access token a sign-in won, and says who the call turned out to be.
+    #[allow(clippy::too_many_arguments)]
+    async fn grant(
+        &self,
+        call: &mut Call,
+        keyspace: Keyspace,
+        principal: &PrincipalRecord,
+        method: AuthMethod,
+        lifetime: i64,
+        bound_to: Option<[u8; 32]>,
+        groups: &[PrincipalId],
+    ) -> Result<pb::TokenResponse, ArcaError> {
+        let keyspace = self.ensure_token_key(keyspace).await?;
+        let now = self.api.engine.clock.now_unix();
+        let entropy = self.api.engine.seal.entropy();
+        let issued = crate::identity::issue(
+            &keyspace,
+            principal,
+            method,
+            lifetime,
+            now,
+            entropy.as_ref(),
+            bound_to.as_ref(),
+            groups,
+        )?;
+        let mut all_groups = principal.groups.clone();
+        all_groups.extend(groups.iter().filter(|g| !principal.groups.contains(g)));
+        call.identify_as(Principal {
+            accessor: issued.accessor.clone(),
+            identity: Identity::Principal {
+                id: principal.id,
+                kind: principal.kind,
+                groups: all_groups,
+                app_id: principal.app_id,
+                method,
+            },
+        });
+        let (token, expires) = (issued.token, issued.expires);
+        Ok(pb::TokenResponse {
+            access_token: token,
+            token_type: "Bearer".to_owned(),
+            expires_in: expires - now,
+            expires_on: ts(expires),
+        })
     }
 
     /// The cluster's token key, made now if the cluster was initialized before access tokens existed.
@@ -779,10 +880,29 @@ impl AuthService for Auth {
         let presented = call.peer_certificate.clone();
         let r = request.into_inner();
         let result = async {
+            if r.grant_type == JWT_BEARER {
+                let lifetime = lifetime(r.lifetime.as_ref())?;
+                let other = [&r.client_id, &r.client_secret, &r.client_assertion, &r.client_assertion_type];
+                if other.iter().any(|f| !f.is_empty()) {
+                    return Err(ArcaError::bad_parameter(
+                        "client_id",
+                        "a person's sign-in sends the provider's ID token as assertion, and no client fields",
+                    ));
+                }
+                self.rate.admit()?;
+                let (keyspace, user, groups) = self.user_matches(&r.assertion).await?;
+                return self.grant(&mut call, keyspace, &user, AuthMethod::Federated, lifetime, None, &groups).await;
+            }
             if r.grant_type != CLIENT_CREDENTIALS {
                 return Err(ArcaError::bad_parameter(
                     "grant_type",
-                    format!("unsupported_grant_type: use \"{CLIENT_CREDENTIALS}\""),
+                    format!("unsupported_grant_type: use \"{CLIENT_CREDENTIALS}\" or \"{JWT_BEARER}\""),
+                ));
+            }
+            if !r.assertion.is_empty() {
+                return Err(ArcaError::bad_parameter(
+                    "assertion",
+                    format!("assertion goes with grant_type \"{JWT_BEARER}\"; an application sends client_assertion"),
                 ));
             }
             let lifetime = lifetime(r.lifetime.as_ref())?;
@@ -828,7 +948,7 @@ impl AuthService for Auth {
                 .filter(|iss| iss != &client_id)
             {
                 // Not the client's own assertion: a token another provider issued, for a federated credential.
-                self.federated_matches(principal.as_ref(), &r.client_assertion, &issuer)?;
+                self.federated_matches(principal.as_ref(), &r.client_assertion, &issuer).await?;
                 AuthMethod::Federated
             } else if by_assertion {
                 let accepted =
@@ -845,35 +965,7 @@ impl AuthService for Auth {
                 AuthMethod::ClientSecret
             };
             let principal = principal.ok_or_else(invalid_client)?;
-            let keyspace = self.ensure_token_key(keyspace).await?;
-            let now = self.api.engine.clock.now_unix();
-            let entropy = self.api.engine.seal.entropy();
-            let issued = crate::identity::issue(
-                &keyspace,
-                &principal,
-                method,
-                lifetime,
-                now,
-                entropy.as_ref(),
-                bound_to.as_ref(),
-            )?;
-            call.identify_as(Principal {
-                accessor: issued.accessor.clone(),
-                identity: Identity::Principal {
-                    id: principal.id,
-                    kind: principal.kind,
-                    groups: principal.groups.clone(),
-                    app_id: principal.app_id,
-                    method,
-                },
-            });
-            let (token, expires) = (issued.token, issued.expires);
-            Ok(pb::TokenResponse {
-                access_token: token,
-                token_type: "Bearer".to_owned(),
-                expires_in: expires - now,
-                expires_on: ts(expires),
-            })
+            self.grant(&mut call, keyspace, &principal, method, lifetime, bound_to, &[]).await
         }
         .await;
         self.api.finish(call, result)
