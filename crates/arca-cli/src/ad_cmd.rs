@@ -98,8 +98,9 @@ pub enum FederatedCmd {
         #[arg(long)]
         audience: Option<String>,
         /// The provider's public keys as a JWKS file (e.g. from `kubectl get --raw /openid/v1/jwks`).
+        /// Without it, every node fetches the issuer's keys by OIDC discovery (an https:// issuer).
         #[arg(long)]
-        jwks_file: PathBuf,
+        jwks_file: Option<PathBuf>,
     },
     List {
         #[arg(long)]
@@ -135,9 +136,16 @@ pub enum CredentialCmd {
 
 #[derive(Subcommand)]
 pub enum GroupCmd {
+    /// A group; with --issuer and --external-name, it also holds every user who signs in through
+    /// that provider with the name in their token's groups claim.
     Create {
         #[arg(long)]
         display_name: String,
+        #[arg(long, requires = "external_name")]
+        issuer: Option<String>,
+        /// A value of the provider's groups claim.
+        #[arg(long, requires = "issuer")]
+        external_name: Option<String>,
     },
     List,
     Show {
@@ -172,9 +180,20 @@ pub enum MemberCmd {
 
 #[derive(Subcommand)]
 pub enum UserCmd {
+    /// A person; with --issuer and --subject, one who signs in (arca login) through that OpenID
+    /// Connect provider as that subject.
     Create {
         #[arg(long)]
         display_name: String,
+        /// The provider's issuer URL (https://; its keys are fetched by discovery).
+        #[arg(long, requires = "subject")]
+        issuer: Option<String>,
+        /// The person's sub claim at the provider.
+        #[arg(long, requires = "issuer")]
+        subject: Option<String>,
+        /// The client id `arca login` uses at the provider (the ID token's audience).
+        #[arg(long, default_value = "arca")]
+        audience: String,
     },
     List,
     Delete {
@@ -457,8 +476,10 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
             SpCmd::FederatedCredential {
                 command: FederatedCmd::Create { id, name, issuer, subject, audience, jwks_file },
             } => {
-                let jwks_json =
-                    std::fs::read_to_string(&jwks_file).with_context(|| format!("read {}", jwks_file.display()))?;
+                let jwks_json = match &jwks_file {
+                    Some(file) => std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?,
+                    None => String::new(),
+                };
                 let request = pb::AddFederatedCredentialRequest {
                     id,
                     name,
@@ -499,9 +520,22 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
             },
         },
         AdCmd::Group { command } => match command {
-            GroupCmd::Create { display_name } => principal(
-                &create(client, pb::PrincipalKind::Group, display_name, false, 0).await?.principal.unwrap_or_default(),
-            ),
+            GroupCmd::Create { display_name, issuer, external_name } => {
+                let group = create(client, pb::PrincipalKind::Group, display_name, false, 0).await?.principal;
+                let group = group.unwrap_or_default();
+                if let (Some(issuer), Some(subject)) = (issuer, external_name) {
+                    let request = pb::AddFederatedCredentialRequest {
+                        id: group.id.clone(),
+                        name: "external-group".into(),
+                        issuer,
+                        subject,
+                        audiences: vec![],
+                        jwks_json: String::new(),
+                    };
+                    p.add_federated_credential(request).await.map_err(err).context("link the provider's group")?;
+                }
+                principal(&group)
+            }
             GroupCmd::List => list(client, pb::PrincipalKind::Group).await?,
             GroupCmd::Show { group } => {
                 principal(&p.get_principal(pb::GetPrincipalRequest { id: group }).await.map_err(err)?.into_inner())
@@ -526,9 +560,22 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
             },
         },
         AdCmd::User { command } => match command {
-            UserCmd::Create { display_name } => principal(
-                &create(client, pb::PrincipalKind::User, display_name, false, 0).await?.principal.unwrap_or_default(),
-            ),
+            UserCmd::Create { display_name, issuer, subject, audience } => {
+                let user = create(client, pb::PrincipalKind::User, display_name, false, 0).await?.principal;
+                let user = user.unwrap_or_default();
+                if let (Some(issuer), Some(subject)) = (issuer, subject) {
+                    let request = pb::AddFederatedCredentialRequest {
+                        id: user.id.clone(),
+                        name: "sign-in".into(),
+                        issuer,
+                        subject,
+                        audiences: vec![audience],
+                        jwks_json: String::new(),
+                    };
+                    p.add_federated_credential(request).await.map_err(err).context("link the sign-in")?;
+                }
+                principal(&user)
+            }
             UserCmd::List => list(client, pb::PrincipalKind::User).await?,
             UserCmd::Delete { id } => {
                 p.delete_principal(pb::DeletePrincipalRequest { id }).await.map_err(err)?;

@@ -2,13 +2,15 @@
 //!
 //! Connection settings come from flags or `ARCA_ADDR` and `ARCA_CACERT`; credentials from `--token`,
 //! or as Azure's `DefaultAzureCredential` finds them: `ARCA_TOKEN`, else `ARCA_CLIENT_ID` with
-//! `ARCA_CLIENT_SECRET` (exchanged for an access token at the token endpoint).
+//! `ARCA_CLIENT_SECRET` or a certificate (exchanged for an access token at the token endpoint), else
+//! the local `arca agent`, else the sign-in `arca login` cached.
 #![forbid(unsafe_code)]
 
 mod ad_cmd;
 mod agent_cmd;
 mod audit_cmd;
 mod key_cmd;
+mod login_cmd;
 mod output;
 
 use std::collections::HashMap;
@@ -92,6 +94,11 @@ enum Top {
         #[command(subcommand)]
         command: agent_cmd::AccountCmd,
     },
+    /// Sign in as a person through an OpenID Connect provider (device code), and keep the sign-in
+    /// for later commands (like `az login --use-device-code`).
+    Login(login_cmd::LoginArgs),
+    /// Forget the cached sign-in.
+    Logout,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -547,6 +554,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(token) => Some(arca_client::Credential::Token(token.clone())),
         // The agent itself signs in with its own certificate.
         None if matches!(cli.command, Top::Agent { command: agent_cmd::AgentCmd::Run { .. } }) => None,
+        // Signing in (or out) uses no earlier sign-in.
+        None if matches!(cli.command, Top::Login(_) | Top::Logout) => None,
         None => arca_client::Credential::from_env(),
     };
     let client = match credential {
@@ -570,6 +579,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Top::Agent { command } => agent_cmd::agent(&client, &options, command, f).await,
         Top::Identity { command } => agent_cmd::identity(&client, command, f).await,
         Top::Account { command } => agent_cmd::account(&client, command, f).await,
+        Top::Login(args) => login_cmd::login(&client, &cli.addr, args, f).await,
+        Top::Logout => login_cmd::logout(f),
     }
 }
 

@@ -34,6 +34,9 @@ pub enum Credential {
     /// rotates it) and sent as the client assertion of `client_id`, whose federated credential
     /// trusts that provider.
     FederatedToken { client_id: String, token_file: std::path::PathBuf },
+    /// A person's sign-in cached by `arca login` (see [`crate::login`]): its access token while it
+    /// lasts, then renewed with the provider's refresh token and exchanged again.
+    CachedLogin { path: std::path::PathBuf },
 }
 
 impl std::fmt::Debug for Credential {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Credential {
                     token_file.display()
                 )
             }
+            Credential::CachedLogin { path } => write!(f, "Credential::CachedLogin {{ path: {} }}", path.display()),
         }
     }
 }
@@ -90,14 +94,16 @@ pub const AGENT_SOCKET_DEFAULT: &str = "/run/arca/agent.sock";
 impl Credential {
     /// The first credential the environment offers: `ARCA_TOKEN`, else `ARCA_CLIENT_ID` with
     /// `ARCA_CLIENT_SECRET`, else `ARCA_CLIENT_ID` with `ARCA_CLIENT_CERTIFICATE_PATH`, else the
-    /// local agent (`ARCA_IDENTITY_ENDPOINT`, or its default socket if it exists). `None` when there
-    /// is none of them.
+    /// local agent (`ARCA_IDENTITY_ENDPOINT`, or its default socket if it exists), else a cached
+    /// `arca login`. `None` when there is none of them.
     pub fn from_env() -> Option<Self> {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         if let Some(token) = var(ENV_TOKEN) {
             return Some(Credential::Token(token));
         }
-        let Some(client_id) = var(ENV_CLIENT_ID) else { return Self::managed_identity(false) };
+        let Some(client_id) = var(ENV_CLIENT_ID) else {
+            return Self::managed_identity(false).or_else(Self::cached_login);
+        };
         if let Some(secret) = var(ENV_CLIENT_SECRET) {
             return Some(Credential::ClientSecret { client_id, secret: zeroize::Zeroizing::new(secret) });
         }
@@ -124,6 +130,11 @@ impl Credential {
         }
         let socket = std::path::PathBuf::from(AGENT_SOCKET_DEFAULT);
         (always || socket.exists()).then_some(Credential::ManagedIdentity { socket, client_id })
+    }
+
+    /// The sign-in `arca login` cached, when there is one.
+    pub fn cached_login() -> Option<Self> {
+        crate::login::path().filter(|p| p.exists()).map(|path| Credential::CachedLogin { path })
     }
 
     /// Whether the credential is exchanged at the token endpoint (and so needs TLS and a first call).
@@ -219,6 +230,7 @@ pub(crate) async fn fetch(
         Credential::ManagedIdentity { socket, client_id } => {
             return from_agent(socket, client_id.as_deref()).await;
         }
+        Credential::CachedLogin { path } => return from_login(client, path).await,
         Credential::FederatedToken { client_id, token_file } => {
             let token = std::fs::read_to_string(token_file)
                 .map_err(|e| crate::ClientError::local(format!("read {}: {e}", token_file.display())))?;
@@ -229,6 +241,66 @@ pub(crate) async fn fetch(
     }
     let response = client.auth().token(request).await?.into_inner();
     Ok((response.access_token, Duration::from_secs(response.expires_in.max(1) as u64)))
+}
+
+/// A cached access token is used while it has at least this long left, in seconds.
+const LOGIN_TOKEN_MARGIN_S: i64 = 60;
+
+fn sign_in_again(why: String) -> crate::ClientError {
+    crate::ClientError { code: tonic::Code::Unauthenticated, reason: None, azure_code: None, message: why }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Exchanges a provider's ID token for an Arca access token (a person's sign-in); returns the
+/// token and its lifetime in seconds.
+pub async fn exchange_id_token(
+    client: &crate::ArcaClient,
+    id_token: &str,
+) -> Result<(String, i64), crate::ClientError> {
+    let request = pb::TokenRequest {
+        grant_type: crate::login::JWT_BEARER_GRANT.into(),
+        assertion: id_token.to_owned(),
+        ..Default::default()
+    };
+    let response = client.auth().token(request).await?.into_inner();
+    Ok((response.access_token, response.expires_in.max(1)))
+}
+
+/// The cached sign-in's token, renewed through the provider when it is about to run out.
+async fn from_login(
+    client: &crate::ArcaClient,
+    path: &std::path::Path,
+) -> Result<(String, Duration), crate::ClientError> {
+    let mut login = crate::login::load(path)
+        .map_err(sign_in_again)?
+        .ok_or_else(|| sign_in_again("there is no cached sign-in; run arca login".into()))?;
+    let now = unix_now();
+    if login.expires_on - now > LOGIN_TOKEN_MARGIN_S {
+        return Ok((login.access_token.clone(), Duration::from_secs((login.expires_on - now) as u64)));
+    }
+    let refresh = login
+        .refresh_token
+        .clone()
+        .ok_or_else(|| sign_in_again("the cached sign-in has expired; run arca login again".into()))?;
+    let renew = async {
+        let https = arca_oidc::HttpsClient::new(login.ca_file.as_deref())?;
+        let provider = arca_oidc::device::discover(&https, &login.issuer).await?;
+        arca_oidc::device::refresh(&https, &provider, &login.client_id, &refresh).await
+    };
+    let tokens = renew.await.map_err(|e| {
+        sign_in_again(format!("the identity provider did not renew the sign-in ({e}); run arca login again"))
+    })?;
+    let (token, lifetime) = exchange_id_token(client, &tokens.id_token).await?;
+    login.access_token = token.clone();
+    login.expires_on = now + lifetime;
+    if tokens.refresh_token.is_some() {
+        login.refresh_token = tokens.refresh_token;
+    }
+    crate::login::save(path, &login).map_err(crate::ClientError::local)?;
+    Ok((token, Duration::from_secs(lifetime as u64)))
 }
 
 /// Largest answer read from the agent, in bytes.

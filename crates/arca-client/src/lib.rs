@@ -5,6 +5,7 @@
 
 pub mod credential;
 pub mod jwk;
+pub mod login;
 pub mod retry;
 
 pub use credential::Credential;

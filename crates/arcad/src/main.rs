@@ -35,6 +35,9 @@ enum Command {
         api_addr: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:8201")]
         cluster_addr: SocketAddr,
+        /// The CAs (PEM) trusted for identity providers' HTTPS (default: the system's).
+        #[arg(long)]
+        oidc_ca_file: Option<PathBuf>,
     },
     /// Start a cluster node.
     Serve(Box<ServeArgs>),
@@ -154,7 +157,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
     runtime.block_on(async {
         match cli.command {
-            Command::Dev { data_dir, api_addr, cluster_addr } => dev(data_dir, api_addr, cluster_addr).await,
+            Command::Dev { data_dir, api_addr, cluster_addr, oidc_ca_file } => {
+                dev(data_dir, api_addr, cluster_addr, oidc_ca_file).await
+            }
             Command::Serve(args) => serve(*args).await,
             Command::GenCerts { out, names, hosts } => gen_certs(&out, &names, &hosts),
         }
@@ -307,7 +312,12 @@ fn default_dev_dir() -> PathBuf {
     }
 }
 
-async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: SocketAddr) -> anyhow::Result<()> {
+async fn dev(
+    data_dir: Option<PathBuf>,
+    api_addr: SocketAddr,
+    cluster_addr: SocketAddr,
+    oidc_ca_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let dir = data_dir.unwrap_or_else(default_dev_dir);
     let tls_dir = dir.join("tls");
     if !tls_dir.join("ca.pem").exists() {
@@ -333,7 +343,7 @@ async fn dev(data_dir: Option<PathBuf>, api_addr: SocketAddr, cluster_addr: Sock
         vault_suffix: "vault.arca.local".to_owned(),
         audit_anchor_interval_s: arca_server::server::AUDIT_ANCHOR_INTERVAL_S_DEFAULT,
         danger_clock_offset_file: None,
-        oidc_ca_file: None,
+        oidc_ca_file,
     };
     let node = node::start(config).await.map_err(anyhow::Error::msg).context("start the dev node")?;
     let engine = node.engine.clone();
