@@ -30,9 +30,8 @@ pub struct LoginArgs {
 
 pub async fn login(client: &ArcaClient, endpoint: &str, args: LoginArgs, f: Format) -> anyhow::Result<()> {
     let https = arca_oidc::HttpsClient::new(args.ca_file.as_deref())?;
-    let provider = arca_oidc::device::discover(&https, &args.issuer)
-        .await
-        .context("read the provider's discovery document")?;
+    let provider =
+        arca_oidc::device::discover(&https, &args.issuer).await.context("read the provider's discovery document")?;
     let code = arca_oidc::device::start(&https, &provider, &args.client_id, &args.scope)
         .await
         .context("ask the provider for a device code")?;

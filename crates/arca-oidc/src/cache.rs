@@ -180,7 +180,9 @@ mod tests {
                 return Err(OidcError::Unreachable { url: url.into(), why: "down".into() });
             }
             if url.ends_with("/.well-known/openid-configuration") {
-                return Ok(json!({ "issuer": ISSUER, "jwks_uri": "https://idp.example/keys" }).to_string().into_bytes());
+                return Ok(json!({ "issuer": ISSUER, "jwks_uri": "https://idp.example/keys" })
+                    .to_string()
+                    .into_bytes());
             }
             self.fetches.fetch_add(1, Ordering::SeqCst);
             let keys: Vec<_> = self

@@ -50,9 +50,8 @@ pub fn parse(issuer: &str, body: &[u8]) -> Result<ProviderMetadata, OidcError> {
         return Err(bad("the discovery document names another issuer"));
     }
     let jwks_uri = raw.jwks_uri.ok_or_else(|| bad("the discovery document has no jwks_uri"))?;
-    for url in [Some(&jwks_uri), raw.device_authorization_endpoint.as_ref(), raw.token_endpoint.as_ref()]
-        .into_iter()
-        .flatten()
+    for url in
+        [Some(&jwks_uri), raw.device_authorization_endpoint.as_ref(), raw.token_endpoint.as_ref()].into_iter().flatten()
     {
         parse_url(url).map_err(|_| bad("an endpoint of the discovery document is not an https URL"))?;
     }
@@ -73,7 +72,10 @@ mod tests {
     #[test]
     fn the_document_is_where_the_specification_puts_it() {
         assert_eq!(discovery_url(ISSUER).unwrap(), "https://idp.example/tenant/.well-known/openid-configuration");
-        assert_eq!(discovery_url("https://idp.example/").unwrap(), "https://idp.example/.well-known/openid-configuration");
+        assert_eq!(
+            discovery_url("https://idp.example/").unwrap(),
+            "https://idp.example/.well-known/openid-configuration"
+        );
         assert!(discovery_url("http://idp.example").is_err());
         assert!(discovery_url("https://idp.example/?x=1").is_err());
     }

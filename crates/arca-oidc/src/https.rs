@@ -224,9 +224,15 @@ mod tests {
     #[test]
     fn only_https_urls_with_a_host_are_taken() {
         let t = parse_url("https://idp.example:8443/.well-known/openid-configuration").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("idp.example", 8443, "/.well-known/openid-configuration"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("idp.example", 8443, "/.well-known/openid-configuration")
+        );
         assert_eq!(parse_url("https://127.0.0.1").unwrap().path, "/");
-        assert_eq!(parse_url("https://[::1]:9/x?y=1").unwrap(), Target { host: "::1".into(), port: 9, path: "/x?y=1".into() });
+        assert_eq!(
+            parse_url("https://[::1]:9/x?y=1").unwrap(),
+            Target { host: "::1".into(), port: 9, path: "/x?y=1".into() }
+        );
         for bad in ["http://idp.example/", "https:///x", "ftp://a/", "https://user@idp.example/", "idp.example", ""] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
@@ -235,10 +241,7 @@ mod tests {
     #[test]
     fn forms_round_trip() {
         let body = format!("{}={}&b={}", encode("a b"), encode("x&y=z%é"), encode(""));
-        assert_eq!(
-            decode_form(&body),
-            vec![("a b".into(), "x&y=z%é".into()), ("b".into(), String::new())]
-        );
+        assert_eq!(decode_form(&body), vec![("a b".into(), "x&y=z%é".into()), ("b".into(), String::new())]);
         assert_eq!(decode_form("k=%zz&j=%4"), vec![("k".into(), "%zz".into()), ("j".into(), "%4".into())]);
     }
 

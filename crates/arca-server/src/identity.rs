@@ -44,17 +44,21 @@ pub struct Issued {
     pub accessor: String,
 }
 
-/// Signs an access token for `principal`, valid from `now` for `lifetime` seconds.
-pub fn issue(
-    keyspace: &Keyspace,
-    principal: &PrincipalRecord,
-    method: AuthMethod,
-    lifetime: i64,
-    now: i64,
-    entropy: &dyn Entropy,
-    bound_to: Option<&[u8; 32]>,
-    external_groups: &[PrincipalId],
-) -> Result<Issued, ArcaError> {
+/// What an access token is issued for.
+pub struct Grant<'a> {
+    pub principal: &'a PrincipalRecord,
+    pub method: AuthMethod,
+    /// In seconds from now.
+    pub lifetime: i64,
+    /// The certificate (its SHA-256) the token is bound to, for a sign-in over mutual TLS.
+    pub bound_to: Option<&'a [u8; 32]>,
+    /// Arca groups a provider's groups claim made the principal a member of (a user's sign-in).
+    pub external_groups: &'a [PrincipalId],
+}
+
+/// Signs an access token for `grant`, valid from `now`.
+pub fn issue(keyspace: &Keyspace, grant: Grant<'_>, now: i64, entropy: &dyn Entropy) -> Result<Issued, ArcaError> {
+    let Grant { principal, method, lifetime, bound_to, external_groups } = grant;
     let der = keyspace
         .token_signing_key()?
         .ok_or_else(|| ArcaError::unavailable("the cluster has no token key yet; retry"))?;

@@ -19,7 +19,9 @@ pub trait ProviderKeys: Send + Sync {
 
 impl<F: arca_oidc::Fetch + 'static> ProviderKeys for arca_oidc::JwksCache<F> {
     fn verify<'a>(&'a self, token: &'a str, issuer: &'a str, now_unix: i64) -> Verifying<'a> {
-        Box::pin(async move { arca_oidc::JwksCache::verify(self, token, issuer, now_unix).await.map_err(|e| e.to_string()) })
+        Box::pin(
+            async move { arca_oidc::JwksCache::verify(self, token, issuer, now_unix).await.map_err(|e| e.to_string()) },
+        )
     }
 }
 

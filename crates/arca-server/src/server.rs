@@ -422,7 +422,10 @@ pub async fn serve(
                 .max_decoding_message_size(BATCH_REQUEST_BYTES_MAX),
             api.clone(),
         ))
-        .add_service(Edge::new(AuthServiceServer::new(services::principals::Auth::new(api.clone(), parts.provider_keys.clone())), api.clone()))
+        .add_service(Edge::new(
+            AuthServiceServer::new(services::principals::Auth::new(api.clone(), parts.provider_keys.clone())),
+            api.clone(),
+        ))
         .add_service(Edge::new(PrincipalServiceServer::new(services::principals::Principals(api.clone())), api.clone()))
         .add_service(Edge::new(RoleServiceServer::new(services::roles::Roles(api.clone())), api.clone()))
         .add_service(Edge::new(AgentServiceServer::new(services::agents::Agents(api.clone())), api.clone()))

@@ -85,6 +85,8 @@ pub struct TestCluster {
     pub distinct_ips: bool,
     /// iptables rules this cluster added, removed by [`TestCluster::heal`] and on drop.
     partitions: Vec<(String, String)>,
+    /// More `arcad serve` arguments for every node.
+    pub node_args: Vec<String>,
 }
 
 impl Drop for TestCluster {
@@ -151,11 +153,27 @@ impl TestCluster {
             snapshot_every_entries,
             distinct_ips,
             partitions: Vec::new(),
+            node_args: Vec::new(),
         })
     }
 
+    /// As [`TestCluster::start`], with more `arcad serve` arguments for every node.
+    pub async fn start_with_node_args(voters: usize, node_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_inner_with(voters, 2000, false, node_args).await
+    }
+
     async fn start_inner(voters: usize, snapshot_every_entries: u64, distinct_ips: bool) -> anyhow::Result<Self> {
+        Self::start_inner_with(voters, snapshot_every_entries, distinct_ips, &[]).await
+    }
+
+    async fn start_inner_with(
+        voters: usize,
+        snapshot_every_entries: u64,
+        distinct_ips: bool,
+        node_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut cluster = Self::prepare(snapshot_every_entries, distinct_ips)?;
+        cluster.node_args = node_args.iter().map(|a| a.to_string()).collect();
         cluster.spawn_node(None, false, false)?;
         cluster.wait_answering(0).await?;
         let client = cluster.client(0).await?;
@@ -279,6 +297,7 @@ impl TestCluster {
             .args(["--snapshot-every-entries", &snapshot, "--keep-after-snapshot-entries", "50"])
             // Anchored often, so tests see their audit logs anchored within seconds.
             .args(["--audit-anchor-interval-s", "2"])
+            .args(&self.node_args)
             .args(&node.extra_args)
             .env("ARCA_LOG", "info,openraft=info")
             .env("ARCA_DANGER_CLOCK_OFFSET_FILE", self.dir.path().join("clock.offset"))
@@ -573,6 +592,87 @@ pub fn files_containing(files: &[PathBuf], needle: &[u8]) -> Vec<PathBuf> {
         .filter(|p| std::fs::read(p).map(|bytes| bytes.windows(needle.len()).any(|w| w == needle)).unwrap_or(false))
         .cloned()
         .collect()
+}
+
+/// A running `arca-test-issuer`: a local OpenID Connect provider (discovery, JWKS, device code) with
+/// test-only endpoints that approve a sign-in, mint a token, rotate the key and count JWKS fetches.
+/// Killed when dropped.
+pub struct IssuerProcess {
+    pub child: Child,
+    /// The issuer URL (`https://127.0.0.1:PORT`).
+    pub url: String,
+    /// Its CA certificate (PEM file), for `arcad --oidc-ca-file` and `arca login --ca-file`.
+    pub ca_file: PathBuf,
+    https: arca_oidc::HttpsClient,
+}
+
+impl Drop for IssuerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl IssuerProcess {
+    /// Starts one that keeps its files in `dir`, and waits until it answers.
+    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        let child = Command::new(binary("arca-test-issuer"))
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn arca-test-issuer")?;
+        let url_file = dir.join("issuer.url");
+        let started = Instant::now();
+        while !url_file.exists() {
+            if started.elapsed() > Duration::from_secs(20) {
+                bail!("arca-test-issuer did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let ca_file = dir.join("ca.pem");
+        let https = arca_oidc::HttpsClient::new(Some(&ca_file))?;
+        let url = std::fs::read_to_string(&url_file)?;
+        let issuer = Self { child, url, ca_file, https };
+        Ok(issuer)
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> anyhow::Result<serde_json::Value> {
+        let answer = self.https.post_form(&format!("{}{path}", self.url), form, 64 * 1024).await?;
+        if answer.status != 200 {
+            bail!("{path}: HTTP {}", answer.status);
+        }
+        Ok(serde_json::from_slice(&answer.body)?)
+    }
+
+    /// What a person does at the verification page: approve `user_code` as `sub`, in `groups`.
+    pub async fn approve(&self, user_code: &str, sub: &str, groups: &[&str]) -> anyhow::Result<()> {
+        self.post("/admin/approve", &[("user_code", user_code), ("sub", sub), ("groups", &groups.join(","))]).await?;
+        Ok(())
+    }
+
+    /// A token for `sub` and `aud`, in `groups`, lasting `lifetime_s` (negative: already expired).
+    pub async fn issue(&self, sub: &str, aud: &str, groups: &[&str], lifetime_s: i64) -> anyhow::Result<String> {
+        let lifetime = lifetime_s.to_string();
+        let form = [("sub", sub), ("aud", aud), ("groups", &groups.join(",")), ("lifetime", lifetime.as_str())];
+        let answer = self.post("/admin/issue", &form).await?;
+        Ok(answer["token"].as_str().context("no token")?.to_owned())
+    }
+
+    /// A new signing key (the old one kept in the JWKS, or dropped); returns its kid.
+    pub async fn rotate(&self, keep_old: bool) -> anyhow::Result<String> {
+        let answer = self.post("/admin/rotate", &[("keep_old", if keep_old { "1" } else { "0" })]).await?;
+        Ok(answer["kid"].as_str().context("no kid")?.to_owned())
+    }
+
+    /// How many times the JWKS was fetched.
+    pub async fn jwks_fetches(&self) -> anyhow::Result<u64> {
+        let body = self.https.get(&format!("{}/admin/stats", self.url), 4096).await?;
+        let stats: serde_json::Value = serde_json::from_slice(&body)?;
+        stats["jwks_fetches"].as_u64().context("no count")
+    }
 }
 
 /// A running `arca agent run` process; killed when dropped.

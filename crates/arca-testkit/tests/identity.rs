@@ -1006,16 +1006,17 @@ async fn a_federated_token_signs_in_as_its_workload_only_for_its_issuer_subject_
     r.issuer = "i".repeat(600);
     root.principals().add_federated_credential(r).await.unwrap();
 
-    // A managed identity trusts a provider the same way; a user cannot.
+    // A managed identity trusts a provider the same way; a group's credential names no keys (its
+    // members' own sign-ins are checked).
     let mi = create(&root, pb::PrincipalKind::ManagedIdentity, "k8s identity", false).await.principal.unwrap();
     let mut r = add(jwks(&[("k1", &k1)]));
     r.id = mi.id.clone();
     root.principals().add_federated_credential(r).await.unwrap();
     let issued = token_by_assertion(&cluster, 0, &mi.app_id, &k8s_token("k1", &k1, |_| {})).await.unwrap();
     assert!(!issued.access_token.is_empty());
-    let user = create(&root, pb::PrincipalKind::User, "a person", false).await.principal.unwrap();
+    let group = create(&root, pb::PrincipalKind::Group, "a group", false).await.principal.unwrap();
     let mut r = add(jwks(&[("k1", &k1)]));
-    r.id = user.id;
+    r.id = group.id;
     let e = ClientError::from(root.principals().add_federated_credential(r).await.unwrap_err());
     refused(&e, "BAD_PARAMETER");
 }

@@ -35,7 +35,8 @@ fn check_credential(
         // A person or a provider's group is one Arca principal: the sign-in finds it by issuer and subject.
         if matches!(record_kind, PrincipalKind::User | PrincipalKind::Group) {
             if let Some(holder) = view.principal_by_external(record_kind, issuer, subject)? {
-                let still = view.principal(&holder)?.is_some_and(|p| p.external_names().any(|n| n == (issuer, subject)));
+                let still =
+                    view.principal(&holder)?.is_some_and(|p| p.external_names().any(|n| n == (issuer, subject)));
                 if still {
                     return Err(ArcaError::new(
                         ErrorCode::Conflict,

@@ -235,9 +235,7 @@ impl Keyspace {
     ) -> Result<Option<PrincipalRecord>, ArcaError> {
         let key = self.principal_external_key(kind, issuer, subject);
         let Some((_, id)) = self.read::<PrincipalId>(Sealing::System, &key)? else { return Ok(None) };
-        Ok(self
-            .principal(&id)?
-            .filter(|p| p.kind == kind && p.external_names().any(|n| n == (issuer, subject))))
+        Ok(self.principal(&id)?.filter(|p| p.kind == kind && p.external_names().any(|n| n == (issuer, subject))))
     }
 
     /// Every assignment held directly by any of `principals`.

@@ -190,16 +190,14 @@ impl AgentService for Agents {
             let now = self.0.engine.clock.now_unix();
             let identity = self.identity_for(&keyspace, &r.identity, &agent.id, &workload, now)?;
             let entropy = self.0.engine.seal.entropy();
-            let issued = crate::identity::issue(
-                &keyspace,
-                &identity,
-                AuthMethod::ManagedIdentity,
+            let grant = crate::identity::Grant {
+                principal: &identity,
+                method: AuthMethod::ManagedIdentity,
                 lifetime,
-                now,
-                entropy.as_ref(),
-                None,
-                &[],
-            )?;
+                bound_to: None,
+                external_groups: &[],
+            };
+            let issued = crate::identity::issue(&keyspace, grant, now, entropy.as_ref())?;
             // The response record names the identity the token was issued to (and under which token id).
             call.identify_as(Principal {
                 accessor: issued.accessor.clone(),

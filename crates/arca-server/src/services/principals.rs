@@ -829,16 +829,14 @@ impl Auth {
         let keyspace = self.ensure_token_key(keyspace).await?;
         let now = self.api.engine.clock.now_unix();
         let entropy = self.api.engine.seal.entropy();
-        let issued = crate::identity::issue(
-            &keyspace,
+        let grant = crate::identity::Grant {
             principal,
             method,
             lifetime,
-            now,
-            entropy.as_ref(),
-            bound_to.as_ref(),
-            groups,
-        )?;
+            bound_to: bound_to.as_ref(),
+            external_groups: groups,
+        };
+        let issued = crate::identity::issue(&keyspace, grant, now, entropy.as_ref())?;
         let mut all_groups = principal.groups.clone();
         all_groups.extend(groups.iter().filter(|g| !principal.groups.contains(g)));
         call.identify_as(Principal {
