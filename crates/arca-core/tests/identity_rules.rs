@@ -323,3 +323,64 @@ fn an_agent_enrolls_once_and_keeps_only_its_newest_certificate_beside_the_new_on
         "a managed identity holds no secret"
     );
 }
+
+fn federated(w: &mut World, issuer: &str, subject: &str, audiences: &[&str], jwks: &str) -> Credential {
+    let key_id = w.id();
+    Credential {
+        key_id,
+        kind: CredentialKind::Federated {
+            name: format!("cred-{}", key_id[0]),
+            issuer: issuer.into(),
+            subject: subject.into(),
+            audiences: audiences.iter().map(|a| a.to_string()).collect(),
+            jwks: jwks.into(),
+        },
+        start: w.now,
+        end: w.now + CREDENTIAL_LIFETIME_S_MAX,
+    }
+}
+
+#[test]
+fn a_sign_in_name_stands_for_one_user_and_a_provider_group_for_one_group() {
+    const IDP: &str = "https://idp.example";
+    let mut w = World::new();
+    let alice = w.principal(PrincipalKind::User, "alice").unwrap();
+    let twin = w.principal(PrincipalKind::User, "alice twin").unwrap();
+    let readers = w.principal(PrincipalKind::Group, "readers").unwrap();
+    let others = w.principal(PrincipalKind::Group, "others").unwrap();
+    let mut add = |w: &mut World, principal, c: Credential| {
+        w.run(Command::ResetCredential { principal, credential: c, append: true }).map(|_| ())
+    };
+    // A user's keys come by discovery (no JWKS) from an https issuer, or from a JWKS given.
+    let c = federated(&mut w, IDP, "alice", &["arca"], "");
+    add(&mut w, alice, c).unwrap();
+    let c = federated(&mut w, IDP, "alice", &["arca"], "");
+    assert_eq!(add(&mut w, twin, c), Err(ErrorCode::Conflict), "one user per issuer and subject");
+    let c = federated(&mut w, "http://idp.example", "twin", &["arca"], "");
+    assert_eq!(add(&mut w, twin, c), Err(ErrorCode::BadParameter), "discovery needs https");
+    let c = federated(&mut w, "https://", "twin", &["arca"], "");
+    assert_eq!(add(&mut w, twin, c), Err(ErrorCode::BadParameter), "discovery needs a host");
+    let c = federated(&mut w, IDP, "twin", &[], "");
+    assert_eq!(add(&mut w, twin, c), Err(ErrorCode::BadParameter), "a user's sign-in names its audience");
+    // A group stands for one value of the groups claim, with no audience and no keys of its own.
+    let c = federated(&mut w, IDP, "readers", &[], "");
+    add(&mut w, readers, c).unwrap();
+    let c = federated(&mut w, IDP, "readers", &[], "");
+    assert_eq!(add(&mut w, others, c), Err(ErrorCode::Conflict));
+    let c = federated(&mut w, IDP, "others", &["arca"], "");
+    assert_eq!(add(&mut w, others, c), Err(ErrorCode::BadParameter));
+    let c = federated(&mut w, IDP, "others", &[], "{\"keys\":[]}");
+    assert_eq!(add(&mut w, others, c), Err(ErrorCode::BadParameter));
+    // The same name at a user and at a group is no clash (they are looked up by kind).
+    let c = federated(&mut w, IDP, "readers", &["arca"], "");
+    add(&mut w, twin, c).unwrap();
+    // Once the holder lets the name go, another may take it.
+    let listed = w.view.principal(&alice).unwrap().unwrap().credentials[0].key_id;
+    w.run(Command::DeleteCredential { principal: alice, key_id: listed }).unwrap();
+    let c = federated(&mut w, IDP, "alice", &["arca"], "");
+    add(&mut w, twin, c).unwrap();
+    // An agent signs in with its certificate only.
+    let agent = w.principal(PrincipalKind::Agent, "agent").unwrap();
+    let c = federated(&mut w, IDP, "agent", &["arca"], "");
+    assert_eq!(add(&mut w, agent, c), Err(ErrorCode::BadParameter));
+}
