@@ -1,6 +1,8 @@
-//! Every RPC a client can reach, called by a service principal holding each built-in role at each of
-//! five scopes (the cluster, its own vault, its own objects, other objects of that vault, another
-//! vault), on a real 3-node cluster. What each call may do is written out here by hand — which
+//! Every RPC a client can reach, called by a service principal, a managed identity (its token from
+//! the identity agent) and a user (signed in through an OpenID Connect provider, holding the role
+//! through the Arca group their groups claim names) holding each built-in role at each of five
+//! scopes (the cluster, its own vault, its own objects, other objects of that vault, another vault),
+//! on a real 3-node cluster. What each call may do is written out here by hand — which
 //! actions each role holds, and which action at which scope each RPC needs — independently of the
 //! server's tables, and every answer is compared with it: a call is either refused for its role
 //! (`FORBIDDEN_BY_RBAC`) or gets past authorization (whatever it then answers). Lists must show
@@ -14,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use arca_client::{pb, ArcaClient, ClientError, Credential};
-use arca_testkit::TestCluster;
+use arca_testkit::{IssuerProcess, TestCluster};
 use futures::StreamExt;
 use prost::Message;
 
@@ -1075,19 +1077,23 @@ async fn retrying(
     }
 }
 
-/// Who the matrix signs in as: a service principal (client secret), or a managed identity whose
-/// token the agent obtained.
+/// Who the matrix signs in as: a service principal (client secret), a managed identity whose
+/// token the agent obtained, or a person who signed in through an OpenID Connect provider (its keys
+/// found by discovery) and holds the role through the Arca group their token's groups claim names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
     ServicePrincipal,
     ManagedIdentity,
+    User,
 }
 
 /// Runs every case as one principal; returns how many calls were to get past authorization, and the
 /// mismatches.
+#[allow(clippy::too_many_arguments)]
 async fn run_principal(
     cluster: &TestCluster,
     ctx: &Ctx,
+    issuer: &IssuerProcess,
     r: usize,
     role: &str,
     holds: &[&str],
@@ -1096,11 +1102,39 @@ async fn run_principal(
 ) -> (usize, Vec<String>) {
     let root = cluster.client(0).await.unwrap();
     let node = r % 3;
+    // A person's sign-in name, and the groups claim value whose Arca group holds the role.
+    let subject = format!("matrix-user-{r}-{col:?}");
+    let mut assignee = None;
     let (id, client) = match who {
         Who::ServicePrincipal => {
             let (id, client_id, secret) = service_principal(&root, &format!("matrix r{r} {col:?}")).await;
             let credential = Credential::ClientSecret { client_id, secret: zeroize::Zeroizing::new(secret) };
             (id, Some(credential))
+        }
+        Who::User => {
+            let mut ids = Vec::new();
+            for (kind, name) in [(pb::PrincipalKind::User, "user"), (pb::PrincipalKind::Group, "group")] {
+                let request = pb::CreatePrincipalRequest {
+                    kind: kind as i32,
+                    display_name: format!("matrix {name} r{r} {col:?}"),
+                    ..Default::default()
+                };
+                let created = root.principals().create_principal(request).await.unwrap().into_inner();
+                let id = created.principal.unwrap().id;
+                let audiences = if kind == pb::PrincipalKind::User { vec!["arca".into()] } else { vec![] };
+                let link = pb::AddFederatedCredentialRequest {
+                    id: id.clone(),
+                    name: "sign-in".into(),
+                    issuer: issuer.url.clone(),
+                    subject: format!("{subject}-{name}"),
+                    audiences,
+                    jwks_json: String::new(),
+                };
+                root.principals().add_federated_credential(link).await.unwrap();
+                ids.push(id);
+            }
+            assignee = Some(ids[1].clone());
+            (ids[0].clone(), None)
         }
         Who::ManagedIdentity => {
             let request = pb::CreatePrincipalRequest {
@@ -1120,13 +1154,26 @@ async fn run_principal(
             (id, None)
         }
     };
+    let assignee = assignee.unwrap_or_else(|| id.clone());
     for scope in col.scopes() {
         let request =
-            pb::CreateRoleAssignmentRequest { assignee: id.clone(), role: role.into(), scope: (*scope).into() };
+            pb::CreateRoleAssignmentRequest { assignee: assignee.clone(), role: role.into(), scope: (*scope).into() };
         root.roles().create_role_assignment(request).await.unwrap();
     }
     let client = match client {
         Some(credential) => retrying(cluster, node, Some(credential), None).await,
+        None if who == Who::User => {
+            let group = format!("{subject}-group");
+            let id_token = issuer.issue(&format!("{subject}-user"), "arca", &[&group], 3600).await.unwrap();
+            let anonymous = retrying(cluster, node, None, None).await;
+            let request = pb::TokenRequest {
+                grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer".into(),
+                assertion: id_token,
+                ..Default::default()
+            };
+            let token = anonymous.auth().token(request).await.unwrap().into_inner().access_token;
+            retrying(cluster, node, None, Some(&token)).await
+        }
         None => {
             let ask = pb::IssueManagedIdentityTokenRequest {
                 identity: id.clone(),
@@ -1137,7 +1184,11 @@ async fn run_principal(
             retrying(cluster, node, None, Some(&token)).await
         }
     };
-    let kind = if who == Who::ManagedIdentity { "m" } else { "" };
+    let kind = match who {
+        Who::ServicePrincipal => "",
+        Who::ManagedIdentity => "m",
+        Who::User => "u",
+    };
     let tag = format!("{kind}r{r}{}", format!("{col:?}").to_lowercase());
     let mut wrong = Vec::new();
     let mut passed = 0;
@@ -1161,7 +1212,10 @@ async fn run_principal(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_answers_each_built_in_role_at_each_scope_as_written() {
-    let cluster = TestCluster::start(3).await.unwrap();
+    let issuer_dir = tempfile::tempdir().unwrap();
+    let issuer = IssuerProcess::start(issuer_dir.path()).await.unwrap();
+    let ca = issuer.ca_file.to_str().unwrap().to_owned();
+    let cluster = TestCluster::start_with_node_args(3, &["--oidc-ca-file", &ca]).await.unwrap();
     let ctx = prepare(&cluster).await;
     let roles = roles();
     // Every built-in role the cluster offers is in the matrix, and no other.
@@ -1171,23 +1225,24 @@ async fn every_rpc_answers_each_built_in_role_at_each_scope_as_written() {
         offered.into_inner().role_definitions.into_iter().filter(|d| !d.custom).map(|d| d.name).collect();
     assert_eq!(offered, roles.iter().map(|(n, _)| (*n).to_owned()).collect::<BTreeSet<_>>());
     let mut jobs = Vec::new();
-    for who in [Who::ServicePrincipal, Who::ManagedIdentity] {
+    let kinds = [Who::ServicePrincipal, Who::ManagedIdentity, Who::User];
+    for who in kinds {
         for (r, (role, holds)) in roles.iter().enumerate() {
             for col in COLS {
                 jobs.push((r, *role, holds.clone(), col, who));
             }
         }
     }
-    let (cluster_ref, ctx_ref) = (&cluster, &ctx);
+    let (cluster_ref, ctx_ref, issuer_ref) = (&cluster, &ctx, &issuer);
     let results: Vec<(usize, Vec<String>)> = futures::stream::iter(jobs)
         .map(|(r, role, holds, col, who)| async move {
-            run_principal(cluster_ref, ctx_ref, r, role, &holds, col, who).await
+            run_principal(cluster_ref, ctx_ref, issuer_ref, r, role, &holds, col, who).await
         })
         .buffer_unordered(4)
         .collect()
         .await;
     let passed: usize = results.iter().map(|(p, _)| p).sum();
-    let calls = 2 * roles.len() * COLS.len() * cases().len();
+    let calls = kinds.len() * roles.len() * COLS.len() * cases().len();
     let wrong: Vec<String> = results.into_iter().flat_map(|(_, w)| w).collect();
     assert!(wrong.is_empty(), "{} answers differ from the matrix:\n{}", wrong.len(), wrong.join("\n"));
     // Neither side of the matrix is empty: it tells allowed from refused rather than refusing all.
