@@ -29,6 +29,14 @@ pub struct LoginArgs {
 }
 
 pub async fn login(client: &ArcaClient, endpoint: &str, args: LoginArgs, f: Format) -> anyhow::Result<()> {
+    // Which cluster this is: the sign-in is kept for it alone.
+    let status = client
+        .operator()
+        .get_seal_status(arca_client::pb::GetSealStatusRequest {})
+        .await
+        .map_err(arca_client::ClientError::from)
+        .context("ask the node which cluster it belongs to")?
+        .into_inner();
     let https = arca_oidc::HttpsClient::new(args.ca_file.as_deref())?;
     let provider =
         arca_oidc::device::discover(&https, &args.issuer).await.context("read the provider's discovery document")?;
@@ -48,6 +56,7 @@ pub async fn login(client: &ArcaClient, endpoint: &str, args: LoginArgs, f: Form
         client_id: args.client_id,
         ca_file,
         endpoint: endpoint.to_owned(),
+        cluster_id: status.cluster_id,
         access_token,
         expires_on: now + lifetime,
         refresh_token: tokens.refresh_token,

@@ -277,6 +277,14 @@ async fn from_login(
     let mut login = crate::login::load(path)
         .map_err(sign_in_again)?
         .ok_or_else(|| sign_in_again("there is no cached sign-in; run arca login".into()))?;
+    // The token, and an ID token renewed for it, go to the cluster signed in to and no other.
+    let status = client.operator().get_seal_status(pb::GetSealStatusRequest {}).await?.into_inner();
+    if status.cluster_id != login.cluster_id {
+        return Err(sign_in_again(format!(
+            "the cached sign-in is for cluster {}, and {} belongs to {}; run arca login against it",
+            login.cluster_id, login.endpoint, status.cluster_id
+        )));
+    }
     let now = unix_now();
     if login.expires_on - now > LOGIN_TOKEN_MARGIN_S {
         return Ok((login.access_token.clone(), Duration::from_secs((login.expires_on - now) as u64)));

@@ -30,6 +30,9 @@ pub struct Login {
     pub ca_file: Option<PathBuf>,
     /// The Arca node signed in to (host:port), as the CLI was pointed at it.
     pub endpoint: String,
+    /// The cluster signed in to (its id, as a node's seal status says it): the token, and a renewed
+    /// ID token, go to nodes of this cluster only.
+    pub cluster_id: String,
     pub access_token: String,
     /// Unix seconds.
     pub expires_on: i64,
@@ -61,14 +64,33 @@ fn uid() -> u32 {
     std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
 }
 
-/// Reads the cache; `Ok(None)` when there is none. A file another user owns, that others may read,
-/// or that is not a regular file, is refused.
+/// Checks that `dir` is the caller's and nobody else may write in it (so nobody else can put a
+/// login there, or take one away).
+fn check_dir(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !meta.is_dir() || meta.uid() != uid() || meta.permissions().mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} must be a directory of yours that nobody else may write in (chmod 700 it)",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the cache; `Ok(None)` when there is none. It is opened without following a symbolic
+/// link, and the open file must be a regular file of the caller's that nobody else may read, in a
+/// directory nobody else may write in.
 pub fn load(path: &Path) -> Result<Option<Login>, String> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
+    use std::io::Read;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(format!("{}: {e}; remove it and run arca login again", path.display())),
     };
+    if let Some(dir) = path.parent() {
+        check_dir(dir)?;
+    }
+    let meta = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.file_type().is_file() || meta.uid() != uid() || meta.permissions().mode() & 0o077 != 0 {
         return Err(format!(
             "{} is not a file of yours that only you can read; remove it and run arca login again",
@@ -78,7 +100,8 @@ pub fn load(path: &Path) -> Result<Option<Login>, String> {
     if meta.len() > LOGIN_FILE_BYTES_MAX {
         return Err(format!("{} is larger than 64 KiB", path.display()));
     }
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = Vec::new();
+    file.take(LOGIN_FILE_BYTES_MAX).read_to_end(&mut text).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_slice(&text)
         .map(Some)
         .map_err(|_| format!("{} is not a login this version of arca wrote; run arca login again", path.display()))
@@ -92,6 +115,7 @@ pub fn save(path: &Path, login: &Login) -> Result<(), String> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| format!("create {}: {e}", dir.display()))?;
+    check_dir(dir)?;
     let body = serde_json::to_vec(login).map_err(|e| e.to_string())?;
     let temp = dir.join(format!(".login.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&temp);
@@ -99,7 +123,7 @@ pub fn save(path: &Path, login: &Login) -> Result<(), String> {
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(0o400000) // O_NOFOLLOW
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&temp)
         .map_err(|e| format!("create {}: {e}", temp.display()))?;
     file.write_all(&body).and_then(|_| file.sync_all()).map_err(|e| format!("write {}: {e}", temp.display()))?;
@@ -125,6 +149,7 @@ mod tests {
             client_id: "arca".into(),
             ca_file: None,
             endpoint: "127.0.0.1:8200".into(),
+            cluster_id: "00".repeat(16),
             access_token: "eyJ.s3cret.x".into(),
             expires_on: 1_800_000_000,
             refresh_token: Some("r3fresh".into()),
@@ -157,6 +182,11 @@ mod tests {
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink(&path, &link).unwrap();
         assert!(load(&link).is_err());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(load(&path).is_err(), "a directory others may write in is refused");
+        assert!(save(&path, &login()).is_err());
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         std::fs::write(&path, b"not json").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(load(&path).is_err());

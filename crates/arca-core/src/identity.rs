@@ -107,6 +107,32 @@ impl PrincipalRecord {
             _ => None,
         })
     }
+
+    /// Whether it holds a federated credential for `issuer` and `subject` that is valid at `now`.
+    pub fn holds_external_at(&self, issuer: &str, subject: &str, now: i64) -> bool {
+        self.credentials.iter().any(|c| {
+            c.is_valid_at(now)
+                && matches!(&c.kind, CredentialKind::Federated { issuer: i, subject: s, .. } if i == issuer && s == subject)
+        })
+    }
+
+    /// The issuers whose own keys (by discovery) it signs in through, at `now`: the providers
+    /// whose groups claims count for it.
+    pub fn discovered_issuers_at(&self, now: i64) -> impl Iterator<Item = &str> {
+        self.credentials.iter().filter(move |c| c.is_valid_at(now)).filter_map(|c| match &c.kind {
+            CredentialKind::Federated { issuer, jwks, .. } if jwks.is_empty() => Some(issuer.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether it holds, at `now`, a federated credential naming one of `issuers` (a group still
+    /// standing for a group of one of those providers).
+    pub fn linked_to_any_at(&self, issuers: &[&str], now: i64) -> bool {
+        self.credentials.iter().any(|c| {
+            c.is_valid_at(now)
+                && matches!(&c.kind, CredentialKind::Federated { issuer, .. } if issuers.contains(&issuer.as_str()))
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

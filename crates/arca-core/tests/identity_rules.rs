@@ -348,7 +348,7 @@ fn a_sign_in_name_stands_for_one_user_and_a_provider_group_for_one_group() {
     let twin = w.principal(PrincipalKind::User, "alice twin").unwrap();
     let readers = w.principal(PrincipalKind::Group, "readers").unwrap();
     let others = w.principal(PrincipalKind::Group, "others").unwrap();
-    let mut add = |w: &mut World, principal, c: Credential| {
+    let add = |w: &mut World, principal, c: Credential| {
         w.run(Command::ResetCredential { principal, credential: c, append: true }).map(|_| ())
     };
     // A user's keys come by discovery (no JWKS) from an https issuer, or from a JWKS given.

@@ -174,6 +174,20 @@ pub struct ExternalClaims {
     pub exp: i64,
     /// The `groups` claim, if any (strings only).
     pub groups: Vec<String>,
+    /// OpenID Connect's authorized party: the client the token was issued to.
+    pub azp: Option<String>,
+}
+
+impl ExternalClaims {
+    /// Whether an ID token was issued to `client_id` (OpenID Connect Core §3.1.3.7): its only
+    /// audience, or, when it has several, its authorized party too. A token issued for another
+    /// service that merely lists the client among its audiences is not.
+    pub fn issued_to(&self, client_id: &str) -> bool {
+        match self.aud.as_slice() {
+            [only] => only == client_id,
+            many => many.iter().any(|a| a == client_id) && self.azp.as_deref() == Some(client_id),
+        }
+    }
 }
 
 /// The `iss` a token claims, read without checking anything (to pick the credential to check it
@@ -211,6 +225,13 @@ fn strings(value: Option<&serde_json::Value>) -> Option<Vec<String>> {
 /// passed, `nbf`/`iat` not ahead. Subject and audience are the credential's to check.
 pub fn verify(token: &str, keys: &[Jwk], issuer: &str, now: i64) -> Result<ExternalClaims, FederationError> {
     let jws = jwt::parse(token, CLIENT_ASSERTION_BYTES_MAX)?;
+    // An access token (RFC 9068) is for the service it names, never a sign-in to Arca.
+    if jws.header_str("typ").is_some_and(|t| {
+        let t = t.to_ascii_lowercase();
+        t == "at+jwt" || t == "application/at+jwt"
+    }) {
+        return Err(FederationError::Claims);
+    }
     let kid = jws.header_str("kid");
     let candidates: Vec<PublicKey> = keys
         .iter()
@@ -241,7 +262,7 @@ pub fn verify(token: &str, keys: &[Jwk], issuer: &str, now: i64) -> Result<Exter
     }
     let mut groups = strings(claims.get("groups")).unwrap_or_default();
     groups.truncate(GROUPS_CLAIM_MAX);
-    Ok(ExternalClaims { iss: issuer.to_owned(), sub, aud, exp, groups })
+    Ok(ExternalClaims { iss: issuer.to_owned(), sub, aud, exp, groups, azp: text("azp") })
 }
 
 #[cfg(test)]
@@ -266,6 +287,28 @@ mod tests {
     fn claims() -> serde_json::Value {
         json!({ "iss": ISSUER, "sub": "system:serviceaccount:prod:app", "aud": ["api://ArcaTokenExchange"],
             "exp": NOW + 600, "iat": NOW, "groups": ["ops", "dev"] })
+    }
+
+    #[test]
+    fn an_id_token_is_issued_to_its_only_audience_or_its_authorized_party() {
+        let key = Ed25519Key::generate(&arca_crypto::OsEntropy);
+        let keys = parse_jwks(&ed25519_jwks(&key, "k1")).unwrap();
+        let with = |aud: serde_json::Value, azp: Option<&str>| {
+            let mut c = claims();
+            c["aud"] = aud;
+            if let Some(azp) = azp {
+                c["azp"] = azp.into();
+            }
+            verify(&token(&key, "k1", c), &keys, ISSUER, NOW).unwrap()
+        };
+        assert!(with(json!("arca"), None).issued_to("arca"));
+        assert!(with(json!(["arca"]), None).issued_to("arca"));
+        assert!(!with(json!(["arca", "other"]), None).issued_to("arca"), "several audiences need azp");
+        assert!(!with(json!(["other", "arca"]), Some("other")).issued_to("arca"));
+        assert!(with(json!(["other", "arca"]), Some("arca")).issued_to("arca"));
+        // An access token of the provider's (RFC 9068) is refused outright.
+        let at = jwt::sign_eddsa(&key, &json!({ "alg": "EdDSA", "typ": "at+JWT", "kid": "k1" }), &claims());
+        assert_eq!(verify(&at, &keys, ISSUER, NOW), Err(FederationError::Claims));
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 pub const KEYS_USABLE_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 /// The largest JWKS fetched, in bytes.
 pub const FETCHED_JWKS_BYTES_MAX: usize = 64 * 1024;
-/// Issuers kept at once; past this the cache starts over (issuers come from stored credentials, so
-/// this is not reached by callers).
+/// Issuers kept at once; past this the one used least recently is dropped (issuers come from stored
+/// credentials, not from callers).
 pub const ISSUERS_MAX: usize = 1024;
 
 /// How the cache reaches providers: an HTTPS `GET` with a byte limit. The seam tests stand a scripted
@@ -47,16 +47,34 @@ pub enum VerifyError {
     Keys(#[from] OidcError),
 }
 
-#[derive(Default)]
+/// One issuer's keys. Callers read the keys without waiting; fetching is one at a time
+/// (`refreshing`), and a caller whose keys are merely stale goes on with them while another fetches.
 struct Entry {
-    keys: Option<(Arc<Vec<Jwk>>, Instant)>,
-    attempted: Option<Instant>,
+    keys: Mutex<Option<(Arc<Vec<Jwk>>, Instant)>>,
+    attempted: Mutex<Option<Instant>>,
+    refreshing: tokio::sync::Mutex<()>,
+    last_used: Mutex<Instant>,
+}
+
+impl Entry {
+    fn new() -> Self {
+        Self {
+            keys: Mutex::new(None),
+            attempted: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+            last_used: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn keys(&self) -> Option<(Arc<Vec<Jwk>>, Instant)> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// The keys of every issuer asked about.
 pub struct JwksCache<F> {
     fetch: F,
-    issuers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Entry>>>>,
+    issuers: Mutex<HashMap<String, Arc<Entry>>>,
 }
 
 impl<F: Fetch> JwksCache<F> {
@@ -73,32 +91,47 @@ impl<F: Fetch> JwksCache<F> {
         federation::parse_jwks(text).map_err(|e| OidcError::Document(e.to_string()))
     }
 
-    fn entry(&self, issuer: &str) -> Arc<tokio::sync::Mutex<Entry>> {
+    /// The issuer's entry; past [`ISSUERS_MAX`] the one used least recently makes room.
+    fn entry(&self, issuer: &str) -> Arc<Entry> {
         let mut issuers = self.issuers.lock().unwrap_or_else(|p| p.into_inner());
         if issuers.len() >= ISSUERS_MAX && !issuers.contains_key(issuer) {
-            issuers.clear();
+            let oldest = issuers
+                .iter()
+                .min_by_key(|(_, e)| *e.last_used.lock().unwrap_or_else(|p| p.into_inner()))
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                issuers.remove(&oldest);
+            }
         }
-        issuers.entry(issuer.to_owned()).or_default().clone()
+        let entry = issuers.entry(issuer.to_owned()).or_insert_with(|| Arc::new(Entry::new())).clone();
+        *entry.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        entry
     }
 
-    /// Fetches into `entry` if the last attempt is at least [`REFETCH_INTERVAL`] old; a failure
-    /// keeps keys still usable.
-    async fn refresh(&self, issuer: &str, entry: &mut Entry, now: Instant) -> Result<(), OidcError> {
-        if entry.attempted.is_some_and(|at| now.duration_since(at) < REFETCH_INTERVAL) {
-            return Ok(());
+    /// Fetches into `entry` (its caller holds `refreshing`) if the last attempt is at least
+    /// [`REFETCH_INTERVAL`] old; a failure keeps keys still usable.
+    async fn refresh(&self, issuer: &str, entry: &Entry) -> Result<(), OidcError> {
+        let now = Instant::now();
+        {
+            let mut attempted = entry.attempted.lock().unwrap_or_else(|p| p.into_inner());
+            if attempted.is_some_and(|at| now.duration_since(at) < REFETCH_INTERVAL) {
+                return Ok(());
+            }
+            *attempted = Some(now);
         }
-        entry.attempted = Some(now);
-        match self.fetch_keys(issuer).await {
-            Ok(keys) => {
-                entry.keys = Some((Arc::new(keys), now));
+        let fetched = self.fetch_keys(issuer).await;
+        let mut keys = entry.keys.lock().unwrap_or_else(|p| p.into_inner());
+        match fetched {
+            Ok(fresh) => {
+                *keys = Some((Arc::new(fresh), now));
                 Ok(())
             }
             Err(e) => {
                 tracing::warn!(issuer, "an identity provider's keys could not be fetched: {e}");
-                match &entry.keys {
+                match &*keys {
                     Some((_, fetched)) if now.duration_since(*fetched) < KEYS_USABLE_FOR => Ok(()),
                     _ => {
-                        entry.keys = None;
+                        *keys = None;
                         Err(e)
                     }
                 }
@@ -107,25 +140,43 @@ impl<F: Fetch> JwksCache<F> {
     }
 
     /// Checks `token` as one `issuer` signed (see [`federation::verify`]), with its keys from the
-    /// cache, fetched as the rules above say.
+    /// cache, fetched as the rules above say. A caller whose keys are known never waits on a fetch.
     pub async fn verify(&self, token: &str, issuer: &str, now_unix: i64) -> Result<ExternalClaims, VerifyError> {
         let entry = self.entry(issuer);
-        let mut entry = entry.lock().await;
-        let now = Instant::now();
-        let stale = entry.keys.as_ref().is_none_or(|(_, at)| now.duration_since(*at) >= KEYS_FRESH_FOR);
+        let mut keys = entry.keys();
+        let stale = keys.as_ref().is_none_or(|(_, at)| at.elapsed() >= KEYS_FRESH_FOR);
         if stale {
-            self.refresh(issuer, &mut entry, now).await?;
+            if keys.is_some() {
+                // Stale keys serve on while one caller fetches; its failure only matters once the
+                // keys are too old to use, and then `refresh` has dropped them.
+                if let Ok(_fetching) = entry.refreshing.try_lock() {
+                    let _ = self.refresh(issuer, &entry).await;
+                }
+            } else {
+                let _fetching = entry.refreshing.lock().await;
+                if entry.keys().is_none() {
+                    self.refresh(issuer, &entry).await?;
+                }
+            }
+            keys = entry.keys();
         }
-        let Some((keys, _)) = entry.keys.clone() else {
+        let Some((current, _)) = keys else {
             return Err(VerifyError::Keys(OidcError::Document(
                 "no keys yet; the last fetch failed moments ago".into(),
             )));
         };
-        match federation::verify(token, &keys, issuer, now_unix) {
+        match federation::verify(token, &current, issuer, now_unix) {
             Err(FederationError::UnknownKey) => {
-                // The provider may have rotated: look once more (at most once per interval).
-                self.refresh(issuer, &mut entry, now).await?;
-                let keys = entry.keys.as_ref().map(|(k, _)| k.clone()).unwrap_or_default();
+                // The provider may have rotated: look once more (at most once per interval), unless
+                // a fetch that finished while this caller waited already brought new keys.
+                {
+                    let _fetching = entry.refreshing.lock().await;
+                    let unchanged = entry.keys().is_none_or(|(k, _)| Arc::ptr_eq(&k, &current));
+                    if unchanged {
+                        self.refresh(issuer, &entry).await?;
+                    }
+                }
+                let keys = entry.keys().map(|(k, _)| k).unwrap_or_default();
                 Ok(federation::verify(token, &keys, issuer, now_unix)?)
             }
             other => Ok(other?),

@@ -14,6 +14,8 @@ pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_cod
 pub const ANSWER_BYTES_MAX: usize = 64 * 1024;
 /// Polling never goes faster than this, whatever the provider says.
 pub const POLL_INTERVAL_MIN: Duration = Duration::from_secs(1);
+/// Nor slower than this.
+pub const POLL_INTERVAL_MAX: Duration = Duration::from_secs(60);
 
 /// What the person is shown, and what the CLI polls with.
 #[derive(Debug, Clone, Deserialize)]
@@ -100,7 +102,7 @@ pub async fn poll(
 ) -> Result<Tokens, OidcError> {
     let url = endpoint(&provider.token_endpoint, "token_endpoint")?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(authorization.expires_in.min(3600));
-    let mut interval = Duration::from_secs(authorization.interval).max(POLL_INTERVAL_MIN);
+    let mut interval = Duration::from_secs(authorization.interval).clamp(POLL_INTERVAL_MIN, POLL_INTERVAL_MAX);
     loop {
         tokio::time::sleep(interval).await;
         if tokio::time::Instant::now() >= deadline {
@@ -118,7 +120,7 @@ pub async fn poll(
         }
         match serde_json::from_slice::<OAuthError>(&answer.body).map(|e| e.error).as_deref() {
             Ok("authorization_pending") => {}
-            Ok("slow_down") => interval += Duration::from_secs(5),
+            Ok("slow_down") => interval = (interval + Duration::from_secs(5)).min(POLL_INTERVAL_MAX),
             _ => return Err(oauth_error(url, answer.status, &answer.body)),
         }
     }

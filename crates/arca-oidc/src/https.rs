@@ -50,6 +50,11 @@ pub fn parse_url(url: &str) -> Result<Target, OidcError> {
     if host.is_empty() {
         return Err(bad());
     }
+    // A port written but not a number from 1 to 65535 is refused, never taken as 443.
+    let written_port = authority.as_str().rsplit_once(']').map_or(authority.as_str(), |(_, p)| p).contains(':');
+    if written_port && authority.port_u16().is_none_or(|p| p == 0) {
+        return Err(bad());
+    }
     let path = uri.path_and_query().map(|p| p.as_str().to_owned()).filter(|p| !p.is_empty()).unwrap_or("/".into());
     Ok(Target { host, port: authority.port_u16().unwrap_or(443), path })
 }
@@ -233,7 +238,18 @@ mod tests {
             parse_url("https://[::1]:9/x?y=1").unwrap(),
             Target { host: "::1".into(), port: 9, path: "/x?y=1".into() }
         );
-        for bad in ["http://idp.example/", "https:///x", "ftp://a/", "https://user@idp.example/", "idp.example", ""] {
+        for bad in [
+            "http://idp.example/",
+            "https:///x",
+            "ftp://a/",
+            "https://user@idp.example/",
+            "idp.example",
+            "",
+            "https://idp.example:/x",
+            "https://idp.example:0/x",
+            "https://idp.example:99999/x",
+            "https://[::1]:/x",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }

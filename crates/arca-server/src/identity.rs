@@ -1,7 +1,7 @@
 //! Identity on the request path: the cluster's token keys, issuing access tokens at the token
 //! endpoint, and turning a presented access token into a caller.
 
-use arca_core::identity::{parse_uuid, PrincipalId, PrincipalRecord};
+use arca_core::identity::{parse_uuid, PrincipalId, PrincipalKind, PrincipalRecord};
 use arca_crypto::cluster_pki::Ed25519Key;
 use arca_crypto::Entropy;
 use arca_identity::access_token::{self, AccessClaims, TokenKey, TOKEN_VERSION};
@@ -123,10 +123,20 @@ pub fn principal_of_access_token(
         }
     }
     let method = *claims.amr.first().ok_or_else(|| unauthorized("the token is not valid"))?;
-    let mut groups = record.groups;
+    // Groups the provider's groups claim gave count while the group still stands for a group of a
+    // provider the user signs in through: deleting the group's link, or the user's, ends them on
+    // the next request.
+    let issuers: Vec<&str> = record.discovered_issuers_at(now).collect();
+    let mut groups = record.groups.clone();
     for group in &claims.grp {
         let group = parse_uuid("grp", group).map_err(|_| unauthorized("the token is not valid"))?;
-        if !groups.contains(&group) {
+        if groups.contains(&group) {
+            continue;
+        }
+        let linked = keyspace
+            .principal(&group)?
+            .is_some_and(|g| g.kind == PrincipalKind::Group && g.linked_to_any_at(&issuers, now));
+        if linked {
             groups.push(group);
         }
     }

@@ -653,10 +653,25 @@ impl IssuerProcess {
         Ok(())
     }
 
-    /// A token for `sub` and `aud`, in `groups`, lasting `lifetime_s` (negative: already expired).
+    /// A token for `sub` and `aud` (several with commas), in `groups`, lasting `lifetime_s`
+    /// (negative: already expired).
     pub async fn issue(&self, sub: &str, aud: &str, groups: &[&str], lifetime_s: i64) -> anyhow::Result<String> {
+        self.issue_with(sub, aud, groups, lifetime_s, &[]).await
+    }
+
+    /// [`Self::issue`] with more form fields: `azp`, `typ` (the header's).
+    pub async fn issue_with(
+        &self,
+        sub: &str,
+        aud: &str,
+        groups: &[&str],
+        lifetime_s: i64,
+        more: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
         let lifetime = lifetime_s.to_string();
-        let form = [("sub", sub), ("aud", aud), ("groups", &groups.join(",")), ("lifetime", lifetime.as_str())];
+        let groups = groups.join(",");
+        let mut form = vec![("sub", sub), ("aud", aud), ("groups", groups.as_str()), ("lifetime", lifetime.as_str())];
+        form.extend_from_slice(more);
         let answer = self.post("/admin/issue", &form).await?;
         Ok(answer["token"].as_str().context("no token")?.to_owned())
     }

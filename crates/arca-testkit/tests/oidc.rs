@@ -229,6 +229,18 @@ async fn a_person_signs_in_through_a_discovered_provider_and_gets_what_their_gro
     );
     let cases = [
         ("another audience", issuer.issue(ALICE, "api://someone-else", &[], 600).await.unwrap()),
+        (
+            "for another service that lists Arca among its audiences",
+            issuer
+                .issue_with(ALICE, "api://someone-else,arca", &[], 600, &[("azp", "api://someone-else")])
+                .await
+                .unwrap(),
+        ),
+        ("several audiences and no azp", issuer.issue(ALICE, "api://someone-else,arca", &[], 600).await.unwrap()),
+        (
+            "the provider's access token",
+            issuer.issue_with(ALICE, "arca", &[], 600, &[("typ", "at+jwt")]).await.unwrap(),
+        ),
         ("an unknown subject", issuer.issue("mallory", "arca", &[], 600).await.unwrap()),
         ("expired", issuer.issue(ALICE, "arca", &[], -600).await.unwrap()),
         ("a known kid, another key", forged),
@@ -240,7 +252,58 @@ async fn a_person_signs_in_through_a_discovered_provider_and_gets_what_their_gro
         assert_eq!(e.reason.as_deref(), Some("INVALID_CLIENT"), "{what}: {e:?}");
         assert!(!e.message.contains(ALICE), "{what}: the error names no subject");
     }
+    // Several audiences are taken when the token was issued to Arca (azp); and a person's token
+    // lasts an hour at most, whatever is asked.
+    let multi = issuer.issue_with(ALICE, "api://someone-else,arca", &[], 600, &[("azp", "arca")]).await.unwrap();
+    sign_in(&cluster, 2, &multi).await.unwrap();
     let anonymous = cluster.client_with_token(0, None).await.unwrap();
+    let long = pb::TokenRequest {
+        grant_type: JWT_BEARER.into(),
+        assertion: good.clone(),
+        lifetime: Some(prost_types::Duration { seconds: 24 * 3600, nanos: 0 }),
+        ..Default::default()
+    };
+    assert!(anonymous.auth().token(long).await.unwrap().into_inner().expires_in <= 3600);
+
+    // Whoever manages principals can make a user whose credential holds a JWKS of their own, with
+    // the provider's issuer: that user signs in, but its token's groups claim counts for nothing,
+    // since only the provider's own keys (by discovery) speak for its groups.
+    let forger = arca_crypto::cluster_pki::Ed25519Key::generate(&arca_crypto::OsEntropy);
+    let forger_jwks = serde_json::json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "kid": "forger",
+        "x": URL_SAFE_NO_PAD.encode(forger.public_key()) }] });
+    let mallory = root
+        .principals()
+        .create_principal(pb::CreatePrincipalRequest {
+            kind: pb::PrincipalKind::User as i32,
+            display_name: "mallory".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .principal
+        .unwrap();
+    let link = pb::AddFederatedCredentialRequest {
+        id: mallory.id.clone(),
+        name: "own-keys".into(),
+        issuer: issuer.url.clone(),
+        subject: "mallory-3c1d".into(),
+        audiences: vec!["arca".into()],
+        jwks_json: forger_jwks.to_string(),
+    };
+    root.principals().add_federated_credential(link).await.unwrap();
+    let now = unix_now();
+    let forged_groups = arca_crypto::jwt::sign_eddsa(
+        &forger,
+        &serde_json::json!({ "alg": "EdDSA", "kid": "forger" }),
+        &serde_json::json!({ "iss": issuer.url, "sub": "mallory-3c1d", "aud": "arca", "iat": now, "exp": now + 600,
+            "groups": [READERS_CLAIM] }),
+    );
+    let t = sign_in(&cluster, 0, &forged_groups).await.unwrap();
+    assert!(claims(&t.access_token).get("grp").is_none(), "{:?}", claims(&t.access_token));
+    let c = cluster.client_as(0, Credential::Token(t.access_token)).await.unwrap();
+    refused(&get(&c, "team-a", "db").await.unwrap_err(), "FORBIDDEN_BY_RBAC");
+
     for request in [
         pb::TokenRequest { grant_type: JWT_BEARER.into(), ..Default::default() },
         pb::TokenRequest {
@@ -286,10 +349,30 @@ async fn a_person_signs_in_through_a_discovered_provider_and_gets_what_their_gro
     }
     refused(&sign_in(&cluster, 0, &old).await.unwrap_err(), "INVALID_CLIENT");
 
-    // Deleting Alice's sign-in ends every token she holds, on the very next request.
+    // The cached sign-in goes to its own cluster only: pointed at another, the CLI refuses to send it.
     let (ok, out) =
         arca(&cluster, false, &config, &["keyvault", "secret", "show", "--vault-name", "team-a", "--name", "db"]);
     assert!(ok, "{out}");
+    let saved = std::fs::read(&cache).unwrap();
+    let mut elsewhere: Value = serde_json::from_slice(&saved).unwrap();
+    elsewhere["cluster_id"] = "ab".repeat(16).into();
+    std::fs::write(&cache, serde_json::to_vec(&elsewhere).unwrap()).unwrap();
+    let (ok, out) =
+        arca(&cluster, false, &config, &["keyvault", "secret", "show", "--vault-name", "team-a", "--name", "db"]);
+    assert!(!ok && out.to_string().contains("the cached sign-in is for cluster"), "{out}");
+    std::fs::write(&cache, &saved).unwrap();
+
+    // The group stops standing for the provider's group: Alice's token, which names it, no longer
+    // carries its role, on the next request.
+    let group_id = group["id"].as_str().unwrap();
+    let listed = root.principals().list_credentials(pb::ListCredentialsRequest { id: group_id.into() }).await.unwrap();
+    let key_id = listed.into_inner().credentials[0].key_id.clone();
+    root.principals().delete_credential(pb::DeleteCredentialRequest { id: group_id.into(), key_id }).await.unwrap();
+    let (ok, out) =
+        arca(&cluster, false, &config, &["keyvault", "secret", "show", "--vault-name", "team-a", "--name", "db"]);
+    assert!(!ok && out.to_string().contains("FORBIDDEN_BY_RBAC"), "{out}");
+
+    // Deleting Alice's sign-in ends every token she holds, on the very next request.
     let alice_id = alice["id"].as_str().unwrap();
     let listed = root.principals().list_credentials(pb::ListCredentialsRequest { id: alice_id.into() }).await.unwrap();
     let key_id = listed.into_inner().credentials[0].key_id.clone();

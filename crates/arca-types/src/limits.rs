@@ -105,6 +105,9 @@ pub const FEDERATED_CREDENTIALS_MAX: usize = 20;
 /// Arca groups one access token may carry from the `groups` claim of a user's sign-in (each is a
 /// UUID in the token, which is at most `BEARER_TOKEN_BYTES_MAX`).
 pub const EXTERNAL_GROUPS_PER_TOKEN_MAX: usize = 32;
+/// The longest-lived access token a person's sign-in (an ID token) gets, in seconds: the groups its
+/// provider says they are in are asked again at least this often.
+pub const USER_ACCESS_TOKEN_LIFETIME_S_MAX: i64 = 3600;
 pub const FEDERATED_FIELD_CHARS_MAX: usize = 600;
 pub const FEDERATED_JWKS_BYTES_MAX: usize = 16 * 1024;
 /// A federated credential request: a JWKS at its limit and the other fields.

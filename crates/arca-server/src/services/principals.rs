@@ -745,12 +745,18 @@ impl Auth {
     /// for its issuer: signed by a key of the credential's JWKS (or, when it names none, of the keys
     /// the issuer publishes by discovery), for its subject and audience, not expired. Any failure is
     /// the same `INVALID_CLIENT`.
+    ///
+    /// A person's ID token (`person`) must have been issued to the credential's audience as its
+    /// client (its only audience, or its authorized party). Returns the claims, and whether the keys
+    /// that checked them were the issuer's own (by discovery) rather than a JWKS stored with the
+    /// credential.
     async fn federated_matches(
         &self,
         principal: Option<&PrincipalRecord>,
         token: &str,
         issuer: &str,
-    ) -> Result<arca_identity::federation::ExternalClaims, ArcaError> {
+        person: bool,
+    ) -> Result<(arca_identity::federation::ExternalClaims, bool), ArcaError> {
         use arca_identity::federation;
         let now = self.api.engine.clock.now_unix();
         let credentials = principal.map(|p| p.credentials.as_slice()).unwrap_or_default();
@@ -768,10 +774,15 @@ impl Auth {
                     .and_then(|keys| federation::verify(token, &keys, trusted, now))
                     .map_err(|e| e.to_string())
             };
-            match checked {
-                Ok(claims) if &claims.sub == subject && claims.aud.iter().any(|a| audiences.contains(a)) => {
-                    return Ok(claims)
+            let for_us = |claims: &arca_identity::federation::ExternalClaims| {
+                if person {
+                    audiences.iter().any(|a| claims.issued_to(a))
+                } else {
+                    claims.aud.iter().any(|a| audiences.contains(a))
                 }
+            };
+            match checked {
+                Ok(claims) if &claims.sub == subject && for_us(&claims) => return Ok((claims, jwks.is_empty())),
                 Ok(_) => tracing::debug!("a federated token's subject or audience matched no credential"),
                 Err(e) => tracing::debug!("a federated token was refused: {e}"),
             }
@@ -792,12 +803,16 @@ impl Auth {
         self.api.engine.read_barrier(Consistency::Linearizable).await?;
         let keyspace = self.api.engine.seal.keyspace()?;
         let user = keyspace.principal_by_external(PrincipalKind::User, &issuer, &subject)?;
-        let claims = self.federated_matches(user.as_ref(), assertion, &issuer).await?;
+        let (claims, discovered) = self.federated_matches(user.as_ref(), assertion, &issuer, true).await?;
         let user = user.ok_or_else(invalid_client)?;
+        let now = self.api.engine.clock.now_unix();
         let mut groups: Vec<PrincipalId> = Vec::new();
-        for name in &claims.groups {
+        // Only the provider itself speaks for its groups: a token checked against a JWKS stored
+        // with the user's credential (which whoever manages principals could have written) names
+        // no group, whatever its issuer says.
+        for name in claims.groups.iter().filter(|_| discovered) {
             if let Some(group) = keyspace.principal_by_external(PrincipalKind::Group, &issuer, name)? {
-                if !groups.contains(&group.id) {
+                if group.holds_external_at(&issuer, name, now) && !groups.contains(&group.id) {
                     groups.push(group.id);
                 }
             }
@@ -879,7 +894,9 @@ impl AuthService for Auth {
         let r = request.into_inner();
         let result = async {
             if r.grant_type == JWT_BEARER {
-                let lifetime = lifetime(r.lifetime.as_ref())?;
+                // At most an hour: the provider's say on who the person is, and in which groups, is
+                // asked again at least that often.
+                let lifetime = lifetime(r.lifetime.as_ref())?.min(USER_ACCESS_TOKEN_LIFETIME_S_MAX);
                 let other = [&r.client_id, &r.client_secret, &r.client_assertion, &r.client_assertion_type];
                 if other.iter().any(|f| !f.is_empty()) {
                     return Err(ArcaError::bad_parameter(
@@ -946,7 +963,7 @@ impl AuthService for Auth {
                 .filter(|iss| iss != &client_id)
             {
                 // Not the client's own assertion: a token another provider issued, for a federated credential.
-                self.federated_matches(principal.as_ref(), &r.client_assertion, &issuer).await?;
+                self.federated_matches(principal.as_ref(), &r.client_assertion, &issuer, false).await?;
                 AuthMethod::Federated
             } else if by_assertion {
                 let accepted =

@@ -81,14 +81,31 @@ impl State {
 
     /// A token signed with the newest key.
     fn sign(&self, sub: &str, aud: &str, groups: &[String], lifetime: i64) -> String {
+        self.sign_with(sub, aud, groups, lifetime, None, "JWT")
+    }
+
+    /// A token signed with the newest key; `aud` with commas becomes an array.
+    fn sign_with(
+        &self,
+        sub: &str,
+        aud: &str,
+        groups: &[String],
+        lifetime: i64,
+        azp: Option<&str>,
+        typ: &str,
+    ) -> String {
         let (kid, key) = self.keys.last().expect("the issuer always has a key");
         let now = now();
+        let aud = if aud.contains(',') { json!(aud.split(',').collect::<Vec<_>>()) } else { json!(aud) };
         let mut claims = json!({ "iss": self.issuer, "sub": sub, "aud": aud, "iat": now, "nbf": now,
             "exp": now + lifetime, "jti": random_hex() });
         if !groups.is_empty() {
             claims["groups"] = json!(groups);
         }
-        arca_crypto::jwt::sign_eddsa(key, &json!({ "alg": "EdDSA", "typ": "JWT", "kid": kid }), &claims)
+        if let Some(azp) = azp {
+            claims["azp"] = json!(azp);
+        }
+        arca_crypto::jwt::sign_eddsa(key, &json!({ "alg": "EdDSA", "typ": typ, "kid": kid }), &claims)
     }
 }
 
@@ -216,7 +233,9 @@ async fn handle(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Result<
             let sub = form.get("sub").cloned().unwrap_or_default();
             let aud = form.get("aud").cloned().unwrap_or_else(|| "api://ArcaTokenExchange".into());
             let lifetime = form.get("lifetime").and_then(|l| l.parse().ok()).unwrap_or(ID_TOKEN_LIFETIME_S);
-            answer(200, json!({ "token": s.sign(&sub, &aud, &list(form.get("groups")), lifetime) }))
+            let azp = form.get("azp").map(String::as_str);
+            let typ = form.get("typ").map_or("JWT", String::as_str);
+            answer(200, json!({ "token": s.sign_with(&sub, &aud, &list(form.get("groups")), lifetime, azp, typ) }))
         }
         (true, "/admin/rotate") => {
             let keep = form.get("keep_old").is_some_and(|v| v == "1" || v == "true");
