@@ -1,15 +1,16 @@
 //! A client generated in another language from `proto/` alone (Python, grpcio-tools) creates a vault
 //! and stores, reads, versions, deletes, recovers, purges, backs up and restores a secret over TLS.
 //!
-//! It also signs in as a service principal (client secret) and as a managed identity (a token from
-//! the local `arca agent`), each reading only its own vault.
+//! It also signs in as a service principal (client secret), as a managed identity (a token from
+//! the local `arca agent`) and as a person (an ID token from an OpenID Connect provider, exchanged
+//! with the jwt-bearer grant), each reading only what its roles allow.
 //!
 //! Needs a Python with `grpcio` and `grpcio-tools`: `.ci/test` makes one and passes it in `ARCA_PYTHON`.
 
 use std::path::Path;
 use std::process::Command;
 
-use arca_testkit::TestCluster;
+use arca_testkit::{IssuerProcess, TestCluster};
 
 /// The Python to run, with grpcio and grpcio-tools.
 fn python() -> String {
@@ -64,10 +65,13 @@ async fn a_python_client_generated_from_the_protos_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_client_signs_in_as_a_service_principal_and_as_a_managed_identity() {
+async fn a_python_client_signs_in_as_a_service_principal_a_managed_identity_and_a_person() {
     use arca_client::pb;
     let python = python();
-    let cluster = TestCluster::start(3).await.unwrap();
+    let issuer_dir = tempfile::tempdir().unwrap();
+    let issuer = IssuerProcess::start(issuer_dir.path()).await.unwrap();
+    let ca_arg = issuer.ca_file.to_str().unwrap().to_owned();
+    let cluster = TestCluster::start_with_node_args(3, &["--oidc-ca-file", &ca_arg]).await.unwrap();
     let stubs = stubs(&python, &cluster, &["common", "secrets", "identity"]);
     let root = cluster.client(0).await.unwrap();
     for vault in ["appa", "appb"] {
@@ -100,6 +104,33 @@ async fn a_python_client_signs_in_as_a_service_principal_and_as_a_managed_identi
     let agent_id = agent.principal.unwrap().app_id;
     let bind = pb::BindManagedIdentityRequest { id: mi.id.clone(), agent: agent_id.clone(), ..Default::default() };
     root.principals().bind_managed_identity(bind).await.unwrap();
+    // A person who signs in through the provider, a reader of appa through the group their
+    // groups claim names.
+    for (kind, name, subject, audiences) in [
+        (pb::PrincipalKind::User, "py person", "py-person", vec!["arca".to_owned()]),
+        (pb::PrincipalKind::Group, "py readers", "py-readers", vec![]),
+    ] {
+        let created = root.principals().create_principal(create(kind, name, false)).await.unwrap().into_inner();
+        let id = created.principal.unwrap().id;
+        let link = pb::AddFederatedCredentialRequest {
+            id: id.clone(),
+            name: "sign-in".into(),
+            issuer: issuer.url.clone(),
+            subject: subject.into(),
+            audiences,
+            jwks_json: String::new(),
+        };
+        root.principals().add_federated_credential(link).await.unwrap();
+        if kind == pb::PrincipalKind::Group {
+            let r = pb::CreateRoleAssignmentRequest {
+                assignee: id,
+                role: "Key Vault Secrets User".into(),
+                scope: "/vaults/appa".into(),
+            };
+            root.roles().create_role_assignment(r).await.unwrap();
+        }
+    }
+    let id_token = issuer.issue("py-person", "arca", &["py-readers"], 600).await.unwrap();
     let state = tempfile::tempdir().unwrap();
     let socket = state.path().join("agent.sock");
     let enroll = Some((agent_id.as_str(), agent.password.as_str()));
@@ -115,6 +146,7 @@ async fn a_python_client_signs_in_as_a_service_principal_and_as_a_managed_identi
         .arg(&sp.principal.unwrap().app_id)
         .arg(&sp.password)
         .arg(&socket)
+        .arg(&id_token)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

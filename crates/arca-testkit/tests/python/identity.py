@@ -1,14 +1,16 @@
 """Signing in from a client generated from proto/ alone: as a service principal with its client
-secret at the token endpoint, and as a managed identity whose token the local arca agent hands out
-(asked as Azure's IMDS is asked, over the agent's Unix socket).
+secret at the token endpoint, as a managed identity whose token the local arca agent hands out
+(asked as Azure's IMDS is asked, over the agent's Unix socket), and as a person with the ID token
+their OpenID Connect provider issued (RFC 7523's jwt-bearer grant).
 
-Usage: identity.py STUB_DIR ADDR CA_PEM CLIENT_ID CLIENT_SECRET AGENT_SOCKET. Prints "python identity ok".
+Usage: identity.py STUB_DIR ADDR CA_PEM CLIENT_ID CLIENT_SECRET AGENT_SOCKET ID_TOKEN.
+Prints "python identity ok".
 """
 import json
 import socket
 import sys
 
-stub_dir, addr, ca_path, client_id, client_secret, agent_socket = sys.argv[1:7]
+stub_dir, addr, ca_path, client_id, client_secret, agent_socket, id_token = sys.argv[1:8]
 sys.path.insert(0, stub_dir)
 
 import grpc  # noqa: E402
@@ -63,5 +65,26 @@ reply = json.loads(body)
 assert reply["token_type"] == "Bearer" and int(reply["expires_in"]) > 0, reply
 assert read("appb", reply["access_token"]) == "appb-secret"
 refused("appa", reply["access_token"])
+
+# A person: the provider's ID token is exchanged for an Arca access token; the groups claim makes
+# them a member of the group that reads appa, and of nothing else.
+token = auth.Token(
+    identity_pb2.TokenRequest(grant_type="urn:ietf:params:oauth:grant-type:jwt-bearer", assertion=id_token)
+).access_token
+assert read("appa", token) == "appa-secret"
+refused("appb", token)
+# The same ID token as an application's client assertion signs nobody in.
+try:
+    auth.Token(
+        identity_pb2.TokenRequest(
+            grant_type="client_credentials",
+            client_id=client_id,
+            client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            client_assertion=id_token,
+        )
+    )
+    raise AssertionError("an ID token is no client assertion")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.UNAUTHENTICATED, (e.code(), e.details())
 
 print("python identity ok")
