@@ -101,6 +101,10 @@ pub enum FederatedCmd {
         /// Without it, every node fetches the issuer's keys by OIDC discovery (an https:// issuer).
         #[arg(long)]
         jwks_file: Option<PathBuf>,
+        /// A claim the token must also carry, as NAME=VALUE[,VALUE…] (NAME may be a JSON pointer such
+        /// as /kubernetes.io/namespace); repeat for more.
+        #[arg(long = "claim", value_name = "NAME=VALUES")]
+        claims: Vec<String>,
     },
     List {
         #[arg(long)]
@@ -310,6 +314,7 @@ pub fn credential(c: &pb::Credential) -> Value {
             "issuer": c.issuer,
             "subject": c.subject,
             "audiences": c.audiences,
+            "claims": c.claims.iter().map(|b| (b.claim.clone(), json!(b.values))).collect::<serde_json::Map<_, _>>(),
             "startDateTime": secs(&c.start_date),
             "endDateTime": secs(&c.end_date),
         });
@@ -474,12 +479,22 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
                 return Ok(());
             }
             SpCmd::FederatedCredential {
-                command: FederatedCmd::Create { id, name, issuer, subject, audience, jwks_file },
+                command: FederatedCmd::Create { id, name, issuer, subject, audience, jwks_file, claims },
             } => {
                 let jwks_json = match &jwks_file {
                     Some(file) => std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?,
                     None => String::new(),
                 };
+                let claims = claims
+                    .iter()
+                    .map(|c| match c.split_once('=') {
+                        Some((claim, values)) => Ok(pb::BoundClaim {
+                            claim: claim.to_owned(),
+                            values: values.split(',').map(str::to_owned).collect(),
+                        }),
+                        None => anyhow::bail!("--claim takes NAME=VALUE[,VALUE…], not {c:?}"),
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 let request = pb::AddFederatedCredentialRequest {
                     id,
                     name,
@@ -487,6 +502,7 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
                     subject,
                     audiences: audience.into_iter().collect(),
                     jwks_json,
+                    claims,
                 };
                 credential(&p.add_federated_credential(request).await.map_err(err)?.into_inner())
             }
@@ -531,6 +547,7 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
                         subject,
                         audiences: vec![],
                         jwks_json: String::new(),
+                        claims: vec![],
                     };
                     p.add_federated_credential(request).await.map_err(err).context("link the provider's group")?;
                 }
@@ -571,6 +588,7 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
                         subject,
                         audiences: vec![audience],
                         jwks_json: String::new(),
+                        claims: vec![],
                     };
                     p.add_federated_credential(request).await.map_err(err).context("link the sign-in")?;
                 }

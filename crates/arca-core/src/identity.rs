@@ -63,7 +63,45 @@ pub enum CredentialKind {
     AgentBinding { agent: PrincipalId, uid: Option<u32>, executable: Option<String> },
     /// Tokens another identity provider issues: from `issuer` (exactly), for `subject` (exactly) and
     /// one of `audiences`, signed by a key of the provider's `jwks` (kept as given, checked when set).
+    /// Written before bound claims existed, and read as a [`FederatedTrust`] with none; new
+    /// credentials are [`CredentialKind::Federation`]. (Records are postcard: a variant never gains
+    /// a field.)
     Federated { name: String, issuer: String, subject: String, audiences: Vec<String>, jwks: String },
+    /// Trust in another identity provider's tokens, with the claims they must also carry.
+    Federation(FederatedTrust),
+}
+
+/// What a federated credential trusts: tokens from `issuer` (exactly), for `subject` (exactly) and
+/// one of `audiences`, signed by a key of `jwks` (or, when it is empty, of the keys the issuer
+/// publishes by discovery), carrying every one of `claims`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedTrust {
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audiences: Vec<String>,
+    pub jwks: String,
+    pub claims: Vec<BoundClaim>,
+}
+
+/// A claim a federated token must carry: `claim` names it (a top-level name, or a JSON pointer such
+/// as `/kubernetes.io/namespace`), and a string claim must equal one of `values`, an array claim hold
+/// one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundClaim {
+    pub claim: String,
+    pub values: Vec<String>,
+}
+
+/// A federated credential's fields, whichever variant holds them.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustRef<'a> {
+    pub name: &'a str,
+    pub issuer: &'a str,
+    pub subject: &'a str,
+    pub audiences: &'a [String],
+    pub jwks: &'a str,
+    pub claims: &'a [BoundClaim],
 }
 
 impl CredentialKind {
@@ -73,7 +111,25 @@ impl CredentialKind {
             CredentialKind::Secret { .. } => "client secrets",
             CredentialKind::Certificate { .. } => "certificates",
             CredentialKind::AgentBinding { .. } => "agent bindings",
-            CredentialKind::Federated { .. } => "federated credentials",
+            CredentialKind::Federated { .. } | CredentialKind::Federation(_) => "federated credentials",
+        }
+    }
+
+    /// A federated credential's fields (of either variant).
+    pub fn trust(&self) -> Option<TrustRef<'_>> {
+        match self {
+            CredentialKind::Federated { name, issuer, subject, audiences, jwks } => {
+                Some(TrustRef { name, issuer, subject, audiences, jwks, claims: &[] })
+            }
+            CredentialKind::Federation(t) => Some(TrustRef {
+                name: &t.name,
+                issuer: &t.issuer,
+                subject: &t.subject,
+                audiences: &t.audiences,
+                jwks: &t.jwks,
+                claims: &t.claims,
+            }),
+            _ => None,
         }
     }
 }
@@ -102,36 +158,31 @@ impl PrincipalRecord {
     /// The (issuer, subject) pairs of its federated credentials: for a user, the sign-in names of a
     /// person at a provider; for a group, the provider's group names it stands for.
     pub fn external_names(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.credentials.iter().filter_map(|c| match &c.kind {
-            CredentialKind::Federated { issuer, subject, .. } => Some((issuer.as_str(), subject.as_str())),
-            _ => None,
-        })
+        self.credentials.iter().filter_map(|c| c.kind.trust().map(|t| (t.issuer, t.subject)))
     }
 
     /// Whether it holds a federated credential for `issuer` and `subject` that is valid at `now`.
     pub fn holds_external_at(&self, issuer: &str, subject: &str, now: i64) -> bool {
-        self.credentials.iter().any(|c| {
-            c.is_valid_at(now)
-                && matches!(&c.kind, CredentialKind::Federated { issuer: i, subject: s, .. } if i == issuer && s == subject)
-        })
+        self.credentials
+            .iter()
+            .any(|c| c.is_valid_at(now) && c.kind.trust().is_some_and(|t| t.issuer == issuer && t.subject == subject))
     }
 
     /// The issuers whose own keys (by discovery) it signs in through, at `now`: the providers
     /// whose groups claims count for it.
     pub fn discovered_issuers_at(&self, now: i64) -> impl Iterator<Item = &str> {
-        self.credentials.iter().filter(move |c| c.is_valid_at(now)).filter_map(|c| match &c.kind {
-            CredentialKind::Federated { issuer, jwks, .. } if jwks.is_empty() => Some(issuer.as_str()),
-            _ => None,
-        })
+        self.credentials
+            .iter()
+            .filter(move |c| c.is_valid_at(now))
+            .filter_map(|c| c.kind.trust().filter(|t| t.jwks.is_empty()).map(|t| t.issuer))
     }
 
     /// Whether it holds, at `now`, a federated credential naming one of `issuers` (a group still
     /// standing for a group of one of those providers).
     pub fn linked_to_any_at(&self, issuers: &[&str], now: i64) -> bool {
-        self.credentials.iter().any(|c| {
-            c.is_valid_at(now)
-                && matches!(&c.kind, CredentialKind::Federated { issuer, .. } if issuers.contains(&issuer.as_str()))
-        })
+        self.credentials
+            .iter()
+            .any(|c| c.is_valid_at(now) && c.kind.trust().is_some_and(|t| issuers.contains(&t.issuer)))
     }
 }
 

@@ -6,7 +6,9 @@ use arca_core::mem_view::MemView;
 use arca_core::*;
 use arca_rbac::role::{KEY_VAULT_READER, KEY_VAULT_SECRETS_USER};
 use arca_rbac::Scope;
-use arca_types::limits::{CREDENTIAL_LIFETIME_S_MAX, SECONDS_PER_DAY};
+use arca_types::limits::{
+    BOUND_CLAIMS_MAX, BOUND_CLAIM_NAME_CHARS_MAX, BOUND_CLAIM_VALUES_MAX, CREDENTIAL_LIFETIME_S_MAX, SECONDS_PER_DAY,
+};
 use arca_types::{DisplayName, ErrorCode, VaultName};
 
 const T0: i64 = 1_800_000_000;
@@ -383,4 +385,58 @@ fn a_sign_in_name_stands_for_one_user_and_a_provider_group_for_one_group() {
     let agent = w.principal(PrincipalKind::Agent, "agent").unwrap();
     let c = federated(&mut w, IDP, "agent", &["arca"], "");
     assert_eq!(add(&mut w, agent, c), Err(ErrorCode::BadParameter));
+}
+
+#[test]
+fn bound_claims_are_limited_and_never_rebind_what_the_credential_binds() {
+    const IDP: &str = "https://idp.example";
+    let mut w = World::new();
+    let sp = w.principal(PrincipalKind::ServicePrincipal, "ci").unwrap();
+    let group = w.principal(PrincipalKind::Group, "readers").unwrap();
+    let bound = |pairs: &[(&str, usize)]| -> Vec<BoundClaim> {
+        pairs
+            .iter()
+            .map(|(claim, n)| BoundClaim {
+                claim: claim.to_string(),
+                values: (0..*n).map(|i| format!("v{i}")).collect(),
+            })
+            .collect()
+    };
+    let mut n = 0u32;
+    let mut add = |w: &mut World, principal, claims: Vec<BoundClaim>, audiences: Vec<String>| {
+        n += 1;
+        let credential = Credential {
+            key_id: w.id(),
+            kind: CredentialKind::Federation(FederatedTrust {
+                name: format!("cred-{n}"),
+                issuer: IDP.into(),
+                subject: format!("subject-{n}"),
+                audiences,
+                jwks: String::new(),
+                claims,
+            }),
+            start: w.now,
+            end: w.now + SECONDS_PER_DAY,
+        };
+        w.run(Command::ResetCredential { principal, credential, append: true }).map(|_| ())
+    };
+    let aud = || vec!["api://ArcaTokenExchange".to_owned()];
+    let names: Vec<String> = (0..17).map(|i| format!("c{i}")).collect();
+    let at = |k: usize| names[..k].iter().map(|c| (c.as_str(), 1)).collect::<Vec<_>>();
+    add(&mut w, sp, bound(&at(BOUND_CLAIMS_MAX)), aud()).unwrap();
+    assert_eq!(add(&mut w, sp, bound(&at(BOUND_CLAIMS_MAX + 1)), aud()), Err(ErrorCode::BadParameter));
+    add(&mut w, sp, bound(&[("repo", BOUND_CLAIM_VALUES_MAX)]), aud()).unwrap();
+    assert_eq!(add(&mut w, sp, bound(&[("repo", BOUND_CLAIM_VALUES_MAX + 1)]), aud()), Err(ErrorCode::BadParameter));
+    assert_eq!(add(&mut w, sp, bound(&[("repo", 0)]), aud()), Err(ErrorCode::BadParameter));
+    for reserved in ["iss", "sub", "aud", "exp", "/sub", "nbf", "iat", ""] {
+        assert_eq!(add(&mut w, sp, bound(&[(reserved, 1)]), aud()), Err(ErrorCode::BadParameter), "{reserved:?}");
+    }
+    assert_eq!(add(&mut w, sp, bound(&[("repo", 1), ("repo", 1)]), aud()), Err(ErrorCode::BadParameter));
+    let long = "x".repeat(BOUND_CLAIM_NAME_CHARS_MAX);
+    add(&mut w, sp, bound(&[(long.as_str(), 1)]), aud()).unwrap();
+    let longer = "x".repeat(BOUND_CLAIM_NAME_CHARS_MAX + 1);
+    assert_eq!(add(&mut w, sp, bound(&[(longer.as_str(), 1)]), aud()), Err(ErrorCode::BadParameter));
+    let big = vec![BoundClaim { claim: "big".into(), values: vec!["y".repeat(600); 14] }];
+    assert_eq!(add(&mut w, sp, big, aud()), Err(ErrorCode::BadParameter), "more than 8 KiB in all");
+    assert_eq!(add(&mut w, group, bound(&[("repo", 1)]), vec![]), Err(ErrorCode::BadParameter), "not for a group");
 }

@@ -176,9 +176,31 @@ pub struct ExternalClaims {
     pub groups: Vec<String>,
     /// OpenID Connect's authorized party: the client the token was issued to.
     pub azp: Option<String>,
+    /// Every claim, for a credential's bound claims.
+    pub all: serde_json::Value,
 }
 
 impl ExternalClaims {
+    /// Whether the token carries `claim` (a top-level name, or a JSON pointer starting with `/`)
+    /// with one of `values`: a string equal to one, or an array holding one. Numbers and booleans
+    /// are compared as their JSON text (`true`, `42`); objects never match.
+    pub fn carries(&self, claim: &str, values: &[String]) -> bool {
+        let found = if claim.starts_with('/') { self.all.pointer(claim) } else { self.all.get(claim) };
+        let matches = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => values.iter().any(|want| want == s),
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                let text = v.to_string();
+                values.contains(&text)
+            }
+            _ => false,
+        };
+        match found {
+            Some(serde_json::Value::Array(items)) => items.iter().any(matches),
+            Some(other) => matches(other),
+            None => false,
+        }
+    }
+
     /// Whether an ID token was issued to `client_id` (OpenID Connect Core §3.1.3.7): its only
     /// audience, or, when it has several, its authorized party too. A token issued for another
     /// service that merely lists the client among its audiences is not.
@@ -262,7 +284,8 @@ pub fn verify(token: &str, keys: &[Jwk], issuer: &str, now: i64) -> Result<Exter
     }
     let mut groups = strings(claims.get("groups")).unwrap_or_default();
     groups.truncate(GROUPS_CLAIM_MAX);
-    Ok(ExternalClaims { iss: issuer.to_owned(), sub, aud, exp, groups, azp: text("azp") })
+    let azp = text("azp");
+    Ok(ExternalClaims { iss: issuer.to_owned(), sub, aud, exp, groups, azp, all: claims })
 }
 
 #[cfg(test)]
@@ -287,6 +310,29 @@ mod tests {
     fn claims() -> serde_json::Value {
         json!({ "iss": ISSUER, "sub": "system:serviceaccount:prod:app", "aud": ["api://ArcaTokenExchange"],
             "exp": NOW + 600, "iat": NOW, "groups": ["ops", "dev"] })
+    }
+
+    #[test]
+    fn bound_claims_match_strings_arrays_and_pointers_exactly() {
+        let key = Ed25519Key::generate(&arca_crypto::OsEntropy);
+        let keys = parse_jwks(&ed25519_jwks(&key, "k1")).unwrap();
+        let mut c = claims();
+        c["repository"] = "acme/app".into();
+        c["run_attempt"] = 2.into();
+        c["kubernetes.io"] = json!({ "namespace": "prod", "serviceaccount": { "name": "app" } });
+        let got = verify(&token(&key, "k1", c), &keys, ISSUER, NOW).unwrap();
+        let v = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(got.carries("repository", &v(&["other/app", "acme/app"])));
+        assert!(!got.carries("repository", &v(&["acme/App"])), "exact, case and all");
+        assert!(!got.carries("repository", &v(&["acme/app/"])));
+        assert!(got.carries("groups", &v(&["dev"])), "an array holds one of the values");
+        assert!(!got.carries("groups", &v(&["admins"])));
+        assert!(got.carries("/kubernetes.io/namespace", &v(&["prod"])));
+        assert!(got.carries("/kubernetes.io/serviceaccount/name", &v(&["app"])));
+        assert!(!got.carries("/kubernetes.io", &v(&["prod"])), "an object never matches");
+        assert!(!got.carries("kubernetes.io/namespace", &v(&["prod"])), "a name is not a pointer");
+        assert!(got.carries("run_attempt", &v(&["2"])));
+        assert!(!got.carries("missing", &v(&[""])));
     }
 
     #[test]

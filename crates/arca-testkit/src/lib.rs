@@ -659,7 +659,8 @@ impl IssuerProcess {
         self.issue_with(sub, aud, groups, lifetime_s, &[]).await
     }
 
-    /// [`Self::issue`] with more form fields: `azp`, `typ` (the header's).
+    /// [`Self::issue`] with more form fields: `azp`, `typ` (the header's), `extra` (a JSON object of
+    /// more claims).
     pub async fn issue_with(
         &self,
         sub: &str,

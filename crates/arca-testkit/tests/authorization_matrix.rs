@@ -1129,6 +1129,7 @@ async fn run_principal(
                     subject: format!("{subject}-{name}"),
                     audiences,
                     jwks_json: String::new(),
+                    claims: vec![],
                 };
                 root.principals().add_federated_credential(link).await.unwrap();
                 ids.push(id);

@@ -903,6 +903,7 @@ async fn a_federated_token_signs_in_as_its_workload_only_for_its_issuer_subject_
         subject: K8S_SUBJECT.into(),
         audiences: vec![],
         jwks_json,
+        claims: vec![],
     };
     let credential = root.principals().add_federated_credential(add(jwks(&[("k1", &k1)]))).await.unwrap().into_inner();
     assert_eq!(credential.r#type, "FederatedIdentityCredential");

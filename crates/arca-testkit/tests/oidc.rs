@@ -290,6 +290,7 @@ async fn a_person_signs_in_through_a_discovered_provider_and_gets_what_their_gro
         subject: "mallory-3c1d".into(),
         audiences: vec!["arca".into()],
         jwks_json: forger_jwks.to_string(),
+        claims: vec![],
     };
     root.principals().add_federated_credential(link).await.unwrap();
     let now = unix_now();
@@ -316,6 +317,101 @@ async fn a_person_signs_in_through_a_discovered_provider_and_gets_what_their_gro
     ] {
         refused(&ClientError::from(anonymous.auth().token(request).await.unwrap_err()), "BAD_PARAMETER");
     }
+
+    // A workload's federated credential (a CI job here) trusts the same provider by discovery, and
+    // binds claims beyond issuer, subject and audience: a top-level one, and one by JSON pointer.
+    let (ok, ci) = arca(&cluster, true, &config, &["ad", "sp", "create-for-rbac", "--name", "ci deploy"]);
+    assert!(ok, "{ci}");
+    let ci_app = ci["appId"].as_str().unwrap().to_owned();
+    let main = "acme/app/.github/workflows/deploy.yml@refs/heads/main";
+    let workflow = format!("job_workflow_ref={main}");
+    let (ok, out) = arca(
+        &cluster,
+        true,
+        &config,
+        &[
+            "ad",
+            "sp",
+            "federated-credential",
+            "create",
+            "--id",
+            &ci_app,
+            "--name",
+            "deploy-main",
+            "--issuer",
+            &issuer.url,
+            "--subject",
+            "repo:acme/app:environment:prod",
+            "--claim",
+            &workflow,
+            "--claim",
+            "/runner/environment=self-hosted,github-hosted",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, listed) = arca(&cluster, true, &config, &["ad", "sp", "federated-credential", "list", "--id", &ci_app]);
+    assert!(ok, "{listed}");
+    assert_eq!(listed[0]["claims"]["/runner/environment"], serde_json::json!(["self-hosted", "github-hosted"]));
+    let anonymous = cluster.client_with_token(1, None).await.unwrap();
+    let ci_sign_in = async |extra: Value| {
+        let extra = extra.to_string();
+        let subject = "repo:acme/app:environment:prod";
+        let more = [("extra", extra.as_str())];
+        let token = issuer.issue_with(subject, "api://ArcaTokenExchange", &[], 600, &more).await.unwrap();
+        let r = pb::TokenRequest {
+            grant_type: "client_credentials".into(),
+            client_id: ci_app.clone(),
+            client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            client_assertion: token,
+            ..Default::default()
+        };
+        anonymous.auth().token(r).await.map_err(ClientError::from)
+    };
+    let carrying = serde_json::json!({ "job_workflow_ref": main, "runner": { "environment": "github-hosted" } });
+    ci_sign_in(carrying).await.expect("a token carrying every bound claim signs in");
+    let evil = "acme/app/.github/workflows/evil.yml@refs/heads/main";
+    let dev = "acme/app/.github/workflows/deploy.yml@refs/heads/dev";
+    for (what, extra) in [
+        (
+            "another workflow",
+            serde_json::json!({ "job_workflow_ref": evil, "runner": { "environment": "github-hosted" } }),
+        ),
+        (
+            "another branch",
+            serde_json::json!({ "job_workflow_ref": dev, "runner": { "environment": "github-hosted" } }),
+        ),
+        ("no runner", serde_json::json!({ "job_workflow_ref": main })),
+        (
+            "a runner of another kind",
+            serde_json::json!({ "job_workflow_ref": main, "runner": { "environment": "laptop" } }),
+        ),
+        ("the claim at the top level", serde_json::json!({ "job_workflow_ref": main, "environment": "github-hosted" })),
+    ] {
+        let e = ci_sign_in(extra).await.unwrap_err();
+        assert_eq!(e.reason.as_deref(), Some("INVALID_CLIENT"), "{what}: {e:?}");
+    }
+    let (ok, out) = arca(
+        &cluster,
+        true,
+        &config,
+        &[
+            "ad",
+            "sp",
+            "federated-credential",
+            "create",
+            "--id",
+            &ci_app,
+            "--name",
+            "bad-claim",
+            "--issuer",
+            &issuer.url,
+            "--subject",
+            "x",
+            "--claim",
+            "sub=someone",
+        ],
+    );
+    assert!(!ok && out.to_string().contains("BAD_PARAMETER"), "sub is bound by the credential itself: {out}");
 
     // Tokens naming made-up key ids make at most one fetch per node per interval, not one each.
     let before = issuer.jwks_fetches().await.unwrap();

@@ -119,6 +119,7 @@ async fn a_python_client_signs_in_as_a_service_principal_a_managed_identity_and_
             subject: subject.into(),
             audiences,
             jwks_json: String::new(),
+            claims: vec![],
         };
         root.principals().add_federated_credential(link).await.unwrap();
         if kind == pb::PrincipalKind::Group {

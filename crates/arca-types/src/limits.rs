@@ -102,6 +102,14 @@ pub const EXECUTABLE_PATH_BYTES_MAX: usize = 4096;
 /// Federated credentials one principal may hold (Azure's limit), the longest issuer, subject or
 /// audience one names, in characters, and the largest JWKS one keeps, in bytes.
 pub const FEDERATED_CREDENTIALS_MAX: usize = 20;
+/// Claims one federated credential may bind beside issuer, subject and audience.
+pub const BOUND_CLAIMS_MAX: usize = 16;
+/// Values one bound claim may accept.
+pub const BOUND_CLAIM_VALUES_MAX: usize = 32;
+/// The longest name of a bound claim (or JSON pointer to it), in characters.
+pub const BOUND_CLAIM_NAME_CHARS_MAX: usize = 256;
+/// All the bound claims of one credential, names and values, in bytes (UTF-8).
+pub const BOUND_CLAIMS_BYTES_MAX: usize = 8 * 1024;
 /// Arca groups one access token may carry from the `groups` claim of a user's sign-in (each is a
 /// UUID in the token, which is at most `BEARER_TOKEN_BYTES_MAX`).
 pub const EXTERNAL_GROUPS_PER_TOKEN_MAX: usize = 32;
@@ -111,7 +119,7 @@ pub const USER_ACCESS_TOKEN_LIFETIME_S_MAX: i64 = 3600;
 pub const FEDERATED_FIELD_CHARS_MAX: usize = 600;
 pub const FEDERATED_JWKS_BYTES_MAX: usize = 16 * 1024;
 /// A federated credential request: a JWKS at its limit and the other fields.
-pub const FEDERATED_CREDENTIAL_REQUEST_BYTES_MAX: usize = FEDERATED_JWKS_BYTES_MAX + 8 * 1024;
+pub const FEDERATED_CREDENTIAL_REQUEST_BYTES_MAX: usize = FEDERATED_JWKS_BYTES_MAX + BOUND_CLAIMS_BYTES_MAX + 8 * 1024;
 /// Bytes of entropy in a client secret Arca generates (256 bits).
 pub const CLIENT_SECRET_BYTES: usize = 32;
 /// Members one group may have, and groups one principal may be a member of (every request of a

@@ -27,11 +27,12 @@ fn check_credential(
     credential: &Credential,
     now: i64,
 ) -> Result<(), ArcaError> {
-    if let CredentialKind::Federated { name, issuer, subject, audiences, jwks } = &credential.kind {
+    if let Some(trust) = credential.kind.trust() {
+        let (issuer, subject) = (trust.issuer, trust.subject);
         if record_kind == PrincipalKind::Agent {
             return Err(ArcaError::bad_parameter("id", "an agent signs in with its own certificate only"));
         }
-        check_federated(record_kind, name, issuer, subject, audiences, jwks)?;
+        check_federated(record_kind, &trust)?;
         // A person or a provider's group is one Arca principal: the sign-in finds it by issuer and subject.
         if matches!(record_kind, PrincipalKind::User | PrincipalKind::Group) {
             if let Some(holder) = view.principal_by_external(record_kind, issuer, subject)? {
@@ -168,7 +169,7 @@ pub fn reset_credential(
     }
     let most = match credential.kind {
         CredentialKind::AgentBinding { .. } => AGENT_BINDINGS_PER_IDENTITY_MAX,
-        CredentialKind::Federated { .. } => FEDERATED_CREDENTIALS_MAX,
+        CredentialKind::Federated { .. } | CredentialKind::Federation(_) => FEDERATED_CREDENTIALS_MAX,
         _ => CREDENTIALS_PER_KIND_MAX,
     };
     if record.credentials.iter().filter(|c| same_kind(c)).count() >= most {
@@ -181,11 +182,12 @@ pub fn reset_credential(
             ),
         ));
     }
-    if let CredentialKind::Federated { name, issuer, subject, .. } = &credential.kind {
-        let taken = record.credentials.iter().any(|c| {
-            matches!(&c.kind, CredentialKind::Federated { name: n, issuer: i, subject: s, .. }
-                if n.eq_ignore_ascii_case(name) || (i == issuer && s == subject))
-        });
+    if let Some(new) = credential.kind.trust() {
+        let taken = record
+            .credentials
+            .iter()
+            .filter_map(|c| c.kind.trust())
+            .any(|t| t.name.eq_ignore_ascii_case(new.name) || (t.issuer == new.issuer && t.subject == new.subject));
         if taken {
             return Err(ArcaError::new(
                 ErrorCode::Conflict,
@@ -250,14 +252,8 @@ pub fn register_agent_certificate(
 /// by discovery from the issuer, which must be an `https://` URL. A group's credential names a
 /// value of the provider's `groups` claim as its subject, with no audience and no JWKS: the
 /// member's own sign-in is what is checked.
-fn check_federated(
-    kind: PrincipalKind,
-    name: &str,
-    issuer: &str,
-    subject: &str,
-    audiences: &[String],
-    jwks: &str,
-) -> Result<(), ArcaError> {
+fn check_federated(kind: PrincipalKind, trust: &TrustRef<'_>) -> Result<(), ArcaError> {
+    let TrustRef { name, issuer, subject, audiences, jwks, claims } = *trust;
     let name_ok =
         (3..=120).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !name_ok {
@@ -272,11 +268,13 @@ fn check_federated(
             ));
         }
     }
+    check_bound_claims(claims)?;
     if kind == PrincipalKind::Group {
-        if !audiences.is_empty() || !jwks.is_empty() {
+        if !audiences.is_empty() || !jwks.is_empty() || !claims.is_empty() {
             return Err(ArcaError::bad_parameter(
                 "audiences",
-                "a group's federated credential names an issuer and a groups-claim value only (no audience, no JWKS)",
+                "a group's federated credential names an issuer and a groups-claim value only (no audience, no JWKS, \
+                 no claims)",
             ));
         }
         return Ok(());
@@ -300,6 +298,47 @@ fn check_federated(
             "jwks_json",
             "give the provider's JWKS, or an https:// issuer whose keys Arca fetches by OIDC discovery",
         ));
+    }
+    Ok(())
+}
+
+/// Claims a federated credential binds: at most [`BOUND_CLAIMS_MAX`], each named once (a name, or a
+/// JSON pointer starting with `/`), never one the credential binds by itself (`iss`, `sub`, `aud`)
+/// or a time, each with 1 to [`BOUND_CLAIM_VALUES_MAX`] values of at most
+/// [`FEDERATED_FIELD_CHARS_MAX`] characters.
+fn check_bound_claims(claims: &[BoundClaim]) -> Result<(), ArcaError> {
+    let bad = |why: String| Err(ArcaError::bad_parameter("claims", why));
+    if claims.len() > BOUND_CLAIMS_MAX {
+        return bad(format!("bind at most {BOUND_CLAIMS_MAX} claims"));
+    }
+    let bytes: usize = claims.iter().map(|c| c.claim.len() + c.values.iter().map(String::len).sum::<usize>()).sum();
+    if bytes > BOUND_CLAIMS_BYTES_MAX {
+        return bad(format!("the bound claims come to more than {} KiB", BOUND_CLAIMS_BYTES_MAX / 1024));
+    }
+    for (i, bound) in claims.iter().enumerate() {
+        let name = bound.claim.as_str();
+        let plain = name.trim_start_matches('/');
+        if name.is_empty()
+            || name.chars().count() > BOUND_CLAIM_NAME_CHARS_MAX
+            || name.chars().any(char::is_control)
+            || ["iss", "sub", "aud", "exp", "nbf", "iat"].contains(&plain)
+        {
+            return bad(format!(
+                "a bound claim is named by 1-{BOUND_CLAIM_NAME_CHARS_MAX} characters (a JSON pointer starts with /), \
+                 and never iss, sub, aud or a time, which the credential binds itself"
+            ));
+        }
+        if claims[..i].iter().any(|c| c.claim == bound.claim) {
+            return bad(format!("the claim {name:?} is bound twice; give it several values instead"));
+        }
+        let value_ok = |v: &String| v.chars().count() <= FEDERATED_FIELD_CHARS_MAX && !v.chars().any(char::is_control);
+        if bound.values.is_empty() || bound.values.len() > BOUND_CLAIM_VALUES_MAX || !bound.values.iter().all(value_ok)
+        {
+            return bad(format!(
+                "the claim {name:?} needs 1-{BOUND_CLAIM_VALUES_MAX} values of at most {FEDERATED_FIELD_CHARS_MAX} \
+                 characters"
+            ));
+        }
     }
     Ok(())
 }

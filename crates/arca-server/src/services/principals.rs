@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use arca_core::identity::{
-    parse_uuid, uuid, Credential, CredentialKind, IdentityView, PrincipalId, PrincipalKind, PrincipalRecord,
+    parse_uuid, uuid, BoundClaim, Credential, CredentialKind, FederatedTrust, IdentityView, PrincipalId, PrincipalKind,
+    PrincipalRecord,
 };
 use arca_core::{Command, Outcome};
 use arca_identity::{client_assertion, client_secret, AuthMethod};
@@ -98,12 +99,18 @@ fn credential_message(c: &Credential) -> pb::Credential {
             message.uid = *uid;
             message.executable = executable.clone().unwrap_or_default();
         }
-        CredentialKind::Federated { name, issuer, subject, audiences, .. } => {
+        CredentialKind::Federated { .. } | CredentialKind::Federation(_) => {
+            let trust = c.kind.trust().expect("a federated credential has its trust");
             message.r#type = "FederatedIdentityCredential".into();
-            message.name = name.clone();
-            message.issuer = issuer.clone();
-            message.subject = subject.clone();
-            message.audiences = audiences.clone();
+            message.name = trust.name.to_owned();
+            message.issuer = trust.issuer.to_owned();
+            message.subject = trust.subject.to_owned();
+            message.audiences = trust.audiences.to_vec();
+            message.claims = trust
+                .claims
+                .iter()
+                .map(|b| pb::BoundClaim { claim: b.claim.clone(), values: b.values.clone() })
+                .collect();
         }
     }
     message
@@ -543,13 +550,15 @@ impl PrincipalService for Principals {
                 (_, false) => r.audiences,
             };
             let now = self.0.engine.clock.now_unix();
-            let kind = CredentialKind::Federated {
+            let claims = r.claims.into_iter().map(|b| BoundClaim { claim: b.claim, values: b.values }).collect();
+            let kind = CredentialKind::Federation(FederatedTrust {
                 name: r.name,
                 issuer: r.issuer,
                 subject: r.subject,
                 audiences,
                 jwks: r.jwks_json,
-            };
+                claims,
+            });
             let credential = Credential {
                 key_id: self.0.engine.seal.entropy().bytes16(),
                 kind: kind.clone(),
@@ -761,9 +770,8 @@ impl Auth {
         let now = self.api.engine.clock.now_unix();
         let credentials = principal.map(|p| p.credentials.as_slice()).unwrap_or_default();
         for credential in credentials.iter().filter(|c| c.is_valid_at(now)) {
-            let CredentialKind::Federated { issuer: trusted, subject, audiences, jwks, .. } = &credential.kind else {
-                continue;
-            };
+            let Some(trust) = credential.kind.trust() else { continue };
+            let (trusted, subject, audiences, jwks) = (trust.issuer, trust.subject, trust.audiences, trust.jwks);
             if trusted != issuer {
                 continue;
             }
@@ -781,9 +789,14 @@ impl Auth {
                     claims.aud.iter().any(|a| audiences.contains(a))
                 }
             };
+            let bound = |claims: &arca_identity::federation::ExternalClaims| {
+                trust.claims.iter().all(|b| claims.carries(&b.claim, &b.values))
+            };
             match checked {
-                Ok(claims) if &claims.sub == subject && for_us(&claims) => return Ok((claims, jwks.is_empty())),
-                Ok(_) => tracing::debug!("a federated token's subject or audience matched no credential"),
+                Ok(claims) if claims.sub == subject && for_us(&claims) && bound(&claims) => {
+                    return Ok((claims, jwks.is_empty()))
+                }
+                Ok(_) => tracing::debug!("a federated token's subject, audience or bound claims matched no credential"),
                 Err(e) => tracing::debug!("a federated token was refused: {e}"),
             }
         }

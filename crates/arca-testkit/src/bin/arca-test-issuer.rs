@@ -81,10 +81,12 @@ impl State {
 
     /// A token signed with the newest key.
     fn sign(&self, sub: &str, aud: &str, groups: &[String], lifetime: i64) -> String {
-        self.sign_with(sub, aud, groups, lifetime, None, "JWT")
+        self.sign_with(sub, aud, groups, lifetime, None, "JWT", None)
     }
 
-    /// A token signed with the newest key; `aud` with commas becomes an array.
+    /// A token signed with the newest key; `aud` with commas becomes an array; `extra` (a JSON
+    /// object) adds claims.
+    #[allow(clippy::too_many_arguments)]
     fn sign_with(
         &self,
         sub: &str,
@@ -93,6 +95,7 @@ impl State {
         lifetime: i64,
         azp: Option<&str>,
         typ: &str,
+        extra: Option<&Value>,
     ) -> String {
         let (kid, key) = self.keys.last().expect("the issuer always has a key");
         let now = now();
@@ -104,6 +107,11 @@ impl State {
         }
         if let Some(azp) = azp {
             claims["azp"] = json!(azp);
+        }
+        if let Some(Value::Object(more)) = extra {
+            for (k, v) in more {
+                claims[k] = v.clone();
+            }
         }
         arca_crypto::jwt::sign_eddsa(key, &json!({ "alg": "EdDSA", "typ": typ, "kid": kid }), &claims)
     }
@@ -235,7 +243,9 @@ async fn handle(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Result<
             let lifetime = form.get("lifetime").and_then(|l| l.parse().ok()).unwrap_or(ID_TOKEN_LIFETIME_S);
             let azp = form.get("azp").map(String::as_str);
             let typ = form.get("typ").map_or("JWT", String::as_str);
-            answer(200, json!({ "token": s.sign_with(&sub, &aud, &list(form.get("groups")), lifetime, azp, typ) }))
+            let extra: Option<Value> = form.get("extra").and_then(|e| serde_json::from_str(e).ok());
+            let token = s.sign_with(&sub, &aud, &list(form.get("groups")), lifetime, azp, typ, extra.as_ref());
+            answer(200, json!({ "token": token }))
         }
         (true, "/admin/rotate") => {
             let keep = form.get("keep_old").is_some_and(|v| v == "1" || v == "true");
