@@ -10,7 +10,7 @@
 /// The path of the token endpoint.
 pub const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
 /// Largest request head read, in bytes; a longer one is refused.
-pub const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+pub const REQUEST_HEAD_BYTES_MAX: usize = 16 * 1024;
 /// Longest `resource` or identity parameter, in bytes.
 pub const PARAMETER_BYTES_MAX: usize = 1024;
 
@@ -21,7 +21,15 @@ pub struct TokenQuery {
     pub resource: String,
     /// The managed identity asked for (`client_id`, `object_id` or `msi_res_id`), if any.
     pub identity: Option<String>,
+    /// A Kubernetes service account token the workload presented (header
+    /// [`SERVICE_ACCOUNT_TOKEN_HEADER`]), for bindings that require one; passed on unverified.
+    pub service_account_token: Option<String>,
 }
+
+/// The header a workload presents its Kubernetes service account token in.
+pub const SERVICE_ACCOUNT_TOKEN_HEADER: &str = "X-Arca-Service-Account-Token";
+/// The longest service account token taken, in bytes.
+pub const SERVICE_ACCOUNT_TOKEN_BYTES_MAX: usize = 8 * 1024;
 
 /// Why a request was refused: an HTTP status and a message for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +74,7 @@ pub fn parse(head: &[u8]) -> Result<TokenQuery, Refusal> {
         return Err(Refusal { status: 405, error: "method_not_allowed", description: "only GET is served".into() });
     }
     let mut metadata = false;
+    let mut service_account_token: Option<String> = None;
     for line in lines.filter(|l| !l.is_empty()) {
         let (name, value) = line.split_once(':').ok_or_else(|| Refusal::bad("a header line has no colon"))?;
         let (name, value) = (name.trim(), value.trim());
@@ -74,6 +83,16 @@ pub fn parse(head: &[u8]) -> Result<TokenQuery, Refusal> {
         }
         if name.eq_ignore_ascii_case("metadata") {
             metadata = value.eq_ignore_ascii_case("true");
+        }
+        if name.eq_ignore_ascii_case(SERVICE_ACCOUNT_TOKEN_HEADER) {
+            if value.len() > SERVICE_ACCOUNT_TOKEN_BYTES_MAX {
+                return Err(Refusal::bad(format!(
+                    "the service account token is longer than {SERVICE_ACCOUNT_TOKEN_BYTES_MAX} bytes"
+                )));
+            }
+            if service_account_token.replace(value.to_owned()).is_some() {
+                return Err(Refusal::bad("send one service account token"));
+            }
         }
     }
     if !metadata {
@@ -97,7 +116,11 @@ pub fn parse(head: &[u8]) -> Result<TokenQuery, Refusal> {
         }
     }
     let resource = resource.filter(|r| !r.is_empty()).ok_or_else(|| Refusal::bad("resource is required"))?;
-    Ok(TokenQuery { resource, identity: identity.filter(|i| !i.is_empty()) })
+    Ok(TokenQuery {
+        resource,
+        identity: identity.filter(|i| !i.is_empty()),
+        service_account_token: service_account_token.filter(|t| !t.is_empty()),
+    })
 }
 
 /// `%XX` and `+` decoded; `None` for a bad escape or a result that is not UTF-8.
@@ -185,9 +208,25 @@ mod tests {
             &["Metadata: true"],
         ))
         .unwrap();
-        assert_eq!(q, TokenQuery { resource: "https://arca".into(), identity: Some("ab-c".into()) });
+        assert_eq!(
+            q,
+            TokenQuery { resource: "https://arca".into(), identity: Some("ab-c".into()), service_account_token: None }
+        );
         let q = parse(&head(&format!("{TOKEN_PATH}?resource=arca"), &["metadata: TRUE"])).unwrap();
         assert_eq!(q.identity, None);
+    }
+
+    #[test]
+    fn a_service_account_token_is_taken_once_and_up_to_its_limit() {
+        let target = format!("{TOKEN_PATH}?resource=arca");
+        let at = "t".repeat(SERVICE_ACCOUNT_TOKEN_BYTES_MAX);
+        let header = format!("{SERVICE_ACCOUNT_TOKEN_HEADER}: {at}");
+        let q = parse(&head(&target, &["Metadata: true", &header])).unwrap();
+        assert_eq!(q.service_account_token.as_deref(), Some(at.as_str()));
+        let past = format!("{SERVICE_ACCOUNT_TOKEN_HEADER}: {at}t");
+        assert_eq!(parse(&head(&target, &["Metadata: true", &past])).unwrap_err().status, 400);
+        let once = format!("{SERVICE_ACCOUNT_TOKEN_HEADER}: a");
+        assert_eq!(parse(&head(&target, &["Metadata: true", &once, &once])).unwrap_err().status, 400);
     }
 
     #[test]

@@ -362,6 +362,7 @@ async fn answer(head: &[u8], workload: std::io::Result<attest::Workload>, sessio
             gid: workload.gid,
             pid: workload.pid,
             executable: workload.executable.clone().unwrap_or_default(),
+            service_account_token: query.service_account_token.clone().unwrap_or_default(),
         }),
         lifetime: None,
     };

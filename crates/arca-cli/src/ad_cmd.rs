@@ -326,6 +326,8 @@ pub fn credential(c: &pb::Credential) -> Value {
             "agentId": c.agent_id,
             "uid": c.uid,
             "executable": if c.executable.is_empty() { Value::Null } else { json!(c.executable) },
+            "serviceAccount": if c.service_account.is_empty() { Value::Null } else { json!(c.service_account) },
+            "serviceAccountIssuer": if c.service_account_issuer.is_empty() { Value::Null } else { json!(c.service_account_issuer) },
             "startDateTime": secs(&c.start_date),
             "endDateTime": secs(&c.end_date),
         });

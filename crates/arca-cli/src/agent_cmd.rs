@@ -65,6 +65,19 @@ pub enum IdentityCmd {
         /// boundary between processes of one user.
         #[arg(long)]
         executable: Option<String>,
+        /// Only workloads that also present a token of this Kubernetes service account
+        /// (system:serviceaccount:NAMESPACE:NAME), in the X-Arca-Service-Account-Token header.
+        #[arg(long, requires = "service_account_issuer")]
+        service_account: Option<String>,
+        /// The Kubernetes cluster's service account issuer (its keys by discovery, or --service-account-jwks-file).
+        #[arg(long, requires = "service_account")]
+        service_account_issuer: Option<String>,
+        /// The audience the token must be for (default api://ArcaTokenExchange).
+        #[arg(long)]
+        service_account_audience: Option<String>,
+        /// The issuer's JWKS (kubectl get --raw /openid/v1/jwks).
+        #[arg(long)]
+        service_account_jwks_file: Option<std::path::PathBuf>,
     },
     /// The identity's bindings.
     ListBindings {
@@ -142,7 +155,21 @@ pub async fn identity(client: &ArcaClient, command: IdentityCmd, f: Format) -> a
                 .into_inner();
             print_value(f, &principal(&r.principal.unwrap_or_default()));
         }
-        IdentityCmd::Bind { name, agent, uid, any_uid: _, executable } => {
+        IdentityCmd::Bind {
+            name,
+            agent,
+            uid,
+            any_uid: _,
+            executable,
+            service_account,
+            service_account_issuer,
+            service_account_audience,
+            service_account_jwks_file,
+        } => {
+            let service_account_jwks_json = match &service_account_jwks_file {
+                Some(file) => std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?,
+                None => String::new(),
+            };
             let r = p
                 .bind_managed_identity(pb::BindManagedIdentityRequest {
                     id: name,
@@ -150,6 +177,10 @@ pub async fn identity(client: &ArcaClient, command: IdentityCmd, f: Format) -> a
                     uid,
                     executable: executable.unwrap_or_default(),
                     years: 0,
+                    service_account_issuer: service_account_issuer.unwrap_or_default(),
+                    service_account: service_account.unwrap_or_default(),
+                    service_account_audience: service_account_audience.unwrap_or_default(),
+                    service_account_jwks_json,
                 })
                 .await
                 .map_err(arca_client::ClientError::from)?

@@ -88,6 +88,9 @@ pub const ENV_FEDERATED_TOKEN_FILE: &str = "ARCA_FEDERATED_TOKEN_FILE";
 pub const ENV_IDENTITY_ENDPOINT: &str = "ARCA_IDENTITY_ENDPOINT";
 /// Which managed identity to ask the agent for, when more than one is bound to the process.
 pub const ENV_IDENTITY_CLIENT_ID: &str = "ARCA_IDENTITY_CLIENT_ID";
+/// A file holding the workload's Kubernetes service account token, sent to the agent for bindings
+/// that require one (a projected token, as Azure's workload identity mounts one).
+pub const ENV_SERVICE_ACCOUNT_TOKEN_FILE: &str = "ARCA_SERVICE_ACCOUNT_TOKEN_FILE";
 /// Where `arca agent run` listens by default.
 pub const AGENT_SOCKET_DEFAULT: &str = "/run/arca/agent.sock";
 
@@ -333,9 +336,23 @@ async fn from_agent(
             .await
             .map_err(|e| unavailable(format!("no arca agent at {}: {e}", socket.display())))?;
         let identity = client_id.map(|c| format!("&client_id={}", encode_query(c))).unwrap_or_default();
+        // A pod's projected service account token, read afresh each time (Kubernetes rotates it),
+        // for bindings that require one.
+        let service_account = match std::env::var_os(ENV_SERVICE_ACCOUNT_TOKEN_FILE).filter(|f| !f.is_empty()) {
+            Some(file) => {
+                let token = std::fs::read_to_string(&file)
+                    .map_err(|e| unavailable(format!("read {}: {e}", std::path::Path::new(&file).display())))?;
+                let token = token.trim();
+                if token.is_empty() || token.contains(['\r', '\n']) {
+                    return Err(unavailable("the service account token file holds no single token".into()));
+                }
+                format!("X-Arca-Service-Account-Token: {token}\r\n")
+            }
+            None => String::new(),
+        };
         let request = format!(
             "GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=arca{identity} HTTP/1.1\r\n\
-             Host: localhost\r\nMetadata: true\r\nConnection: close\r\n\r\n"
+             Host: localhost\r\nMetadata: true\r\n{service_account}Connection: close\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await.map_err(|e| unavailable(format!("ask the arca agent: {e}")))?;
         let mut answer = Vec::new();

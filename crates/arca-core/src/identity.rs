@@ -68,7 +68,41 @@ pub enum CredentialKind {
     /// a field.)
     Federated { name: String, issuer: String, subject: String, audiences: Vec<String>, jwks: String },
     /// Trust in another identity provider's tokens, with the claims they must also carry.
-    Federation(FederatedTrust),
+    Federation(Box<FederatedTrust>),
+    /// Of a managed identity: an agent binding ([`CredentialKind::AgentBinding`]'s newer form) that
+    /// may also require the workload to present a Kubernetes service account token.
+    AgentWorkload(Box<WorkloadBinding>),
+}
+
+/// Which local workload an agent may obtain a managed identity's tokens for: one it attests as
+/// running as `uid` and `executable` (each, when set, must match) that, with `service_account`, also
+/// presents a token of that Kubernetes service account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadBinding {
+    pub agent: PrincipalId,
+    pub uid: Option<u32>,
+    pub executable: Option<String>,
+    pub service_account: Option<ServiceAccount>,
+}
+
+/// A Kubernetes service account, as its projected tokens name it: issued by `issuer` (the cluster's
+/// service account issuer) for `subject` (`system:serviceaccount:NAMESPACE:NAME`) and `audience`,
+/// signed by a key of `jwks` (or, when empty, of the keys the issuer publishes by discovery).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceAccount {
+    pub issuer: String,
+    pub subject: String,
+    pub audience: String,
+    pub jwks: String,
+}
+
+/// An agent binding's fields, whichever variant holds them.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingRef<'a> {
+    pub agent: &'a PrincipalId,
+    pub uid: Option<u32>,
+    pub executable: Option<&'a str>,
+    pub service_account: Option<&'a ServiceAccount>,
 }
 
 /// What a federated credential trusts: tokens from `issuer` (exactly), for `subject` (exactly) and
@@ -110,8 +144,24 @@ impl CredentialKind {
         match self {
             CredentialKind::Secret { .. } => "client secrets",
             CredentialKind::Certificate { .. } => "certificates",
-            CredentialKind::AgentBinding { .. } => "agent bindings",
+            CredentialKind::AgentBinding { .. } | CredentialKind::AgentWorkload(_) => "agent bindings",
             CredentialKind::Federated { .. } | CredentialKind::Federation(_) => "federated credentials",
+        }
+    }
+
+    /// An agent binding's fields (of either variant).
+    pub fn binding(&self) -> Option<BindingRef<'_>> {
+        match self {
+            CredentialKind::AgentBinding { agent, uid, executable } => {
+                Some(BindingRef { agent, uid: *uid, executable: executable.as_deref(), service_account: None })
+            }
+            CredentialKind::AgentWorkload(b) => Some(BindingRef {
+                agent: &b.agent,
+                uid: b.uid,
+                executable: b.executable.as_deref(),
+                service_account: b.service_account.as_ref(),
+            }),
+            _ => None,
         }
     }
 

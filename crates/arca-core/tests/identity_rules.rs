@@ -407,14 +407,14 @@ fn bound_claims_are_limited_and_never_rebind_what_the_credential_binds() {
         n += 1;
         let credential = Credential {
             key_id: w.id(),
-            kind: CredentialKind::Federation(FederatedTrust {
+            kind: CredentialKind::Federation(Box::new(FederatedTrust {
                 name: format!("cred-{n}"),
                 issuer: IDP.into(),
                 subject: format!("subject-{n}"),
                 audiences,
                 jwks: String::new(),
                 claims,
-            }),
+            })),
             start: w.now,
             end: w.now + SECONDS_PER_DAY,
         };

@@ -428,7 +428,10 @@ pub async fn serve(
         ))
         .add_service(Edge::new(PrincipalServiceServer::new(services::principals::Principals(api.clone())), api.clone()))
         .add_service(Edge::new(RoleServiceServer::new(services::roles::Roles(api.clone())), api.clone()))
-        .add_service(Edge::new(AgentServiceServer::new(services::agents::Agents(api.clone())), api.clone()))
+        .add_service(Edge::new(
+            AgentServiceServer::new(services::agents::Agents(api.clone(), parts.provider_keys.clone())),
+            api.clone(),
+        ))
         .add_service(Edge::new(AuditServiceServer::new(services::audit::Audit(api.clone())), api.clone()))
         .add_service(Edge::new(
             SecretServiceServer::new(services::secrets::Secrets(api.clone()))

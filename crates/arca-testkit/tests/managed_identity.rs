@@ -410,6 +410,7 @@ async fn only_an_enrolled_agent_obtains_identities_and_only_those_bound_to_it() 
         uid: Some(0),
         executable: exe.into(),
         years: 0,
+        ..Default::default()
     };
     for (request, field) in [
         (bind("admin app", "host-3", ""), "id"),
@@ -448,4 +449,104 @@ async fn only_an_enrolled_agent_obtains_identities_and_only_those_bound_to_it() 
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_that_requires_a_service_account_serves_only_workloads_presenting_its_token() {
+    use arca_testkit::IssuerProcess;
+    // The local provider stands in for a Kubernetes cluster's service account issuer.
+    let issuer_dir = tempfile::tempdir().unwrap();
+    let k8s = IssuerProcess::start(issuer_dir.path()).await.unwrap();
+    let ca = k8s.ca_file.to_str().unwrap().to_owned();
+    let cluster = TestCluster::start_with_node_args(1, &["--oidc-ca-file", &ca]).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = open_dir();
+    let socket = run.path().join("agent.sock");
+    let (agent_id, secret) = setup(&cluster, "node-1", my_uid());
+    let _agent = start_agent(&cluster, state.path(), &socket, Some((&agent_id, &secret)), 3600);
+
+    // A pod's identity: any uid on the node (containers share them), but only for a workload that
+    // presents its service account's token.
+    let (ok, _) = arca(&cluster, true, &[], &["identity", "create", "--name", "pod-app"]);
+    assert!(ok);
+    let assign = ["role", "assignment", "create", "--assignee", "pod-app", "--role", "Key Vault Secrets User"];
+    assert!(arca(&cluster, true, &[], &[&assign[..], &["--scope", "/vaults/appa"]].concat()).0);
+    let subject = "system:serviceaccount:prod:app";
+    let bind = [
+        "identity",
+        "bind",
+        "--name",
+        "pod-app",
+        "--agent",
+        "node-1",
+        "--any-uid",
+        "--service-account",
+        subject,
+        "--service-account-issuer",
+        &k8s.url,
+    ];
+    let (ok, binding) = arca(&cluster, true, &[], &bind);
+    assert!(ok, "{binding}");
+    assert_eq!(binding["serviceAccount"], subject, "{binding}");
+
+    let aud = "api://ArcaTokenExchange";
+    let header = |token: &str| format!("X-Arca-Service-Account-Token: {token}");
+    let ask = |token: Option<String>| {
+        let socket = socket.clone();
+        let headers: Vec<String> = ["Metadata: true".to_owned()].into_iter().chain(token.map(|t| header(&t))).collect();
+        move || {
+            let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+            curl(&socket, None, "&client_id=pod-app", &refs)
+        }
+    };
+    let good = k8s.issue(subject, aud, &[], 600).await.unwrap();
+    let (status, body) = tokio::task::spawn_blocking(ask(Some(good.clone()))).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (ok, mi) = arca(&cluster, true, &[], &["ad", "sp", "show", "--id", "pod-app"]);
+    assert!(ok);
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["sub"], mi["id"]);
+
+    // No token, another service account, another audience, expired, a key the issuer never had.
+    let forged = {
+        let key = arca_crypto::cluster_pki::Ed25519Key::generate(&arca_crypto::OsEntropy);
+        let mut c = claims(&good);
+        c["jti"] = "forged".into();
+        arca_crypto::jwt::sign_eddsa(&key, &serde_json::json!({ "alg": "EdDSA", "kid": "key-1" }), &c)
+    };
+    let refused = [
+        ("no token", None),
+        ("another service account", Some(k8s.issue("system:serviceaccount:prod:other", aud, &[], 600).await.unwrap())),
+        ("another audience", Some(k8s.issue(subject, "https://kubernetes.default.svc", &[], 600).await.unwrap())),
+        ("expired", Some(k8s.issue(subject, aud, &[], -600).await.unwrap())),
+        ("forged", Some(forged)),
+    ];
+    for (what, token) in refused {
+        let (status, body) = tokio::task::spawn_blocking(ask(token)).await.unwrap();
+        assert_eq!(status, 403, "{what}: {body}");
+    }
+
+    // Through the CLI as a pod runs it: the projected token's file, read at each request.
+    let token_file = state.path().join("sa-token");
+    std::fs::write(&token_file, &good).unwrap();
+    let env = [
+        ("ARCA_IDENTITY_ENDPOINT", socket.to_str().unwrap()),
+        ("ARCA_IDENTITY_CLIENT_ID", "pod-app"),
+        ("ARCA_SERVICE_ACCOUNT_TOKEN_FILE", token_file.to_str().unwrap()),
+    ];
+    let show = ["--identity", "keyvault", "secret", "show", "--vault-name", "appa", "--name", "db"];
+    let (ok, out) = arca(&cluster, false, &env, &show);
+    assert!(ok, "{out}");
+    assert_eq!(out["value"], "appa-secret");
+    let (ok, out) = arca(
+        &cluster,
+        false,
+        &env,
+        &["--identity", "keyvault", "secret", "show", "--vault-name", "appb", "--name", "db"],
+    );
+    assert!(!ok && out["reason"] == "FORBIDDEN_BY_RBAC", "{out}");
+
+    // A binding names both the service account and its issuer, or neither.
+    let half =
+        ["identity", "bind", "--name", "pod-app", "--agent", "node-1", "--any-uid", "--service-account", subject];
+    assert!(!arca(&cluster, true, &[], &half).0);
 }

@@ -51,7 +51,7 @@ fn check_credential(
                 }
             }
         }
-    } else if let CredentialKind::AgentBinding { agent, executable, .. } = &credential.kind {
+    } else if let Some(BindingRef { agent, executable, service_account, .. }) = credential.kind.binding() {
         if record_kind != PrincipalKind::ManagedIdentity {
             return Err(ArcaError::bad_parameter(
                 "id",
@@ -63,6 +63,9 @@ fn check_credential(
         }
         if let Some(path) = executable {
             check_executable(path)?;
+        }
+        if let Some(sa) = service_account {
+            check_service_account(sa)?;
         }
     } else if !record_kind.has_own_credentials() {
         return Err(ArcaError::bad_parameter(
@@ -168,7 +171,7 @@ pub fn reset_credential(
         record.token_generation = record.token_generation.saturating_add(1);
     }
     let most = match credential.kind {
-        CredentialKind::AgentBinding { .. } => AGENT_BINDINGS_PER_IDENTITY_MAX,
+        CredentialKind::AgentBinding { .. } | CredentialKind::AgentWorkload(_) => AGENT_BINDINGS_PER_IDENTITY_MAX,
         CredentialKind::Federated { .. } | CredentialKind::Federation(_) => FEDERATED_CREDENTIALS_MAX,
         _ => CREDENTIALS_PER_KIND_MAX,
     };
@@ -339,6 +342,41 @@ fn check_bound_claims(claims: &[BoundClaim]) -> Result<(), ArcaError> {
                  characters"
             ));
         }
+    }
+    Ok(())
+}
+
+/// A service account a binding requires: issuer, subject and audience of 1-600 characters with no
+/// control characters, and a JWKS of at most 16 KiB or none (the issuer's keys by discovery, from an
+/// https:// issuer).
+fn check_service_account(sa: &ServiceAccount) -> Result<(), ArcaError> {
+    for (field, value) in [
+        ("service_account_issuer", &sa.issuer),
+        ("service_account", &sa.subject),
+        ("service_account_audience", &sa.audience),
+    ] {
+        if value.is_empty() || value.chars().count() > FEDERATED_FIELD_CHARS_MAX || value.chars().any(char::is_control)
+        {
+            return Err(ArcaError::bad_parameter(
+                field,
+                format!("{field} must be 1-{FEDERATED_FIELD_CHARS_MAX} characters, none of them control characters"),
+            ));
+        }
+    }
+    if sa.jwks.len() > FEDERATED_JWKS_BYTES_MAX {
+        return Err(ArcaError::bad_parameter(
+            "service_account_jwks_json",
+            format!("the service account issuer's JWKS may be at most {} KiB", FEDERATED_JWKS_BYTES_MAX / 1024),
+        ));
+    }
+    let discoverable =
+        sa.issuer.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if sa.jwks.is_empty() && !discoverable {
+        return Err(ArcaError::bad_parameter(
+            "service_account_jwks_json",
+            "give the service account issuer's JWKS (kubectl get --raw /openid/v1/jwks), or an https:// issuer \
+             whose keys Arca fetches by discovery",
+        ));
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use arca_core::identity::{uuid, Credential, CredentialKind, PrincipalKind, PrincipalRecord};
+use arca_core::identity::{uuid, Credential, PrincipalKind, PrincipalRecord, ServiceAccount};
 use arca_core::{Command, Outcome};
 use arca_identity::AuthMethod;
 use arca_proto::v1 as pb;
@@ -20,12 +20,16 @@ use crate::api::{Api, Call, WRITE};
 use crate::convert::ts;
 use crate::keyspace::Keyspace;
 
-pub struct Agents(pub Arc<Api>);
+/// The agent service, and where the keys of Kubernetes service account issuers come from (for
+/// bindings that require a service account token).
+pub struct Agents(pub Arc<Api>, pub Arc<dyn crate::providers::ProviderKeys>);
 
 /// What the agent says about the local process asking for a token.
 struct Workload {
     uid: u32,
     executable: Option<String>,
+    /// The Kubernetes service account token it presented, unverified.
+    service_account_token: Option<String>,
 }
 
 impl Workload {
@@ -35,29 +39,39 @@ impl Workload {
         if let Some(path) = &executable {
             arca_core::decide::identity::check_executable(path)?;
         }
-        Ok(Self { uid: w.uid, executable })
+        if w.service_account_token.len() > CLIENT_ASSERTION_BYTES_MAX {
+            return Err(ArcaError::bad_parameter(
+                "service_account_token",
+                format!("a service account token is at most {} KiB", CLIENT_ASSERTION_BYTES_MAX / 1024),
+            ));
+        }
+        let service_account_token = Some(w.service_account_token.clone()).filter(|t| !t.is_empty());
+        Ok(Self { uid: w.uid, executable, service_account_token })
     }
 
     fn describe(&self) -> String {
+        let token = if self.service_account_token.is_some() { ", with a service account token" } else { "" };
         match &self.executable {
-            Some(exe) => format!("uid {} running {exe}", self.uid),
-            None => format!("uid {}", self.uid),
+            Some(exe) => format!("uid {} running {exe}{token}", self.uid),
+            None => format!("uid {}{token}", self.uid),
         }
     }
 }
 
-/// Whether `credential` lets `agent` act as its identity for `workload`, now.
-fn binding_matches(credential: &Credential, agent: &[u8; 16], workload: &Workload, now: i64) -> bool {
-    let CredentialKind::AgentBinding { agent: bound, uid, executable } = &credential.kind else { return false };
+/// Whether `credential` binds the identity to `agent` for a workload like this one, by what the
+/// agent attested (uid, executable); a service account it requires is checked apart.
+fn attested_matches(credential: &Credential, agent: &[u8; 16], workload: &Workload, now: i64) -> bool {
+    let Some(b) = credential.kind.binding() else { return false };
     credential.is_valid_at(now)
-        && bound == agent
-        && uid.is_none_or(|u| u == workload.uid)
-        && executable.as_ref().is_none_or(|e| workload.executable.as_ref() == Some(e))
+        && b.agent == agent
+        && b.uid.is_none_or(|u| u == workload.uid)
+        && b.executable.is_none_or(|e| workload.executable.as_deref() == Some(e))
 }
 
-fn bound(identity: &PrincipalRecord, agent: &[u8; 16], workload: &Workload, now: i64) -> bool {
+/// Whether some binding of `identity` could match (before any service account token is checked).
+fn maybe_bound(identity: &PrincipalRecord, agent: &[u8; 16], workload: &Workload, now: i64) -> bool {
     identity.kind == PrincipalKind::ManagedIdentity
-        && identity.credentials.iter().any(|c| binding_matches(c, agent, workload, now))
+        && identity.credentials.iter().any(|c| attested_matches(c, agent, workload, now))
 }
 
 fn not_bound(workload: &Workload) -> ArcaError {
@@ -107,8 +121,44 @@ impl Agents {
         Ok((keyspace, record))
     }
 
+    /// Whether the workload's service account token is one of `sa`: signed by its issuer's keys
+    /// (its JWKS, or by discovery), for its subject and audience, not expired.
+    async fn presents(&self, sa: &ServiceAccount, workload: &Workload, now: i64) -> bool {
+        use arca_identity::federation;
+        let Some(token) = &workload.service_account_token else { return false };
+        let checked = if sa.jwks.is_empty() {
+            self.1.verify(token, &sa.issuer, now).await
+        } else {
+            federation::parse_jwks(&sa.jwks)
+                .and_then(|keys| federation::verify(token, &keys, &sa.issuer, now))
+                .map_err(|e| e.to_string())
+        };
+        match checked {
+            Ok(claims) => claims.sub == sa.subject && claims.aud.iter().any(|a| a == &sa.audience),
+            Err(e) => {
+                tracing::debug!("a workload's service account token was refused: {e}");
+                false
+            }
+        }
+    }
+
+    /// Whether `identity` is bound to `agent` for this workload now, its service account included.
+    async fn bound(&self, identity: &PrincipalRecord, agent: &[u8; 16], workload: &Workload, now: i64) -> bool {
+        if identity.kind != PrincipalKind::ManagedIdentity {
+            return false;
+        }
+        for credential in identity.credentials.iter().filter(|c| attested_matches(c, agent, workload, now)) {
+            match credential.kind.binding().and_then(|b| b.service_account) {
+                None => return true,
+                Some(sa) if self.presents(sa, workload, now).await => return true,
+                Some(_) => {}
+            }
+        }
+        false
+    }
+
     /// The managed identity a request names, or the only one bound to the agent for the workload.
-    fn identity_for(
+    async fn identity_for(
         &self,
         keyspace: &Keyspace,
         named: &str,
@@ -119,9 +169,17 @@ impl Agents {
         if !named.is_empty() {
             // Whether the name exists or not, the refusal is the same.
             let found = super::principals::resolve(keyspace, "identity", named).ok();
-            return found.filter(|p| bound(p, agent, workload, now)).ok_or_else(|| not_bound(workload));
+            return match found {
+                Some(p) if self.bound(&p, agent, workload, now).await => Ok(p),
+                _ => Err(not_bound(workload)),
+            };
         }
-        let mut matching = keyspace.principals_where(|p| bound(p, agent, workload, now))?;
+        let mut matching = Vec::new();
+        for candidate in keyspace.principals_where(|p| maybe_bound(p, agent, workload, now))? {
+            if self.bound(&candidate, agent, workload, now).await {
+                matching.push(candidate);
+            }
+        }
         match matching.len() {
             1 => Ok(matching.remove(0)),
             0 => Err(not_bound(workload)),
@@ -188,7 +246,7 @@ impl AgentService for Agents {
             let workload = Workload::from(r.workload.as_ref())?;
             let lifetime = super::principals::lifetime(r.lifetime.as_ref())?;
             let now = self.0.engine.clock.now_unix();
-            let identity = self.identity_for(&keyspace, &r.identity, &agent.id, &workload, now)?;
+            let identity = self.identity_for(&keyspace, &r.identity, &agent.id, &workload, now).await?;
             let entropy = self.0.engine.seal.entropy();
             let grant = crate::identity::Grant {
                 principal: &identity,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arca_core::identity::{
     parse_uuid, uuid, BoundClaim, Credential, CredentialKind, FederatedTrust, IdentityView, PrincipalId, PrincipalKind,
-    PrincipalRecord,
+    PrincipalRecord, ServiceAccount, WorkloadBinding,
 };
 use arca_core::{Command, Outcome};
 use arca_identity::{client_assertion, client_secret, AuthMethod};
@@ -93,11 +93,16 @@ fn credential_message(c: &Credential) -> pb::Credential {
             message.r#type = "AsymmetricX509Cert".into();
             message.thumbprint = crate::identity::thumbprint_text(thumbprint_sha256);
         }
-        CredentialKind::AgentBinding { agent, uid, executable } => {
+        CredentialKind::AgentBinding { .. } | CredentialKind::AgentWorkload(_) => {
+            let binding = c.kind.binding().expect("an agent binding has its fields");
             message.r#type = "AgentBinding".into();
-            message.agent_id = uuid(agent);
-            message.uid = *uid;
-            message.executable = executable.clone().unwrap_or_default();
+            message.agent_id = uuid(binding.agent);
+            message.uid = binding.uid;
+            message.executable = binding.executable.unwrap_or_default().to_owned();
+            if let Some(sa) = binding.service_account {
+                message.service_account_issuer = sa.issuer.clone();
+                message.service_account = sa.subject.clone();
+            }
         }
         CredentialKind::Federated { .. } | CredentialKind::Federation(_) => {
             let trust = c.kind.trust().expect("a federated credential has its trust");
@@ -240,10 +245,7 @@ impl Principals {
         let mut ids = Self::with_groups(p);
         if p.kind == PrincipalKind::Agent {
             let bound = ks.principals_where(|identity| {
-                identity
-                    .credentials
-                    .iter()
-                    .any(|c| matches!(&c.kind, CredentialKind::AgentBinding { agent, .. } if agent == &p.id))
+                identity.credentials.iter().any(|c| c.kind.binding().is_some_and(|b| b.agent == &p.id))
             })?;
             ids.extend(bound.iter().flat_map(Self::with_groups));
         }
@@ -501,10 +503,39 @@ impl PrincipalService for Principals {
             if let Some(path) = &executable {
                 arca_core::decide::identity::check_executable(path)?;
             }
+            let service_account = match (r.service_account_issuer.is_empty(), r.service_account.is_empty()) {
+                (true, true) => None,
+                (false, false) => {
+                    if !r.service_account_jwks_json.is_empty() {
+                        arca_identity::federation::parse_jwks(&r.service_account_jwks_json)
+                            .map_err(|e| ArcaError::bad_parameter("service_account_jwks_json", e.to_string()))?;
+                    }
+                    let audience = Some(r.service_account_audience)
+                        .filter(|a| !a.is_empty())
+                        .unwrap_or_else(|| FEDERATED_AUDIENCE_DEFAULT.to_owned());
+                    Some(ServiceAccount {
+                        issuer: r.service_account_issuer,
+                        subject: r.service_account,
+                        audience,
+                        jwks: r.service_account_jwks_json,
+                    })
+                }
+                _ => {
+                    return Err(ArcaError::bad_parameter(
+                        "service_account",
+                        "name both the service account and its issuer (service_account_issuer), or neither",
+                    ))
+                }
+            };
             let now = self.0.engine.clock.now_unix();
             let credential = Credential {
                 key_id: self.0.engine.seal.entropy().bytes16(),
-                kind: CredentialKind::AgentBinding { agent: agent.id, uid: r.uid, executable },
+                kind: CredentialKind::AgentWorkload(Box::new(WorkloadBinding {
+                    agent: agent.id,
+                    uid: r.uid,
+                    executable,
+                    service_account,
+                })),
                 start: now,
                 end: now.saturating_add(years(r.years)?),
             };
@@ -551,14 +582,14 @@ impl PrincipalService for Principals {
             };
             let now = self.0.engine.clock.now_unix();
             let claims = r.claims.into_iter().map(|b| BoundClaim { claim: b.claim, values: b.values }).collect();
-            let kind = CredentialKind::Federation(FederatedTrust {
+            let kind = CredentialKind::Federation(Box::new(FederatedTrust {
                 name: r.name,
                 issuer: r.issuer,
                 subject: r.subject,
                 audiences,
                 jwks: r.jwks_json,
                 claims,
-            });
+            }));
             let credential = Credential {
                 key_id: self.0.engine.seal.entropy().bytes16(),
                 kind: kind.clone(),
