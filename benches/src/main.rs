@@ -7,12 +7,15 @@
 //! then the same operations over gRPC through every node, linearizable and bounded-staleness, with the
 //! throughput as a ratio of the raw single-core rate. `--suite snapshot`: a fourth node catching up
 //! from a snapshot of `--state-mib` MiB, with its time and peak memory. `--suite authz`: linearizable
-//! gets with a root token against the same with a service principal's token. Prints throughput and latency percentiles. Bounded
+//! gets with a root token against the same with a service principal's token. `--suite signin`:
+//! refused sign-ins for identities that exist against ones that do not (their times should match).
+//! Prints throughput and latency percentiles. Bounded
 //! in count and time; it talks only to 127.0.0.1.
 #![forbid(unsafe_code)]
 
 mod authz;
 mod crypto;
+mod signin;
 mod snapshot;
 
 use std::time::{Duration, Instant};
@@ -54,6 +57,8 @@ enum Suite {
     Snapshot,
     /// Linearizable gets with a root token against the same with a service principal's token.
     Authz,
+    /// Refused sign-ins: as long for an identity that exists as for one that does not?
+    Signin,
 }
 
 #[derive(Clone, Copy)]
@@ -177,6 +182,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.suite == Suite::Authz {
         return authz::run(&args).await;
+    }
+    if args.suite == Suite::Signin {
+        return signin::run(&args).await;
     }
     let mut raw_rates = Vec::new();
     if args.suite != Suite::Secrets {

@@ -52,6 +52,12 @@ pub enum SpCmd {
         #[arg(long, default_value_t = 1)]
         years: u32,
     },
+    /// A service principal with no credential yet: give it a federated credential (a workload that
+    /// signs in with another provider's token holds no secret), a certificate or a secret after.
+    Create {
+        #[arg(long)]
+        display_name: String,
+    },
     List,
     Show {
         /// Object id, appId or display name.
@@ -468,6 +474,12 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
                 }
                 out
             }
+            SpCmd::Create { display_name } => principal(
+                &create(client, pb::PrincipalKind::ServicePrincipal, display_name, false, 0)
+                    .await?
+                    .principal
+                    .unwrap_or_default(),
+            ),
             SpCmd::List => list(client, pb::PrincipalKind::ServicePrincipal).await?,
             SpCmd::Show { id } => {
                 principal(&p.get_principal(pb::GetPrincipalRequest { id }).await.map_err(err)?.into_inner())

@@ -320,7 +320,7 @@ async fn a_person_signs_in_through_a_discovered_provider_and_gets_what_their_gro
 
     // A workload's federated credential (a CI job here) trusts the same provider by discovery, and
     // binds claims beyond issuer, subject and audience: a top-level one, and one by JSON pointer.
-    let (ok, ci) = arca(&cluster, true, &config, &["ad", "sp", "create-for-rbac", "--name", "ci deploy"]);
+    let (ok, ci) = arca(&cluster, true, &config, &["ad", "sp", "create", "--display-name", "ci deploy"]);
     assert!(ok, "{ci}");
     let ci_app = ci["appId"].as_str().unwrap().to_owned();
     let main = "acme/app/.github/workflows/deploy.yml@refs/heads/main";

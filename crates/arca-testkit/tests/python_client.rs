@@ -1,9 +1,10 @@
 //! A client generated in another language from `proto/` alone (Python, grpcio-tools) creates a vault
 //! and stores, reads, versions, deletes, recovers, purges, backs up and restores a secret over TLS.
 //!
-//! It also signs in as a service principal (client secret), as a managed identity (a token from
-//! the local `arca agent`) and as a person (an ID token from an OpenID Connect provider, exchanged
-//! with the jwt-bearer grant), each reading only what its roles allow.
+//! It also signs in as a service principal (with a client secret, with a certificate over mutual
+//! TLS, and with another provider's workload token), as a managed identity (a token from the local
+//! `arca agent`) and as a person (an ID token from an OpenID Connect provider, exchanged with the
+//! jwt-bearer grant), each reading only what its roles allow.
 //!
 //! Needs a Python with `grpcio` and `grpcio-tools`: `.ci/test` makes one and passes it in `ARCA_PYTHON`.
 
@@ -132,6 +133,40 @@ async fn a_python_client_signs_in_as_a_service_principal_a_managed_identity_and_
         }
     }
     let id_token = issuer.issue("py-person", "arca", &["py-readers"], 600).await.unwrap();
+    // A service principal with a certificate (presented over mutual TLS), reading appa; and one
+    // that trusts the provider's workload tokens (no secret at all), reading appb.
+    let mut apps = Vec::new();
+    for (name, vault) in [("py cert app", "appa"), ("py federated app", "appb")] {
+        let request = create(pb::PrincipalKind::ServicePrincipal, name, false);
+        let created = root.principals().create_principal(request).await.unwrap().into_inner().principal.unwrap();
+        let r = pb::CreateRoleAssignmentRequest {
+            assignee: created.id.clone(),
+            role: "Key Vault Secrets User".into(),
+            scope: format!("/vaults/{vault}"),
+        };
+        root.roles().create_role_assignment(r).await.unwrap();
+        apps.push(created);
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let pem = arca_crypto::client_cert::self_signed("py cert app", now, 30).unwrap();
+    let cert_only = pem[..pem.find("-----BEGIN PRIVATE KEY-----").unwrap()].to_owned();
+    let reset = pb::ResetCredentialRequest { id: apps[0].id.clone(), certificate_pem: cert_only, ..Default::default() };
+    root.principals().reset_credential(reset).await.unwrap();
+    let pem_dir = tempfile::tempdir().unwrap();
+    let pem_path = pem_dir.path().join("py-cert-app.pem");
+    std::fs::write(&pem_path, &pem).unwrap();
+    let link = pb::AddFederatedCredentialRequest {
+        id: apps[1].id.clone(),
+        name: "workload".into(),
+        issuer: issuer.url.clone(),
+        subject: "system:serviceaccount:prod:py".into(),
+        audiences: vec![],
+        jwks_json: String::new(),
+        claims: vec![],
+    };
+    root.principals().add_federated_credential(link).await.unwrap();
+    let workload_token =
+        issuer.issue("system:serviceaccount:prod:py", "api://ArcaTokenExchange", &[], 600).await.unwrap();
     let state = tempfile::tempdir().unwrap();
     let socket = state.path().join("agent.sock");
     let enroll = Some((agent_id.as_str(), agent.password.as_str()));
@@ -148,6 +183,10 @@ async fn a_python_client_signs_in_as_a_service_principal_a_managed_identity_and_
         .arg(&sp.password)
         .arg(&socket)
         .arg(&id_token)
+        .arg(&apps[0].app_id)
+        .arg(&pem_path)
+        .arg(&apps[1].app_id)
+        .arg(&workload_token)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -3,14 +3,18 @@ secret at the token endpoint, as a managed identity whose token the local arca a
 (asked as Azure's IMDS is asked, over the agent's Unix socket), and as a person with the ID token
 their OpenID Connect provider issued (RFC 7523's jwt-bearer grant).
 
-Usage: identity.py STUB_DIR ADDR CA_PEM CLIENT_ID CLIENT_SECRET AGENT_SOCKET ID_TOKEN.
-Prints "python identity ok".
+Also as a service principal with a certificate presented over mutual TLS (its token bound to it),
+and as one that trusts another provider's workload tokens (client_assertion, no secret).
+
+Usage: identity.py STUB_DIR ADDR CA_PEM CLIENT_ID CLIENT_SECRET AGENT_SOCKET ID_TOKEN CERT_CLIENT_ID
+CERT_AND_KEY_PEM FEDERATED_CLIENT_ID WORKLOAD_TOKEN. Prints "python identity ok".
 """
 import json
 import socket
 import sys
 
-stub_dir, addr, ca_path, client_id, client_secret, agent_socket, id_token = sys.argv[1:8]
+(stub_dir, addr, ca_path, client_id, client_secret, agent_socket, id_token, cert_client_id, cert_pem_path,
+ federated_client_id, workload_token) = sys.argv[1:12]
 sys.path.insert(0, stub_dir)
 
 import grpc  # noqa: E402
@@ -86,5 +90,38 @@ try:
     raise AssertionError("an ID token is no client assertion")
 except grpc.RpcError as e:
     assert e.code() == grpc.StatusCode.UNAUTHENTICATED, (e.code(), e.details())
+
+# A certificate over mutual TLS: the connection presents it, the token endpoint takes it as the
+# credential, and the token is bound to it: it works on this connection, not on one without it.
+pem = open(cert_pem_path, "rb").read()
+split = pem.index(b"-----BEGIN PRIVATE KEY-----")
+tls = grpc.ssl_channel_credentials(
+    root_certificates=open(ca_path, "rb").read(), private_key=pem[split:], certificate_chain=pem[:split]
+)
+mtls = grpc.secure_channel(addr, tls)
+token = identity_pb2_grpc.AuthServiceStub(mtls).Token(
+    identity_pb2.TokenRequest(grant_type="client_credentials", client_id=cert_client_id)
+).access_token
+bound = secrets_pb2_grpc.SecretServiceStub(mtls).GetSecret(
+    secrets_pb2.GetSecretRequest(vault="appa", name="db"), metadata=[("authorization", "Bearer " + token)]
+)
+assert bound.value == "appa-secret"
+try:
+    read("appa", token)
+    raise AssertionError("a bound token must be refused on a connection without its certificate")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.UNAUTHENTICATED, (e.code(), e.details())
+
+# A workload token from another provider, as the client assertion of a federated service principal.
+token = auth.Token(
+    identity_pb2.TokenRequest(
+        grant_type="client_credentials",
+        client_id=federated_client_id,
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion=workload_token,
+    )
+).access_token
+assert read("appb", token) == "appb-secret"
+refused("appa", token)
 
 print("python identity ok")
