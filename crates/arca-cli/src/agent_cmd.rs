@@ -73,10 +73,10 @@ pub enum IdentityCmd {
         #[arg(long, requires = "service_account")]
         service_account_issuer: Option<String>,
         /// The audience the token must be for (default api://ArcaTokenExchange).
-        #[arg(long)]
+        #[arg(long, requires = "service_account")]
         service_account_audience: Option<String>,
         /// The issuer's JWKS (kubectl get --raw /openid/v1/jwks).
-        #[arg(long)]
+        #[arg(long, requires = "service_account")]
         service_account_jwks_file: Option<std::path::PathBuf>,
     },
     /// The identity's bindings.

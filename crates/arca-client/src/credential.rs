@@ -91,6 +91,8 @@ pub const ENV_IDENTITY_CLIENT_ID: &str = "ARCA_IDENTITY_CLIENT_ID";
 /// A file holding the workload's Kubernetes service account token, sent to the agent for bindings
 /// that require one (a projected token, as Azure's workload identity mounts one).
 pub const ENV_SERVICE_ACCOUNT_TOKEN_FILE: &str = "ARCA_SERVICE_ACCOUNT_TOKEN_FILE";
+/// The largest service account token sent (the agent takes no more).
+const SERVICE_ACCOUNT_TOKEN_BYTES_MAX: usize = 8 * 1024;
 /// Where `arca agent run` listens by default.
 pub const AGENT_SOCKET_DEFAULT: &str = "/run/arca/agent.sock";
 
@@ -340,8 +342,18 @@ async fn from_agent(
         // for bindings that require one.
         let service_account = match std::env::var_os(ENV_SERVICE_ACCOUNT_TOKEN_FILE).filter(|f| !f.is_empty()) {
             Some(file) => {
-                let token = std::fs::read_to_string(&file)
-                    .map_err(|e| unavailable(format!("read {}: {e}", std::path::Path::new(&file).display())))?;
+                use std::io::Read;
+                let path = std::path::Path::new(&file);
+                let mut token = String::new();
+                std::fs::File::open(path)
+                    .and_then(|f| f.take(SERVICE_ACCOUNT_TOKEN_BYTES_MAX as u64 + 1).read_to_string(&mut token))
+                    .map_err(|e| unavailable(format!("read {}: {e}", path.display())))?;
+                if token.len() > SERVICE_ACCOUNT_TOKEN_BYTES_MAX {
+                    return Err(unavailable(format!(
+                        "the service account token file is larger than {} KiB",
+                        SERVICE_ACCOUNT_TOKEN_BYTES_MAX / 1024
+                    )));
+                }
                 let token = token.trim();
                 if token.is_empty() || token.contains(['\r', '\n']) {
                     return Err(unavailable("the service account token file holds no single token".into()));

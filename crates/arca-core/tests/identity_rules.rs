@@ -428,6 +428,12 @@ fn bound_claims_are_limited_and_never_rebind_what_the_credential_binds() {
     add(&mut w, sp, bound(&[("repo", BOUND_CLAIM_VALUES_MAX)]), aud()).unwrap();
     assert_eq!(add(&mut w, sp, bound(&[("repo", BOUND_CLAIM_VALUES_MAX + 1)]), aud()), Err(ErrorCode::BadParameter));
     assert_eq!(add(&mut w, sp, bound(&[("repo", 0)]), aud()), Err(ErrorCode::BadParameter));
+    let empty = vec![BoundClaim { claim: "repo".into(), values: vec![String::new()] }];
+    assert_eq!(
+        add(&mut w, sp, empty, aud()),
+        Err(ErrorCode::BadParameter),
+        "an empty value would match an empty claim"
+    );
     for reserved in ["iss", "sub", "aud", "exp", "/sub", "nbf", "iat", ""] {
         assert_eq!(add(&mut w, sp, bound(&[(reserved, 1)]), aud()), Err(ErrorCode::BadParameter), "{reserved:?}");
     }

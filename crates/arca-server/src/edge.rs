@@ -14,9 +14,10 @@ use std::task::{Context, Poll};
 
 use arca_types::limits::{
     BATCH_REQUEST_BYTES_MAX, CREDENTIAL_REQUEST_BYTES_MAX, CRYPTO_REQUEST_BYTES_MAX,
-    FEDERATED_CREDENTIAL_REQUEST_BYTES_MAX, IMPORT_KEY_REQUEST_BYTES_MAX, NETWORK_RULES_REQUEST_BYTES_MAX,
-    REQUEST_BYTES_MAX_DEFAULT, REQUEST_ID_CHARS_MAX, RESTORE_REQUEST_BYTES_MAX, ROLE_DEFINITION_BYTES_MAX,
-    SET_SECRET_REQUEST_BYTES_MAX, TAGGED_REQUEST_BYTES_MAX, TOKEN_REQUEST_BYTES_MAX,
+    FEDERATED_CREDENTIAL_REQUEST_BYTES_MAX, IMPORT_KEY_REQUEST_BYTES_MAX, MANAGED_IDENTITY_BIND_REQUEST_BYTES_MAX,
+    MANAGED_IDENTITY_TOKEN_REQUEST_BYTES_MAX, NETWORK_RULES_REQUEST_BYTES_MAX, REQUEST_BYTES_MAX_DEFAULT,
+    REQUEST_ID_CHARS_MAX, RESTORE_REQUEST_BYTES_MAX, ROLE_DEFINITION_BYTES_MAX, SET_SECRET_REQUEST_BYTES_MAX,
+    TAGGED_REQUEST_BYTES_MAX, TOKEN_REQUEST_BYTES_MAX,
 };
 use arca_types::ArcaError;
 use http_body::Frame;
@@ -58,6 +59,12 @@ pub fn rule(path: &str) -> Rule {
         }
         ("arca.v1.PrincipalService", "AddFederatedCredential") => {
             known("FederatedCredentialAdd", FEDERATED_CREDENTIAL_REQUEST_BYTES_MAX, false)
+        }
+        ("arca.v1.PrincipalService", "BindManagedIdentity") => {
+            known("ManagedIdentityBind", MANAGED_IDENTITY_BIND_REQUEST_BYTES_MAX, false)
+        }
+        ("arca.v1.AgentService", "IssueManagedIdentityToken") => {
+            known("ManagedIdentityToken", MANAGED_IDENTITY_TOKEN_REQUEST_BYTES_MAX, false)
         }
         ("arca.v1.AgentService", "RegisterAgentCertificate") => {
             known("AgentCertificateRegister", CREDENTIAL_REQUEST_BYTES_MAX, false)

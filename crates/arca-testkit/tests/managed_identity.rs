@@ -519,6 +519,10 @@ async fn a_binding_that_requires_a_service_account_serves_only_workloads_present
         ("another audience", Some(k8s.issue(subject, "https://kubernetes.default.svc", &[], 600).await.unwrap())),
         ("expired", Some(k8s.issue(subject, aud, &[], -600).await.unwrap())),
         ("forged", Some(forged)),
+        (
+            "issued for two days (a long-lived token, not a pod's)",
+            Some(k8s.issue(subject, aud, &[], 2 * 86400).await.unwrap()),
+        ),
     ];
     for (what, token) in refused {
         let (status, body) = tokio::task::spawn_blocking(ask(token)).await.unwrap();
@@ -544,6 +548,24 @@ async fn a_binding_that_requires_a_service_account_serves_only_workloads_present
         &["--identity", "keyvault", "secret", "show", "--vault-name", "appb", "--name", "db"],
     );
     assert!(!ok && out["reason"] == "FORBIDDEN_BY_RBAC", "{out}");
+
+    // A service account narrows nothing beside a binding without one: app-b is bound to this agent
+    // for a uid, so requiring a service account too is refused until that binding goes.
+    let narrower = [
+        "identity",
+        "bind",
+        "--name",
+        "app-b",
+        "--agent",
+        "node-1",
+        "--any-uid",
+        "--service-account",
+        subject,
+        "--service-account-issuer",
+        &k8s.url,
+    ];
+    let (ok, out) = arca(&cluster, true, &[], &narrower);
+    assert!(!ok && out.to_string().contains("CONFLICT"), "{out}");
 
     // A binding names both the service account and its issuer, or neither.
     let half =

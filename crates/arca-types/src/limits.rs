@@ -120,6 +120,15 @@ pub const FEDERATED_FIELD_CHARS_MAX: usize = 600;
 pub const FEDERATED_JWKS_BYTES_MAX: usize = 16 * 1024;
 /// A federated credential request: a JWKS at its limit and the other fields.
 pub const FEDERATED_CREDENTIAL_REQUEST_BYTES_MAX: usize = FEDERATED_JWKS_BYTES_MAX + BOUND_CLAIMS_BYTES_MAX + 8 * 1024;
+/// The longest-lived Kubernetes service account token taken as proof of a pod (`exp - iat`), in
+/// seconds: projected tokens live an hour by default and at most a day here.
+pub const SERVICE_ACCOUNT_TOKEN_LIFETIME_S_MAX: i64 = 24 * 3600;
+/// The largest `BindManagedIdentity` request: a service account issuer's JWKS and the rest.
+pub const MANAGED_IDENTITY_BIND_REQUEST_BYTES_MAX: usize = FEDERATED_JWKS_BYTES_MAX + 8 * 1024;
+/// The largest `IssueManagedIdentityToken` request: a workload's service account token, its
+/// executable's path, and the rest.
+pub const MANAGED_IDENTITY_TOKEN_REQUEST_BYTES_MAX: usize =
+    CLIENT_ASSERTION_BYTES_MAX + EXECUTABLE_PATH_BYTES_MAX + 4 * 1024;
 /// Bytes of entropy in a client secret Arca generates (256 bits).
 pub const CLIENT_SECRET_BYTES: usize = 32;
 /// Members one group may have, and groups one principal may be a member of (every request of a

@@ -185,6 +185,23 @@ pub fn reset_credential(
             ),
         ));
     }
+    // A binding that requires a service account narrows nothing while a binding to the same agent
+    // without one still serves the same workloads: the identity would go on to any pod of the uid.
+    if let Some(BindingRef { agent, service_account: Some(_), .. }) = credential.kind.binding() {
+        let wider = record
+            .credentials
+            .iter()
+            .filter(|c| c.end > now)
+            .filter_map(|c| c.kind.binding())
+            .any(|b| b.agent == agent && b.service_account.is_none());
+        if wider {
+            return Err(ArcaError::new(
+                ErrorCode::Conflict,
+                "the identity is bound to this agent without a service account, which would still serve every \
+                 workload it names; delete that binding first (arca ad sp credential delete)",
+            ));
+        }
+    }
     if let Some(new) = credential.kind.trust() {
         let taken = record
             .credentials
@@ -334,11 +351,13 @@ fn check_bound_claims(claims: &[BoundClaim]) -> Result<(), ArcaError> {
         if claims[..i].iter().any(|c| c.claim == bound.claim) {
             return bad(format!("the claim {name:?} is bound twice; give it several values instead"));
         }
-        let value_ok = |v: &String| v.chars().count() <= FEDERATED_FIELD_CHARS_MAX && !v.chars().any(char::is_control);
+        let value_ok = |v: &String| {
+            !v.is_empty() && v.chars().count() <= FEDERATED_FIELD_CHARS_MAX && !v.chars().any(char::is_control)
+        };
         if bound.values.is_empty() || bound.values.len() > BOUND_CLAIM_VALUES_MAX || !bound.values.iter().all(value_ok)
         {
             return bad(format!(
-                "the claim {name:?} needs 1-{BOUND_CLAIM_VALUES_MAX} values of at most {FEDERATED_FIELD_CHARS_MAX} \
+                "the claim {name:?} needs 1-{BOUND_CLAIM_VALUES_MAX} values of 1-{FEDERATED_FIELD_CHARS_MAX} \
                  characters"
             ));
         }

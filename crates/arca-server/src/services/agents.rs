@@ -133,8 +133,16 @@ impl Agents {
                 .and_then(|keys| federation::verify(token, &keys, &sa.issuer, now))
                 .map_err(|e| e.to_string())
         };
+        // A projected token lives hours at most; one issued for a year (a legacy or auto-mounted
+        // token) is not taken as proof of a pod.
+        let short_lived = |claims: &federation::ExternalClaims| {
+            let iat = claims.all.get("iat").and_then(|v| v.as_i64());
+            iat.is_some_and(|iat| claims.exp.saturating_sub(iat) <= SERVICE_ACCOUNT_TOKEN_LIFETIME_S_MAX)
+        };
         match checked {
-            Ok(claims) => claims.sub == sa.subject && claims.aud.iter().any(|a| a == &sa.audience),
+            Ok(claims) => {
+                claims.sub == sa.subject && claims.aud.iter().any(|a| a == &sa.audience) && short_lived(&claims)
+            }
             Err(e) => {
                 tracing::debug!("a workload's service account token was refused: {e}");
                 false

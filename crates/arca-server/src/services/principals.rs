@@ -504,6 +504,12 @@ impl PrincipalService for Principals {
                 arca_core::decide::identity::check_executable(path)?;
             }
             let service_account = match (r.service_account_issuer.is_empty(), r.service_account.is_empty()) {
+                (true, true) if !r.service_account_audience.is_empty() || !r.service_account_jwks_json.is_empty() => {
+                    return Err(ArcaError::bad_parameter(
+                        "service_account",
+                        "a service account audience or JWKS goes with a service account and its issuer",
+                    ))
+                }
                 (true, true) => None,
                 (false, false) => {
                     if !r.service_account_jwks_json.is_empty() {
@@ -1030,6 +1036,9 @@ impl AuthService for Auth {
                 self.federated_matches(principal.as_ref(), &r.client_assertion, &issuer, false).await?;
                 AuthMethod::Federated
             } else if by_assertion {
+                if principal.is_none() {
+                    stand_in_check(&r.client_assertion);
+                }
                 let accepted =
                     self.assertion_matches(&keyspace, &client_id, principal.as_ref(), &r.client_assertion)?;
                 // Taken once in the whole cluster: a replay to any node is refused.
