@@ -424,6 +424,35 @@ async fn create(
     Ok(client.principals().create_principal(request).await.map_err(ClientError::from)?.into_inner())
 }
 
+/// A user or group, linked (when `link` names a credential name, issuer, subject and audiences) to
+/// a provider: a user's sign-in, or a group of the provider's groups claim (keys by discovery).
+async fn create_linked(
+    client: &ArcaClient,
+    kind: pb::PrincipalKind,
+    name: String,
+    link: Option<(&str, String, String, Vec<String>)>,
+) -> anyhow::Result<pb::Principal> {
+    let created = create(client, kind, name, false, 0).await?.principal.unwrap_or_default();
+    if let Some((credential_name, issuer, subject, audiences)) = link {
+        let request = pb::AddFederatedCredentialRequest {
+            id: created.id.clone(),
+            name: credential_name.into(),
+            issuer,
+            subject,
+            audiences,
+            jwks_json: String::new(),
+            claims: vec![],
+        };
+        client
+            .principals()
+            .add_federated_credential(request)
+            .await
+            .map_err(ClientError::from)
+            .context("link it to the provider")?;
+    }
+    Ok(created)
+}
+
 async fn list(client: &ArcaClient, kind: pb::PrincipalKind) -> anyhow::Result<Value> {
     crate::all_pages(None, |page_token| {
         let mut p = client.principals();
@@ -551,21 +580,9 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
         },
         AdCmd::Group { command } => match command {
             GroupCmd::Create { display_name, issuer, external_name } => {
-                let group = create(client, pb::PrincipalKind::Group, display_name, false, 0).await?.principal;
-                let group = group.unwrap_or_default();
-                if let (Some(issuer), Some(subject)) = (issuer, external_name) {
-                    let request = pb::AddFederatedCredentialRequest {
-                        id: group.id.clone(),
-                        name: "external-group".into(),
-                        issuer,
-                        subject,
-                        audiences: vec![],
-                        jwks_json: String::new(),
-                        claims: vec![],
-                    };
-                    p.add_federated_credential(request).await.map_err(err).context("link the provider's group")?;
-                }
-                principal(&group)
+                let link =
+                    issuer.zip(external_name).map(|(issuer, subject)| ("external-group", issuer, subject, vec![]));
+                principal(&create_linked(client, pb::PrincipalKind::Group, display_name, link).await?)
             }
             GroupCmd::List => list(client, pb::PrincipalKind::Group).await?,
             GroupCmd::Show { group } => {
@@ -592,21 +609,8 @@ pub async fn ad(client: &ArcaClient, command: AdCmd, f: Format) -> anyhow::Resul
         },
         AdCmd::User { command } => match command {
             UserCmd::Create { display_name, issuer, subject, audience } => {
-                let user = create(client, pb::PrincipalKind::User, display_name, false, 0).await?.principal;
-                let user = user.unwrap_or_default();
-                if let (Some(issuer), Some(subject)) = (issuer, subject) {
-                    let request = pb::AddFederatedCredentialRequest {
-                        id: user.id.clone(),
-                        name: "sign-in".into(),
-                        issuer,
-                        subject,
-                        audiences: vec![audience],
-                        jwks_json: String::new(),
-                        claims: vec![],
-                    };
-                    p.add_federated_credential(request).await.map_err(err).context("link the sign-in")?;
-                }
-                principal(&user)
+                let link = issuer.zip(subject).map(|(issuer, subject)| ("sign-in", issuer, subject, vec![audience]));
+                principal(&create_linked(client, pb::PrincipalKind::User, display_name, link).await?)
             }
             UserCmd::List => list(client, pb::PrincipalKind::User).await?,
             UserCmd::Delete { id } => {

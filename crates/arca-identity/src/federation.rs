@@ -215,22 +215,27 @@ impl ExternalClaims {
 /// The `iss` a token claims, read without checking anything (to pick the credential to check it
 /// against; nothing else may rely on it).
 pub fn unverified_issuer(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("iss")?.as_str().map(str::to_owned)
+    unverified_text(&unverified_claims(token)?, "iss")
 }
 
 /// The `iss` and `sub` a token claims, read without checking anything (to find the user whose
 /// credential it is then checked against; nothing else may rely on them).
 pub fn unverified_issuer_and_subject(token: &str) -> Option<(String, String)> {
+    let claims = unverified_claims(token)?;
+    Some((unverified_text(&claims, "iss")?, unverified_text(&claims, "sub")?))
+}
+
+/// A token's payload as JSON, unchecked; `None` past the size an external token may have.
+fn unverified_claims(token: &str) -> Option<serde_json::Value> {
     if token.len() > CLIENT_ASSERTION_BYTES_MAX {
         return None;
     }
     let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
-    let text = |name: &str| claims.get(name)?.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
-    Some((text("iss")?, text("sub")?))
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+fn unverified_text(claims: &serde_json::Value, name: &str) -> Option<String> {
+    claims.get(name)?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 fn strings(value: Option<&serde_json::Value>) -> Option<Vec<String>> {

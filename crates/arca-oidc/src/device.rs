@@ -73,12 +73,22 @@ pub async fn start(
     scope: &str,
 ) -> Result<DeviceAuthorization, OidcError> {
     let url = endpoint(&provider.device_authorization_endpoint, "device_authorization_endpoint")?;
-    let answer = client.post_form(url, &[("client_id", client_id), ("scope", scope)], ANSWER_BYTES_MAX).await?;
+    let form = [("client_id", client_id), ("scope", scope)];
+    post_for(client, url, &form, "the device authorization answer is not the expected JSON").await
+}
+
+/// Posts `form` to `url` and reads a 200 answer as `T`; any other status is the provider's refusal.
+async fn post_for<T: serde::de::DeserializeOwned>(
+    client: &HttpsClient,
+    url: &str,
+    form: &[(&str, &str)],
+    unreadable: &str,
+) -> Result<T, OidcError> {
+    let answer = client.post_form(url, form, ANSWER_BYTES_MAX).await?;
     if answer.status != 200 {
         return Err(oauth_error(url, answer.status, &answer.body));
     }
-    serde_json::from_slice(&answer.body)
-        .map_err(|_| OidcError::Document("the device authorization answer is not the expected JSON".into()))
+    serde_json::from_slice(&answer.body).map_err(|_| OidcError::Document(unreadable.to_owned()))
 }
 
 fn oauth_error(url: &str, status: u16, body: &[u8]) -> OidcError {
@@ -135,9 +145,5 @@ pub async fn refresh(
 ) -> Result<Tokens, OidcError> {
     let url = endpoint(&provider.token_endpoint, "token_endpoint")?;
     let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", client_id)];
-    let answer = client.post_form(url, &form, ANSWER_BYTES_MAX).await?;
-    if answer.status != 200 {
-        return Err(oauth_error(url, answer.status, &answer.body));
-    }
-    serde_json::from_slice(&answer.body).map_err(|_| OidcError::Document("the token answer has no id_token".into()))
+    post_for(client, url, &form, "the token answer has no id_token").await
 }

@@ -34,3 +34,21 @@ impl ProviderKeys for NoProviders {
         Box::pin(async move { Err(why) })
     }
 }
+
+/// Checks `token` as `issuer` signed it: with the keys of `jwks` when a credential stores them, else
+/// with the issuer's own keys through `keys` (discovery). The error says why, for the node's log.
+pub async fn verify_external(
+    keys: &dyn ProviderKeys,
+    jwks: &str,
+    token: &str,
+    issuer: &str,
+    now_unix: i64,
+) -> Result<ExternalClaims, String> {
+    use arca_identity::federation;
+    if jwks.is_empty() {
+        return keys.verify(token, issuer, now_unix).await;
+    }
+    federation::parse_jwks(jwks)
+        .and_then(|k| federation::verify(token, &k, issuer, now_unix))
+        .map_err(|e| e.to_string())
+}

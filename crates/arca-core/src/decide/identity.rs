@@ -279,15 +279,8 @@ fn check_federated(kind: PrincipalKind, trust: &TrustRef<'_>) -> Result<(), Arca
     if !name_ok {
         return Err(ArcaError::bad_parameter("name", "name must be 3-120 characters of A-Z a-z 0-9 - _"));
     }
-    for (field, value) in [("issuer", issuer), ("subject", subject)] {
-        if value.is_empty() || value.chars().count() > FEDERATED_FIELD_CHARS_MAX || value.chars().any(char::is_control)
-        {
-            return Err(ArcaError::bad_parameter(
-                field,
-                format!("{field} must be 1-{FEDERATED_FIELD_CHARS_MAX} characters, none of them control characters"),
-            ));
-        }
-    }
+    check_external_field("issuer", issuer)?;
+    check_external_field("subject", subject)?;
     check_bound_claims(claims)?;
     if kind == PrincipalKind::Group {
         if !audiences.is_empty() || !jwks.is_empty() || !claims.is_empty() {
@@ -306,20 +299,7 @@ fn check_federated(kind: PrincipalKind, trust: &TrustRef<'_>) -> Result<(), Arca
             format!("name exactly one audience of 1-{FEDERATED_FIELD_CHARS_MAX} characters"),
         ));
     }
-    if jwks.len() > FEDERATED_JWKS_BYTES_MAX {
-        return Err(ArcaError::bad_parameter(
-            "jwks_json",
-            format!("the provider's JWKS may be at most {} KiB", FEDERATED_JWKS_BYTES_MAX / 1024),
-        ));
-    }
-    let discoverable = issuer.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-    if jwks.is_empty() && !discoverable {
-        return Err(ArcaError::bad_parameter(
-            "jwks_json",
-            "give the provider's JWKS, or an https:// issuer whose keys Arca fetches by OIDC discovery",
-        ));
-    }
-    Ok(())
+    check_key_source(issuer, jwks, "jwks_json", "the provider's JWKS")
 }
 
 /// Claims a federated credential binds: at most [`BOUND_CLAIMS_MAX`], each named once (a name, or a
@@ -369,32 +349,43 @@ fn check_bound_claims(claims: &[BoundClaim]) -> Result<(), ArcaError> {
 /// control characters, and a JWKS of at most 16 KiB or none (the issuer's keys by discovery, from an
 /// https:// issuer).
 fn check_service_account(sa: &ServiceAccount) -> Result<(), ArcaError> {
-    for (field, value) in [
-        ("service_account_issuer", &sa.issuer),
-        ("service_account", &sa.subject),
-        ("service_account_audience", &sa.audience),
-    ] {
-        if value.is_empty() || value.chars().count() > FEDERATED_FIELD_CHARS_MAX || value.chars().any(char::is_control)
-        {
-            return Err(ArcaError::bad_parameter(
-                field,
-                format!("{field} must be 1-{FEDERATED_FIELD_CHARS_MAX} characters, none of them control characters"),
-            ));
-        }
-    }
-    if sa.jwks.len() > FEDERATED_JWKS_BYTES_MAX {
+    check_external_field("service_account_issuer", &sa.issuer)?;
+    check_external_field("service_account", &sa.subject)?;
+    check_external_field("service_account_audience", &sa.audience)?;
+    check_key_source(
+        &sa.issuer,
+        &sa.jwks,
+        "service_account_jwks_json",
+        "the service account issuer's JWKS (kubectl get --raw /openid/v1/jwks)",
+    )
+}
+
+/// A federated credential's or service account's text field: 1-600 characters, no control characters.
+fn check_external_field(field: &str, value: &str) -> Result<(), ArcaError> {
+    if value.is_empty() || value.chars().count() > FEDERATED_FIELD_CHARS_MAX || value.chars().any(char::is_control) {
         return Err(ArcaError::bad_parameter(
-            "service_account_jwks_json",
-            format!("the service account issuer's JWKS may be at most {} KiB", FEDERATED_JWKS_BYTES_MAX / 1024),
+            field,
+            format!("{field} must be 1-{FEDERATED_FIELD_CHARS_MAX} characters, none of them control characters"),
         ));
     }
-    let discoverable =
-        sa.issuer.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
-    if sa.jwks.is_empty() && !discoverable {
+    Ok(())
+}
+
+/// Where the keys that check a provider's tokens come from: the JWKS given (at most 16 KiB, named
+/// `jwks_field` in errors), or, when it is empty, the issuer's own by discovery, which needs an
+/// `https://` issuer with a host. `how` says, in a refusal, how to give the keys.
+fn check_key_source(issuer: &str, jwks: &str, jwks_field: &str, how: &str) -> Result<(), ArcaError> {
+    if jwks.len() > FEDERATED_JWKS_BYTES_MAX {
         return Err(ArcaError::bad_parameter(
-            "service_account_jwks_json",
-            "give the service account issuer's JWKS (kubectl get --raw /openid/v1/jwks), or an https:// issuer \
-             whose keys Arca fetches by discovery",
+            jwks_field,
+            format!("the issuer's JWKS may be at most {} KiB", FEDERATED_JWKS_BYTES_MAX / 1024),
+        ));
+    }
+    let discoverable = issuer.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if jwks.is_empty() && !discoverable {
+        return Err(ArcaError::bad_parameter(
+            jwks_field,
+            format!("give {how}, or an https:// issuer whose keys Arca fetches by OIDC discovery"),
         ));
     }
     Ok(())

@@ -126,13 +126,7 @@ impl Agents {
     async fn presents(&self, sa: &ServiceAccount, workload: &Workload, now: i64) -> bool {
         use arca_identity::federation;
         let Some(token) = &workload.service_account_token else { return false };
-        let checked = if sa.jwks.is_empty() {
-            self.1.verify(token, &sa.issuer, now).await
-        } else {
-            federation::parse_jwks(&sa.jwks)
-                .and_then(|keys| federation::verify(token, &keys, &sa.issuer, now))
-                .map_err(|e| e.to_string())
-        };
+        let checked = crate::providers::verify_external(self.1.as_ref(), &sa.jwks, token, &sa.issuer, now).await;
         // A projected token lives hours at most; one issued for a year (a legacy or auto-mounted
         // token) is not taken as proof of a pod.
         let short_lived = |claims: &federation::ExternalClaims| {

@@ -259,6 +259,22 @@ impl Principals {
         }
     }
 
+    /// Adds `credential` beside the principal's others and answers with it as stored. A retried
+    /// request answers with its first attempt's credential (its own key id), found by what it is.
+    async fn append_credential(
+        &self,
+        call: &Call,
+        principal: PrincipalId,
+        credential: Credential,
+    ) -> Result<pb::Credential, ArcaError> {
+        let kind = credential.kind.clone();
+        let record = self.run(call, Command::ResetCredential { principal, credential, append: true }).await?;
+        let stored = record.credentials.iter().rev().find(|c| c.kind == kind);
+        stored.map(credential_message).ok_or_else(|| {
+            ArcaError::new(ErrorCode::OutcomeUnknown, "an earlier attempt of this request added another credential")
+        })
+    }
+
     /// A new client secret for `app_id`: the secret (shown once) and the credential that keeps its hash.
     fn new_secret(&self, keyspace: &Keyspace, app_id: &[u8; 16], lifetime: i64) -> (SecretString, Credential) {
         let entropy = self.0.engine.seal.entropy();
@@ -545,14 +561,7 @@ impl PrincipalService for Principals {
                 start: now,
                 end: now.saturating_add(years(r.years)?),
             };
-            let kind = credential.kind.clone();
-            let record =
-                self.run(&call, Command::ResetCredential { principal: target.id, credential, append: true }).await?;
-            // A retried request answers with its first attempt's binding (its own key id).
-            let stored = record.credentials.iter().rev().find(|c| c.kind == kind);
-            stored.map(credential_message).ok_or_else(|| {
-                ArcaError::new(ErrorCode::OutcomeUnknown, "an earlier attempt of this request made another binding")
-            })
+            self.append_credential(&call, target.id, credential).await
         }
         .await;
         self.0.finish(call, result)
@@ -588,7 +597,7 @@ impl PrincipalService for Principals {
             };
             let now = self.0.engine.clock.now_unix();
             let claims = r.claims.into_iter().map(|b| BoundClaim { claim: b.claim, values: b.values }).collect();
-            let kind = CredentialKind::Federation(Box::new(FederatedTrust {
+            let trust = CredentialKind::Federation(Box::new(FederatedTrust {
                 name: r.name,
                 issuer: r.issuer,
                 subject: r.subject,
@@ -598,16 +607,11 @@ impl PrincipalService for Principals {
             }));
             let credential = Credential {
                 key_id: self.0.engine.seal.entropy().bytes16(),
-                kind: kind.clone(),
+                kind: trust,
                 start: now,
                 end: now.saturating_add(CREDENTIAL_LIFETIME_S_MAX),
             };
-            let record =
-                self.run(&call, Command::ResetCredential { principal: target.id, credential, append: true }).await?;
-            let stored = record.credentials.iter().rev().find(|c| c.kind == kind);
-            stored.map(credential_message).ok_or_else(|| {
-                ArcaError::new(ErrorCode::OutcomeUnknown, "an earlier attempt of this request added another credential")
-            })
+            self.append_credential(&call, target.id, credential).await
         }
         .await;
         self.0.finish(call, result)
@@ -818,7 +822,6 @@ impl Auth {
         issuer: &str,
         person: bool,
     ) -> Result<(arca_identity::federation::ExternalClaims, bool), ArcaError> {
-        use arca_identity::federation;
         let now = self.api.engine.clock.now_unix();
         let credentials = principal.map(|p| p.credentials.as_slice()).unwrap_or_default();
         for credential in credentials.iter().filter(|c| c.is_valid_at(now)) {
@@ -827,13 +830,8 @@ impl Auth {
             if trusted != issuer {
                 continue;
             }
-            let checked = if jwks.is_empty() {
-                self.provider_keys.verify(token, trusted, now).await
-            } else {
-                federation::parse_jwks(jwks)
-                    .and_then(|keys| federation::verify(token, &keys, trusted, now))
-                    .map_err(|e| e.to_string())
-            };
+            let checked =
+                crate::providers::verify_external(self.provider_keys.as_ref(), jwks, token, trusted, now).await;
             let for_us = |claims: &arca_identity::federation::ExternalClaims| {
                 if person {
                     audiences.iter().any(|a| claims.issued_to(a))
