@@ -58,3 +58,15 @@ fn a_partitioned_leader_serving_stale_bounded_reads_is_caught() {
     let (_, property) = first_failure(Fault::StaleLeaderReads).expect("the simulation catches stale-leader-reads");
     assert!(property.contains("linearizability"), "caught as a read older than its bound: {property}");
 }
+
+#[test]
+fn applying_before_the_log_is_durable_is_caught() {
+    let (_, property) =
+        first_failure(Fault::ApplyBeforeLogDurable).expect("the simulation catches apply-before-log-durable");
+    // The durable-log checker sees entries vanish at a crash, or their consequence (an acknowledged
+    // write that a quorum no longer holds) breaks the client history.
+    assert!(
+        property.contains("durable log") || property.contains("acknowledged") || property.contains("linearizability"),
+        "caught by a safety checker: {property}"
+    );
+}

@@ -1,8 +1,12 @@
 //! The file sink: chained JSON lines, appended, fsync'd for the records that must be durable.
+//!
+//! Records that must be durable are synced by group commit: a record is written under the file's lock,
+//! then synced outside it, and one `fsync` covers every record written before it, so concurrent
+//! callers share syncs instead of queueing one `fsync` each behind a lock.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use arca_types::ArcaError;
 
@@ -13,10 +17,17 @@ use crate::{AuditDurability, AuditEvent, AuditSink};
 const TAIL_BYTES_MAX: u64 = 1024 * 1024;
 
 struct Open {
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
     /// Bytes of whole records in the file.
     len: u64,
     head: ChainHead,
+}
+
+/// How far the file is known to be on disk: the file being synced and the bytes of it synced.
+#[derive(Default)]
+struct Synced {
+    file: Option<Arc<std::fs::File>>,
+    len: u64,
 }
 
 /// Appends chained JSON lines to a file (0600), fsync'ing the records that must be durable. It
@@ -24,11 +35,29 @@ struct Open {
 pub struct FileAuditSink {
     path: PathBuf,
     file: Mutex<Option<Open>>,
+    /// Held while syncing; callers whose record a finished sync covered return without one.
+    synced: Mutex<Synced>,
 }
 
 impl FileAuditSink {
     pub fn new(path: PathBuf) -> Self {
-        Self { path, file: Mutex::new(None) }
+        Self { path, file: Mutex::new(None), synced: Mutex::new(Synced::default()) }
+    }
+
+    /// Returns once the first `len` bytes of `file` are on disk: at once if a sync since covered them,
+    /// else after one `fsync` that also covers every record written meanwhile.
+    fn sync_upto(&self, file: &Arc<std::fs::File>, len: u64) -> Result<(), ArcaError> {
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let same_file = synced.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file));
+        if same_file && synced.len >= len {
+            return Ok(());
+        }
+        // Everything written before this point is covered; read the length first so no byte counted
+        // here was written after the sync started.
+        let written = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(len, |o| o.len.max(len));
+        file.sync_data().map_err(|e| failure("sync", e))?;
+        *synced = Synced { file: Some(file.clone()), len: written };
+        Ok(())
     }
 
     fn open(&self) -> Result<Open, ArcaError> {
@@ -70,7 +99,7 @@ impl FileAuditSink {
                 return self.open();
             }
         };
-        Ok(Open { file, len, head })
+        Ok(Open { file: Arc::new(file), len, head })
     }
 }
 
@@ -96,27 +125,25 @@ impl AuditSink for FileAuditSink {
         else {
             return Err(ArcaError::internal("an audit record is not a JSON object"));
         };
-        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.open()?);
-        }
-        let open = guard.as_mut().expect("opened above");
-        let (line, head) = chain::seal(record, &open.head);
-        let written = open.file.write_all(&line).and_then(|()| match durability {
-            AuditDurability::Synced => open.file.sync_data(),
-            AuditDurability::Buffered => Ok(()),
-        });
-        match written {
-            Ok(()) => {
-                open.len += line.len() as u64;
-                open.head = head;
-                Ok(())
+        let (file, len) = {
+            let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            if guard.is_none() {
+                *guard = Some(self.open()?);
             }
-            Err(e) => {
+            let open = guard.as_mut().expect("opened above");
+            let (line, head) = chain::seal(record, &open.head);
+            if let Err(e) = (&*open.file).write_all(&line) {
                 // A full disk can leave part of the line: cut back to the last whole record.
                 let _ = open.file.set_len(open.len);
-                Err(failure("write", e))
+                return Err(failure("write", e));
             }
+            open.len += line.len() as u64;
+            open.head = head;
+            (open.file.clone(), open.len)
+        };
+        match durability {
+            AuditDurability::Synced => self.sync_upto(&file, len),
+            AuditDurability::Buffered => Ok(()),
         }
     }
 

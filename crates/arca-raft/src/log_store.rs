@@ -1,7 +1,8 @@
 //! openraft's log storage over an [`arca_storage::LogStore`].
 //!
-//! The vote, the committed log id and the purge point are metadata entries written durably before the
-//! call returns; appended entries are durable before the flush callback fires.
+//! The vote and the purge point are metadata entries written durably before the call returns; appended
+//! entries are durable before the flush callback fires. The committed log id is written without a sync
+//! (openraft learns it again from the leader).
 
 use std::fmt::Debug;
 use std::io;
@@ -98,7 +99,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.log.put_meta(META_COMMITTED, &encode(&committed), Durability::Synced).map_err(io_error)
+        // Not synced: a committed log id lost in a crash is learned again from the leader, and the
+        // next synced append makes it durable anyway. It only lets a restarted node apply sooner.
+        self.log.put_meta(META_COMMITTED, &encode(&committed), Durability::Buffered).map_err(io_error)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -111,7 +114,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let encoded: Vec<(u64, Vec<u8>)> = entries.into_iter().map(|e| (e.log_id.index, encode(&e))).collect();
-        let result = self.log.append(&encoded, Durability::Synced).map_err(io_error);
+        let durability = if arca_types::faults::active(arca_types::faults::Fault::ApplyBeforeLogDurable) {
+            Durability::Buffered
+        } else {
+            Durability::Synced
+        };
+        let result = self.log.append(&encoded, durability).map_err(io_error);
         match &result {
             Ok(()) => callback.io_completed(Ok(())),
             Err(e) => callback.io_completed(Err(io::Error::other(e.to_string()))),

@@ -1,8 +1,13 @@
 //! openraft's state machine over an [`arca_storage::StateStore`].
 //!
 //! Applying needs no keys: each entry's proposal is checked against its preconditions and written in
-//! one atomic, durable commit together with the applied log id and membership. Sealed nodes therefore
+//! one atomic commit together with the applied log id and membership. Sealed nodes therefore
 //! replicate and apply like any other.
+//!
+//! Applying does not fsync: the synced Raft log is the source of truth, and applying is deterministic,
+//! so after a crash openraft applies again from the last applied id that reached the disk. Only a
+//! snapshot lets openraft purge the log, so building one syncs the state first: the state on disk is
+//! then never behind what the log still holds.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -125,6 +130,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let writer = self.files.create(u64::MAX).map_err(io_error)?;
         let mut encoder = SnapshotEncoder::new(io::BufWriter::with_capacity(SNAPSHOT_IO_BUFFER_BYTES, writer));
         self.store.export_to(&mut encoder).map_err(io_error)?;
+        // Everything the snapshot holds is on disk before openraft may purge the log up to it.
+        self.store.sync().map_err(io_error)?;
         let writer = encoder.finish().map_err(io_error)?.into_inner().map_err(|e| e.into_error())?;
         let file = writer.finish().map_err(io_error)?;
         let applied = read_snapshot_meta(&file)?;

@@ -3,8 +3,10 @@
 //! One database per node with five column families: `log` (Raft entries by big-endian index),
 //! `log_meta` (vote, committed, purged), two sides of the state (`state` and `state_b`, versioned
 //! key/values; one is active) and `state_meta` (the applied metadata and which side is active). Every
-//! write that openraft is told about is a `WriteBatch` with `sync = true`, so the vote, the log and
-//! the applied state are on disk before openraft is told they are.
+//! log write that openraft is told about is a `WriteBatch` with `sync = true`, so the vote and the log
+//! are on disk before openraft is told they are. Applying an entry is a `WriteBatch` without a sync:
+//! all column families share one write-ahead log, so a crash loses at most the latest applies (in
+//! order, each whole), which Raft applies again from the synced log.
 //!
 //! A snapshot is installed into the inactive side in batches of bounded size, then one synced batch
 //! makes it the active side, stores its applied metadata and clears the old side: a crash part way
@@ -309,7 +311,13 @@ impl StateStore for RocksStore {
             }
         }
         batch.put_cf(self.cf(CF_STATE_META)?, APPLIED_META_KEY, applied_meta);
-        self.write(batch, "apply a raft entry to state")
+        // Into the write-ahead log without an fsync: the log and the state share that log, so the
+        // next synced Raft write (or `sync`) makes this commit durable with everything before it.
+        self.write_with(batch, Durability::Buffered, "apply a raft entry to state")
+    }
+
+    fn sync(&self) -> Result<(), StorageError> {
+        self.db.flush_wal(true).map_err(|e| io("sync the state", e))
     }
 
     fn applied_meta(&self) -> Result<Option<Vec<u8>>, StorageError> {

@@ -86,6 +86,8 @@ fn commit_stamps_versions(s: &dyn StateStore) {
     assert_eq!((a.modified_at, a.value.as_slice()), (6, &b"3"[..]));
     assert_eq!(s.get(b"b").unwrap(), None);
     assert_eq!(s.applied_meta().unwrap(), Some(b"m6".to_vec()));
+    s.sync().unwrap();
+    assert_eq!(s.applied_meta().unwrap(), Some(b"m6".to_vec()), "a sync changes nothing a read sees");
 }
 
 fn scan_respects_prefix_cursor_and_limit(s: &dyn StateStore) {

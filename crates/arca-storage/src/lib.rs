@@ -84,8 +84,11 @@ pub trait LogStore: Send + Sync + 'static {
 
 /// The applied state: versioned key/values plus the applied-state metadata, changed atomically.
 ///
-/// Contract: `commit` writes all ops and the metadata in one atomic, durable step; `import_from`
-/// replaces the whole state (keys and metadata) atomically.
+/// Contract: `commit` writes all ops and the metadata in one atomic step, visible to reads at once but
+/// not yet durable: a crash may lose the latest commits (never part of one, never one without those
+/// before it), and `sync` makes every commit before it durable. The applied state is rebuilt from the
+/// synced Raft log after a crash, so only what the log no longer holds (before a purge) needs `sync`.
+/// `import_from` replaces the whole state (keys and metadata) atomically and durably.
 pub trait StateStore: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StorageError>;
     /// Up to `limit` entries whose key starts with `prefix` and sorts after `after`, in key order.
@@ -95,8 +98,11 @@ pub trait StateStore: Send + Sync + 'static {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Versioned)>, StorageError>;
-    /// Applies `ops`, stamping every put with `index`, and stores `applied_meta`, atomically.
+    /// Applies `ops`, stamping every put with `index`, and stores `applied_meta`, atomically (durable
+    /// after the next [`StateStore::sync`]).
     fn commit(&self, index: u64, ops: &[Op], applied_meta: &[u8]) -> Result<(), StorageError>;
+    /// Makes every commit made before it durable.
+    fn sync(&self) -> Result<(), StorageError>;
     fn applied_meta(&self) -> Result<Option<Vec<u8>>, StorageError>;
     /// Writes the applied metadata and then every key, version and value in key order, all as of one
     /// instant, to `sink`, without holding the state in memory.

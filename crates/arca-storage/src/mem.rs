@@ -3,8 +3,8 @@
 //! The stores are shared handles: clone one and keep it outside a simulated host so it survives the
 //! host's restart. [`MemLog::crash`] is what a power cut does to a disk: every synced write survives,
 //! every [`Durability::Buffered`] write made after the last synced one is lost (a synced write flushes
-//! everything before it, as a write-ahead log's fsync does). The state store's writes are all synced,
-//! so it keeps everything.
+//! everything before it, as a write-ahead log's fsync does). [`MemState::crash`] loses every commit
+//! since the state's last sync; imports are durable.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -122,10 +122,17 @@ impl LogStore for MemLog {
     }
 }
 
-#[derive(Default)]
-struct StateInner {
+#[derive(Default, Clone)]
+struct StateData {
     data: BTreeMap<Vec<u8>, Versioned>,
     applied_meta: Option<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct StateInner {
+    current: StateData,
+    /// What survives a crash; `None` while it equals `current` (no commit since the last sync).
+    durable: Option<StateData>,
     /// How many times a whole state was imported (snapshots installed), for the simulation's report.
     imports: usize,
 }
@@ -140,11 +147,19 @@ impl MemState {
         lock(&self.0).imports
     }
 
+    /// Loses every commit made since the last sync, as a machine crash would.
+    pub fn crash(&self) {
+        let mut g = lock(&self.0);
+        if let Some(durable) = g.durable.take() {
+            g.current = durable;
+        }
+    }
+
     /// Every byte the store holds, for plaintext scans in tests.
     pub fn all_bytes(&self) -> Vec<u8> {
         let g = lock(&self.0);
         let mut out = Vec::new();
-        for (k, v) in &g.data {
+        for (k, v) in g.current.data.iter().chain(g.durable.iter().flat_map(|d| d.data.iter())) {
             out.extend_from_slice(k);
             out.extend_from_slice(&v.value);
         }
@@ -154,7 +169,7 @@ impl MemState {
 
 impl StateStore for MemState {
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StorageError> {
-        Ok(lock(&self.0).data.get(key).cloned())
+        Ok(lock(&self.0).current.data.get(key).cloned())
     }
 
     fn scan(
@@ -168,7 +183,8 @@ impl StateStore for MemState {
             Some(a) if a >= prefix => std::ops::Bound::Excluded(a.to_vec()),
             _ => std::ops::Bound::Included(prefix.to_vec()),
         };
-        Ok(g.data
+        Ok(g.current
+            .data
             .range((start, std::ops::Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .take(limit)
@@ -178,30 +194,39 @@ impl StateStore for MemState {
 
     fn commit(&self, index: u64, ops: &[Op], applied_meta: &[u8]) -> Result<(), StorageError> {
         let mut g = lock(&self.0);
+        if g.durable.is_none() {
+            g.durable = Some(g.current.clone());
+        }
+        let state = &mut g.current;
         for op in ops {
             match op {
                 Op::Put { key, value } => {
-                    g.data.insert(key.clone(), Versioned { modified_at: index, value: value.clone() });
+                    state.data.insert(key.clone(), Versioned { modified_at: index, value: value.clone() });
                 }
                 Op::Delete { key } => {
-                    g.data.remove(key);
+                    state.data.remove(key);
                 }
-                Op::DeletePrefix { prefix } => g.data.retain(|k, _| !k.starts_with(prefix)),
+                Op::DeletePrefix { prefix } => state.data.retain(|k, _| !k.starts_with(prefix)),
             }
         }
-        g.applied_meta = Some(applied_meta.to_vec());
+        state.applied_meta = Some(applied_meta.to_vec());
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), StorageError> {
+        lock(&self.0).durable = None;
         Ok(())
     }
 
     fn applied_meta(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(lock(&self.0).applied_meta.clone())
+        Ok(lock(&self.0).current.applied_meta.clone())
     }
 
     fn export_to(&self, sink: &mut dyn ExportSink) -> Result<(), StorageError> {
         // A copy taken under the lock is the one instant the export shows.
         let (meta, data) = {
             let g = lock(&self.0);
-            (g.applied_meta.clone(), g.data.clone())
+            (g.current.applied_meta.clone(), g.current.data.clone())
         };
         sink.applied_meta(meta.as_deref())?;
         for (key, v) in &data {
@@ -217,8 +242,8 @@ impl StateStore for MemState {
             data.insert(key, value);
         }
         let mut g = lock(&self.0);
-        g.data = data;
-        g.applied_meta = applied_meta.map(<[u8]>::to_vec);
+        g.current = StateData { data, applied_meta: applied_meta.map(<[u8]>::to_vec) };
+        g.durable = None;
         g.imports += 1;
         Ok(())
     }
@@ -250,6 +275,23 @@ mod tests {
         log.put_meta("committed", b"c", Durability::Synced).unwrap();
         log.crash();
         assert_eq!(log.last().unwrap(), Some((2, b"b".to_vec())));
+    }
+
+    #[test]
+    fn a_crash_loses_the_state_commits_since_the_last_sync() {
+        let state = MemState::default();
+        let put = |k: &[u8]| Op::Put { key: k.to_vec(), value: b"v".to_vec() };
+        state.commit(1, &[put(b"a")], b"m1").unwrap();
+        state.sync().unwrap();
+        state.commit(2, &[put(b"b")], b"m2").unwrap();
+        state.commit(3, &[Op::Delete { key: b"a".to_vec() }], b"m3").unwrap();
+        assert_eq!(state.get(b"a").unwrap(), None, "reads see commits before a sync");
+        state.crash();
+        assert_eq!(state.applied_meta().unwrap(), Some(b"m1".to_vec()));
+        assert_eq!(state.get(b"a").unwrap().map(|v| v.modified_at), Some(1));
+        assert_eq!(state.get(b"b").unwrap(), None);
+        state.crash();
+        assert_eq!(state.applied_meta().unwrap(), Some(b"m1".to_vec()), "a second crash loses nothing more");
     }
 
     #[test]

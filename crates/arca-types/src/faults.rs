@@ -26,13 +26,16 @@ pub enum Fault {
     /// Not a bug but a test hook: every call's deadline is [`SHORT_REQUEST_DURATION_MS`] instead of
     /// [`crate::limits::REQUEST_DURATION_S_MAX`], so a test can watch the deadline cut a call.
     ShortRequestDeadline,
+    /// Raft log entries are appended without fsync and reported durable at once, so an entry can be
+    /// committed, applied and acknowledged while it is only in the OS's buffers.
+    ApplyBeforeLogDurable,
 }
 
 /// The per-call deadline under [`Fault::ShortRequestDeadline`].
 pub const SHORT_REQUEST_DURATION_MS: u64 = 3_000;
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::AckBeforeCommit,
         Fault::ReadWithoutReadIndex,
         Fault::SkipVoteFsync,
@@ -40,6 +43,7 @@ impl Fault {
         Fault::JoinStopsAfterLearner,
         Fault::LogForwardedEnvelopes,
         Fault::ShortRequestDeadline,
+        Fault::ApplyBeforeLogDurable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +55,7 @@ impl Fault {
             Fault::JoinStopsAfterLearner => "join-stops-after-learner",
             Fault::LogForwardedEnvelopes => "log-forwarded-envelopes",
             Fault::ShortRequestDeadline => "short-request-deadline",
+            Fault::ApplyBeforeLogDurable => "apply-before-log-durable",
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod acknowledged_writes;
 pub mod election_safety;
 pub mod linearizability;
+pub mod log_durability;
 pub mod log_matching;
 pub mod no_plaintext;
 pub mod state_machine_safety;

@@ -30,7 +30,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::check::{
     acknowledged_writes, election_safety, linearizability, log_matching, no_plaintext, state_machine_safety,
-    vote_durability,
+    log_durability, vote_durability,
 };
 use crate::history::History;
 use crate::workload::{Client, Spec};
@@ -264,6 +264,7 @@ struct Observed {
     applied: state_machine_safety::Applied,
     applied_seen: BTreeMap<usize, u64>,
     votes: vote_durability::Votes,
+    logs: log_durability::Logs,
 }
 
 impl Observed {
@@ -465,6 +466,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         applied: Default::default(),
         applied_seen: BTreeMap::new(),
         votes: Default::default(),
+        logs: Default::default(),
     };
     let mut pending: Vec<(u64, Action, u64)> = schedule(config);
     pending.reverse();
@@ -518,7 +520,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                 }
                 Action::Crash(n) => {
                     if !crashed[n] && sim.is_host_running(names[n].as_str()) {
-                        crash(&mut sim, &names[n], n, &disks, &registry, &mut observed.votes);
+                        crash(&mut sim, &names[n], n, &disks, &registry, &mut observed);
                         crashed[n] = true;
                         undo.push((until, Undo::Restart(n)));
                     }
@@ -612,6 +614,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
     let ops = history.ops();
     observed.leaders.check().map_err(|d| fail(seed, "election safety (Raft §5.2, per leader id)", d))?;
     observed.votes.check().map_err(|d| fail(seed, "durable vote (Raft Figure 2)", d))?;
+    observed.logs.check().map_err(|d| fail(seed, "durable log (Raft Figure 2)", d))?;
     let summary = linearizability::check(&ops).map_err(|v| {
         fail(seed, "linearizability (Herlihy & Wing; WGL search)", v.iter().map(|v| v.to_string()).collect())
     })?;
@@ -677,14 +680,16 @@ fn crash(
     node: usize,
     disks: &[Disk],
     registry: &Registry,
-    votes: &mut vote_durability::Votes,
+    observed: &mut Observed,
 ) {
-    let before = stored_vote(&disks[node].log).ok().flatten();
+    let last_index = |log: &MemLog| log.last().ok().flatten().map(|(index, _)| index);
+    let (vote_before, log_before) = (stored_vote(&disks[node].log).ok().flatten(), last_index(&disks[node].log));
     sim.crash(name);
     lock(registry).remove(&node);
     disks[node].log.crash();
-    let after = stored_vote(&disks[node].log).ok().flatten();
-    votes.observe_crash(node, before, after);
+    disks[node].state.crash();
+    observed.votes.observe_crash(node, vote_before, stored_vote(&disks[node].log).ok().flatten());
+    observed.logs.observe_crash(node, log_before, last_index(&disks[node].log));
 }
 
 /// The simulated clients: how many, on how many secrets, and what the fault schedule tells them.
