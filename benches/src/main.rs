@@ -9,6 +9,9 @@
 //! from a snapshot of `--state-mib` MiB, with its time and peak memory. `--suite authz`: linearizable
 //! gets with a root token against the same with a service principal's token. `--suite signin`:
 //! refused sign-ins for identities that exist against ones that do not (their times should match).
+//! `--suite versus`: Arca side by side with a 3-member etcd on the same machine (sets against puts at
+//! 16, 64 and 256 clients, linearizable gets against ranges, bytes on disk per write), and server CPU
+//! per call against a bare gRPC echo; a table and a PNG chart go into `benches/results/`.
 //! Prints throughput and latency percentiles. Bounded
 //! in count and time; it talks only to 127.0.0.1.
 #![forbid(unsafe_code)]
@@ -17,6 +20,7 @@ mod authz;
 mod crypto;
 mod signin;
 mod snapshot;
+mod versus;
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +50,11 @@ struct Args {
     /// `--suite snapshot`: MiB of secret values to write before a fourth node joins.
     #[arg(long, default_value_t = 256)]
     state_mib: usize,
+    /// Internal to `--suite versus`: serve the bare echo on this port (TLS from `--echo-tls-dir`).
+    #[arg(long, hide = true, requires = "echo_tls_dir")]
+    echo_server: Option<u16>,
+    #[arg(long, hide = true)]
+    echo_tls_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,6 +68,9 @@ enum Suite {
     Authz,
     /// Refused sign-ins: as long for an identity that exists as for one that does not?
     Signin,
+    /// Arca side by side with etcd (installed when missing), and server CPU per call against a bare
+    /// gRPC echo; writes a table and a chart into `benches/results/`.
+    Versus,
 }
 
 #[derive(Clone, Copy)]
@@ -177,6 +189,12 @@ async fn run_phase(clients: &[ArcaClient], args: &Args, phase: Phase, label: &st
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let (Some(port), Some(dir)) = (args.echo_server, &args.echo_tls_dir) {
+        return versus::serve_echo(port, dir).await;
+    }
+    if args.suite == Suite::Versus {
+        return versus::run(args.seconds).await;
+    }
     if args.suite == Suite::Snapshot {
         return snapshot::run(args.state_mib).await;
     }
