@@ -54,6 +54,10 @@ pub struct RaftSettings {
     pub keep_after_snapshot_entries: u64,
     /// Shown in openraft's traces: `arca-<cluster id>` once the node knows its cluster.
     pub cluster_name: String,
+    /// Appended entries are written at once and synced by a dedicated thread, one fsync for every
+    /// append made meanwhile (group commit), so Raft replicates while the disk syncs. Off: each append
+    /// is synced before it returns (the simulation, which runs every node on one thread).
+    pub sync_on_thread: bool,
 }
 
 impl Default for RaftSettings {
@@ -65,6 +69,7 @@ impl Default for RaftSettings {
             snapshot_every_entries: 2000,
             keep_after_snapshot_entries: 1000,
             cluster_name: "arca".to_owned(),
+            sync_on_thread: true,
         }
     }
 }

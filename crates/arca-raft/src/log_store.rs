@@ -1,7 +1,8 @@
 //! openraft's log storage over an [`arca_storage::LogStore`].
 //!
 //! The vote and the purge point are metadata entries written durably before the call returns; appended
-//! entries are durable before the flush callback fires. The committed log id is written without a sync
+//! entries are readable when `append` returns and durable before the flush callback fires (synced
+//! inline, or by a sync thread that covers many appends with one fsync). The committed log id is written without a sync
 //! (openraft learns it again from the leader).
 
 use std::fmt::Debug;
@@ -25,21 +26,81 @@ pub const META_VOTE: &str = "vote";
 const META_COMMITTED: &str = "committed";
 const META_PURGED: &str = "purged";
 
+/// What the sync thread is asked to do.
+enum Pending {
+    /// Sync, then report these appends durable.
+    Flushed(IOFlushed<TypeConfig>),
+    /// Answer once everything queued before is done.
+    Barrier(std::sync::mpsc::SyncSender<()>),
+}
+
 /// The Raft log of one node. Cheap to clone.
 #[derive(Clone)]
 pub struct LogStore {
     log: Arc<dyn ByteLog>,
+    /// With a sync thread: appends are written at once and reported durable by that thread.
+    syncer: Option<std::sync::mpsc::Sender<Pending>>,
 }
 
 impl LogStore {
+    /// A log whose appends are synced before `append` returns.
     pub fn new(log: Arc<dyn ByteLog>) -> Self {
-        Self { log }
+        Self { log, syncer: None }
+    }
+
+    /// A log whose appends are written (readable at once) and then synced by a dedicated thread: one
+    /// fsync covers every append queued while the previous one ran (group commit), and openraft is
+    /// told an append is durable only after an fsync that began after it was written. The thread ends
+    /// when the last clone of the store is dropped.
+    pub fn syncing_on_thread(log: Arc<dyn ByteLog>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let synced = log.clone();
+        let spawned = std::thread::Builder::new().name("arca-log-sync".into()).spawn(move || sync_loop(&*synced, rx));
+        match spawned {
+            Ok(_) => Self { log, syncer: Some(tx) },
+            Err(e) => {
+                tracing::warn!("could not start the log sync thread ({e}); appends sync inline");
+                Self::new(log)
+            }
+        }
+    }
+
+    /// Waits until every append queued before has been synced and reported, so a vote or truncation
+    /// that follows is reported after them, in order.
+    fn drain(&self) -> Result<(), io::Error> {
+        if let Some(syncer) = &self.syncer {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            syncer.send(Pending::Barrier(tx)).map_err(|_| io::Error::other("the log sync thread stopped"))?;
+            rx.recv().map_err(|_| io::Error::other("the log sync thread stopped"))?;
+        }
+        Ok(())
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, io::Error> {
         match self.log.get_meta(key).map_err(io_error)? {
             Some(bytes) => Ok(Some(decode(key, &bytes)?)),
             None => Ok(None),
+        }
+    }
+}
+
+/// The sync thread: takes everything queued, syncs once, reports each in order.
+fn sync_loop(log: &dyn ByteLog, rx: std::sync::mpsc::Receiver<Pending>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let needs_sync = batch.iter().any(|p| matches!(p, Pending::Flushed(_)));
+        let skip = arca_types::faults::active(arca_types::faults::Fault::ApplyBeforeLogDurable);
+        let result = if needs_sync && !skip { log.sync() } else { Ok(()) };
+        for pending in batch {
+            match pending {
+                Pending::Flushed(callback) => {
+                    callback.io_completed(result.clone().map_err(|e| io::Error::other(e.to_string())))
+                }
+                Pending::Barrier(done) => {
+                    let _ = done.send(());
+                }
+            }
         }
     }
 }
@@ -90,6 +151,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.drain()?;
         let durability = if arca_types::faults::active(arca_types::faults::Fault::SkipVoteFsync) {
             Durability::Buffered
         } else {
@@ -114,20 +176,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let encoded: Vec<(u64, Vec<u8>)> = entries.into_iter().map(|e| (e.log_id.index, encode(&e))).collect();
-        let durability = if arca_types::faults::active(arca_types::faults::Fault::ApplyBeforeLogDurable) {
-            Durability::Buffered
-        } else {
-            Durability::Synced
-        };
+        let skip_sync = arca_types::faults::active(arca_types::faults::Fault::ApplyBeforeLogDurable);
+        let durability = if skip_sync || self.syncer.is_some() { Durability::Buffered } else { Durability::Synced };
         let result = self.log.append(&encoded, durability).map_err(io_error);
-        match &result {
-            Ok(()) => callback.io_completed(Ok(())),
-            Err(e) => callback.io_completed(Err(io::Error::other(e.to_string()))),
+        match (&result, &self.syncer) {
+            (Ok(()), Some(syncer)) => {
+                if let Err(unsent) = syncer.send(Pending::Flushed(callback)) {
+                    // The thread is gone (it only ends with the store): sync here instead.
+                    if let Pending::Flushed(callback) = unsent.0 {
+                        let synced = if skip_sync { Ok(()) } else { self.log.sync() };
+                        callback.io_completed(synced.map_err(|e| io::Error::other(e.to_string())));
+                    }
+                }
+            }
+            (Ok(()), None) => callback.io_completed(Ok(())),
+            (Err(e), _) => callback.io_completed(Err(io::Error::other(e.to_string()))),
         }
         result
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        self.drain()?;
         self.log.truncate_after(last_log_id.map(|l| l.index)).map_err(io_error)
     }
 

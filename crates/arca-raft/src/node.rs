@@ -92,7 +92,8 @@ impl RaftNode {
         crate::log_store::check_format(&*log, &*state)?;
         let machine = StateMachine::new(state, snapshots.clone());
         let removed = machine.removed_nodes();
-        let raft = Raft::new(node_id, config, Network::new(channels.clone()), LogStore::new(log), machine)
+        let log_store = if settings.sync_on_thread { LogStore::syncing_on_thread(log) } else { LogStore::new(log) };
+        let raft = Raft::new(node_id, config, Network::new(channels.clone()), log_store, machine)
             .await
             .map_err(|e| format!("failed to start raft: {e}"))?;
         let installs = Arc::new(tokio::sync::Semaphore::new(arca_types::limits::SNAPSHOT_INSTALLS_IN_FLIGHT_MAX));

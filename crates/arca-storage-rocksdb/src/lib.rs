@@ -232,6 +232,10 @@ impl LogStore for RocksStore {
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         self.db.get_cf(self.cf(CF_LOG_META)?, key.as_bytes()).map_err(|e| io("read raft metadata", e))
     }
+
+    fn sync(&self) -> Result<(), StorageError> {
+        self.db.flush_wal(true).map_err(|e| io("sync the raft log", e))
+    }
 }
 
 impl RocksStore {

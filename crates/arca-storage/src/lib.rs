@@ -80,6 +80,8 @@ pub trait LogStore: Send + Sync + 'static {
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError>;
     fn put_meta(&self, key: &str, value: &[u8], durability: Durability) -> Result<(), StorageError>;
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Makes every write made before it durable (those made [`Durability::Buffered`] included).
+    fn sync(&self) -> Result<(), StorageError>;
 }
 
 /// The applied state: versioned key/values plus the applied-state metadata, changed atomically.

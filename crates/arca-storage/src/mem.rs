@@ -120,6 +120,11 @@ impl LogStore for MemLog {
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(lock(&self.0).current.meta.get(key).cloned())
     }
+
+    fn sync(&self) -> Result<(), StorageError> {
+        lock(&self.0).durable = None;
+        Ok(())
+    }
 }
 
 #[derive(Default, Clone)]
@@ -270,11 +275,15 @@ mod tests {
         assert_eq!(log.last().unwrap(), Some((1, b"a".to_vec())));
         assert_eq!(log.get_meta("vote").unwrap(), Some(b"v1".to_vec()));
 
-        // A synced write flushes the buffered ones before it.
+        // A synced write flushes the buffered ones before it, and so does a sync.
         log.append(&[(2, b"b".to_vec())], Durability::Buffered).unwrap();
         log.put_meta("committed", b"c", Durability::Synced).unwrap();
         log.crash();
         assert_eq!(log.last().unwrap(), Some((2, b"b".to_vec())));
+        log.append(&[(3, b"c".to_vec())], Durability::Buffered).unwrap();
+        log.sync().unwrap();
+        log.crash();
+        assert_eq!(log.last().unwrap(), Some((3, b"c".to_vec())));
     }
 
     #[test]

@@ -341,6 +341,8 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
         election_timeout_max_ms: 1000,
         snapshot_every_entries: config.snapshot_every_entries,
         keep_after_snapshot_entries: config.snapshot_every_entries / 2,
+        // Every simulated node runs on the simulation's one thread, deterministically.
+        sync_on_thread: false,
         ..RaftSettings::default()
     };
 
