@@ -1,5 +1,6 @@
 //! openraft's own storage conformance suite, run against both storage implementations through Arca's
-//! adapters: the in-memory stores (used by the simulation) and RocksDB (used by `arcad`).
+//! adapters: the in-memory stores (used by the simulation) and RocksDB (used by `arcad`), with appends
+//! synced inline and on the sync thread (as `arcad` runs).
 
 use std::sync::Arc;
 
@@ -21,14 +22,17 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for MemBuilder {
     }
 }
 
-struct RocksBuilder;
+/// RocksDB stores; `true`: appends synced on the sync thread.
+struct RocksBuilder(bool);
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for RocksBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let store = RocksStore::open(&dir.path().join("db")).expect("open rocksdb");
         let files = SnapshotFiles::in_dir(dir.path().join("snapshots")).expect("open the snapshot dir");
-        Ok((dir, LogStore::new(Arc::new(store.clone())), StateMachine::new(Arc::new(store), files)))
+        let log: Arc<RocksStore> = Arc::new(store.clone());
+        let log = if self.0 { LogStore::syncing_on_thread(log) } else { LogStore::new(log) };
+        Ok((dir, log, StateMachine::new(Arc::new(store), files)))
     }
 }
 
@@ -39,5 +43,10 @@ async fn mem_stores_pass_openraft_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rocks_stores_pass_openraft_suite() {
-    Suite::test_all(RocksBuilder).await.unwrap();
+    Suite::test_all(RocksBuilder(false)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rocks_stores_syncing_on_a_thread_pass_openraft_suite() {
+    Suite::test_all(RocksBuilder(true)).await.unwrap();
 }
