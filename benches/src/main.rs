@@ -50,6 +50,9 @@ struct Args {
     /// `--suite snapshot`: MiB of secret values to write before a fourth node joins.
     #[arg(long, default_value_t = 256)]
     state_mib: usize,
+    /// `--suite versus`: the nodes' `--snapshot-every-entries`.
+    #[arg(long, default_value_t = 2000)]
+    snapshot_every: u64,
     /// Internal to `--suite versus`: serve the bare echo on this port (TLS from `--echo-tls-dir`).
     #[arg(long, hide = true, requires = "echo_tls_dir")]
     echo_server: Option<u16>,
@@ -193,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
         return versus::serve_echo(port, dir).await;
     }
     if args.suite == Suite::Versus {
-        return versus::run(args.seconds).await;
+        return versus::run(args.seconds, args.snapshot_every).await;
     }
     if args.suite == Suite::Snapshot {
         return snapshot::run(args.state_mib).await;

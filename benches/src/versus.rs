@@ -102,6 +102,17 @@ where
     }
 }
 
+/// [`drive`], and the server CPU per call of the processes `pids` meanwhile (seconds).
+async fn measure<F, Fut>(pids: &[u32], clients: usize, seconds: u64, op: F) -> (Measured, f64)
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let before = cpu_of(pids);
+    let m = drive(clients, seconds, op).await;
+    (m, (cpu_of(pids) - before) / m.done.max(1) as f64)
+}
+
 /// Installs what the suite needs from Debian's packages when it is missing: etcd and a font for the
 /// chart's text.
 fn ensure_packages() -> anyhow::Result<()> {
@@ -303,13 +314,15 @@ pub struct Row {
     pub clients: usize,
     pub arca: Measured,
     pub etcd: Measured,
+    /// Server CPU per call, summed over the members: (Arca, etcd), in seconds.
+    pub cpu: (f64, f64),
 }
 
-pub async fn run(seconds: u64) -> anyhow::Result<()> {
+pub async fn run(seconds: u64, snapshot_every: u64) -> anyhow::Result<()> {
     ensure_packages()?;
     let etcd = Etcd::start()?;
     let etcd_clients = etcd.clients().await?;
-    let cluster = TestCluster::start(3).await?;
+    let cluster = TestCluster::start_with(3, snapshot_every).await?;
     let mut arca_clients = Vec::new();
     for i in 0..3 {
         arca_clients.push(cluster.client(i).await?);
@@ -349,16 +362,18 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
     let (arca_before, audit_before, etcd_before) =
         (mean(&arca_dirs, disk_bytes), mean(&arca_dirs, audit_bytes), mean(&etcd_dirs, disk_bytes));
 
+    let arca_pids: Vec<u32> = (0..cluster.nodes.len()).filter_map(|i| cluster.pid(i)).collect();
+    let etcd_pids: Vec<u32> = etcd.members.iter().map(|(c, _, _)| c.id()).collect();
     let mut rows = Vec::new();
     let (mut arca_writes, mut etcd_writes) = (0, 0);
     for clients in WRITE_CLIENTS {
-        let arca = drive(clients, seconds, arca_set.clone()).await;
-        println!("Arca SetSecret  {clients:>3} clients  {arca}");
-        let etcd = drive(clients, seconds, etcd_put.clone()).await;
-        println!("etcd Put        {clients:>3} clients  {etcd}");
+        let (arca, arca_cpu) = measure(&arca_pids, clients, seconds, arca_set.clone()).await;
+        println!("Arca SetSecret  {clients:>3} clients  {arca}   server CPU {:.0} µs/call", arca_cpu * 1e6);
+        let (etcd, etcd_cpu) = measure(&etcd_pids, clients, seconds, etcd_put.clone()).await;
+        println!("etcd Put        {clients:>3} clients  {etcd}   server CPU {:.0} µs/call", etcd_cpu * 1e6);
         arca_writes += arca.done;
         etcd_writes += etcd.done;
-        rows.push(Row { what: "write", clients, arca, etcd });
+        rows.push(Row { what: "write", clients, arca, etcd, cpu: (arca_cpu, etcd_cpu) });
     }
     let arca_audit = mean(&arca_dirs, audit_bytes).saturating_sub(audit_before);
     let arca_disk = mean(&arca_dirs, disk_bytes).saturating_sub(arca_before) - arca_audit;
@@ -381,11 +396,11 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
             async move { kv.range(r).await.is_ok_and(|r| r.into_inner().kvs.len() == 1) }
         }
     };
-    let arca = drive(READ_CLIENTS, seconds, arca_get.clone()).await;
-    println!("Arca GetSecret  {READ_CLIENTS:>3} clients  {arca}   (linearizable)");
-    let etcd_read = drive(READ_CLIENTS, seconds, etcd_range).await;
-    println!("etcd Range      {READ_CLIENTS:>3} clients  {etcd_read}   (linearizable)");
-    rows.push(Row { what: "read", clients: READ_CLIENTS, arca, etcd: etcd_read });
+    let (arca, arca_cpu) = measure(&arca_pids, READ_CLIENTS, seconds, arca_get).await;
+    println!("Arca GetSecret  {READ_CLIENTS:>3} clients  {arca}   server CPU {:.0} µs/call", arca_cpu * 1e6);
+    let (etcd_read, etcd_cpu) = measure(&etcd_pids, READ_CLIENTS, seconds, etcd_range).await;
+    println!("etcd Range      {READ_CLIENTS:>3} clients  {etcd_read}   server CPU {:.0} µs/call", etcd_cpu * 1e6);
+    rows.push(Row { what: "read", clients: READ_CLIENTS, arca, etcd: etcd_read, cpu: (arca_cpu, etcd_cpu) });
     drop(etcd);
 
     println!(
@@ -401,7 +416,7 @@ pub async fn run(seconds: u64) -> anyhow::Result<()> {
         etcd: per(etcd_disk, etcd_writes),
     };
 
-    let cpu = cpu_per_call(&cluster, &arca_clients, seconds, arca_get).await?;
+    let cpu = cpu_per_call(&cluster, &arca_clients, seconds, (arca, arca_cpu)).await?;
     let report = report(&rows, &disk, &cpu);
     println!("\n{report}");
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");
@@ -435,16 +450,12 @@ pub struct Cpu {
     pub calls: Vec<(&'static str, f64, Measured)>,
 }
 
-async fn cpu_per_call<G, Fut>(
+async fn cpu_per_call(
     cluster: &TestCluster,
     clients: &[ArcaClient],
     seconds: u64,
-    get: G,
-) -> anyhow::Result<Cpu>
-where
-    G: Fn(usize, u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = bool> + Send,
-{
+    read: (Measured, f64),
+) -> anyhow::Result<Cpu> {
     // The echo server runs in its own process, so its CPU time is the server's alone.
     let tls = tempfile::tempdir()?;
     let ca_pem = write_certs(tls.path())?;
@@ -469,34 +480,29 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let before = cpu_seconds(server.id());
-    let m = drive(READ_CLIENTS, seconds, echo).await;
-    let echo_cpu = (cpu_seconds(server.id()) - before) / m.done.max(1) as f64;
+    let (m, echo_cpu) = measure(&[server.id()], READ_CLIENTS, seconds, echo).await;
     let _ = server.kill();
     let _ = server.wait();
     println!("bare gRPC echo  {READ_CLIENTS:>3} clients  {m}   server CPU {:.1} µs/call", echo_cpu * 1e6);
 
     let pids: Vec<u32> = (0..cluster.nodes.len()).filter_map(|i| cluster.pid(i)).collect();
     let mut calls = Vec::new();
-    for op in [crypto::Op::P256Sign, crypto::Op::A256KwWrap] {
-        crypto::create_key(&clients[0], op).await?;
+    for (op, stale) in [(crypto::Op::P256Sign, false), (crypto::Op::P256Sign, true), (crypto::Op::A256KwWrap, false)] {
+        if !stale {
+            crypto::create_key(&clients[0], op).await?;
+        }
         let input = crypto::prepare(&clients[0], op).await?;
         let clients = clients.to_vec();
         let call = move |i: usize, _: u64| {
             let (client, input) = (clients[i % clients.len()].clone(), input.clone());
-            async move { crypto::call(&client, op, &input, None).await }
+            async move { crypto::call(&client, op, &input, if stale { crate::bounded() } else { None }).await }
         };
-        let before = cpu_of(&pids);
-        let m = drive(READ_CLIENTS, seconds, call).await;
-        let cpu = (cpu_of(&pids) - before) / m.done.max(1) as f64;
-        println!("Arca {:<22} {READ_CLIENTS:>3} clients  {m}   server CPU {:.1} µs/call", op.label(), cpu * 1e6);
-        calls.push((op.label(), cpu, m));
+        let (m, cpu) = measure(&pids, READ_CLIENTS, seconds, call).await;
+        let label = if stale { "P-256 sign (staleness <= 1 s)" } else { op.label() };
+        println!("Arca {label:<30} {READ_CLIENTS:>3} clients  {m}   server CPU {:.1} µs/call", cpu * 1e6);
+        calls.push((label, cpu, m));
     }
-    let before = cpu_of(&pids);
-    let m = drive(READ_CLIENTS, seconds, get).await;
-    let cpu = (cpu_of(&pids) - before) / m.done.max(1) as f64;
-    println!("Arca GetSecret (linearizable) {READ_CLIENTS:>3} clients  {m}   server CPU {:.1} µs/call", cpu * 1e6);
-    calls.push(("secret get (linearizable)", cpu, m));
+    calls.push(("secret get (linearizable)", read.1, read.0));
     let (raw_rate, _) = crypto::in_process(crypto::Op::P256Sign, Duration::from_secs(2));
     Ok(Cpu { echo: echo_cpu, raw_sign: 1.0 / raw_rate, calls })
 }
@@ -504,18 +510,21 @@ where
 fn report(rows: &[Row], disk: &Disk, cpu: &Cpu) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut out = String::from(
-        "| point | clients | Arca | etcd | Arca / etcd | p99 Arca | p99 etcd |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "| point | clients | Arca | etcd | Arca / etcd | p99 Arca | p99 etcd | server CPU per call, Arca | etcd |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let what = if r.what == "write" { "SetSecret vs Put" } else { "GetSecret vs Range (linearizable)" };
         out.push_str(&format!(
-            "| {what} | {} | {:.0} ops/s | {:.0} ops/s | {:.2} | {:.1} ms | {:.1} ms |\n",
+            "| {what} | {} | {:.0} ops/s | {:.0} ops/s | {:.2} | {:.1} ms | {:.1} ms | {:.0} µs | {:.0} µs |\n",
             r.clients,
             r.arca.throughput,
             r.etcd.throughput,
             r.arca.throughput / r.etcd.throughput.max(1e-9),
             ms(r.arca.p99),
-            ms(r.etcd.p99)
+            ms(r.etcd.p99),
+            r.cpu.0 * 1e6,
+            r.cpu.1 * 1e6
         ));
     }
     out.push_str(&format!(
