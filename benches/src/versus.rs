@@ -327,7 +327,10 @@ pub async fn run(seconds: u64, snapshot_every: u64) -> anyhow::Result<()> {
     for i in 0..3 {
         arca_clients.push(cluster.client(i).await?);
     }
-    arca_clients[0].vaults().create_vault(pb::CreateVaultRequest { name: "bench".into(), ..Default::default() }).await?;
+    arca_clients[0]
+        .vaults()
+        .create_vault(pb::CreateVaultRequest { name: "bench".into(), ..Default::default() })
+        .await?;
     let value = "v".repeat(256);
     println!(
         "3 etcd members ({}) and 3 Arca nodes on loopback, TLS on client and peer links; 256-byte values, {KEYS} \
@@ -352,7 +355,8 @@ pub async fn run(seconds: u64, snapshot_every: u64) -> anyhow::Result<()> {
         let (clients, value) = (etcd_clients.clone(), value.clone().into_bytes());
         move |i: usize, key: u64| {
             let mut kv = clients[i % clients.len()].clone();
-            let r = etcd_pb::PutRequest { key: format!("k{key}").into_bytes(), value: value.clone(), ..Default::default() };
+            let r =
+                etcd_pb::PutRequest { key: format!("k{key}").into_bytes(), value: value.clone(), ..Default::default() };
             async move { kv.put(r).await.is_ok() }
         }
     };
@@ -562,9 +566,16 @@ fn chart(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, (1200, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(600);
-    let panels: [(&DrawingArea<_, _>, &str, &str, fn(&Measured) -> f64); 2] = [
-        (&left, "Writes: throughput", "ops/s", |m| m.throughput),
-        (&right, "Writes: p99 latency", "ms", |m| m.p99.as_secs_f64() * 1e3),
+    fn throughput(m: &Measured) -> f64 {
+        m.throughput
+    }
+    fn p99_ms(m: &Measured) -> f64 {
+        m.p99.as_secs_f64() * 1e3
+    }
+    type Metric = fn(&Measured) -> f64;
+    let panels = [
+        (&left, "Writes: throughput", "ops/s", throughput as Metric),
+        (&right, "Writes: p99 latency", "ms", p99_ms as Metric),
     ];
     for (area, title, unit, value) in panels {
         let top = writes.iter().flat_map(|r| [value(&r.arca), value(&r.etcd)]).fold(1.0, f64::max) * 1.15;
@@ -590,12 +601,10 @@ fn chart(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             .x_desc("concurrent clients")
             .y_desc(unit)
             .draw()?;
-        for (name, color, pick) in [
-            ("Arca", BLUE, (|r: &Row| r.arca) as fn(&Row) -> Measured),
-            ("etcd", RED, |r: &Row| r.etcd),
-        ] {
-            let points: Vec<(f64, f64)> =
-                writes.iter().enumerate().map(|(i, r)| (i as f64, value(&pick(r)))).collect();
+        for (name, color, pick) in
+            [("Arca", BLUE, (|r: &Row| r.arca) as fn(&Row) -> Measured), ("etcd", RED, |r: &Row| r.etcd)]
+        {
+            let points: Vec<(f64, f64)> = writes.iter().enumerate().map(|(i, r)| (i as f64, value(&pick(r)))).collect();
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
                 .label(name)
@@ -606,4 +615,41 @@ fn chart(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_load_generator_spreads_calls_over_every_key_and_counts_failures() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let record = seen.clone();
+        let m = drive(8, 1, move |_, key| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().insert(key);
+                tokio::task::yield_now().await;
+                key % 10 != 0
+            }
+        })
+        .await;
+        assert_eq!(seen.lock().unwrap().len() as u64, KEYS, "every key is used");
+        assert!(m.done > 0 && m.errors > 0);
+        assert!((m.errors as f64 / (m.done + m.errors) as f64 - 0.1).abs() < 0.02, "one call in ten failed");
+        assert_eq!(m.throughput, m.done as f64);
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_proc_for_this_process() {
+        let before = cpu_seconds(std::process::id());
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let used = cpu_seconds(std::process::id()) - before;
+        assert!(used > 0.1 && used < 1.0, "busy 0.3 s, measured {used} s");
+        assert_eq!(cpu_seconds(u32::MAX), 0.0, "no such process");
+    }
 }

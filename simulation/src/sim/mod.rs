@@ -29,8 +29,8 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::check::{
-    acknowledged_writes, election_safety, linearizability, log_matching, no_plaintext, state_machine_safety,
-    log_durability, vote_durability,
+    acknowledged_writes, election_safety, linearizability, log_durability, log_matching, no_plaintext,
+    state_machine_safety, vote_durability,
 };
 use crate::history::History;
 use crate::workload::{Client, Spec};
