@@ -28,6 +28,10 @@ struct Open {
 struct Synced {
     file: Option<Arc<std::fs::File>>,
     len: u64,
+    /// A sync failed. The kernel reports a failed writeback once, so a later sync may succeed over
+    /// records that never reached the disk: from then on the sink refuses every record (fail-closed)
+    /// until the node restarts and takes the chain up from what the file holds.
+    failed: bool,
 }
 
 /// Appends chained JSON lines to a file (0600), fsync'ing the records that must be durable. It
@@ -37,17 +41,36 @@ pub struct FileAuditSink {
     file: Mutex<Option<Open>>,
     /// Held while syncing; callers whose record a finished sync covered return without one.
     synced: Mutex<Synced>,
+    /// How a file is synced: `File::sync_data`, or a failing one in tests.
+    sync: fn(&std::fs::File) -> std::io::Result<()>,
 }
 
 impl FileAuditSink {
     pub fn new(path: PathBuf) -> Self {
-        Self { path, file: Mutex::new(None), synced: Mutex::new(Synced::default()) }
+        Self::with_sync(path, std::fs::File::sync_data)
+    }
+
+    fn with_sync(path: PathBuf, sync: fn(&std::fs::File) -> std::io::Result<()>) -> Self {
+        Self { path, file: Mutex::new(None), synced: Mutex::new(Synced::default()), sync }
+    }
+
+    fn refuse_after_failed_sync(&self) -> Result<(), ArcaError> {
+        if self.synced.lock().unwrap_or_else(|p| p.into_inner()).failed {
+            return Err(ArcaError::internal(
+                "failed to sync the audit log earlier, so records written since cannot be known to be on disk; \
+                 no record is taken until arcad restarts",
+            ));
+        }
+        Ok(())
     }
 
     /// Returns once the first `len` bytes of `file` are on disk: at once if a sync since covered them,
     /// else after one `fsync` that also covers every record written meanwhile.
     fn sync_upto(&self, file: &Arc<std::fs::File>, len: u64) -> Result<(), ArcaError> {
         let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if synced.failed {
+            return Err(ArcaError::internal("failed to sync the audit log (an earlier sync failed)"));
+        }
         let same_file = synced.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file));
         if same_file && synced.len >= len {
             return Ok(());
@@ -55,8 +78,11 @@ impl FileAuditSink {
         // Everything written before this point is covered; read the length first so no byte counted
         // here was written after the sync started.
         let written = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(len, |o| o.len.max(len));
-        file.sync_data().map_err(|e| failure("sync", e))?;
-        *synced = Synced { file: Some(file.clone()), len: written };
+        if let Err(e) = (self.sync)(file) {
+            synced.failed = true;
+            return Err(failure("sync", e));
+        }
+        *synced = Synced { file: Some(file.clone()), len: written, failed: false };
         Ok(())
     }
 
@@ -125,6 +151,7 @@ impl AuditSink for FileAuditSink {
         else {
             return Err(ArcaError::internal("an audit record is not a JSON object"));
         };
+        self.refuse_after_failed_sync()?;
         let (file, len) = {
             let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
             if guard.is_none() {
@@ -170,6 +197,29 @@ mod tests {
         crate::conformance::run(&sink, &|| std::fs::read(&path).unwrap());
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn after_a_failed_sync_every_record_is_refused_until_the_sink_is_reopened() {
+        fn failing(_: &std::fs::File) -> std::io::Result<()> {
+            Err(std::io::Error::other("injected: the device failed the writeback"))
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let sink = FileAuditSink::with_sync(path.clone(), failing);
+        sink.record(&event(AuditStage::Request, "buffered"), AuditDurability::Buffered).unwrap();
+        let e = sink.record(&event(AuditStage::Request, "synced"), AuditDurability::Synced).unwrap_err();
+        assert!(e.message.contains("sync"), "{}", e.message);
+        for durability in [AuditDurability::Buffered, AuditDurability::Synced] {
+            let e = sink.record(&event(AuditStage::Request, "after"), durability).unwrap_err();
+            assert!(e.message.contains("restarts"), "{}", e.message);
+        }
+        drop(sink);
+        // A restarted node takes the chain up from what the file holds, whole.
+        let reopened = FileAuditSink::new(path.clone());
+        reopened.record(&event(AuditStage::Request, "next"), AuditDurability::Synced).unwrap();
+        let report = crate::verify::verify(&std::fs::read(&path).unwrap()[..], &[]);
+        assert_eq!((report.records, report.problem), (3, None));
     }
 
     #[test]

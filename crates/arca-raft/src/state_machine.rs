@@ -87,6 +87,13 @@ fn decode_applied(meta: Option<&[u8]>) -> Result<AppliedMeta, io::Error> {
     }
 }
 
+/// The index of the last entry applied to `state`, as stored there, for checks from outside openraft
+/// (the simulation compares replicas that applied the same index). `None` if nothing was applied.
+pub fn stored_applied_index(state: &dyn StateStore) -> Result<Option<u64>, io::Error> {
+    let meta = decode_applied(state.applied_meta().map_err(io_error)?.as_deref())?;
+    Ok(meta.last_applied.map(|id| id.index))
+}
+
 /// A snapshot file's records, read through a buffer.
 type FileRecords = SnapshotDecoder<io::BufReader<arca_storage::snapshot::SnapshotReader>>;
 

@@ -91,6 +91,11 @@ pub trait LogStore: Send + Sync + 'static {
 /// before it), and `sync` makes every commit before it durable. The applied state is rebuilt from the
 /// synced Raft log after a crash, so only what the log no longer holds (before a purge) needs `sync`.
 /// `import_from` replaces the whole state (keys and metadata) atomically and durably.
+///
+/// A follower may apply an entry whose append is written but not yet synced, so a state store must
+/// never become durable ahead of the log it is paired with: RocksDB keeps both in one write-ahead
+/// log (what a crash keeps is a prefix of the writes, in order); the memory stores sync the log
+/// before they report an append.
 pub trait StateStore: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Versioned>, StorageError>;
     /// Up to `limit` entries whose key starts with `prefix` and sorts after `after`, in key order.

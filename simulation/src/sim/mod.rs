@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use arca_client::{pb, ArcaClient};
 use arca_crypto::entropy::DangerSeededEntropy;
 use arca_raft::log_store::{stored_entry_log_id, stored_vote};
+use arca_raft::state_machine::stored_applied_index;
 use arca_raft::RaftSettings;
 use arca_server::access::{AuditDurability, AuditEvent, AuditSink};
 use arca_server::engine::{Clock, Engine};
@@ -639,7 +640,9 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
             }
         }
         logs.insert(i, log);
-        let applied = *observed.applied_seen.get(&i).unwrap_or(&0);
+        // What the store itself says it applied: a crash can take the latest applies back, so the
+        // highest index ever seen on the node need not be what its state holds now.
+        let applied = stored_applied_index(&disk.state).ok().flatten().unwrap_or(0);
         if let Ok(export) = arca_storage::snapshot::export_bytes(&disk.state) {
             state_finals.insert(i, (applied, hash_of(&export)));
         }
