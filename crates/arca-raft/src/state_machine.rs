@@ -4,10 +4,10 @@
 //! one atomic commit together with the applied log id and membership. Sealed nodes therefore
 //! replicate and apply like any other.
 //!
-//! Applying does not fsync: the synced Raft log is the source of truth, and applying is deterministic,
-//! so after a crash openraft applies again from the last applied id that reached the disk. Only a
-//! snapshot lets openraft purge the log, so building one syncs the state first: the state on disk is
-//! then never behind what the log still holds.
+//! Applying syncs once per batch, not once per entry: openraft hands over every committed entry at
+//! once, each is committed to the state without a sync, and one sync makes the batch durable before
+//! any of its answers is sent. So no write is acknowledged, and no read served, from state a crash
+//! could take back. Building a snapshot syncs the state too, before openraft may purge the log.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -162,6 +162,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
         let mut meta = self.meta()?;
+        // Answers wait until the batch is on disk: one sync for every entry openraft handed over at once.
+        let mut answers = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             meta.last_applied = Some(entry.log_id);
             let outcome = match entry.payload {
@@ -182,6 +184,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     ApplyOutcome::Applied
                 }
             };
+            answers.push((responder, outcome));
+        }
+        if !answers.is_empty() {
+            self.store.sync().map_err(io_error)?;
+        }
+        for (responder, outcome) in answers {
             if let Some(responder) = responder {
                 responder.send(outcome);
             }
