@@ -384,6 +384,41 @@ pub async fn run(seconds: u64, snapshot_every: u64) -> anyhow::Result<()> {
     let etcd_disk = mean(&etcd_dirs, disk_bytes).saturating_sub(etcd_before);
     let per = |bytes: u64, writes: u64| bytes as f64 / writes.max(1) as f64;
 
+    // The hot key: every client sets the same secret (puts the same key), as when many writers
+    // rotate one config secret. A name of its own, so it starts with no versions.
+    let arca_hot = {
+        let (clients, value) = (arca_clients.clone(), value.clone());
+        move |i: usize, _key: u64| {
+            let mut secrets = clients[i % clients.len()].secrets();
+            let r = pb::SetSecretRequest {
+                vault: "bench".into(),
+                name: "hot".into(),
+                value: value.clone(),
+                ..Default::default()
+            };
+            async move { secrets.set_secret(r).await.is_ok() }
+        }
+    };
+    let etcd_hot = {
+        let (clients, value) = (etcd_clients.clone(), value.clone().into_bytes());
+        move |i: usize, _key: u64| {
+            let mut kv = clients[i % clients.len()].clone();
+            let r = etcd_pb::PutRequest { key: b"hot".to_vec(), value: value.clone(), ..Default::default() };
+            async move { kv.put(r).await.is_ok() }
+        }
+    };
+    let (arca, arca_cpu) = measure(&arca_pids, READ_CLIENTS, seconds, arca_hot).await;
+    println!(
+        "Arca SetSecret  {READ_CLIENTS:>3} clients, one secret  {arca}   server CPU {:.0} µs/call",
+        arca_cpu * 1e6
+    );
+    let (etcd_hot, etcd_cpu) = measure(&etcd_pids, READ_CLIENTS, seconds, etcd_hot).await;
+    println!(
+        "etcd Put        {READ_CLIENTS:>3} clients, one key     {etcd_hot}   server CPU {:.0} µs/call",
+        etcd_cpu * 1e6
+    );
+    rows.push(Row { what: "hot", clients: READ_CLIENTS, arca, etcd: etcd_hot, cpu: (arca_cpu, etcd_cpu) });
+
     let arca_get = {
         let clients = arca_clients.clone();
         move |i: usize, key: u64| {
@@ -514,13 +549,17 @@ async fn cpu_per_call(
 fn report(rows: &[Row], disk: &Disk, cpu: &Cpu) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mut out = String::from(
-        "| point | clients | Arca | etcd | Arca / etcd | p99 Arca | p99 etcd | server CPU per call, Arca | etcd |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| point | clients | Arca | etcd | Arca / etcd | p99 Arca | p99 etcd | server CPU per call, Arca | etcd | failed calls, Arca | etcd |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
-        let what = if r.what == "write" { "SetSecret vs Put" } else { "GetSecret vs Range (linearizable)" };
+        let what = match r.what {
+            "write" => "SetSecret vs Put",
+            "hot" => "SetSecret vs Put, all to one key",
+            _ => "GetSecret vs Range (linearizable)",
+        };
         out.push_str(&format!(
-            "| {what} | {} | {:.0} ops/s | {:.0} ops/s | {:.2} | {:.1} ms | {:.1} ms | {:.0} µs | {:.0} µs |\n",
+            "| {what} | {} | {:.0} ops/s | {:.0} ops/s | {:.2} | {:.1} ms | {:.1} ms | {:.0} µs | {:.0} µs | {} | {} |\n",
             r.clients,
             r.arca.throughput,
             r.etcd.throughput,
@@ -528,7 +567,9 @@ fn report(rows: &[Row], disk: &Disk, cpu: &Cpu) -> String {
             ms(r.arca.p99),
             ms(r.etcd.p99),
             r.cpu.0 * 1e6,
-            r.cpu.1 * 1e6
+            r.cpu.1 * 1e6,
+            r.arca.errors,
+            r.etcd.errors
         ));
     }
     out.push_str(&format!(

@@ -5,7 +5,7 @@ use arca_types::{ObjectName, SecretBytes, SecretString, VaultName, VersionId};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{Credential, PrincipalId, PrincipalKind};
-use crate::records::{KeyVersionRecord, ObjectHeader, PurgeTarget, RotationPolicy, SecretVersionRecord, Sku, Tags};
+use crate::records::{KeyVersionRecord, PurgeTarget, RotationPolicy, SecretVersionRecord, Sku, Tags};
 use arca_rbac::{RoleDefinition, Scope};
 use arca_types::DisplayName;
 
@@ -70,9 +70,10 @@ pub enum Command {
         vault: VaultName,
         name: ObjectName,
     },
+    /// Restores a backed-up secret under `name` with its versions in creation order.
     RestoreSecret {
         vault: VaultName,
-        secret: ObjectHeader,
+        name: ObjectName,
         versions: Vec<SecretVersionRecord>,
     },
     /// Creates a key version: a new key, an import, or a rotation. The material was generated or
@@ -116,9 +117,10 @@ pub enum Command {
         vault: VaultName,
         name: ObjectName,
     },
+    /// Restores a backed-up key under `name` with its versions in creation order.
     RestoreKey {
         vault: VaultName,
-        key: ObjectHeader,
+        name: ObjectName,
         versions: Vec<KeyVersionRecord>,
         policy: Option<RotationPolicy>,
     },
@@ -198,6 +200,29 @@ pub enum Command {
 }
 
 impl Command {
+    /// The secret or key this command changes, if it changes exactly one: the leader decides the
+    /// writes to one object one at a time, so concurrent writers queue instead of conflicting.
+    pub fn object(&self) -> Option<(crate::records::ObjectKind, &VaultName, &ObjectName)> {
+        use crate::records::ObjectKind::{Key, Secret};
+        match self {
+            Command::SetSecret { vault, name, .. }
+            | Command::UpdateSecret { vault, name, .. }
+            | Command::DeleteSecret { vault, name }
+            | Command::RecoverSecret { vault, name }
+            | Command::PurgeSecret { vault, name }
+            | Command::RestoreSecret { vault, name, .. } => Some((Secret, vault, name)),
+            Command::CreateKey { vault, name, .. }
+            | Command::UpdateKey { vault, name, .. }
+            | Command::DeleteKey { vault, name }
+            | Command::RecoverKey { vault, name }
+            | Command::PurgeKey { vault, name }
+            | Command::RestoreKey { vault, name, .. }
+            | Command::SetRotationPolicy { vault, name, .. }
+            | Command::MarkKeyNotified { vault, name, .. } => Some((Key, vault, name)),
+            _ => None,
+        }
+    }
+
     /// A short name for logs and audit records. Never includes names or values.
     pub fn operation_name(&self) -> &'static str {
         match self {

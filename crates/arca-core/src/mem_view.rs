@@ -21,6 +21,8 @@ pub struct MemView {
     headers: BTreeMap<(ObjectKind, [u8; 16], String), ObjectHeader>,
     versions: BTreeMap<([u8; 16], String, VersionId), SecretVersionRecord>,
     key_versions: BTreeMap<([u8; 16], String, VersionId), KeyVersionRecord>,
+    /// The version indexes: (kind, vault id, name, creation sequence number) to version id.
+    version_index: BTreeMap<(ObjectKind, [u8; 16], String, u32), VersionId>,
     policies: BTreeMap<([u8; 16], String), PolicyRecord>,
     /// Purge schedule: (time, target) pairs, as the keyspace's purge index holds them.
     pub purge_index: Vec<(i64, PurgeTarget)>,
@@ -42,6 +44,7 @@ impl MemView {
                     self.headers.retain(|(_, vid, _), _| vid != id);
                     self.versions.retain(|(vid, _, _), _| vid != id);
                     self.key_versions.retain(|(vid, _, _), _| vid != id);
+                    self.version_index.retain(|(_, vid, _, _), _| vid != id);
                     self.policies.retain(|(vid, _), _| vid != id);
                     self.network.remove(id);
                 }
@@ -57,17 +60,20 @@ impl MemView {
                 Mutation::PutSecretVersion { vault_id, name, version } => {
                     self.versions.insert((*vault_id, name.canonical(), version.version.clone()), version.clone());
                 }
-                Mutation::PurgeObject { kind, vault_id, name, versions } => {
-                    self.headers.remove(&(*kind, *vault_id, name.canonical()));
-                    for v in versions {
-                        let key = (*vault_id, name.canonical(), v.clone());
-                        match kind {
-                            ObjectKind::Secret => drop(self.versions.remove(&key)),
-                            ObjectKind::Key => drop(self.key_versions.remove(&key)),
-                        }
+                Mutation::IndexVersion { kind, vault_id, name, seq, version } => {
+                    self.version_index.insert((*kind, *vault_id, name.canonical(), *seq), version.clone());
+                }
+                Mutation::PurgeObject { kind, vault_id, name } => {
+                    let object = name.canonical();
+                    self.headers.remove(&(*kind, *vault_id, object.clone()));
+                    let of_object = |vid: &[u8; 16], n: &String| vid == vault_id && *n == object;
+                    match kind {
+                        ObjectKind::Secret => self.versions.retain(|(vid, n, _), _| !of_object(vid, n)),
+                        ObjectKind::Key => self.key_versions.retain(|(vid, n, _), _| !of_object(vid, n)),
                     }
+                    self.version_index.retain(|(k, vid, n, _), _| !(k == kind && of_object(vid, n)));
                     if *kind == ObjectKind::Key {
-                        self.policies.remove(&(*vault_id, name.canonical()));
+                        self.policies.remove(&(*vault_id, object));
                     }
                 }
                 Mutation::SchedulePurge { at, target } => self.purge_index.push((*at, target.clone())),
@@ -83,8 +89,9 @@ impl MemView {
         }
     }
 
+    /// Every stored version record and version index entry, of every object.
     pub fn version_count(&self) -> usize {
-        self.versions.len() + self.key_versions.len()
+        self.versions.len() + self.key_versions.len() + self.version_index.len()
     }
 }
 
@@ -115,6 +122,22 @@ impl StateView for MemView {
         name: &ObjectName,
     ) -> Result<Option<ObjectHeader>, ArcaError> {
         Ok(self.headers.get(&(kind, vault.id, name.canonical())).cloned())
+    }
+
+    fn version_ids(
+        &self,
+        kind: ObjectKind,
+        vault: &VaultRecord,
+        name: &ObjectName,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<(u32, VersionId)>, ArcaError> {
+        let from = after.map_or(0, |a| u64::from(a) + 1);
+        let Ok(from) = u32::try_from(from) else { return Ok(Vec::new()) };
+        let object = name.canonical();
+        let start = (kind, vault.id, object.clone(), from);
+        let end = (kind, vault.id, object, u32::MAX);
+        Ok(self.version_index.range(start..=end).take(limit).map(|((_, _, _, seq), id)| (*seq, id.clone())).collect())
     }
 
     fn key_version(

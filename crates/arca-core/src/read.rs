@@ -69,9 +69,6 @@ pub fn secret_metadata(
     let vault = live_vault(view, vault)?;
     let secret = live_secret(view, &vault, name)?;
     let id = version.unwrap_or_else(|| secret.latest()).clone();
-    if !secret.versions.contains(&id) {
-        return Err(not_found());
-    }
     let version = view.secret_version(&vault, name, &id)?.ok_or_else(not_found)?;
     Ok(SecretView { vault, secret, version })
 }
@@ -93,14 +90,53 @@ fn all_versions(
     vault: &VaultRecord,
     secret: &ObjectHeader,
 ) -> Result<Vec<SecretVersionRecord>, ArcaError> {
-    secret
-        .versions
+    version_ids(view, ObjectKind::Secret, vault, secret)?
         .iter()
         .map(|id| {
             view.secret_version(vault, &secret.name, id)?
-                .ok_or_else(|| ArcaError::internal("a version named by a secret header is missing"))
+                .ok_or_else(|| ArcaError::internal("a version named by a secret's version index is missing"))
         })
         .collect()
+}
+
+/// Every version id of an object in creation order, read from its version index a page at a time.
+///
+/// The index only grows while its header exists, and reads are not taken at one point in time: a
+/// version set after the header was read may already be indexed. So exactly the header's count is
+/// read, and its last entry must be the header's latest version; an index shorter than that means the
+/// object was purged meanwhile (answered as not found).
+pub fn version_ids(
+    view: &dyn StateView,
+    kind: ObjectKind,
+    vault: &VaultRecord,
+    header: &ObjectHeader,
+) -> Result<Vec<VersionId>, ArcaError> {
+    const PAGE: usize = 1000;
+    let count = header.version_count as usize;
+    let mut ids = Vec::with_capacity(count.min(PAGE));
+    let mut after = None;
+    while ids.len() < count {
+        let want = (count - ids.len()).min(PAGE);
+        let page = view.version_ids(kind, vault, &header.name, after, want)?;
+        let short = page.len() < want;
+        for (seq, id) in page.into_iter().take(want) {
+            if seq as usize != ids.len() {
+                return Err(ArcaError::internal("an object's version index has a gap"));
+            }
+            after = Some(seq);
+            ids.push(id);
+        }
+        if short {
+            return Err(match kind {
+                ObjectKind::Secret => not_found(),
+                ObjectKind::Key => key_not_found(),
+            });
+        }
+    }
+    if ids.last() != Some(header.latest()) {
+        return Err(ArcaError::internal("an object's version index does not match its header"));
+    }
+    Ok(ids)
 }
 
 /// A deleted secret with its latest version (value included only if the caller chooses to show it).
@@ -142,8 +178,9 @@ pub fn backup_secret(
     vault: &VaultName,
     name: &ObjectName,
 ) -> Result<(ObjectHeader, Vec<SecretVersionRecord>), ArcaError> {
-    let (_, secret, versions) = secret_versions(view, vault, name)?;
-    if versions.len() > arca_types::limits::BACKUP_VERSIONS_MAX {
+    let vault = live_vault(view, vault)?;
+    let secret = live_secret(view, &vault, name)?;
+    if secret.version_count as usize > arca_types::limits::BACKUP_VERSIONS_MAX {
         return Err(ArcaError::bad_parameter(
             "name",
             format!(
@@ -152,6 +189,7 @@ pub fn backup_secret(
             ),
         ));
     }
+    let versions = all_versions(view, &vault, &secret)?;
     Ok((secret, versions))
 }
 
@@ -177,9 +215,6 @@ pub fn get_key(
     let vault = live_vault(view, vault)?;
     let key = crate::decide::objects::live_header(view, ObjectKind::Key, &vault, name)?;
     let id = version.unwrap_or_else(|| key.latest()).clone();
-    if !key.versions.contains(&id) {
-        return Err(key_not_found());
-    }
     let version = view.key_version(&vault, name, &id)?.ok_or_else(key_not_found)?;
     Ok(KeyView { vault, key, version })
 }
@@ -189,11 +224,11 @@ fn all_key_versions(
     vault: &VaultRecord,
     key: &ObjectHeader,
 ) -> Result<Vec<KeyVersionRecord>, ArcaError> {
-    key.versions
+    version_ids(view, ObjectKind::Key, vault, key)?
         .iter()
         .map(|id| {
             view.key_version(vault, &key.name, id)?
-                .ok_or_else(|| ArcaError::internal("a version named by a key header is missing"))
+                .ok_or_else(|| ArcaError::internal("a version named by a key's version index is missing"))
         })
         .collect()
 }
@@ -246,7 +281,7 @@ pub fn backup_key(
 ) -> Result<(ObjectHeader, Vec<KeyVersionRecord>, Option<RotationPolicy>), ArcaError> {
     let vault = live_vault(view, vault)?;
     let key = crate::decide::objects::live_header(view, ObjectKind::Key, &vault, name)?;
-    if key.versions.len() > arca_types::limits::BACKUP_VERSIONS_MAX {
+    if key.version_count as usize > arca_types::limits::BACKUP_VERSIONS_MAX {
         return Err(ArcaError::bad_parameter("name", "the key has more versions than a backup can hold"));
     }
     let versions = all_key_versions(view, &vault, &key)?;

@@ -115,20 +115,37 @@ pub struct SecretVersionRecord {
     pub attributes: Attributes,
 }
 
-/// The header of a secret or key: its name, its versions in creation order, and its deletion state.
+/// The header of a secret or key: its name, its current version, how many versions it has, and its
+/// deletion state. Its size does not grow with the versions: they are listed, in creation order, by
+/// a version index beside it ([`Mutation::IndexVersion`](crate::decide::Mutation::IndexVersion)),
+/// one entry per version at its creation sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectHeader {
     pub name: ObjectName,
-    /// Creation order; the last is the current version. Never empty.
-    pub versions: Vec<VersionId>,
+    /// The current version: the one created last.
+    pub latest: VersionId,
+    /// How many versions the object has (at least one). Versions are never removed one at a time,
+    /// so this is also the creation sequence number the next version gets.
+    pub version_count: u32,
     pub deleted: Option<Deletion>,
 }
 
 impl ObjectHeader {
+    /// A new object with its first version.
+    pub fn first(name: ObjectName, version: VersionId) -> Self {
+        Self { name, latest: version, version_count: 1, deleted: None }
+    }
+
     pub fn latest(&self) -> &VersionId {
-        // `versions` is never empty: a header is created with its first version and versions are
-        // never removed one at a time.
-        self.versions.last().expect("an object always has at least one version")
+        &self.latest
+    }
+
+    /// Adds a version as the current one; returns the creation sequence number it got.
+    pub fn push(&mut self, version: VersionId) -> u32 {
+        let seq = self.version_count;
+        self.version_count = self.version_count.saturating_add(1);
+        self.latest = version;
+        seq
     }
 }
 

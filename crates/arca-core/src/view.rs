@@ -34,6 +34,15 @@ pub trait StateView: crate::identity::IdentityView {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Page<ObjectHeader>, ArcaError>;
+    /// The object's version ids in creation order, after creation sequence number `after`.
+    fn version_ids(
+        &self,
+        kind: ObjectKind,
+        vault: &VaultRecord,
+        name: &ObjectName,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<(u32, VersionId)>, ArcaError>;
     fn key_version(
         &self,
         vault: &VaultRecord,

@@ -102,7 +102,8 @@ fn create_makes_versions_and_defaults_key_ops_by_type() {
     let v2 = w.create("k", RSA, false, None).unwrap();
     let got = read::get_key(&w.view, &vault("vault"), &name("k"), None).unwrap();
     assert_eq!(got.version.version, v2);
-    assert_eq!(got.key.versions, vec![v1.clone(), v2]);
+    let vault_rec = read::get_vault(&w.view, &vault("vault")).unwrap();
+    assert_eq!(read::version_ids(&w.view, ObjectKind::Key, &vault_rec, &got.key).unwrap(), vec![v1.clone(), v2]);
     assert_eq!(got.version.key_ops, RSA.default_ops());
     assert!(!got.version.key_ops.contains(&KeyOp::Import));
     let ec = KeySpec::Ec(Curve::P256);
@@ -164,7 +165,7 @@ fn soft_delete_recover_purge_and_restore() {
     w.run(del()).unwrap();
     w.run(Command::PurgeKey { vault: vault("vault"), name: name("k") }).unwrap();
     assert!(read::get_deleted_key(&w.view, &vault("vault"), &name("k")).is_err());
-    let restore = Command::RestoreKey { vault: vault("vault"), key: header, versions: versions.clone(), policy };
+    let restore = Command::RestoreKey { vault: vault("vault"), name: header.name, versions: versions.clone(), policy };
     w.run(restore.clone()).unwrap();
     assert_eq!(read::key_versions(&w.view, &vault("vault"), &name("k")).unwrap().len(), 2);
     assert_eq!(w.run(restore), Err(ErrorCode::Conflict));

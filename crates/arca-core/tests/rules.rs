@@ -310,7 +310,7 @@ fn restore_needs_a_free_name_and_keeps_version_ids() {
     w.set("vault", "s", "two").unwrap();
     let (secret, versions) = read::backup_secret(&w.view, &vault("vault"), &name("s")).unwrap();
     let restore =
-        |v: &str| Command::RestoreSecret { vault: vault(v), secret: secret.clone(), versions: versions.clone() };
+        |v: &str| Command::RestoreSecret { vault: vault(v), name: secret.name.clone(), versions: versions.clone() };
     assert_eq!(w.run(restore("vault")).unwrap_err(), ErrorCode::Conflict);
     w.run(restore("other")).unwrap();
     let old = read::get_secret(&w.view, &vault("other"), &name("s"), Some(&v1)).unwrap();
@@ -319,10 +319,37 @@ fn restore_needs_a_free_name_and_keeps_version_ids() {
     assert_eq!(w.run(restore("vault")).unwrap_err(), ErrorCode::ObjectIsDeletedButRecoverable);
     w.run(Command::PurgeSecret { vault: vault("vault"), name: name("s") }).unwrap();
     w.run(restore("vault")).unwrap();
-    let mut inconsistent = versions.clone();
-    inconsistent.pop();
-    let cmd = Command::RestoreSecret { vault: vault("third"), secret: secret.clone(), versions: inconsistent };
-    assert!(w.run(cmd).is_err());
+    w.create_vault("third", 90, false).unwrap();
+    let mut twice = versions.clone();
+    twice.push(versions[0].clone());
+    for bad in [twice, Vec::new()] {
+        let cmd = Command::RestoreSecret { vault: vault("third"), name: secret.name.clone(), versions: bad };
+        assert_eq!(w.run(cmd).unwrap_err(), ErrorCode::BadParameter);
+    }
+    assert_eq!(w.get("third", "s").unwrap_err(), ErrorCode::SecretNotFound, "a refused restore changes nothing");
+}
+
+#[test]
+fn the_version_index_keeps_creation_order_and_a_purge_clears_it() {
+    let mut w = World::new();
+    w.create_vault("vault", 90, false).unwrap();
+    let first = w.set("vault", "s", "v0").unwrap();
+    let mut ids = vec![first];
+    for i in 1..60 {
+        ids.push(w.set("vault", "s", &format!("v{i}")).unwrap());
+    }
+    let (_, secret, versions) = read::secret_versions(&w.view, &vault("vault"), &name("s")).unwrap();
+    assert_eq!(secret.version_count, 60);
+    assert_eq!(versions.iter().map(|v| v.version.clone()).collect::<Vec<_>>(), ids, "creation order");
+    // Purged and made again, the name starts a fresh index.
+    w.run(Command::DeleteSecret { vault: vault("vault"), name: name("s") }).unwrap();
+    w.run(Command::PurgeSecret { vault: vault("vault"), name: name("s") }).unwrap();
+    assert_eq!(w.view.version_count(), 0);
+    let again = w.set("vault", "s", "again").unwrap();
+    let (_, secret, versions) = read::secret_versions(&w.view, &vault("vault"), &name("s")).unwrap();
+    assert_eq!((secret.version_count, versions.len()), (1, 1));
+    assert_eq!(versions[0].version, again);
+    assert!(read::get_secret(&w.view, &vault("vault"), &name("s"), Some(&ids[0])).is_err(), "purged versions are gone");
 }
 
 #[test]

@@ -216,6 +216,8 @@ pub struct Engine {
     /// The cluster's id, once this node has seen it (it never changes).
     cluster_id: OnceLock<[u8; 16]>,
     replays: Mutex<ReplayCache>,
+    /// Writers to one object take turns on the leader instead of conflicting.
+    objects: crate::object_queue::ObjectQueue,
 }
 
 fn from_write_error(e: WriteError) -> ArcaError {
@@ -305,6 +307,7 @@ impl Engine {
             credentials,
             cluster_id: OnceLock::new(),
             replays: Mutex::default(),
+            objects: Default::default(),
         }
     }
 
@@ -403,6 +406,10 @@ impl Engine {
         request: Option<&ClientRequest>,
     ) -> Result<Outcome, ArcaError> {
         let raft = self.raft()?;
+        let _turn = match command.object() {
+            Some((kind, vault, name)) => Some(self.objects.turn(kind, vault, name).await?),
+            None => None,
+        };
         let mut confirmed = false;
         for _ in 0..CONFLICT_RETRIES_MAX {
             let now = self.clock.now_unix();

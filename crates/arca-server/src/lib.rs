@@ -20,6 +20,7 @@ pub mod identity;
 pub mod key_use;
 pub mod keyspace;
 pub mod membership;
+pub mod object_queue;
 pub mod providers;
 pub mod quorum;
 pub mod rate;

@@ -275,3 +275,65 @@ async fn a_voter_added_as_a_learner_but_never_promoted_is_promoted_after_a_resta
     create_vault(&c, "promoted").await.unwrap();
     set(&c, "promoted", "s", "v").await.unwrap();
 }
+
+/// The hot key: many writers setting one secret at once (the config secret everyone rotates),
+/// through every node. Every set succeeds the first time it is sent (none is refused because the
+/// secret kept changing), each gets its own version, and the secret lists exactly those versions in
+/// an order that keeps each writer's sets in the order it made them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_writers_to_one_secret_all_succeed_and_are_listed_in_order() {
+    const WRITERS: usize = 48;
+    const SETS_EACH: usize = 10;
+    let cluster = TestCluster::start(3).await.unwrap();
+    let clients: Vec<ArcaClient> =
+        futures::future::join_all((0..3).map(|i| cluster.client(i))).await.into_iter().map(Result::unwrap).collect();
+    create_vault(&clients[0], "hot").await.unwrap();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let c = clients[w % 3].clone();
+            tokio::spawn(async move {
+                let mut versions = Vec::new();
+                for i in 0..SETS_EACH {
+                    let s = set(&c, "hot", "config", &format!("w{w}-i{i}"))
+                        .await
+                        .unwrap_or_else(|e| panic!("writer {w}'s set {i} to the hot secret failed: {e}"));
+                    versions.push(s.version);
+                }
+                versions
+            })
+        })
+        .collect();
+    let mut written = Vec::new();
+    for w in writers {
+        written.push(w.await.unwrap());
+    }
+    let mut listed = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let req = pb::ListSecretVersionsRequest {
+            vault: "hot".into(),
+            name: "config".into(),
+            page_size: 100,
+            page_token: page_token.clone(),
+            ..Default::default()
+        };
+        let page = clients[1].secrets().list_secret_versions(req).await.unwrap().into_inner();
+        listed.extend(page.secrets.into_iter().map(|s| s.version));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(listed.len(), WRITERS * SETS_EACH, "every set is one version, listed once");
+    let position: HashMap<&String, usize> = listed.iter().enumerate().map(|(i, v)| (v, i)).collect();
+    assert_eq!(position.len(), listed.len(), "no version is listed twice");
+    for (w, versions) in written.iter().enumerate() {
+        let at: Vec<usize> = versions
+            .iter()
+            .map(|v| *position.get(v).unwrap_or_else(|| panic!("writer {w}'s {v} is not listed")))
+            .collect();
+        assert!(at.windows(2).all(|p| p[0] < p[1]), "writer {w}'s versions are listed in the order it set them");
+    }
+    let latest = get(&clients[2], "hot", "config", "").await.unwrap();
+    assert_eq!(Some(&latest.version), listed.last(), "the current version is the last one listed");
+}

@@ -160,8 +160,17 @@ pub const REQUEST_ID_WINDOW_S: i64 = 600;
 pub const REQUEST_ID_CHARS_MAX: usize = 64;
 /// Most expired request records one sweep deletes.
 pub const REQUEST_ID_SWEEP_BATCH_MAX: usize = 1000;
-/// Most versions one secret may have. Every version stays readable and listed; the limit keeps a
-/// secret's header (which lists them) bounded. Backups still carry at most [`BACKUP_VERSIONS_MAX`].
+/// Writers holding or waiting for their turn at one secret or key on the leader (writes to one
+/// object are decided one at a time); more are refused as unavailable, to retry. Below the HTTP/2
+/// streams of one connection, so a follower's forwards parked on one hot object leave room for the
+/// rest.
+pub const OBJECT_WRITERS_MAX: usize = 128;
+/// Longest a write waits for its turn at one object on the leader, in milliseconds, before it is
+/// refused as unavailable (nothing was proposed, so a retry is safe).
+pub const OBJECT_TURN_WAIT_MS: u64 = 5_000;
+/// Most versions one secret may have. Every version stays readable and listed; the limit bounds what
+/// listing them reads (the header holds only the latest version and a count, so a set writes as
+/// much at the last version as at the first). Backups still carry at most [`BACKUP_VERSIONS_MAX`].
 pub const SECRET_VERSIONS_MAX: usize = 10_000;
 /// Longest duration a rotation policy may name (expiry time, trigger), in seconds: 100 years.
 pub const POLICY_DURATION_S_MAX: i64 = 100 * 366 * SECONDS_PER_DAY;
@@ -187,8 +196,8 @@ pub const SNAPSHOT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 pub const SNAPSHOT_INSTALLS_IN_FLIGHT_MAX: usize = 1;
 /// Largest key, value or applied metadata one snapshot record may carry, in bytes: checked on its
 /// length before it is read. Above any record a change can write, since no change is larger than
-/// the largest request ([`BATCH_REQUEST_BYTES_MAX`]) and a secret's header of
-/// [`SECRET_VERSIONS_MAX`] versions is a few MiB.
+/// the largest request ([`BATCH_REQUEST_BYTES_MAX`]) and no record grows with its object's
+/// versions.
 pub const SNAPSHOT_RECORD_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Most IP rules one vault's network rules may list (Azure's limit).
 pub const NETWORK_IP_RULES_MAX: usize = 1000;

@@ -3,7 +3,7 @@
 //! by the crypto crate before the command was built.
 
 use arca_types::keys::{KeyOp, KeySpec};
-use arca_types::limits::{BACKUP_VERSIONS_MAX, KEY_VERSIONS_MAX, POLICY_DURATION_S_MAX, SECONDS_PER_DAY};
+use arca_types::limits::{KEY_VERSIONS_MAX, POLICY_DURATION_S_MAX, SECONDS_PER_DAY};
 use arca_types::names::validate_tags;
 use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName, VersionId};
 
@@ -72,22 +72,24 @@ pub(crate) fn create(view: &dyn StateView, command: &Command, now: i64) -> Resul
     validate_tags(tags)?;
     validate_window(*not_before, *expires)?;
     let mut expires = *expires;
-    let header = match view.header(KIND, &vault, name)? {
+    let existing = view.header(KIND, &vault, name)?;
+    if let Some(existing) = &existing {
         // The version id is minted once per request: finding it means this request was decided
         // again after its first answer was lost. Answer what it did, change nothing.
-        Some(existing) if existing.versions.contains(version) => {
-            let stored = view.key_version(&vault, name, version)?.ok_or_else(not_found)?;
+        if let Some(stored) = view.key_version(&vault, name, version)? {
             if stored.material != *material {
                 return Err(ArcaError::new(ErrorCode::Conflict, "the minted version id already exists; retry"));
             }
             return Ok(Decision {
                 mutations: Vec::new(),
-                outcome: Outcome::Key { vault, key: existing, version: stored },
+                outcome: Outcome::Key { vault, key: existing.clone(), version: stored },
             });
         }
+    }
+    let (header, seq) = match existing {
         Some(existing) if existing.deleted.is_some() => return Err(objects::deleted_but_recoverable(KIND)),
         Some(mut existing) => {
-            if existing.versions.len() >= KEY_VERSIONS_MAX {
+            if existing.version_count as usize >= KEY_VERSIONS_MAX {
                 return Err(ArcaError::bad_parameter(
                     "name",
                     format!("the key has {KEY_VERSIONS_MAX} versions, the most one key may have"),
@@ -108,11 +110,11 @@ pub(crate) fn create(view: &dyn StateView, command: &Command, now: i64) -> Resul
                     expires = policy.policy.expiry_time.map(|d| now.saturating_add(d));
                 }
             }
-            existing.versions.push(version.clone());
-            existing
+            let seq = existing.push(version.clone());
+            (existing, seq)
         }
         None if rotate_from.is_some() => return Err(not_found()),
-        None => ObjectHeader { name: name.clone(), versions: vec![version.clone()], deleted: None },
+        None => (ObjectHeader::first(name.clone(), version.clone()), 0),
     };
     let record = KeyVersionRecord {
         version: version.clone(),
@@ -127,6 +129,13 @@ pub(crate) fn create(view: &dyn StateView, command: &Command, now: i64) -> Resul
         mutations: vec![
             Mutation::PutHeader { kind: KIND, vault_id: vault.id, header: header.clone() },
             Mutation::PutKeyVersion { vault_id: vault.id, name: header.name.clone(), version: record.clone() },
+            Mutation::IndexVersion {
+                kind: KIND,
+                vault_id: vault.id,
+                name: header.name.clone(),
+                seq,
+                version: version.clone(),
+            },
         ],
         outcome: Outcome::Key { vault, key: header, version: record },
     })
@@ -139,9 +148,6 @@ pub(crate) fn update(view: &dyn StateView, command: &Command, now: i64) -> Resul
     let vault = live_vault(view, vault)?;
     let header = objects::live_header(view, KIND, &vault, name)?;
     let id = version.clone().unwrap_or_else(|| header.latest().clone());
-    if !header.versions.contains(&id) {
-        return Err(not_found());
-    }
     let mut record = view.key_version(&vault, name, &id)?.ok_or_else(not_found)?;
     if let Some(ops) = key_ops {
         record.key_ops = effective_ops(record.spec, Some(ops))?;
@@ -196,32 +202,35 @@ pub(crate) fn recover(view: &dyn StateView, vault: &VaultName, name: &ObjectName
 pub(crate) fn restore(
     view: &dyn StateView,
     vault: &VaultName,
-    key: &ObjectHeader,
+    name: &ObjectName,
     versions: &[KeyVersionRecord],
     policy: &Option<RotationPolicy>,
 ) -> Result<Decision, ArcaError> {
     let vault = live_vault(view, vault)?;
-    let inconsistent = || ArcaError::bad_parameter("backup", "the backup does not hold a consistent set of versions");
-    if versions.is_empty() || versions.len() > BACKUP_VERSIONS_MAX || versions.len() != key.versions.len() {
-        return Err(inconsistent());
-    }
-    for (id, record) in key.versions.iter().zip(versions) {
-        if id != &record.version {
-            return Err(inconsistent());
-        }
+    super::check_restored_ids(versions.iter().map(|r| &r.version))?;
+    for record in versions {
         check_version(record.spec, record.hsm, &vault, record.material.len())?;
         record.spec.check_ops(&record.key_ops)?;
         validate_tags(&record.tags)?;
         validate_window(record.attributes.not_before, record.attributes.expires)?;
     }
-    objects::check_name_free(view, KIND, &vault, &key.name)?;
-    let header = ObjectHeader { name: key.name.clone(), versions: key.versions.clone(), deleted: None };
+    objects::check_name_free(view, KIND, &vault, name)?;
+    let latest = versions.last().ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
+    let header = ObjectHeader {
+        name: name.clone(),
+        latest: latest.version.clone(),
+        version_count: versions.len() as u32,
+        deleted: None,
+    };
     let mut mutations = vec![Mutation::PutHeader { kind: KIND, vault_id: vault.id, header: header.clone() }];
-    for record in versions {
-        mutations.push(Mutation::PutKeyVersion {
+    for (seq, record) in (0u32..).zip(versions) {
+        mutations.push(Mutation::PutKeyVersion { vault_id: vault.id, name: name.clone(), version: record.clone() });
+        mutations.push(Mutation::IndexVersion {
+            kind: KIND,
             vault_id: vault.id,
-            name: header.name.clone(),
-            version: record.clone(),
+            name: name.clone(),
+            seq,
+            version: record.version.clone(),
         });
     }
     if let Some(policy) = policy {
@@ -234,7 +243,7 @@ pub(crate) fn restore(
             notified_version: None,
         }));
     }
-    let version = versions.last().cloned().ok_or_else(inconsistent)?;
+    let version = latest.clone();
     Ok(Decision { mutations, outcome: Outcome::Key { vault, key: header, version } })
 }
 

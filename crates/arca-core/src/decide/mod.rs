@@ -28,12 +28,19 @@ pub enum Mutation {
         name: ObjectName,
         version: SecretVersionRecord,
     },
-    /// Removes an object's header and versions (and, for a key, its rotation policy).
+    /// Records that `version` is the object's version number `seq` in creation order (0 for the first).
+    IndexVersion {
+        kind: ObjectKind,
+        vault_id: [u8; 16],
+        name: ObjectName,
+        seq: u32,
+        version: VersionId,
+    },
+    /// Removes an object's header, versions and version index (and, for a key, its rotation policy).
     PurgeObject {
         kind: ObjectKind,
         vault_id: [u8; 16],
         name: ObjectName,
-        versions: Vec<VersionId>,
     },
     PutKeyVersion {
         vault_id: [u8; 16],
@@ -107,10 +114,10 @@ pub fn decide(view: &dyn StateView, command: &Command, now: i64) -> Result<Decis
         Command::DeleteKey { vault, name } => keys::delete(view, vault, name, now),
         Command::RecoverKey { vault, name } => keys::recover(view, vault, name),
         Command::PurgeKey { vault, name } => objects::purge(view, ObjectKind::Key, vault, name, now, false),
-        Command::RestoreKey { vault, key, versions, policy } => keys::restore(view, vault, key, versions, policy),
+        Command::RestoreKey { vault, name, versions, policy } => keys::restore(view, vault, name, versions, policy),
         Command::SetRotationPolicy { vault, name, policy } => keys::set_policy(view, vault, name, policy, now),
         Command::MarkKeyNotified { vault, name, version } => keys::mark_notified(view, vault, name, version),
-        Command::RestoreSecret { vault, secret, versions } => secrets::restore(view, vault, secret, versions),
+        Command::RestoreSecret { vault, name, versions } => secrets::restore(view, vault, name, versions),
         Command::PurgeDue { target, scheduled_purge_at } => purge_due(view, target, *scheduled_purge_at, now),
         Command::CreatePrincipal { id, kind, name, app_id, credential } => {
             identity::create_principal(view, *id, *kind, name, *app_id, credential.as_ref(), now)
@@ -363,3 +370,18 @@ pub mod identity;
 pub mod keys;
 pub mod objects;
 pub mod secrets;
+
+/// Checks the version ids a backup restores: at least one, at most [`BACKUP_VERSIONS_MAX`], none twice.
+pub(crate) fn check_restored_ids<'a>(ids: impl ExactSizeIterator<Item = &'a VersionId>) -> Result<(), ArcaError> {
+    let inconsistent = || ArcaError::bad_parameter("backup", "the backup does not hold a consistent set of versions");
+    if ids.len() == 0 || ids.len() > BACKUP_VERSIONS_MAX {
+        return Err(inconsistent());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(inconsistent());
+        }
+    }
+    Ok(())
+}

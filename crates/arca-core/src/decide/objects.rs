@@ -142,12 +142,7 @@ pub(crate) fn purge(
 
 pub(crate) fn purge_record(kind: ObjectKind, vault: &VaultRecord, header: ObjectHeader) -> Decision {
     Decision {
-        mutations: vec![Mutation::PurgeObject {
-            kind,
-            vault_id: vault.id,
-            name: header.name,
-            versions: header.versions,
-        }],
+        mutations: vec![Mutation::PurgeObject { kind, vault_id: vault.id, name: header.name }],
         outcome: Outcome::Purged,
     }
 }

@@ -1,6 +1,6 @@
 //! The secret rules: set, update, delete, recover, purge and restore, with Azure's soft-delete table.
 
-use arca_types::limits::{BACKUP_VERSIONS_MAX, SECRET_VERSIONS_MAX};
+use arca_types::limits::SECRET_VERSIONS_MAX;
 use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName};
 
 use super::{live_vault, objects, validate_version_fields, validate_window, Decision, Mutation, Outcome};
@@ -19,33 +19,36 @@ pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<D
     };
     validate_version_fields(value.len_bytes(), content_type.as_deref(), tags, *not_before, *expires)?;
     let vault = live_vault(view, vault)?;
-    let header = match view.header(ObjectKind::Secret, &vault, name)? {
+    let existing = view.header(ObjectKind::Secret, &vault, name)?;
+    if let Some(existing) = &existing {
         // The version id is minted once per request, so finding it means this is the same request
-        // decided again (a retry after its first answer was lost): answer what it did, change nothing.
-        Some(existing) if existing.versions.contains(version) => {
-            let stored = view.secret_version(&vault, name, version)?.ok_or_else(not_found)?;
+        // decided again (a retry after its first answer was lost): answer what it did, change
+        // nothing, whatever happened to the secret since.
+        if let Some(stored) = view.secret_version(&vault, name, version)? {
             if stored.value != *value {
                 return Err(ArcaError::new(ErrorCode::Conflict, "the minted version id already exists; retry"));
             }
             return Ok(Decision {
                 mutations: Vec::new(),
-                outcome: Outcome::Secret { vault, secret: existing, version: stored },
+                outcome: Outcome::Secret { vault, secret: existing.clone(), version: stored },
             });
         }
+    }
+    let (header, seq) = match existing {
         Some(existing) if existing.deleted.is_some() => {
             return Err(objects::deleted_but_recoverable(ObjectKind::Secret))
         }
-        Some(existing) if existing.versions.len() >= SECRET_VERSIONS_MAX => {
+        Some(existing) if existing.version_count as usize >= SECRET_VERSIONS_MAX => {
             return Err(ArcaError::bad_parameter(
                 "value",
                 format!("the secret has {SECRET_VERSIONS_MAX} versions, the most one secret may have"),
             ))
         }
-        Some(mut existing) => {
-            existing.versions.push(version.clone());
-            existing
+        Some(mut header) => {
+            let seq = header.push(version.clone());
+            (header, seq)
         }
-        None => ObjectHeader { name: name.clone(), versions: vec![version.clone()], deleted: None },
+        None => (ObjectHeader::first(name.clone(), version.clone()), 0),
     };
     let record = SecretVersionRecord {
         version: version.clone(),
@@ -64,6 +67,13 @@ pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<D
         mutations: vec![
             Mutation::PutHeader { kind: ObjectKind::Secret, vault_id: vault.id, header: header.clone() },
             Mutation::PutSecretVersion { vault_id: vault.id, name: header.name.clone(), version: record.clone() },
+            Mutation::IndexVersion {
+                kind: ObjectKind::Secret,
+                vault_id: vault.id,
+                name: header.name.clone(),
+                seq,
+                version: version.clone(),
+            },
         ],
         outcome: Outcome::Secret { vault, secret: header, version: record },
     })
@@ -143,17 +153,12 @@ fn latest(view: &dyn StateView, vault: &VaultRecord, header: &ObjectHeader) -> R
 pub(crate) fn restore(
     view: &dyn StateView,
     vault: &VaultName,
-    secret: &ObjectHeader,
+    name: &ObjectName,
     versions: &[SecretVersionRecord],
 ) -> Result<Decision, ArcaError> {
     let vault = live_vault(view, vault)?;
-    if versions.is_empty() || versions.len() > BACKUP_VERSIONS_MAX || versions.len() != secret.versions.len() {
-        return Err(ArcaError::bad_parameter("backup", "the backup does not hold a consistent set of versions"));
-    }
-    for (id, record) in secret.versions.iter().zip(versions) {
-        if id != &record.version {
-            return Err(ArcaError::bad_parameter("backup", "the backup does not hold a consistent set of versions"));
-        }
+    super::check_restored_ids(versions.iter().map(|r| &r.version))?;
+    for record in versions {
         validate_version_fields(
             record.value.len_bytes(),
             record.content_type.as_deref(),
@@ -162,18 +167,26 @@ pub(crate) fn restore(
             record.attributes.expires,
         )?;
     }
-    objects::check_name_free(view, ObjectKind::Secret, &vault, &secret.name)?;
-    let header = ObjectHeader { name: secret.name.clone(), versions: secret.versions.clone(), deleted: None };
-    let mut mutations =
-        vec![Mutation::PutHeader { kind: ObjectKind::Secret, vault_id: vault.id, header: header.clone() }];
-    for record in versions {
-        mutations.push(Mutation::PutSecretVersion {
-            vault_id: vault.id,
-            name: header.name.clone(),
-            version: record.clone(),
-        });
-    }
+    objects::check_name_free(view, ObjectKind::Secret, &vault, name)?;
     let latest =
         versions.last().cloned().ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
+    let header = ObjectHeader {
+        name: name.clone(),
+        latest: latest.version.clone(),
+        version_count: versions.len() as u32,
+        deleted: None,
+    };
+    let mut mutations =
+        vec![Mutation::PutHeader { kind: ObjectKind::Secret, vault_id: vault.id, header: header.clone() }];
+    for (seq, record) in (0u32..).zip(versions) {
+        mutations.push(Mutation::PutSecretVersion { vault_id: vault.id, name: name.clone(), version: record.clone() });
+        mutations.push(Mutation::IndexVersion {
+            kind: ObjectKind::Secret,
+            vault_id: vault.id,
+            name: name.clone(),
+            seq,
+            version: record.version.clone(),
+        });
+    }
     Ok(Decision { mutations, outcome: Outcome::Secret { vault, secret: header, version: latest } })
 }

@@ -382,49 +382,15 @@ impl IdentityView for RecordingView<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use arca_core::{decide, Command, Sku, Tags};
-    use arca_crypto::{Barrier, Keyring, OsEntropy};
-    use arca_storage::mem::MemState;
-    use arca_storage::proposal::{apply_proposal, ApplyOutcome};
+    use arca_crypto::OsEntropy;
+    use arca_storage::proposal::ApplyOutcome;
     use arca_storage::StateStore;
     use arca_types::VaultName;
 
     use super::*;
 
-    const NOW: i64 = 1_800_000_000;
-
-    struct Node {
-        store: Arc<MemState>,
-        keyspace: Keyspace,
-        index: u64,
-    }
-
-    impl Node {
-        fn new() -> Self {
-            let store = Arc::new(MemState::default());
-            let barrier = Barrier::new(Keyring::generate(&OsEntropy), Arc::new(OsEntropy));
-            Self { keyspace: Keyspace::new(store.clone(), barrier), store, index: 0 }
-        }
-
-        /// Decides `command` against the current state, without applying it.
-        fn decide(&self, command: &Command) -> arca_storage::proposal::Proposal {
-            let view = self.keyspace.recording_view();
-            let decision = decide(&view, command, NOW).unwrap();
-            self.keyspace.proposal(view, &decision.mutations).unwrap()
-        }
-
-        fn apply(&mut self, proposal: &arca_storage::proposal::Proposal) -> ApplyOutcome {
-            self.index += 1;
-            apply_proposal(&*self.store, self.index, proposal, b"meta").unwrap()
-        }
-
-        fn run(&mut self, command: &Command) {
-            let p = self.decide(command);
-            assert_eq!(self.apply(&p), ApplyOutcome::Applied);
-        }
-    }
+    use crate::keyspace::test_node::{Node, NOW};
 
     fn vault() -> VaultName {
         VaultName::parse("race").unwrap()

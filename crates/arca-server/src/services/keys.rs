@@ -535,16 +535,16 @@ impl KeyService for Keys {
             // vault's scope first, so a caller without the right learns nothing of the blob.
             let opened = self.0.engine.seal.keyspace()?.open_key_backup(&r.backup);
             let target = match &opened {
-                Ok((key, _, _)) => {
-                    self.0.touch(&mut call, key.name.as_str());
-                    Target::Object { vault: &r.vault, kind: ObjectKind::Keys, name: key.name.as_str() }
+                Ok((name, _, _)) => {
+                    self.0.touch(&mut call, name.as_str());
+                    Target::Object { vault: &r.vault, kind: ObjectKind::Keys, name: name.as_str() }
                 }
                 Err(_) => Target::Vault(&r.vault),
             };
             self.0.authorize(&mut call, Action::KeyRestore, target, WRITE).await?;
             let vault = VaultName::parse(&r.vault)?;
-            let (key, versions, policy) = opened?;
-            let view = self.run(&call, Command::RestoreKey { vault, key, versions, policy }).await?;
+            let (name, versions, policy) = opened?;
+            let view = self.run(&call, Command::RestoreKey { vault, name, versions, policy }).await?;
             self.key_message(&view)
         }
         .await;

@@ -294,16 +294,16 @@ impl SecretService for Secrets {
             // vault's scope first, so a caller without the right learns nothing of the blob.
             let opened = self.0.engine.seal.keyspace()?.open_backup(&r.backup);
             let target = match &opened {
-                Ok((secret, _)) => {
-                    self.0.touch(&mut call, secret.name.as_str());
-                    Target::Object { vault: &r.vault, kind: ObjectKind::Secrets, name: secret.name.as_str() }
+                Ok((name, _)) => {
+                    self.0.touch(&mut call, name.as_str());
+                    Target::Object { vault: &r.vault, kind: ObjectKind::Secrets, name: name.as_str() }
                 }
                 Err(_) => Target::Vault(&r.vault),
             };
             self.0.authorize(&mut call, Action::SecretRestore, target, WRITE).await?;
             let vault = VaultName::parse(&r.vault)?;
-            let (secret, versions) = opened?;
-            self.run(&call, Command::RestoreSecret { vault, secret, versions })
+            let (name, versions) = opened?;
+            self.run(&call, Command::RestoreSecret { vault, name, versions })
                 .await
                 .map(|v| convert::secret(&v, self.suffix(), false))
         }
