@@ -385,14 +385,20 @@ pub async fn run(seconds: u64, snapshot_every: u64) -> anyhow::Result<()> {
     let per = |bytes: u64, writes: u64| bytes as f64 / writes.max(1) as f64;
 
     // The hot key: every client sets the same secret (puts the same key), as when many writers
-    // rotate one config secret. A name of its own, so it starts with no versions.
+    // rotate one config secret. A name of its own, so it starts with no versions; a secret holds at
+    // most SECRET_VERSIONS_MAX versions, so the writers move on to a fresh name every HOT_SETS_PER_NAME
+    // sets (all of them still write to one secret at a time).
+    const HOT_SETS_PER_NAME: u64 = 5_000;
+    const _: () = assert!(HOT_SETS_PER_NAME < arca_types::limits::SECRET_VERSIONS_MAX as u64);
+    let hot_sets = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let arca_hot = {
         let (clients, value) = (arca_clients.clone(), value.clone());
         move |i: usize, _key: u64| {
             let mut secrets = clients[i % clients.len()].secrets();
+            let n = hot_sets.fetch_add(1, std::sync::atomic::Ordering::Relaxed) / HOT_SETS_PER_NAME;
             let r = pb::SetSecretRequest {
                 vault: "bench".into(),
-                name: "hot".into(),
+                name: format!("hot-{n}"),
                 value: value.clone(),
                 ..Default::default()
             };

@@ -79,9 +79,22 @@ pub fn secret_versions(
     vault: &VaultName,
     name: &ObjectName,
 ) -> Result<(VaultRecord, ObjectHeader, Vec<SecretVersionRecord>), ArcaError> {
+    secret_versions_in(view, vault, name, |_| Ok(0..usize::MAX))
+}
+
+/// The versions of a live secret at the creation positions `window` picks, given how many there are
+/// (a page of a listing): only that page's index entries and records are read, so a page costs the
+/// same at the 10,000th version as at the first.
+pub fn secret_versions_in(
+    view: &dyn StateView,
+    vault: &VaultName,
+    name: &ObjectName,
+    window: impl FnOnce(usize) -> Result<std::ops::Range<usize>, ArcaError>,
+) -> Result<(VaultRecord, ObjectHeader, Vec<SecretVersionRecord>), ArcaError> {
     let vault = live_vault(view, vault)?;
     let secret = live_secret(view, &vault, name)?;
-    let versions = all_versions(view, &vault, &secret)?;
+    let range = window(secret.version_count as usize)?;
+    let versions = versions_at(view, &vault, &secret, range)?;
     Ok((vault, secret, versions))
 }
 
@@ -90,51 +103,78 @@ fn all_versions(
     vault: &VaultRecord,
     secret: &ObjectHeader,
 ) -> Result<Vec<SecretVersionRecord>, ArcaError> {
-    version_ids(view, ObjectKind::Secret, vault, secret)?
+    versions_at(view, vault, secret, 0..usize::MAX)
+}
+
+fn versions_at(
+    view: &dyn StateView,
+    vault: &VaultRecord,
+    secret: &ObjectHeader,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<SecretVersionRecord>, ArcaError> {
+    version_ids_at(view, ObjectKind::Secret, vault, secret, range)?
         .iter()
-        .map(|id| {
-            view.secret_version(vault, &secret.name, id)?
-                .ok_or_else(|| ArcaError::internal("a version named by a secret's version index is missing"))
-        })
+        // Reads are not taken at one point in time: a record gone since its index entry was read
+        // means the secret was purged meanwhile.
+        .map(|id| view.secret_version(vault, &secret.name, id)?.ok_or_else(not_found))
         .collect()
 }
 
 /// Every version id of an object in creation order, read from its version index a page at a time.
-///
-/// The index only grows while its header exists, and reads are not taken at one point in time: a
-/// version set after the header was read may already be indexed. So exactly the header's count is
-/// read, and its last entry must be the header's latest version; an index shorter than that means the
-/// object was purged meanwhile (answered as not found).
 pub fn version_ids(
     view: &dyn StateView,
     kind: ObjectKind,
     vault: &VaultRecord,
     header: &ObjectHeader,
 ) -> Result<Vec<VersionId>, ArcaError> {
+    version_ids_at(view, kind, vault, header, 0..usize::MAX)
+}
+
+/// The version ids of an object at creation positions `range` (clipped to the header's count), read
+/// from its version index a page at a time.
+///
+/// The index only grows while its header exists, and reads are not taken at one point in time: a
+/// version set after the header was read may already be indexed. So no more than the header's count
+/// is read, and a range reaching the end must end at the header's latest version; an index shorter
+/// than that, or ending elsewhere, means the object was purged (and perhaps created again) meanwhile,
+/// answered as not found.
+pub fn version_ids_at(
+    view: &dyn StateView,
+    kind: ObjectKind,
+    vault: &VaultRecord,
+    header: &ObjectHeader,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<VersionId>, ArcaError> {
     const PAGE: usize = 1000;
+    let gone = || match kind {
+        ObjectKind::Secret => not_found(),
+        ObjectKind::Key => key_not_found(),
+    };
     let count = header.version_count as usize;
-    let mut ids = Vec::with_capacity(count.min(PAGE));
-    let mut after = None;
-    while ids.len() < count {
-        let want = (count - ids.len()).min(PAGE);
+    let (start, end) = (range.start.min(count), range.end.min(count));
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    let mut ids = Vec::with_capacity((end - start).min(PAGE));
+    // `start` is below the count, itself a u32.
+    let mut after = start.checked_sub(1).and_then(|a| u32::try_from(a).ok());
+    while start + ids.len() < end {
+        let want = (end - start - ids.len()).min(PAGE);
         let page = view.version_ids(kind, vault, &header.name, after, want)?;
         let short = page.len() < want;
         for (seq, id) in page.into_iter().take(want) {
-            if seq as usize != ids.len() {
+            if seq as usize != start + ids.len() {
                 return Err(ArcaError::internal("an object's version index has a gap"));
             }
             after = Some(seq);
             ids.push(id);
         }
         if short {
-            return Err(match kind {
-                ObjectKind::Secret => not_found(),
-                ObjectKind::Key => key_not_found(),
-            });
+            return Err(gone());
         }
     }
-    if ids.last() != Some(header.latest()) {
-        return Err(ArcaError::internal("an object's version index does not match its header"));
+    if end == count && ids.last() != Some(header.latest()) {
+        return Err(gone());
     }
     Ok(ids)
 }
@@ -227,8 +267,8 @@ fn all_key_versions(
     version_ids(view, ObjectKind::Key, vault, key)?
         .iter()
         .map(|id| {
-            view.key_version(vault, &key.name, id)?
-                .ok_or_else(|| ArcaError::internal("a version named by a key's version index is missing"))
+            // A record gone since its index entry was read: the key was purged meanwhile.
+            view.key_version(vault, &key.name, id)?.ok_or_else(key_not_found)
         })
         .collect()
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use arca_core::ObjectKind;
 use arca_types::limits::{OBJECT_TURN_WAIT_MS, OBJECT_WRITERS_MAX};
-use arca_types::{ArcaError, ObjectName, VaultName};
+use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName};
 use tokio::sync::OwnedMutexGuard;
 
 type Key = (ObjectKind, String, String);
@@ -43,7 +43,8 @@ pub struct Turn<'a> {
 }
 
 impl ObjectQueue {
-    /// Waits for this writer's turn at the object: refused as unavailable when
+    /// Waits for this writer's turn at the object: refused as throttled (not retried by the
+    /// node: the client decides when to try again) when
     /// [`OBJECT_WRITERS_MAX`] writers already hold or wait for it, or after [`OBJECT_TURN_WAIT_MS`].
     pub async fn turn(&self, kind: ObjectKind, vault: &VaultName, name: &ObjectName) -> Result<Turn<'_>, ArcaError> {
         let key = (kind, vault.canonical().to_owned(), name.canonical());
@@ -51,10 +52,10 @@ impl ObjectQueue {
             let mut slots = self.slots();
             let slot = slots.entry(key.clone()).or_insert_with(|| Slot { lock: Default::default(), writers: 0 });
             if slot.writers >= OBJECT_WRITERS_MAX {
-                return Err(ArcaError::unavailable(format!(
-                    "{OBJECT_WRITERS_MAX} writes to this {} are already waiting; retry",
-                    kind.noun()
-                )));
+                return Err(ArcaError::new(
+                    ErrorCode::Throttled,
+                    format!("{OBJECT_WRITERS_MAX} writes to this {} are already waiting; retry", kind.noun()),
+                ));
             }
             slot.writers += 1;
             slot.lock.clone()
@@ -67,10 +68,13 @@ impl ObjectQueue {
                 turn.guard = Some(guard);
                 Ok(turn)
             }
-            Err(_) => Err(ArcaError::unavailable(format!(
-                "this {} is being changed by many writers; no turn came within {OBJECT_TURN_WAIT_MS} ms; retry",
-                kind.noun()
-            ))),
+            Err(_) => Err(ArcaError::new(
+                ErrorCode::Throttled,
+                format!(
+                    "this {} is being changed by many writers; no turn came within {OBJECT_TURN_WAIT_MS} ms; retry",
+                    kind.noun()
+                ),
+            )),
         }
     }
 
@@ -156,10 +160,10 @@ mod tests {
         }
         tokio::task::yield_now().await;
         let refused = queue.turn(ObjectKind::Secret, &vault, &name("hot")).await.err().map(|e| e.code);
-        assert_eq!(refused, Some(arca_types::ErrorCode::Unavailable));
+        assert_eq!(refused, Some(ErrorCode::Throttled));
         // Nobody gets a turn while the holder keeps it: every waiter gives up after the wait.
         for w in waiters {
-            assert_eq!(w.await.unwrap(), Err(arca_types::ErrorCode::Unavailable));
+            assert_eq!(w.await.unwrap(), Err(ErrorCode::Throttled));
         }
         // A waiter cancelled while waiting leaves the queue too.
         let hot = name("hot");

@@ -161,12 +161,12 @@ pub const REQUEST_ID_CHARS_MAX: usize = 64;
 /// Most expired request records one sweep deletes.
 pub const REQUEST_ID_SWEEP_BATCH_MAX: usize = 1000;
 /// Writers holding or waiting for their turn at one secret or key on the leader (writes to one
-/// object are decided one at a time); more are refused as unavailable, to retry. Below the HTTP/2
+/// object are decided one at a time); more are refused as throttled (`RESOURCE_EXHAUSTED`, to retry after a pause). Below the HTTP/2
 /// streams of one connection, so a follower's forwards parked on one hot object leave room for the
 /// rest.
 pub const OBJECT_WRITERS_MAX: usize = 128;
 /// Longest a write waits for its turn at one object on the leader, in milliseconds, before it is
-/// refused as unavailable (nothing was proposed, so a retry is safe).
+/// refused as throttled (nothing was proposed, so a retry is safe).
 pub const OBJECT_TURN_WAIT_MS: u64 = 5_000;
 /// Most versions one secret may have. Every version stays readable and listed; the limit bounds what
 /// listing them reads (the header holds only the latest version and a count, so a set writes as

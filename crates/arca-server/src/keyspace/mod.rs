@@ -27,6 +27,7 @@
 //! | `o/` + vault id + `S` + H_vault(name) + version | secret version |
 //! | `o/` + vault id + `k` + H_vault(name) | key header |
 //! | `o/` + vault id + `K` + H_vault(name) + version | key version (private material inside) |
+//! | `o/` + vault id + `i` (secret) or `j` (key) + H_vault(name) + creation seq (u32, big-endian) | version index: the version id set at that position |
 //! | `o/` + vault id + `r` + H_vault(name) | key rotation policy |
 //! | `p/` + purge time + H(target) | purge schedule entry |
 //! | `pr/`, `pn/`, `pc/`, `ra/`, `rp/`, `rr/`, `ru/`, `rd/`, `rn/` | principals, role assignments and custom roles ([`identity`]) |
@@ -616,17 +617,18 @@ impl Keyspace {
                 }
                 Mutation::PurgeObject { kind, vault_id, name } => {
                     ops.push(Op::Delete { key: self.header_key(*kind, vault_id, name) });
-                    // A name hash has a fixed length, so these prefixes hold this object's entries only.
-                    // Deleted one by one rather than as ranges (range tombstones slow every later
-                    // read of RocksDB): the decision read the header, which every new version
-                    // rewrites, so no entry can appear between this scan and the apply.
-                    for prefix in [
-                        self.named_key(vault_id, Self::version_tag(*kind), name),
-                        self.index_prefix(*kind, vault_id, name),
-                    ] {
-                        for (key, _) in self.store.scan(&prefix, None, usize::MAX).map_err(storage)? {
-                            ops.push(Op::Delete { key });
-                        }
+                    // Every version has exactly one index entry (both are written by the same entry,
+                    // under the header's precondition), so the index names every version record
+                    // without reading the records' values. A name hash has a fixed length, so the
+                    // prefix holds this object's entries only. Deleted one by one rather than as
+                    // ranges (range tombstones slow every later read of RocksDB): the decision read
+                    // the header, which every new version rewrites, so no entry can appear between
+                    // this scan and the apply.
+                    let index = self.index_prefix(*kind, vault_id, name);
+                    for (key, sealed) in self.store.scan(&index, None, usize::MAX).map_err(storage)? {
+                        let version: VersionId = self.open(Scope::Vault(vault_id), &key, &sealed.value)?;
+                        ops.push(Op::Delete { key: self.version_key(*kind, vault_id, name, &version) });
+                        ops.push(Op::Delete { key });
                     }
                     if *kind == ObjectKind::Key {
                         ops.push(Op::Delete { key: self.policy_key(vault_id, name) });
@@ -791,6 +793,8 @@ impl StateView for RecordingView<'_> {
         self.read(Scope::Vault(&vault.id), self.keyspace.header_key(kind, &vault.id, name))
     }
 
+    // Not recorded as preconditions: only reads use the index, and every write that adds to it
+    // rewrites the header, which is recorded. A decision must not rely on the index alone.
     fn version_ids(
         &self,
         kind: ObjectKind,
@@ -954,6 +958,45 @@ mod tests {
         let (_, secret, versions) = read::secret_versions(&node.keyspace.recording_view(), &vault(), &name()).unwrap();
         assert_eq!(secret.version_count, 100);
         assert_eq!(versions.into_iter().map(|v| v.version).collect::<Vec<_>>(), ids, "listed in creation order");
+    }
+
+    /// A page of versions reads only that page, also across the index's 1,000-entry read pages, and
+    /// a listing whose header was purged and the name created again answers not found.
+    #[test]
+    fn a_page_of_versions_is_read_by_position_across_index_pages() {
+        let mut node = setup();
+        let ids: Vec<VersionId> = (0..1001)
+            .map(|i| {
+                let (id, command) = set(&format!("p{i}"));
+                node.run(&command);
+                id
+            })
+            .collect();
+        let page = |range: std::ops::Range<usize>| {
+            let (_, secret, versions) =
+                read::secret_versions_in(&node.keyspace.recording_view(), &vault(), &name(), |total| {
+                    assert_eq!(total, 1001);
+                    Ok(range)
+                })
+                .unwrap();
+            assert_eq!(secret.version_count, 1001);
+            versions.into_iter().map(|v| v.version).collect::<Vec<_>>()
+        };
+        assert_eq!(page(0..1000), ids[..1000]);
+        assert_eq!(page(1000..2000), ids[1000..], "the limit+1st version, on the index's second page");
+        assert_eq!(page(998..1001), ids[998..]);
+        assert_eq!(page(1001..1002), Vec::<VersionId>::new());
+        let view = node.keyspace.recording_view();
+        let vault_rec = view.vault(&vault()).unwrap().unwrap();
+        let header = view.header(ObjectKind::Secret, &vault_rec, &name()).unwrap().unwrap();
+        node.run(&Command::DeleteSecret { vault: vault(), name: name() });
+        node.run(&Command::PurgeSecret { vault: vault(), name: name() });
+        for i in 0..1001 {
+            node.run(&set(&format!("again{i}")).1);
+        }
+        let listed =
+            read::version_ids_at(&node.keyspace.recording_view(), ObjectKind::Secret, &vault_rec, &header, 0..1001);
+        assert_eq!(listed.unwrap_err().code, arca_types::ErrorCode::SecretNotFound, "not an internal error");
     }
 
     /// Reads are not taken at one point in time: a listing that read the header before a set (or a

@@ -139,9 +139,14 @@ impl SecretService for Secrets {
             let freshness = Some(parse_consistency(r.read_options.as_ref())?);
             let (ks, vault, name) =
                 self.open(&mut call, Action::SecretReadMetadata, &r.vault, &r.name, freshness).await?;
-            let (vault_rec, secret, versions) = read::secret_versions(&ks.recording_view(), &vault, &name)?;
-            let (range, next_page_token) = offset_window(versions.len(), r.page_size, &r.page_token)?;
-            let secrets = versions[range]
+            let mut next_page_token = String::new();
+            let (vault_rec, secret, versions) =
+                read::secret_versions_in(&ks.recording_view(), &vault, &name, |total| {
+                    let (range, next) = offset_window(total, r.page_size, &r.page_token)?;
+                    next_page_token = next;
+                    Ok(range)
+                })?;
+            let secrets = versions
                 .iter()
                 .map(|v| {
                     convert::secret(
