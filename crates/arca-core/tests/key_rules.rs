@@ -6,6 +6,7 @@ use arca_core::mem_view::MemView;
 use arca_core::read;
 use arca_core::*;
 use arca_types::keys::{Curve, KeyOp, KeySpec};
+use arca_types::limits::KEY_VERSIONS_MAX;
 use arca_types::{ErrorCode, ObjectName, SecretBytes, VaultName, VersionId};
 
 const DAY: i64 = 86_400;
@@ -169,6 +170,34 @@ fn soft_delete_recover_purge_and_restore() {
     w.run(restore.clone()).unwrap();
     assert_eq!(read::key_versions(&w.view, &vault("vault"), &name("k")).unwrap().len(), 2);
     assert_eq!(w.run(restore), Err(ErrorCode::Conflict));
+}
+
+/// A restore brings back at most as many versions as a key may have: a backup blob is sealed by the
+/// cluster, but its contents are checked like any other input.
+#[test]
+fn a_key_restore_takes_up_to_its_version_limit_and_not_one_more() {
+    let mut w = World::new(Sku::Standard);
+    w.create("k", RSA, false, None).unwrap();
+    let (_, versions, policy) = read::backup_key(&w.view, &vault("vault"), &name("k")).unwrap();
+    let many = |n: usize| {
+        (0..n)
+            .map(|i| {
+                let mut v = versions[0].clone();
+                v.version = VersionId::parse(&format!("{i:032x}")).unwrap();
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    let restore = |n: usize, name: &str| Command::RestoreKey {
+        vault: vault("vault"),
+        name: ObjectName::parse("name", name).unwrap(),
+        versions: many(n),
+        policy: policy.clone(),
+    };
+    assert_eq!(w.run(restore(KEY_VERSIONS_MAX + 1, "over")), Err(ErrorCode::BadParameter));
+    assert!(read::get_key(&w.view, &vault("vault"), &name("over"), None).is_err(), "a refusal changes nothing");
+    w.run(restore(KEY_VERSIONS_MAX, "at")).unwrap();
+    assert_eq!(read::key_versions(&w.view, &vault("vault"), &name("at")).unwrap().len(), KEY_VERSIONS_MAX);
 }
 
 #[test]

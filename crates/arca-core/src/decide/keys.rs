@@ -207,7 +207,7 @@ pub(crate) fn restore(
     policy: &Option<RotationPolicy>,
 ) -> Result<Decision, ArcaError> {
     let vault = live_vault(view, vault)?;
-    super::check_restored_ids(versions.iter().map(|r| &r.version))?;
+    super::check_restored_ids(versions.iter().map(|r| &r.version), arca_types::limits::KEY_VERSIONS_MAX)?;
     for record in versions {
         check_version(record.spec, record.hsm, &vault, record.material.len())?;
         record.spec.check_ops(&record.key_ops)?;

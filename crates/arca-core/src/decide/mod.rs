@@ -371,11 +371,22 @@ pub mod keys;
 pub mod objects;
 pub mod secrets;
 
-/// Checks the version ids a backup restores: at least one, at most [`BACKUP_VERSIONS_MAX`], none twice.
-pub(crate) fn check_restored_ids<'a>(ids: impl ExactSizeIterator<Item = &'a VersionId>) -> Result<(), ArcaError> {
+/// Checks the version ids a backup restores: at least one, at most `versions_max` (the object's own
+/// limit) and [`BACKUP_VERSIONS_MAX`], none twice.
+pub(crate) fn check_restored_ids<'a>(
+    ids: impl ExactSizeIterator<Item = &'a VersionId>,
+    versions_max: usize,
+) -> Result<(), ArcaError> {
     let inconsistent = || ArcaError::bad_parameter("backup", "the backup does not hold a consistent set of versions");
-    if ids.len() == 0 || ids.len() > BACKUP_VERSIONS_MAX {
+    if ids.len() == 0 {
         return Err(inconsistent());
+    }
+    let most = versions_max.min(BACKUP_VERSIONS_MAX);
+    if ids.len() > most {
+        return Err(ArcaError::bad_parameter(
+            "backup",
+            format!("the backup holds {} versions, more than the {most} this object may have", ids.len()),
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     for id in ids {

@@ -157,7 +157,7 @@ pub(crate) fn restore(
     versions: &[SecretVersionRecord],
 ) -> Result<Decision, ArcaError> {
     let vault = live_vault(view, vault)?;
-    super::check_restored_ids(versions.iter().map(|r| &r.version))?;
+    super::check_restored_ids(versions.iter().map(|r| &r.version), SECRET_VERSIONS_MAX)?;
     for record in versions {
         validate_version_fields(
             record.value.len_bytes(),
