@@ -59,6 +59,10 @@ enum Attempt {
     /// `SEALED`: this attempt changed nothing, and only an operator can change that. The node did
     /// not look at the request, so the answer says nothing about an earlier attempt.
     Sealed,
+    /// `RESOURCE_EXHAUSTED` (throttled: too many calls, or too many writers waiting for one object):
+    /// this attempt changed nothing, and trying again at once would only add to the load, so it is
+    /// not retried here. Like `SEALED`, it says nothing about an earlier attempt.
+    Throttled,
 }
 
 /// Reads an answer's headers (errors come without a body, their status in the headers).
@@ -69,6 +73,7 @@ fn attempt_of(headers: &http::HeaderMap) -> Attempt {
         tonic::Code::Unavailable if sealed => Attempt::Sealed,
         tonic::Code::Unavailable => Attempt::ChangedNothing,
         tonic::Code::DeadlineExceeded => Attempt::MayHaveActed,
+        tonic::Code::ResourceExhausted => Attempt::Throttled,
         _ => Attempt::Final,
     }
 }
@@ -86,8 +91,8 @@ enum Next {
 fn next(attempt: Attempt, last: bool, an_earlier_one_may_have_acted: bool) -> Next {
     match attempt {
         Attempt::Final => Next::Return,
-        Attempt::Sealed if an_earlier_one_may_have_acted => Next::ReturnTheUncertainOne,
-        Attempt::Sealed => Next::Return,
+        Attempt::Sealed | Attempt::Throttled if an_earlier_one_may_have_acted => Next::ReturnTheUncertainOne,
+        Attempt::Sealed | Attempt::Throttled => Next::Return,
         _ if !last => Next::Retry,
         Attempt::ChangedNothing if an_earlier_one_may_have_acted => Next::ReturnTheUncertainOne,
         _ => Next::Return,
@@ -209,5 +214,18 @@ mod tests {
             assert_eq!(next(Attempt::Sealed, last, false), Next::Return);
             assert_eq!(next(Attempt::Sealed, last, true), Next::ReturnTheUncertainOne);
         }
+    }
+
+    /// A throttled retry (the object's queue was full, or the wait ran out) must not tell the caller
+    /// that nothing happened when an earlier attempt may still commit.
+    #[test]
+    fn a_throttled_answer_is_not_retried_and_never_hides_an_earlier_attempt_that_may_have_acted() {
+        for last in [false, true] {
+            assert_eq!(next(Attempt::Throttled, last, false), Next::Return);
+            assert_eq!(next(Attempt::Throttled, last, true), Next::ReturnTheUncertainOne);
+        }
+        let mut headers = http::HeaderMap::new();
+        tonic::Status::resource_exhausted("throttled").add_header(&mut headers).unwrap();
+        assert_eq!(attempt_of(&headers), Attempt::Throttled);
     }
 }

@@ -135,9 +135,9 @@ pub fn version_ids(
 ///
 /// The index only grows while its header exists, and reads are not taken at one point in time: a
 /// version set after the header was read may already be indexed. So no more than the header's count
-/// is read, and a range reaching the end must end at the header's latest version; an index shorter
-/// than that, or ending elsewhere, means the object was purged (and perhaps created again) meanwhile,
-/// answered as not found.
+/// is read, and the index entry at the header's last position must be its latest version; an index
+/// shorter than that, or ending elsewhere, means the object was purged (and perhaps created again)
+/// meanwhile, answered as not found.
 pub fn version_ids_at(
     view: &dyn StateView,
     kind: ObjectKind,
@@ -173,7 +173,19 @@ pub fn version_ids_at(
             return Err(gone());
         }
     }
-    if end == count && ids.last() != Some(header.latest()) {
+    // The index read must be the header's: its last entry is the header's latest version. A page
+    // short of the end checks that entry too (one more small read), or a secret purged and created
+    // again meanwhile could lend this header its versions.
+    let last = if end == count {
+        ids.last().cloned()
+    } else {
+        let after = (count - 1).checked_sub(1).and_then(|a| u32::try_from(a).ok());
+        match view.version_ids(kind, vault, &header.name, after, 1)?.pop() {
+            Some((seq, id)) if seq as usize == count - 1 => Some(id),
+            _ => None,
+        }
+    };
+    if last.as_ref() != Some(header.latest()) {
         return Err(gone());
     }
     Ok(ids)

@@ -269,6 +269,27 @@ fn retry_if_unavailable<T>(result: Result<T, ArcaError>) -> Result<Option<T>, Ar
     }
 }
 
+/// The stored answer to a request whose id names a change made within the window (or a refusal if
+/// the id was used for another request), if there is one.
+fn recorded_answer(
+    keyspace: &Keyspace,
+    request: Option<&ClientRequest>,
+    now: i64,
+) -> Result<Option<Result<Outcome, ArcaError>>, ArcaError> {
+    let Some(request) = request else { return Ok(None) };
+    let Some((_, record)) = keyspace.request_record(request)? else { return Ok(None) };
+    if !within_request_window(record.at, now) {
+        return Ok(None);
+    }
+    if record.fingerprint != request.fingerprint {
+        return Ok(Some(Err(ArcaError::bad_parameter(
+            "x-arca-request-id",
+            "this request id was used for another request within the last 10 minutes; use a new id",
+        ))));
+    }
+    Ok(Some(Ok(record.outcome)))
+}
+
 /// A local Raft call that found this node no longer leads is retried through the new leader.
 fn retry_if_moved<T>(result: Result<T, WriteError>) -> Result<Option<T>, ArcaError> {
     match result {
@@ -406,6 +427,11 @@ impl Engine {
         request: Option<&ClientRequest>,
     ) -> Result<Outcome, ArcaError> {
         let raft = self.raft()?;
+        // A retry of a change already made gets its answer without waiting for a turn (a busy
+        // object would otherwise refuse it as throttled, as if nothing had happened).
+        if let Some(answer) = recorded_answer(keyspace, request, self.clock.now_unix())? {
+            return answer;
+        }
         let _turn = match command.object() {
             Some((kind, vault, name)) => Some(self.objects.turn(kind, vault, name).await?),
             None => None,
@@ -413,18 +439,8 @@ impl Engine {
         let mut confirmed = false;
         for _ in 0..CONFLICT_RETRIES_MAX {
             let now = self.clock.now_unix();
-            if let Some(request) = request {
-                if let Some((_, record)) = keyspace.request_record(request)? {
-                    if within_request_window(record.at, now) {
-                        if record.fingerprint != request.fingerprint {
-                            return Err(ArcaError::bad_parameter(
-                                "x-arca-request-id",
-                                "this request id was used for another request within the last 10 minutes; use a new id",
-                            ));
-                        }
-                        return Ok(record.outcome);
-                    }
-                }
+            if let Some(answer) = recorded_answer(keyspace, request, now)? {
+                return answer;
             }
             let view = keyspace.recording_view();
             let decision = match decide(&view, command, now) {

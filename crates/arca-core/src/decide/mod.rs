@@ -385,7 +385,15 @@ pub(crate) fn check_restored_ids<'a>(
     if ids.len() > most {
         return Err(ArcaError::bad_parameter(
             "backup",
-            format!("the backup holds {} versions, more than the {most} this object may have", ids.len()),
+            format!(
+                "the backup holds {} versions, more than the {most} {}",
+                ids.len(),
+                if versions_max < BACKUP_VERSIONS_MAX {
+                    "one object of this kind may have"
+                } else {
+                    "a backup may hold"
+                }
+            ),
         ));
     }
     let mut seen = std::collections::BTreeSet::new();

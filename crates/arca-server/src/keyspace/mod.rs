@@ -960,10 +960,11 @@ mod tests {
         assert_eq!(versions.into_iter().map(|v| v.version).collect::<Vec<_>>(), ids, "listed in creation order");
     }
 
-    /// A page of versions reads only that page, also across the index's 1,000-entry read pages, and
-    /// a listing whose header was purged and the name created again answers not found.
+    /// A page of versions reads only that page's records, a listing longer than one index read (1,000
+    /// entries) reads on, and a listing whose header was purged and the name created again answers
+    /// not found, whether its page reaches the last version or stops short of it.
     #[test]
-    fn a_page_of_versions_is_read_by_position_across_index_pages() {
+    fn a_page_of_versions_is_read_by_position_and_only_that_page() {
         let mut node = setup();
         let ids: Vec<VersionId> = (0..1001)
             .map(|i| {
@@ -973,19 +974,25 @@ mod tests {
             })
             .collect();
         let page = |range: std::ops::Range<usize>| {
-            let (_, secret, versions) =
-                read::secret_versions_in(&node.keyspace.recording_view(), &vault(), &name(), |total| {
-                    assert_eq!(total, 1001);
-                    Ok(range)
-                })
-                .unwrap();
+            let view = node.keyspace.recording_view();
+            let want = range.end.min(1001).saturating_sub(range.start);
+            let (_, secret, versions) = read::secret_versions_in(&view, &vault(), &name(), |total| {
+                assert_eq!(total, 1001);
+                Ok(range)
+            })
+            .unwrap();
             assert_eq!(secret.version_count, 1001);
+            // The vault, the header and one record per listed version; nothing else is opened.
+            assert_eq!(view.reads.borrow().len(), 2 + want);
             versions.into_iter().map(|v| v.version).collect::<Vec<_>>()
         };
         assert_eq!(page(0..1000), ids[..1000]);
-        assert_eq!(page(1000..2000), ids[1000..], "the limit+1st version, on the index's second page");
+        assert_eq!(page(1000..2000), ids[1000..], "the 1,001st version, past the first 1,000");
         assert_eq!(page(998..1001), ids[998..]);
+        assert_eq!(page(1..3), ids[1..3]);
         assert_eq!(page(1001..1002), Vec::<VersionId>::new());
+        let (_, _, all) = read::secret_versions(&node.keyspace.recording_view(), &vault(), &name()).unwrap();
+        assert_eq!(all.into_iter().map(|v| v.version).collect::<Vec<_>>(), ids, "two index reads, in order");
         let view = node.keyspace.recording_view();
         let vault_rec = view.vault(&vault()).unwrap().unwrap();
         let header = view.header(ObjectKind::Secret, &vault_rec, &name()).unwrap().unwrap();
@@ -994,9 +1001,15 @@ mod tests {
         for i in 0..1001 {
             node.run(&set(&format!("again{i}")).1);
         }
-        let listed =
-            read::version_ids_at(&node.keyspace.recording_view(), ObjectKind::Secret, &vault_rec, &header, 0..1001);
-        assert_eq!(listed.unwrap_err().code, arca_types::ErrorCode::SecretNotFound, "not an internal error");
+        for range in [0..1001, 0..1000, 5..6] {
+            let listed =
+                read::version_ids_at(&node.keyspace.recording_view(), ObjectKind::Secret, &vault_rec, &header, range);
+            assert_eq!(
+                listed.unwrap_err().code,
+                arca_types::ErrorCode::SecretNotFound,
+                "not another secret's versions"
+            );
+        }
     }
 
     /// Reads are not taken at one point in time: a listing that read the header before a set (or a
@@ -1043,6 +1056,52 @@ mod tests {
         assert_eq!(objects(&node), before - 11);
         let view = node.keyspace.recording_view();
         assert!(read::get_secret(&view, &vault(), &ObjectName::parse("name", "config2").unwrap(), None).is_ok());
+    }
+
+    /// Keys (created and rotated) and restored secrets index every version too, so their purges
+    /// also leave nothing behind: a purge finds version records only through the index.
+    #[test]
+    fn a_purged_key_or_restored_secret_leaves_nothing_behind() {
+        let mut node = setup();
+        let objects = |node: &Node| node.store.scan(OBJECT_PREFIX, None, usize::MAX).unwrap().len();
+        let empty = objects(&node);
+        let key = ObjectName::parse("name", "signing").unwrap();
+        let mut latest = None;
+        for i in 0..3u8 {
+            let version = VersionId::from_bytes([i + 1; 16]);
+            node.run(&Command::CreateKey {
+                vault: vault(),
+                name: key.clone(),
+                version: version.clone(),
+                spec: arca_types::keys::KeySpec::Ec(arca_types::keys::Curve::P256),
+                hsm: false,
+                material: arca_types::SecretBytes::new(vec![i; 40]),
+                key_ops: None,
+                tags: Tags::new(),
+                enabled: true,
+                not_before: None,
+                expires: None,
+                rotate_from: latest.replace(version),
+            });
+        }
+        // A header, three versions, three index entries.
+        assert_eq!(objects(&node), empty + 7);
+        node.run(&Command::DeleteKey { vault: vault(), name: key.clone() });
+        node.run(&Command::PurgeKey { vault: vault(), name: key });
+        assert_eq!(objects(&node), empty);
+
+        for i in 0..3 {
+            node.run(&set(&format!("r{i}")).1);
+        }
+        let (header, versions) = read::backup_secret(&node.keyspace.recording_view(), &vault(), &name()).unwrap();
+        node.run(&Command::DeleteSecret { vault: vault(), name: name() });
+        node.run(&Command::PurgeSecret { vault: vault(), name: name() });
+        assert_eq!(objects(&node), empty);
+        node.run(&Command::RestoreSecret { vault: vault(), name: header.name, versions });
+        assert_eq!(objects(&node), empty + 7, "a restore writes the header, the versions and their index");
+        node.run(&Command::DeleteSecret { vault: vault(), name: name() });
+        node.run(&Command::PurgeSecret { vault: vault(), name: name() });
+        assert_eq!(objects(&node), empty);
     }
 
     /// A backup carries the version list in the blob; one whose list disagrees with its records is
