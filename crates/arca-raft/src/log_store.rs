@@ -34,12 +34,41 @@ enum Pending {
     Barrier(std::sync::mpsc::SyncSender<()>),
 }
 
+/// The sync thread's queue, and the thread itself: dropping the last handle closes the queue and
+/// waits for the thread to finish, so the byte log it holds is closed before the drop returns (a
+/// thread left running could be closing RocksDB while the process exits, which aborts it).
+struct SyncThread {
+    tx: Option<std::sync::mpsc::Sender<Pending>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SyncThread {
+    fn send(&self, pending: Pending) -> Result<(), std::sync::mpsc::SendError<Pending>> {
+        match &self.tx {
+            Some(tx) => tx.send(pending),
+            None => Err(std::sync::mpsc::SendError(pending)),
+        }
+    }
+}
+
+impl Drop for SyncThread {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            // Never the sync thread waiting for itself.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
 /// The Raft log of one node. Cheap to clone.
 #[derive(Clone)]
 pub struct LogStore {
     log: Arc<dyn ByteLog>,
     /// With a sync thread: appends are written at once and reported durable by that thread.
-    syncer: Option<std::sync::mpsc::Sender<Pending>>,
+    syncer: Option<Arc<SyncThread>>,
 }
 
 impl LogStore {
@@ -51,13 +80,13 @@ impl LogStore {
     /// A log whose appends are written (readable at once) and then synced by a dedicated thread: one
     /// fsync covers every append queued while the previous one ran (group commit), and openraft is
     /// told an append is durable only after an fsync that began after it was written. The thread ends
-    /// when the last clone of the store is dropped.
+    /// when the last clone of the store is dropped, and that drop waits for it.
     pub fn syncing_on_thread(log: Arc<dyn ByteLog>) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
         let synced = log.clone();
         let spawned = std::thread::Builder::new().name("arca-log-sync".into()).spawn(move || sync_loop(&*synced, rx));
         match spawned {
-            Ok(_) => Self { log, syncer: Some(tx) },
+            Ok(thread) => Self { log, syncer: Some(Arc::new(SyncThread { tx: Some(tx), thread: Some(thread) })) },
             Err(e) => {
                 tracing::warn!("could not start the log sync thread ({e}); appends sync inline");
                 Self::new(log)
