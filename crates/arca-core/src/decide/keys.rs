@@ -215,24 +215,14 @@ pub(crate) fn restore(
         validate_window(record.attributes.not_before, record.attributes.expires)?;
     }
     objects::check_name_free(view, KIND, &vault, name)?;
-    let latest = versions.last().ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
-    let header = ObjectHeader {
-        name: name.clone(),
-        latest: latest.version.clone(),
-        version_count: versions.len() as u32,
-        deleted: None,
-    };
+    let (header, index) = objects::restored(KIND, vault.id, name, versions.iter().map(|r| &r.version))?;
     let mut mutations = vec![Mutation::PutHeader { kind: KIND, vault_id: vault.id, header: header.clone() }];
-    for (seq, record) in (0u32..).zip(versions) {
-        mutations.push(Mutation::PutKeyVersion { vault_id: vault.id, name: name.clone(), version: record.clone() });
-        mutations.push(Mutation::IndexVersion {
-            kind: KIND,
-            vault_id: vault.id,
-            name: name.clone(),
-            seq,
-            version: record.version.clone(),
-        });
-    }
+    mutations.extend(versions.iter().map(|record| Mutation::PutKeyVersion {
+        vault_id: vault.id,
+        name: name.clone(),
+        version: record.clone(),
+    }));
+    mutations.extend(index);
     if let Some(policy) = policy {
         validate_policy(policy)?;
         mutations.push(Mutation::PutPolicy(PolicyRecord {
@@ -243,7 +233,8 @@ pub(crate) fn restore(
             notified_version: None,
         }));
     }
-    let version = latest.clone();
+    let version =
+        versions.last().cloned().ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
     Ok(Decision { mutations, outcome: Outcome::Key { vault, key: header, version } })
 }
 

@@ -1,7 +1,7 @@
 //! The rules secrets and keys share: live lookups, soft delete, recover and purge, with Azure's
 //! soft-delete table. Each kind answers with its own not-found code.
 
-use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName};
+use arca_types::{ArcaError, ErrorCode, ObjectName, VaultName, VersionId};
 
 use super::{check_purge_allowed, live_vault, Decision, Mutation, Outcome};
 use crate::records::*;
@@ -47,6 +47,30 @@ pub(crate) fn live_header(
 }
 
 /// Restore needs a name no live or deleted object of the kind holds.
+/// What a restore writes besides the version records: the header of an object whose versions are
+/// `ids` in creation order (built as sets build it), and the version index entries that list them.
+pub(crate) fn restored<'a>(
+    kind: ObjectKind,
+    vault_id: [u8; 16],
+    name: &ObjectName,
+    ids: impl IntoIterator<Item = &'a VersionId>,
+) -> Result<(ObjectHeader, Vec<Mutation>), ArcaError> {
+    let mut header: Option<ObjectHeader> = None;
+    let mut index = Vec::new();
+    for id in ids {
+        let seq = match &mut header {
+            Some(header) => header.push(id.clone()),
+            None => {
+                header = Some(ObjectHeader::first(name.clone(), id.clone()));
+                0
+            }
+        };
+        index.push(Mutation::IndexVersion { kind, vault_id, name: name.clone(), seq, version: id.clone() });
+    }
+    let header = header.ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
+    Ok((header, index))
+}
+
 pub(crate) fn check_name_free(
     view: &dyn StateView,
     kind: ObjectKind,

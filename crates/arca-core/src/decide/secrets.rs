@@ -168,25 +168,16 @@ pub(crate) fn restore(
         )?;
     }
     objects::check_name_free(view, ObjectKind::Secret, &vault, name)?;
-    let latest =
-        versions.last().cloned().ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
-    let header = ObjectHeader {
-        name: name.clone(),
-        latest: latest.version.clone(),
-        version_count: versions.len() as u32,
-        deleted: None,
-    };
+    let (header, index) = objects::restored(ObjectKind::Secret, vault.id, name, versions.iter().map(|r| &r.version))?;
     let mut mutations =
         vec![Mutation::PutHeader { kind: ObjectKind::Secret, vault_id: vault.id, header: header.clone() }];
-    for (seq, record) in (0u32..).zip(versions) {
-        mutations.push(Mutation::PutSecretVersion { vault_id: vault.id, name: name.clone(), version: record.clone() });
-        mutations.push(Mutation::IndexVersion {
-            kind: ObjectKind::Secret,
-            vault_id: vault.id,
-            name: name.clone(),
-            seq,
-            version: record.version.clone(),
-        });
-    }
+    mutations.extend(versions.iter().map(|record| Mutation::PutSecretVersion {
+        vault_id: vault.id,
+        name: name.clone(),
+        version: record.clone(),
+    }));
+    mutations.extend(index);
+    let latest =
+        versions.last().cloned().ok_or_else(|| ArcaError::internal("restore checked versions is non-empty"))?;
     Ok(Decision { mutations, outcome: Outcome::Secret { vault, secret: header, version: latest } })
 }

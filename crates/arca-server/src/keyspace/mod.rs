@@ -295,6 +295,11 @@ impl Keyspace {
         self.named_key(vault_id, Self::index_tag(kind), name)
     }
 
+    /// The index entry at `seq` under an object's index prefix.
+    fn index_key(prefix: &[u8], seq: u32) -> Vec<u8> {
+        [prefix, &seq.to_be_bytes()].concat()
+    }
+
     fn policy_key(&self, vault_id: &[u8; 16], name: &ObjectName) -> Vec<u8> {
         self.named_key(vault_id, b'r', name)
     }
@@ -611,8 +616,7 @@ impl Keyspace {
                     ops.push(Op::Put { value: self.seal(Scope::Vault(&record.vault_id), &key, record)?, key });
                 }
                 Mutation::IndexVersion { kind, vault_id, name, seq, version } => {
-                    let mut key = self.index_prefix(*kind, vault_id, name);
-                    key.extend_from_slice(&seq.to_be_bytes());
+                    let key = Self::index_key(&self.index_prefix(*kind, vault_id, name), *seq);
                     ops.push(Op::Put { value: self.seal(Scope::Vault(vault_id), &key, version)?, key });
                 }
                 Mutation::PurgeObject { kind, vault_id, name } => {
@@ -804,7 +808,7 @@ impl StateView for RecordingView<'_> {
         limit: usize,
     ) -> Result<Vec<(u32, VersionId)>, ArcaError> {
         let prefix = self.keyspace.index_prefix(kind, &vault.id, name);
-        let start = after.map(|a| [prefix.as_slice(), &a.to_be_bytes()].concat());
+        let start = after.map(|a| Keyspace::index_key(&prefix, a));
         let raw = self.keyspace.store.scan(&prefix, start.as_deref(), limit).map_err(storage)?;
         let mut out = Vec::with_capacity(raw.len());
         for (key, v) in raw {
