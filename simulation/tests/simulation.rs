@@ -56,10 +56,12 @@ fn seeds_21_to_30_pass_every_checker() {
 /// applied the entry admitting a joining node refused the node's AddNode for good, and the node never
 /// joined. 3159: a leader answered a joining node's retried AddNode "added" because the change was
 /// in its (uncommitted) membership from the first try; it lost office, the change was truncated, and
-/// the node believed it had joined.
+/// the node believed it had joined. 1157: a new leader that had not yet applied the entry holding a
+/// join token (minted under the previous leader) refused the token as unknown, for good, and the node
+/// it was for never joined.
 #[test]
 fn regression_seeds_pass() {
-    for seed in ["513", "647", "1261", "548", "984", "1748", "419", "1630", "3159"] {
+    for seed in ["513", "647", "1261", "548", "984", "1748", "419", "1630", "3159", "1157"] {
         let (ok, out) = simulate(&["--seed", seed]);
         assert!(ok, "seed {seed} failed:\n{out}");
     }

@@ -555,6 +555,8 @@ impl Engine {
                 }
             }
             SystemCommand::RevokeToken { accessor } => {
+                // Judged on everything committed: a new leader's applied state may not hold the token yet.
+                self.read_barrier(Consistency::Linearizable).await?;
                 let ops = keyspace.revoke_token(&accessor)?.ok_or_else(|| {
                     ArcaError::bad_parameter("accessor", "no token has that accessor (see `arca operator token list`)")
                 })?;

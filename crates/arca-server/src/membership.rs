@@ -22,7 +22,7 @@ use arca_transport::join_token::{JoinPin, JoinToken};
 use arca_types::limits::{JOIN_TOKEN_TTL_S_DEFAULT, JOIN_TOKEN_TTL_S_MAX, JOIN_TOKEN_TTL_S_MIN};
 use arca_types::{ArcaError, ErrorCode};
 
-use crate::engine::{Engine, CONFLICT_RETRIES_MAX, FORWARD_TIMEOUT_MS};
+use crate::engine::{Consistency, Engine, CONFLICT_RETRIES_MAX, FORWARD_TIMEOUT_MS};
 use crate::keyspace::{
     self, CaRecord, ClusterRecord, JoinTokenRecord, Keyspace, TokenUse, CLUSTER_CA_KEY, CLUSTER_KEY, NODE_SEQ_KEY,
 };
@@ -184,6 +184,10 @@ pub async fn admit(
         return Err(invalid_token("it is for another cluster"));
     }
     let spki_sha256 = cluster_pki::sha256(spki_der);
+    // A leader that has just taken over may not have applied everything committed before it: the
+    // token may be in a committed entry it has yet to apply. Judged on that state, a valid token
+    // would be refused as unknown, for good (the joining node does not retry a refused token).
+    engine.read_barrier(Consistency::Linearizable).await?;
     let mut node_id = None;
     for _ in 0..CONFLICT_RETRIES_MAX {
         let now = engine.clock.now_unix();
