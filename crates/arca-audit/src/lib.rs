@@ -82,9 +82,10 @@ pub struct AuditEvent {
 /// How far a record must be on its way to disk before `record` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditDurability {
-    /// On stable storage (fsync'd): records of requests that change state.
+    /// On stable storage (fsync'd): records of requests that change state, before they act.
     Synced,
-    /// Handed to the operating system (it survives the process dying, not the machine): reads.
+    /// Handed to the operating system (it survives the process dying, not the machine), and on
+    /// disk with the next sync: reads, and the outcomes of every request.
     Buffered,
 }
 

@@ -45,7 +45,8 @@ pub struct Call {
     /// The barrier the call was authorized under: if it is wiped before the call ends (the node
     /// sealed), a failure is reported as `SEALED`, since it may come from the missing keys.
     barrier: Option<arca_crypto::Barrier>,
-    /// Whether the request record was written durably (a change): the response record is too.
+    /// Whether the request record was written durably (a change): a failure to record its outcome
+    /// then withholds the answer as `OUTCOME_UNKNOWN`.
     request_recorded: bool,
     /// The principal the edge already authenticated from the request's headers.
     authenticated: Option<Principal>,
@@ -508,7 +509,13 @@ impl Api {
         }
     }
 
-    /// Audits the outcome of a call (durably if its request record was) and reports it.
+    /// Audits the outcome of a call and reports it. The outcome record is handed to the operating
+    /// system before the answer leaves (it survives the process being killed) and reaches the disk
+    /// with the next fsync of the log, which every later change's request record makes. What must be
+    /// on disk before anything happens is the request record: a power loss can take the outcome
+    /// record of a change answered in the last moments, never the record that the change was asked
+    /// for, by whom, on what. Syncing outcome records too cost an fsync per change, most of the
+    /// audit log's share of a write's CPU.
     fn record_response<R>(&self, call: &Call, result: Result<R, ArcaError>) -> Result<R, ArcaError> {
         let result = match result {
             Err(e) if call.barrier.as_ref().is_some_and(|b| b.is_wiped()) && e.code != ErrorCode::Sealed => {
@@ -519,8 +526,7 @@ impl Api {
         };
         let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
         let event = self.event(call, AuditStage::Response, Some(&outcome));
-        let durability = if call.request_recorded { AuditDurability::Synced } else { AuditDurability::Buffered };
-        let audit_result = self.audit.record(&event, durability);
+        let audit_result = self.audit.record(&event, AuditDurability::Buffered);
         let result = match (result, audit_result) {
             (Ok(_), Err(e)) if call.request_recorded => {
                 tracing::error!("failed to {e:#}; withholding the response of a change that was made");
