@@ -20,6 +20,6 @@ pub mod records;
 pub mod view;
 
 pub use command::Command;
-pub use decide::{decide, Decision, Mutation, Outcome};
+pub use decide::{decide, decide_sets, Decision, Mutation, Outcome};
 pub use records::*;
 pub use view::StateView;

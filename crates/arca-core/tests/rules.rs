@@ -415,3 +415,56 @@ fn a_secret_takes_versions_up_to_its_limit_and_not_one_more() {
     assert_eq!(w.run(set_cmd("many", "s", over, "v")).unwrap_err(), ErrorCode::BadParameter);
     assert_eq!(w.get("many", "s").unwrap(), "v");
 }
+
+/// Sets of one secret decided as a batch (each against the secret as the ones before it left it, all
+/// applied together) give the answers and the state that deciding and applying them one at a time
+/// gives: new versions, a retry of one of them (the same minted version id), a reuse of an id with
+/// another value, a set refused for its content type, and the first set of a secret creating it.
+#[test]
+fn a_batch_of_sets_decides_as_the_sets_one_at_a_time() {
+    for existing in [true, false] {
+        let mut w = World::new();
+        w.create_vault("batch", 90, false).unwrap();
+        if existing {
+            let v = w.version();
+            w.run(set_cmd("batch", "hot", v, "before")).unwrap();
+        }
+        let ids: Vec<VersionId> = (0..4).map(|_| w.version()).collect();
+        let mut too_long = set_cmd("batch", "HOT", w.version(), "refused");
+        if let Command::SetSecret { content_type, .. } = &mut too_long {
+            *content_type = Some("x".repeat(arca_types::limits::CONTENT_TYPE_CHARS_MAX + 1));
+        }
+        let commands = [
+            set_cmd("batch", "hot", ids[0].clone(), "one"),
+            set_cmd("batch", "Hot", ids[1].clone(), "two"),
+            set_cmd("batch", "hot", ids[0].clone(), "one"),
+            too_long,
+            set_cmd("batch", "hot", ids[1].clone(), "not two"),
+            set_cmd("BATCH", "hot", ids[2].clone(), "three"),
+            set_cmd("batch", "hot", ids[3].clone(), "four"),
+        ];
+        let mut one_by_one = World { view: w.view.clone(), now: w.now, next_id: w.next_id };
+        let expected: Vec<_> = commands.iter().map(|c| one_by_one.run(c.clone())).collect();
+        let refs: Vec<&Command> = commands.iter().collect();
+        let decided = decide_sets(&w.view, &refs, w.now);
+        let mut answers = Vec::new();
+        for d in decided {
+            match d {
+                Ok(d) => {
+                    w.view.apply(&d.mutations);
+                    answers.push(Ok(d.outcome));
+                }
+                Err(e) => answers.push(Err(e.code)),
+            }
+        }
+        assert_eq!(answers, expected, "existing secret: {existing}");
+        assert_eq!(format!("{:?}", w.view), format!("{:?}", one_by_one.view), "existing secret: {existing}");
+        assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 5);
+    }
+    // A batch holds sets of one secret only.
+    let w = World::new();
+    let one = set_cmd("batch", "a", VersionId::from_bytes([1; 16]), "1");
+    let other = set_cmd("batch", "b", VersionId::from_bytes([2; 16]), "2");
+    let decided = decide_sets(&w.view, &[&one, &other], w.now);
+    assert_eq!(decided[1].as_ref().err().map(|e| e.code), Some(ErrorCode::Internal));
+}

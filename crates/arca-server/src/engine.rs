@@ -16,9 +16,10 @@ use arca_types::{ArcaError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use arca_transport::credentials::NodeCredentials;
-use arca_types::limits::{FORWARD_ENVELOPE_AGE_S_MAX, FORWARD_REPLAY_ENTRIES_MAX, REQUEST_ID_WINDOW_S};
+use arca_types::limits::{FORWARD_ENVELOPE_AGE_S_MAX, FORWARD_REPLAY_ENTRIES_MAX, REQUEST_ID_WINDOW_S, SET_BATCH_MAX};
 
 use crate::keyspace::{ClientRequest, JoinTokenRecord, Keyspace, RequestRecord};
+use crate::object_queue::{Entry, Offered};
 use crate::seal::SealManager;
 
 /// Attempts to find a leader and get a write through before giving up with `Unavailable`.
@@ -216,9 +217,13 @@ pub struct Engine {
     /// The cluster's id, once this node has seen it (it never changes).
     cluster_id: OnceLock<[u8; 16]>,
     replays: Mutex<ReplayCache>,
-    /// Writers to one object take turns on the leader instead of conflicting.
-    objects: crate::object_queue::ObjectQueue,
+    /// Writers to one object take turns on the leader instead of conflicting; sets of one secret
+    /// waiting for a turn are decided together by the writer whose turn it is.
+    objects: crate::object_queue::ObjectQueue<SetJob, Result<Outcome, ArcaError>>,
 }
+
+/// A set of a secret offered to the writer holding the secret's turn: the command and its request.
+type SetJob = (Command, Option<ClientRequest>);
 
 fn from_write_error(e: WriteError) -> ArcaError {
     match e {
@@ -432,10 +437,31 @@ impl Engine {
         if let Some(answer) = recorded_answer(keyspace, request, self.clock.now_unix())? {
             return answer;
         }
-        let _turn = match command.object() {
-            Some((kind, vault, name)) => Some(self.objects.turn(kind, vault, name).await?),
-            None => None,
-        };
+        let batchable = matches!(command, Command::SetSecret { .. });
+        let _turn =
+            match command.object() {
+                Some((kind, vault, name)) => {
+                    let job = batchable.then(|| (command.clone(), request.cloned()));
+                    match self.objects.turn_or_answer(kind, vault, name, job).await? {
+                        Entry::Answered(Some(answer)) => return answer,
+                        Entry::Answered(None) => return Err(ArcaError::new(
+                            ErrorCode::OutcomeUnknown,
+                            "the write was taken into a batch whose writer stopped before answering; it may or may \
+                             not have taken effect; read the object before retrying",
+                        )),
+                        Entry::Turn(turn) => {
+                            let others = if batchable { turn.take_offered(SET_BATCH_MAX - 1) } else { Vec::new() };
+                            if !others.is_empty() {
+                                return self
+                                    .execute_sets(raft, keyspace, (command.clone(), request.cloned()), others)
+                                    .await;
+                            }
+                            Some(turn)
+                        }
+                    }
+                }
+                None => None,
+            };
         let mut confirmed = false;
         for _ in 0..CONFLICT_RETRIES_MAX {
             let now = self.clock.now_unix();
@@ -482,6 +508,153 @@ impl Engine {
             }
         }
         Err(ArcaError::unavailable("the object is changing too often to update it now; retry"))
+    }
+
+    /// Decides the sets of one secret taken from writers waiting for its turn together with this
+    /// writer's own (`own`, first), each against the secret as the ones before it left it, and
+    /// proposes them as one entry: the same checks, preconditions, request records and answers as
+    /// one at a time, in one Raft round. Each waiting writer gets its answer on its channel (before
+    /// the turn passes on); this writer's is returned.
+    async fn execute_sets(
+        &self,
+        raft: &RaftNode,
+        keyspace: &Keyspace,
+        own: SetJob,
+        others: Vec<Offered<SetJob, Result<Outcome, ArcaError>>>,
+    ) -> Result<Outcome, ArcaError> {
+        let mut jobs = vec![own];
+        let mut channels = vec![None];
+        for offered in others {
+            jobs.push(offered.job);
+            channels.push(Some(offered.answer));
+        }
+        let answers = self.decide_sets_and_propose(raft, keyspace, &jobs).await;
+        let mut own_answer = Err(ArcaError::internal("a batch of sets gave no answer to its writer"));
+        for (i, (answer, channel)) in answers.into_iter().zip(channels).enumerate() {
+            match channel {
+                // A waiting writer that stopped waiting does not need its answer.
+                Some(channel) => drop(channel.send(answer)),
+                None if i == 0 => own_answer = answer,
+                None => {}
+            }
+        }
+        own_answer
+    }
+
+    /// The answers to `jobs` (sets of one secret), decided and proposed together.
+    async fn decide_sets_and_propose(
+        &self,
+        raft: &RaftNode,
+        keyspace: &Keyspace,
+        jobs: &[SetJob],
+    ) -> Vec<Result<Outcome, ArcaError>> {
+        let mut answers: Vec<Option<Result<Outcome, ArcaError>>> = vec![None; jobs.len()];
+        let mut twin_of: Vec<Option<usize>> = vec![None; jobs.len()];
+        let mut confirmed = false;
+        for _ in 0..CONFLICT_RETRIES_MAX {
+            let now = self.clock.now_unix();
+            // A retry of a change already made gets its stored answer, and a request id twice in
+            // one batch is decided once: the second gets the first's answer when it is the same
+            // request.
+            twin_of = vec![None; jobs.len()];
+            for (i, (_, request)) in jobs.iter().enumerate() {
+                if answers[i].is_some() {
+                    continue;
+                }
+                match recorded_answer(keyspace, request.as_ref(), now) {
+                    Ok(Some(answer)) => answers[i] = Some(answer),
+                    Ok(None) => {}
+                    Err(e) => answers[i] = Some(Err(e)),
+                }
+                let Some(request) = request else { continue };
+                let earlier = jobs[..i]
+                    .iter()
+                    .position(|(_, r)| r.as_ref().is_some_and(|r| r.caller == request.caller && r.id == request.id));
+                if let (Some(at), None) = (earlier, &answers[i]) {
+                    if jobs[at].1.as_ref().map(|r| r.fingerprint) == Some(request.fingerprint) {
+                        twin_of[i] = Some(at);
+                    } else {
+                        answers[i] = Some(Err(ArcaError::bad_parameter(
+                            "x-arca-request-id",
+                            "this request id was used for another request within the last 10 minutes; use a new id",
+                        )));
+                    }
+                }
+            }
+            let open: Vec<usize> = (0..jobs.len()).filter(|i| answers[*i].is_none() && twin_of[*i].is_none()).collect();
+            if open.is_empty() {
+                break;
+            }
+            let view = keyspace.recording_view();
+            let commands: Vec<&Command> = open.iter().map(|i| &jobs[*i].0).collect();
+            let decided = arca_core::decide_sets(&view, &commands, now);
+            if !confirmed && decided.iter().any(|d| d.as_ref().is_err_and(|e| e.code != ErrorCode::Internal)) {
+                // A refusal must not come from a stale replica: catch up to the read index and
+                // decide once more before reporting it.
+                confirmed = true;
+                let caught_up = match raft.read_index().await {
+                    Ok(index) => raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = caught_up {
+                    let e = from_write_error(e);
+                    return fill(answers, twin_of, Err(e));
+                }
+                continue;
+            }
+            let mut mutations = Vec::new();
+            let mut accepted = Vec::new();
+            for (i, decision) in open.iter().zip(decided) {
+                match decision {
+                    Ok(d) => {
+                        mutations.extend(d.mutations);
+                        accepted.push((*i, d.outcome));
+                    }
+                    Err(e) => answers[*i] = Some(Err(e)),
+                }
+            }
+            if accepted.is_empty() {
+                break;
+            }
+            let mut proposal = match keyspace.proposal(view, &mutations) {
+                Ok(p) => p,
+                Err(e) => return fill(answers, twin_of, Err(e)),
+            };
+            for (i, outcome) in &accepted {
+                if let Some(request) = &jobs[*i].1 {
+                    let record = RequestRecord { fingerprint: request.fingerprint, at: now, outcome: outcome.clone() };
+                    proposal.preconditions.push(keyspace.request_unrecorded(request));
+                    match keyspace.put_request_record(request, &record) {
+                        Ok(ops) => proposal.ops.extend(ops),
+                        Err(e) => return fill(answers, twin_of, Err(e)),
+                    }
+                }
+            }
+            if faults::active(Fault::AckBeforeCommit) {
+                // Deliberate bug (danger-faults builds only): answer before the quorum has the writes.
+                let raft = raft.clone();
+                tokio::spawn(async move { raft.write(proposal).await });
+                for (i, outcome) in accepted {
+                    answers[i] = Some(Ok(outcome));
+                }
+                return fill(answers, twin_of, Err(ArcaError::internal("unanswered set in a batch")));
+            }
+            match raft.write(proposal).await {
+                Ok((_, ApplyOutcome::Applied)) => {
+                    for (i, outcome) in accepted {
+                        answers[i] = Some(Ok(outcome));
+                    }
+                    return fill(answers, twin_of, Err(ArcaError::internal("unanswered set in a batch")));
+                }
+                Ok((index, ApplyOutcome::Conflict)) => {
+                    if let Err(e) = raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await {
+                        return fill(answers, twin_of, Err(from_write_error(e)));
+                    }
+                }
+                Err(e) => return fill(answers, twin_of, Err(from_proposal_error(e))),
+            }
+        }
+        fill(answers, twin_of, Err(ArcaError::unavailable("the object is changing too often to update it now; retry")))
     }
 
     /// Runs a cluster operation on the leader, forwarding it there if this node does not lead.
@@ -829,6 +1002,25 @@ impl Engine {
         )
         .await
     }
+}
+
+/// The answers of a batch: each job answered, or given its twin's answer (the same request earlier
+/// in the batch), or else `rest`.
+fn fill(
+    answers: Vec<Option<Result<Outcome, ArcaError>>>,
+    twin_of: Vec<Option<usize>>,
+    rest: Result<Outcome, ArcaError>,
+) -> Vec<Result<Outcome, ArcaError>> {
+    let mut out: Vec<Result<Outcome, ArcaError>> = Vec::with_capacity(answers.len());
+    for (i, answer) in answers.into_iter().enumerate() {
+        let answer = match (answer, twin_of.get(i).copied().flatten()) {
+            (Some(answer), _) => answer,
+            (None, Some(at)) if at < i => out[at].clone(),
+            (None, _) => rest.clone(),
+        };
+        out.push(answer);
+    }
+    out
 }
 
 /// Whether an outcome recorded at `at` still answers a retry of its request at `now`: for

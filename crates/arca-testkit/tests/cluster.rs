@@ -279,7 +279,9 @@ async fn a_voter_added_as_a_learner_but_never_promoted_is_promoted_after_a_resta
 /// The hot key: many writers setting one secret at once (the config secret everyone rotates),
 /// through every node. Every set succeeds the first time it is sent (none is refused because the
 /// secret kept changing), each gets its own version, and the secret lists exactly those versions in
-/// an order that keeps each writer's sets in the order it made them.
+/// an order that keeps each writer's sets in the order it made them. Sets waiting for the secret's
+/// turn are decided together on the leader: each writer is still answered with its own version,
+/// which holds the value it set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_writers_to_one_secret_all_succeed_and_are_listed_in_order() {
     const WRITERS: usize = 48;
@@ -297,6 +299,7 @@ async fn many_writers_to_one_secret_all_succeed_and_are_listed_in_order() {
                     let s = set(&c, "hot", "config", &format!("w{w}-i{i}"))
                         .await
                         .unwrap_or_else(|e| panic!("writer {w}'s set {i} to the hot secret failed: {e}"));
+                    assert_eq!(s.value, format!("w{w}-i{i}"), "writer {w} is answered with its own set {i}");
                     versions.push(s.version);
                 }
                 versions
@@ -336,4 +339,10 @@ async fn many_writers_to_one_secret_all_succeed_and_are_listed_in_order() {
     }
     let latest = get(&clients[2], "hot", "config", "").await.unwrap();
     assert_eq!(Some(&latest.version), listed.last(), "the current version is the last one listed");
+    for (w, versions) in written.iter().enumerate() {
+        for (i, v) in versions.iter().enumerate() {
+            let got = get(&clients[(w + i) % 3], "hot", "config", v).await.unwrap();
+            assert_eq!(got.value, format!("w{w}-i{i}"), "the version writer {w} was answered holds its set {i}");
+        }
+    }
 }

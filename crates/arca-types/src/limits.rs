@@ -168,6 +168,10 @@ pub const OBJECT_WRITERS_MAX: usize = 128;
 /// Longest a write waits for its turn at one object on the leader, in milliseconds, before it is
 /// refused as throttled (nothing was proposed, so a retry is safe).
 pub const OBJECT_TURN_WAIT_MS: u64 = 5_000;
+/// Sets of one secret the leader decides together and proposes as one Raft entry: the writer whose
+/// turn it is takes the sets offered by writers waiting behind it, up to this many with its own.
+/// An entry then carries at most this many values of at most [`SECRET_VALUE_BYTES_MAX`] each.
+pub const SET_BATCH_MAX: usize = 64;
 /// Most versions one secret may have. Every version stays readable and listed; the limit bounds what
 /// listing them reads (the header holds only the latest version and a count, so a set writes as
 /// much at the last version as at the first). Backups still carry at most [`BACKUP_VERSIONS_MAX`].

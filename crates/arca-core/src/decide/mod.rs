@@ -371,6 +371,8 @@ pub mod keys;
 pub mod objects;
 pub mod secrets;
 
+pub use secrets::decide_sets;
+
 /// Checks the version ids a backup restores: at least one, at most `versions_max` (the object's own
 /// limit) and [`BACKUP_VERSIONS_MAX`], none twice.
 pub(crate) fn check_restored_ids<'a>(

@@ -13,18 +13,74 @@ fn not_found() -> ArcaError {
 }
 
 pub(crate) fn set(view: &dyn StateView, command: &Command, now: i64) -> Result<Decision, ArcaError> {
+    set_after(view, command, None, now)
+}
+
+/// What the sets decided earlier in a batch left of their secret: its header, and the versions
+/// they added.
+struct Earlier<'a> {
+    header: &'a ObjectHeader,
+    added: &'a [SecretVersionRecord],
+}
+
+/// Decides sets of one secret in order, each against the secret as the sets before it in the batch
+/// left it: the decisions that deciding them one at a time, each applied before the next, would
+/// give. A refused set leaves the secret as it was for the sets after it. Every command must be a
+/// `SetSecret` of the same vault and secret (a command that is not is refused as an internal error).
+/// The mutations of the batch, in order, make one proposal.
+pub fn decide_sets(view: &dyn StateView, commands: &[&Command], now: i64) -> Vec<Result<Decision, ArcaError>> {
+    let object = |c: &Command| match c {
+        Command::SetSecret { vault, name, .. } => Some((vault.canonical().to_owned(), name.canonical())),
+        _ => None,
+    };
+    let first = commands.first().and_then(|c| object(c));
+    let mut header: Option<ObjectHeader> = None;
+    let mut added: Vec<SecretVersionRecord> = Vec::new();
+    let mut decisions = Vec::with_capacity(commands.len());
+    for command in commands {
+        if first.is_none() || object(command) != first {
+            decisions.push(Err(ArcaError::internal("a batch of sets holds another command")));
+            continue;
+        }
+        let earlier = header.as_ref().map(|header| Earlier { header, added: &added });
+        let decided = set_after(view, command, earlier, now);
+        if let Ok(Decision { mutations, outcome: Outcome::Secret { secret, version, .. } }) = &decided {
+            if !mutations.is_empty() {
+                header = Some(secret.clone());
+                added.push(version.clone());
+            }
+        }
+        decisions.push(decided);
+    }
+    decisions
+}
+
+fn set_after(
+    view: &dyn StateView,
+    command: &Command,
+    earlier: Option<Earlier<'_>>,
+    now: i64,
+) -> Result<Decision, ArcaError> {
     let Command::SetSecret { vault, name, version, value, content_type, tags, enabled, not_before, expires } = command
     else {
         return Err(ArcaError::internal("set called with another command"));
     };
     validate_version_fields(value.len_bytes(), content_type.as_deref(), tags, *not_before, *expires)?;
     let vault = live_vault(view, vault)?;
-    let existing = view.header(ObjectKind::Secret, &vault, name)?;
+    let existing = match &earlier {
+        Some(earlier) => Some(earlier.header.clone()),
+        None => view.header(ObjectKind::Secret, &vault, name)?,
+    };
     if let Some(existing) = &existing {
         // The version id is minted once per request, so finding it means this is the same request
         // decided again (a retry after its first answer was lost): answer what it did, change
         // nothing, whatever happened to the secret since.
-        if let Some(stored) = view.secret_version(&vault, name, version)? {
+        let added = earlier.as_ref().and_then(|e| e.added.iter().find(|v| v.version == *version)).cloned();
+        let stored = match added {
+            Some(v) => Some(v),
+            None => view.secret_version(&vault, name, version)?,
+        };
+        if let Some(stored) = stored {
             if stored.value != *value {
                 return Err(ArcaError::new(ErrorCode::Conflict, "the minted version id already exists; retry"));
             }
