@@ -16,7 +16,9 @@ use arca_types::{ArcaError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use arca_transport::credentials::NodeCredentials;
-use arca_types::limits::{FORWARD_ENVELOPE_AGE_S_MAX, FORWARD_REPLAY_ENTRIES_MAX, REQUEST_ID_WINDOW_S, SET_BATCH_MAX};
+use arca_types::limits::{
+    FORWARD_ENVELOPE_AGE_S_MAX, FORWARD_REPLAY_ENTRIES_MAX, REQUEST_ID_WINDOW_S, SET_BATCH_BYTES_MAX, SET_BATCH_MAX,
+};
 
 use crate::keyspace::{ClientRequest, JoinTokenRecord, Keyspace, RequestRecord};
 use crate::object_queue::{Entry, Offered};
@@ -450,7 +452,12 @@ impl Engine {
                              not have taken effect; read the object before retrying",
                         )),
                         Entry::Turn(turn) => {
-                            let others = if batchable { turn.take_offered(SET_BATCH_MAX - 1) } else { Vec::new() };
+                            let others = if batchable {
+                                let budget = SET_BATCH_BYTES_MAX.saturating_sub(set_bytes(command));
+                                turn.take_offered(SET_BATCH_MAX - 1, budget, |job: &SetJob| set_bytes(&job.0))
+                            } else {
+                                Vec::new()
+                            };
                             if !others.is_empty() {
                                 return self
                                     .execute_sets(raft, keyspace, (command.clone(), request.cloned()), others)
@@ -489,7 +496,7 @@ impl Engine {
                 // change does, and a concurrent twin of this request conflicts and finds it.
                 let record =
                     RequestRecord { fingerprint: request.fingerprint, at: now, outcome: decision.outcome.clone() };
-                proposal.preconditions.push(keyspace.request_unrecorded(request));
+                proposal.preconditions.push(keyspace.request_precondition(request)?);
                 proposal.ops.extend(keyspace.put_request_record(request, &record)?);
             }
             if faults::active(Fault::AckBeforeCommit) {
@@ -513,8 +520,10 @@ impl Engine {
     /// Decides the sets of one secret taken from writers waiting for its turn together with this
     /// writer's own (`own`, first), each against the secret as the ones before it left it, and
     /// proposes them as one entry: the same checks, preconditions, request records and answers as
-    /// one at a time, in one Raft round. Each waiting writer gets its answer on its channel (before
-    /// the turn passes on); this writer's is returned.
+    /// one at a time, in one Raft round. The batch runs on a task of its own, so this writer's
+    /// client going away does not leave the others without an answer; each waiting writer gets its
+    /// answer on its channel, and this writer's is returned once the batch is done (it keeps the
+    /// turn until then).
     async fn execute_sets(
         &self,
         raft: &RaftNode,
@@ -523,138 +532,29 @@ impl Engine {
         others: Vec<Offered<SetJob, Result<Outcome, ArcaError>>>,
     ) -> Result<Outcome, ArcaError> {
         let mut jobs = vec![own];
-        let mut channels = vec![None];
+        let mut channels = Vec::with_capacity(others.len());
         for offered in others {
             jobs.push(offered.job);
-            channels.push(Some(offered.answer));
+            channels.push(offered.answer);
         }
-        let answers = self.decide_sets_and_propose(raft, keyspace, &jobs).await;
-        let mut own_answer = Err(ArcaError::internal("a batch of sets gave no answer to its writer"));
-        for (i, (answer, channel)) in answers.into_iter().zip(channels).enumerate() {
-            match channel {
+        let (raft, keyspace, clock) = (raft.clone(), keyspace.clone(), self.clock.clone());
+        let batch = tokio::spawn(async move {
+            let mut answers = decide_sets_and_propose(&raft, &keyspace, &*clock, &jobs).await.into_iter();
+            let own = answers.next();
+            for (answer, channel) in answers.zip(channels) {
                 // A waiting writer that stopped waiting does not need its answer.
-                Some(channel) => drop(channel.send(answer)),
-                None if i == 0 => own_answer = answer,
-                None => {}
+                drop(channel.send(answer));
             }
+            own
+        });
+        match batch.await {
+            Ok(Some(answer)) => answer,
+            _ => Err(ArcaError::new(
+                ErrorCode::OutcomeUnknown,
+                "the batch this write was decided in stopped before answering; it may or may not have taken \
+                 effect; read the object before retrying",
+            )),
         }
-        own_answer
-    }
-
-    /// The answers to `jobs` (sets of one secret), decided and proposed together.
-    async fn decide_sets_and_propose(
-        &self,
-        raft: &RaftNode,
-        keyspace: &Keyspace,
-        jobs: &[SetJob],
-    ) -> Vec<Result<Outcome, ArcaError>> {
-        let mut answers: Vec<Option<Result<Outcome, ArcaError>>> = vec![None; jobs.len()];
-        let mut twin_of: Vec<Option<usize>> = vec![None; jobs.len()];
-        let mut confirmed = false;
-        for _ in 0..CONFLICT_RETRIES_MAX {
-            let now = self.clock.now_unix();
-            // A retry of a change already made gets its stored answer, and a request id twice in
-            // one batch is decided once: the second gets the first's answer when it is the same
-            // request.
-            twin_of = vec![None; jobs.len()];
-            for (i, (_, request)) in jobs.iter().enumerate() {
-                if answers[i].is_some() {
-                    continue;
-                }
-                match recorded_answer(keyspace, request.as_ref(), now) {
-                    Ok(Some(answer)) => answers[i] = Some(answer),
-                    Ok(None) => {}
-                    Err(e) => answers[i] = Some(Err(e)),
-                }
-                let Some(request) = request else { continue };
-                let earlier = jobs[..i]
-                    .iter()
-                    .position(|(_, r)| r.as_ref().is_some_and(|r| r.caller == request.caller && r.id == request.id));
-                if let (Some(at), None) = (earlier, &answers[i]) {
-                    if jobs[at].1.as_ref().map(|r| r.fingerprint) == Some(request.fingerprint) {
-                        twin_of[i] = Some(at);
-                    } else {
-                        answers[i] = Some(Err(ArcaError::bad_parameter(
-                            "x-arca-request-id",
-                            "this request id was used for another request within the last 10 minutes; use a new id",
-                        )));
-                    }
-                }
-            }
-            let open: Vec<usize> = (0..jobs.len()).filter(|i| answers[*i].is_none() && twin_of[*i].is_none()).collect();
-            if open.is_empty() {
-                break;
-            }
-            let view = keyspace.recording_view();
-            let commands: Vec<&Command> = open.iter().map(|i| &jobs[*i].0).collect();
-            let decided = arca_core::decide_sets(&view, &commands, now);
-            if !confirmed && decided.iter().any(|d| d.as_ref().is_err_and(|e| e.code != ErrorCode::Internal)) {
-                // A refusal must not come from a stale replica: catch up to the read index and
-                // decide once more before reporting it.
-                confirmed = true;
-                let caught_up = match raft.read_index().await {
-                    Ok(index) => raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = caught_up {
-                    let e = from_write_error(e);
-                    return fill(answers, twin_of, Err(e));
-                }
-                continue;
-            }
-            let mut mutations = Vec::new();
-            let mut accepted = Vec::new();
-            for (i, decision) in open.iter().zip(decided) {
-                match decision {
-                    Ok(d) => {
-                        mutations.extend(d.mutations);
-                        accepted.push((*i, d.outcome));
-                    }
-                    Err(e) => answers[*i] = Some(Err(e)),
-                }
-            }
-            if accepted.is_empty() {
-                break;
-            }
-            let mut proposal = match keyspace.proposal(view, &mutations) {
-                Ok(p) => p,
-                Err(e) => return fill(answers, twin_of, Err(e)),
-            };
-            for (i, outcome) in &accepted {
-                if let Some(request) = &jobs[*i].1 {
-                    let record = RequestRecord { fingerprint: request.fingerprint, at: now, outcome: outcome.clone() };
-                    proposal.preconditions.push(keyspace.request_unrecorded(request));
-                    match keyspace.put_request_record(request, &record) {
-                        Ok(ops) => proposal.ops.extend(ops),
-                        Err(e) => return fill(answers, twin_of, Err(e)),
-                    }
-                }
-            }
-            if faults::active(Fault::AckBeforeCommit) {
-                // Deliberate bug (danger-faults builds only): answer before the quorum has the writes.
-                let raft = raft.clone();
-                tokio::spawn(async move { raft.write(proposal).await });
-                for (i, outcome) in accepted {
-                    answers[i] = Some(Ok(outcome));
-                }
-                return fill(answers, twin_of, Err(ArcaError::internal("unanswered set in a batch")));
-            }
-            match raft.write(proposal).await {
-                Ok((_, ApplyOutcome::Applied)) => {
-                    for (i, outcome) in accepted {
-                        answers[i] = Some(Ok(outcome));
-                    }
-                    return fill(answers, twin_of, Err(ArcaError::internal("unanswered set in a batch")));
-                }
-                Ok((index, ApplyOutcome::Conflict)) => {
-                    if let Err(e) = raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await {
-                        return fill(answers, twin_of, Err(from_write_error(e)));
-                    }
-                }
-                Err(e) => return fill(answers, twin_of, Err(from_proposal_error(e))),
-            }
-        }
-        fill(answers, twin_of, Err(ArcaError::unavailable("the object is changing too often to update it now; retry")))
     }
 
     /// Runs a cluster operation on the leader, forwarding it there if this node does not lead.
@@ -1004,23 +904,151 @@ impl Engine {
     }
 }
 
-/// The answers of a batch: each job answered, or given its twin's answer (the same request earlier
-/// in the batch), or else `rest`.
-fn fill(
-    answers: Vec<Option<Result<Outcome, ArcaError>>>,
-    twin_of: Vec<Option<usize>>,
-    rest: Result<Outcome, ArcaError>,
-) -> Vec<Result<Outcome, ArcaError>> {
-    let mut out: Vec<Result<Outcome, ArcaError>> = Vec::with_capacity(answers.len());
-    for (i, answer) in answers.into_iter().enumerate() {
-        let answer = match (answer, twin_of.get(i).copied().flatten()) {
-            (Some(answer), _) => answer,
-            (None, Some(at)) if at < i => out[at].clone(),
-            (None, _) => rest.clone(),
-        };
-        out.push(answer);
+/// The bytes a set carries into an entry (value, content type and tags), for a batch's budget.
+fn set_bytes(command: &Command) -> usize {
+    match command {
+        Command::SetSecret { value, content_type, tags, .. } => {
+            value.len_bytes()
+                + content_type.as_ref().map_or(0, String::len)
+                + tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+        }
+        _ => 0,
     }
-    out
+}
+
+/// The answers to `jobs` (sets of one secret, in the order they came), decided and proposed
+/// together, each as deciding them one at a time would answer it. A request id met twice is decided
+/// once per round: the later job waits for the next round, where the first one's stored outcome
+/// answers it (or, if the first stored nothing, it is decided).
+async fn decide_sets_and_propose(
+    raft: &RaftNode,
+    keyspace: &Keyspace,
+    clock: &dyn Clock,
+    jobs: &[SetJob],
+) -> Vec<Result<Outcome, ArcaError>> {
+    let mut answers: Vec<Option<Result<Outcome, ArcaError>>> = vec![None; jobs.len()];
+    let mut rounds = 0;
+    while answers.iter().any(Option::is_none) && rounds < jobs.len() {
+        rounds += 1;
+        let round: Vec<usize> = (0..jobs.len())
+            .filter(|i| answers[*i].is_none())
+            .filter(|i| {
+                // The first unanswered job with each request id.
+                let Some(request) = &jobs[*i].1 else { return true };
+                !(0..*i).any(|j| {
+                    answers[j].is_none()
+                        && jobs[j].1.as_ref().is_some_and(|r| r.caller == request.caller && r.id == request.id)
+                })
+            })
+            .collect();
+        let decided = decide_round(raft, keyspace, clock, jobs, &round).await;
+        for (i, answer) in round.into_iter().zip(decided) {
+            answers[i] = Some(answer);
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(ArcaError::internal("a set in a batch was never decided"))))
+        .collect()
+}
+
+/// One round of a batch: the jobs at `round` (no request id twice), decided against the state and
+/// each other, and proposed as one entry until it applies without a conflict.
+async fn decide_round(
+    raft: &RaftNode,
+    keyspace: &Keyspace,
+    clock: &dyn Clock,
+    jobs: &[SetJob],
+    round: &[usize],
+) -> Vec<Result<Outcome, ArcaError>> {
+    let all = |e: ArcaError| round.iter().map(|_| Err(e.clone())).collect();
+    let mut confirmed = false;
+    for _ in 0..CONFLICT_RETRIES_MAX {
+        let now = clock.now_unix();
+        let mut answers: Vec<Option<Result<Outcome, ArcaError>>> = vec![None; round.len()];
+        // A retry of a change already made gets its stored answer.
+        for (slot, i) in round.iter().enumerate() {
+            match recorded_answer(keyspace, jobs[*i].1.as_ref(), now) {
+                Ok(Some(answer)) => answers[slot] = Some(answer),
+                Ok(None) => {}
+                Err(e) => answers[slot] = Some(Err(e)),
+            }
+        }
+        let open: Vec<usize> = (0..round.len()).filter(|slot| answers[*slot].is_none()).collect();
+        if open.is_empty() {
+            return answers.into_iter().flatten().collect();
+        }
+        let view = keyspace.recording_view();
+        let commands: Vec<&Command> = open.iter().map(|slot| &jobs[round[*slot]].0).collect();
+        let decided = arca_core::decide_sets(&view, &commands, now);
+        if !confirmed && decided.iter().any(|d| d.as_ref().is_err_and(|e| e.code != ErrorCode::Internal)) {
+            // A refusal must not come from a stale replica: catch up to the read index and decide
+            // once more before reporting it.
+            confirmed = true;
+            let caught_up = match raft.read_index().await {
+                Ok(index) => raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = caught_up {
+                return all(from_write_error(e));
+            }
+            continue;
+        }
+        let mut mutations = Vec::new();
+        let mut accepted = Vec::new();
+        for (slot, decision) in open.iter().zip(decided) {
+            match decision {
+                Ok(d) => {
+                    mutations.extend(d.mutations);
+                    accepted.push((*slot, d.outcome));
+                }
+                Err(e) => answers[*slot] = Some(Err(e)),
+            }
+        }
+        if accepted.is_empty() {
+            return answers.into_iter().flatten().collect();
+        }
+        let mut proposal = match keyspace.proposal(view, &mutations) {
+            Ok(p) => p,
+            Err(e) => return all(e),
+        };
+        for (slot, outcome) in &accepted {
+            if let Some(request) = &jobs[round[*slot]].1 {
+                let record = RequestRecord { fingerprint: request.fingerprint, at: now, outcome: outcome.clone() };
+                let stored = match keyspace
+                    .request_precondition(request)
+                    .and_then(|pre| keyspace.put_request_record(request, &record).map(|ops| (pre, ops)))
+                {
+                    Ok(stored) => stored,
+                    Err(e) => return all(e),
+                };
+                proposal.preconditions.push(stored.0);
+                proposal.ops.extend(stored.1);
+            }
+        }
+        if faults::active(Fault::AckBeforeCommit) {
+            // Deliberate bug (danger-faults builds only): answer before the quorum has the writes.
+            let raft = raft.clone();
+            tokio::spawn(async move { raft.write(proposal).await });
+        } else {
+            match raft.write(proposal).await {
+                Ok((_, ApplyOutcome::Applied)) => {}
+                Ok((index, ApplyOutcome::Conflict)) => {
+                    // Decided again, refusals too: they may have hung on sets before them.
+                    if let Err(e) = raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await {
+                        return all(from_write_error(e));
+                    }
+                    continue;
+                }
+                Err(e) => return all(from_proposal_error(e)),
+            }
+        }
+        for (slot, outcome) in accepted {
+            answers[slot] = Some(Ok(outcome));
+        }
+        return answers.into_iter().flatten().collect();
+    }
+    all(ArcaError::unavailable("the object is changing too often to update it now; retry"))
 }
 
 /// Whether an outcome recorded at `at` still answers a retry of its request at `now`: for

@@ -173,10 +173,9 @@ impl<J, A> ObjectQueue<J, A> {
             Ok(Some(answer)) => Ok(Entry::Answered(answer)),
             // The turn came: the job goes with the writer, unless a writer before it took it.
             Ok(None) if !offered || offer.withdraw() => Ok(Entry::Turn(turn)),
-            Ok(None) => {
-                drop(turn);
-                Ok(Entry::Answered(rx.await.ok()))
-            }
+            // Still counted (and holding the turn, which only a batch still running can keep it
+            // waiting on) until its answer comes.
+            Ok(None) => Ok(Entry::Answered(rx.await.ok())),
             Err(_) if !offered || offer.withdraw() => Err(ArcaError::new(
                 ErrorCode::Throttled,
                 format!(
@@ -184,10 +183,7 @@ impl<J, A> ObjectQueue<J, A> {
                     kind.noun()
                 ),
             )),
-            Err(_) => {
-                drop(turn);
-                Ok(Entry::Answered(rx.await.ok()))
-            }
+            Err(_) => Ok(Entry::Answered(rx.await.ok())),
         }
     }
 
@@ -203,12 +199,21 @@ impl<J, A> ObjectQueue<J, A> {
 }
 
 impl<J, A> Turn<'_, J, A> {
-    /// Takes up to `max` of the jobs offered at this object by writers waiting for a turn, oldest
-    /// first. Each writer then waits for the answer sent on its job's channel.
-    pub fn take_offered(&self, max: usize) -> Vec<Offered<J, A>> {
+    /// Takes jobs offered at this object by writers waiting for a turn, oldest first: at most `max`,
+    /// and no more than fit in `budget` by `weight` (it stops at the first that does not fit, so
+    /// jobs are taken in the order they came). Each writer then waits for the answer sent on its
+    /// job's channel.
+    pub fn take_offered(&self, max: usize, budget: usize, weight: impl Fn(&J) -> usize) -> Vec<Offered<J, A>> {
         let mut slots = self.queue.slots();
         let Some(slot) = slots.get_mut(&self.key) else { return Vec::new() };
-        let n = slot.offered.len().min(max);
+        let (mut n, mut used) = (0, 0usize);
+        for (_, offered) in slot.offered.iter().take(max) {
+            used = used.saturating_add(weight(&offered.job));
+            if used > budget {
+                break;
+            }
+            n += 1;
+        }
         slot.offered.drain(..n).map(|(_, offered)| offered).collect()
     }
 }
@@ -333,7 +338,7 @@ mod offered_tests {
             // Offered in this order.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let taken = held.take_offered(2);
+        let taken = held.take_offered(2, usize::MAX, |_| 0);
         assert_eq!(taken.iter().map(|o| o.job).collect::<Vec<_>>(), vec![1, 2], "the oldest two");
         let mut taken = taken.into_iter();
         taken.next().unwrap().answer.send(100).unwrap();
@@ -348,6 +353,34 @@ mod offered_tests {
         assert_eq!(queue.busy(), 0);
     }
 
+    #[tokio::test]
+    async fn offered_jobs_are_taken_in_order_within_the_count_and_the_budget() {
+        let queue = Arc::new(Queue::default());
+        let vault = VaultName::parse("queue").unwrap();
+        let held = queue.turn(ObjectKind::Secret, &vault, &name("hot")).await.unwrap();
+        let mut waiters = Vec::new();
+        for job in [10, 20, 5, 1] {
+            let queue = queue.clone();
+            waiters.push(tokio::spawn(async move { offer(&queue, job).await }));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A budget of 30 takes 10 and 20 exactly (at the budget), and stops before 5 although 5
+        // alone would fit: jobs go in the order they came.
+        let taken: Vec<u32> = held.take_offered(usize::MAX, 30, |j| *j as usize).into_iter().map(|o| o.job).collect();
+        assert_eq!(taken, vec![10, 20]);
+        // One past the budget takes nothing; the count limit holds as well.
+        assert!(held.take_offered(usize::MAX, 4, |j| *j as usize).is_empty());
+        let taken: Vec<u32> = held.take_offered(1, usize::MAX, |j| *j as usize).into_iter().map(|o| o.job).collect();
+        assert_eq!(taken, vec![5]);
+        drop(held);
+        for w in waiters {
+            // Taken jobs were dropped unanswered (unknown outcome); the last one got the turn.
+            let answer = w.await.unwrap().unwrap();
+            assert!(answer.is_none() || answer == Some(2), "{answer:?}");
+        }
+        assert_eq!(queue.busy(), 0);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_offered_job_nobody_takes_is_withdrawn_when_its_writer_gives_up() {
         let queue = Arc::new(Queue::default());
@@ -357,7 +390,7 @@ mod offered_tests {
         // A writer cancelled while waiting takes its job back too.
         let cancelled = tokio::time::timeout(Duration::from_millis(10), offer(&queue, 8));
         assert!(cancelled.await.is_err());
-        assert!(held.take_offered(arca_types::limits::SET_BATCH_MAX).is_empty(), "nothing left offered");
+        assert!(held.take_offered(usize::MAX, usize::MAX, |_| 0).is_empty(), "nothing left offered");
         drop(held);
         assert_eq!(queue.busy(), 0);
     }

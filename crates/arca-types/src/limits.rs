@@ -170,8 +170,13 @@ pub const OBJECT_WRITERS_MAX: usize = 128;
 pub const OBJECT_TURN_WAIT_MS: u64 = 5_000;
 /// Sets of one secret the leader decides together and proposes as one Raft entry: the writer whose
 /// turn it is takes the sets offered by writers waiting behind it, up to this many with its own.
-/// An entry then carries at most this many values of at most [`SECRET_VALUE_BYTES_MAX`] each.
 pub const SET_BATCH_MAX: usize = 64;
+/// Bytes of values, content types and tags the sets of one batch may carry together, its first
+/// set's included (a first set larger than this goes alone, as any set did before batching). An
+/// entry holds each value twice (the version record and the stored outcome of its request id), so
+/// a batch's entry stays near the size of one set at its limits, and a follower catching up on a
+/// full page of entries (openraft sends up to 300) stays under the cluster's message limit.
+pub const SET_BATCH_BYTES_MAX: usize = 32 * 1024;
 /// Most versions one secret may have. Every version stays readable and listed; the limit bounds what
 /// listing them reads (the header holds only the latest version and a count, so a set writes as
 /// much at the last version as at the first). Backups still carry at most [`BACKUP_VERSIONS_MAX`].
