@@ -496,7 +496,7 @@ impl Engine {
                 // change does, and a concurrent twin of this request conflicts and finds it.
                 let record =
                     RequestRecord { fingerprint: request.fingerprint, at: now, outcome: decision.outcome.clone() };
-                proposal.preconditions.push(keyspace.request_precondition(request)?);
+                proposal.preconditions.push(keyspace.request_unrecorded(request));
                 proposal.ops.extend(keyspace.put_request_record(request, &record)?);
             }
             if faults::active(Fault::AckBeforeCommit) {
@@ -943,6 +943,18 @@ async fn decide_sets_and_propose(
             .collect();
         let decided = decide_round(raft, keyspace, clock, jobs, &round).await;
         for (i, answer) in round.into_iter().zip(decided) {
+            // A request whose outcome is unknown, or that could not be taken now, is not decided a
+            // second time for its twins in this batch: they get the same answer.
+            if let (Err(e), Some(request)) = (&answer, &jobs[i].1) {
+                if matches!(e.code, ErrorCode::OutcomeUnknown | ErrorCode::Unavailable) {
+                    for j in i + 1..jobs.len() {
+                        let twin = jobs[j].1.as_ref().is_some_and(|r| r.caller == request.caller && r.id == request.id);
+                        if twin && answers[j].is_none() {
+                            answers[j] = Some(Err(e.clone()));
+                        }
+                    }
+                }
+            }
             answers[i] = Some(answer);
         }
     }
@@ -976,7 +988,7 @@ async fn decide_round(
         }
         let open: Vec<usize> = (0..round.len()).filter(|slot| answers[*slot].is_none()).collect();
         if open.is_empty() {
-            return answers.into_iter().flatten().collect();
+            return settled(answers);
         }
         let view = keyspace.recording_view();
         let commands: Vec<&Command> = open.iter().map(|slot| &jobs[round[*slot]].0).collect();
@@ -1006,7 +1018,7 @@ async fn decide_round(
             }
         }
         if accepted.is_empty() {
-            return answers.into_iter().flatten().collect();
+            return settled(answers);
         }
         let mut proposal = match keyspace.proposal(view, &mutations) {
             Ok(p) => p,
@@ -1015,15 +1027,11 @@ async fn decide_round(
         for (slot, outcome) in &accepted {
             if let Some(request) = &jobs[round[*slot]].1 {
                 let record = RequestRecord { fingerprint: request.fingerprint, at: now, outcome: outcome.clone() };
-                let stored = match keyspace
-                    .request_precondition(request)
-                    .and_then(|pre| keyspace.put_request_record(request, &record).map(|ops| (pre, ops)))
-                {
-                    Ok(stored) => stored,
+                proposal.preconditions.push(keyspace.request_unrecorded(request));
+                match keyspace.put_request_record(request, &record) {
+                    Ok(ops) => proposal.ops.extend(ops),
                     Err(e) => return all(e),
-                };
-                proposal.preconditions.push(stored.0);
-                proposal.ops.extend(stored.1);
+                }
             }
         }
         if faults::active(Fault::AckBeforeCommit) {
@@ -1046,9 +1054,18 @@ async fn decide_round(
         for (slot, outcome) in accepted {
             answers[slot] = Some(Ok(outcome));
         }
-        return answers.into_iter().flatten().collect();
+        return settled(answers);
     }
     all(ArcaError::unavailable("the object is changing too often to update it now; retry"))
+}
+
+/// A round's answers, one per job in its place; a job left without one (never expected) is
+/// answered with an internal error rather than dropped, so no answer can shift to another writer.
+fn settled(answers: Vec<Option<Result<Outcome, ArcaError>>>) -> Vec<Result<Outcome, ArcaError>> {
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(ArcaError::internal("a set in a batch was left without an answer"))))
+        .collect()
 }
 
 /// Whether an outcome recorded at `at` still answers a retry of its request at `now`: for

@@ -395,13 +395,9 @@ impl Keyspace {
         self.read(Scope::System, &self.request_key(request))
     }
 
-    /// The precondition that the outcome stored for `request` is still as read now: none, or one
-    /// from before the request id window that a new outcome replaces (the sweep may not have
-    /// removed it yet; requiring none would make every proposal conflict until it did).
-    pub fn request_precondition(&self, request: &ClientRequest) -> Result<Precondition, ArcaError> {
-        let key = self.request_key(request);
-        let modified_at = self.store.get(&key).map_err(storage)?.map(|v| v.modified_at);
-        Ok(Precondition { key, modified_at })
+    /// The precondition that no outcome is stored for `request` yet.
+    pub fn request_unrecorded(&self, request: &ClientRequest) -> Precondition {
+        Precondition { key: self.request_key(request), modified_at: None }
     }
 
     /// The writes that store `record` for `request`, and when it expires.
