@@ -935,10 +935,7 @@ async fn decide_sets_and_propose(
             .filter(|i| {
                 // The first unanswered job with each request id.
                 let Some(request) = &jobs[*i].1 else { return true };
-                !(0..*i).any(|j| {
-                    answers[j].is_none()
-                        && jobs[j].1.as_ref().is_some_and(|r| r.caller == request.caller && r.id == request.id)
-                })
+                !(0..*i).any(|j| answers[j].is_none() && same_request(jobs[j].1.as_ref(), request))
             })
             .collect();
         let decided = decide_round(raft, keyspace, clock, jobs, &round).await;
@@ -948,8 +945,7 @@ async fn decide_sets_and_propose(
             if let (Err(e), Some(request)) = (&answer, &jobs[i].1) {
                 if matches!(e.code, ErrorCode::OutcomeUnknown | ErrorCode::Unavailable) {
                     for j in i + 1..jobs.len() {
-                        let twin = jobs[j].1.as_ref().is_some_and(|r| r.caller == request.caller && r.id == request.id);
-                        if twin && answers[j].is_none() {
+                        if answers[j].is_none() && same_request(jobs[j].1.as_ref(), request) {
                             answers[j] = Some(Err(e.clone()));
                         }
                     }
@@ -958,10 +954,13 @@ async fn decide_sets_and_propose(
             answers[i] = Some(answer);
         }
     }
-    answers
-        .into_iter()
-        .map(|a| a.unwrap_or_else(|| Err(ArcaError::internal("a set in a batch was never decided"))))
-        .collect()
+    settled(answers)
+}
+
+/// Whether `job` names the same request as `request`: the same caller and request id (the key its
+/// outcome is stored under), whatever the message.
+fn same_request(job: Option<&ClientRequest>, request: &ClientRequest) -> bool {
+    job.is_some_and(|r| r.caller == request.caller && r.id == request.id)
 }
 
 /// One round of a batch: the jobs at `round` (no request id twice), decided against the state and
@@ -1059,8 +1058,9 @@ async fn decide_round(
     all(ArcaError::unavailable("the object is changing too often to update it now; retry"))
 }
 
-/// A round's answers, one per job in its place; a job left without one (never expected) is
-/// answered with an internal error rather than dropped, so no answer can shift to another writer.
+/// A batch's or a round's answers, one per job in its place; a job left without one (never
+/// expected) is answered with an internal error rather than dropped, so no answer can shift to
+/// another writer.
 fn settled(answers: Vec<Option<Result<Outcome, ArcaError>>>) -> Vec<Result<Outcome, ArcaError>> {
     answers
         .into_iter()

@@ -302,17 +302,6 @@ mod tests {
         assert_eq!(queue.busy(), 0, "refused, timed-out and cancelled writers leave no slot behind");
         assert!(queue.turn(ObjectKind::Secret, &vault, &name("hot")).await.is_ok());
     }
-}
-
-#[cfg(test)]
-mod offered_tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    fn name(n: &str) -> ObjectName {
-        ObjectName::parse("name", n).unwrap()
-    }
 
     type Queue = ObjectQueue<u32, u32>;
 
@@ -326,18 +315,26 @@ mod offered_tests {
         }
     }
 
+    /// Writers offering `jobs` at the hot object, one after another (in this order).
+    async fn offer_each(
+        queue: &Arc<Queue>,
+        jobs: &[u32],
+    ) -> Vec<tokio::task::JoinHandle<Result<Option<u32>, ErrorCode>>> {
+        let mut waiters = Vec::new();
+        for &job in jobs {
+            let queue = queue.clone();
+            waiters.push(tokio::spawn(async move { offer(&queue, job).await }));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        waiters
+    }
+
     #[tokio::test]
     async fn the_writer_holding_the_turn_answers_the_jobs_offered_meanwhile_oldest_first() {
         let queue = Arc::new(Queue::default());
         let vault = VaultName::parse("queue").unwrap();
         let held = queue.turn(ObjectKind::Secret, &vault, &name("hot")).await.unwrap();
-        let mut waiters = Vec::new();
-        for job in 1..=3 {
-            let queue = queue.clone();
-            waiters.push(tokio::spawn(async move { offer(&queue, job).await }));
-            // Offered in this order.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let waiters = offer_each(&queue, &[1, 2, 3]).await;
         let taken = held.take_offered(2, usize::MAX, |_| 0);
         assert_eq!(taken.iter().map(|o| o.job).collect::<Vec<_>>(), vec![1, 2], "the oldest two");
         let mut taken = taken.into_iter();
@@ -358,12 +355,7 @@ mod offered_tests {
         let queue = Arc::new(Queue::default());
         let vault = VaultName::parse("queue").unwrap();
         let held = queue.turn(ObjectKind::Secret, &vault, &name("hot")).await.unwrap();
-        let mut waiters = Vec::new();
-        for job in [10, 20, 5, 1] {
-            let queue = queue.clone();
-            waiters.push(tokio::spawn(async move { offer(&queue, job).await }));
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let waiters = offer_each(&queue, &[10, 20, 5, 1]).await;
         // A budget of 30 takes 10 and 20 exactly (at the budget), and stops before 5 although 5
         // alone would fit: jobs go in the order they came.
         let taken: Vec<u32> = held.take_offered(usize::MAX, 30, |j| *j as usize).into_iter().map(|o| o.job).collect();
