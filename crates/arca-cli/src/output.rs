@@ -116,8 +116,17 @@ pub fn cluster(c: &pb::ClusterStatus) -> Value {
             "clusterAddr": n.cluster_addr,
             "role": n.role,
             "leader": n.leader,
+            "region": n.region,
             "matchedIndex": n.matched_index,
             "lag": n.lag,
+            "lagMs": n.lag_ms,
+        })).collect::<Vec<_>>(),
+        "regions": c.regions.iter().map(|r| json!({
+            "name": r.name,
+            "role": r.role,
+            "nodeIds": r.node_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
+            "lag": r.lag,
+            "lagMs": r.lag_ms,
         })).collect::<Vec<_>>(),
     })
 }
@@ -157,9 +166,26 @@ pub fn print_value(format: Format, value: &Value) {
                 table_rows(&maps);
             }
             Value::Object(map) => {
-                let width = map.keys().map(String::len).max().unwrap_or(0);
-                for (k, v) in map {
+                // Scalars as "key  value" lines, then each list of records as a table of its own.
+                let tables: Vec<(&String, Vec<Map<String, Value>>)> = map
+                    .iter()
+                    .filter_map(|(k, v)| match v {
+                        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+                            Some((k, items.iter().filter_map(|i| i.as_object().cloned()).collect()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let scalars: Vec<(&String, &Value)> =
+                    map.iter().filter(|(k, _)| !tables.iter().any(|(t, _)| t == k)).collect();
+                let width = scalars.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+                for (k, v) in scalars {
                     out!("{k:<width$}  {}", cell(v));
+                }
+                for (k, rows) in tables {
+                    out!("");
+                    out!("{k}:");
+                    table_rows(&rows);
                 }
             }
             other => out!("{}", cell(other)),

@@ -37,7 +37,7 @@ openraft::declare_raft_types!(
 /// The format of what Raft stores (log entries, votes, log ids in the applied metadata and snapshots),
 /// recorded in the log's metadata when a node first starts Raft. Data written in another format is
 /// refused, never read: log ids of one format decode as wrong values in another.
-pub const STORAGE_FORMAT: &str = "arca-raft-2 (leader_id_std)";
+pub const STORAGE_FORMAT: &str = "arca-raft-3 (leader_id_std, node regions)";
 
 /// The openraft handle for Arca's state machine.
 pub type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;

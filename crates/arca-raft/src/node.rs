@@ -20,11 +20,14 @@ use crate::{Raft, RaftSettings, TypeConfig};
 /// `UNAVAILABLE` (the joining node retries), in milliseconds.
 pub const MEMBERSHIP_COMMIT_WAIT_MS: u64 = 10_000;
 
-/// What the cluster knows about a node: where to reach its public API and its cluster listener.
+/// What the cluster knows about a node: where to reach its public API and its cluster listener, and
+/// the region (failure domain) it runs in. Voters are all in the primary region; a node of any other
+/// region is a learner, an asynchronous replica off the commit path.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArcaNode {
     pub api_addr: String,
     pub cluster_addr: String,
+    pub region: String,
 }
 
 /// Why a write or read point could not be had here.

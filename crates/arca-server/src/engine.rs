@@ -222,6 +222,8 @@ pub struct Engine {
     /// Writers to one object take turns on the leader instead of conflicting; sets of one secret
     /// waiting for a turn are decided together by the writer whose turn it is.
     objects: crate::object_queue::ObjectQueue<SetJob, Result<Outcome, ArcaError>>,
+    /// On the leader: when its log reached which index, so status can say how long a replica lags.
+    pub lag_clock: crate::regions::LagClock,
 }
 
 /// A set of a secret offered to the writer holding the secret's turn: the command and its request.
@@ -336,6 +338,7 @@ impl Engine {
             cluster_id: OnceLock::new(),
             replays: Mutex::default(),
             objects: Default::default(),
+            lag_clock: Default::default(),
         }
     }
 

@@ -24,6 +24,7 @@ pub mod object_queue;
 pub mod providers;
 pub mod quorum;
 pub mod rate;
+pub mod regions;
 pub mod root;
 pub mod seal;
 pub mod server;

@@ -265,7 +265,8 @@ fn check_addr(field: &str, addr: &str) -> Result<(), ArcaError> {
 }
 
 /// The leader's side of `AddNode`: adds the admitted node `caller` as a learner and, unless it asks
-/// to stay one, promotes it once it has caught up. Idempotent.
+/// to stay one or runs in another region than the voters, promotes it once it has caught up.
+/// Idempotent.
 pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> Result<u64, ArcaError> {
     if request.node_id != caller {
         return Err(ArcaError::new(
@@ -275,13 +276,18 @@ pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> R
     }
     check_addr("api_addr", &request.api_addr)?;
     check_addr("cluster_addr", &request.cluster_addr)?;
+    let region = arca_types::RegionName::parse(&request.region)?;
     let raft = engine.raft()?;
-    let node = ArcaNode { api_addr: request.api_addr, cluster_addr: request.cluster_addr };
-    raft.add_node(caller, node, request.as_learner).await.map_err(|e| match e {
+    // Voters are the primary region's nodes, the leader's region: a node of any other region is an
+    // asynchronous replica, never on the commit path.
+    let primary = crate::regions::primary_region(&raft.view());
+    let as_learner = request.as_learner || primary.as_deref() != Some(region.as_str());
+    let node = ArcaNode { api_addr: request.api_addr, cluster_addr: request.cluster_addr, region: region.to_string() };
+    raft.add_node(caller, node, as_learner).await.map_err(|e| match e {
         WriteError::ForwardToLeader { .. } => ArcaError::unavailable("this node is no longer the leader; retry"),
         WriteError::Unavailable(m) => ArcaError::unavailable(m),
     })?;
-    tracing::info!(node_id = caller, as_learner = request.as_learner, "added a node");
+    tracing::info!(node_id = caller, as_learner, region = region.as_str(), "added a node");
     Ok(caller)
 }
 

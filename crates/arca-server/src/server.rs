@@ -125,6 +125,9 @@ pub struct NodeOptions {
     /// Join the cluster of this member on first start.
     pub join: Option<JoinPlan>,
     pub join_as_learner: bool,
+    /// The region (failure domain) this node runs in. A node of a region other than the voters' joins
+    /// as a learner: an asynchronous replica off the commit path.
+    pub region: arca_types::RegionName,
     pub raft: RaftSettings,
     pub vault_suffix: String,
     /// How often the node anchors the head of its audit chain in the cluster, in seconds.
@@ -150,6 +153,7 @@ impl std::fmt::Debug for NodeOptions {
             .field("bootstrap", &self.bootstrap)
             .field("join", &self.join)
             .field("join_as_learner", &self.join_as_learner)
+            .field("region", &self.region)
             .finish_non_exhaustive()
     }
 }
@@ -179,7 +183,11 @@ fn refused(what: &str, status: &tonic::Status) -> ArcaError {
 
 impl Shared {
     fn me(&self) -> ArcaNode {
-        ArcaNode { api_addr: self.options.api_advertise.clone(), cluster_addr: self.options.cluster_advertise.clone() }
+        ArcaNode {
+            api_addr: self.options.api_advertise.clone(),
+            cluster_addr: self.options.cluster_advertise.clone(),
+            region: self.options.region.to_string(),
+        }
     }
 
     async fn start_raft(&self, node_id: u64) -> Result<RaftNode, String> {
@@ -287,6 +295,7 @@ impl Shared {
                 api_addr: me.api_addr.clone(),
                 cluster_addr: me.cluster_addr.clone(),
                 as_learner,
+                region: me.region.clone(),
             };
             let mut req = tonic::Request::new(request);
             req.set_timeout(Duration::from_secs(ADD_NODE_TIMEOUT_S));
@@ -315,9 +324,11 @@ impl Shared {
         };
         let view = raft.view();
         let me = view.nodes.iter().find(|n| n.node_id == raft.node_id);
+        // A node of another region than the voters' stays a learner: it has nothing left to ask.
+        let primary = crate::regions::primary_region(&view);
         let unfinished = match me {
             None => !raft.has_seen_membership(),
-            Some(node) => !node.voter && !as_learner,
+            Some(node) => !node.voter && !as_learner && primary.as_deref() == Some(node.node.region.as_str()),
         };
         if unfinished {
             let token = self.options.join.as_ref().map(|j| j.token.clone());
@@ -494,6 +505,19 @@ pub async fn serve(
 
 fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter, anchor_every_s: u64) {
     let engine = api.engine.clone();
+    let sampled = api.engine.clone();
+    tokio::spawn(async move {
+        // The leader notes when its log reached which index, for the replicas' lag in time.
+        loop {
+            tokio::time::sleep(Duration::from_millis(crate::regions::LAG_SAMPLE_INTERVAL_MS)).await;
+            match sampled.raft() {
+                Ok(raft) if raft.is_leader() => {
+                    sampled.lag_clock.record(raft.view().last_log_index, tokio::time::Instant::now())
+                }
+                _ => sampled.lag_clock.clear(),
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick: u64 = 0;
         let mut anchored = 0u64;

@@ -93,6 +93,7 @@ async fn every_rpc(
         api_addr: "127.0.0.1:1".into(),
         cluster_addr: "127.0.0.1:2".into(),
         as_learner: false,
+        region: "default".into(),
     };
     out.push(("AddNode", refused(c.add_node(add).await.map(|_| ()))));
     let old_remove = pb::RemoveNodeRequest { node_id: leader };
@@ -234,6 +235,7 @@ async fn a_removed_nodes_certificate_stops_working_at_once() {
             api_addr: cluster.nodes[fourth].api_addr().trim_start_matches("https://").to_owned(),
             cluster_addr: cluster.nodes[fourth].cluster_addr(),
             as_learner: false,
+            region: "default".into(),
         };
         let err = c.add_node(again).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::PermissionDenied, "a removed node adding itself back: {err:?}");

@@ -14,5 +14,5 @@ pub mod secret_bytes;
 
 pub use display_name::DisplayName;
 pub use error::{ArcaError, ErrorCode};
-pub use names::{ObjectName, VaultName, VersionId};
+pub use names::{ObjectName, RegionName, VaultName, VersionId};
 pub use secret_bytes::{SecretBytes, SecretString};

@@ -17,6 +17,8 @@ pub const OBJECT_NAME_CHARS_MAX: usize = 127;
 /// Shortest and longest vault name, in characters.
 pub const VAULT_NAME_CHARS_MIN: usize = 3;
 pub const VAULT_NAME_CHARS_MAX: usize = 24;
+/// Longest region name (a node's failure domain, `arcad serve --region`), in characters.
+pub const REGION_NAME_CHARS_MAX: usize = 32;
 /// Soft-delete retention bounds and default, in days.
 pub const RETENTION_DAYS_MIN: u32 = 7;
 pub const RETENTION_DAYS_MAX: u32 = 90;

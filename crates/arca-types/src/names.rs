@@ -101,6 +101,50 @@ impl std::fmt::Debug for ObjectName {
     }
 }
 
+/// A region name, the label of a node's failure domain (`arcad serve --region`): 1–32 of `[a-z0-9-]`,
+/// starting with a letter, not ending with a hyphen; uppercase is taken as lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RegionName(String);
+
+impl RegionName {
+    /// The region of a node started without `--region`.
+    pub const DEFAULT: &'static str = "default";
+
+    pub fn parse(raw: &str) -> Result<Self, ArcaError> {
+        let lower = raw.to_ascii_lowercase();
+        let ok = (1..=REGION_NAME_CHARS_MAX).contains(&lower.len())
+            && lower.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && lower.starts_with(|c: char| c.is_ascii_lowercase())
+            && !lower.ends_with('-');
+        if ok {
+            Ok(Self(lower))
+        } else {
+            Err(ArcaError::bad_parameter(
+                "region",
+                format!(
+                    "region must be 1-{REGION_NAME_CHARS_MAX} letters, digits and hyphens, starting with a letter and not ending with a hyphen"
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RegionName {
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+}
+
+impl std::fmt::Display for RegionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A version id: 32 lowercase hex characters (128 random bits, minted before the Raft proposal).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct VersionId(String);
@@ -209,6 +253,20 @@ mod tests {
         let n = ObjectName::parse("name", "DbPassword").unwrap();
         assert_eq!(n.canonical(), "dbpassword");
         assert_eq!(format!("{n:?}"), "<name>");
+    }
+
+    #[test]
+    fn region_names_limit_and_limit_plus_one() {
+        assert_eq!(RegionName::parse(&"a".repeat(32)).unwrap().as_str().len(), 32);
+        assert!(RegionName::parse(&"a".repeat(33)).is_err());
+        assert!(RegionName::parse("").is_err());
+        assert!(RegionName::parse("1west").is_err());
+        assert!(RegionName::parse("west-").is_err());
+        assert!(RegionName::parse("we st").is_err());
+        assert!(RegionName::parse("wëst").is_err());
+        assert_eq!(RegionName::parse("EU-West-2").unwrap().as_str(), "eu-west-2");
+        assert_eq!(RegionName::parse("we st").unwrap_err().code, ErrorCode::BadParameter);
+        assert_eq!(RegionName::default().as_str(), RegionName::DEFAULT);
     }
 
     #[test]

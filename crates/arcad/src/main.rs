@@ -95,6 +95,11 @@ struct ServeArgs {
     /// Join as a learner (an asynchronous replica that never votes).
     #[arg(long)]
     learner: bool,
+    /// The region (failure domain) this node runs in: 1-32 letters, digits and hyphens. The
+    /// bootstrapping node's region is the primary; a node of another region joins as an asynchronous
+    /// replica (a learner), off the commit path.
+    #[arg(long, default_value = arca_types::RegionName::DEFAULT, value_parser = parse_region)]
+    region: arca_types::RegionName,
     /// A file holding an unseal key (from `arca operator init --auto-unseal-key`).
     #[arg(long)]
     unseal_key_file: Option<PathBuf>,
@@ -257,6 +262,10 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     file.write_all(contents.as_bytes()).with_context(|| format!("write {}", path.display()))
 }
 
+fn parse_region(raw: &str) -> Result<arca_types::RegionName, String> {
+    arca_types::RegionName::parse(raw).map_err(|e| e.message)
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let join = match args.join {
         None => None,
@@ -288,6 +297,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bootstrap_secret,
         join,
         join_as_learner: args.learner,
+        region: args.region,
         unseal_key_file: args.unseal_key_file,
         raft: arca_raft::RaftSettings {
             snapshot_every_entries: args.snapshot_every_entries,
@@ -338,6 +348,7 @@ async fn dev(
         bootstrap_secret: None,
         join: None,
         join_as_learner: false,
+        region: arca_types::RegionName::default(),
         unseal_key_file: Some(unseal_key_file.clone()),
         raft: arca_raft::RaftSettings::default(),
         vault_suffix: "vault.arca.local".to_owned(),

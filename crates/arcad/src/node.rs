@@ -49,6 +49,8 @@ pub struct NodeConfig {
     /// Join the cluster of this member (its cluster address) with a join token, on first start.
     pub join: Option<JoinPlan>,
     pub join_as_learner: bool,
+    /// The region this node runs in.
+    pub region: arca_types::RegionName,
     /// A file holding an unseal key; the node unseals itself from it.
     pub unseal_key_file: Option<PathBuf>,
     pub raft: RaftSettings,
@@ -135,6 +137,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         bootstrap_secret: config.bootstrap_secret.clone(),
         join: config.join.clone(),
         join_as_learner: config.join_as_learner,
+        region: config.region.clone(),
         raft: config.raft.clone(),
         vault_suffix: config.vault_suffix.clone(),
         audit_anchor_interval_s: config.audit_anchor_interval_s,

@@ -115,6 +115,7 @@ pub async fn attack(
                         api_addr: format!("{HOST}:1"),
                         cluster_addr: format!("{HOST}:2"),
                         as_learner: false,
+                        region: "default".into(),
                     };
                     ("AddNode", client.add_node(request).await.map(drop))
                 }

@@ -408,6 +408,7 @@ fn run_inner(config: &SimConfig) -> Result<Report, Failure> {
                     bootstrap_secret: (i == 0).then(|| BOOTSTRAP_SECRET.to_owned()),
                     join: token.map(|token| JoinPlan { peer: format!("{}:{CLUSTER_PORT}", node_name(0)), token }),
                     join_as_learner: learner,
+                    region: arca_types::RegionName::default(),
                     raft,
                     vault_suffix: "vault.sim".into(),
                     audit_anchor_interval_s: arca_server::server::AUDIT_ANCHOR_INTERVAL_S_DEFAULT,

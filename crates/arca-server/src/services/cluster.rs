@@ -27,6 +27,19 @@ pub fn cluster_status(api: &Api) -> Result<pb::ClusterStatus, ArcaError> {
     let view = raft.view();
     let leader_last = view.last_log_index;
     let cluster_id = api.engine.cluster_id().map(hex::encode).unwrap_or_default();
+    let now = tokio::time::Instant::now();
+    let lag_of = |matched: u64| api.engine.lag_clock.lag(matched, now);
+    let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let regions = crate::regions::summarize(&view, lag_of)
+        .into_iter()
+        .map(|r| pb::RegionStatus {
+            name: r.name,
+            role: if r.primary { "primary" } else { "secondary" }.to_owned(),
+            node_ids: r.node_ids,
+            lag: r.lag_entries,
+            lag_ms: millis(r.lag),
+        })
+        .collect();
     Ok(pb::ClusterStatus {
         node_id: view.node_id,
         cluster_id,
@@ -47,8 +60,11 @@ pub fn cluster_status(api: &Api) -> Result<pb::ClusterStatus, ArcaError> {
                 leader: view.leader_id == Some(n.node_id),
                 matched_index: n.matched_index.unwrap_or(0),
                 lag: n.matched_index.map_or(0, |m| leader_last.saturating_sub(m)),
+                region: n.node.region.clone(),
+                lag_ms: n.matched_index.map_or(0, |m| millis(lag_of(m))),
             })
             .collect(),
+        regions,
     })
 }
 
