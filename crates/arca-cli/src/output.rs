@@ -110,6 +110,12 @@ pub fn cluster(c: &pb::ClusterStatus) -> Value {
         "lastLogIndex": c.last_log_index,
         "commitIndex": c.commit_index,
         "appliedIndex": c.applied_index,
+        "epoch": c.epoch,
+        "epochPrimary": c.epoch_primary,
+        "failoverEnabled": c.failover_enabled,
+        "witnessId": c.witness_id,
+        "witnessAddr": c.witness_addr,
+        "leaseRemainingMs": c.lease_remaining_ms,
         "nodes": c.nodes.iter().map(|n| json!({
             "nodeId": n.node_id,
             "apiAddr": n.api_addr,

@@ -11,7 +11,7 @@
 //! - An acceptor that grants promises to accept no higher epoch for `lease_ms + drift_margin_ms` from
 //!   when it received the renewal, on its own clock. So a promotion, which needs a majority of sites,
 //!   meets at least one acceptor still bound by a promise until the primary's lease has certainly run
-//!   out, as long as two clocks' rates differ by at most [`Timing::max_drift_rate`].
+//!   out, as long as every clock runs within [`Timing::max_drift_rate`] of real time.
 //! - An acceptor that restarts does not know what it promised, so it accepts no new epoch for a whole
 //!   lease and margin ([`Acceptor::start`]); the accepted epoch itself is persisted before any answer.
 //!
@@ -66,7 +66,7 @@ impl Default for Timing {
 
 impl Timing {
     /// Checks the limits: a lease of [`LEASE_MS_MIN`]..=[`LEASE_MS_MAX`], a margin of at least a tenth
-    /// of the lease (clock rates 4.7 % apart) and at most the lease, and a failover delay of at least
+    /// of the lease (every clock within 4.7 % of real time) and at most the lease, and a failover delay of at least
     /// one lease and at most [`FAILOVER_AFTER_MS_MAX`].
     pub fn check(&self) -> Result<(), String> {
         if !(LEASE_MS_MIN..=LEASE_MS_MAX).contains(&self.lease_ms) {
@@ -100,10 +100,11 @@ impl Timing {
         (self.lease_ms / 3).max(1)
     }
 
-    /// The largest relative difference between two clocks' rates under which no promotion can overlap
-    /// a lease: the primary's lease (`L` on its clock) must end, in real time, before the promise
-    /// (`L + m` on the acceptor's clock) does, which holds while `L (1 + r) <= (L + m) (1 - r)`, that is
-    /// `r <= m / (2L + m)`.
+    /// How far from real time any clock's rate may be (each within ±`r`) for no promotion to overlap a
+    /// lease: the primary's lease (`L` on its clock, `L / (1 - r)` of real time at worst) must end
+    /// before the promise (`L + m` on the acceptor's clock, at least `(L + m) / (1 + r)`), which holds
+    /// while `r <= m / (2L + m)`. Clocks are monotonic and must keep counting while the machine is
+    /// suspended: a clock that stops stretches the primary's lease in real time.
     pub fn max_drift_rate(&self) -> f64 {
         self.drift_margin_ms as f64 / (2 * self.lease_ms + self.drift_margin_ms) as f64
     }
@@ -114,8 +115,10 @@ impl Timing {
 pub enum Renewal {
     /// The epoch is current here; this acceptor promises to accept no higher one for a lease and margin.
     Granted,
-    /// A higher epoch (or another primary under this number) is current here: the asker is fenced.
-    Fenced { current: Epoch },
+    /// Not granted; `current` is what this acceptor holds. A higher epoch (or another primary under
+    /// the asked number) fences the asker only once two sites answer so ([`Lease::round`]); a lower
+    /// one means this acceptor has not taken the asked epoch up yet (its promise still runs).
+    Refused { current: Epoch },
 }
 
 /// What an acceptor answers a promotion.
@@ -155,15 +158,18 @@ impl Acceptor {
         self.promised_until
     }
 
-    /// A renewal of `asked`, received at `now`. Returns the answer and whether the record changed. A
-    /// higher epoch than the one held is taken up: its primary renews it only once a majority of sites
-    /// accepted it, which they did only after every lease of the epoch before had run out.
+    /// A renewal of `asked`, received at `now`. Returns the answer and whether the record changed
+    /// (persist it before answering). A higher epoch than the one held is taken up under the same rule
+    /// as a promotion, once this acceptor's promise has run out: a renewal proves nothing about who won
+    /// (a primary might renew an epoch that only some acceptors accepted), and taking it up while a
+    /// promise runs could let two leases overlap.
+    #[must_use]
     pub fn renew(&mut self, asked: &Epoch, now: u64, timing: &Timing) -> (Renewal, bool) {
-        let changed = if asked.number > self.accepted.number {
+        let changed = if asked.number > self.accepted.number && now >= self.promised_until {
             self.accepted = asked.clone();
             true
         } else if *asked != self.accepted {
-            return (Renewal::Fenced { current: self.accepted.clone() }, false);
+            return (Renewal::Refused { current: self.accepted.clone() }, false);
         } else {
             false
         };
@@ -171,7 +177,9 @@ impl Acceptor {
         (Renewal::Granted, changed)
     }
 
-    /// A promotion to `proposed`, received at `now`. Returns the answer and whether the record changed.
+    /// A promotion to `proposed`, received at `now`. Returns the answer and whether the record changed
+    /// (persist it before answering). A refusal with `retry_in_ms` 0 asks for a higher number.
+    #[must_use]
     pub fn promote(&mut self, proposed: &Epoch, now: u64, timing: &Timing) -> (Promotion, bool) {
         if *proposed == self.accepted {
             return (Promotion::Accepted, false);
@@ -263,11 +271,14 @@ pub struct Lease {
     epoch: Epoch,
     until: Option<u64>,
     fenced_by: Option<Epoch>,
+    /// The newer epoch each acceptor answered with, over every round (an acceptor's record only
+    /// grows), so a primary learns it is fenced even when the two sites say so in different rounds.
+    newer_seen: BTreeMap<u64, Epoch>,
 }
 
 impl Lease {
     pub fn new(epoch: Epoch) -> Self {
-        Self { epoch, until: None, fenced_by: None }
+        Self { epoch, until: None, fenced_by: None, newer_seen: BTreeMap::new() }
     }
 
     pub fn epoch(&self) -> &Epoch {
@@ -284,16 +295,15 @@ impl Lease {
             return;
         }
         let newer = |e: &Epoch| e.number > self.epoch.number || (e.number == self.epoch.number && *e != self.epoch);
-        let fencing: BTreeMap<u64, &Epoch> = answers
-            .iter()
-            .filter_map(|(id, a)| match a {
-                Renewal::Fenced { current } if newer(current) => Some((*id, current)),
-                _ => None,
-            })
-            .collect();
-        if sites.is_majority(&fencing.keys().copied().collect()) {
-            let highest = fencing.values().max_by_key(|e| e.number).map(|e| (*e).clone());
-            self.fenced_by = highest;
+        for (id, answer) in answers {
+            if let Renewal::Refused { current } = answer {
+                if newer(current) && self.newer_seen.get(id).is_none_or(|seen| seen.number <= current.number) {
+                    self.newer_seen.insert(*id, current.clone());
+                }
+            }
+        }
+        if sites.is_majority(&self.newer_seen.keys().copied().collect()) {
+            self.fenced_by = self.newer_seen.values().max_by_key(|e| e.number).cloned();
             self.until = None;
             return;
         }
@@ -319,7 +329,8 @@ impl Lease {
         }
     }
 
-    /// The higher epoch that fenced this one, once an acceptor answered with it.
+    /// The higher epoch that fenced this one, once two sites answered with newer epochs (the highest of
+    /// them: it need not be the one that won, so it names no primary to follow).
     pub fn fenced_by(&self) -> Option<&Epoch> {
         self.fenced_by.as_ref()
     }

@@ -37,7 +37,7 @@ fn timing_limits_hold_at_the_limit_and_refuse_one_past_it() {
 }
 
 #[test]
-fn an_acceptor_grants_its_epoch_fences_older_ones_and_takes_up_newer_ones() {
+fn an_acceptor_grants_its_epoch_refuses_others_and_takes_up_newer_ones_once_its_promise_ran_out() {
     let t = timing();
     let one = Epoch::first("a");
     let mut acceptor = Acceptor::start(one.clone(), 0, &t);
@@ -45,12 +45,35 @@ fn an_acceptor_grants_its_epoch_fences_older_ones_and_takes_up_newer_ones() {
     assert_eq!(acceptor.promised_until(), 4_010);
     // Another region under the same number is not this epoch.
     let impostor = Epoch { number: 1, primary: "b".into() };
-    assert_eq!(acceptor.renew(&impostor, 20, &t), (Renewal::Fenced { current: one.clone() }, false));
-    // A newer epoch is taken up (its primary renews only what a majority accepted).
+    assert_eq!(acceptor.renew(&impostor, 20, &t), (Renewal::Refused { current: one.clone() }, false));
+    // A newer epoch is not taken up by a renewal while the promise runs: a renewal proves nothing about
+    // who won (a region whose promotion reached only some acceptors might renew it).
     let two = one.next("b");
-    assert_eq!(acceptor.renew(&two, 30, &t), (Renewal::Granted, true));
+    assert_eq!(acceptor.renew(&two, 4_009, &t), (Renewal::Refused { current: one.clone() }, false));
+    assert_eq!(acceptor.accepted(), &one);
+    assert_eq!(acceptor.renew(&two, 4_010, &t), (Renewal::Granted, true));
     assert_eq!(acceptor.accepted(), &two);
-    assert_eq!(acceptor.renew(&one, 40, &t), (Renewal::Fenced { current: two }, false));
+    assert_eq!(acceptor.renew(&one, 4_020, &t), (Renewal::Refused { current: two }, false));
+}
+
+#[test]
+fn a_partial_promotion_renewed_later_cannot_take_over_the_witness_while_it_promised_the_primary() {
+    // A-B cut: B's acceptors accepted {2, b} but the witness refused it. Later B renews {2, b} as if
+    // it had won; the witness, still promising A, must not grant it.
+    let t = timing();
+    let one = Epoch::first("a");
+    let two = one.next("b");
+    let mut witness = Acceptor::start(one.clone(), 0, &t);
+    let _ = witness.renew(&one, 10_000, &t);
+    assert!(matches!(witness.promote(&two, 11_000, &t).0, Promotion::Refused { .. }));
+    let _ = witness.renew(&one, 12_000, &t);
+    assert_eq!(witness.renew(&two, 12_500, &t), (Renewal::Refused { current: one.clone() }, false));
+    let s = sites();
+    let mut b_lease = Lease::new(two.clone());
+    let mut answers: BTreeMap<u64, Renewal> = [4, 5, 6].map(|id| (id, Renewal::Granted)).into_iter().collect();
+    answers.insert(7, witness.renew(&two, 12_600, &t).0);
+    b_lease.round(12_600, &answers, &s, &t);
+    assert!(!b_lease.holds(12_601), "one site of three granted");
 }
 
 #[test]
@@ -59,7 +82,7 @@ fn an_acceptor_accepts_a_higher_epoch_only_once_its_promise_has_run_out() {
     let one = Epoch::first("a");
     let two = one.next("b");
     let mut acceptor = Acceptor::start(one.clone(), 0, &t);
-    acceptor.renew(&one, 1_000, &t);
+    let _ = acceptor.renew(&one, 1_000, &t);
     assert_eq!(
         acceptor.promote(&two, 4_999, &t),
         (Promotion::Refused { current: one.clone(), retry_in_ms: 1 }, false),
@@ -139,12 +162,18 @@ fn a_lease_runs_from_when_its_round_was_sent_and_needs_a_majority_of_sites() {
     // witness still grant.
     let two = Epoch::first("a").next("b");
     let mut partly = answers(&[1, 2, 3, 7]);
-    partly.extend([4, 5].map(|id| (id, Renewal::Fenced { current: two.clone() })));
+    partly.extend([4, 5].map(|id| (id, Renewal::Refused { current: two.clone() })));
     lease.round(1_300, &partly, &s, &t);
     assert!(lease.holds(4_299) && lease.fenced_by().is_none());
-    // Two sites holding it: that epoch won, and this one is fenced for good.
+    // Two sites holding it, even said in different rounds: that epoch won, and this one is fenced for
+    // good.
+    let mut later = answers(&[1, 2, 3]);
+    later.insert(7, Renewal::Refused { current: two.clone() });
+    let mut early = lease.clone();
+    early.round(1_350, &later, &s, &t);
+    assert_eq!(early.fenced_by(), Some(&two), "B said so in the round before, the witness in this one");
     let mut fenced = answers(&[1, 2, 3]);
-    fenced.extend([4, 5, 7].map(|id| (id, Renewal::Fenced { current: two.clone() })));
+    fenced.extend([4, 5, 7].map(|id| (id, Renewal::Refused { current: two.clone() })));
     lease.round(1_400, &fenced, &s, &t);
     assert!(!lease.holds(1_401));
     assert_eq!(lease.fenced_by(), Some(&two));
@@ -199,7 +228,8 @@ enum Bug {
     AcceptorsBreakPromises,
     /// The primary acknowledges writes without a lease (it ignores its lease running out).
     PrimaryIgnoresLease,
-    /// A region promotes itself once its own acceptors agree, without a majority of the sites.
+    /// A region promotes itself once its own acceptors agree, without a majority of the sites, and
+    /// takes writes from then on.
     PromotesWithoutMajority,
 }
 
@@ -415,7 +445,7 @@ impl Model {
         let h = &mut self.holders[which];
         match msg {
             Msg::Renewed { round, from, answer } => {
-                if let Renewal::Fenced { current } = &answer {
+                if let Renewal::Refused { current } = &answer {
                     if current.number > h.known.number {
                         h.known = current.clone();
                         h.last_heard_primary = local;
@@ -514,6 +544,9 @@ impl Model {
         let local = self.local(h.clock_of, now);
         match &h.lease {
             Some(lease) if self.bug == Bug::PrimaryIgnoresLease => lease.fenced_by().is_none() && lease.until.is_some(),
+            Some(lease) if self.bug == Bug::PromotesWithoutMajority && lease.epoch().number > 1 => {
+                lease.fenced_by().is_none()
+            }
             Some(lease) => lease.holds(local),
             None => false,
         }
@@ -642,7 +675,7 @@ fn the_secondary_takes_over_within_the_failover_delay_and_a_promise_when_the_pri
 }
 
 /// How often each bug is caught, for the record (`cargo test -p arca-failover -- --ignored --nocapture`;
-/// none in 150 runs without a bug; 117, 143 and 133 of 150 with each).
+/// none in 150 runs without a bug; 112, 139 and 147 of 150 with each).
 #[test]
 #[ignore]
 fn how_often_the_model_catches_each_bug() {

@@ -224,6 +224,8 @@ pub struct Engine {
     objects: crate::object_queue::ObjectQueue<SetJob, Result<Outcome, ArcaError>>,
     /// On the leader: when its log reached which index, so status can say how long a replica lags.
     pub lag_clock: crate::regions::LagClock,
+    /// This node's acceptor of the epoch record and, on the primary's leader, its lease.
+    pub failover: Arc<crate::failover::Failover>,
 }
 
 /// A set of a secret offered to the writer holding the secret's turn: the command and its request.
@@ -324,6 +326,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         vault_suffix: String,
         credentials: Arc<NodeCredentials>,
+        epochs: Arc<dyn crate::failover::EpochStore>,
     ) -> Self {
         Self {
             node_id: OnceLock::new(),
@@ -339,6 +342,7 @@ impl Engine {
             replays: Mutex::default(),
             objects: Default::default(),
             lag_clock: Default::default(),
+            failover: Arc::new(crate::failover::Failover::new(epochs)),
         }
     }
 
@@ -508,7 +512,10 @@ impl Engine {
                 tokio::spawn(async move { raft.write(proposal).await });
                 return Ok(decision.outcome);
             }
-            match raft.write(proposal).await.map_err(from_proposal_error)? {
+            self.require_lease()?;
+            let written = raft.write(proposal).await.map_err(from_proposal_error)?;
+            self.lease_still_holds()?;
+            match written {
                 (_, ApplyOutcome::Applied) => return Ok(decision.outcome),
                 (index, ApplyOutcome::Conflict) => {
                     raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
@@ -540,9 +547,9 @@ impl Engine {
             jobs.push(offered.job);
             channels.push(offered.answer);
         }
-        let (raft, keyspace, clock) = (raft.clone(), keyspace.clone(), self.clock.clone());
+        let (raft, keyspace, clock, gate) = (raft.clone(), keyspace.clone(), self.clock.clone(), self.lease_gate());
         let batch = tokio::spawn(async move {
-            let mut answers = decide_sets_and_propose(&raft, &keyspace, &*clock, &jobs).await.into_iter();
+            let mut answers = decide_sets_and_propose(&raft, &keyspace, &*clock, &gate, &jobs).await.into_iter();
             let own = answers.next();
             for (answer, channel) in answers.zip(channels) {
                 // A waiting writer that stopped waiting does not need its answer.
@@ -836,7 +843,10 @@ impl Engine {
 
     /// Proposes on this node, which must be the leader (init, membership, system commands).
     pub async fn propose_on_leader(&self, proposal: Proposal) -> Result<(u64, ApplyOutcome), ArcaError> {
-        self.raft()?.write(proposal).await.map_err(from_proposal_error)
+        self.require_lease()?;
+        let written = self.raft()?.write(proposal).await.map_err(from_proposal_error)?;
+        self.lease_still_holds()?;
+        Ok(written)
     }
 
     /// Waits until a read at `consistency` may be served from this node's replica.
@@ -894,7 +904,10 @@ impl Engine {
         let raft = self.raft()?;
         self.on_leader(
             "confirm a read index",
-            move || async move { retry_if_moved(raft.read_index().await) },
+            move || async move {
+                self.require_lease()?;
+                retry_if_moved(raft.read_index().await)
+            },
             move |leader_id, leader| async move {
                 let mut client =
                     raft.channels.client(&leader.cluster_addr, Some(leader_id)).map_err(ArcaError::unavailable)?;
@@ -927,6 +940,7 @@ async fn decide_sets_and_propose(
     raft: &RaftNode,
     keyspace: &Keyspace,
     clock: &dyn Clock,
+    gate: &crate::failover::LeaseGate,
     jobs: &[SetJob],
 ) -> Vec<Result<Outcome, ArcaError>> {
     let mut answers: Vec<Option<Result<Outcome, ArcaError>>> = vec![None; jobs.len()];
@@ -941,7 +955,7 @@ async fn decide_sets_and_propose(
                 !(0..*i).any(|j| answers[j].is_none() && same_request(jobs[j].1.as_ref(), request))
             })
             .collect();
-        let decided = decide_round(raft, keyspace, clock, jobs, &round).await;
+        let decided = decide_round(raft, keyspace, clock, gate, jobs, &round).await;
         for (i, answer) in round.into_iter().zip(decided) {
             // A request whose outcome is unknown, or that could not be taken now, is not decided a
             // second time for its twins in this batch: they get the same answer.
@@ -972,6 +986,7 @@ async fn decide_round(
     raft: &RaftNode,
     keyspace: &Keyspace,
     clock: &dyn Clock,
+    gate: &crate::failover::LeaseGate,
     jobs: &[SetJob],
     round: &[usize],
 ) -> Vec<Result<Outcome, ArcaError>> {
@@ -1041,7 +1056,16 @@ async fn decide_round(
             let raft = raft.clone();
             tokio::spawn(async move { raft.write(proposal).await });
         } else {
-            match raft.write(proposal).await {
+            if let Err(e) = gate.require(raft) {
+                return all(e);
+            }
+            let written = raft.write(proposal).await;
+            if written.is_ok() {
+                if let Err(e) = gate.still_holds(raft) {
+                    return all(e);
+                }
+            }
+            match written {
                 Ok((_, ApplyOutcome::Applied)) => {}
                 Ok((index, ApplyOutcome::Conflict)) => {
                     // Decided again, refusals too: they may have hung on sets before them.

@@ -16,6 +16,7 @@ pub mod api;
 pub mod convert;
 pub mod edge;
 pub mod engine;
+pub mod failover;
 pub mod identity;
 pub mod key_use;
 pub mod keyspace;
@@ -30,6 +31,7 @@ pub mod seal;
 pub mod server;
 pub mod services;
 pub mod status;
+pub mod witness;
 
 pub use arca_storage::snapshot::SnapshotFiles;
 pub use server::{serve, JoinPlan, Listener, NodeOptions, NodeParts};

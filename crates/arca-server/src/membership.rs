@@ -274,8 +274,11 @@ pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> R
             format!("node {caller} may only add itself, not node {}", request.node_id),
         ));
     }
-    check_addr("api_addr", &request.api_addr)?;
     check_addr("cluster_addr", &request.cluster_addr)?;
+    if request.witness {
+        return add_witness(engine, caller, request).await;
+    }
+    check_addr("api_addr", &request.api_addr)?;
     let region = arca_types::RegionName::parse(&request.region)?;
     let raft = engine.raft()?;
     // Voters are the primary region's nodes, the leader's region: a node of any other region is an
@@ -288,6 +291,31 @@ pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> R
         WriteError::Unavailable(m) => ArcaError::unavailable(m),
     })?;
     tracing::info!(node_id = caller, as_learner, region = region.as_str(), "added a node");
+    Ok(caller)
+}
+
+/// Records the admitted node `caller` as the cluster's witness, with its address and failover
+/// timing (a later witness replaces an earlier one: the join token that admitted it is the
+/// authority). A member cannot be the witness: a site's acceptor must not count twice.
+async fn add_witness(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> Result<u64, ArcaError> {
+    let timing = arca_failover::Timing {
+        lease_ms: request.lease_ms,
+        drift_margin_ms: request.drift_margin_ms,
+        failover_after_ms: request.failover_after_ms,
+    };
+    timing.check().map_err(|e| ArcaError::bad_parameter("lease_ms", e))?;
+    let raft = engine.raft()?;
+    if raft.member_ids().contains(&caller) {
+        return Err(ArcaError::bad_parameter("witness", format!("node {caller} is a member; a witness must not be")));
+    }
+    let record = crate::failover::WitnessRecord { node_id: caller, cluster_addr: request.cluster_addr, timing };
+    if crate::failover::witness_record(&*engine.store)?.as_ref() == Some(&record) {
+        return Ok(caller);
+    }
+    let proposal =
+        Proposal { preconditions: Vec::new(), ops: vec![keyspace::put_plain(crate::failover::WITNESS_KEY, &record)] };
+    engine.propose_on_leader(proposal).await?;
+    tracing::info!(node_id = caller, addr = %record.cluster_addr, "recorded the cluster's witness");
     Ok(caller)
 }
 

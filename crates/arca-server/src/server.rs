@@ -160,9 +160,9 @@ impl std::fmt::Debug for NodeOptions {
 
 /// Which node a joining node talks to next.
 #[derive(Clone)]
-struct Target {
-    addr: String,
-    node_id: Option<u64>,
+pub(crate) struct Target {
+    pub(crate) addr: String,
+    pub(crate) node_id: Option<u64>,
 }
 
 /// The leader a refusal names, if it names one.
@@ -179,6 +179,88 @@ fn refused(what: &str, status: &tonic::Status) -> ArcaError {
         _ => ErrorCode::Unavailable,
     };
     ArcaError::new(code, format!("{what}: {}", status.message()))
+}
+
+/// This node's id: the one its certificate names, or, holding none yet, the one the cluster gives it
+/// for `token` (asking `peer`, following the leader), with the certificate installed. Returns whom to
+/// ask next.
+pub(crate) async fn obtain_identity(
+    channels: &Channels,
+    credentials: &NodeCredentials,
+    clock: &dyn Clock,
+    peer: &str,
+    token: Option<&str>,
+) -> Result<(u64, Target), ArcaError> {
+    let target = Target { addr: peer.to_owned(), node_id: None };
+    if let Some(identity) = credentials.current().identity {
+        return Ok((identity.node_id, target));
+    }
+    let token = token.ok_or_else(|| {
+        ArcaError::bad_parameter("token", "this node holds no certificate yet: a join token is needed")
+    })?;
+    let parsed = JoinToken::parse(token).map_err(|e| ArcaError::bad_parameter("token", e.to_string()))?;
+    credentials.set_join_pin(Some(parsed.pin));
+    let (response, answered) = ask_to_join(channels, credentials, target, token).await?;
+    let identity = credentials
+        .install(response.certificate, response.ca_certificate, clock.now_unix())
+        .map_err(|e| ArcaError::internal(format!("the certificate the cluster issued does not fit: {e}")))?;
+    if identity.node_id != response.node_id {
+        return Err(ArcaError::internal("the cluster issued a certificate for another node id"));
+    }
+    // Connections opened with the provisional certificate must not be reused.
+    channels.clear();
+    Ok((response.node_id, Target { addr: answered.addr, node_id: Some(response.leader_id) }))
+}
+
+/// Sends `Join` to `target`, following "ask the leader" answers; returns the answer and who gave it.
+pub(crate) async fn ask_to_join(
+    channels: &Channels,
+    credentials: &NodeCredentials,
+    mut target: Target,
+    token: &str,
+) -> Result<(JoinResponse, Target), ArcaError> {
+    for _ in 0..JOIN_LEADER_HOPS_MAX {
+        let mut client = channels.client(&target.addr, target.node_id).map_err(ArcaError::unavailable)?;
+        let mut req = tonic::Request::new(JoinRequest { token: token.to_owned() });
+        req.set_timeout(Duration::from_secs(JOIN_TIMEOUT_S));
+        match client.join(req).await {
+            Ok(response) => return Ok((response.into_inner(), target)),
+            Err(status) => match leader_hint(&status) {
+                Some(leader) => target = leader,
+                None => {
+                    if let Some(why) = credentials.take_join_refusal() {
+                        return Err(ArcaError::new(
+                            ErrorCode::JoinTokenInvalid,
+                            format!("the node at {} is not in the cluster this join token is for: {why}", target.addr),
+                        ));
+                    }
+                    return Err(refused("the cluster did not admit this node", &status));
+                }
+            },
+        }
+    }
+    Err(ArcaError::unavailable("the cluster's leader kept moving while this node asked to join; retry"))
+}
+
+/// Sends `AddNode` to `target`, following "ask the leader" answers.
+pub(crate) async fn ask_to_be_added(
+    channels: &Channels,
+    mut target: Target,
+    request: AddNodeRequest,
+) -> Result<(), ArcaError> {
+    for _ in 0..JOIN_LEADER_HOPS_MAX {
+        let mut client = channels.client(&target.addr, target.node_id).map_err(ArcaError::unavailable)?;
+        let mut req = tonic::Request::new(request.clone());
+        req.set_timeout(Duration::from_secs(ADD_NODE_TIMEOUT_S));
+        match client.add_node(req).await {
+            Ok(_) => return Ok(()),
+            Err(status) => match leader_hint(&status) {
+                Some(leader) => target = leader,
+                None => return Err(refused("the cluster did not add this node", &status)),
+            },
+        }
+    }
+    Err(ArcaError::unavailable("the cluster's leader kept moving while this node asked to be added; retry"))
 }
 
 impl Shared {
@@ -209,32 +291,8 @@ impl Shared {
     /// given a certificate; start Raft; then ask to be added. Safe to call again after any failure.
     pub(crate) async fn join(&self, peer: &str, token: Option<&str>, as_learner: bool) -> Result<(), ArcaError> {
         let _one_at_a_time = self.join_lock.lock().await;
-        let mut target = Target { addr: peer.to_owned(), node_id: None };
-        let node_id = match self.engine.credentials.current().identity {
-            Some(identity) => identity.node_id,
-            None => {
-                let token = token.ok_or_else(|| {
-                    ArcaError::bad_parameter("token", "this node holds no certificate yet: a join token is needed")
-                })?;
-                let parsed = JoinToken::parse(token).map_err(|e| ArcaError::bad_parameter("token", e.to_string()))?;
-                self.engine.credentials.set_join_pin(Some(parsed.pin));
-                let (response, answered) = self.ask_to_join(target.clone(), token).await?;
-                let identity = self
-                    .engine
-                    .credentials
-                    .install(response.certificate, response.ca_certificate, self.engine.clock.now_unix())
-                    .map_err(|e| {
-                        ArcaError::internal(format!("the certificate the cluster issued does not fit: {e}"))
-                    })?;
-                if identity.node_id != response.node_id {
-                    return Err(ArcaError::internal("the cluster issued a certificate for another node id"));
-                }
-                // Connections opened with the provisional certificate must not be reused.
-                self.channels.clear();
-                target = Target { addr: answered.addr, node_id: Some(response.leader_id) };
-                response.node_id
-            }
-        };
+        let (node_id, target) =
+            obtain_identity(&self.channels, &self.engine.credentials, &*self.engine.clock, peer, token).await?;
         match read_node_id(&*self.log).map_err(ArcaError::internal)? {
             Some(stored) if stored != node_id => {
                 return Err(ArcaError::internal(format!(
@@ -257,57 +315,18 @@ impl Shared {
         Ok(())
     }
 
-    /// Sends `Join` to `target`, following "ask the leader" answers.
-    async fn ask_to_join(&self, mut target: Target, token: &str) -> Result<(JoinResponse, Target), ArcaError> {
-        for _ in 0..JOIN_LEADER_HOPS_MAX {
-            let mut client = self.channels.client(&target.addr, target.node_id).map_err(ArcaError::unavailable)?;
-            let mut req = tonic::Request::new(JoinRequest { token: token.to_owned() });
-            req.set_timeout(Duration::from_secs(JOIN_TIMEOUT_S));
-            match client.join(req).await {
-                Ok(response) => return Ok((response.into_inner(), target)),
-                Err(status) => match leader_hint(&status) {
-                    Some(leader) => target = leader,
-                    None => {
-                        if let Some(why) = self.engine.credentials.take_join_refusal() {
-                            return Err(ArcaError::new(
-                                ErrorCode::JoinTokenInvalid,
-                                format!(
-                                    "the node at {} is not in the cluster this join token is for: {why}",
-                                    target.addr
-                                ),
-                            ));
-                        }
-                        return Err(refused("the cluster did not admit this node", &status));
-                    }
-                },
-            }
-        }
-        Err(ArcaError::unavailable("the cluster's leader kept moving while this node asked to join; retry"))
-    }
-
     /// Sends `AddNode` for this node to `target`, following "ask the leader" answers.
-    async fn ask_to_be_added(&self, mut target: Target, node_id: u64, as_learner: bool) -> Result<(), ArcaError> {
+    async fn ask_to_be_added(&self, target: Target, node_id: u64, as_learner: bool) -> Result<(), ArcaError> {
         let me = self.me();
-        for _ in 0..JOIN_LEADER_HOPS_MAX {
-            let mut client = self.channels.client(&target.addr, target.node_id).map_err(ArcaError::unavailable)?;
-            let request = AddNodeRequest {
-                node_id,
-                api_addr: me.api_addr.clone(),
-                cluster_addr: me.cluster_addr.clone(),
-                as_learner,
-                region: me.region.clone(),
-            };
-            let mut req = tonic::Request::new(request);
-            req.set_timeout(Duration::from_secs(ADD_NODE_TIMEOUT_S));
-            match client.add_node(req).await {
-                Ok(_) => return Ok(()),
-                Err(status) => match leader_hint(&status) {
-                    Some(leader) => target = leader,
-                    None => return Err(refused("the cluster did not add this node", &status)),
-                },
-            }
-        }
-        Err(ArcaError::unavailable("the cluster's leader kept moving while this node asked to be added; retry"))
+        let request = AddNodeRequest {
+            node_id,
+            api_addr: me.api_addr.clone(),
+            cluster_addr: me.cluster_addr.clone(),
+            as_learner,
+            region: me.region.clone(),
+            ..Default::default()
+        };
+        ask_to_be_added(&self.channels, target, request).await
     }
 
     /// After a restart: a node that was admitted but never added, or added as a learner but never
@@ -383,6 +402,7 @@ pub async fn serve(
         parts.clock,
         options.vault_suffix.clone(),
         parts.credentials.clone(),
+        Arc::new(crate::failover::LogEpochStore(parts.log.clone())),
     ));
     let api = Arc::new(Api {
         engine: engine.clone(),
@@ -505,6 +525,18 @@ pub async fn serve(
 
 fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter, anchor_every_s: u64) {
     let engine = api.engine.clone();
+    let leasing = api.engine.clone();
+    tokio::spawn(async move {
+        // The primary's leader renews its lease on the epoch while failover is set up.
+        loop {
+            let every = match leasing.topology() {
+                Ok(Some(topo)) => topo.witness.timing.renew_every_ms(),
+                _ => crate::regions::LAG_SAMPLE_INTERVAL_MS,
+            };
+            leasing.renew_lease().await;
+            tokio::time::sleep(Duration::from_millis(every)).await;
+        }
+    });
     let sampled = api.engine.clone();
     tokio::spawn(async move {
         // The leader notes when its log reached which index, for the replicas' lag in time.

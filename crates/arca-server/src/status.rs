@@ -37,7 +37,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::VaultAlreadyExists | ErrorCode::Conflict | ErrorCode::RoleAssignmentExists => Code::AlreadyExists,
         ErrorCode::ObjectIsBeingRecovered => Code::Aborted,
         ErrorCode::Throttled => Code::ResourceExhausted,
-        ErrorCode::Sealed | ErrorCode::Unavailable => Code::Unavailable,
+        ErrorCode::Sealed | ErrorCode::Unavailable | ErrorCode::ReadOnlyFailover => Code::Unavailable,
         // gRPC's own convention for "the operation may have completed".
         ErrorCode::OutcomeUnknown => Code::DeadlineExceeded,
         ErrorCode::Internal => Code::Internal,

@@ -744,3 +744,72 @@ impl TestCluster {
         Ok(agent)
     }
 }
+
+/// A running `arcad witness`; killed when dropped.
+pub struct WitnessProcess {
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub port: u16,
+    join: String,
+    token_file: PathBuf,
+    child: Option<Child>,
+}
+
+impl Drop for WitnessProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl WitnessProcess {
+    /// Kills it with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it (again) from its data dir.
+    pub fn launch(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path)?;
+        let child = Command::new(binary("arcad"))
+            .arg("witness")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port), "--join", &self.join])
+            .arg("--join-token-file")
+            .arg(&self.token_file)
+            .env("ARCA_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("spawn arcad witness")?;
+        self.child = Some(child);
+        Ok(())
+    }
+}
+
+impl TestCluster {
+    /// Starts `arcad witness` joining through node 0 and waits until the leader reports it.
+    pub async fn start_witness(&self) -> anyhow::Result<WitnessProcess> {
+        let token_file = self.dir.path().join("witness.token");
+        std::fs::write(&token_file, self.join_token().await?)?;
+        let mut witness = WitnessProcess {
+            data_dir: self.dir.path().join("witness"),
+            log_path: self.dir.path().join("witness.log"),
+            port: free_port(),
+            join: self.nodes[0].cluster_addr(),
+            token_file,
+            child: None,
+        };
+        witness.launch()?;
+        self.wait_for(Duration::from_secs(60), async |c: &Self| match c.leader_index().await {
+            Some(leader) => c.status(leader).await.is_ok_and(|s| s.witness_id != 0),
+            None => false,
+        })
+        .await
+        .context("the witness was not recorded")?;
+        Ok(witness)
+    }
+}

@@ -88,12 +88,17 @@ async fn every_rpc(
     out.push(("InstallSnapshot", refused(c.install_snapshot(tokio_stream::iter(chunks)).await.map(|_| ()))));
     out.push(("Forward", refused(c.forward(payload(vec![1, 0, 0, 0])).await.map(|_| ()))));
     out.push(("ReadIndex", refused(c.read_index(cpb::ReadIndexRequest {}).await.map(|_| ()))));
+    // An epoch for another region far ahead: taken, it would fence the primary.
+    let epoch = || cpb::EpochRequest { number: 99, primary: "elsewhere".into() };
+    out.push(("Renew", refused(c.renew(epoch()).await.map(|_| ()))));
+    out.push(("Promote", refused(c.promote(epoch()).await.map(|_| ()))));
     let add = cpb::AddNodeRequest {
         node_id: 99,
         api_addr: "127.0.0.1:1".into(),
         cluster_addr: "127.0.0.1:2".into(),
         as_learner: false,
         region: "default".into(),
+        ..Default::default()
     };
     out.push(("AddNode", refused(c.add_node(add).await.map(|_| ()))));
     let old_remove = pb::RemoveNodeRequest { node_id: leader };
@@ -236,6 +241,7 @@ async fn a_removed_nodes_certificate_stops_working_at_once() {
             cluster_addr: cluster.nodes[fourth].cluster_addr(),
             as_learner: false,
             region: "default".into(),
+            ..Default::default()
         };
         let err = c.add_node(again).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::PermissionDenied, "a removed node adding itself back: {err:?}");

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use arca_client::{pb, ArcaClient, ClientError};
+use arca_proto::cluster::v1 as cpb;
+use arca_testkit::attack::{self, Identity};
 use arca_testkit::TestCluster;
 
 async fn create_vault(c: &ArcaClient, name: &str) -> Result<pb::Vault, ClientError> {
@@ -111,4 +113,96 @@ async fn a_region_name_that_breaks_the_rules_is_refused_at_start() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("region must be 1-32 letters"), "region {bad:?}: {stderr}");
     }
+}
+
+/// The reason a failed call carries.
+fn reason(e: &ClientError) -> Option<&str> {
+    e.reason.as_deref()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_witness_the_primary_takes_writes_only_while_a_second_site_grants_its_lease() {
+    let mut cluster = TestCluster::start(3).await.unwrap();
+    let east = cluster.add_node_with(false, &["--region", "east"]).await.unwrap();
+    let a = cluster.client(0).await.unwrap();
+    create_vault(&a, "fenced").await.unwrap();
+    let mut witness = cluster.start_witness().await.unwrap();
+
+    // Failover is set up: epoch 1 of the primary region, and the leader holds a lease.
+    cluster
+        .wait_for(Duration::from_secs(30), async |c: &TestCluster| {
+            let s = leader_status(c).await;
+            s.failover_enabled && s.epoch == 1 && s.epoch_primary == "default" && s.lease_remaining_ms > 0
+        })
+        .await
+        .expect("the leader holds a lease on epoch 1");
+    set(&a, "fenced", "s", "with-all-three").await.unwrap();
+
+    // Who may talk to the witness: a certificate from the CA clients trust is refused before any
+    // handler; a member (here the secondary's node, as someone who took its disk) reaches the epoch
+    // record, and a promotion it asks for is refused while the primary's lease is promised; nothing
+    // else is served there.
+    let witness_addr = format!("127.0.0.1:{}", witness.port);
+    let certs = cluster.dir.path().join("certs");
+    let stranger = Identity::from_files(&certs.join("node9.pem"), &certs.join("node9.key")).unwrap();
+    let promote = || cpb::EpochRequest { number: 2, primary: "east".into() };
+    let mut w = attack::node_client(&witness_addr, Some(&stranger)).unwrap();
+    let err = w.promote(promote()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    let member = Identity::of_node(&cluster.nodes[east].data_dir).unwrap();
+    let mut w = attack::node_client(&witness_addr, Some(&member)).unwrap();
+    let answer = w.promote(promote()).await.unwrap().into_inner();
+    assert!(!answer.accepted && answer.retry_in_ms > 0 && answer.current_number == 1, "{answer:?}");
+    let err = w.append_entries(cpb::RaftPayload { data: Vec::new() }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+    set(&a, "fenced", "s", "with-all-three").await.unwrap();
+    // Every acceptor took epoch 1 up, the secondary's included.
+    let s = cluster.status(east).await.unwrap();
+    assert_eq!((s.epoch, s.epoch_primary.as_str(), s.failover_enabled), (1, "default", true), "{s:?}");
+
+    // The witness lost alone changes nothing: the secondary grants the lease.
+    witness.kill();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    set(&a, "fenced", "s", "without-the-witness").await.unwrap();
+
+    // The secondary lost too: one site of three cannot grant a lease, so the primary stops taking
+    // writes within a lease, and says why.
+    cluster.kill(east);
+    let refused = async {
+        for _ in 0..40 {
+            match set(&a, "fenced", "s", "alone").await {
+                Err(e) if reason(&e) == Some("READ_ONLY_FAILOVER") => return e,
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        panic!("the primary kept taking writes without a lease");
+    }
+    .await;
+    assert!(refused.message.contains("no lease"), "{refused:?}");
+    // Linearizable reads need the lease too (another region might be taking writes); a read that
+    // accepts staleness is served.
+    let get_err = get(&a, "fenced", "s").await.unwrap_err();
+    assert_eq!(reason(&get_err), Some("READ_ONLY_FAILOVER"), "{get_err:?}");
+    let stale = pb::GetSecretRequest {
+        vault: "fenced".into(),
+        name: "s".into(),
+        read_options: Some(pb::ReadOptions {
+            consistency: pb::Consistency::BoundedStaleness as i32,
+            max_staleness: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+        }),
+        ..Default::default()
+    };
+    let stale = a.secrets().get_secret(stale).await.map_err(ClientError::from).unwrap().into_inner();
+    // Sets of "alone" went through until the lease ran out (one may have answered OUTCOME_UNKNOWN).
+    assert!(["without-the-witness", "alone"].contains(&stale.value.as_str()), "{}", stale.value);
+    assert_eq!(leader_status(&cluster).await.lease_remaining_ms, 0);
+
+    // The witness back: two sites again, writes again.
+    witness.launch().unwrap();
+    cluster
+        .wait_for(Duration::from_secs(30), async |c: &TestCluster| leader_status(c).await.lease_remaining_ms > 0)
+        .await
+        .expect("the lease comes back with the witness");
+    set(&a, "fenced", "s", "with-the-witness-again").await.unwrap();
+    assert_eq!(get(&a, "fenced", "s").await.unwrap().value, "with-the-witness-again");
 }

@@ -36,6 +36,8 @@ pub enum ClusterRpc {
     ReadIndex,
     Join,
     AddNode,
+    Renew,
+    Promote,
 }
 
 /// What a caller must be for an RPC.
@@ -56,7 +58,7 @@ pub enum Requirement {
 const SERVICE: &str = "arca.cluster.v1.NodeService";
 
 impl ClusterRpc {
-    pub const ALL: [ClusterRpc; 7] = [
+    pub const ALL: [ClusterRpc; 9] = [
         ClusterRpc::AppendEntries,
         ClusterRpc::Vote,
         ClusterRpc::InstallSnapshot,
@@ -64,6 +66,8 @@ impl ClusterRpc {
         ClusterRpc::ReadIndex,
         ClusterRpc::Join,
         ClusterRpc::AddNode,
+        ClusterRpc::Renew,
+        ClusterRpc::Promote,
     ];
 
     pub fn method(self) -> &'static str {
@@ -75,6 +79,8 @@ impl ClusterRpc {
             ClusterRpc::ReadIndex => "ReadIndex",
             ClusterRpc::Join => "Join",
             ClusterRpc::AddNode => "AddNode",
+            ClusterRpc::Renew => "Renew",
+            ClusterRpc::Promote => "Promote",
         }
     }
 
@@ -89,6 +95,9 @@ impl ClusterRpc {
             ClusterRpc::Join => Requirement::Certificate,
             ClusterRpc::AddNode => Requirement::AdmittedNode,
             ClusterRpc::AppendEntries | ClusterRpc::Vote | ClusterRpc::InstallSnapshot => Requirement::RaftPeer,
+            // Epoch traffic comes from whichever certified node leads or promotes, whose membership
+            // this node (or the witness, which holds none) may not have seen yet.
+            ClusterRpc::Renew | ClusterRpc::Promote => Requirement::RaftPeer,
             ClusterRpc::Forward | ClusterRpc::ReadIndex => Requirement::Member,
         }
     }

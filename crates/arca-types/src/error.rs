@@ -48,6 +48,9 @@ pub enum ErrorCode {
     AlreadyInitialized,
     /// No leader or no quorum right now; retry.
     Unavailable,
+    /// This region may not take writes now: its lease on the epoch lapsed (it cannot reach the witness
+    /// or the secondary region) or a failover is under way. Reads and crypto still work; retry.
+    ReadOnlyFailover,
     /// The write may or may not have taken effect (leadership changed or the leader stopped answering
     /// while it was in flight). Read the object before retrying a write that is not idempotent.
     OutcomeUnknown,
@@ -101,6 +104,7 @@ impl ErrorCode {
             ErrorCode::NotInitialized => "NotInitialized",
             ErrorCode::AlreadyInitialized => "AlreadyInitialized",
             ErrorCode::Unavailable => "Unavailable",
+            ErrorCode::ReadOnlyFailover => "ReadOnlyFailover",
             ErrorCode::OutcomeUnknown => "OutcomeUnknown",
             ErrorCode::Internal => "Internal",
             ErrorCode::JoinTokenInvalid => "JoinTokenInvalid",
@@ -156,7 +160,13 @@ impl ErrorCode {
 
     /// Whether a client may retry the same request unchanged.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorCode::Throttled | ErrorCode::Unavailable | ErrorCode::ObjectIsBeingRecovered)
+        matches!(
+            self,
+            ErrorCode::Throttled
+                | ErrorCode::Unavailable
+                | ErrorCode::ObjectIsBeingRecovered
+                | ErrorCode::ReadOnlyFailover
+        )
     }
 }
 
@@ -182,6 +192,7 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::NotInitialized,
     ErrorCode::AlreadyInitialized,
     ErrorCode::Unavailable,
+    ErrorCode::ReadOnlyFailover,
     ErrorCode::OutcomeUnknown,
     ErrorCode::Internal,
     ErrorCode::JoinTokenInvalid,

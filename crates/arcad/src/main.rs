@@ -2,6 +2,7 @@
 //!
 //! - `arcad dev` starts a single initialized, unsealed node with a local data dir and its own CA.
 //! - `arcad serve` starts a cluster node (bootstrap, join, or restart from its data dir).
+//! - `arcad witness` starts a failover witness (the third site; no data, no keys).
 //! - `arcad gen-certs` makes a CA and node certificates for a test or development cluster.
 #![forbid(unsafe_code)]
 
@@ -41,6 +42,9 @@ enum Command {
     },
     /// Start a cluster node.
     Serve(Box<ServeArgs>),
+    /// Start a failover witness: the third site (beside the primary and the secondary region) of
+    /// the decision which region takes writes. It keeps the epoch record only: no data, no keys.
+    Witness(WitnessArgs),
     /// Create a CA and certificates (PEM) for the API listeners of a development or test cluster.
     /// An existing ca.pem/ca.key in the output dir is reused, so more certificates can be added later
     /// (for example one for a name that is not a node, to see the cluster listener refuse it).
@@ -133,6 +137,36 @@ struct ServeArgs {
     danger_faults: Vec<String>,
 }
 
+#[derive(Args)]
+struct WitnessArgs {
+    /// Where the witness keeps its cluster certificate and the epoch record.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address nodes reach it on (mutual TLS with cluster certificates).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Address nodes should use (defaults to --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// The cluster address of any member; the witness registers through it at every start.
+    #[arg(long)]
+    join: String,
+    /// A file holding a join token (needed on first start only, until the witness holds a cluster
+    /// certificate).
+    #[arg(long)]
+    join_token_file: Option<PathBuf>,
+    /// How long a granted renewal lets the primary take writes, in milliseconds.
+    #[arg(long, default_value_t = arca_failover::Timing::default().lease_ms)]
+    lease_ms: u64,
+    /// How much longer than a lease an acceptor keeps its promise, for clocks that run at different
+    /// rates, in milliseconds (with the defaults, clocks may run 14 % apart from real time).
+    #[arg(long, default_value_t = arca_failover::Timing::default().drift_margin_ms)]
+    drift_margin_ms: u64,
+    /// How long the secondary must have lost the primary before it promotes itself, in milliseconds.
+    #[arg(long, default_value_t = arca_failover::Timing::default().failover_after_ms)]
+    failover_after_ms: u64,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -166,6 +200,7 @@ fn main() -> anyhow::Result<()> {
                 dev(data_dir, api_addr, cluster_addr, oidc_ca_file).await
             }
             Command::Serve(args) => serve(*args).await,
+            Command::Witness(args) => witness(args).await,
             Command::GenCerts { out, names, hosts } => gen_certs(&out, &names, &hosts),
         }
     })
@@ -260,6 +295,31 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("chmod {}", path.display()))?;
     file.write_all(contents.as_bytes()).with_context(|| format!("write {}", path.display()))
+}
+
+async fn witness(args: WitnessArgs) -> anyhow::Result<()> {
+    let token = match &args.join_token_file {
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("read the join token file {}", file.display()))?
+            .trim()
+            .to_owned(),
+        None => String::new(),
+    };
+    let timing = arca_failover::Timing {
+        lease_ms: args.lease_ms,
+        drift_margin_ms: args.drift_margin_ms,
+        failover_after_ms: args.failover_after_ms,
+    };
+    timing.check().map_err(|e| anyhow::anyhow!(e))?;
+    let options = arca_server::witness::WitnessOptions {
+        cluster_advertise: args.advertise.unwrap_or_else(|| args.listen.to_string()),
+        join: JoinPlan { peer: args.join, token },
+        timing,
+    };
+    let addr = node::start_witness(&args.data_dir, args.listen, options).await.map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(%addr, "witness listening");
+    tokio::signal::ctrl_c().await.context("wait for ctrl-c")?;
+    Ok(())
 }
 
 fn parse_region(raw: &str) -> Result<arca_types::RegionName, String> {

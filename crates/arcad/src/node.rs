@@ -232,3 +232,58 @@ fn read_unseal_key_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<Str
     }
     std::fs::read_to_string(path).map(zeroize::Zeroizing::new).map_err(|e| format!("cannot read it: {e}"))
 }
+
+/// Starts a witness: its cluster certificate and epoch record in `data_dir`, its listener on
+/// `listen` (mutual TLS, cluster certificates only). Returns the bound address.
+pub async fn start_witness(
+    data_dir: &std::path::Path,
+    listen: SocketAddr,
+    options: arca_server::witness::WitnessOptions,
+) -> Result<SocketAddr, String> {
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("failed to create the data dir: {e}"))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let credentials = Arc::new(
+        NodeCredentials::open(
+            Box::new(FileCredentialStore::new(data_dir.join("cluster-tls"))),
+            &OsEntropy,
+            clock.now_unix(),
+        )
+        .map_err(|e| format!("failed to load the witness's cluster credentials: {e}"))?,
+    );
+    let unix_clock: arca_transport::UnixClock = {
+        let clock = clock.clone();
+        Arc::new(move || clock.now_unix())
+    };
+    let tls = cluster_server_config(credentials.clone()).map_err(|e| e.to_string())?;
+    let limits = ConnectionLimits::cluster(credentials.clone(), unix_clock.clone());
+    let listener = TcpListener::bind(listen).await.map_err(|e| format!("failed to bind the witness listener: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let incoming = tls_incoming(listener, tls, limits);
+    let parts = arca_server::witness::WitnessParts {
+        channels: Arc::new(TlsChannelFactory {
+            credentials: credentials.clone(),
+            clock: unix_clock,
+            local_ip: Some(listen.ip()).filter(|ip| !ip.is_unspecified()),
+        }),
+        credentials,
+        epochs: Arc::new(arca_server::failover::FileEpochStore(data_dir.join("epoch"))),
+        peer_certificates: Arc::new(TlsPeerCertificates),
+        clock,
+    };
+    arca_server::witness::serve_witness(parts, options, |routes| {
+        tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(CLUSTER_KEEPALIVE_INTERVAL_S)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(KEEPALIVE_TIMEOUT_S)))
+                .max_concurrent_streams(HTTP2_STREAMS_PER_CONNECTION_MAX)
+                .timeout(request_deadline())
+                .add_routes(routes)
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(e) = result {
+                tracing::error!("the witness listener stopped: {e}");
+            }
+        });
+    })?;
+    Ok(addr)
+}

@@ -116,6 +116,7 @@ pub async fn attack(
                         cluster_addr: format!("{HOST}:2"),
                         as_learner: false,
                         region: "default".into(),
+                        ..Default::default()
                     };
                     ("AddNode", client.add_node(request).await.map(drop))
                 }

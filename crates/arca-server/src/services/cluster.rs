@@ -30,6 +30,9 @@ pub fn cluster_status(api: &Api) -> Result<pb::ClusterStatus, ArcaError> {
     let now = tokio::time::Instant::now();
     let lag_of = |matched: u64| api.engine.lag_clock.lag(matched, now);
     let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let witness = crate::failover::witness_record(&*api.engine.store)?;
+    let topology = crate::failover::topology(&view, witness.clone());
+    let accepted = api.engine.failover.accepted();
     let regions = crate::regions::summarize(&view, lag_of)
         .into_iter()
         .map(|r| pb::RegionStatus {
@@ -65,6 +68,12 @@ pub fn cluster_status(api: &Api) -> Result<pb::ClusterStatus, ArcaError> {
             })
             .collect(),
         regions,
+        epoch: accepted.as_ref().map_or(0, |e| e.number),
+        epoch_primary: accepted.map(|e| e.primary).unwrap_or_default(),
+        failover_enabled: topology.is_some(),
+        witness_id: witness.as_ref().map_or(0, |w| w.node_id),
+        witness_addr: witness.map(|w| w.cluster_addr).unwrap_or_default(),
+        lease_remaining_ms: api.engine.failover.lease_remaining_ms(),
     })
 }
 

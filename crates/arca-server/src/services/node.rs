@@ -94,6 +94,9 @@ impl NodeService for Node {
     ) -> Result<Response<pb::ReadIndexResponse>, Status> {
         node_caller(&request)?;
         let raft = self.raft()?;
+        // A read index is a promise that nothing newer was acknowledged anywhere: only while this
+        // region may take writes.
+        self.0.engine.require_lease().map_err(|e| to_status(&e))?;
         let index = raft.read_index().await.map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::ReadIndexResponse { index, leader_id: raft.node_id }))
     }
@@ -133,5 +136,37 @@ impl NodeService for Node {
         let result = crate::membership::add(&self.0.engine, caller, request.into_inner()).await;
         let node_id = self.0.finish_internal(call, result).map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::AddNodeResponse { node_id }))
+    }
+
+    async fn renew(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::RenewResponse>, Status> {
+        node_caller(&request)?;
+        let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
+        let timing = self.failover_timing()?;
+        let answer = self.0.engine.failover.renew(&epoch, &timing).map_err(Status::unavailable)?;
+        Ok(Response::new(answer))
+    }
+
+    async fn promote(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
+        let caller = node_caller(&request)?;
+        let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
+        let timing = self.failover_timing()?;
+        let answer = self.0.engine.failover.promote(&epoch, &timing).map_err(Status::unavailable)?;
+        if answer.accepted {
+            tracing::warn!(caller, epoch = epoch.number, primary = %epoch.primary, "accepted a promotion");
+        }
+        Ok(Response::new(answer))
+    }
+}
+
+impl Node {
+    /// The failover timing the cluster recorded with its witness; without a witness there is no epoch
+    /// to keep.
+    fn failover_timing(&self) -> Result<arca_failover::Timing, Status> {
+        match crate::failover::witness_record(&*self.0.engine.store).map_err(|e| to_status(&e))? {
+            Some(witness) => Ok(witness.timing),
+            None => Err(Status::failed_precondition(
+                "failover is not set up on this node's replica (no witness recorded yet); retry once it has caught up",
+            )),
+        }
     }
 }

@@ -1,0 +1,482 @@
+//! The epoch record on a node and on the witness, and the primary's lease (`arca-failover` has the
+//! rules; this module runs them).
+//!
+//! - Every node and the witness keep an [`arca_failover::Acceptor`], persisted through an
+//!   [`EpochStore`] (the log store's metadata on a node, a file on the witness) before any answer that
+//!   changed it leaves.
+//! - Failover is set up once the cluster has a witness (`arcad witness`, recorded under
+//!   [`WITNESS_KEY`] with the failover timing) and exactly one secondary region: then the three sites
+//!   are the voters (the primary region), that region's nodes and the witness ([`topology`]).
+//! - The primary's leader renews its lease on the epoch with every acceptor each
+//!   [`Timing::renew_every_ms`]; while failover is set up it proposes nothing and confirms no read
+//!   index without a lease ([`Engine::require_lease`]), and a write whose lease ran out while it was
+//!   in flight answers `OUTCOME_UNKNOWN`. A cluster without a witness or a secondary runs as before.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arca_failover::{Acceptor, Epoch, Lease, Promotion, Renewal, Sites, Timing};
+use arca_proto::cluster::v1 as cpb;
+use arca_raft::ClusterView;
+use arca_storage::{Durability, LogStore, StateStore};
+use arca_types::{ArcaError, ErrorCode};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::engine::Engine;
+use crate::keyspace;
+
+/// Where the cluster records its witness.
+pub const WITNESS_KEY: &[u8] = b"s/witness";
+/// The witness's site name in a [`Sites`]: parentheses are not allowed in region names.
+pub const WITNESS_SITE: &str = "(witness)";
+/// The log-store metadata key of a node's accepted epoch.
+const EPOCH_META: &str = "failover_epoch";
+
+/// The cluster's witness: its node id (its certificate names it), where it listens, and the
+/// failover timing every acceptor and the primary use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessRecord {
+    pub node_id: u64,
+    pub cluster_addr: String,
+    pub timing: Timing,
+}
+
+/// The witness the cluster recorded, if any.
+pub fn witness_record(store: &dyn StateStore) -> Result<Option<WitnessRecord>, ArcaError> {
+    Ok(keyspace::read_plain::<WitnessRecord>(store, WITNESS_KEY)?.map(|(_, r)| r))
+}
+
+/// Where an acceptor keeps the epoch it accepted.
+pub trait EpochStore: Send + Sync {
+    fn load(&self) -> Result<Option<Epoch>, String>;
+    /// Durably: the answer that changed it leaves only after this returns.
+    fn save(&self, epoch: &Epoch) -> Result<(), String>;
+}
+
+fn encode_epoch(epoch: &Epoch) -> String {
+    format!("{} {}", epoch.number, epoch.primary)
+}
+
+fn decode_epoch(text: &str) -> Result<Epoch, String> {
+    let (number, primary) = text.split_once(' ').ok_or("the stored epoch is corrupt")?;
+    let number = number.parse().map_err(|_| "the stored epoch number is corrupt")?;
+    Ok(Epoch { number, primary: primary.to_owned() })
+}
+
+/// A node's accepted epoch, in its log store's metadata (synced).
+pub struct LogEpochStore(pub Arc<dyn LogStore>);
+
+impl EpochStore for LogEpochStore {
+    fn load(&self) -> Result<Option<Epoch>, String> {
+        match self.0.get_meta(EPOCH_META).map_err(|e| format!("failed to read the epoch: {e}"))? {
+            Some(bytes) => {
+                decode_epoch(std::str::from_utf8(&bytes).map_err(|_| "the stored epoch is corrupt")?).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn save(&self, epoch: &Epoch) -> Result<(), String> {
+        self.0
+            .put_meta(EPOCH_META, encode_epoch(epoch).as_bytes(), Durability::Synced)
+            .map_err(|e| format!("failed to store the epoch: {e}"))
+    }
+}
+
+/// The witness's accepted epoch, in a file of its data dir (written to a new file, synced, renamed
+/// over the old one, and the directory synced).
+pub struct FileEpochStore(pub std::path::PathBuf);
+
+impl EpochStore for FileEpochStore {
+    fn load(&self) -> Result<Option<Epoch>, String> {
+        match std::fs::read_to_string(&self.0) {
+            Ok(text) => decode_epoch(text.trim()).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("failed to read {}: {e}", self.0.display())),
+        }
+    }
+
+    fn save(&self, epoch: &Epoch) -> Result<(), String> {
+        use std::io::Write;
+        let fail = |e: std::io::Error| format!("failed to store the epoch in {}: {e}", self.0.display());
+        let tmp = self.0.with_extension("new");
+        let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+        file.write_all(encode_epoch(epoch).as_bytes()).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, &self.0).map_err(fail)?;
+        if let Some(dir) = self.0.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
+/// The three sites, once failover is set up.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub sites: Sites,
+    pub primary: String,
+    pub secondary: String,
+    pub witness: WitnessRecord,
+    /// Where to reach each acceptor (cluster address).
+    pub addrs: BTreeMap<u64, String>,
+}
+
+/// The sites a view of the cluster and its witness make: the voters (the primary region), the one
+/// other region's nodes, and the witness. `None` without a witness, or with no or several other
+/// regions.
+pub fn topology(view: &ClusterView, witness: Option<WitnessRecord>) -> Option<Topology> {
+    let witness = witness?;
+    let primary = crate::regions::primary_region(view)?;
+    let voters: BTreeSet<u64> = view.nodes.iter().filter(|n| n.voter).map(|n| n.node_id).collect();
+    let others: BTreeSet<&str> =
+        view.nodes.iter().map(|n| n.node.region.as_str()).filter(|r| *r != primary.as_str()).collect();
+    let [secondary] = others.into_iter().collect::<Vec<_>>()[..] else { return None };
+    let secondary = secondary.to_owned();
+    let replicas: BTreeSet<u64> = view.nodes.iter().filter(|n| n.node.region == secondary).map(|n| n.node_id).collect();
+    let sites = Sites::new([
+        (primary.clone(), voters),
+        (secondary.clone(), replicas),
+        (WITNESS_SITE.to_owned(), [witness.node_id].into()),
+    ])
+    .ok()?;
+    let mut addrs: BTreeMap<u64, String> =
+        view.nodes.iter().map(|n| (n.node_id, n.node.cluster_addr.clone())).collect();
+    addrs.insert(witness.node_id, witness.cluster_addr.clone());
+    Some(Topology { sites, primary, secondary, witness, addrs })
+}
+
+/// One process's part in failover: its acceptor and, on the primary's leader, its lease.
+pub struct Failover {
+    origin: Instant,
+    store: Arc<dyn EpochStore>,
+    acceptor: Mutex<Option<Acceptor>>,
+    lease: Mutex<Option<Lease>>,
+}
+
+impl Failover {
+    pub fn new(store: Arc<dyn EpochStore>) -> Self {
+        Self { origin: Instant::now(), store, acceptor: Mutex::default(), lease: Mutex::default() }
+    }
+
+    /// This process's monotonic clock, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Runs `f` on the acceptor (started from what was persisted, on first use: an acceptor that never
+    /// accepted anything holds epoch 0) and persists the record when `f` says it changed, all under
+    /// the acceptor's lock, so no answer, this one or a concurrent one, rests on a record that is not
+    /// on disk. A record that cannot be persisted is taken back and the call fails.
+    fn with_acceptor<T>(
+        &self,
+        timing: &Timing,
+        f: impl FnOnce(&mut Acceptor, u64) -> (T, bool),
+    ) -> Result<(T, Epoch), String> {
+        let mut slot = self.acceptor.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.now_ms();
+        if slot.is_none() {
+            let stored = self.store.load()?.unwrap_or(Epoch { number: 0, primary: String::new() });
+            *slot = Some(Acceptor::start(stored, now, timing));
+        }
+        let acceptor = slot.as_mut().expect("just started");
+        let before = acceptor.clone();
+        let (answer, changed) = f(acceptor, now);
+        let current = acceptor.accepted().clone();
+        if changed {
+            if let Err(e) = self.store.save(&current) {
+                *acceptor = before;
+                return Err(e);
+            }
+        }
+        Ok((answer, current))
+    }
+
+    /// The epoch this process's acceptor holds, if it has started.
+    pub fn accepted(&self) -> Option<Epoch> {
+        self.acceptor.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|a| a.accepted().clone())
+    }
+
+    /// Answers a renewal; a changed record is persisted first.
+    pub fn renew(&self, asked: &Epoch, timing: &Timing) -> Result<cpb::RenewResponse, String> {
+        let (answer, current) = self.with_acceptor(timing, |a, now| a.renew(asked, now, timing))?;
+        Ok(cpb::RenewResponse {
+            granted: answer == Renewal::Granted,
+            current_number: current.number,
+            current_primary: current.primary,
+        })
+    }
+
+    /// Answers a promotion; a changed record is persisted first.
+    pub fn promote(&self, proposed: &Epoch, timing: &Timing) -> Result<cpb::PromoteResponse, String> {
+        let (answer, current) = self.with_acceptor(timing, |a, now| a.promote(proposed, now, timing))?;
+        let retry_in_ms = match answer {
+            Promotion::Refused { retry_in_ms, .. } => retry_in_ms,
+            Promotion::Accepted => 0,
+        };
+        Ok(cpb::PromoteResponse {
+            accepted: answer == Promotion::Accepted,
+            current_number: current.number,
+            current_primary: current.primary,
+            retry_in_ms,
+        })
+    }
+
+    /// How long the lease still runs, in milliseconds (0 without one).
+    pub fn lease_remaining_ms(&self) -> u64 {
+        let now = self.now_ms();
+        self.lease.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |l| l.remaining_ms(now))
+    }
+
+    fn lease_holds(&self) -> bool {
+        let now = self.now_ms();
+        self.lease.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|l| l.holds(now))
+    }
+
+    fn drop_lease(&self) {
+        *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+fn epoch_of(request: &cpb::EpochRequest) -> Epoch {
+    Epoch { number: request.number, primary: request.primary.clone() }
+}
+
+/// Reads the epoch an acceptor was asked about, refusing nonsense before the acceptor sees it.
+pub fn checked_epoch(request: &cpb::EpochRequest) -> Result<Epoch, ArcaError> {
+    if request.number == 0 {
+        return Err(ArcaError::bad_parameter("number", "an epoch number starts at 1"));
+    }
+    arca_types::RegionName::parse(&request.primary)?;
+    Ok(epoch_of(request))
+}
+
+/// What decides whether the primary's leader may propose or confirm a read index: failover's set-up
+/// (the replica's witness record and the membership) and the lease. Cheap to clone, for tasks.
+#[derive(Clone)]
+pub struct LeaseGate {
+    pub store: Arc<dyn StateStore>,
+    pub failover: Arc<Failover>,
+}
+
+impl LeaseGate {
+    /// Without failover set up, always; with it, only while this node holds a lease on the epoch.
+    pub fn require(&self, raft: &arca_raft::RaftNode) -> Result<(), ArcaError> {
+        if self.failover.lease_holds() || topology(&raft.view(), witness_record(&*self.store)?).is_none() {
+            return Ok(());
+        }
+        Err(ArcaError::new(
+            ErrorCode::ReadOnlyFailover,
+            "this region holds no lease on the current epoch: it cannot reach the witness or the secondary region, or a failover is under way, so it takes no writes now; reads and crypto still work; retry",
+        ))
+    }
+
+    /// After a write committed: it is acknowledged only if the lease still holds; otherwise another
+    /// region may already take writes, and this one's outcome is not for this region to confirm.
+    pub fn still_holds(&self, raft: &arca_raft::RaftNode) -> Result<(), ArcaError> {
+        self.require(raft).map_err(|_| {
+            ArcaError::new(
+                ErrorCode::OutcomeUnknown,
+                "the lease on the epoch ran out while the write was in flight: it may or may not have taken effect; read before retrying",
+            )
+        })
+    }
+}
+
+impl Engine {
+    /// The failover sites, if failover is set up on this node's view of the cluster.
+    pub fn topology(&self) -> Result<Option<Topology>, ArcaError> {
+        let Ok(raft) = self.raft() else { return Ok(None) };
+        Ok(topology(&raft.view(), witness_record(&*self.store)?))
+    }
+
+    pub fn lease_gate(&self) -> LeaseGate {
+        LeaseGate { store: self.store.clone(), failover: self.failover.clone() }
+    }
+
+    /// On the primary's leader: whether it may propose a write or confirm a read index now.
+    pub fn require_lease(&self) -> Result<(), ArcaError> {
+        self.lease_gate().require(self.raft()?)
+    }
+
+    /// After a write committed: see [`LeaseGate::still_holds`].
+    pub fn lease_still_holds(&self) -> Result<(), ArcaError> {
+        self.lease_gate().still_holds(self.raft()?)
+    }
+
+    /// One renewal round, on the primary's leader (anywhere else it drops any lease it held).
+    pub async fn renew_lease(&self) {
+        let (Ok(raft), Ok(Some(topo))) = (self.raft(), self.topology()) else {
+            self.failover.drop_lease();
+            return;
+        };
+        if !raft.is_leader() {
+            self.failover.drop_lease();
+            return;
+        }
+        let timing = topo.witness.timing;
+        // A primary renews only an epoch it won. Until a promotion is carried out (which will record
+        // the epoch it won in the replicated state), that is the cluster's first epoch, whose primary
+        // is the bootstrapping region. Never the acceptor's record: a promotion that reached only
+        // some acceptors leaves an epoch there that nobody won.
+        let epoch = Epoch::first(&topo.primary);
+        let sent = self.failover.now_ms();
+        let request = cpb::EpochRequest { number: epoch.number, primary: epoch.primary.clone() };
+        let asks = topo.addrs.iter().map(|(id, addr)| {
+            let (id, addr, request) = (*id, addr.clone(), request.clone());
+            let channels = raft.channels.clone();
+            let me = raft.node_id;
+            let failover = &*self.failover;
+            let epoch = &epoch;
+            async move {
+                let answer = if id == me {
+                    failover.renew(epoch, &timing).map_err(|e| e.to_string())
+                } else {
+                    let mut client = channels.client(&addr, Some(id))?;
+                    let mut req = tonic::Request::new(request);
+                    req.set_timeout(Duration::from_millis(timing.renew_every_ms()));
+                    client.renew(req).await.map(|r| r.into_inner()).map_err(|s| s.message().to_owned())
+                };
+                answer.map(|a| (id, a))
+            }
+        });
+        let answers: BTreeMap<u64, Renewal> = futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|(id, a)| {
+                let current = Epoch { number: a.current_number, primary: a.current_primary };
+                // A grant counts only for the epoch it names.
+                let answer =
+                    if a.granted && current == epoch { Renewal::Granted } else { Renewal::Refused { current } };
+                (id, answer)
+            })
+            .collect();
+        let mut slot = self.failover.lease.lock().unwrap_or_else(|p| p.into_inner());
+        let lease = match slot.as_mut() {
+            Some(l) if *l.epoch() == epoch => l,
+            _ => slot.insert(Lease::new(epoch.clone())),
+        };
+        let held = lease.holds(self.failover.now_ms());
+        lease.round(sent, &answers, &topo.sites, &timing);
+        let holds = lease.holds(self.failover.now_ms());
+        if held != holds {
+            let granted: Vec<u64> =
+                answers.iter().filter(|(_, a)| **a == Renewal::Granted).map(|(id, _)| *id).collect();
+            if holds {
+                tracing::info!(epoch = epoch.number, ?granted, "holds the lease on the epoch: takes writes");
+            } else {
+                tracing::warn!(epoch = epoch.number, ?granted, "lost the lease on the epoch: takes no writes");
+            }
+        }
+        if let Some(fenced) = lease.fenced_by() {
+            tracing::warn!(epoch = epoch.number, by = fenced.number, primary = %fenced.primary, "this region was fenced by a newer epoch");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_raft::{ArcaNode, NodeView};
+
+    fn node(id: u64, region: &str, voter: bool) -> NodeView {
+        NodeView {
+            node_id: id,
+            node: ArcaNode { api_addr: String::new(), cluster_addr: format!("n{id}:1"), region: region.to_owned() },
+            voter,
+            matched_index: None,
+        }
+    }
+
+    fn view(nodes: Vec<NodeView>) -> ClusterView {
+        ClusterView {
+            node_id: 1,
+            leader_id: Some(1),
+            term: 1,
+            state: "leader",
+            last_log_index: 1,
+            commit_index: 1,
+            applied_index: 1,
+            nodes,
+        }
+    }
+
+    fn witness() -> WitnessRecord {
+        WitnessRecord { node_id: 9, cluster_addr: "w:1".into(), timing: Timing::default() }
+    }
+
+    #[test]
+    fn failover_is_set_up_with_a_witness_and_exactly_one_secondary_region() {
+        let a = || vec![node(1, "west", true), node(2, "west", true), node(3, "west", true)];
+        assert!(topology(&view(a()), Some(witness())).is_none(), "no secondary");
+        let mut with_b = a();
+        with_b.extend([node(4, "east", false), node(5, "east", false)]);
+        assert!(topology(&view(with_b.clone()), None).is_none(), "no witness");
+        let topo = topology(&view(with_b.clone()), Some(witness())).unwrap();
+        assert_eq!((topo.primary.as_str(), topo.secondary.as_str()), ("west", "east"));
+        assert_eq!(topo.sites.acceptors_of("west").unwrap(), &[1, 2, 3].into());
+        assert_eq!(topo.sites.acceptors_of("east").unwrap(), &[4, 5].into());
+        assert_eq!(topo.sites.acceptors_of(WITNESS_SITE).unwrap(), &[9].into());
+        assert_eq!(topo.addrs[&9], "w:1");
+        assert_eq!(topo.addrs[&4], "n4:1");
+        let mut two_secondaries = with_b;
+        two_secondaries.push(node(6, "north", false));
+        assert!(topology(&view(two_secondaries), Some(witness())).is_none(), "which one would promote?");
+        // A learner of the primary region is no acceptor of its site.
+        let mut learner = a();
+        learner.extend([node(4, "east", false), node(7, "west", false)]);
+        let topo = topology(&view(learner), Some(witness())).unwrap();
+        assert_eq!(topo.sites.acceptors_of("west").unwrap(), &[1, 2, 3].into());
+    }
+
+    #[test]
+    fn the_witness_file_keeps_the_epoch_across_a_restart() {
+        let dir = std::env::temp_dir().join(format!("arca-epoch-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = FileEpochStore(dir.join("epoch"));
+        assert_eq!(store.load().unwrap(), None);
+        let two = Epoch { number: 2, primary: "east".into() };
+        store.save(&two).unwrap();
+        assert_eq!(FileEpochStore(dir.join("epoch")).load().unwrap(), Some(two));
+        std::fs::write(dir.join("epoch"), "garbage").unwrap();
+        assert!(store.load().is_err(), "a corrupt record is an error, not epoch 0");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_acceptor_takes_up_the_first_epoch_and_persists_before_answering() {
+        struct Memory(Mutex<Vec<Epoch>>);
+        impl EpochStore for Memory {
+            fn load(&self) -> Result<Option<Epoch>, String> {
+                Ok(self.0.lock().unwrap().last().cloned())
+            }
+            fn save(&self, epoch: &Epoch) -> Result<(), String> {
+                self.0.lock().unwrap().push(epoch.clone());
+                Ok(())
+            }
+        }
+        let store = Arc::new(Memory(Mutex::default()));
+        let failover = Failover::new(store.clone());
+        let t = Timing { lease_ms: 500, drift_margin_ms: 50, failover_after_ms: 500 };
+        let one = Epoch::first("west");
+        // A new acceptor keeps a promise it may have made before (its record may have been lost).
+        let early = failover.renew(&one, &t).unwrap();
+        assert!(!early.granted && early.current_number == 0, "{early:?}");
+        assert!(store.0.lock().unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let answer = failover.renew(&one, &t).unwrap();
+        assert!(answer.granted && answer.current_number == 1, "{answer:?}");
+        assert_eq!(*store.0.lock().unwrap(), std::slice::from_ref(&one));
+        // Granting the same epoch again changes nothing on disk.
+        let _ = failover.renew(&one, &t).unwrap();
+        assert_eq!(store.0.lock().unwrap().len(), 1);
+        // A promotion while the promise runs is refused, with how long it still runs.
+        let refused = failover.promote(&one.next("east"), &t).unwrap();
+        assert!(!refused.accepted && refused.current_number == 1 && refused.retry_in_ms > t.lease_ms);
+        assert!(checked_epoch(&cpb::EpochRequest { number: 0, primary: "west".into() }).is_err());
+        assert!(checked_epoch(&cpb::EpochRequest { number: 1, primary: "no such region!".into() }).is_err());
+    }
+}

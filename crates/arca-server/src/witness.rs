@@ -1,0 +1,181 @@
+//! The witness (`arcad witness`): the third site of the failover decision. It keeps the epoch record
+//! and nothing else (no data, no keys, no Raft), answers `Renew` and `Promote` on its listener, and
+//! registers itself with the cluster: it joins with a join token like a node (so it holds a node
+//! certificate from the cluster CA and nodes can check whom they dialled), then asks the leader to
+//! record it as the witness with its address and the failover timing.
+//!
+//! Who can reach it: only callers whose certificate the cluster CA issued (admission, as on a node's
+//! cluster listener). It holds no membership, so it cannot tell a removed node from a member: a
+//! removed node's certificate can still renew the current epoch (which only delays a failover while
+//! it keeps doing so) or propose a promotion (which needs a second site, whose nodes do know).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arca_failover::Timing;
+use arca_proto::cluster::v1 as pb;
+use arca_proto::cluster::v1::node_service_server::{NodeService, NodeServiceServer};
+use arca_raft::network::{ChannelFactory, Channels};
+use arca_transport::admission::{Admission, AdmissionView, Gate, PeerCertificates};
+use arca_transport::credentials::NodeCredentials;
+use arca_types::{ArcaError, ErrorCode};
+use tonic::service::Routes;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::engine::Clock;
+use crate::failover::{EpochStore, Failover};
+use crate::server::JoinPlan;
+use crate::status::to_status;
+
+/// What a witness is made of (files and sockets in `arcad`).
+pub struct WitnessParts {
+    pub channels: Arc<dyn ChannelFactory>,
+    pub credentials: Arc<NodeCredentials>,
+    pub epochs: Arc<dyn EpochStore>,
+    pub peer_certificates: Arc<dyn PeerCertificates>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How a witness finds its cluster.
+#[derive(Clone, Debug)]
+pub struct WitnessOptions {
+    /// Where nodes reach it (host:port).
+    pub cluster_advertise: String,
+    /// A member's cluster address and, until it holds a certificate, a join token.
+    pub join: JoinPlan,
+    pub timing: Timing,
+}
+
+/// The witness's listener: `Renew` and `Promote`; every other node RPC is refused.
+struct WitnessService {
+    failover: Arc<Failover>,
+    timing: Timing,
+}
+
+fn only_epochs() -> Status {
+    Status::unimplemented("this is a witness: it keeps the epoch record only (Renew, Promote)")
+}
+
+#[tonic::async_trait]
+impl NodeService for WitnessService {
+    async fn append_entries(&self, _: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
+        Err(only_epochs())
+    }
+    async fn vote(&self, _: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
+        Err(only_epochs())
+    }
+    async fn install_snapshot(
+        &self,
+        _: Request<Streaming<pb::SnapshotChunk>>,
+    ) -> Result<Response<pb::RaftPayload>, Status> {
+        Err(only_epochs())
+    }
+    async fn forward(&self, _: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
+        Err(only_epochs())
+    }
+    async fn read_index(&self, _: Request<pb::ReadIndexRequest>) -> Result<Response<pb::ReadIndexResponse>, Status> {
+        Err(only_epochs())
+    }
+    async fn join(&self, _: Request<pb::JoinRequest>) -> Result<Response<pb::JoinResponse>, Status> {
+        Err(only_epochs())
+    }
+    async fn add_node(&self, _: Request<pb::AddNodeRequest>) -> Result<Response<pb::AddNodeResponse>, Status> {
+        Err(only_epochs())
+    }
+
+    async fn renew(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::RenewResponse>, Status> {
+        let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
+        let answer = self.failover.renew(&epoch, &self.timing).map_err(Status::unavailable)?;
+        Ok(Response::new(answer))
+    }
+
+    async fn promote(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
+        let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
+        let answer = self.failover.promote(&epoch, &self.timing).map_err(Status::unavailable)?;
+        if answer.accepted {
+            tracing::warn!(epoch = epoch.number, primary = %epoch.primary, "accepted a promotion");
+        }
+        Ok(Response::new(answer))
+    }
+}
+
+/// What the witness knows of the cluster for admission: nothing but the CA (no membership).
+struct WitnessView(Arc<dyn Clock>);
+
+impl AdmissionView for WitnessView {
+    fn members(&self) -> Option<BTreeSet<u64>> {
+        None
+    }
+    fn removed(&self, _: u64) -> bool {
+        false
+    }
+    fn highest_allocated(&self) -> u64 {
+        u64::MAX
+    }
+    fn now(&self) -> i64 {
+        self.0.now_unix()
+    }
+}
+
+/// Starts a witness: hands its routes to `spawn_server`, and registers it with the cluster in the
+/// background (joining first if it holds no certificate), retrying until the cluster records it; a
+/// refused join token or timing stops the registration for good, logged.
+pub fn serve_witness(
+    parts: WitnessParts,
+    options: WitnessOptions,
+    spawn_server: impl FnOnce(Routes),
+) -> Result<Arc<Failover>, String> {
+    options.timing.check()?;
+    let failover = Arc::new(Failover::new(parts.epochs));
+    let gate = Arc::new(Gate::new(
+        parts.credentials.clone(),
+        Arc::new(WitnessView(parts.clock.clone())),
+        parts.peer_certificates,
+    ));
+    let service = NodeServiceServer::new(WitnessService { failover: failover.clone(), timing: options.timing });
+    spawn_server(Routes::new(Admission::new(service, gate)));
+    let channels = Channels::new(parts.channels);
+    let (credentials, clock) = (parts.credentials, parts.clock);
+    tokio::spawn(async move {
+        loop {
+            match register(&channels, &credentials, &*clock, &options).await {
+                Ok(node_id) => {
+                    tracing::info!(node_id, "registered as the cluster's witness");
+                    break;
+                }
+                Err(e) if matches!(e.code, ErrorCode::JoinTokenInvalid | ErrorCode::BadParameter) => {
+                    tracing::error!("failed to register as the cluster's witness, not retrying: {e}");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("failed to register as the cluster's witness, retrying: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(failover)
+}
+
+async fn register(
+    channels: &Channels,
+    credentials: &NodeCredentials,
+    clock: &dyn Clock,
+    options: &WitnessOptions,
+) -> Result<u64, ArcaError> {
+    let join = &options.join;
+    let token = (!join.token.is_empty()).then_some(join.token.as_str());
+    let (node_id, target) = crate::server::obtain_identity(channels, credentials, clock, &join.peer, token).await?;
+    let request = pb::AddNodeRequest {
+        node_id,
+        cluster_addr: options.cluster_advertise.clone(),
+        witness: true,
+        lease_ms: options.timing.lease_ms,
+        drift_margin_ms: options.timing.drift_margin_ms,
+        failover_after_ms: options.timing.failover_after_ms,
+        ..Default::default()
+    };
+    crate::server::ask_to_be_added(channels, target, request).await?;
+    Ok(node_id)
+}
