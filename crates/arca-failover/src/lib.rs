@@ -72,7 +72,7 @@ impl Timing {
         if !(LEASE_MS_MIN..=LEASE_MS_MAX).contains(&self.lease_ms) {
             return Err(format!("the lease must be {LEASE_MS_MIN}-{LEASE_MS_MAX} ms, not {} ms", self.lease_ms));
         }
-        if self.drift_margin_ms * 10 < self.lease_ms || self.drift_margin_ms > self.lease_ms {
+        if self.drift_margin_ms.saturating_mul(10) < self.lease_ms || self.drift_margin_ms > self.lease_ms {
             return Err(format!(
                 "the clock-drift margin must be a tenth of the lease to the whole lease ({}-{} ms), not {} ms",
                 self.lease_ms.div_ceil(10),

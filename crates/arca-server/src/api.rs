@@ -59,6 +59,9 @@ pub struct Call {
     claimed_client: Option<String>,
     /// The address the call came from, as this node's listener saw it (no proxy header is trusted).
     pub peer: Option<std::net::IpAddr>,
+    /// Served by a read-only secondary from its replica: how old its last contact with the primary
+    /// was, in milliseconds (answered in `x-arca-as-of-age-ms`).
+    as_of_age_ms: Option<u64>,
     /// The client certificate the connection presented (DER), and its SHA-256.
     pub peer_certificate: Option<(Vec<u8>, [u8; 32])>,
     /// The TLS version of the connection.
@@ -237,6 +240,7 @@ impl Api {
             grant: None,
             claimed_client: None,
             peer: None,
+            as_of_age_ms: None,
             peer_certificate: None,
             tls_version: None,
         }
@@ -429,7 +433,7 @@ impl Api {
         self.engine.seal.keyspace()?;
         self.identify(call)?;
         if let Some(consistency) = freshness {
-            self.engine.read_barrier(consistency).await?;
+            call.as_of_age_ms = self.engine.read_barrier(consistency).await?;
         }
         let keyspace = self.engine.seal.keyspace()?;
         let principal = self.authenticate_at(&keyspace, call.bearer.as_deref(), call.presented())?;
@@ -640,6 +644,11 @@ impl Api {
             }
             if let Ok(v) = MetadataValue::try_from(raft.applied_index().to_string()) {
                 md.insert("x-arca-applied-index", v);
+            }
+        }
+        if let Some(age) = call.as_of_age_ms {
+            if let Ok(v) = MetadataValue::try_from(age.to_string()) {
+                md.insert("x-arca-as-of-age-ms", v);
             }
         }
         Ok(response)

@@ -415,6 +415,7 @@ impl Engine {
     /// `request` names the change with the client's request id: a retry within the window gets the
     /// first outcome instead of acting twice.
     pub async fn execute(&self, command: &Command, request: Option<&ClientRequest>) -> Result<Outcome, ArcaError> {
+        self.refuse_if_read_only()?;
         let keyspace = &self.seal.keyspace()?;
         self.on_leader(
             "take the write",
@@ -569,6 +570,7 @@ impl Engine {
 
     /// Runs a cluster operation on the leader, forwarding it there if this node does not lead.
     pub async fn execute_system(&self, command: SystemCommand) -> Result<SystemOutcome, ArcaError> {
+        self.refuse_if_read_only()?;
         let keyspace = &self.seal.keyspace()?;
         let command = &command;
         self.on_leader(
@@ -850,22 +852,48 @@ impl Engine {
     }
 
     /// Waits until a read at `consistency` may be served from this node's replica.
-    pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), ArcaError> {
+    /// Returns, when the read is served from this node's replica as it is because this node is a
+    /// read-only secondary (the primary has been silent), how old its last contact with the primary is
+    /// in milliseconds: the read is as of the replica's applied index, that old at most.
+    pub async fn read_barrier(&self, consistency: Consistency) -> Result<Option<u64>, ArcaError> {
         let raft = self.raft()?;
         if faults::active(Fault::ReadWithoutReadIndex) {
             // Deliberate bug (danger-faults builds only): trust the local replica.
-            return Ok(());
+            return Ok(None);
+        }
+        if let Some(silent) = self.read_only_secondary() {
+            return Ok(Some(silent));
         }
         if let Consistency::BoundedStaleness(max) = consistency {
             if let Some(index) = self.fresh_enough(raft, max) {
                 return raft
                     .wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
                     .await
+                    .map(|_| None)
                     .map_err(from_write_error);
             }
         }
-        let index = self.read_index().await?;
-        raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await.map_err(from_write_error)
+        // A secondary that loses the primary while it asks for the read index serves from its replica
+        // as soon as it is read-only, instead of waiting for the ask to fail.
+        let index = tokio::select! {
+            index = self.read_index() => index?,
+            silent = self.until_read_only() => return Ok(Some(silent)),
+        };
+        raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
+            .await
+            .map(|_| None)
+            .map_err(from_write_error)
+    }
+
+    /// Resolves once this node is a read-only secondary (see [`Engine::read_only_secondary`]), with
+    /// how long the primary has been silent; on any other node, never.
+    async fn until_read_only(&self) -> u64 {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(silent) = self.read_only_secondary() {
+                return silent;
+            }
+        }
     }
 
     /// An index that reflects every write acknowledged at most `max` ago, if this node has one without

@@ -29,10 +29,24 @@ use crate::keyspace;
 
 /// Where the cluster records its witness.
 pub const WITNESS_KEY: &[u8] = b"s/witness";
+/// Recorded by the primary's leader once it first held a lease after failover was set up: from
+/// then on the primary takes writes only under a lease. Before it, acceptors that just started
+/// keep the promise they might have made (a lease and a margin), and the gate would stop writes for
+/// those seconds for nothing: no region can take over before the marker, since promotion needs it.
+pub const LEASE_IN_FORCE_KEY: &[u8] = b"s/lease-in-force";
+
+/// Whether the primary has held a lease since failover was set up (see [`LEASE_IN_FORCE_KEY`]).
+pub fn lease_in_force(store: &dyn StateStore) -> Result<bool, ArcaError> {
+    Ok(keyspace::read_plain::<u64>(store, LEASE_IN_FORCE_KEY)?.is_some())
+}
 /// The witness's site name in a [`Sites`]: parentheses are not allowed in region names.
 pub const WITNESS_SITE: &str = "(witness)";
 /// The log-store metadata key of a node's accepted epoch.
 const EPOCH_META: &str = "failover_epoch";
+/// A node of the secondary region that has heard nothing from the primary's leader for this long
+/// (ten heartbeats) is read-only: it serves reads and crypto from its replica, reporting how old
+/// its last contact is, and refuses changes with `READ_ONLY_FAILOVER`, in milliseconds.
+pub const PRIMARY_SILENT_MS: u64 = 1_000;
 
 /// The cluster's witness: its node id (its certificate names it), where it listens, and the
 /// failover timing every acceptor and the primary use.
@@ -151,6 +165,8 @@ pub fn topology(view: &ClusterView, witness: Option<WitnessRecord>) -> Option<To
 /// One process's part in failover: its acceptor and, on the primary's leader, its lease.
 pub struct Failover {
     origin: Instant,
+    /// When (ms on this process's clock) the leader's last AppendEntries reached this node.
+    heard_leader: std::sync::atomic::AtomicU64,
     store: Arc<dyn EpochStore>,
     acceptor: Mutex<Option<Acceptor>>,
     lease: Mutex<Option<Lease>>,
@@ -158,7 +174,23 @@ pub struct Failover {
 
 impl Failover {
     pub fn new(store: Arc<dyn EpochStore>) -> Self {
-        Self { origin: Instant::now(), store, acceptor: Mutex::default(), lease: Mutex::default() }
+        Self {
+            origin: Instant::now(),
+            heard_leader: std::sync::atomic::AtomicU64::new(0),
+            store,
+            acceptor: Mutex::default(),
+            lease: Mutex::default(),
+        }
+    }
+
+    /// Notes that the leader's AppendEntries (a heartbeat at least) just reached this node.
+    pub fn heard_from_leader(&self) {
+        self.heard_leader.store(self.now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since the leader last reached this node (since start, if it never has), in ms.
+    pub fn leader_silent_ms(&self) -> u64 {
+        self.now_ms().saturating_sub(self.heard_leader.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// This process's monotonic clock, in milliseconds.
@@ -264,7 +296,10 @@ pub struct LeaseGate {
 impl LeaseGate {
     /// Without failover set up, always; with it, only while this node holds a lease on the epoch.
     pub fn require(&self, raft: &arca_raft::RaftNode) -> Result<(), ArcaError> {
-        if self.failover.lease_holds() || topology(&raft.view(), witness_record(&*self.store)?).is_none() {
+        if self.failover.lease_holds()
+            || !lease_in_force(&*self.store)?
+            || topology(&raft.view(), witness_record(&*self.store)?).is_none()
+        {
             return Ok(());
         }
         Err(ArcaError::new(
@@ -290,6 +325,36 @@ impl Engine {
     pub fn topology(&self) -> Result<Option<Topology>, ArcaError> {
         let Ok(raft) = self.raft() else { return Ok(None) };
         Ok(topology(&raft.view(), witness_record(&*self.store)?))
+    }
+
+    /// On a node of the secondary region, while failover is set up and the primary's leader has been
+    /// silent for more than [`PRIMARY_SILENT_MS`]: for how long (the age of what its replica holds).
+    pub fn read_only_secondary(&self) -> Option<u64> {
+        let raft = self.raft().ok()?;
+        if raft.is_leader() {
+            return None;
+        }
+        let silent = self.failover.leader_silent_ms();
+        if silent <= PRIMARY_SILENT_MS {
+            return None;
+        }
+        let topo = topology(&raft.view(), witness_record(&*self.store).ok()?)?;
+        let mine = raft.view().nodes.iter().find(|n| n.node_id == raft.node_id).map(|n| n.node.region.clone())?;
+        (mine == topo.secondary).then_some(silent)
+    }
+
+    /// Refuses a change on a read-only secondary (see [`Engine::read_only_secondary`]) at once,
+    /// instead of letting it wait for a primary that does not answer.
+    pub fn refuse_if_read_only(&self) -> Result<(), ArcaError> {
+        match self.read_only_secondary() {
+            None => Ok(()),
+            Some(silent) => Err(ArcaError::new(
+                ErrorCode::ReadOnlyFailover,
+                format!(
+                    "the primary region has not been heard from for {silent} ms: this secondary region is read-only (reads and crypto are served from its replica) until the primary returns or this region takes over; retry"
+                ),
+            )),
+        }
     }
 
     pub fn lease_gate(&self) -> LeaseGate {
@@ -334,10 +399,16 @@ impl Engine {
                 let answer = if id == me {
                     failover.renew(epoch, &timing).map_err(|e| e.to_string())
                 } else {
+                    // Bounded as a whole (connecting included): a silent acceptor must not hold the
+                    // round past its interval.
+                    let budget = Duration::from_millis(timing.renew_every_ms());
                     let mut client = channels.client(&addr, Some(id))?;
                     let mut req = tonic::Request::new(request);
-                    req.set_timeout(Duration::from_millis(timing.renew_every_ms()));
-                    client.renew(req).await.map(|r| r.into_inner()).map_err(|s| s.message().to_owned())
+                    req.set_timeout(budget);
+                    match tokio::time::timeout(budget, client.renew(req)).await {
+                        Ok(answer) => answer.map(|r| r.into_inner()).map_err(|s| s.message().to_owned()),
+                        Err(_) => Err(format!("acceptor {id} did not answer within {} ms", budget.as_millis())),
+                    }
                 };
                 answer.map(|a| (id, a))
             }
@@ -354,25 +425,41 @@ impl Engine {
                 (id, answer)
             })
             .collect();
-        let mut slot = self.failover.lease.lock().unwrap_or_else(|p| p.into_inner());
-        let lease = match slot.as_mut() {
-            Some(l) if *l.epoch() == epoch => l,
-            _ => slot.insert(Lease::new(epoch.clone())),
-        };
-        let held = lease.holds(self.failover.now_ms());
-        lease.round(sent, &answers, &topo.sites, &timing);
-        let holds = lease.holds(self.failover.now_ms());
-        if held != holds {
-            let granted: Vec<u64> =
-                answers.iter().filter(|(_, a)| **a == Renewal::Granted).map(|(id, _)| *id).collect();
-            if holds {
-                tracing::info!(epoch = epoch.number, ?granted, "holds the lease on the epoch: takes writes");
-            } else {
-                tracing::warn!(epoch = epoch.number, ?granted, "lost the lease on the epoch: takes no writes");
+        let holds = {
+            let mut slot = self.failover.lease.lock().unwrap_or_else(|p| p.into_inner());
+            let lease = match slot.as_mut() {
+                Some(l) if *l.epoch() == epoch => l,
+                _ => slot.insert(Lease::new(epoch.clone())),
+            };
+            let held = lease.holds(self.failover.now_ms());
+            lease.round(sent, &answers, &topo.sites, &timing);
+            let holds = lease.holds(self.failover.now_ms());
+            if held != holds {
+                let granted: Vec<u64> =
+                    answers.iter().filter(|(_, a)| **a == Renewal::Granted).map(|(id, _)| *id).collect();
+                if holds {
+                    tracing::info!(epoch = epoch.number, ?granted, "holds the lease on the epoch: takes writes");
+                } else {
+                    tracing::warn!(epoch = epoch.number, ?granted, "lost the lease on the epoch: takes no writes");
+                }
             }
-        }
-        if let Some(fenced) = lease.fenced_by() {
-            tracing::warn!(epoch = epoch.number, by = fenced.number, primary = %fenced.primary, "this region was fenced by a newer epoch");
+            if let Some(fenced) = lease.fenced_by() {
+                tracing::warn!(epoch = epoch.number, by = fenced.number, primary = %fenced.primary, "this region was fenced by a newer epoch");
+            }
+            holds
+        };
+        if holds && !lease_in_force(&*self.store).unwrap_or(true) {
+            let proposal = arca_storage::proposal::Proposal {
+                preconditions: vec![arca_storage::proposal::Precondition {
+                    key: LEASE_IN_FORCE_KEY.to_vec(),
+                    modified_at: None,
+                }],
+                ops: vec![keyspace::put_plain(LEASE_IN_FORCE_KEY, &epoch.number)],
+            };
+            match self.propose_on_leader(proposal).await {
+                Ok(_) => tracing::info!(epoch = epoch.number, "the lease is in force: writes need it from now on"),
+                Err(e) => tracing::warn!("failed to record that the lease is in force: {e}"),
+            }
         }
     }
 }

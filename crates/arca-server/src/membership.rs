@@ -267,7 +267,7 @@ fn check_addr(field: &str, addr: &str) -> Result<(), ArcaError> {
 /// The leader's side of `AddNode`: adds the admitted node `caller` as a learner and, unless it asks
 /// to stay one or runs in another region than the voters, promotes it once it has caught up.
 /// Idempotent.
-pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> Result<u64, ArcaError> {
+pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> Result<pb::AddNodeResponse, ArcaError> {
     if request.node_id != caller {
         return Err(ArcaError::new(
             ErrorCode::NotAMember,
@@ -277,6 +277,12 @@ pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> R
     check_addr("cluster_addr", &request.cluster_addr)?;
     if request.witness {
         return add_witness(engine, caller, request).await;
+    }
+    if crate::failover::witness_record(&*engine.store)?.is_some_and(|w| w.node_id == caller) {
+        return Err(ArcaError::bad_parameter(
+            "witness",
+            format!("node {caller} is the cluster's witness; it cannot also be a member"),
+        ));
     }
     check_addr("api_addr", &request.api_addr)?;
     let region = arca_types::RegionName::parse(&request.region)?;
@@ -291,13 +297,19 @@ pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> R
         WriteError::Unavailable(m) => ArcaError::unavailable(m),
     })?;
     tracing::info!(node_id = caller, as_learner, region = region.as_str(), "added a node");
-    Ok(caller)
+    Ok(pb::AddNodeResponse { node_id: caller, primary_region: String::new() })
 }
 
 /// Records the admitted node `caller` as the cluster's witness, with its address and failover
-/// timing (a later witness replaces an earlier one: the join token that admitted it is the
-/// authority). A member cannot be the witness: a site's acceptor must not count twice.
-async fn add_witness(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> Result<u64, ArcaError> {
+/// timing, and answers with the primary region (whose first epoch the witness may grant). The first
+/// witness to register is the cluster's; it may register again (a restart, a new address), but no
+/// other node may take its place (replacing a witness needs an operator command, not there yet). A
+/// node that is or was a member cannot be the witness: a site's acceptor must not count twice.
+async fn add_witness(
+    engine: &Engine,
+    caller: u64,
+    request: pb::AddNodeRequest,
+) -> Result<pb::AddNodeResponse, ArcaError> {
     let timing = arca_failover::Timing {
         lease_ms: request.lease_ms,
         drift_margin_ms: request.drift_margin_ms,
@@ -305,18 +317,31 @@ async fn add_witness(engine: &Engine, caller: u64, request: pb::AddNodeRequest) 
     };
     timing.check().map_err(|e| ArcaError::bad_parameter("lease_ms", e))?;
     let raft = engine.raft()?;
-    if raft.member_ids().contains(&caller) {
-        return Err(ArcaError::bad_parameter("witness", format!("node {caller} is a member; a witness must not be")));
+    if raft.member_ids().contains(&caller) || raft.is_removed(caller) {
+        return Err(ArcaError::bad_parameter(
+            "witness",
+            format!("node {caller} is or was a member; a witness must not be"),
+        ));
     }
+    let primary = crate::regions::primary_region(&raft.view())
+        .ok_or_else(|| ArcaError::unavailable("the primary region is not known yet; retry"))?;
     let record = crate::failover::WitnessRecord { node_id: caller, cluster_addr: request.cluster_addr, timing };
-    if crate::failover::witness_record(&*engine.store)?.as_ref() == Some(&record) {
-        return Ok(caller);
+    let answer = pb::AddNodeResponse { node_id: caller, primary_region: primary };
+    match crate::failover::witness_record(&*engine.store)? {
+        Some(current) if current == record => return Ok(answer),
+        Some(current) if current.node_id != caller => {
+            return Err(ArcaError::new(
+                ErrorCode::NotAMember,
+                format!("node {} is the cluster's witness; node {caller} cannot take its place", current.node_id),
+            ))
+        }
+        _ => {}
     }
     let proposal =
         Proposal { preconditions: Vec::new(), ops: vec![keyspace::put_plain(crate::failover::WITNESS_KEY, &record)] };
     engine.propose_on_leader(proposal).await?;
     tracing::info!(node_id = caller, addr = %record.cluster_addr, "recorded the cluster's witness");
-    Ok(caller)
+    Ok(answer)
 }
 
 /// On an unsealed member: issues itself a new certificate when it holds none for this cluster and

@@ -247,13 +247,13 @@ pub(crate) async fn ask_to_be_added(
     channels: &Channels,
     mut target: Target,
     request: AddNodeRequest,
-) -> Result<(), ArcaError> {
+) -> Result<arca_proto::cluster::v1::AddNodeResponse, ArcaError> {
     for _ in 0..JOIN_LEADER_HOPS_MAX {
         let mut client = channels.client(&target.addr, target.node_id).map_err(ArcaError::unavailable)?;
         let mut req = tonic::Request::new(request.clone());
         req.set_timeout(Duration::from_secs(ADD_NODE_TIMEOUT_S));
         match client.add_node(req).await {
-            Ok(_) => return Ok(()),
+            Ok(response) => return Ok(response.into_inner()),
             Err(status) => match leader_hint(&status) {
                 Some(leader) => target = leader,
                 None => return Err(refused("the cluster did not add this node", &status)),
@@ -326,7 +326,7 @@ impl Shared {
             region: me.region.clone(),
             ..Default::default()
         };
-        ask_to_be_added(&self.channels, target, request).await
+        ask_to_be_added(&self.channels, target, request).await.map(drop)
     }
 
     /// After a restart: a node that was admitted but never added, or added as a learner but never

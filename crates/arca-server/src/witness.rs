@@ -47,10 +47,14 @@ pub struct WitnessOptions {
     pub timing: Timing,
 }
 
-/// The witness's listener: `Renew` and `Promote`; every other node RPC is refused.
+/// The witness's listener: `Renew` (and, once promotion is carried out, `Promote`); every other node
+/// RPC is refused.
 struct WitnessService {
     failover: Arc<Failover>,
     timing: Timing,
+    /// The primary region, as the leader answered the registration: until then nothing is granted,
+    /// and only its first epoch is granted after (promotion is not carried out yet).
+    primary: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 fn only_epochs() -> Status {
@@ -86,17 +90,27 @@ impl NodeService for WitnessService {
 
     async fn renew(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::RenewResponse>, Status> {
         let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
-        let answer = self.failover.renew(&epoch, &self.timing).map_err(Status::unavailable)?;
+        let primary = self.primary.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(primary) = primary else {
+            return Err(Status::unavailable("this witness has not registered with the cluster yet; retry"));
+        };
+        if epoch != arca_failover::Epoch::first(&primary) {
+            return Err(Status::invalid_argument(format!(
+                "epoch {} of {} is not this cluster's current epoch",
+                epoch.number, epoch.primary
+            )));
+        }
+        let answer = self.failover.renew(&epoch, &self.timing).map_err(|e| {
+            tracing::error!("failed to keep the epoch record: {e}");
+            Status::unavailable("the witness could not keep the epoch record; retry")
+        })?;
         Ok(Response::new(answer))
     }
 
-    async fn promote(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
-        let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
-        let answer = self.failover.promote(&epoch, &self.timing).map_err(Status::unavailable)?;
-        if answer.accepted {
-            tracing::warn!(epoch = epoch.number, primary = %epoch.primary, "accepted a promotion");
-        }
-        Ok(Response::new(answer))
+    async fn promote(&self, _: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
+        Err(Status::unimplemented(
+            "automatic promotion of the secondary region is not available yet: this witness accepts no new epoch",
+        ))
     }
 }
 
@@ -133,15 +147,21 @@ pub fn serve_witness(
         Arc::new(WitnessView(parts.clock.clone())),
         parts.peer_certificates,
     ));
-    let service = NodeServiceServer::new(WitnessService { failover: failover.clone(), timing: options.timing });
+    let primary = Arc::new(std::sync::Mutex::new(None));
+    let service = NodeServiceServer::new(WitnessService {
+        failover: failover.clone(),
+        timing: options.timing,
+        primary: primary.clone(),
+    });
     spawn_server(Routes::new(Admission::new(service, gate)));
     let channels = Channels::new(parts.channels);
     let (credentials, clock) = (parts.credentials, parts.clock);
     tokio::spawn(async move {
         loop {
             match register(&channels, &credentials, &*clock, &options).await {
-                Ok(node_id) => {
-                    tracing::info!(node_id, "registered as the cluster's witness");
+                Ok(response) => {
+                    tracing::info!(node_id = response.node_id, primary = %response.primary_region, "registered as the cluster's witness");
+                    *primary.lock().unwrap_or_else(|p| p.into_inner()) = Some(response.primary_region);
                     break;
                 }
                 Err(e) if matches!(e.code, ErrorCode::JoinTokenInvalid | ErrorCode::BadParameter) => {
@@ -163,7 +183,7 @@ async fn register(
     credentials: &NodeCredentials,
     clock: &dyn Clock,
     options: &WitnessOptions,
-) -> Result<u64, ArcaError> {
+) -> Result<pb::AddNodeResponse, ArcaError> {
     let join = &options.join;
     let token = (!join.token.is_empty()).then_some(join.token.as_str());
     let (node_id, target) = crate::server::obtain_identity(channels, credentials, clock, &join.peer, token).await?;
@@ -176,6 +196,9 @@ async fn register(
         failover_after_ms: options.timing.failover_after_ms,
         ..Default::default()
     };
-    crate::server::ask_to_be_added(channels, target, request).await?;
-    Ok(node_id)
+    let response = crate::server::ask_to_be_added(channels, target, request).await?;
+    if response.node_id != node_id || arca_types::RegionName::parse(&response.primary_region).is_err() {
+        return Err(ArcaError::internal("the leader's answer to the witness's registration does not fit"));
+    }
+    Ok(response)
 }

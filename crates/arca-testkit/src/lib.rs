@@ -215,13 +215,22 @@ impl TestCluster {
         }
     }
 
-    /// Mints a join token through the first running node.
+    /// Mints a join token through the first running node, retrying for up to 10 s while the cluster
+    /// answers UNAVAILABLE (a voter that was just added may not have answered its first heartbeat).
     pub async fn join_token(&self) -> anyhow::Result<String> {
         let index = self.nodes.iter().position(NodeProcess::is_running).context("no running node")?;
         let client = self.client(index).await?;
-        let request = pb::CreateJoinTokenRequest { ttl: None };
-        let token = client.cluster().create_join_token(request).await.map_err(arca_client::ClientError::from)?;
-        Ok(token.into_inner().token)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let request = pb::CreateJoinTokenRequest { ttl: None };
+            match client.cluster().create_join_token(request).await.map_err(arca_client::ClientError::from) {
+                Ok(token) => return Ok(token.into_inner().token),
+                Err(e) if e.reason.as_deref() == Some("UNAVAILABLE") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Moves every node's clock forward: nodes read the offset on each use of the clock.
@@ -793,11 +802,16 @@ impl WitnessProcess {
 impl TestCluster {
     /// Starts `arcad witness` joining through node 0 and waits until the leader reports it.
     pub async fn start_witness(&self) -> anyhow::Result<WitnessProcess> {
-        let token_file = self.dir.path().join("witness.token");
+        self.start_witness_named("witness").await
+    }
+
+    /// [`Self::start_witness`] with its own data dir and log named `name` (a second witness).
+    pub async fn start_witness_named(&self, name: &str) -> anyhow::Result<WitnessProcess> {
+        let token_file = self.dir.path().join(format!("{name}.token"));
         std::fs::write(&token_file, self.join_token().await?)?;
         let mut witness = WitnessProcess {
-            data_dir: self.dir.path().join("witness"),
-            log_path: self.dir.path().join("witness.log"),
+            data_dir: self.dir.path().join(name),
+            log_path: self.dir.path().join(format!("{name}.log")),
             port: free_port(),
             join: self.nodes[0].cluster_addr(),
             token_file,

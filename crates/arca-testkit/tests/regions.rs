@@ -138,24 +138,44 @@ async fn with_a_witness_the_primary_takes_writes_only_while_a_second_site_grants
         .expect("the leader holds a lease on epoch 1");
     set(&a, "fenced", "s", "with-all-three").await.unwrap();
 
-    // Who may talk to the witness: a certificate from the CA clients trust is refused before any
-    // handler; a member (here the secondary's node, as someone who took its disk) reaches the epoch
-    // record, and a promotion it asks for is refused while the primary's lease is promised; nothing
-    // else is served there.
+    // Who may talk to the epoch record. At the witness, a certificate from the CA clients trust is
+    // refused before any handler. A member (the secondary's node, as someone who took its disk) may
+    // neither promote (not carried out yet) nor renew anything but the current epoch; at a node of
+    // the primary, only its voters renew at all. Nothing else is served at the witness.
     let witness_addr = format!("127.0.0.1:{}", witness.port);
     let certs = cluster.dir.path().join("certs");
     let stranger = Identity::from_files(&certs.join("node9.pem"), &certs.join("node9.key")).unwrap();
-    let promote = || cpb::EpochRequest { number: 2, primary: "east".into() };
+    let ahead = || cpb::EpochRequest { number: u64::MAX, primary: "east".into() };
+    let current = || cpb::EpochRequest { number: 1, primary: "default".into() };
     let mut w = attack::node_client(&witness_addr, Some(&stranger)).unwrap();
-    let err = w.promote(promote()).await.unwrap_err();
+    let err = w.promote(ahead()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
     let member = Identity::of_node(&cluster.nodes[east].data_dir).unwrap();
     let mut w = attack::node_client(&witness_addr, Some(&member)).unwrap();
-    let answer = w.promote(promote()).await.unwrap().into_inner();
-    assert!(!answer.accepted && answer.retry_in_ms > 0 && answer.current_number == 1, "{answer:?}");
+    assert_eq!(w.promote(ahead()).await.unwrap_err().code(), tonic::Code::Unimplemented);
+    assert_eq!(w.renew(ahead()).await.unwrap_err().code(), tonic::Code::InvalidArgument);
     let err = w.append_entries(cpb::RaftPayload { data: Vec::new() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+    let mut a0 = attack::node_client(&cluster.nodes[0].cluster_addr(), Some(&member)).unwrap();
+    assert_eq!(a0.renew(current()).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(a0.promote(ahead()).await.unwrap_err().code(), tonic::Code::Unimplemented);
+    let voter = Identity::of_node(&cluster.nodes[1].data_dir).unwrap();
+    let mut a0 = attack::node_client(&cluster.nodes[0].cluster_addr(), Some(&voter)).unwrap();
+    assert_eq!(a0.renew(ahead()).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let mut b = attack::node_client(&cluster.nodes[east].cluster_addr(), Some(&voter)).unwrap();
+    assert_eq!(b.renew(ahead()).await.unwrap_err().code(), tonic::Code::InvalidArgument);
     set(&a, "fenced", "s", "with-all-three").await.unwrap();
+    // A second witness, with a join token of its own, cannot take the first one's place.
+    let first = leader_status(&cluster).await.witness_id;
+    let usurper = cluster.start_witness_named("usurper").await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(30), async |_: &TestCluster| {
+            std::fs::read_to_string(&usurper.log_path).is_ok_and(|log| log.contains("cannot take its place"))
+        })
+        .await
+        .expect("the second witness is refused");
+    assert_eq!(leader_status(&cluster).await.witness_id, first);
+    drop(usurper);
     // Every acceptor took epoch 1 up, the secondary's included.
     let s = cluster.status(east).await.unwrap();
     assert_eq!((s.epoch, s.epoch_primary.as_str(), s.failover_enabled), (1, "default", true), "{s:?}");
@@ -205,4 +225,84 @@ async fn with_a_witness_the_primary_takes_writes_only_while_a_second_site_grants
         .expect("the lease comes back with the witness");
     set(&a, "fenced", "s", "with-the-witness-again").await.unwrap();
     assert_eq!(get(&a, "fenced", "s").await.unwrap().value, "with-the-witness-again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_primary_region_killed_the_secondary_serves_reads_and_crypto_and_refuses_changes() {
+    let mut cluster = TestCluster::start(3).await.unwrap();
+    let east = cluster.add_node_with(false, &["--region", "east"]).await.unwrap();
+    let _witness = cluster.start_witness().await.unwrap();
+    let a = cluster.client(0).await.unwrap();
+    create_vault(&a, "readonly").await.unwrap();
+    set(&a, "readonly", "s", "before-the-outage").await.unwrap();
+    let key = pb::CreateKeyRequest {
+        vault: "readonly".into(),
+        name: "signer".into(),
+        kty: "EC".into(),
+        ..Default::default()
+    };
+    a.keys().create_key(key).await.map_err(ClientError::from).unwrap();
+    cluster
+        .wait_for(Duration::from_secs(30), async |c: &TestCluster| {
+            leader_status(c).await.regions.iter().any(|r| r.name == "east" && r.lag == 0)
+        })
+        .await
+        .expect("east caught up");
+
+    // The whole primary region is killed.
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    let lost = std::time::Instant::now();
+    let b = cluster.client(east).await.unwrap();
+    // Reads are served from east's replica, as of how long ago it last heard the primary.
+    let read = loop {
+        let req = pb::GetSecretRequest { vault: "readonly".into(), name: "s".into(), ..Default::default() };
+        match b.secrets().get_secret(req).await {
+            Ok(r) => break r,
+            Err(_) if lost.elapsed() < Duration::from_secs(30) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("east never served a read: {e:?}"),
+        }
+    };
+    let first_read = lost.elapsed();
+    let age: u64 =
+        read.metadata().get("x-arca-as-of-age-ms").expect("the age is reported").to_str().unwrap().parse().unwrap();
+    assert!(age >= 1_000, "served from the replica only once the primary was silent a while: {age} ms");
+    assert_eq!(read.into_inner().value, "before-the-outage");
+    // So is crypto.
+    let digest = vec![7u8; 32];
+    let req = pb::SignRequest {
+        vault: "readonly".into(),
+        name: "signer".into(),
+        algorithm: "ES256".into(),
+        digest,
+        ..Default::default()
+    };
+    let signed = b.crypto().sign(req).await.map_err(ClientError::from).unwrap();
+    assert!(signed.metadata().get("x-arca-as-of-age-ms").is_some());
+    assert_eq!(signed.into_inner().signature.len(), 64);
+    // Changes are refused at once, with the reason and a retry hint.
+    let started = std::time::Instant::now();
+    let err = set(&b, "readonly", "s", "during-the-outage").await.unwrap_err();
+    assert_eq!(reason(&err), Some("READ_ONLY_FAILOVER"), "{err:?}");
+    assert!(err.message.contains("read-only"), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "refused at once, not after waiting for the primary");
+    eprintln!("first read served by the secondary {} ms after the primary region was killed", first_read.as_millis());
+
+    // The primary region back: east follows it again and writes go through it.
+    for i in 0..3 {
+        cluster.relaunch(i).unwrap();
+    }
+    for i in 0..3 {
+        cluster.wait_unsealed(i).await.unwrap();
+    }
+    cluster
+        .wait_for(Duration::from_secs(60), async |c: &TestCluster| {
+            let b = c.client(east).await.unwrap();
+            set(&b, "readonly", "s", "after-the-outage").await.is_ok()
+        })
+        .await
+        .expect("writes through east once the primary is back");
+    let back = get(&b, "readonly", "s").await.unwrap();
+    assert_eq!(back.value, "after-the-outage");
 }

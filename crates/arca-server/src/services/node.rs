@@ -64,6 +64,7 @@ impl NodeService for Node {
     async fn append_entries(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
         let data = rpc::append_entries(&self.raft()?.raft, &request.into_inner().data, caller).await?;
+        self.0.engine.failover.heard_from_leader();
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
@@ -134,39 +135,43 @@ impl NodeService for Node {
         let mut call = self.0.node_call("ClusterAddNode", format!("node:{caller}"));
         self.0.audit_request(&mut call).map_err(|e| to_status(&e))?;
         let result = crate::membership::add(&self.0.engine, caller, request.into_inner()).await;
-        let node_id = self.0.finish_internal(call, result).map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::AddNodeResponse { node_id }))
+        let response = self.0.finish_internal(call, result).map_err(|e| to_status(&e))?;
+        Ok(Response::new(response))
     }
 
     async fn renew(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::RenewResponse>, Status> {
-        node_caller(&request)?;
+        let caller = node_caller(&request)?;
         let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
-        let timing = self.failover_timing()?;
-        let answer = self.0.engine.failover.renew(&epoch, &timing).map_err(Status::unavailable)?;
+        let topology = self.0.engine.topology().map_err(|e| to_status(&e))?.ok_or_else(|| {
+            Status::failed_precondition(
+                "failover is not set up on this node's replica (no witness or secondary recorded yet); retry once it has caught up",
+            )
+        })?;
+        // Only the primary region's voters renew, and (until promotion is carried out) only its
+        // first epoch: a member of another region, or a node that merely joined, cannot make this
+        // acceptor promise anything, nor move it to an epoch nobody won.
+        if !topology.sites.acceptors_of(&topology.primary).is_some_and(|voters| voters.contains(&caller)) {
+            return Err(Status::permission_denied(format!(
+                "node {caller} is not a voter of the primary region: only they renew the lease"
+            )));
+        }
+        if epoch != arca_failover::Epoch::first(&topology.primary) {
+            return Err(Status::invalid_argument(format!(
+                "epoch {} of {} is not this cluster's current epoch",
+                epoch.number, epoch.primary
+            )));
+        }
+        let answer = self.0.engine.failover.renew(&epoch, &topology.witness.timing).map_err(|e| {
+            tracing::error!("failed to keep the epoch record: {e}");
+            Status::unavailable("this node could not keep the epoch record; retry")
+        })?;
         Ok(Response::new(answer))
     }
 
     async fn promote(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
-        let caller = node_caller(&request)?;
-        let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
-        let timing = self.failover_timing()?;
-        let answer = self.0.engine.failover.promote(&epoch, &timing).map_err(Status::unavailable)?;
-        if answer.accepted {
-            tracing::warn!(caller, epoch = epoch.number, primary = %epoch.primary, "accepted a promotion");
-        }
-        Ok(Response::new(answer))
-    }
-}
-
-impl Node {
-    /// The failover timing the cluster recorded with its witness; without a witness there is no epoch
-    /// to keep.
-    fn failover_timing(&self) -> Result<arca_failover::Timing, Status> {
-        match crate::failover::witness_record(&*self.0.engine.store).map_err(|e| to_status(&e))? {
-            Some(witness) => Ok(witness.timing),
-            None => Err(Status::failed_precondition(
-                "failover is not set up on this node's replica (no witness recorded yet); retry once it has caught up",
-            )),
-        }
+        node_caller(&request)?;
+        Err(Status::unimplemented(
+            "automatic promotion of the secondary region is not available yet: this node accepts no new epoch",
+        ))
     }
 }
