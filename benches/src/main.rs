@@ -12,12 +12,16 @@
 //! `--suite versus`: Arca side by side with a 3-member etcd on the same machine (sets against puts at
 //! 16, 64 and 256 clients, linearizable gets against ranges, bytes on disk per write), and server CPU
 //! per call against a bare gRPC echo; a table and a PNG chart go into `benches/results/`.
+//! `--suite regions`: sets with and without a secondary region and a witness (alternating rounds of
+//! two clusters), and how soon the secondary serves reads and signatures after the primary region is
+//! SIGKILLed.
 //! Prints throughput and latency percentiles. Bounded
 //! in count and time; it talks only to 127.0.0.1.
 #![forbid(unsafe_code)]
 
 mod authz;
 mod crypto;
+mod regions;
 mod signin;
 mod snapshot;
 mod versus;
@@ -74,6 +78,9 @@ enum Suite {
     /// Arca side by side with etcd (installed when missing), and server CPU per call against a bare
     /// gRPC echo; writes a table and a chart into `benches/results/`.
     Versus,
+    /// Sets with and without a secondary region and a witness, and how soon the secondary serves
+    /// reads and signatures after the whole primary region is SIGKILLed.
+    Regions,
 }
 
 #[derive(Clone, Copy)]
@@ -206,6 +213,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.suite == Suite::Signin {
         return signin::run(&args).await;
+    }
+    if args.suite == Suite::Regions {
+        return regions::run(&args).await;
     }
     let mut raw_rates = Vec::new();
     if args.suite != Suite::Secrets {
