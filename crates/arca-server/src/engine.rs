@@ -514,10 +514,13 @@ impl Engine {
                 return Ok(decision.outcome);
             }
             self.require_lease()?;
-            let written = raft.write(proposal).await.map_err(from_proposal_error)?;
-            self.lease_still_holds()?;
-            match written {
-                (_, ApplyOutcome::Applied) => return Ok(decision.outcome),
+            match raft.write(proposal).await.map_err(from_proposal_error)? {
+                (_, ApplyOutcome::Applied) => {
+                    // Acknowledged only while the lease still holds (a conflict applied nothing and
+                    // is decided again, under the gate again).
+                    self.lease_still_holds()?;
+                    return Ok(decision.outcome);
+                }
                 (index, ApplyOutcome::Conflict) => {
                     raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS))
                         .await
@@ -847,7 +850,9 @@ impl Engine {
     pub async fn propose_on_leader(&self, proposal: Proposal) -> Result<(u64, ApplyOutcome), ArcaError> {
         self.require_lease()?;
         let written = self.raft()?.write(proposal).await.map_err(from_proposal_error)?;
-        self.lease_still_holds()?;
+        if written.1 == ApplyOutcome::Applied {
+            self.lease_still_holds()?;
+        }
         Ok(written)
     }
 
@@ -1087,14 +1092,17 @@ async fn decide_round(
             if let Err(e) = gate.require(raft) {
                 return all(e);
             }
-            let written = raft.write(proposal).await;
-            if written.is_ok() {
-                if let Err(e) = gate.still_holds(raft) {
-                    return all(e);
+            match raft.write(proposal).await {
+                Ok((_, ApplyOutcome::Applied)) => {
+                    // The sets it carried are acknowledged only while the lease still holds; the
+                    // refusals settled in this round stand.
+                    if let Err(e) = gate.still_holds(raft) {
+                        for (slot, _) in accepted {
+                            answers[slot] = Some(Err(e.clone()));
+                        }
+                        return settled(answers);
+                    }
                 }
-            }
-            match written {
-                Ok((_, ApplyOutcome::Applied)) => {}
                 Ok((index, ApplyOutcome::Conflict)) => {
                     // Decided again, refusals too: they may have hung on sets before them.
                     if let Err(e) = raft.wait_applied(index, Duration::from_millis(FORWARD_TIMEOUT_MS)).await {

@@ -176,6 +176,22 @@ async fn with_a_witness_the_primary_takes_writes_only_while_a_second_site_grants
         .expect("the second witness is refused");
     assert_eq!(leader_status(&cluster).await.witness_id, first);
     drop(usurper);
+    // Nor can a second process share the witness's data dir (and so its identity).
+    let twin = std::process::Command::new(arca_testkit::binary("arcad"))
+        .arg("witness")
+        .arg("--data-dir")
+        .arg(&witness.data_dir)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", arca_testkit::free_port()),
+            "--join",
+            &cluster.nodes[0].cluster_addr(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!twin.status.success());
+    let stderr = String::from_utf8_lossy(&twin.stderr);
+    assert!(stderr.contains("another arcad witness is using"), "{stderr}");
     // Every acceptor took epoch 1 up, the secondary's included.
     let s = cluster.status(east).await.unwrap();
     assert_eq!((s.epoch, s.epoch_primary.as_str(), s.failover_enabled), (1, "default", true), "{s:?}");

@@ -241,6 +241,17 @@ pub async fn start_witness(
     options: arca_server::witness::WitnessOptions,
 ) -> Result<SocketAddr, String> {
     std::fs::create_dir_all(data_dir).map_err(|e| format!("failed to create the data dir: {e}"))?;
+    // One witness per data dir: two would each keep their own promises under one identity.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join("LOCK"))
+        .map_err(|e| format!("failed to open the data dir's lock file: {e}"))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|_| format!("another arcad witness is using {}", data_dir.display()))?;
+    // Held (the descriptor open) for as long as this process runs.
+    std::mem::forget(lock);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let credentials = Arc::new(
         NodeCredentials::open(
