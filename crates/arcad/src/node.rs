@@ -100,18 +100,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         }
         None => Arc::new(SystemClock),
     };
-    let credentials = Arc::new(
-        NodeCredentials::open(
-            Box::new(FileCredentialStore::new(config.data_dir.join("cluster-tls"))),
-            &OsEntropy,
-            clock.now_unix(),
-        )
-        .map_err(|e| format!("failed to load this node's cluster credentials: {e}"))?,
-    );
-    let unix_clock: arca_transport::UnixClock = {
-        let clock = clock.clone();
-        Arc::new(move || clock.now_unix())
-    };
+    let (credentials, unix_clock) = cluster_credentials(&config.data_dir, &clock, "this node's")?;
     let cluster_tls = cluster_server_config(credentials.clone()).map_err(|e| e.to_string())?;
     let cluster_limits = ConnectionLimits::cluster(credentials.clone(), unix_clock.clone());
     let parts = NodeParts {
@@ -179,6 +168,26 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
         spawn_unseal_from_file(engine.clone(), path);
     }
     Ok(RunningNode { engine, api_addr, cluster_addr })
+}
+
+/// The cluster certificate, key and CA kept under `cluster-tls/` in `data_dir` (a provisional
+/// certificate until the cluster issues one), and `clock` as the Unix time certificates are checked at.
+fn cluster_credentials(
+    data_dir: &std::path::Path,
+    clock: &Arc<dyn Clock>,
+    whose: &str,
+) -> Result<(Arc<NodeCredentials>, arca_transport::UnixClock), String> {
+    let credentials = NodeCredentials::open(
+        Box::new(FileCredentialStore::new(data_dir.join("cluster-tls"))),
+        &OsEntropy,
+        clock.now_unix(),
+    )
+    .map_err(|e| format!("failed to load {whose} cluster credentials: {e}"))?;
+    let unix_clock: arca_transport::UnixClock = {
+        let clock = clock.clone();
+        Arc::new(move || clock.now_unix())
+    };
+    Ok((Arc::new(credentials), unix_clock))
 }
 
 /// Every call's deadline: [`REQUEST_DURATION_S_MAX`], or a few seconds under the test hook that lets a
@@ -253,18 +262,7 @@ pub async fn start_witness(
     // Held (the descriptor open) for as long as this process runs.
     std::mem::forget(lock);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let credentials = Arc::new(
-        NodeCredentials::open(
-            Box::new(FileCredentialStore::new(data_dir.join("cluster-tls"))),
-            &OsEntropy,
-            clock.now_unix(),
-        )
-        .map_err(|e| format!("failed to load the witness's cluster credentials: {e}"))?,
-    );
-    let unix_clock: arca_transport::UnixClock = {
-        let clock = clock.clone();
-        Arc::new(move || clock.now_unix())
-    };
+    let (credentials, unix_clock) = cluster_credentials(data_dir, &clock, "the witness's")?;
     let tls = cluster_server_config(credentials.clone()).map_err(|e| e.to_string())?;
     let limits = ConnectionLimits::cluster(credentials.clone(), unix_clock.clone());
     let listener = TcpListener::bind(listen).await.map_err(|e| format!("failed to bind the witness listener: {e}"))?;
