@@ -181,13 +181,12 @@ enum NotServed {
     StrangersFull(usize),
 }
 
+/// The connections a listener hands to tonic, handshaken and admitted.
+pub type Incoming = ReceiverStream<Result<Served, std::io::Error>>;
+
 /// Accepts TCP connections and completes TLS handshakes and the HTTP/2 preface off the accept loop,
 /// within `limits`, yielding connections for `serve_with_incoming`.
-pub fn tls_incoming(
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-    limits: ConnectionLimits,
-) -> ReceiverStream<Result<Served, std::io::Error>> {
+pub fn tls_incoming(listener: TcpListener, config: Arc<rustls::ServerConfig>, limits: ConnectionLimits) -> Incoming {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
     let slots = Arc::new(Semaphore::new(limits.connections_max));

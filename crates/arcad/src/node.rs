@@ -149,19 +149,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
             Listener::Cluster => (cluster_incoming.take(), Duration::from_secs(CLUSTER_KEEPALIVE_INTERVAL_S)),
         };
         let Some(incoming) = incoming else { return };
-        tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
-                .http2_keepalive_interval(Some(keepalive))
-                .http2_keepalive_timeout(Some(Duration::from_secs(KEEPALIVE_TIMEOUT_S)))
-                .max_concurrent_streams(HTTP2_STREAMS_PER_CONNECTION_MAX)
-                .timeout(request_deadline())
-                .add_routes(routes)
-                .serve_with_incoming(incoming)
-                .await;
-            if let Err(e) = result {
-                tracing::error!(?listener, "listener stopped: {e}");
-            }
-        });
+        spawn_listener(incoming, routes, keepalive, format!("{listener:?}"));
     })
     .await?;
     if let Some(path) = config.unseal_key_file.clone() {
@@ -188,6 +176,29 @@ fn cluster_credentials(
         Arc::new(move || clock.now_unix())
     };
     Ok((Arc::new(credentials), unix_clock))
+}
+
+/// Serves `routes` on `incoming` with the listeners' HTTP/2 settings (keepalive every `keepalive`,
+/// the stream cap, the per-call deadline), on a task of its own; logs if the listener stops.
+fn spawn_listener(
+    incoming: arca_transport::incoming::Incoming,
+    routes: tonic::service::Routes,
+    keepalive: Duration,
+    listener: String,
+) {
+    tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(keepalive))
+            .http2_keepalive_timeout(Some(Duration::from_secs(KEEPALIVE_TIMEOUT_S)))
+            .max_concurrent_streams(HTTP2_STREAMS_PER_CONNECTION_MAX)
+            .timeout(request_deadline())
+            .add_routes(routes)
+            .serve_with_incoming(incoming)
+            .await;
+        if let Err(e) = result {
+            tracing::error!(listener, "listener stopped: {e}");
+        }
+    });
 }
 
 /// Every call's deadline: [`REQUEST_DURATION_S_MAX`], or a few seconds under the test hook that lets a
@@ -280,19 +291,7 @@ pub async fn start_witness(
         clock,
     };
     arca_server::witness::serve_witness(parts, options, |routes| {
-        tokio::spawn(async move {
-            let result = tonic::transport::Server::builder()
-                .http2_keepalive_interval(Some(Duration::from_secs(CLUSTER_KEEPALIVE_INTERVAL_S)))
-                .http2_keepalive_timeout(Some(Duration::from_secs(KEEPALIVE_TIMEOUT_S)))
-                .max_concurrent_streams(HTTP2_STREAMS_PER_CONNECTION_MAX)
-                .timeout(request_deadline())
-                .add_routes(routes)
-                .serve_with_incoming(incoming)
-                .await;
-            if let Err(e) = result {
-                tracing::error!("the witness listener stopped: {e}");
-            }
-        });
+        spawn_listener(incoming, routes, Duration::from_secs(CLUSTER_KEEPALIVE_INTERVAL_S), "Witness".to_owned());
     })?;
     Ok(addr)
 }
