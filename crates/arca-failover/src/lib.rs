@@ -27,22 +27,34 @@ pub const LEASE_MS_MAX: u64 = 60_000;
 /// Longest time a secondary may wait before it considers the primary lost, in milliseconds.
 pub const FAILOVER_AFTER_MS_MAX: u64 = 600_000;
 
-/// An epoch: a number that only grows, and the region that may take writes in it.
+/// An epoch: a number that only grows, the region that may take writes in it, and the node that
+/// founded it. Two nodes of one region proposing the same number propose different epochs, so at
+/// most one of them wins it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Epoch {
     pub number: u64,
     pub primary: String,
+    /// The node that founded the epoch's Raft lineage; 0 for the first epoch.
+    #[serde(default)]
+    pub founder: u64,
 }
 
 impl Epoch {
     /// The first epoch of a cluster: its bootstrapping region is the primary.
     pub fn first(primary: &str) -> Self {
-        Self { number: 1, primary: primary.to_owned() }
+        Self { number: 1, primary: primary.to_owned(), founder: 0 }
     }
 
-    /// The epoch after this one, with `primary` taking writes.
+    /// The epoch after this one, with `primary` taking writes (founded by nobody in particular: see
+    /// [`Epoch::founded_by`]).
     pub fn next(&self, primary: &str) -> Self {
-        Self { number: self.number + 1, primary: primary.to_owned() }
+        Self { number: self.number + 1, primary: primary.to_owned(), founder: 0 }
+    }
+
+    /// This epoch, founded by node `founder`.
+    pub fn founded_by(mut self, founder: u64) -> Self {
+        self.founder = founder;
+        self
     }
 }
 

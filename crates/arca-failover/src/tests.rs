@@ -44,7 +44,7 @@ fn an_acceptor_grants_its_epoch_refuses_others_and_takes_up_newer_ones_once_its_
     assert_eq!(acceptor.renew(&one, 10, &t), (Renewal::Granted, false));
     assert_eq!(acceptor.promised_until(), 4_010);
     // Another region under the same number is not this epoch.
-    let impostor = Epoch { number: 1, primary: "b".into() };
+    let impostor = Epoch { number: 1, primary: "b".into(), founder: 0 };
     assert_eq!(acceptor.renew(&impostor, 20, &t), (Renewal::Refused { current: one.clone() }, false));
     // A newer epoch is not taken up by a renewal while the promise runs: a renewal proves nothing about
     // who won (a region whose promotion reached only some acceptors might renew it).
@@ -92,7 +92,7 @@ fn an_acceptor_accepts_a_higher_epoch_only_once_its_promise_has_run_out() {
     assert_eq!(acceptor.promote(&two, 5_001, &t), (Promotion::Accepted, false), "the same promotion again");
     // Not back, not sideways.
     assert_eq!(
-        acceptor.promote(&Epoch { number: 2, primary: "a".into() }, 20_000, &t),
+        acceptor.promote(&Epoch { number: 2, primary: "a".into(), founder: 0 }, 20_000, &t),
         (Promotion::Refused { current: two.clone(), retry_in_ms: 0 }, false)
     );
     assert_eq!(
@@ -687,4 +687,18 @@ fn how_often_the_model_catches_each_bug() {
         println!("{bug:?}: caught in {caught}/{SEEDS} runs; b held a lease in {b_held}; {promotions} promotions");
         assert_eq!(caught == 0, bug == Bug::None, "{bug:?}");
     }
+}
+
+#[test]
+fn two_founders_of_one_number_cannot_both_win_it() {
+    let t = Timing::default();
+    let one = Epoch::first("a");
+    let mut acceptor = Acceptor::start(one.clone(), 0, &t);
+    let mine = one.next("b").founded_by(4);
+    let theirs = one.next("b").founded_by(5);
+    let later = t.promise_ms();
+    assert_eq!(acceptor.promote(&mine, later, &t).0, Promotion::Accepted);
+    assert!(matches!(acceptor.promote(&theirs, later, &t).0, Promotion::Refused { retry_in_ms: 0, .. }));
+    assert_eq!(acceptor.promote(&mine, later + 1, &t).0, Promotion::Accepted, "asking again is answered the same");
+    assert_eq!(acceptor.accepted(), &mine);
 }

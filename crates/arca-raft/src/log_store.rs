@@ -287,3 +287,100 @@ pub fn check_format(log: &dyn ByteLog, state: &dyn arca_storage::StateStore) -> 
         }
     }
 }
+
+/// What [`found_lineage`] wrote: the term the new lineage's entries carry and their indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Founded {
+    pub term: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+}
+
+/// Writes the start of a new lineage into a stopped node's log: after its last entry, a membership
+/// naming `voters` (with their addresses) and then `proposals`, all under a term above any this node
+/// stored and above `term_floor` (the highest term the new voters reported), and a vote for this node
+/// in that term, not committed: once Raft starts again, this node stands for election among the new
+/// voters, whose logs hold no entry of that term, and a leader it becomes commits the whole start.
+/// Every entry before is kept: the new voters' logs are prefixes of the same history, so Raft's
+/// consistency check reconciles them. Synced before it returns.
+pub fn found_lineage(
+    log: &dyn ByteLog,
+    founder: u64,
+    voters: std::collections::BTreeMap<u64, crate::ArcaNode>,
+    term_floor: u64,
+    proposals: Vec<crate::Proposal>,
+) -> Result<Founded, io::Error> {
+    use openraft::entry::RaftEntry;
+    use openraft::vote::RaftLeaderId;
+    if !voters.contains_key(&founder) {
+        return Err(io::Error::other("the founder of a lineage must be one of its voters"));
+    }
+    let purged: Option<LogId> = match log.get_meta(META_PURGED).map_err(io_error)? {
+        Some(bytes) => decode(META_PURGED, &bytes)?,
+        None => None,
+    };
+    let last: Option<LogId> = match log.last().map_err(io_error)? {
+        Some((_, bytes)) => Some(decode::<Entry>("log entry", &bytes)?.log_id),
+        None => purged,
+    };
+    let vote: Option<Vote> = match log.get_meta(META_VOTE).map_err(io_error)? {
+        Some(bytes) => Some(decode(META_VOTE, &bytes)?),
+        None => None,
+    };
+    let seen = vote.map_or(0, |v| v.leader_id().term()).max(last.map_or(0, |l| l.leader_id.term));
+    let term = seen.max(term_floor).checked_add(1).ok_or_else(|| io::Error::other("the Raft term is exhausted"))?;
+    let first_index = last.map_or(0, |l| l.index + 1);
+    let ids: std::collections::BTreeSet<u64> = voters.keys().copied().collect();
+    let membership = openraft::Membership::new(vec![ids], voters)
+        .map_err(|e| io::Error::other(format!("the new lineage's membership is invalid: {e}")))?;
+    let mut entries = vec![Entry::new_membership(LogId::new_term_index(term, first_index), membership)];
+    for (i, proposal) in proposals.into_iter().enumerate() {
+        entries.push(Entry::new_normal(LogId::new_term_index(term, first_index + 1 + i as u64), proposal));
+    }
+    let last_index = first_index + entries.len() as u64 - 1;
+    let encoded: Vec<(u64, Vec<u8>)> = entries.iter().map(|e| (e.log_id.index, encode(e))).collect();
+    log.append(&encoded, Durability::Synced).map_err(io_error)?;
+    log.put_meta(META_VOTE, &encode(&Vote::new(term, founder)), Durability::Synced).map_err(io_error)?;
+    Ok(Founded { term, first_index, last_index })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_storage::mem::MemLog;
+    use openraft::entry::RaftEntry;
+
+    fn node(region: &str) -> crate::ArcaNode {
+        crate::ArcaNode { api_addr: "a:1".into(), cluster_addr: "c:1".into(), region: region.into() }
+    }
+
+    #[test]
+    fn a_lineage_starts_after_the_log_under_a_term_above_any_seen_with_an_uncommitted_vote_for_its_founder() {
+        let log = MemLog::default();
+        let seed: Vec<(u64, Vec<u8>)> =
+            (0..6).map(|i| (i, encode(&Entry::new_blank(LogId::new_term_index(3, i))))).collect();
+        log.append(&seed, Durability::Synced).unwrap();
+        log.put_meta(META_VOTE, &encode(&Vote::new_committed(4, 1)), Durability::Synced).unwrap();
+        let voters: std::collections::BTreeMap<u64, crate::ArcaNode> =
+            [(7, node("east")), (8, node("east")), (9, node("east"))].into();
+        assert!(found_lineage(&log, 1, voters.clone(), 0, Vec::new()).is_err(), "the founder must be a voter");
+        let record = crate::Proposal { preconditions: Vec::new(), ops: Vec::new() };
+        let founded = found_lineage(&log, 7, voters.clone(), 6, vec![record]).unwrap();
+        assert_eq!(founded, Founded { term: 7, first_index: 6, last_index: 7 });
+        let entries: Vec<Entry> =
+            log.range(6, 8).unwrap().iter().map(|(_, b)| decode("log entry", b).unwrap()).collect();
+        match &entries[0].payload {
+            openraft::EntryPayload::Membership(m) => {
+                assert_eq!(m.voter_ids().collect::<Vec<_>>(), vec![7, 8, 9]);
+                assert_eq!(m.get_node(&8), Some(&node("east")));
+            }
+            other => panic!("the lineage starts with its membership, not {other:?}"),
+        }
+        assert!(matches!(entries[1].payload, openraft::EntryPayload::Normal(_)));
+        assert!(entries.iter().all(|e| e.log_id.leader_id.term == 7));
+        assert_eq!(stored_vote(&log).unwrap(), Some((7, 7, false)));
+        // Without a floor, the term is still above the vote's and the log's.
+        let again = found_lineage(&log, 8, voters, 0, Vec::new()).unwrap();
+        assert_eq!((again.term, again.first_index), (8, 8));
+    }
+}

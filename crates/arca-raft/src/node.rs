@@ -64,10 +64,11 @@ pub struct ClusterView {
     pub nodes: Vec<NodeView>,
 }
 
-/// A started Raft node. Cheap to clone.
+/// A started Raft node. Cheap to clone; every clone follows the node into a new lineage
+/// ([`RaftNode::found_lineage`]).
 #[derive(Clone)]
 pub struct RaftNode {
-    pub raft: Raft,
+    raft: Arc<std::sync::RwLock<Raft>>,
     pub node_id: u64,
     pub channels: Channels,
     removed: crate::state_machine::RemovedNodes,
@@ -75,6 +76,10 @@ pub struct RaftNode {
     snapshots: SnapshotFiles,
     /// One snapshot received at a time.
     installs: Arc<tokio::sync::Semaphore>,
+    /// What Raft runs over, to start it again in a new lineage.
+    log: Arc<dyn ByteLog>,
+    state: Arc<dyn StateStore>,
+    settings: RaftSettings,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> WriteError {
@@ -91,34 +96,96 @@ impl RaftNode {
         snapshots: SnapshotFiles,
         channels: Channels,
     ) -> Result<Self, String> {
-        let config = settings.to_config()?;
         crate::log_store::check_format(&*log, &*state)?;
-        let machine = StateMachine::new(state, snapshots.clone());
-        let removed = machine.removed_nodes();
-        let log_store = if settings.sync_on_thread { LogStore::syncing_on_thread(log) } else { LogStore::new(log) };
-        let raft = Raft::new(node_id, config, Network::new(channels.clone()), log_store, machine)
-            .await
-            .map_err(|e| format!("failed to start raft: {e}"))?;
+        let removed = crate::state_machine::RemovedNodes::default();
+        let raft = Self::open(node_id, settings, &log, &state, &snapshots, &channels, &removed).await?;
         let installs = Arc::new(tokio::sync::Semaphore::new(arca_types::limits::SNAPSHOT_INSTALLS_IN_FLIGHT_MAX));
-        Ok(Self { raft, node_id, channels, removed, snapshots, installs })
+        Ok(Self {
+            raft: Arc::new(std::sync::RwLock::new(raft)),
+            node_id,
+            channels,
+            removed,
+            snapshots,
+            installs,
+            log,
+            state,
+            settings: settings.clone(),
+        })
+    }
+
+    async fn open(
+        node_id: u64,
+        settings: &RaftSettings,
+        log: &Arc<dyn ByteLog>,
+        state: &Arc<dyn StateStore>,
+        snapshots: &SnapshotFiles,
+        channels: &Channels,
+        removed: &crate::state_machine::RemovedNodes,
+    ) -> Result<Raft, String> {
+        let config = settings.to_config()?;
+        let machine = StateMachine::sharing_removed(state.clone(), snapshots.clone(), removed.clone());
+        let log = log.clone();
+        let log_store = if settings.sync_on_thread { LogStore::syncing_on_thread(log) } else { LogStore::new(log) };
+        Raft::new(node_id, config, Network::new(channels.clone()), log_store, machine)
+            .await
+            .map_err(|e| format!("failed to start raft: {e}"))
+    }
+
+    /// openraft's handle of the lineage this node runs now.
+    pub fn handle(&self) -> Raft {
+        self.raft.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Founds a new lineage on this node, for a region taking over after the voters it replicated
+    /// were lost (Raft cannot promote learners without a leader): stops Raft, writes after this
+    /// node's log a membership of `voters` and `proposals` under a higher term ([`
+    /// crate::log_store::found_lineage`]), and starts Raft again, standing for election. The
+    /// members left out of `voters` are removed for good once that membership applies. Calls made
+    /// meanwhile fail as `UNAVAILABLE`.
+    pub async fn found_lineage(
+        &self,
+        voters: BTreeMap<u64, ArcaNode>,
+        term_floor: u64,
+        proposals: Vec<Proposal>,
+    ) -> Result<crate::log_store::Founded, String> {
+        let old = self.handle();
+        if let Err(e) = old.shutdown().await {
+            tracing::warn!("failed to shut raft down cleanly before founding a lineage: {e}");
+        }
+        drop(old);
+        let founded = crate::log_store::found_lineage(&*self.log, self.node_id, voters, term_floor, proposals)
+            .map_err(|e| format!("failed to write the new lineage: {e}"))?;
+        let raft = Self::open(
+            self.node_id,
+            &self.settings,
+            &self.log,
+            &self.state,
+            &self.snapshots,
+            &self.channels,
+            &self.removed,
+        )
+        .await?;
+        *self.raft.write().unwrap_or_else(|p| p.into_inner()) = raft;
+        tracing::info!(term = founded.term, first_index = founded.first_index, "founded a new lineage");
+        Ok(founded)
     }
 
     /// Waits until the state machine has applied at least what was committed before a restart.
     pub async fn wait_recovered(&self, timeout: Duration) -> Result<(), String> {
-        self.raft.wait_for_recovery(Some(timeout)).await.map(|_| ()).map_err(|e| e.to_string())
+        self.handle().wait_for_recovery(Some(timeout)).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Makes this node the single voter of a brand-new cluster. Harmless if already initialized.
     pub async fn bootstrap(&self, me: ArcaNode) -> Result<(), String> {
-        if self.raft.is_initialized().await.map_err(|e| e.to_string())? {
+        if self.handle().is_initialized().await.map_err(|e| e.to_string())? {
             return Ok(());
         }
         let members: BTreeMap<u64, ArcaNode> = [(self.node_id, me)].into();
-        self.raft.initialize(members).await.map_err(|e| e.to_string())
+        self.handle().initialize(members).await.map_err(|e| e.to_string())
     }
 
     pub async fn is_initialized(&self) -> bool {
-        self.raft.is_initialized().await.unwrap_or(false)
+        self.handle().is_initialized().await.unwrap_or(false)
     }
 
     /// Whether this node has ever stored a membership (from the log or a snapshot). A node that only
@@ -130,7 +197,7 @@ impl RaftNode {
     /// Proposes `proposal` on this node, which must be the leader. Returns once it is committed on a
     /// quorum and applied here.
     pub async fn write(&self, proposal: Proposal) -> Result<(u64, ApplyOutcome), WriteError> {
-        match self.raft.client_write(proposal).await {
+        match self.handle().client_write(proposal).await {
             Ok(resp) => Ok((resp.log_id.index, resp.data)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(WriteError::ForwardToLeader { leader_id: f.leader_id, leader: f.leader_node })
@@ -145,7 +212,7 @@ impl RaftNode {
     /// On the leader: confirms leadership with a quorum (ReadIndex) and returns the index a reader must
     /// have applied to observe every write acknowledged so far.
     pub async fn read_index(&self) -> Result<u64, WriteError> {
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+        match self.handle().ensure_linearizable(ReadPolicy::ReadIndex).await {
             Ok(read_log_id) => Ok(read_log_id.index()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
                 Err(WriteError::ForwardToLeader { leader_id: f.leader_id, leader: f.leader_node })
@@ -156,7 +223,7 @@ impl RaftNode {
 
     /// Waits until this node has applied `index`.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), WriteError> {
-        self.raft
+        self.handle()
             .wait(Some(timeout))
             .applied_index_at_least(Some(index), "read index")
             .await
@@ -167,7 +234,7 @@ impl RaftNode {
     /// The latest Raft metrics of this node.
     pub fn metrics(&self) -> openraft::RaftMetrics<TypeConfig> {
         use openraft::async_runtime::WatchReceiver;
-        self.raft.metrics().borrow_watched().clone()
+        self.handle().metrics().borrow_watched().clone()
     }
 
     /// This node's current vote as (term, voted-for node, committed), for checks from outside openraft.
@@ -223,7 +290,7 @@ impl RaftNode {
             .installs
             .try_acquire()
             .map_err(|_| tonic::Status::unavailable("this node is receiving another snapshot; retry"))?;
-        crate::rpc::install_snapshot(&self.raft, chunks, caller, &self.snapshots).await
+        crate::rpc::install_snapshot(&self.handle(), chunks, caller, &self.snapshots).await
     }
 
     /// Whether `node_id` left a membership this node applied (it is removed for good).
@@ -247,11 +314,14 @@ impl RaftNode {
             other => unavailable(other),
         };
         if !self.member_ids().contains(&node_id) {
-            self.raft.add_learner(node_id, node, true).await.map_err(membership_error)?;
+            self.handle().add_learner(node_id, node, true).await.map_err(membership_error)?;
         }
         if !as_learner {
             let voters: BTreeSet<u64> = [node_id].into();
-            self.raft.change_membership(ChangeMembers::AddVoterIds(voters), true).await.map_err(membership_error)?;
+            self.handle()
+                .change_membership(ChangeMembers::AddVoterIds(voters), true)
+                .await
+                .map_err(membership_error)?;
         }
         // openraft answers a change that finds the node already in its *effective* membership at once,
         // committed or not: a retry after an earlier attempt appended the change (and lost office before
@@ -269,7 +339,7 @@ impl RaftNode {
                 membership.get_node(&node_id).is_some()
             }
         };
-        self.raft
+        self.handle()
             .wait(Some(Duration::from_millis(MEMBERSHIP_COMMIT_WAIT_MS)))
             .metrics(holds, "the membership change to commit")
             .await
@@ -283,9 +353,9 @@ impl RaftNode {
         let membership = metrics.membership_config.membership().clone();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let result = if voters.contains(&node_id) {
-            self.raft.change_membership(ChangeMembers::RemoveVoters([node_id].into()), false).await
+            self.handle().change_membership(ChangeMembers::RemoveVoters([node_id].into()), false).await
         } else {
-            self.raft.change_membership(ChangeMembers::RemoveNodes([node_id].into()), false).await
+            self.handle().change_membership(ChangeMembers::RemoveNodes([node_id].into()), false).await
         };
         result.map(|_| ()).map_err(|e| match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
@@ -328,7 +398,7 @@ impl RaftNode {
     }
 
     pub async fn shutdown(&self) {
-        if let Err(e) = self.raft.shutdown().await {
+        if let Err(e) = self.handle().shutdown().await {
             tracing::warn!("failed to shut raft down cleanly: {e}");
         }
     }

@@ -56,7 +56,13 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub fn new(store: Arc<dyn StateStore>, files: SnapshotFiles) -> Self {
-        let machine = Self { store, files, removed: RemovedNodes::default() };
+        Self::sharing_removed(store, files, RemovedNodes::default())
+    }
+
+    /// A state machine that keeps `removed` current (what a node restarting Raft in a new lineage
+    /// hands on, so whoever checks peers reads the same set).
+    pub fn sharing_removed(store: Arc<dyn StateStore>, files: SnapshotFiles, removed: RemovedNodes) -> Self {
+        let machine = Self { store, files, removed };
         if let Ok(meta) = machine.meta() {
             machine.publish(&meta);
         }

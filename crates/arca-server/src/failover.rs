@@ -70,13 +70,32 @@ pub trait EpochStore: Send + Sync {
 }
 
 fn encode_epoch(epoch: &Epoch) -> String {
-    format!("{} {}", epoch.number, epoch.primary)
+    format!("{} {} {}", epoch.number, epoch.primary, epoch.founder)
 }
 
+/// Reads `number primary founder` (a record written before epochs named their founder has none: 0).
 fn decode_epoch(text: &str) -> Result<Epoch, String> {
-    let (number, primary) = text.split_once(' ').ok_or("the stored epoch is corrupt")?;
-    let number = number.parse().map_err(|_| "the stored epoch number is corrupt")?;
-    Ok(Epoch { number, primary: primary.to_owned() })
+    let mut parts = text.split(' ');
+    let number = parts.next().and_then(|n| n.parse().ok()).ok_or("the stored epoch number is corrupt")?;
+    let primary = parts.next().filter(|p| !p.is_empty()).ok_or("the stored epoch is corrupt")?.to_owned();
+    let founder = match parts.next() {
+        Some(f) => f.parse().map_err(|_| "the stored epoch's founder is corrupt")?,
+        None => 0,
+    };
+    if parts.next().is_some() {
+        return Err("the stored epoch is corrupt".to_owned());
+    }
+    Ok(Epoch { number, primary, founder })
+}
+
+/// Where the cluster records the epoch its current lineage holds, written by the node that founded
+/// it in the lineage's first entries (absent: the first epoch, held by the bootstrapping region).
+pub const EPOCH_KEY: &[u8] = b"s/epoch";
+
+/// The epoch this replica's lineage holds: the one its founder recorded, or the first epoch of
+/// `primary` (the voters' region) when no promotion ever happened.
+pub fn current_epoch(store: &dyn StateStore, primary: &str) -> Result<Epoch, ArcaError> {
+    Ok(keyspace::read_plain::<Epoch>(store, EPOCH_KEY)?.map_or_else(|| Epoch::first(primary), |(_, e)| e))
 }
 
 /// A node's accepted epoch, in its log store's metadata (synced).
@@ -210,7 +229,7 @@ impl Failover {
         let mut slot = self.acceptor.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.now_ms();
         if slot.is_none() {
-            let stored = self.store.load()?.unwrap_or(Epoch { number: 0, primary: String::new() });
+            let stored = self.store.load()?.unwrap_or(Epoch { number: 0, primary: String::new(), founder: 0 });
             *slot = Some(Acceptor::start(stored, now, timing));
         }
         let acceptor = slot.as_mut().expect("just started");
@@ -231,6 +250,11 @@ impl Failover {
         self.acceptor.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|a| a.accepted().clone())
     }
 
+    /// The epoch this process's acceptor holds, starting it from what was persisted if needed.
+    pub fn current(&self, timing: &Timing) -> Result<Epoch, String> {
+        self.with_acceptor(timing, |_, _| ((), false)).map(|(_, e)| e)
+    }
+
     /// Answers a renewal; a changed record is persisted first.
     pub fn renew(&self, asked: &Epoch, timing: &Timing) -> Result<cpb::RenewResponse, String> {
         let (answer, current) = self.with_acceptor(timing, |a, now| a.renew(asked, now, timing))?;
@@ -238,6 +262,7 @@ impl Failover {
             granted: answer == Renewal::Granted,
             current_number: current.number,
             current_primary: current.primary,
+            current_founder: current.founder,
         })
     }
 
@@ -253,6 +278,7 @@ impl Failover {
             current_number: current.number,
             current_primary: current.primary,
             retry_in_ms,
+            current_founder: current.founder,
         })
     }
 
@@ -267,13 +293,17 @@ impl Failover {
         self.lease.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|l| l.holds(now))
     }
 
-    fn drop_lease(&self) {
+    pub(crate) fn drop_lease(&self) {
         *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }
 
 fn epoch_of(request: &cpb::EpochRequest) -> Epoch {
-    Epoch { number: request.number, primary: request.primary.clone() }
+    Epoch { number: request.number, primary: request.primary.clone(), founder: request.founder }
+}
+
+fn request_of(epoch: &Epoch) -> cpb::EpochRequest {
+    cpb::EpochRequest { number: epoch.number, primary: epoch.primary.clone(), founder: epoch.founder }
 }
 
 /// Reads the epoch an acceptor was asked about, refusing nonsense before the acceptor sees it.
@@ -382,13 +412,15 @@ impl Engine {
             return;
         }
         let timing = topo.witness.timing;
-        // A primary renews only an epoch it won. Until a promotion is carried out (which will record
-        // the epoch it won in the replicated state), that is the cluster's first epoch, whose primary
-        // is the bootstrapping region. Never the acceptor's record: a promotion that reached only
-        // some acceptors leaves an epoch there that nobody won.
-        let epoch = Epoch::first(&topo.primary);
+        // A primary renews only the epoch its lineage won: the one its founder recorded in the
+        // replicated state, or the cluster's first. Never the acceptor's record: a promotion that
+        // reached only some acceptors leaves an epoch there that nobody won.
+        let Ok(epoch) = current_epoch(&*self.store, &topo.primary) else {
+            self.failover.drop_lease();
+            return;
+        };
         let sent = self.failover.now_ms();
-        let request = cpb::EpochRequest { number: epoch.number, primary: epoch.primary.clone() };
+        let request = request_of(&epoch);
         let asks = topo.addrs.iter().map(|(id, addr)| {
             let (id, addr, request) = (*id, addr.clone(), request.clone());
             let channels = raft.channels.clone();
@@ -418,7 +450,8 @@ impl Engine {
             .into_iter()
             .filter_map(Result::ok)
             .map(|(id, a)| {
-                let current = Epoch { number: a.current_number, primary: a.current_primary };
+                let current =
+                    Epoch { number: a.current_number, primary: a.current_primary, founder: a.current_founder };
                 // A grant counts only for the epoch it names.
                 let answer =
                     if a.granted && current == epoch { Renewal::Granted } else { Renewal::Refused { current } };
@@ -525,9 +558,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let store = FileEpochStore(dir.join("epoch"));
         assert_eq!(store.load().unwrap(), None);
-        let two = Epoch { number: 2, primary: "east".into() };
+        let two = Epoch { number: 2, primary: "east".into(), founder: 4 };
         store.save(&two).unwrap();
         assert_eq!(FileEpochStore(dir.join("epoch")).load().unwrap(), Some(two));
+        // A record written before epochs named their founder reads as founded by nobody.
+        std::fs::write(dir.join("epoch"), "1 west").unwrap();
+        assert_eq!(store.load().unwrap(), Some(Epoch::first("west")));
         std::fs::write(dir.join("epoch"), "garbage").unwrap();
         assert!(store.load().is_err(), "a corrupt record is an error, not epoch 0");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -563,7 +599,7 @@ mod tests {
         // A promotion while the promise runs is refused, with how long it still runs.
         let refused = failover.promote(&one.next("east"), &t).unwrap();
         assert!(!refused.accepted && refused.current_number == 1 && refused.retry_in_ms > t.lease_ms);
-        assert!(checked_epoch(&cpb::EpochRequest { number: 0, primary: "west".into() }).is_err());
-        assert!(checked_epoch(&cpb::EpochRequest { number: 1, primary: "no such region!".into() }).is_err());
+        assert!(checked_epoch(&cpb::EpochRequest { number: 0, primary: "west".into(), founder: 0 }).is_err());
+        assert!(checked_epoch(&cpb::EpochRequest { number: 1, primary: "no such region!".into(), founder: 0 }).is_err());
     }
 }

@@ -22,6 +22,7 @@ pub mod key_use;
 pub mod keyspace;
 pub mod membership;
 pub mod object_queue;
+pub mod promotion;
 pub mod providers;
 pub mod quorum;
 pub mod rate;

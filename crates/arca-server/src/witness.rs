@@ -47,18 +47,31 @@ pub struct WitnessOptions {
     pub timing: Timing,
 }
 
-/// The witness's listener: `Renew` (and, once promotion is carried out, `Promote`); every other node
-/// RPC is refused.
+/// The witness's listener: `Renew` and `Promote`; every other node RPC is refused.
 struct WitnessService {
     failover: Arc<Failover>,
     timing: Timing,
-    /// The primary region, as the leader answered the registration: until then nothing is granted,
-    /// and only its first epoch is granted after (promotion is not carried out yet).
+    /// The primary region, as the leader answered the registration: until then nothing is granted;
+    /// after, its first epoch, and then only the epoch this witness holds and the one after.
     primary: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 fn only_epochs() -> Status {
     Status::unimplemented("this is a witness: it keeps the epoch record only (Renew, Promote)")
+}
+
+/// The witness holds no membership, so any certified node may call it: it grants an epoch at most one
+/// above the one it holds (no caller can push the record out of reach of the real next epoch), and a
+/// promotion only to the node that asks for it as founder.
+fn within_reach(epoch: &arca_failover::Epoch, held: &arca_failover::Epoch) -> Result<(), Status> {
+    if epoch.number > held.number.saturating_add(1) {
+        return Err(Status::invalid_argument(format!(
+            "epoch {} is beyond the next one ({}) this witness could take up",
+            epoch.number,
+            held.number.saturating_add(1)
+        )));
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -94,11 +107,18 @@ impl NodeService for WitnessService {
         let Some(primary) = primary else {
             return Err(Status::unavailable("this witness has not registered with the cluster yet; retry"));
         };
-        if epoch != arca_failover::Epoch::first(&primary) {
-            return Err(Status::invalid_argument(format!(
-                "epoch {} of {} is not this cluster's current epoch",
-                epoch.number, epoch.primary
-            )));
+        let held = self.failover.current(&self.timing).map_err(|e| {
+            tracing::error!("failed to read the epoch record: {e}");
+            Status::unavailable("the witness could not read the epoch record; retry")
+        })?;
+        if epoch != arca_failover::Epoch::first(&primary) && epoch != held {
+            within_reach(&epoch, &held)?;
+            if epoch.founder == 0 {
+                return Err(Status::invalid_argument(format!(
+                    "epoch {} of {} is not this cluster's current epoch",
+                    epoch.number, epoch.primary
+                )));
+            }
         }
         let answer = self.failover.renew(&epoch, &self.timing).map_err(|e| {
             tracing::error!("failed to keep the epoch record: {e}");
@@ -107,10 +127,32 @@ impl NodeService for WitnessService {
         Ok(Response::new(answer))
     }
 
-    async fn promote(&self, _: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
-        Err(Status::unimplemented(
-            "automatic promotion of the secondary region is not available yet: this witness accepts no new epoch",
-        ))
+    async fn promote(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
+        let caller = crate::services::node::node_caller(&request)?;
+        let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
+        if self.primary.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+            return Err(Status::unavailable("this witness has not registered with the cluster yet; retry"));
+        }
+        if epoch.founder != caller {
+            return Err(Status::invalid_argument("a promotion names the asking node as its founder"));
+        }
+        let held = self.failover.current(&self.timing).map_err(|e| {
+            tracing::error!("failed to read the epoch record: {e}");
+            Status::unavailable("the witness could not read the epoch record; retry")
+        })?;
+        within_reach(&epoch, &held)?;
+        let answer = self.failover.promote(&epoch, &self.timing).map_err(|e| {
+            tracing::error!("failed to keep the epoch record: {e}");
+            Status::unavailable("the witness could not keep the epoch record; retry")
+        })?;
+        if answer.accepted && epoch != held {
+            tracing::warn!(epoch = epoch.number, primary = %epoch.primary, founder = caller, "the witness accepted a promotion");
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn progress(&self, _: Request<pb::ProgressRequest>) -> Result<Response<pb::ProgressResponse>, Status> {
+        Err(only_epochs())
     }
 }
 

@@ -89,9 +89,10 @@ async fn every_rpc(
     out.push(("Forward", refused(c.forward(payload(vec![1, 0, 0, 0])).await.map(|_| ()))));
     out.push(("ReadIndex", refused(c.read_index(cpb::ReadIndexRequest {}).await.map(|_| ()))));
     // An epoch for another region far ahead: taken, it would fence the primary.
-    let epoch = || cpb::EpochRequest { number: 99, primary: "elsewhere".into() };
+    let epoch = || cpb::EpochRequest { number: 99, primary: "elsewhere".into(), founder: 0 };
     out.push(("Renew", refused(c.renew(epoch()).await.map(|_| ()))));
     out.push(("Promote", refused(c.promote(epoch()).await.map(|_| ()))));
+    out.push(("Progress", refused(c.progress(cpb::ProgressRequest {}).await.map(|_| ()))));
     let add = cpb::AddNodeRequest {
         node_id: 99,
         api_addr: "127.0.0.1:1".into(),

@@ -38,6 +38,7 @@ pub enum ClusterRpc {
     AddNode,
     Renew,
     Promote,
+    Progress,
 }
 
 /// What a caller must be for an RPC.
@@ -58,7 +59,7 @@ pub enum Requirement {
 const SERVICE: &str = "arca.cluster.v1.NodeService";
 
 impl ClusterRpc {
-    pub const ALL: [ClusterRpc; 9] = [
+    pub const ALL: [ClusterRpc; 10] = [
         ClusterRpc::AppendEntries,
         ClusterRpc::Vote,
         ClusterRpc::InstallSnapshot,
@@ -68,6 +69,7 @@ impl ClusterRpc {
         ClusterRpc::AddNode,
         ClusterRpc::Renew,
         ClusterRpc::Promote,
+        ClusterRpc::Progress,
     ];
 
     pub fn method(self) -> &'static str {
@@ -81,6 +83,7 @@ impl ClusterRpc {
             ClusterRpc::AddNode => "AddNode",
             ClusterRpc::Renew => "Renew",
             ClusterRpc::Promote => "Promote",
+            ClusterRpc::Progress => "Progress",
         }
     }
 
@@ -98,7 +101,7 @@ impl ClusterRpc {
             // Epoch traffic comes from whichever certified node leads or promotes, whose membership
             // this node (or the witness, which holds none) may not have seen yet.
             ClusterRpc::Renew | ClusterRpc::Promote => Requirement::RaftPeer,
-            ClusterRpc::Forward | ClusterRpc::ReadIndex => Requirement::Member,
+            ClusterRpc::Forward | ClusterRpc::ReadIndex | ClusterRpc::Progress => Requirement::Member,
         }
     }
 }

@@ -28,7 +28,7 @@ fn admitted<T>(request: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::permission_denied("the cluster listener is not behind admission"))
 }
 
-fn node_caller<T>(request: &Request<T>) -> Result<u64, Status> {
+pub(crate) fn node_caller<T>(request: &Request<T>) -> Result<u64, Status> {
     match admitted(request)? {
         Caller::Node(id) => Ok(id),
         Caller::Stranger { .. } => Err(Status::permission_denied("only nodes of this cluster may call this")),
@@ -63,14 +63,14 @@ impl Node {
 impl NodeService for Node {
     async fn append_entries(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
-        let data = rpc::append_entries(&self.raft()?.raft, &request.into_inner().data, caller).await?;
+        let data = rpc::append_entries(&self.raft()?.handle(), &request.into_inner().data, caller).await?;
         self.0.engine.failover.heard_from_leader();
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
     async fn vote(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
-        let data = rpc::vote(&self.raft()?.raft, &request.into_inner().data, caller).await?;
+        let data = rpc::vote(&self.raft()?.handle(), &request.into_inner().data, caller).await?;
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
@@ -147,15 +147,17 @@ impl NodeService for Node {
                 "failover is not set up on this node's replica (no witness or secondary recorded yet); retry once it has caught up",
             )
         })?;
-        // Only the primary region's voters renew, and (until promotion is carried out) only its
-        // first epoch: a member of another region, or a node that merely joined, cannot make this
-        // acceptor promise anything, nor move it to an epoch nobody won.
+        // Only the primary region's voters renew, and only the epoch their lineage holds (the first,
+        // or the one its founder recorded): a member of another region, or a node that merely
+        // joined, cannot make this acceptor promise anything, nor move it to an epoch nobody won.
         if !topology.sites.acceptors_of(&topology.primary).is_some_and(|voters| voters.contains(&caller)) {
             return Err(Status::permission_denied(format!(
                 "node {caller} is not a voter of the primary region: only they renew the lease"
             )));
         }
-        if epoch != arca_failover::Epoch::first(&topology.primary) {
+        let current =
+            crate::failover::current_epoch(&*self.0.engine.store, &topology.primary).map_err(|e| to_status(&e))?;
+        if epoch != current {
             return Err(Status::invalid_argument(format!(
                 "epoch {} of {} is not this cluster's current epoch",
                 epoch.number, epoch.primary
@@ -169,9 +171,15 @@ impl NodeService for Node {
     }
 
     async fn promote(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
+        let caller = node_caller(&request)?;
+        let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
+        let answer =
+            self.0.engine.answer_promote(caller, &epoch).map_err(|(code, message)| Status::new(code, message))?;
+        Ok(Response::new(answer))
+    }
+
+    async fn progress(&self, request: Request<pb::ProgressRequest>) -> Result<Response<pb::ProgressResponse>, Status> {
         node_caller(&request)?;
-        Err(Status::unimplemented(
-            "automatic promotion of the secondary region is not available yet: this node accepts no new epoch",
-        ))
+        Ok(Response::new(self.0.engine.progress().map_err(|e| to_status(&e))?))
     }
 }

@@ -1,0 +1,213 @@
+//! The secondary region taking over writes by itself, once the primary is lost (`arca-failover` has
+//! the rules, `failover` the epoch record and the lease).
+//!
+//! Every node of the secondary region checks every [`PROMOTION_CHECK_EVERY_MS`]. Once it has heard
+//! nothing from the primary's leader for the failover delay (and the primary has been under a lease
+//! since failover was set up, so it stops taking writes when its lease lapses):
+//! 1. It asks its region's nodes how much of the log they hold (`Progress`). With a strict majority
+//!    of them answering, the one holding the most (the least loss; lowest id on a tie) is the
+//!    candidate; every other node waits.
+//! 2. The candidate asks every acceptor to promote its region to the next epoch, founded by itself
+//!    (`Promote`): the other sites first, its own region's only once another site agreed. An
+//!    acceptor refuses while a promise to the old primary runs (its lease plus the drift margin),
+//!    and a node refuses while it still hears from the primary's leader.
+//! 3. With a majority of the sites (two of primary, secondary, witness), the epoch is won: the
+//!    candidate founds a new Raft lineage from its own log ([`arca_raft::RaftNode::found_lineage`]),
+//!    whose voters are its region's nodes and whose first entries record the epoch under
+//!    [`crate::failover::EPOCH_KEY`]. The old primary's nodes leave the membership, so their
+//!    certificates are refused from then on, and the region's other nodes follow the candidate once
+//!    it is elected among them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use arca_failover::{Epoch, Timing};
+use arca_proto::cluster::v1 as cpb;
+use arca_raft::ArcaNode;
+use arca_types::ArcaError;
+
+use crate::engine::Engine;
+use crate::failover::{current_epoch, lease_in_force, Topology};
+use crate::keyspace;
+
+/// How often a node of the secondary region checks whether its region should take over, in ms.
+pub const PROMOTION_CHECK_EVERY_MS: u64 = 500;
+
+impl Engine {
+    /// What `Progress` answers: how much of the log this node holds and since when it is silent.
+    pub fn progress(&self) -> Result<cpb::ProgressResponse, ArcaError> {
+        let view = self.raft()?.view();
+        Ok(cpb::ProgressResponse {
+            last_log_index: view.last_log_index,
+            term: view.term,
+            leader_silent_ms: self.failover.leader_silent_ms(),
+        })
+    }
+
+    /// Whether this node has heard nothing from the primary's leader for the failover delay (a
+    /// leader never has: it is the one others hear from).
+    pub fn lost_primary(&self, timing: &Timing) -> bool {
+        self.raft().is_ok_and(|r| !r.is_leader()) && self.failover.leader_silent_ms() >= timing.failover_after_ms
+    }
+
+    /// This node's region and the failover topology, when this node is of the secondary region.
+    fn secondary_member(&self) -> Result<Option<(String, Topology)>, ArcaError> {
+        let raft = self.raft()?;
+        let Some(topo) = self.topology()? else { return Ok(None) };
+        let view = raft.view();
+        let mine = view.nodes.iter().find(|n| n.node_id == raft.node_id).map(|n| n.node.region.clone());
+        Ok(mine.filter(|m| *m == topo.secondary).map(|m| (m, topo)))
+    }
+
+    /// One check on a node of the secondary region (see the module): returns the epoch this node won
+    /// and founded, if it did.
+    pub async fn try_promote(&self) -> Result<Option<Epoch>, ArcaError> {
+        let Some((region, topo)) = self.secondary_member()? else { return Ok(None) };
+        let timing = topo.witness.timing;
+        if !self.lost_primary(&timing) || !lease_in_force(&*self.store)? {
+            return Ok(None);
+        }
+        let raft = self.raft()?.clone();
+        let me = raft.node_id;
+        let budget = Duration::from_millis(timing.renew_every_ms());
+        let members = topo.sites.acceptors_of(&region).cloned().unwrap_or_default();
+
+        // 1. Which of the region's nodes holds the most of the log.
+        let asks = members.iter().map(|id| {
+            let (id, addr) = (*id, topo.addrs.get(id).cloned().unwrap_or_default());
+            let channels = raft.channels.clone();
+            async move {
+                if id == me {
+                    return self.progress().map(|p| (id, p)).map_err(|e| e.to_string());
+                }
+                let mut client = channels.client(&addr, Some(id))?;
+                let mut req = tonic::Request::new(cpb::ProgressRequest {});
+                req.set_timeout(budget);
+                match tokio::time::timeout(budget, client.progress(req)).await {
+                    Ok(Ok(answer)) => Ok((id, answer.into_inner())),
+                    Ok(Err(status)) => Err(status.message().to_owned()),
+                    Err(_) => Err(format!("node {id} did not answer within {} ms", budget.as_millis())),
+                }
+            }
+        });
+        let progress: BTreeMap<u64, cpb::ProgressResponse> =
+            futures::future::join_all(asks).await.into_iter().filter_map(Result::ok).collect();
+        let indexes: BTreeMap<u64, u64> = progress.iter().map(|(id, p)| (*id, p.last_log_index)).collect();
+        if arca_failover::candidate(&members, &indexes) != Some(me) {
+            return Ok(None);
+        }
+
+        // 2. The next epoch, founded by this node. Asking again for an epoch this node proposed
+        // before (it may have won it and stopped before founding) is answered the same.
+        let stored = current_epoch(&*self.store, &topo.primary)?;
+        let held = self.failover.current(&timing).map_err(ArcaError::unavailable)?;
+        let proposed = if held.primary == region && held.founder == me && held.number > stored.number {
+            held
+        } else {
+            Epoch { number: stored.number.max(held.number) + 1, primary: region.clone(), founder: me }
+        };
+        // The other sites first: this region's acceptors take the epoch up only once another site
+        // has, so a region cut off from the primary alone (which keeps its lease through the
+        // witness) does not leave an epoch nobody won in its own acceptors, refusing the primary's
+        // renewals after the cut heals.
+        let request = cpb::EpochRequest { number: proposed.number, primary: proposed.primary.clone(), founder: me };
+        let ask = |ids: Vec<u64>| {
+            let asks = ids.into_iter().map(|id| {
+                let (addr, request) = (topo.addrs.get(&id).cloned().unwrap_or_default(), request.clone());
+                let channels = raft.channels.clone();
+                let proposed = &proposed;
+                async move {
+                    if id == me {
+                        return self.failover.promote(proposed, &timing).map(|a| (id, a));
+                    }
+                    let mut client = channels.client(&addr, Some(id))?;
+                    let mut req = tonic::Request::new(request);
+                    req.set_timeout(budget);
+                    match tokio::time::timeout(budget, client.promote(req)).await {
+                        Ok(Ok(answer)) => Ok((id, answer.into_inner())),
+                        Ok(Err(status)) => Err(status.message().to_owned()),
+                        Err(_) => Err(format!("acceptor {id} did not answer within {} ms", budget.as_millis())),
+                    }
+                }
+            });
+            futures::future::join_all(asks)
+        };
+        let (own, others): (Vec<u64>, Vec<u64>) = topo.sites.acceptors().partition(|id| members.contains(id));
+        let mut answers: Vec<(u64, cpb::PromoteResponse)> =
+            ask(others).await.into_iter().filter_map(Result::ok).collect();
+        let accepted = |answers: &[(u64, cpb::PromoteResponse)]| -> BTreeSet<u64> {
+            answers.iter().filter(|(_, a)| a.accepted).map(|(id, _)| *id).collect()
+        };
+        let another_site = topo.sites.agreeing(&accepted(&answers)).iter().any(|site| *site != region.as_str());
+        if another_site {
+            answers.extend(ask(own).await.into_iter().filter_map(Result::ok));
+        }
+        let accepted = accepted(&answers);
+        if !topo.sites.is_majority(&accepted) {
+            let retry_in_ms = answers.iter().map(|(_, a)| a.retry_in_ms).max().unwrap_or(0);
+            tracing::info!(
+                epoch = proposed.number,
+                ?accepted,
+                retry_in_ms,
+                "the primary region is lost; the promotion of this region is not agreed yet"
+            );
+            return Ok(None);
+        }
+
+        // 3. Won: found the new lineage with this region's nodes as its voters.
+        let view = raft.view();
+        let voters: BTreeMap<u64, ArcaNode> =
+            view.nodes.iter().filter(|n| members.contains(&n.node_id)).map(|n| (n.node_id, n.node.clone())).collect();
+        let term_floor = progress.values().map(|p| p.term).max().unwrap_or(0);
+        let record = arca_storage::proposal::Proposal {
+            preconditions: Vec::new(),
+            ops: vec![keyspace::put_plain(crate::failover::EPOCH_KEY, &proposed)],
+        };
+        tracing::warn!(
+            epoch = proposed.number,
+            primary = %proposed.primary,
+            ?accepted,
+            last_log_index = view.last_log_index,
+            "this region won the epoch: founding its lineage; it takes writes once its nodes elect a leader"
+        );
+        raft.found_lineage(voters, term_floor, vec![record]).await.map_err(ArcaError::unavailable)?;
+        // No longer a silent follower of the old primary: this node now stands for election.
+        self.failover.heard_from_leader();
+        self.failover.drop_lease();
+        Ok(Some(proposed))
+    }
+
+    /// Answers node `caller`'s `Promote`: only a member of the secondary region, founding the epoch
+    /// itself, for that region, while this node too has lost the primary's leader.
+    pub fn answer_promote(&self, caller: u64, proposed: &Epoch) -> Result<cpb::PromoteResponse, (tonic::Code, String)> {
+        use tonic::Code;
+        let topo = self.topology().map_err(|e| (Code::Unavailable, e.to_string()))?.ok_or((
+            Code::FailedPrecondition,
+            "failover is not set up on this node's replica (no witness, or not exactly one secondary region)"
+                .to_owned(),
+        ))?;
+        if !topo.sites.acceptors_of(&topo.secondary).is_some_and(|ids| ids.contains(&caller)) {
+            return Err((
+                Code::PermissionDenied,
+                format!("node {caller} is not a member of the secondary region: only they ask for a promotion"),
+            ));
+        }
+        if proposed.primary != topo.secondary || proposed.founder != caller {
+            return Err((
+                Code::InvalidArgument,
+                "a promotion names the secondary region as primary and the asking node as founder".to_owned(),
+            ));
+        }
+        let timing = topo.witness.timing;
+        if !self.lost_primary(&timing) {
+            return Err((
+                Code::FailedPrecondition,
+                "this node still hears from the primary's leader (or leads it): no promotion now".to_owned(),
+            ));
+        }
+        self.failover.promote(proposed, &timing).map_err(|e| {
+            tracing::error!("failed to keep the epoch record: {e}");
+            (Code::Unavailable, "this node could not keep the epoch record; retry".to_owned())
+        })
+    }
+}
