@@ -326,6 +326,10 @@ pub struct LeaseGate {
 impl LeaseGate {
     /// Without failover set up, always; with it, only while this node holds a lease on the epoch.
     pub fn require(&self, raft: &arca_raft::RaftNode) -> Result<(), ArcaError> {
+        if arca_types::faults::active(arca_types::faults::Fault::IgnoreLease) {
+            // Deliberate bug (danger-faults builds only): the primary ignores its lease.
+            return Ok(());
+        }
         if self.failover.lease_holds()
             || !lease_in_force(&*self.store)?
             || topology(&raft.view(), witness_record(&*self.store)?).is_none()

@@ -391,3 +391,128 @@ async fn with_the_primary_region_killed_the_secondary_serves_reads_at_once_then_
     set(&c, "failover", "s", "east-still").await.unwrap();
     assert_eq!(get(&c, "failover", "s").await.unwrap().value, "east-still");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_frozen_past_its_lease_while_the_secondary_took_over_acknowledges_nothing_when_it_thaws() {
+    let acked = writes_a_thawed_primary_acknowledges(&[]).await;
+    assert!(acked.is_empty(), "the old primary acknowledged writes after east took over: {acked:?}");
+}
+
+/// The same test against a primary built to ignore its lease (a danger-faults build): it must fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_frozen_primary_test_catches_a_primary_that_ignores_its_lease() {
+    let acked = writes_a_thawed_primary_acknowledges(&["--danger-fault", "ignore-lease"]).await;
+    assert!(!acked.is_empty(), "a primary ignoring its lease went unnoticed");
+}
+
+/// A3 + east + witness; the whole primary region frozen (SIGSTOP) under writes until east took over,
+/// then thawed: the writes the primary acknowledged after it thawed.
+async fn writes_a_thawed_primary_acknowledges(node_args: &[&str]) -> Vec<String> {
+    let mut cluster = TestCluster::start_with_node_args(3, node_args).await.unwrap();
+    let east = cluster.add_node_with(false, &["--region", "east"]).await.unwrap();
+    let _witness = cluster.start_witness().await.unwrap();
+    let a = cluster.client(0).await.unwrap();
+    create_vault(&a, "frozen").await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(30), async |c: &TestCluster| leader_status(c).await.lease_remaining_ms > 0)
+        .await
+        .expect("the primary holds a lease");
+    set(&a, "frozen", "s", "before").await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(30), async |c: &TestCluster| {
+            leader_status(c).await.regions.iter().any(|r| r.name == "east" && r.lag == 0)
+        })
+        .await
+        .expect("east caught up");
+
+    // A writer keeps writing to the primary, so writes are in flight when it freezes.
+    let thawed = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    let acked_after_thaw = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (a, thawed, acked, stop) = (a.clone(), thawed.clone(), acked_after_thaw.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let value = format!("old-primary-{i}");
+                if set(&a, "frozen", "s", &value).await.is_ok() && thawed.lock().unwrap().is_some() {
+                    acked.lock().unwrap().push(value);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..3 {
+        cluster.pause(i).unwrap();
+    }
+    // East takes over while the whole primary region is frozen.
+    let b = cluster.client(east).await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(60), async |_: &TestCluster| set(&b, "frozen", "s", "east").await.is_ok())
+        .await
+        .expect("east takes over");
+    for i in 0..3 {
+        cluster.resume(i).unwrap();
+    }
+    *thawed.lock().unwrap() = Some(std::time::Instant::now());
+    // The thawed primary, with writes in flight from before and new ones coming, acknowledges none.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = writer.await;
+    let acked = acked_after_thaw.lock().unwrap().clone();
+    if acked.is_empty() {
+        assert_eq!(get(&b, "frozen", "s").await.unwrap().value, "east");
+        set(&b, "frozen", "s", "east-again").await.unwrap();
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutting_the_primary_off_from_the_secondary_alone_changes_nothing() {
+    // Every node on its own loopback address, so iptables can cut the links between regions.
+    let mut cluster = TestCluster::start_partitionable(3, 2000).await.unwrap();
+    let east = cluster.add_node_with(false, &["--region", "east"]).await.unwrap();
+    let _witness = cluster.start_witness().await.unwrap();
+    let a = cluster.client(0).await.unwrap();
+    create_vault(&a, "cut").await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(30), async |c: &TestCluster| leader_status(c).await.lease_remaining_ms > 0)
+        .await
+        .expect("the primary holds a lease");
+    set(&a, "cut", "s", "before").await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(30), async |c: &TestCluster| {
+            leader_status(c).await.regions.iter().any(|r| r.name == "east" && r.lag == 0)
+        })
+        .await
+        .expect("east caught up");
+
+    for i in 0..3 {
+        cluster.partition(i, east).unwrap();
+    }
+    // Three times the failover delay and more: the primary keeps its lease through the witness and
+    // takes every write; east, which lost the primary, is read-only and never takes over.
+    let b = cluster.client(east).await.unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(12);
+    let mut n = 0;
+    while std::time::Instant::now() < until {
+        n += 1;
+        set(&a, "cut", "s", &format!("during-the-cut-{n}")).await.unwrap();
+        let err = set(&b, "cut", "s", "from-east").await.unwrap_err();
+        assert_eq!(reason(&err), Some("READ_ONLY_FAILOVER"), "{err:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let s = leader_status(&cluster).await;
+    assert!(s.lease_remaining_ms > 0 && s.epoch == 1, "{s:?}");
+
+    // The cut healed: east follows the primary again, still in epoch 1, and grants its lease.
+    cluster.heal();
+    cluster
+        .wait_for(Duration::from_secs(30), async |_: &TestCluster| set(&b, "cut", "s", "after-the-cut").await.is_ok())
+        .await
+        .expect("writes through east once the cut heals");
+    assert_eq!(get(&a, "cut", "s").await.unwrap().value, "after-the-cut");
+    let s = cluster.status(east).await.unwrap();
+    assert_eq!((s.epoch, s.epoch_primary.as_str()), (1, "default"), "east took no epoch up: {s:?}");
+}

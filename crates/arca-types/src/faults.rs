@@ -29,13 +29,16 @@ pub enum Fault {
     /// Raft log entries are appended without fsync and reported durable at once, so an entry can be
     /// committed, applied and acknowledged while it is only in the OS's buffers.
     ApplyBeforeLogDurable,
+    /// The primary's leader takes writes and confirms read indexes without a lease on the epoch, as
+    /// if failover were not set up (the bug of a primary that ignores its lease).
+    IgnoreLease,
 }
 
 /// The per-call deadline under [`Fault::ShortRequestDeadline`].
 pub const SHORT_REQUEST_DURATION_MS: u64 = 3_000;
 
 impl Fault {
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::AckBeforeCommit,
         Fault::ReadWithoutReadIndex,
         Fault::SkipVoteFsync,
@@ -44,6 +47,7 @@ impl Fault {
         Fault::LogForwardedEnvelopes,
         Fault::ShortRequestDeadline,
         Fault::ApplyBeforeLogDurable,
+        Fault::IgnoreLease,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +60,7 @@ impl Fault {
             Fault::LogForwardedEnvelopes => "log-forwarded-envelopes",
             Fault::ShortRequestDeadline => "short-request-deadline",
             Fault::ApplyBeforeLogDurable => "apply-before-log-durable",
+            Fault::IgnoreLease => "ignore-lease",
         }
     }
 
