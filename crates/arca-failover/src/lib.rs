@@ -350,11 +350,11 @@ impl Lease {
 
 /// Which node of the secondary region promotes: the one holding the most of the log (the least
 /// loss), the lowest id on a tie, among the answers of at least a strict majority of the region's
-/// nodes (`progress`: node id to last log index). A node that answered but is not of the region is
-/// ignored.
-pub fn candidate(region: &BTreeSet<u64>, progress: &BTreeMap<u64, u64>) -> Option<u64> {
-    let answered: Vec<(u64, u64)> =
-        progress.iter().filter(|(id, _)| region.contains(id)).map(|(id, index)| (*id, *index)).collect();
+/// nodes (`progress`: node id to how far its log goes, compared as Raft compares logs: the last
+/// entry's term, then its index). A node that answered but is not of the region is ignored.
+pub fn candidate<P: Ord + Copy>(region: &BTreeSet<u64>, progress: &BTreeMap<u64, P>) -> Option<u64> {
+    let answered: Vec<(u64, P)> =
+        progress.iter().filter(|(id, _)| region.contains(id)).map(|(id, last)| (*id, *last)).collect();
     if answered.len() * 2 <= region.len() {
         return None;
     }

@@ -190,6 +190,10 @@ fn the_most_advanced_node_of_a_majority_of_the_region_promotes() {
     assert_eq!(candidate(&region, &progress(&[(6, 12)])), None, "one of three cannot know it is ahead");
     assert_eq!(candidate(&region, &progress(&[(6, 12), (1, 99)])), None, "a node of another region is not counted");
     assert_eq!(candidate(&ids(&[4]), &progress(&[(4, 3)])), Some(4));
+    // Logs compare as Raft compares them: a longer log of an older term holds entries a later
+    // leader replaced, the shorter one of the later term the ones it committed.
+    let by_term: BTreeMap<u64, (u64, u64)> = [(4, (6, 103)), (5, (5, 105))].into();
+    assert_eq!(candidate(&region, &by_term), Some(4));
 }
 
 // ---------------------------------------------------------------------------------------------------

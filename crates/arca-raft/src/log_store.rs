@@ -288,6 +288,22 @@ pub fn check_format(log: &dyn ByteLog, state: &dyn arca_storage::StateStore) -> 
     }
 }
 
+fn stored_last_log_id(log: &dyn ByteLog) -> Result<Option<LogId>, io::Error> {
+    match log.last().map_err(io_error)? {
+        Some((_, bytes)) => Ok(Some(decode::<Entry>("log entry", &bytes)?.log_id)),
+        None => match log.get_meta(META_PURGED).map_err(io_error)? {
+            Some(bytes) => Ok(Some(decode::<LogId>(META_PURGED, &bytes)?)),
+            None => Ok(None),
+        },
+    }
+}
+
+/// The (term, index) of the last entry in `log`, or of its purge point when it holds none; (0, 0)
+/// for an empty log.
+pub fn last_log_id(log: &dyn ByteLog) -> Result<(u64, u64), io::Error> {
+    Ok(stored_last_log_id(log)?.map_or((0, 0), |l| (l.leader_id.term, l.index)))
+}
+
 /// What [`found_lineage`] wrote: the term the new lineage's entries carry and their indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Founded {
@@ -315,14 +331,7 @@ pub fn found_lineage(
     if !voters.contains_key(&founder) {
         return Err(io::Error::other("the founder of a lineage must be one of its voters"));
     }
-    let purged: Option<LogId> = match log.get_meta(META_PURGED).map_err(io_error)? {
-        Some(bytes) => decode(META_PURGED, &bytes)?,
-        None => None,
-    };
-    let last: Option<LogId> = match log.last().map_err(io_error)? {
-        Some((_, bytes)) => Some(decode::<Entry>("log entry", &bytes)?.log_id),
-        None => purged,
-    };
+    let last = stored_last_log_id(log)?;
     let vote: Option<Vote> = match log.get_meta(META_VOTE).map_err(io_error)? {
         Some(bytes) => Some(decode(META_VOTE, &bytes)?),
         None => None,
@@ -339,8 +348,10 @@ pub fn found_lineage(
     }
     let last_index = first_index + entries.len() as u64 - 1;
     let encoded: Vec<(u64, Vec<u8>)> = entries.iter().map(|e| (e.log_id.index, encode(e))).collect();
-    log.append(&encoded, Durability::Synced).map_err(io_error)?;
+    // The vote first: entries of a term are never stored under a lower vote, even after a crash
+    // between the two writes.
     log.put_meta(META_VOTE, &encode(&Vote::new(term, founder)), Durability::Synced).map_err(io_error)?;
+    log.append(&encoded, Durability::Synced).map_err(io_error)?;
     Ok(Founded { term, first_index, last_index })
 }
 

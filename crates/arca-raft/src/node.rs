@@ -149,9 +149,8 @@ impl RaftNode {
         proposals: Vec<Proposal>,
     ) -> Result<crate::log_store::Founded, String> {
         let old = self.handle();
-        if let Err(e) = old.shutdown().await {
-            tracing::warn!("failed to shut raft down cleanly before founding a lineage: {e}");
-        }
+        // Two openraft cores must never write one log: a core that did not stop ends the attempt.
+        old.shutdown().await.map_err(|e| format!("failed to stop Raft before founding a lineage: {e}"))?;
         drop(old);
         let founded = crate::log_store::found_lineage(&*self.log, self.node_id, voters, term_floor, proposals)
             .map_err(|e| format!("failed to write the new lineage: {e}"))?;
@@ -262,6 +261,17 @@ impl RaftNode {
             return None;
         }
         Some((acked, commit.index))
+    }
+
+    /// The (term, index) of the last entry applied here; (0, 0) before any.
+    pub fn applied_log_id(&self) -> (u64, u64) {
+        self.metrics().last_applied.map_or((0, 0), |l| (l.leader_id.term, l.index))
+    }
+
+    /// The (term, index) of the last entry in this node's log (or of the purge point when the log is
+    /// empty); (0, 0) before any.
+    pub fn last_log_id(&self) -> Result<(u64, u64), String> {
+        crate::log_store::last_log_id(&*self.log).map_err(|e| format!("failed to read the Raft log: {e}"))
     }
 
     pub fn applied_index(&self) -> u64 {

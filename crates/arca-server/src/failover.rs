@@ -189,6 +189,8 @@ pub struct Failover {
     store: Arc<dyn EpochStore>,
     acceptor: Mutex<Option<Acceptor>>,
     lease: Mutex<Option<Lease>>,
+    /// The highest epoch number acceptors refused a promotion of this node's as taken.
+    taken: std::sync::atomic::AtomicU64,
 }
 
 impl Failover {
@@ -199,7 +201,18 @@ impl Failover {
             store,
             acceptor: Mutex::default(),
             lease: Mutex::default(),
+            taken: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Notes that an acceptor refused this node's promotion because it holds epoch `number`.
+    pub fn note_taken_number(&self, number: u64) {
+        self.taken.fetch_max(number, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The highest epoch number an acceptor refused this node's promotion with.
+    pub fn taken_number(&self) -> u64 {
+        self.taken.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Notes that the leader's AppendEntries (a heartbeat at least) just reached this node.
@@ -303,7 +316,12 @@ fn epoch_of(request: &cpb::EpochRequest) -> Epoch {
 }
 
 fn request_of(epoch: &Epoch) -> cpb::EpochRequest {
-    cpb::EpochRequest { number: epoch.number, primary: epoch.primary.clone(), founder: epoch.founder }
+    cpb::EpochRequest {
+        number: epoch.number,
+        primary: epoch.primary.clone(),
+        founder: epoch.founder,
+        ..Default::default()
+    }
 }
 
 /// Reads the epoch an acceptor was asked about, refusing nonsense before the acceptor sees it.
@@ -603,7 +621,19 @@ mod tests {
         // A promotion while the promise runs is refused, with how long it still runs.
         let refused = failover.promote(&one.next("east"), &t).unwrap();
         assert!(!refused.accepted && refused.current_number == 1 && refused.retry_in_ms > t.lease_ms);
-        assert!(checked_epoch(&cpb::EpochRequest { number: 0, primary: "west".into(), founder: 0 }).is_err());
-        assert!(checked_epoch(&cpb::EpochRequest { number: 1, primary: "no such region!".into(), founder: 0 }).is_err());
+        assert!(checked_epoch(&cpb::EpochRequest {
+            number: 0,
+            primary: "west".into(),
+            founder: 0,
+            ..Default::default()
+        })
+        .is_err());
+        assert!(checked_epoch(&cpb::EpochRequest {
+            number: 1,
+            primary: "no such region!".into(),
+            founder: 0,
+            ..Default::default()
+        })
+        .is_err());
     }
 }

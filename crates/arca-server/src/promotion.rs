@@ -32,15 +32,23 @@ use crate::keyspace;
 
 /// How often a node of the secondary region checks whether its region should take over, in ms.
 pub const PROMOTION_CHECK_EVERY_MS: u64 = 500;
+/// A node takes up an epoch at most this far above the one it holds: a promotion may skip one number
+/// an acceptor elsewhere holds without having won it, and no member can push the record out of reach.
+pub const EPOCH_STEP_MAX: u64 = 2;
+/// Epoch `n`'s lineage starts at a Raft term of at least `n × EPOCH_TERM_STRIDE` (2^32: no lineage
+/// holds four billion elections).
+pub const EPOCH_TERM_STRIDE: u64 = 1 << 32;
 
 impl Engine {
     /// What `Progress` answers: how much of the log this node holds and since when it is silent.
     pub fn progress(&self) -> Result<cpb::ProgressResponse, ArcaError> {
-        let view = self.raft()?.view();
+        let raft = self.raft()?;
+        let (last_log_term, last_log_index) = raft.last_log_id().map_err(ArcaError::unavailable)?;
         Ok(cpb::ProgressResponse {
-            last_log_index: view.last_log_index,
-            term: view.term,
+            last_log_index,
+            term: raft.view().term,
             leader_silent_ms: self.failover.leader_silent_ms(),
+            last_log_term,
         })
     }
 
@@ -92,25 +100,39 @@ impl Engine {
         });
         let progress: BTreeMap<u64, cpb::ProgressResponse> =
             futures::future::join_all(asks).await.into_iter().filter_map(Result::ok).collect();
-        let indexes: BTreeMap<u64, u64> = progress.iter().map(|(id, p)| (*id, p.last_log_index)).collect();
-        if arca_failover::candidate(&members, &indexes) != Some(me) {
+        let logs: BTreeMap<u64, (u64, u64)> =
+            progress.iter().map(|(id, p)| (*id, (p.last_log_term, p.last_log_index))).collect();
+        if arca_failover::candidate(&members, &logs) != Some(me) {
             return Ok(None);
         }
+        let Some(&(last_log_term, last_log_index)) = logs.get(&me) else { return Ok(None) };
 
         // 2. The next epoch, founded by this node. Asking again for an epoch this node proposed
         // before (it may have won it and stopped before founding) is answered the same.
+        // A number refused as taken (an acceptor holds an epoch nobody won, of a founder that stopped)
+        // moves the next proposal past it, one at a time.
         let stored = current_epoch(&*self.store, &topo.primary)?;
         let held = self.failover.current(&timing).map_err(ArcaError::unavailable)?;
-        let proposed = if held.primary == region && held.founder == me && held.number > stored.number {
+        let known = stored.number.max(held.number);
+        let taken = self.failover.taken_number().min(known.saturating_add(1));
+        let proposed = if held.primary == region && held.founder == me && held.number > stored.number && taken <= known
+        {
             held
         } else {
-            Epoch { number: stored.number.max(held.number) + 1, primary: region.clone(), founder: me }
+            let Some(number) = known.max(taken).checked_add(1) else { return Ok(None) };
+            Epoch { number, primary: region.clone(), founder: me }
         };
         // The other sites first: this region's acceptors take the epoch up only once another site
         // has, so a region cut off from the primary alone (which keeps its lease through the
         // witness) does not leave an epoch nobody won in its own acceptors, refusing the primary's
         // renewals after the cut heals.
-        let request = cpb::EpochRequest { number: proposed.number, primary: proposed.primary.clone(), founder: me };
+        let request = cpb::EpochRequest {
+            number: proposed.number,
+            primary: proposed.primary.clone(),
+            founder: me,
+            founder_last_log_term: last_log_term,
+            founder_last_log_index: last_log_index,
+        };
         let ask = |ids: Vec<u64>| {
             let asks = ids.into_iter().map(|id| {
                 let (addr, request) = (topo.addrs.get(&id).cloned().unwrap_or_default(), request.clone());
@@ -143,6 +165,11 @@ impl Engine {
             answers.extend(ask(own).await.into_iter().filter_map(Result::ok));
         }
         let accepted = accepted(&answers);
+        for (_, answer) in &answers {
+            if !answer.accepted && answer.retry_in_ms == 0 {
+                self.failover.note_taken_number(answer.current_number);
+            }
+        }
         if !topo.sites.is_majority(&accepted) {
             let retry_in_ms = answers.iter().map(|(_, a)| a.retry_in_ms).max().unwrap_or(0);
             tracing::info!(
@@ -158,7 +185,11 @@ impl Engine {
         let view = raft.view();
         let voters: BTreeMap<u64, ArcaNode> =
             view.nodes.iter().filter(|n| members.contains(&n.node_id)).map(|n| (n.node_id, n.node.clone())).collect();
-        let term_floor = progress.values().map(|p| p.term).max().unwrap_or(0);
+        // The lineage's term carries the epoch number in its high bits, so two founders of different
+        // epochs never write different entries under one log id (term, index), even when neither
+        // saw the other's term: at most one founder wins each number.
+        let Some(epoch_terms) = proposed.number.checked_mul(EPOCH_TERM_STRIDE) else { return Ok(None) };
+        let term_floor = progress.values().map(|p| p.term).max().unwrap_or(0).max(epoch_terms - 1);
         let record = arca_storage::proposal::Proposal {
             preconditions: Vec::new(),
             ops: vec![keyspace::put_plain(crate::failover::EPOCH_KEY, &proposed)],
@@ -178,8 +209,15 @@ impl Engine {
     }
 
     /// Answers node `caller`'s `Promote`: only a member of the secondary region, founding the epoch
-    /// itself, for that region, while this node too has lost the primary's leader.
-    pub fn answer_promote(&self, caller: u64, proposed: &Epoch) -> Result<cpb::PromoteResponse, (tonic::Code, String)> {
+    /// itself, for that region, at most one epoch above the one this node holds, with a log
+    /// (`founder_log`: its last entry's term and index) holding everything this node applied, while
+    /// this node too has lost the primary's leader.
+    pub fn answer_promote(
+        &self,
+        caller: u64,
+        proposed: &Epoch,
+        founder_log: (u64, u64),
+    ) -> Result<cpb::PromoteResponse, (tonic::Code, String)> {
         use tonic::Code;
         let topo = self.topology().map_err(|e| (Code::Unavailable, e.to_string()))?.ok_or((
             Code::FailedPrecondition,
@@ -199,6 +237,30 @@ impl Engine {
             ));
         }
         let timing = topo.witness.timing;
+        let held = self.failover.current(&timing).map_err(|e| {
+            tracing::error!("failed to read the epoch record: {e}");
+            (Code::Unavailable, "this node could not read the epoch record; retry".to_owned())
+        })?;
+        let reach = held.number.saturating_add(EPOCH_STEP_MAX);
+        if proposed.number > reach {
+            return Err((
+                Code::InvalidArgument,
+                format!("epoch {} is beyond the highest ({reach}) this node could take up", proposed.number),
+            ));
+        }
+        // The founder's log must hold every entry this node knows was committed (Raft's election
+        // rule: compare the last entries' terms, then their indexes).
+        let founder_last = founder_log;
+        let applied = self.raft().map_err(|e| (Code::Unavailable, e.to_string()))?.applied_log_id();
+        if applied > founder_last {
+            return Err((
+                Code::FailedPrecondition,
+                format!(
+                    "this node applied entry {} of term {}, beyond the founder's log (entry {} of term {}): the most advanced node must found the epoch",
+                    applied.1, applied.0, founder_last.1, founder_last.0
+                ),
+            ));
+        }
         if !self.lost_primary(&timing) {
             return Err((
                 Code::FailedPrecondition,

@@ -74,6 +74,23 @@ fn within_reach(epoch: &arca_failover::Epoch, held: &arca_failover::Epoch) -> Re
     Ok(())
 }
 
+impl WitnessService {
+    /// The epoch record and the primary region the cluster named at registration. A witness that
+    /// holds a record serves from it before it registers again: it may restart while the primary is
+    /// down, which is when it is needed (registering takes a leader).
+    fn record(&self) -> Result<(arca_failover::Epoch, Option<String>), Status> {
+        let held = self.failover.current(&self.timing).map_err(|e| {
+            tracing::error!("failed to read the epoch record: {e}");
+            Status::unavailable("the witness could not read the epoch record; retry")
+        })?;
+        let primary = self.primary.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if primary.is_none() && held.number == 0 {
+            return Err(Status::unavailable("this witness has not registered with the cluster yet; retry"));
+        }
+        Ok((held, primary))
+    }
+}
+
 #[tonic::async_trait]
 impl NodeService for WitnessService {
     async fn append_entries(&self, _: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
@@ -103,43 +120,41 @@ impl NodeService for WitnessService {
 
     async fn renew(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::RenewResponse>, Status> {
         let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
-        let primary = self.primary.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(primary) = primary else {
-            return Err(Status::unavailable("this witness has not registered with the cluster yet; retry"));
-        };
-        let held = self.failover.current(&self.timing).map_err(|e| {
-            tracing::error!("failed to read the epoch record: {e}");
-            Status::unavailable("the witness could not read the epoch record; retry")
-        })?;
-        if epoch != arca_failover::Epoch::first(&primary) && epoch != held {
-            within_reach(&epoch, &held)?;
-            if epoch.founder == 0 {
-                return Err(Status::invalid_argument(format!(
-                    "epoch {} of {} is not this cluster's current epoch",
-                    epoch.number, epoch.primary
-                )));
-            }
+        let (held, primary) = self.record()?;
+        within_reach(&epoch, &held)?;
+        // A renewal never moves the witness's record (any certified node may call it; only a
+        // promotion, which the founder asks for itself, does): it grants the epoch the witness
+        // holds, or the registered primary's first epoch while it holds none, and answers anything
+        // else with the epoch it holds (a newer one fences the asker once a second site agrees).
+        let first = primary.map(|p| arca_failover::Epoch::first(&p));
+        if epoch == held || (held.number == 0 && first.as_ref() == Some(&epoch)) {
+            let answer = self.failover.renew(&epoch, &self.timing).map_err(|e| {
+                tracing::error!("failed to keep the epoch record: {e}");
+                Status::unavailable("the witness could not keep the epoch record; retry")
+            })?;
+            return Ok(Response::new(answer));
         }
-        let answer = self.failover.renew(&epoch, &self.timing).map_err(|e| {
-            tracing::error!("failed to keep the epoch record: {e}");
-            Status::unavailable("the witness could not keep the epoch record; retry")
-        })?;
-        Ok(Response::new(answer))
+        if epoch.founder == 0 && epoch.number <= 1 && first.as_ref() != Some(&epoch) {
+            return Err(Status::invalid_argument(format!(
+                "epoch {} of {} is not this cluster's current epoch",
+                epoch.number, epoch.primary
+            )));
+        }
+        Ok(Response::new(pb::RenewResponse {
+            granted: false,
+            current_number: held.number,
+            current_primary: held.primary,
+            current_founder: held.founder,
+        }))
     }
 
     async fn promote(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
         let caller = crate::services::node::node_caller(&request)?;
         let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
-        if self.primary.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
-            return Err(Status::unavailable("this witness has not registered with the cluster yet; retry"));
-        }
         if epoch.founder != caller {
             return Err(Status::invalid_argument("a promotion names the asking node as its founder"));
         }
-        let held = self.failover.current(&self.timing).map_err(|e| {
-            tracing::error!("failed to read the epoch record: {e}");
-            Status::unavailable("the witness could not read the epoch record; retry")
-        })?;
+        let (held, _) = self.record()?;
         within_reach(&epoch, &held)?;
         let answer = self.failover.promote(&epoch, &self.timing).map_err(|e| {
             tracing::error!("failed to keep the epoch record: {e}");

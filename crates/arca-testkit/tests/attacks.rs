@@ -89,7 +89,7 @@ async fn every_rpc(
     out.push(("Forward", refused(c.forward(payload(vec![1, 0, 0, 0])).await.map(|_| ()))));
     out.push(("ReadIndex", refused(c.read_index(cpb::ReadIndexRequest {}).await.map(|_| ()))));
     // An epoch for another region far ahead: taken, it would fence the primary.
-    let epoch = || cpb::EpochRequest { number: 99, primary: "elsewhere".into(), founder: 0 };
+    let epoch = || cpb::EpochRequest { number: 99, primary: "elsewhere".into(), founder: 0, ..Default::default() };
     out.push(("Renew", refused(c.renew(epoch()).await.map(|_| ()))));
     out.push(("Promote", refused(c.promote(epoch()).await.map(|_| ()))));
     out.push(("Progress", refused(c.progress(cpb::ProgressRequest {}).await.map(|_| ()))));

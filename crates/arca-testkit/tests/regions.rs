@@ -146,19 +146,23 @@ async fn with_a_witness_the_primary_takes_writes_only_while_a_second_site_grants
     let witness_addr = format!("127.0.0.1:{}", witness.port);
     let certs = cluster.dir.path().join("certs");
     let stranger = Identity::from_files(&certs.join("node9.pem"), &certs.join("node9.key")).unwrap();
-    let ahead = || cpb::EpochRequest { number: u64::MAX, primary: "east".into(), founder: 0 };
-    let current = || cpb::EpochRequest { number: 1, primary: "default".into(), founder: 0 };
+    let ahead = || cpb::EpochRequest { number: u64::MAX, primary: "east".into(), founder: 0, ..Default::default() };
+    let current = || cpb::EpochRequest { number: 1, primary: "default".into(), founder: 0, ..Default::default() };
     let mut w = attack::node_client(&witness_addr, Some(&stranger)).unwrap();
     let err = w.promote(ahead()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
     let member = Identity::of_node(&cluster.nodes[east].data_dir).unwrap();
     let east_id = cluster.status(east).await.unwrap().node_id;
-    let founded = |number: u64| cpb::EpochRequest { number, primary: "east".into(), founder: east_id };
+    let founded =
+        |number: u64| cpb::EpochRequest { number, primary: "east".into(), founder: east_id, ..Default::default() };
     let mut w = attack::node_client(&witness_addr, Some(&member)).unwrap();
     assert_eq!(w.promote(ahead()).await.unwrap_err().code(), tonic::Code::InvalidArgument);
     assert_eq!(w.promote(founded(3)).await.unwrap_err().code(), tonic::Code::InvalidArgument);
     let refused = w.promote(founded(2)).await.unwrap().into_inner();
     assert!(!refused.accepted && refused.retry_in_ms > 0 && refused.current_number == 1, "{refused:?}");
+    // A renewal never moves the witness's record, whoever asks.
+    let renewed = w.renew(founded(2)).await.unwrap().into_inner();
+    assert!(!renewed.granted && renewed.current_number == 1, "{renewed:?}");
     assert_eq!(w.renew(ahead()).await.unwrap_err().code(), tonic::Code::InvalidArgument);
     let err = w.append_entries(cpb::RaftPayload { data: Vec::new() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");

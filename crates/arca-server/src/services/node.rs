@@ -63,8 +63,13 @@ impl Node {
 impl NodeService for Node {
     async fn append_entries(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
-        let data = rpc::append_entries(&self.raft()?.handle(), &request.into_inner().data, caller).await?;
-        self.0.engine.failover.heard_from_leader();
+        let raft = self.raft()?;
+        let data = rpc::append_entries(&raft.handle(), &request.into_inner().data, caller).await?;
+        // Only the leader this node follows keeps it from turning read-only or taking over: a
+        // stale or rejected AppendEntries from any other member does not.
+        if raft.leader().is_some_and(|(leader, _)| leader == caller) {
+            self.0.engine.failover.heard_from_leader();
+        }
         Ok(Response::new(pb::RaftPayload { data }))
     }
 
@@ -173,8 +178,12 @@ impl NodeService for Node {
     async fn promote(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
         let caller = node_caller(&request)?;
         let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
-        let answer =
-            self.0.engine.answer_promote(caller, &epoch).map_err(|(code, message)| Status::new(code, message))?;
+        let founder_log = (request.get_ref().founder_last_log_term, request.get_ref().founder_last_log_index);
+        let answer = self
+            .0
+            .engine
+            .answer_promote(caller, &epoch, founder_log)
+            .map_err(|(code, message)| Status::new(code, message))?;
         Ok(Response::new(answer))
     }
 
