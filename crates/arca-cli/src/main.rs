@@ -426,6 +426,15 @@ enum ClusterCmd {
         #[arg(long)]
         node_id: u64,
     },
+    /// Sent to a node of the secondary region while the primary and the witness are both lost:
+    /// promote this region now, with its own nodes' agreement alone. Writes the primary acknowledged
+    /// that this region lacks are lost (printed), and if the primary is only cut off rather than
+    /// lost it may still be taking writes until its lease runs out. Audited.
+    Failover {
+        /// Required: you accept the data loss printed.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1058,6 +1067,16 @@ async fn cluster(client: &ArcaClient, options: &ConnectOptions, command: Cluster
             c.join_cluster(pb::JoinClusterRequest { peer, as_learner: learner, token }).await.map_err(err)?
         }
         ClusterCmd::Remove { node_id } => c.remove_node(pb::RemoveNodeRequest { node_id }).await.map_err(err)?,
+        ClusterCmd::Failover { force } => {
+            if !force {
+                anyhow::bail!(
+                    "a failover without the witness loses every write the primary acknowledged that this region lacks: run it again with --force to accept that"
+                );
+            }
+            let won = c.failover(pb::FailoverRequest { force }).await.map_err(err)?.into_inner();
+            print_value(f, &output::failover(&won));
+            return Ok(());
+        }
     };
     print_value(f, &output::cluster(&status.into_inner()));
     Ok(())

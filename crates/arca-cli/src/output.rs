@@ -198,3 +198,15 @@ pub fn print_value(format: Format, value: &Value) {
         },
     }
 }
+
+/// What `arca cluster failover --force` won, and what it lost.
+pub fn failover(won: &pb::FailoverResponse) -> Value {
+    json!({
+        "epoch": won.epoch,
+        "primary": won.primary,
+        "founder": won.founder,
+        "lastLogIndex": won.last_log_index,
+        "primarySilentMs": won.primary_silent_ms,
+        "dataLoss": won.data_loss,
+    })
+}

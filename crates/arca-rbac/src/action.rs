@@ -69,6 +69,7 @@ pub const ACTIONS: &[&str] = &[
     "Arca/cluster/read",
     "Arca/cluster/joinTokens/write",
     "Arca/cluster/nodes/delete",
+    "Arca/cluster/failover/action",
     "Arca/cluster/seal/action",
     "Arca/cluster/keyring/rotate/action",
     // A listing of credentials is an `/action`, as Azure names listKeys, so that `*/read` (Reader,

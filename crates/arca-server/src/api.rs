@@ -255,6 +255,15 @@ impl Api {
         call
     }
 
+    /// Audits a promotion this node carried out by itself (the automatic failover), as `system`.
+    pub fn audit_failover(&self, won: &crate::promotion::Promoted) {
+        let mut call = self.system_call("ClusterFailover", None, &[]);
+        if let Err(e) = self.audit_request(&mut call) {
+            tracing::warn!(epoch = won.epoch.number, "failed to audit the failover: {e}");
+        }
+        let _ = self.finish_internal(call, Ok(()));
+    }
+
     /// A call made by another node over the cluster listener, audited under `caller` (a node or a
     /// join token's id).
     pub fn node_call(&self, operation: &'static str, caller: String) -> Call {

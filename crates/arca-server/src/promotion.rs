@@ -24,7 +24,7 @@ use std::time::Duration;
 use arca_failover::{Epoch, Timing};
 use arca_proto::cluster::v1 as cpb;
 use arca_raft::ArcaNode;
-use arca_types::ArcaError;
+use arca_types::{ArcaError, ErrorCode};
 
 use crate::engine::Engine;
 use crate::failover::{current_epoch, lease_in_force, Topology};
@@ -38,6 +38,17 @@ pub const EPOCH_STEP_MAX: u64 = 2;
 /// Epoch `n`'s lineage starts at a Raft term of at least `n × EPOCH_TERM_STRIDE` (2^32: no lineage
 /// holds four billion elections).
 pub const EPOCH_TERM_STRIDE: u64 = 1 << 32;
+
+/// What a promotion won: the epoch, where this node's log ended when it founded the epoch, and how
+/// long it had not heard from the primary (what the primary acknowledged after that is lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promoted {
+    pub epoch: Epoch,
+    pub last_log_index: u64,
+    pub primary_silent_ms: u64,
+    /// Won with this region's own acceptors alone (`arca cluster failover --force`).
+    pub forced: bool,
+}
 
 impl Engine {
     /// What `Progress` answers: how much of the log this node holds and since when it is silent.
@@ -69,11 +80,36 @@ impl Engine {
 
     /// One check on a node of the secondary region (see the module): returns the epoch this node won
     /// and founded, if it did.
-    pub async fn try_promote(&self) -> Result<Option<Epoch>, ArcaError> {
-        let Some((region, topo)) = self.secondary_member()? else { return Ok(None) };
+    pub async fn try_promote(&self) -> Result<Option<Promoted>, ArcaError> {
+        Ok(self.promote_region(false).await?.ok())
+    }
+
+    /// `arca cluster failover --force`, on a node of the secondary region: promotes it with the
+    /// agreement of its own region's acceptors alone (the witness and the primary lost together), or
+    /// says why not now.
+    pub async fn force_promote(&self) -> Result<Promoted, ArcaError> {
+        self.promote_region(true).await?.map_err(|why| ArcaError::new(ErrorCode::Conflict, why))
+    }
+
+    /// Promotes this node's region if it may now: `Ok(Err(why))` when not (yet). With `force`, this
+    /// region's own acceptors suffice.
+    async fn promote_region(&self, force: bool) -> Result<Result<Promoted, String>, ArcaError> {
+        let Some((region, topo)) = self.secondary_member()? else {
+            return Ok(Err("this node is not of the secondary region of a cluster with failover set up (a witness and exactly one secondary region)".to_owned()));
+        };
         let timing = topo.witness.timing;
-        if !self.lost_primary(&timing) || !lease_in_force(&*self.store)? {
-            return Ok(None);
+        let silent = self.failover.leader_silent_ms();
+        if !self.lost_primary(&timing) {
+            return Ok(Err(format!(
+                "this node heard from the primary's leader {silent} ms ago: the primary is not lost (the failover delay is {} ms)",
+                timing.failover_after_ms
+            )));
+        }
+        if !lease_in_force(&*self.store)? {
+            return Ok(Err(
+                "the primary never held a lease on the epoch, so nothing stops it taking writes: no promotion"
+                    .to_owned(),
+            ));
         }
         let raft = self.raft()?.clone();
         let me = raft.node_id;
@@ -102,10 +138,24 @@ impl Engine {
             futures::future::join_all(asks).await.into_iter().filter_map(Result::ok).collect();
         let logs: BTreeMap<u64, (u64, u64)> =
             progress.iter().map(|(id, p)| (*id, (p.last_log_term, p.last_log_index))).collect();
-        if arca_failover::candidate(&members, &logs) != Some(me) {
-            return Ok(None);
+        match arca_failover::candidate(&members, &logs) {
+            Some(c) if c == me => {}
+            Some(c) => {
+                return Ok(Err(format!(
+                    "node {c} holds more of the log than this node: it is the one to found the epoch (ask it)"
+                )))
+            }
+            None => {
+                return Ok(Err(format!(
+                    "only {} of this region's {} nodes answered: a strict majority must, to know which holds the most",
+                    logs.len(),
+                    members.len()
+                )))
+            }
         }
-        let Some(&(last_log_term, last_log_index)) = logs.get(&me) else { return Ok(None) };
+        let Some(&(last_log_term, last_log_index)) = logs.get(&me) else {
+            return Ok(Err("this node could not read its own log".to_owned()));
+        };
 
         // 2. The next epoch, founded by this node. Asking again for an epoch this node proposed
         // before (it may have won it and stopped before founding) is answered the same.
@@ -119,7 +169,9 @@ impl Engine {
         {
             held
         } else {
-            let Some(number) = known.max(taken).checked_add(1) else { return Ok(None) };
+            let Some(number) = known.max(taken).checked_add(1) else {
+                return Ok(Err("the epoch number is exhausted".to_owned()));
+            };
             Epoch { number, primary: region.clone(), founder: me }
         };
         // The other sites first: this region's acceptors take the epoch up only once another site
@@ -161,7 +213,7 @@ impl Engine {
             answers.iter().filter(|(_, a)| a.accepted).map(|(id, _)| *id).collect()
         };
         let another_site = topo.sites.agreeing(&accepted(&answers)).iter().any(|site| *site != region.as_str());
-        if another_site {
+        if another_site || force {
             answers.extend(ask(own).await.into_iter().filter_map(Result::ok));
         }
         let accepted = accepted(&answers);
@@ -170,15 +222,25 @@ impl Engine {
                 self.failover.note_taken_number(answer.current_number);
             }
         }
-        if !topo.sites.is_majority(&accepted) {
+        let won = topo.sites.is_majority(&accepted) || (force && topo.sites.site_agrees(&region, &accepted));
+        if !won {
             let retry_in_ms = answers.iter().map(|(_, a)| a.retry_in_ms).max().unwrap_or(0);
             tracing::info!(
                 epoch = proposed.number,
                 ?accepted,
                 retry_in_ms,
+                force,
                 "the primary region is lost; the promotion of this region is not agreed yet"
             );
-            return Ok(None);
+            return Ok(Err(format!(
+                "epoch {} is not agreed yet (accepted by {accepted:?}{}); retry",
+                proposed.number,
+                if retry_in_ms > 0 {
+                    format!(", a promise to the old primary runs {retry_in_ms} ms more")
+                } else {
+                    String::new()
+                }
+            )));
         }
 
         // 3. Won: found the new lineage with this region's nodes as its voters.
@@ -188,7 +250,9 @@ impl Engine {
         // The lineage's term carries the epoch number in its high bits, so two founders of different
         // epochs never write different entries under one log id (term, index), even when neither
         // saw the other's term: at most one founder wins each number.
-        let Some(epoch_terms) = proposed.number.checked_mul(EPOCH_TERM_STRIDE) else { return Ok(None) };
+        let Some(epoch_terms) = proposed.number.checked_mul(EPOCH_TERM_STRIDE) else {
+            return Ok(Err("the epoch number is too large for a Raft term".to_owned()));
+        };
         let term_floor = progress.values().map(|p| p.term).max().unwrap_or(0).max(epoch_terms - 1);
         let record = arca_storage::proposal::Proposal {
             preconditions: Vec::new(),
@@ -198,14 +262,16 @@ impl Engine {
             epoch = proposed.number,
             primary = %proposed.primary,
             ?accepted,
-            last_log_index = view.last_log_index,
+            force,
+            last_log_index,
+            primary_silent_ms = silent,
             "this region won the epoch: founding its lineage; it takes writes once its nodes elect a leader"
         );
         raft.found_lineage(voters, term_floor, vec![record]).await.map_err(ArcaError::unavailable)?;
         // No longer a silent follower of the old primary: this node now stands for election.
         self.failover.heard_from_leader();
         self.failover.drop_lease();
-        Ok(Some(proposed))
+        Ok(Ok(Promoted { epoch: proposed, last_log_index, primary_silent_ms: silent, forced: force }))
     }
 
     /// Answers node `caller`'s `Promote`: only a member of the secondary region, founding the epoch

@@ -537,14 +537,15 @@ fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter,
             tokio::time::sleep(Duration::from_millis(every)).await;
         }
     });
-    let promoting = api.engine.clone();
+    let promoting = api.clone();
     tokio::spawn(async move {
         // A node of the secondary region takes over once the primary is lost (crate::promotion).
         loop {
             tokio::time::sleep(Duration::from_millis(crate::promotion::PROMOTION_CHECK_EVERY_MS)).await;
-            match promoting.try_promote().await {
-                Ok(Some(epoch)) => {
-                    tracing::warn!(epoch = epoch.number, primary = %epoch.primary, "founded the new epoch")
+            match promoting.engine.try_promote().await {
+                Ok(Some(won)) => {
+                    tracing::warn!(epoch = won.epoch.number, primary = %won.epoch.primary, "founded the new epoch");
+                    promoting.audit_failover(&won);
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!("failed to promote this region: {e}"),

@@ -25,6 +25,22 @@ async fn get(c: &ArcaClient, vault: &str, name: &str) -> Result<pb::Secret, Clie
     Ok(c.secrets().get_secret(req).await?.into_inner())
 }
 
+/// Waits until the primary holds a lease, sets `s` in `vault` to `value`, and waits until `east` has
+/// every entry.
+async fn leased_and_caught_up(cluster: &TestCluster, a: &ArcaClient, vault: &str, value: &str) {
+    cluster
+        .wait_for(Duration::from_secs(30), async |c: &TestCluster| leader_status(c).await.lease_remaining_ms > 0)
+        .await
+        .expect("the primary holds a lease");
+    set(a, vault, "s", value).await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(30), async |c: &TestCluster| {
+            leader_status(c).await.regions.iter().any(|r| r.name == "east" && r.lag == 0)
+        })
+        .await
+        .expect("east caught up");
+}
+
 /// The leader's status (only the leader knows how far each node trails).
 async fn leader_status(cluster: &TestCluster) -> pb::ClusterStatus {
     let leader = cluster.leader_index().await.expect("a leader");
@@ -274,17 +290,7 @@ async fn with_the_primary_region_killed_the_secondary_serves_reads_at_once_then_
         ..Default::default()
     };
     a.keys().create_key(key).await.map_err(ClientError::from).unwrap();
-    cluster
-        .wait_for(Duration::from_secs(30), async |c: &TestCluster| leader_status(c).await.lease_remaining_ms > 0)
-        .await
-        .expect("the primary holds a lease");
-    set(&a, "failover", "s", "before-the-outage").await.unwrap();
-    cluster
-        .wait_for(Duration::from_secs(30), async |c: &TestCluster| {
-            leader_status(c).await.regions.iter().any(|r| r.name == "east" && r.lag == 0)
-        })
-        .await
-        .expect("east caught up");
+    leased_and_caught_up(&cluster, &a, "failover", "before-the-outage").await;
 
     // Writes keep coming to the primary while it is killed.
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
@@ -417,17 +423,7 @@ async fn writes_a_thawed_primary_acknowledges(node_args: &[&str]) -> Vec<String>
     let _witness = cluster.start_witness().await.unwrap();
     let a = cluster.client(0).await.unwrap();
     create_vault(&a, "frozen").await.unwrap();
-    cluster
-        .wait_for(Duration::from_secs(30), async |c: &TestCluster| leader_status(c).await.lease_remaining_ms > 0)
-        .await
-        .expect("the primary holds a lease");
-    set(&a, "frozen", "s", "before").await.unwrap();
-    cluster
-        .wait_for(Duration::from_secs(30), async |c: &TestCluster| {
-            leader_status(c).await.regions.iter().any(|r| r.name == "east" && r.lag == 0)
-        })
-        .await
-        .expect("east caught up");
+    leased_and_caught_up(&cluster, &a, "frozen", "before").await;
 
     // A writer keeps writing to the primary, so writes are in flight when it freezes.
     let thawed = std::sync::Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
@@ -480,17 +476,7 @@ async fn cutting_the_primary_off_from_the_secondary_alone_changes_nothing() {
     let _witness = cluster.start_witness().await.unwrap();
     let a = cluster.client(0).await.unwrap();
     create_vault(&a, "cut").await.unwrap();
-    cluster
-        .wait_for(Duration::from_secs(30), async |c: &TestCluster| leader_status(c).await.lease_remaining_ms > 0)
-        .await
-        .expect("the primary holds a lease");
-    set(&a, "cut", "s", "before").await.unwrap();
-    cluster
-        .wait_for(Duration::from_secs(30), async |c: &TestCluster| {
-            leader_status(c).await.regions.iter().any(|r| r.name == "east" && r.lag == 0)
-        })
-        .await
-        .expect("east caught up");
+    leased_and_caught_up(&cluster, &a, "cut", "before").await;
 
     for i in 0..3 {
         cluster.partition(i, east).unwrap();
@@ -519,4 +505,42 @@ async fn cutting_the_primary_off_from_the_secondary_alone_changes_nothing() {
     assert_eq!(get(&a, "cut", "s").await.unwrap().value, "after-the-cut");
     let s = cluster.status(east).await.unwrap();
     assert_eq!((s.epoch, s.epoch_primary.as_str()), (1, "default"), "east took no epoch up: {s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_witness_lost_too_the_secondary_stays_read_only_until_an_operator_forces_the_failover() {
+    let mut cluster = TestCluster::start(3).await.unwrap();
+    let east = cluster.add_node_with(false, &["--region", "east"]).await.unwrap();
+    let mut witness = cluster.start_witness().await.unwrap();
+    let a = cluster.client(0).await.unwrap();
+    create_vault(&a, "forced").await.unwrap();
+    leased_and_caught_up(&cluster, &a, "forced", "before").await;
+
+    // The witness and the whole primary region lost together: one site of three is left.
+    witness.kill();
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    let b = cluster.client(east).await.unwrap();
+    // Well past the failover delay and every promise, east still takes no write by itself.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let err = set(&b, "forced", "s", "by-itself").await.unwrap_err();
+    assert_eq!(reason(&err), Some("READ_ONLY_FAILOVER"), "{err:?}");
+    let s = cluster.status(east).await.unwrap();
+    assert_eq!(s.epoch, 1, "{s:?}");
+
+    // An operator forces it: without force nothing happens; with it east takes over, told what it lost.
+    let err = b.cluster().failover(pb::FailoverRequest { force: false }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let won = b.cluster().failover(pb::FailoverRequest { force: true }).await.unwrap().into_inner();
+    assert_eq!((won.epoch, won.primary.as_str(), won.founder), (2, "east", s.node_id), "{won:?}");
+    assert!(won.primary_silent_ms >= 9_000 && won.data_loss.contains("lost"), "{won:?}");
+    cluster
+        .wait_for(Duration::from_secs(30), async |_: &TestCluster| set(&b, "forced", "s", "after").await.is_ok())
+        .await
+        .expect("east takes writes once forced");
+    assert_eq!(get(&b, "forced", "s").await.unwrap().value, "after");
+    // Asked again, it says why not: this node is no longer a secondary.
+    let err = b.cluster().failover(pb::FailoverRequest { force: true }).await.unwrap_err();
+    assert!(err.message().contains("not of the secondary region"), "{err:?}");
 }

@@ -158,6 +158,34 @@ impl ClusterService for Cluster {
         self.api.finish(call, result)
     }
 
+    async fn failover(&self, request: Request<pb::FailoverRequest>) -> Result<Response<pb::FailoverResponse>, Status> {
+        let mut call = self.api.begin(&request, "ClusterFailover");
+        let r = request.into_inner();
+        let result = async {
+            self.api.authorize(&mut call, Action::ClusterFailover, Target::Cluster, WRITE).await?;
+            if !r.force {
+                return Err(ArcaError::bad_parameter(
+                    "force",
+                    "only a forced failover is available (a planned switchover is not yet): set force, knowing that writes the primary acknowledged and this region lacks are lost",
+                ));
+            }
+            let won = self.api.engine.force_promote().await?;
+            Ok(pb::FailoverResponse {
+                epoch: won.epoch.number,
+                primary: won.epoch.primary.clone(),
+                founder: won.epoch.founder,
+                last_log_index: won.last_log_index,
+                primary_silent_ms: won.primary_silent_ms,
+                data_loss: format!(
+                    "this region's log ended at entry {} and had not heard from the primary for {} ms: every write the primary acknowledged after that is lost, and if the primary was only cut off rather than lost, it may have gone on taking writes until its lease ran out",
+                    won.last_log_index, won.primary_silent_ms
+                ),
+            })
+        }
+        .await;
+        self.api.finish(call, result)
+    }
+
     async fn remove_node(
         &self,
         request: Request<pb::RemoveNodeRequest>,
