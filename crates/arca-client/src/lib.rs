@@ -88,18 +88,28 @@ impl Interceptor for BearerToken {
 /// The transport every service client of [`ArcaClient`] runs over: retries, then the bearer token.
 pub type Authed = InterceptedService<retry::Retrying, BearerToken>;
 
+/// Tries per call: as asked, or the default, and at least two per node given (every node gets a
+/// second chance once a failover has settled).
 fn attempts(options: &ConnectOptions) -> u32 {
     if options.attempts == 0 {
-        retry::CALL_ATTEMPTS_DEFAULT
+        let nodes = u32::try_from(addresses(&options.addr).len()).unwrap_or(u32::MAX);
+        retry::CALL_ATTEMPTS_DEFAULT.max(nodes.saturating_mul(2))
     } else {
         options.attempts
     }
 }
 
+/// The node addresses in `addr`: one, or several separated by commas.
+fn addresses(addr: &str) -> Vec<&str> {
+    addr.split(',').map(str::trim).filter(|a| !a.is_empty()).collect()
+}
+
 /// How to reach a node.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
-    /// `https://host:port`
+    /// `https://host:port`, or several nodes' addresses separated by commas (every node of both
+    /// regions, say): calls go to one at a time and move on when it cannot be reached or is
+    /// unavailable.
     pub addr: String,
     /// PEM of the CA that signed the node's certificate (the system roots are not used).
     pub ca_pem: Option<Vec<u8>>,
@@ -109,7 +119,7 @@ pub struct ConnectOptions {
     pub attempts: u32,
 }
 
-/// A connection to one Arca node. Cheap to clone. Calls are retried as [`retry`] describes.
+/// A connection to an Arca node (or to one of several, in turn). Cheap to clone. Calls are retried as [`retry`] describes.
 #[derive(Clone)]
 pub struct ArcaClient {
     channel: retry::Retrying,
@@ -117,42 +127,78 @@ pub struct ArcaClient {
 }
 
 impl ArcaClient {
+    /// A client that connects now (to the first of several addresses that answers; the others on
+    /// first use).
     pub async fn connect(options: ConnectOptions) -> Result<Self, ClientError> {
-        let channel = Self::endpoint(&options)?.connect().await.map_err(|e| ClientError {
-            code: tonic::Code::Unavailable,
-            reason: None,
-            azure_code: None,
-            message: format!("could not connect to {}: {e}", options.addr),
-        })?;
-        Self::with_channel(retry::Retrying::new(channel, attempts(&options)), options.token.as_deref())
+        let endpoints = Self::endpoints(&options, None)?;
+        let mut channels = Vec::with_capacity(endpoints.len());
+        let mut failures = Vec::new();
+        let mut reached = false;
+        for (addr, endpoint) in addresses(&options.addr).into_iter().zip(endpoints) {
+            if reached {
+                channels.push(endpoint.connect_lazy());
+                continue;
+            }
+            match endpoint.connect().await {
+                Ok(channel) => {
+                    reached = true;
+                    // The node that answered goes first.
+                    channels.insert(0, channel);
+                }
+                Err(e) => {
+                    failures.push(format!("{addr}: {e}"));
+                    channels.push(endpoint.connect_lazy());
+                }
+            }
+        }
+        if !reached {
+            return Err(ClientError {
+                code: tonic::Code::Unavailable,
+                reason: None,
+                azure_code: None,
+                message: format!("could not connect to {}", failures.join("; ")),
+            });
+        }
+        Self::with_channel(retry::Retrying::over(channels, attempts(&options)), options.token.as_deref())
     }
 
-    /// A client that connects on first use.
+    /// A client that connects on first use. `addr` may list several nodes, separated by commas:
+    /// calls go to one at a time and move on when it cannot be reached or is unavailable.
     pub fn connect_lazy(options: ConnectOptions) -> Result<Self, ClientError> {
-        let channel = Self::endpoint(&options)?.connect_lazy();
-        Self::with_channel(retry::Retrying::new(channel, attempts(&options)), options.token.as_deref())
+        let channels = Self::endpoints(&options, None)?.into_iter().map(|e| e.connect_lazy()).collect();
+        Self::with_channel(retry::Retrying::over(channels, attempts(&options)), options.token.as_deref())
     }
 
-    fn endpoint(options: &ConnectOptions) -> Result<Endpoint, ClientError> {
-        Self::endpoint_with(options, None)
-    }
-
-    /// The endpoint, presenting `identity` (a client certificate and its key) in the TLS handshake.
-    fn endpoint_with(
+    /// One endpoint per address in `options.addr`, presenting `identity` (a client certificate and
+    /// its key) in the TLS handshake.
+    fn endpoints(
         options: &ConnectOptions,
         identity: Option<tonic::transport::Identity>,
+    ) -> Result<Vec<Endpoint>, ClientError> {
+        let list = addresses(&options.addr);
+        if list.is_empty() {
+            return Err(ClientError::local("no address to connect to"));
+        }
+        list.into_iter().map(|addr| Self::endpoint_with(options, addr, identity.clone())).collect()
+    }
+
+    /// The endpoint of `addr`, presenting `identity` (a client certificate and its key) in the TLS
+    /// handshake.
+    fn endpoint_with(
+        options: &ConnectOptions,
+        addr: &str,
+        identity: Option<tonic::transport::Identity>,
     ) -> Result<Endpoint, ClientError> {
-        if options.token.is_some() && !options.addr.starts_with("https://") {
+        if options.token.is_some() && !addr.starts_with("https://") {
             return Err(ClientError::local(format!(
-                "refusing to send a token to {} without TLS: use an https:// address",
-                options.addr
+                "refusing to send a token to {addr} without TLS: use an https:// address"
             )));
         }
-        let mut endpoint = Endpoint::from_shared(options.addr.clone())
-            .map_err(|e| ClientError::local(format!("bad address {}: {e}", options.addr)))?
+        let mut endpoint = Endpoint::from_shared(addr.to_owned())
+            .map_err(|e| ClientError::local(format!("bad address {addr}: {e}")))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(options.timeout.unwrap_or(Duration::from_secs(60)));
-        if options.addr.starts_with("https://") {
+        if addr.starts_with("https://") {
             let mut tls = ClientTlsConfig::new();
             if let Some(ca) = &options.ca_pem {
                 tls = tls.ca_certificate(Certificate::from_pem(ca));
@@ -188,10 +234,9 @@ impl ArcaClient {
         if let Credential::Token(token) = credential {
             return Self::connect_lazy(ConnectOptions { token: Some(token), ..options });
         }
-        if !options.addr.starts_with("https://") {
+        if let Some(plain) = addresses(&options.addr).into_iter().find(|a| !a.starts_with("https://")) {
             return Err(ClientError::local(format!(
-                "refusing to sign in to {} without TLS: use an https:// address",
-                options.addr
+                "refusing to sign in to {plain} without TLS: use an https:// address"
             )));
         }
         let options = ConnectOptions { token: None, ..options };
@@ -202,8 +247,9 @@ impl ArcaClient {
                         .map_err(|e| ClientError::local(format!("read {}: {e}", pem_path.display())))?,
                 );
                 let identity = tonic::transport::Identity::from_pem(pem.as_slice(), pem.as_slice());
-                let channel = Self::endpoint_with(&options, Some(identity))?.connect_lazy();
-                Self::with_channel(retry::Retrying::new(channel, attempts(&options)), None)?
+                let channels =
+                    Self::endpoints(&options, Some(identity))?.into_iter().map(|e| e.connect_lazy()).collect();
+                Self::with_channel(retry::Retrying::over(channels, attempts(&options)), None)?
             }
             _ => Self::connect_lazy(options)?,
         };

@@ -11,7 +11,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,16 +27,40 @@ pub const RETRY_PAUSE_MS: u64 = 250;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A channel that names every call and retries it as described above.
+/// A channel that names every call and retries it as described above. Over several nodes (the
+/// addresses a client was given), it sends to one at a time and moves on to the next when a try
+/// could not reach its node or the node answered `UNAVAILABLE` (no leader, or a read-only region
+/// during a failover), so a client given every node of both regions follows the cluster through a
+/// failover without knowing which region is the primary.
 #[derive(Clone)]
 pub struct Retrying {
-    inner: Channel,
+    nodes: Arc<[Channel]>,
+    current: Arc<AtomicUsize>,
     attempts: u32,
 }
 
 impl Retrying {
     pub fn new(inner: Channel, attempts: u32) -> Self {
-        Self { inner, attempts: attempts.max(1) }
+        Self::over(vec![inner], attempts)
+    }
+
+    /// Over several nodes, starting with the first.
+    pub fn over(nodes: Vec<Channel>, attempts: u32) -> Self {
+        Self { nodes: nodes.into(), current: Arc::default(), attempts: attempts.max(1) }
+    }
+
+    /// The node tries go to now, and its index.
+    fn pick(&self) -> (usize, Channel) {
+        let i = self.current.load(Ordering::Relaxed) % self.nodes.len().max(1);
+        (i, self.nodes[i].clone())
+    }
+
+    /// Moves on from node `from` (unless another call already has).
+    fn move_on(&self, from: usize) {
+        if self.nodes.len() > 1 {
+            let next = (from + 1) % self.nodes.len();
+            let _ = self.current.compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed);
+        }
     }
 }
 
@@ -104,16 +129,18 @@ impl tonic::codegen::Service<http::Request<Body>> for Retrying {
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        tonic::codegen::Service::poll_ready(&mut self.inner, cx).map_err(Into::into)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each try waits for its own node's channel to be ready.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let this = self.clone();
         let attempts = self.attempts;
         Box::pin(async move {
             if attempts == 1 {
+                let (_, mut inner) = this.pick();
+                std::future::poll_fn(|cx| tonic::codegen::Service::poll_ready(&mut inner, cx)).await?;
                 return inner.call(request).await.map_err(Into::into);
             }
             let (mut parts, body) = request.into_parts();
@@ -131,6 +158,7 @@ impl tonic::codegen::Service<http::Request<Body>> for Retrying {
                 *request.method_mut() = parts.method.clone();
                 *request.uri_mut() = parts.uri.clone();
                 *request.headers_mut() = parts.headers.clone();
+                let (used, mut inner) = this.pick();
                 let answer = std::future::poll_fn(|cx| tonic::codegen::Service::poll_ready(&mut inner, cx)).await;
                 let result = match answer {
                     Ok(()) => inner.call(request).await,
@@ -145,6 +173,9 @@ impl tonic::codegen::Service<http::Request<Body>> for Retrying {
                     Next::Return => return result.map_err(Into::into),
                     Next::ReturnTheUncertainOne => return uncertain.unwrap_or(result).map_err(Into::into),
                     Next::Retry => {
+                        if result.is_err() || kind == Attempt::ChangedNothing {
+                            this.move_on(used);
+                        }
                         if kind == Attempt::MayHaveActed && uncertain.is_none() {
                             uncertain = Some(result);
                         }

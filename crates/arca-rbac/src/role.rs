@@ -163,7 +163,7 @@ static BUILT_IN: LazyLock<Vec<RoleDefinition>> = LazyLock::new(|| {
         built_in(USER_ACCESS_ADMINISTRATOR, "User Access Administrator", "Lets you manage user access to Azure resources.",
             &["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"], &[], &[], None),
         built_in(CLUSTER_OPERATOR, "Cluster Operator",
-            "Arca: run the cluster (status, join tokens, removing nodes, seal, keyring rotation, tokens) and draw random bytes. Cannot read or change anything in a vault, or manage access.",
+            "Arca: run the cluster (status, join tokens, removing nodes, forcing a failover that loses the writes the secondary lacks, seal, keyring rotation, tokens) and draw random bytes. Cannot read or change anything in a vault, or manage access.",
             &["Arca/cluster/*", "Arca/rng/action"], &[], &[], None),
         built_in(IDENTITY_ADMINISTRATOR, "Identity Administrator",
             "Arca: create, read and delete users, groups, service principals and managed identities, and reset their credentials. Cannot assign roles.",

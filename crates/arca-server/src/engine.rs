@@ -226,6 +226,8 @@ pub struct Engine {
     pub lag_clock: crate::regions::LagClock,
     /// This node's acceptor of the epoch record and, on the primary's leader, its lease.
     pub failover: Arc<crate::failover::Failover>,
+    /// Held while this node promotes its region (`crate::promotion`): one promotion at a time.
+    pub(crate) promoting: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A set of a secret offered to the writer holding the secret's turn: the command and its request.
@@ -343,6 +345,7 @@ impl Engine {
             objects: Default::default(),
             lag_clock: Default::default(),
             failover: Arc::new(crate::failover::Failover::new(epochs)),
+            promoting: Arc::default(),
         }
     }
 

@@ -88,12 +88,17 @@ impl Engine {
     /// agreement of its own region's acceptors alone (the witness and the primary lost together), or
     /// says why not now.
     pub async fn force_promote(&self) -> Result<Promoted, ArcaError> {
-        self.promote_region(true).await?.map_err(|why| ArcaError::new(ErrorCode::Conflict, why))
+        self.promote_region(true).await?.map_err(|why| ArcaError::new(ErrorCode::FailoverNotPossible, why))
     }
 
     /// Promotes this node's region if it may now: `Ok(Err(why))` when not (yet). With `force`, this
     /// region's own acceptors suffice.
     async fn promote_region(&self, force: bool) -> Result<Result<Promoted, String>, ArcaError> {
+        // One promotion at a time on a node (the background check and an operator's forced one):
+        // two would found two lineages over one log.
+        let Ok(one) = self.promoting.clone().try_lock_owned() else {
+            return Ok(Err("a promotion of this region is under way on this node; retry".to_owned()));
+        };
         let Some((region, topo)) = self.secondary_member()? else {
             return Ok(Err("this node is not of the secondary region of a cluster with failover set up (a witness and exactly one secondary region)".to_owned()));
         };
@@ -165,15 +170,15 @@ impl Engine {
         let held = self.failover.current(&timing).map_err(ArcaError::unavailable)?;
         let known = stored.number.max(held.number);
         let taken = self.failover.taken_number().min(known.saturating_add(1));
-        let proposed = if held.primary == region && held.founder == me && held.number > stored.number && taken <= known
-        {
-            held
-        } else {
-            let Some(number) = known.max(taken).checked_add(1) else {
-                return Ok(Err("the epoch number is exhausted".to_owned()));
+        let proposed =
+            if held.primary == region && held.founder == me && held.number > stored.number && taken < held.number {
+                held
+            } else {
+                let Some(number) = known.max(taken).checked_add(1) else {
+                    return Ok(Err("the epoch number is exhausted".to_owned()));
+                };
+                Epoch { number, primary: region.clone(), founder: me }
             };
-            Epoch { number, primary: region.clone(), founder: me }
-        };
         // The other sites first: this region's acceptors take the epoch up only once another site
         // has, so a region cut off from the primary alone (which keeps its lease through the
         // witness) does not leave an epoch nobody won in its own acceptors, refusing the primary's
@@ -213,6 +218,15 @@ impl Engine {
             answers.iter().filter(|(_, a)| a.accepted).map(|(id, _)| *id).collect()
         };
         let another_site = topo.sites.agreeing(&accepted(&answers)).iter().any(|site| *site != region.as_str());
+        // A refusal from another site because a promise to the old primary still runs means the
+        // primary renewed its lease there lately: it is alive (cut off from this region, not lost),
+        // and even a forced promotion would make two regions take writes.
+        let primary_renewing = answers.iter().any(|(_, a)| !a.accepted && a.retry_in_ms > 0);
+        if force && primary_renewing {
+            return Ok(Err(
+                "the witness or the primary's nodes granted the primary a lease within the last lease and margin: the primary is alive, not lost; no forced promotion".to_owned(),
+            ));
+        }
         if another_site || force {
             answers.extend(ask(own).await.into_iter().filter_map(Result::ok));
         }
@@ -267,7 +281,17 @@ impl Engine {
             primary_silent_ms = silent,
             "this region won the epoch: founding its lineage; it takes writes once its nodes elect a leader"
         );
-        raft.found_lineage(voters, term_floor, vec![record]).await.map_err(ArcaError::unavailable)?;
+        // On a task of its own: a caller that goes away (an operator's Ctrl-C) must not leave Raft
+        // stopped half way.
+        let founding = raft.clone();
+        tokio::spawn(async move {
+            let founded = founding.found_lineage(voters, term_floor, vec![record]).await;
+            drop(one);
+            founded
+        })
+        .await
+        .map_err(|e| ArcaError::internal(format!("founding the lineage stopped: {e}")))?
+        .map_err(ArcaError::unavailable)?;
         // No longer a silent follower of the old primary: this node now stands for election.
         self.failover.heard_from_leader();
         self.failover.drop_lease();
@@ -275,7 +299,7 @@ impl Engine {
     }
 
     /// Answers node `caller`'s `Promote`: only a member of the secondary region, founding the epoch
-    /// itself, for that region, at most one epoch above the one this node holds, with a log
+    /// itself, for that region, at most [`EPOCH_STEP_MAX`] epochs above the one this node holds, with a log
     /// (`founder_log`: its last entry's term and index) holding everything this node applied, while
     /// this node too has lost the primary's leader.
     pub fn answer_promote(

@@ -27,7 +27,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::ObjectIsDeletedButRecoverable
         | ErrorCode::NotInitialized
         | ErrorCode::AlreadyInitialized
-        | ErrorCode::RoleDefinitionHasAssignments => Code::FailedPrecondition,
+        | ErrorCode::RoleDefinitionHasAssignments
+        | ErrorCode::FailoverNotPossible => Code::FailedPrecondition,
         ErrorCode::SecretNotFound
         | ErrorCode::VaultNotFound
         | ErrorCode::KeyNotFound

@@ -51,8 +51,8 @@ pub struct WitnessOptions {
 struct WitnessService {
     failover: Arc<Failover>,
     timing: Timing,
-    /// The primary region, as the leader answered the registration: until then nothing is granted;
-    /// after, its first epoch, and then only the epoch this witness holds and the one after.
+    /// The primary region, as the leader answered the registration: until then nothing is granted
+    /// (unless the witness holds a record); after, its first epoch, then only the epoch it holds.
     primary: Arc<std::sync::Mutex<Option<String>>>,
 }
 
@@ -151,8 +151,10 @@ impl NodeService for WitnessService {
     async fn promote(&self, request: Request<pb::EpochRequest>) -> Result<Response<pb::PromoteResponse>, Status> {
         let caller = crate::services::node::node_caller(&request)?;
         let epoch = crate::failover::checked_epoch(request.get_ref()).map_err(|e| to_status(&e))?;
-        if epoch.founder != caller {
-            return Err(Status::invalid_argument("a promotion names the asking node as its founder"));
+        if epoch.founder != caller || epoch.number <= 1 {
+            return Err(Status::invalid_argument(
+                "a promotion names the asking node as its founder and an epoch after the first",
+            ));
         }
         let (held, _) = self.record()?;
         within_reach(&epoch, &held)?;

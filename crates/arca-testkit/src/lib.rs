@@ -115,7 +115,9 @@ impl TestCluster {
     }
 
     /// As [`TestCluster::start_with`], with every node on its own loopback address so that links
-    /// between nodes can be cut ([`TestCluster::partition`], which needs root and iptables).
+    /// between nodes can be cut ([`TestCluster::partition`], which needs root and iptables). Every
+    /// such cluster uses the same addresses and the rules match addresses only, so a test using one
+    /// belongs in the `iptables` test group of `.ci/nextest.toml` (one at a time).
     pub async fn start_partitionable(voters: usize, snapshot_every_entries: u64) -> anyhow::Result<Self> {
         Self::start_inner(voters, snapshot_every_entries, true).await
     }

@@ -132,7 +132,15 @@ fn roles() -> Vec<(&'static str, Vec<&'static str>)> {
         ),
         (
             "Cluster Operator",
-            vec!["cluster/read", "cluster/joinTokens", "cluster/removeNode", "cluster/seal", "cluster/rotate", "rng"],
+            vec![
+                "cluster/read",
+                "cluster/joinTokens",
+                "cluster/removeNode",
+                "cluster/failover",
+                "cluster/seal",
+                "cluster/rotate",
+                "rng",
+            ],
         ),
         (
             "Identity Administrator",
@@ -357,6 +365,7 @@ fn cases() -> Vec<(&'static str, Rule)> {
         ("arca.v1.ClusterService/GetClusterStatus", Needs("cluster/read", Cluster)),
         ("arca.v1.ClusterService/CreateJoinToken", Needs("cluster/joinTokens", Cluster)),
         ("arca.v1.ClusterService/RemoveNode", Needs("cluster/removeNode", Cluster)),
+        ("arca.v1.ClusterService/Failover", Needs("cluster/failover", Cluster)),
         ("arca.v1.OperatorService/Seal", Needs("cluster/seal", Cluster)),
         ("arca.v1.OperatorService/RotateKeyring", Needs("cluster/rotate", Cluster)),
         ("arca.v1.OperatorService/ListTokens", Never),
@@ -746,6 +755,8 @@ async fn call_inner(c: &ArcaClient, rpc: &str, ctx: &Ctx, tag: &str) -> Result<V
             just!(c.cluster().create_join_token(pb::CreateJoinTokenRequest { ttl: None }))
         }
         "arca.v1.ClusterService/RemoveNode" => just!(c.cluster().remove_node(pb::RemoveNodeRequest { node_id: 99 })),
+        // Allowed, it is answered "not of the secondary region": this cluster has none.
+        "arca.v1.ClusterService/Failover" => just!(c.cluster().failover(pb::FailoverRequest { force: true })),
         "arca.v1.OperatorService/Seal" => just!(c.operator().seal(pb::SealRequest {})),
         "arca.v1.OperatorService/RotateKeyring" => just!(c.operator().rotate_keyring(pb::RotateKeyringRequest {})),
         "arca.v1.OperatorService/ListTokens" => just!(c.operator().list_tokens(pb::ListTokensRequest {})),

@@ -41,6 +41,18 @@ async fn leased_and_caught_up(cluster: &TestCluster, a: &ArcaClient, vault: &str
         .expect("east caught up");
 }
 
+/// A client given every node's address (`a,b,c`), as one that knows no regions would be.
+fn of_every_node(cluster: &TestCluster) -> ArcaClient {
+    ArcaClient::connect_lazy(arca_client::ConnectOptions {
+        addr: cluster.nodes.iter().map(|n| n.api_addr()).collect::<Vec<_>>().join(","),
+        ca_pem: Some(cluster.ca_pem.clone()),
+        token: Some(cluster.root_token.clone()),
+        timeout: None,
+        attempts: 0,
+    })
+    .unwrap()
+}
+
 /// The leader's status (only the leader knows how far each node trails).
 async fn leader_status(cluster: &TestCluster) -> pb::ClusterStatus {
     let leader = cluster.leader_index().await.expect("a leader");
@@ -357,6 +369,8 @@ async fn with_the_primary_region_killed_the_secondary_serves_reads_at_once_then_
         first_read.as_millis(),
         first_write.as_millis()
     );
+    // A client given every node's address follows the cluster through the failover by itself.
+    set(&of_every_node(&cluster), "failover", "followed", "by-a-client-of-every-node").await.unwrap();
     let leader = cluster.leader_index().await.expect("east has a leader");
     assert!(east.contains(&leader));
     let s = cluster.status(leader).await.unwrap();
@@ -400,6 +414,9 @@ async fn with_the_primary_region_killed_the_secondary_serves_reads_at_once_then_
     }
     set(&c, "failover", "s", "east-still").await.unwrap();
     assert_eq!(get(&c, "failover", "s").await.unwrap().value, "east-still");
+    // A client of every node, starting with the fenced old primary, moves on to east by itself.
+    set(&of_every_node(&cluster), "failover", "s", "followed-past-the-old-primary").await.unwrap();
+    assert_eq!(get(&c, "failover", "s").await.unwrap().value, "followed-past-the-old-primary");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,6 +54,10 @@ pub enum ErrorCode {
     /// The write may or may not have taken effect (leadership changed or the leader stopped answering
     /// while it was in flight). Read the object before retrying a write that is not idempotent.
     OutcomeUnknown,
+    /// `arca cluster failover` cannot promote this region now: the message says why (not a node of
+    /// the secondary region, the primary still heard from or still holding its lease, another node
+    /// holds more of the log, a promotion already under way). Nothing changed.
+    FailoverNotPossible,
     /// An invariant inside Arca failed. The message names what; the request changed nothing.
     Internal,
     /// A join token was refused: malformed, for another cluster, unknown, expired or already used by
@@ -105,6 +109,7 @@ impl ErrorCode {
             ErrorCode::AlreadyInitialized => "AlreadyInitialized",
             ErrorCode::Unavailable => "Unavailable",
             ErrorCode::ReadOnlyFailover => "ReadOnlyFailover",
+            ErrorCode::FailoverNotPossible => "FailoverNotPossible",
             ErrorCode::OutcomeUnknown => "OutcomeUnknown",
             ErrorCode::Internal => "Internal",
             ErrorCode::JoinTokenInvalid => "JoinTokenInvalid",
@@ -193,6 +198,7 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::AlreadyInitialized,
     ErrorCode::Unavailable,
     ErrorCode::ReadOnlyFailover,
+    ErrorCode::FailoverNotPossible,
     ErrorCode::OutcomeUnknown,
     ErrorCode::Internal,
     ErrorCode::JoinTokenInvalid,

@@ -177,7 +177,7 @@ impl ClusterService for Cluster {
                 last_log_index: won.last_log_index,
                 primary_silent_ms: won.primary_silent_ms,
                 data_loss: format!(
-                    "this region's log ended at entry {} and had not heard from the primary for {} ms: every write the primary acknowledged after that is lost, and if the primary was only cut off rather than lost, it may have gone on taking writes until its lease ran out",
+                    "this region's log ended at entry {}, and it had heard nothing from the primary for {} ms (since its last contact, or since this node started): every write the primary acknowledged beyond that entry is lost. The witness and the primary's nodes still hold the old epoch: keep the old primary's nodes down (wipe them) rather than restarting them, and replace the witness",
                     won.last_log_index, won.primary_silent_ms
                 ),
             })
