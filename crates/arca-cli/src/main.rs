@@ -435,6 +435,9 @@ enum ClusterCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Print the node's cluster events as they happen (FailoverStarted, FailoverCompleted), one per
+    /// line, until interrupted. Watch a node of each region to hear of both sides.
+    Events,
 }
 
 #[derive(Subcommand)]
@@ -1067,6 +1070,13 @@ async fn cluster(client: &ArcaClient, options: &ConnectOptions, command: Cluster
             c.join_cluster(pb::JoinClusterRequest { peer, as_learner: learner, token }).await.map_err(err)?
         }
         ClusterCmd::Remove { node_id } => c.remove_node(pb::RemoveNodeRequest { node_id }).await.map_err(err)?,
+        ClusterCmd::Events => {
+            let mut events = c.watch_events(pb::WatchEventsRequest {}).await.map_err(err)?.into_inner();
+            while let Some(event) = events.message().await.map_err(err)? {
+                println!("{}", output::cluster_event(&event));
+            }
+            return Ok(());
+        }
         ClusterCmd::Failover { force } => {
             if !force {
                 anyhow::bail!(

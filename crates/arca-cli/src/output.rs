@@ -210,3 +210,15 @@ pub fn failover(won: &pb::FailoverResponse) -> Value {
         "dataLoss": won.data_loss,
     })
 }
+
+/// One cluster event, as a line of JSON.
+pub fn cluster_event(e: &pb::ClusterEvent) -> Value {
+    json!({
+        "kind": e.kind,
+        "epoch": e.epoch,
+        "primary": e.primary,
+        "nodeId": e.node_id,
+        "atUnixMs": e.at_unix_ms,
+        "detail": e.detail,
+    })
+}

@@ -228,6 +228,8 @@ pub struct Engine {
     pub failover: Arc<crate::failover::Failover>,
     /// Held while this node promotes its region (`crate::promotion`): one promotion at a time.
     pub(crate) promoting: Arc<tokio::sync::Mutex<()>>,
+    /// Cluster events as this node sees them, for `ClusterService.WatchEvents`.
+    pub events: tokio::sync::broadcast::Sender<arca_proto::v1::ClusterEvent>,
 }
 
 /// A set of a secret offered to the writer holding the secret's turn: the command and its request.
@@ -346,6 +348,7 @@ impl Engine {
             lag_clock: Default::default(),
             failover: Arc::new(crate::failover::Failover::new(epochs)),
             promoting: Arc::default(),
+            events: tokio::sync::broadcast::channel(crate::promotion::EVENTS_BUFFERED).0,
         }
     }
 

@@ -32,6 +32,16 @@ use crate::keyspace;
 
 /// How often a node of the secondary region checks whether its region should take over, in ms.
 pub const PROMOTION_CHECK_EVERY_MS: u64 = 500;
+/// Cluster events kept for a watcher that lags; beyond that it misses the oldest.
+pub const EVENTS_BUFFERED: usize = 64;
+
+/// What the event watcher remembers between checks.
+#[derive(Debug, Default)]
+pub struct EventWatch {
+    lost: bool,
+    epoch_seen: u64,
+}
+
 /// A node takes up an epoch at most this far above the one it holds: a promotion may skip one number
 /// an acceptor elsewhere holds without having won it, and no member can push the record out of reach.
 pub const EPOCH_STEP_MAX: u64 = 2;
@@ -51,6 +61,57 @@ pub struct Promoted {
 }
 
 impl Engine {
+    /// Reports a cluster event to this node's watchers (none listening is fine).
+    fn emit(&self, kind: &str, epoch: &Epoch, detail: String) {
+        tracing::warn!(kind, epoch = epoch.number, primary = %epoch.primary, "{detail}");
+        let at_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let _ = self.events.send(arca_proto::v1::ClusterEvent {
+            kind: kind.to_owned(),
+            epoch: epoch.number,
+            primary: epoch.primary.clone(),
+            node_id: self.node_id.get().copied().unwrap_or(0),
+            at_unix_ms,
+            detail,
+        });
+    }
+
+    /// One look for failover events (every promotion check): `FailoverStarted` when this node turns
+    /// read-only because the primary is silent, `FailoverCompleted` when its lineage's epoch grows.
+    pub fn watch_events(&self, watch: &mut EventWatch) {
+        let Ok(raft) = self.raft() else { return };
+        let primary = crate::regions::primary_region(&raft.view()).unwrap_or_default();
+        let Ok(current) = current_epoch(&*self.store, &primary) else { return };
+        match self.read_only_secondary() {
+            Some(silent) if !watch.lost => {
+                watch.lost = true;
+                self.emit(
+                    "FailoverStarted",
+                    &current,
+                    format!(
+                        "the primary region has not been heard from for {silent} ms: this region is read-only, and takes over once a majority of the sites agrees"
+                    ),
+                );
+            }
+            Some(_) => {}
+            None => watch.lost = false,
+        }
+        if current.number > watch.epoch_seen {
+            if watch.epoch_seen != 0 {
+                self.emit(
+                    "FailoverCompleted",
+                    &current,
+                    format!(
+                        "epoch {} holds: region {} is the primary and takes writes (founded by node {})",
+                        current.number, current.primary, current.founder
+                    ),
+                );
+            }
+            watch.epoch_seen = current.number;
+        }
+    }
+
     /// What `Progress` answers: how much of the log this node holds and since when it is silent.
     pub fn progress(&self) -> Result<cpb::ProgressResponse, ArcaError> {
         let raft = self.raft()?;

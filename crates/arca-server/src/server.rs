@@ -540,8 +540,10 @@ fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter,
     let promoting = api.clone();
     tokio::spawn(async move {
         // A node of the secondary region takes over once the primary is lost (crate::promotion).
+        let mut watch = crate::promotion::EventWatch::default();
         loop {
             tokio::time::sleep(Duration::from_millis(crate::promotion::PROMOTION_CHECK_EVERY_MS)).await;
+            promoting.engine.watch_events(&mut watch);
             match promoting.engine.try_promote().await {
                 Ok(Some(won)) => {
                     tracing::warn!(epoch = won.epoch.number, primary = %won.epoch.primary, "founded the new epoch");

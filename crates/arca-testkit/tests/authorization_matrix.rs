@@ -366,6 +366,7 @@ fn cases() -> Vec<(&'static str, Rule)> {
         ("arca.v1.ClusterService/CreateJoinToken", Needs("cluster/joinTokens", Cluster)),
         ("arca.v1.ClusterService/RemoveNode", Needs("cluster/removeNode", Cluster)),
         ("arca.v1.ClusterService/Failover", Needs("cluster/failover", Cluster)),
+        ("arca.v1.ClusterService/WatchEvents", Needs("cluster/read", Cluster)),
         ("arca.v1.OperatorService/Seal", Needs("cluster/seal", Cluster)),
         ("arca.v1.OperatorService/RotateKeyring", Needs("cluster/rotate", Cluster)),
         ("arca.v1.OperatorService/ListTokens", Never),
@@ -757,6 +758,8 @@ async fn call_inner(c: &ArcaClient, rpc: &str, ctx: &Ctx, tag: &str) -> Result<V
         "arca.v1.ClusterService/RemoveNode" => just!(c.cluster().remove_node(pb::RemoveNodeRequest { node_id: 99 })),
         // Allowed, it is answered "not of the secondary region": this cluster has none.
         "arca.v1.ClusterService/Failover" => just!(c.cluster().failover(pb::FailoverRequest { force: true })),
+        // Allowed, the stream opens (and is dropped at once).
+        "arca.v1.ClusterService/WatchEvents" => just!(c.cluster().watch_events(pb::WatchEventsRequest {})),
         "arca.v1.OperatorService/Seal" => just!(c.operator().seal(pb::SealRequest {})),
         "arca.v1.OperatorService/RotateKeyring" => just!(c.operator().rotate_keyring(pb::RotateKeyringRequest {})),
         "arca.v1.OperatorService/ListTokens" => just!(c.operator().list_tokens(pb::ListTokensRequest {})),

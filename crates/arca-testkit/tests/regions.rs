@@ -317,6 +317,20 @@ async fn with_the_primary_region_killed_the_secondary_serves_reads_at_once_then_
             }
         })
     };
+    // Someone watches east's events.
+    let watched = cluster.client(east[1]).await.unwrap();
+    let mut stream = watched.cluster().watch_events(pb::WatchEventsRequest {}).await.unwrap().into_inner();
+    let events = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(Some(event)) = stream.message().await {
+            let done = event.kind == "FailoverCompleted";
+            seen.push(event);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..3 {
         cluster.kill(i);
@@ -369,6 +383,11 @@ async fn with_the_primary_region_killed_the_secondary_serves_reads_at_once_then_
         first_read.as_millis(),
         first_write.as_millis()
     );
+    // The watcher was told: the failover started (east read-only), then completed (epoch 2).
+    let seen = tokio::time::timeout(Duration::from_secs(30), events).await.expect("events came").unwrap();
+    let kinds: Vec<&str> = seen.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["FailoverStarted", "FailoverCompleted"], "{seen:?}");
+    assert_eq!((seen[1].epoch, seen[1].primary.as_str()), (2, "east"), "{seen:?}");
     // A client given every node's address follows the cluster through the failover by itself.
     set(&of_every_node(&cluster), "failover", "followed", "by-a-client-of-every-node").await.unwrap();
     let leader = cluster.leader_index().await.expect("east has a leader");

@@ -87,8 +87,35 @@ fn ttl_seconds(ttl: Option<&prost_types::Duration>) -> Result<Option<i64>, ArcaE
     }
 }
 
+/// The stream `WatchEvents` answers with.
+pub type EventStream = Pin<Box<dyn futures::Stream<Item = Result<pb::ClusterEvent, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl ClusterService for Cluster {
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let mut call = self.api.begin(&request, "ClusterWatchEvents");
+        let result = self.api.authorize(&mut call, Action::ClusterRead, Target::Cluster, LOCAL).await.map(|_| {
+            let events = self.api.engine.events.subscribe();
+            let stream = futures::stream::unfold(events, |mut events| async move {
+                loop {
+                    match events.recv().await {
+                        Ok(event) => return Some((Ok(event), events)),
+                        // A watcher that fell behind misses the oldest events, not the next ones.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            });
+            Box::pin(stream) as EventStream
+        });
+        self.api.finish(call, result)
+    }
+
     async fn get_cluster_status(
         &self,
         request: Request<pb::GetClusterStatusRequest>,
