@@ -45,7 +45,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let alone = TestCluster::start(3).await?;
     let mut replica = TestCluster::start(3).await?;
     replica.add_node_with(false, &["--region", "east"]).await?;
-    let (paired, east, _witness, paired_clients) = with_east_and_witness(args).await?;
+    let (mut paired, east, _witness, paired_clients) = with_east_and_witness(args).await?;
     let alone_clients = prepare(&alone, args).await?;
     let replica_clients = prepare(&replica, args).await?;
 
@@ -78,11 +78,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     // RPO and RTO under load, at 50 % of the capacity with east and the witness, then at 90 % on a
     // fresh cluster.
     let capacity = paired_total / ROUNDS as f64;
-    loss_and_recovery(&paired, east, args, capacity * 0.5, "50 %").await?;
+    loss_and_recovery(&mut paired, east, args, capacity * 0.5, "50 %").await?;
     drop(paired_clients);
     drop(paired);
-    let (fresh, east, _witness, _clients) = with_east_and_witness(args).await?;
-    loss_and_recovery(&fresh, east, args, capacity * 0.9, "90 %").await?;
+    let (mut fresh, east, _witness, _clients) = with_east_and_witness(args).await?;
+    loss_and_recovery(&mut fresh, east, args, capacity * 0.9, "90 %").await?;
     Ok(())
 }
 
@@ -123,7 +123,7 @@ fn single_try(cluster: &TestCluster, index: usize) -> anyhow::Result<ArcaClient>
 /// prints when `east` first served a read, a signature and a write, and the acknowledged sets it
 /// lacks.
 async fn loss_and_recovery(
-    cluster: &TestCluster,
+    cluster: &mut TestCluster,
     east: usize,
     args: &Args,
     rate: f64,
@@ -170,10 +170,8 @@ async fn loss_and_recovery(
     let b = single_try(cluster, east)?;
     let lost = Instant::now();
     let killed_at = started.elapsed();
-    // The kill runs on a blocking thread: the cluster is borrowed here, so each node is killed by pid.
-    let pids: Vec<u32> = (0..3).filter_map(|i| cluster.pid(i)).collect();
-    for pid in pids {
-        let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    for i in 0..3 {
+        cluster.kill(i);
     }
     let (mut read_at, mut sign_at, mut write_at) = (None, None, None);
     while (read_at.is_none() || sign_at.is_none() || write_at.is_none()) && lost.elapsed() < Duration::from_secs(60) {

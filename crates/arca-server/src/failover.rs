@@ -333,6 +333,26 @@ pub fn checked_epoch(request: &cpb::EpochRequest) -> Result<Epoch, ArcaError> {
     Ok(epoch_of(request))
 }
 
+/// A request to a peer that carries `budget` as its deadline (see [`bounded`]).
+pub(crate) fn within<T>(message: T, budget: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(budget);
+    request
+}
+
+/// One failover call to node `id` (an acceptor, or a node of the region), bounded as a whole by
+/// `budget`, connecting included: a silent peer must not hold a round past its interval.
+pub(crate) async fn bounded<T>(
+    id: u64,
+    budget: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(budget, call).await {
+        Ok(answer) => answer.map(tonic::Response::into_inner).map_err(|s| s.message().to_owned()),
+        Err(_) => Err(format!("node {id} did not answer within {} ms", budget.as_millis())),
+    }
+}
+
 /// What decides whether the primary's leader may propose or confirm a read index: failover's set-up
 /// (the replica's witness record and the membership) and the lease. Cheap to clone, for tasks.
 #[derive(Clone)]
@@ -390,9 +410,8 @@ impl Engine {
         if silent <= PRIMARY_SILENT_MS {
             return None;
         }
-        let topo = topology(&raft.view(), witness_record(&*self.store).ok()?)?;
-        let mine = raft.view().nodes.iter().find(|n| n.node_id == raft.node_id).map(|n| n.node.region.clone())?;
-        (mine == topo.secondary).then_some(silent)
+        self.secondary_member().ok()??;
+        Some(silent)
     }
 
     /// Refuses a change on a read-only secondary (see [`Engine::read_only_secondary`]) at once,
@@ -453,16 +472,9 @@ impl Engine {
                 let answer = if id == me {
                     failover.renew(epoch, &timing).map_err(|e| e.to_string())
                 } else {
-                    // Bounded as a whole (connecting included): a silent acceptor must not hold the
-                    // round past its interval.
                     let budget = Duration::from_millis(timing.renew_every_ms());
                     let mut client = channels.client(&addr, Some(id))?;
-                    let mut req = tonic::Request::new(request);
-                    req.set_timeout(budget);
-                    match tokio::time::timeout(budget, client.renew(req)).await {
-                        Ok(answer) => answer.map(|r| r.into_inner()).map_err(|s| s.message().to_owned()),
-                        Err(_) => Err(format!("acceptor {id} did not answer within {} ms", budget.as_millis())),
-                    }
+                    bounded(id, budget, client.renew(within(request, budget))).await
                 };
                 answer.map(|a| (id, a))
             }

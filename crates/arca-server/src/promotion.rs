@@ -27,7 +27,7 @@ use arca_raft::ArcaNode;
 use arca_types::{ArcaError, ErrorCode};
 
 use crate::engine::Engine;
-use crate::failover::{current_epoch, lease_in_force, Topology};
+use crate::failover::{bounded, current_epoch, lease_in_force, within, Topology};
 use crate::keyspace;
 
 /// How often a node of the secondary region checks whether its region should take over, in ms.
@@ -131,7 +131,7 @@ impl Engine {
     }
 
     /// This node's region and the failover topology, when this node is of the secondary region.
-    fn secondary_member(&self) -> Result<Option<(String, Topology)>, ArcaError> {
+    pub(crate) fn secondary_member(&self) -> Result<Option<(String, Topology)>, ArcaError> {
         let raft = self.raft()?;
         let Some(topo) = self.topology()? else { return Ok(None) };
         let view = raft.view();
@@ -191,13 +191,7 @@ impl Engine {
                     return self.progress().map(|p| (id, p)).map_err(|e| e.to_string());
                 }
                 let mut client = channels.client(&addr, Some(id))?;
-                let mut req = tonic::Request::new(cpb::ProgressRequest {});
-                req.set_timeout(budget);
-                match tokio::time::timeout(budget, client.progress(req)).await {
-                    Ok(Ok(answer)) => Ok((id, answer.into_inner())),
-                    Ok(Err(status)) => Err(status.message().to_owned()),
-                    Err(_) => Err(format!("node {id} did not answer within {} ms", budget.as_millis())),
-                }
+                bounded(id, budget, client.progress(within(cpb::ProgressRequest {}, budget))).await.map(|p| (id, p))
             }
         });
         let progress: BTreeMap<u64, cpb::ProgressResponse> =
@@ -261,13 +255,7 @@ impl Engine {
                         return self.failover.promote(proposed, &timing).map(|a| (id, a));
                     }
                     let mut client = channels.client(&addr, Some(id))?;
-                    let mut req = tonic::Request::new(request);
-                    req.set_timeout(budget);
-                    match tokio::time::timeout(budget, client.promote(req)).await {
-                        Ok(Ok(answer)) => Ok((id, answer.into_inner())),
-                        Ok(Err(status)) => Err(status.message().to_owned()),
-                        Err(_) => Err(format!("acceptor {id} did not answer within {} ms", budget.as_millis())),
-                    }
+                    bounded(id, budget, client.promote(within(request, budget))).await.map(|a| (id, a))
                 }
             });
             futures::future::join_all(asks)
