@@ -438,6 +438,34 @@ enum ClusterCmd {
     /// Print the node's cluster events as they happen (FailoverStarted, FailoverCompleted), one per
     /// line, until interrupted. Watch a node of each region to hear of both sides.
     Events,
+    /// What a displaced primary's nodes held that the epoch which replaced them lacks, filed when
+    /// they came back.
+    Divergence {
+        #[command(subcommand)]
+        command: DivergenceCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DivergenceCmd {
+    /// Every divergence record: the epoch, the node that filed it, how many entries it holds.
+    List,
+    /// One record's entries: the objects, versions and operations each changed (no values).
+    Show {
+        #[arg(long)]
+        epoch: u64,
+        /// The node's id in the lineage it was displaced from (as `list` shows).
+        #[arg(long)]
+        node_id: u64,
+    },
+    /// One record's entries with the secret values they set (Arca/cluster/divergence/export/action;
+    /// audited): what to write again by hand.
+    Export {
+        #[arg(long)]
+        epoch: u64,
+        #[arg(long)]
+        node_id: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1075,6 +1103,22 @@ async fn cluster(client: &ArcaClient, options: &ConnectOptions, command: Cluster
             while let Some(event) = events.message().await.map_err(err)? {
                 println!("{}", output::cluster_event(&event));
             }
+            return Ok(());
+        }
+        ClusterCmd::Divergence { command } => {
+            let value = match command {
+                DivergenceCmd::List => {
+                    let list = c.list_divergences(pb::ListDivergencesRequest {}).await.map_err(err)?.into_inner();
+                    serde_json::Value::Array(list.records.iter().map(output::divergence).collect())
+                }
+                DivergenceCmd::Show { epoch, node_id } => output::divergence(
+                    &c.get_divergence(pb::GetDivergenceRequest { epoch, node_id }).await.map_err(err)?.into_inner(),
+                ),
+                DivergenceCmd::Export { epoch, node_id } => output::divergence(
+                    &c.export_divergence(pb::GetDivergenceRequest { epoch, node_id }).await.map_err(err)?.into_inner(),
+                ),
+            };
+            print_value(f, &value);
             return Ok(());
         }
         ClusterCmd::Failover { force } => {

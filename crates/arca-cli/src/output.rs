@@ -211,6 +211,49 @@ pub fn failover(won: &pb::FailoverResponse) -> Value {
     })
 }
 
+/// A divergence record; its entries only when it holds them (show, export), secret values only on
+/// export.
+pub fn divergence(d: &pb::Divergence) -> Value {
+    let mut out = json!({
+        "epoch": d.epoch,
+        "nodeId": d.node_id,
+        "region": d.region,
+        "filedAt": d.filed_at,
+        "forkIndex": d.fork_index,
+        "entries": d.entries,
+        "committedEntries": d.committed_entries,
+        "entriesLeftOut": d.entries_left_out,
+    });
+    if !d.changes.is_empty() {
+        out["changes"] = d
+            .changes
+            .iter()
+            .map(|e| {
+                json!({
+                    "index": e.index,
+                    "term": e.term,
+                    "committed": e.committed,
+                    "changes": e.changes.iter().map(|c| {
+                        let mut change = json!({
+                            "kind": c.kind,
+                            "vault": c.vault,
+                            "name": c.name,
+                            "version": c.version,
+                            "operation": c.operation,
+                        });
+                        if !c.value.is_empty() {
+                            change["value"] = json!(c.value);
+                            change["contentType"] = json!(c.content_type);
+                        }
+                        change
+                    }).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+    }
+    out
+}
+
 /// One cluster event, as a line of JSON.
 pub fn cluster_event(e: &pb::ClusterEvent) -> Value {
     json!({

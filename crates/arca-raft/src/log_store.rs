@@ -304,6 +304,114 @@ pub fn last_log_id(log: &dyn ByteLog) -> Result<(u64, u64), io::Error> {
     Ok(stored_last_log_id(log)?.map_or((0, 0), |l| (l.leader_id.term, l.index)))
 }
 
+/// Where a lineage forks from the log its founder held: the founder's last entry, the index it had
+/// applied, and the runs of one term among its entries after that index, as (term, first index).
+/// Every node of the old lineage holds the same entries up to the applied index (they were
+/// committed); after it, a node's entry is in the new lineage exactly when the founder's entry at
+/// that index, which these runs give, has the same term (Raft's log matching).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fork {
+    pub last: (u64, u64),
+    pub applied_index: u64,
+    pub terms: Vec<(u64, u64)>,
+}
+
+impl Fork {
+    /// The term of the founder's entry at `index` after the applied index, if it held one.
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        if index <= self.applied_index || index > self.last.1 {
+            return None;
+        }
+        self.terms.iter().rev().find(|(_, first)| *first <= index).map(|(term, _)| *term)
+    }
+
+    /// Whether the new lineage holds entry (`term`, `index`) of an old lineage's node.
+    pub fn holds(&self, term: u64, index: u64) -> bool {
+        index <= self.applied_index || self.term_at(index) == Some(term)
+    }
+}
+
+/// The fork a lineage founded on `log` now would record, `applied_index` being what the founder
+/// applied.
+pub fn fork_of(log: &dyn ByteLog, applied_index: u64) -> Result<Fork, io::Error> {
+    let last = last_log_id(log)?;
+    let mut terms: Vec<(u64, u64)> = Vec::new();
+    if last.1 > applied_index {
+        for (index, bytes) in log.range(applied_index + 1, last.1 + 1).map_err(io_error)? {
+            let (term, _) = stored_entry_log_id(&bytes)?;
+            if terms.last().is_none_or(|(t, _)| *t != term) {
+                terms.push((term, index));
+            }
+        }
+    }
+    Ok(Fork { last, applied_index, terms })
+}
+
+/// One entry of a log as a displaced node files it: its log id, whether this node knew it
+/// committed, and its proposal (`None` for a blank or membership entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldEntry {
+    pub term: u64,
+    pub index: u64,
+    pub committed: bool,
+    pub proposal: Option<crate::Proposal>,
+}
+
+/// The entries of `log` that a lineage forked at `fork` lacks, oldest first: every entry from the
+/// first one it does not hold (after that, none matches either). At most `entries_max` entries and
+/// `bytes_max` bytes of proposals are returned; the count of those left out comes second, and
+/// counts too the entries after the fork's applied index that this log purged into a snapshot when
+/// the fork does not hold its purge point (they diverge, but only the snapshot has them now).
+pub fn divergent_entries(
+    log: &dyn ByteLog,
+    fork: &Fork,
+    entries_max: usize,
+    bytes_max: usize,
+) -> Result<(Vec<HeldEntry>, u64), io::Error> {
+    let committed = match log.get_meta(META_COMMITTED).map_err(io_error)? {
+        Some(bytes) => decode::<Option<LogId>>(META_COMMITTED, &bytes)?.map_or(0, |l| l.index),
+        None => 0,
+    };
+    let purged: Option<LogId> = match log.get_meta(META_PURGED).map_err(io_error)? {
+        Some(bytes) => Some(decode(META_PURGED, &bytes)?),
+        None => None,
+    };
+    let last = last_log_id(log)?.1;
+    let (mut out, mut bytes, mut left_out, mut diverged, mut over) = (Vec::new(), 0usize, 0u64, false, false);
+    let mut from = fork.applied_index + 1;
+    if let Some(p) = purged.filter(|p| p.index > fork.applied_index) {
+        if !fork.holds(p.leader_id.term, p.index) {
+            left_out = p.index - fork.applied_index;
+            diverged = true;
+        }
+        from = p.index + 1;
+    }
+    while from <= last {
+        let to = last.min(from + 255) + 1;
+        for (_, raw) in log.range(from, to).map_err(io_error)? {
+            let entry: Entry = decode("log entry", &raw)?;
+            let (term, index) = (entry.log_id.leader_id.term, entry.log_id.index);
+            diverged = diverged || !fork.holds(term, index);
+            if !diverged {
+                continue;
+            }
+            let proposal = match entry.payload {
+                openraft::EntryPayload::Normal(p) => Some(p),
+                _ => None,
+            };
+            if over || out.len() >= entries_max || bytes + raw.len() > bytes_max {
+                over = true;
+                left_out += 1;
+                continue;
+            }
+            bytes += raw.len();
+            out.push(HeldEntry { term, index, committed: index <= committed, proposal });
+        }
+        from = to;
+    }
+    Ok((out, left_out))
+}
+
 /// What [`found_lineage`] wrote: the term the new lineage's entries carry and their indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Founded {
@@ -324,13 +432,15 @@ pub fn found_lineage(
     founder: u64,
     voters: std::collections::BTreeMap<u64, crate::ArcaNode>,
     term_floor: u64,
-    proposals: Vec<crate::Proposal>,
+    applied_index: u64,
+    proposals: impl FnOnce(&Fork) -> Vec<crate::Proposal>,
 ) -> Result<Founded, io::Error> {
     use openraft::entry::RaftEntry;
     use openraft::vote::RaftLeaderId;
     if !voters.contains_key(&founder) {
         return Err(io::Error::other("the founder of a lineage must be one of its voters"));
     }
+    let proposals = proposals(&fork_of(log, applied_index)?);
     let last = stored_last_log_id(log)?;
     let vote: Option<Vote> = match log.get_meta(META_VOTE).map_err(io_error)? {
         Some(bytes) => Some(decode(META_VOTE, &bytes)?),
@@ -374,9 +484,15 @@ mod tests {
         log.put_meta(META_VOTE, &encode(&Vote::new_committed(4, 1)), Durability::Synced).unwrap();
         let voters: std::collections::BTreeMap<u64, crate::ArcaNode> =
             [(7, node("east")), (8, node("east")), (9, node("east"))].into();
-        assert!(found_lineage(&log, 1, voters.clone(), 0, Vec::new()).is_err(), "the founder must be a voter");
+        assert!(found_lineage(&log, 1, voters.clone(), 0, 0, |_| Vec::new()).is_err(), "the founder must be a voter");
         let record = crate::Proposal { preconditions: Vec::new(), ops: Vec::new() };
-        let founded = found_lineage(&log, 7, voters.clone(), 6, vec![record]).unwrap();
+        let mut seen = None;
+        let founded = found_lineage(&log, 7, voters.clone(), 6, 2, |fork| {
+            seen = Some(fork.clone());
+            vec![record]
+        })
+        .unwrap();
+        assert_eq!(seen, Some(Fork { last: (3, 5), applied_index: 2, terms: vec![(3, 3)] }));
         assert_eq!(founded, Founded { term: 7, first_index: 6, last_index: 7 });
         let entries: Vec<Entry> =
             log.range(6, 8).unwrap().iter().map(|(_, b)| decode("log entry", b).unwrap()).collect();
@@ -391,7 +507,54 @@ mod tests {
         assert!(entries.iter().all(|e| e.log_id.leader_id.term == 7));
         assert_eq!(stored_vote(&log).unwrap(), Some((7, 7, false)));
         // Without a floor, the term is still above the vote's and the log's.
-        let again = found_lineage(&log, 8, voters, 0, Vec::new()).unwrap();
+        let again = found_lineage(&log, 8, voters, 0, 0, |_| Vec::new()).unwrap();
         assert_eq!((again.term, again.first_index), (8, 8));
+    }
+
+    fn entry(term: u64, index: u64) -> (u64, Vec<u8>) {
+        let proposal = crate::Proposal { preconditions: Vec::new(), ops: Vec::new() };
+        (index, encode(&Entry::new_normal(LogId::new_term_index(term, index), proposal)))
+    }
+
+    #[test]
+    fn a_displaced_log_files_every_entry_from_the_first_the_fork_lacks() {
+        // Founder: applied 4; entries 5-6 of term 2, 7-8 of term 3 (its last). Old node: the same up
+        // to 6, then 7 of term 4 onwards (a leader the founder never heard from), committed to 8.
+        let fork = Fork { last: (3, 8), applied_index: 4, terms: vec![(2, 5), (3, 7)] };
+        assert_eq!(
+            (fork.term_at(4), fork.term_at(5), fork.term_at(7), fork.term_at(9)),
+            (None, Some(2), Some(3), None)
+        );
+        assert!(fork.holds(1, 3) && fork.holds(2, 6) && !fork.holds(4, 7) && !fork.holds(3, 9));
+        let log = MemLog::default();
+        let mut entries: Vec<(u64, Vec<u8>)> = (1..=4).map(|i| entry(1, i)).collect();
+        entries.extend([entry(2, 5), entry(2, 6), entry(4, 7), entry(4, 8), entry(4, 9), entry(4, 10)]);
+        log.append(&entries, Durability::Synced).unwrap();
+        log.put_meta(META_COMMITTED, &encode(&Some(LogId::new_term_index(4, 8))), Durability::Synced).unwrap();
+        let (held, left_out) = divergent_entries(&log, &fork, usize::MAX, usize::MAX).unwrap();
+        let ids: Vec<(u64, u64, bool)> = held.iter().map(|e| (e.term, e.index, e.committed)).collect();
+        assert_eq!(ids, vec![(4, 7, true), (4, 8, true), (4, 9, false), (4, 10, false)]);
+        assert_eq!(left_out, 0);
+        assert!(held.iter().all(|e| e.proposal.is_some()));
+        // A byte budget keeps the oldest and counts the rest.
+        let one = entries[6].1.len();
+        let (held, left_out) = divergent_entries(&log, &fork, usize::MAX, one * 2).unwrap();
+        assert_eq!((held.len(), left_out), (2, 2));
+        assert_eq!(divergent_entries(&log, &fork, 3, usize::MAX).unwrap().1, 1, "at most 3 entries");
+        // A log the fork holds entirely (a node that lagged the founder) has nothing to file; so has
+        // one whose later entries only extend what the founder held... when the founder held them.
+        let behind = Fork { last: (4, 10), applied_index: 4, terms: vec![(2, 5), (4, 7)] };
+        assert_eq!(divergent_entries(&log, &behind, usize::MAX, usize::MAX).unwrap(), (Vec::new(), 0));
+        // Once one entry differs, every later one is filed, even where a term happens to match.
+        let odd = Fork { last: (4, 10), applied_index: 4, terms: vec![(3, 5), (4, 7)] };
+        assert_eq!(divergent_entries(&log, &odd, usize::MAX, usize::MAX).unwrap().0.len(), 6);
+        // Purged past the fork's applied index: entries the snapshot took are counted as left out
+        // when the fork lacks the purge point, skipped when it holds it.
+        log.put_meta(META_PURGED, &encode(&LogId::new_term_index(4, 7)), Durability::Synced).unwrap();
+        let (held, left_out) = divergent_entries(&log, &fork, usize::MAX, usize::MAX).unwrap();
+        assert_eq!((held.len(), left_out), (3, 3), "entries 5-7 only in the snapshot, 8-10 filed");
+        log.put_meta(META_PURGED, &encode(&LogId::new_term_index(2, 6)), Durability::Synced).unwrap();
+        let (held, left_out) = divergent_entries(&log, &fork, usize::MAX, usize::MAX).unwrap();
+        assert_eq!((held.len(), left_out), (4, 0));
     }
 }

@@ -146,14 +146,16 @@ impl RaftNode {
         &self,
         voters: BTreeMap<u64, ArcaNode>,
         term_floor: u64,
-        proposals: Vec<Proposal>,
+        proposals: impl FnOnce(&crate::log_store::Fork) -> Vec<Proposal>,
     ) -> Result<crate::log_store::Founded, String> {
+        let applied_index = self.applied_index();
         let old = self.handle();
         // Two openraft cores must never write one log: a core that did not stop ends the attempt.
         old.shutdown().await.map_err(|e| format!("failed to stop Raft before founding a lineage: {e}"))?;
         drop(old);
-        let founded = crate::log_store::found_lineage(&*self.log, self.node_id, voters, term_floor, proposals)
-            .map_err(|e| format!("failed to write the new lineage: {e}"))?;
+        let founded =
+            crate::log_store::found_lineage(&*self.log, self.node_id, voters, term_floor, applied_index, proposals)
+                .map_err(|e| format!("failed to write the new lineage: {e}"))?;
         let raft = Self::open(
             self.node_id,
             &self.settings,
@@ -167,6 +169,24 @@ impl RaftNode {
         *self.raft.write().unwrap_or_else(|p| p.into_inner()) = raft;
         tracing::info!(term = founded.term, first_index = founded.first_index, "founded a new lineage");
         Ok(founded)
+    }
+
+    /// Stops Raft on this node for good (a node its lineage displaced), then returns what its log
+    /// holds that a lineage forked at `fork` lacks ([`crate::log_store::divergent_entries`]).
+    pub async fn stop_and_diverge(
+        &self,
+        fork: &crate::log_store::Fork,
+        entries_max: usize,
+        bytes_max: usize,
+    ) -> Result<(Vec<crate::log_store::HeldEntry>, u64), String> {
+        let raft = self.handle();
+        // Stopped already (an earlier attempt failed after it) is as good.
+        if let Err(e) = raft.shutdown().await {
+            tracing::warn!("stopping Raft for good: {e}");
+        }
+        drop(raft);
+        crate::log_store::divergent_entries(&*self.log, fork, entries_max, bytes_max)
+            .map_err(|e| format!("failed to read the Raft log: {e}"))
     }
 
     /// Waits until the state machine has applied at least what was committed before a restart.

@@ -70,6 +70,10 @@ pub const ACTIONS: &[&str] = &[
     "Arca/cluster/joinTokens/write",
     "Arca/cluster/nodes/delete",
     "Arca/cluster/failover/action",
+    // Divergence records: listing and showing name objects and versions; exporting reveals the
+    // secret values a displaced primary held.
+    "Arca/cluster/divergence/list/action",
+    "Arca/cluster/divergence/export/action",
     "Arca/cluster/seal/action",
     "Arca/cluster/keyring/rotate/action",
     // A listing of credentials is an `/action`, as Azure names listKeys, so that `*/read` (Reader,

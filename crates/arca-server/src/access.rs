@@ -134,6 +134,8 @@ pub enum Action {
     ClusterJoinTokenCreate,
     ClusterNodeRemove,
     ClusterFailover,
+    ClusterDivergenceRead,
+    ClusterDivergenceExport,
     PrincipalRead,
     PrincipalWrite,
     PrincipalDelete,
@@ -194,6 +196,8 @@ impl Action {
             ClusterJoinTokenCreate => control("Arca/cluster/joinTokens/write"),
             ClusterNodeRemove => control("Arca/cluster/nodes/delete"),
             ClusterFailover => control("Arca/cluster/failover/action"),
+            ClusterDivergenceRead => control("Arca/cluster/divergence/list/action"),
+            ClusterDivergenceExport => control("Arca/cluster/divergence/export/action"),
             PrincipalRead => control("Arca/principals/read"),
             PrincipalWrite => control("Arca/principals/write"),
             PrincipalDelete => control("Arca/principals/delete"),
@@ -234,6 +238,7 @@ impl Action {
                 | RandomBytes
                 | ClusterRead
                 | ClusterTokensList
+                | ClusterDivergenceRead
                 | PrincipalRead
                 | RoleDefinitionRead
                 | RoleAssignmentRead
@@ -283,6 +288,8 @@ impl Action {
         Action::ClusterJoinTokenCreate,
         Action::ClusterNodeRemove,
         Action::ClusterFailover,
+        Action::ClusterDivergenceRead,
+        Action::ClusterDivergenceExport,
         Action::PrincipalRead,
         Action::PrincipalWrite,
         Action::PrincipalDelete,

@@ -230,6 +230,12 @@ pub struct Engine {
     pub(crate) promoting: Arc<tokio::sync::Mutex<()>>,
     /// Cluster events as this node sees them, for `ClusterService.WatchEvents`.
     pub events: tokio::sync::broadcast::Sender<arca_proto::v1::ClusterEvent>,
+    /// Once a newer lineage displaced this node: its filing, until the new leader takes it
+    /// (`crate::divergence`).
+    pub(crate) displaced: tokio::sync::Mutex<Option<crate::divergence::Displacement>>,
+    /// Set once this node filed its divergence: how its process rejoins (set the data dir aside,
+    /// join with the token).
+    pub rejoin: tokio::sync::watch::Sender<Option<crate::divergence::Rejoin>>,
 }
 
 /// A set of a secret offered to the writer holding the secret's turn: the command and its request.
@@ -349,6 +355,8 @@ impl Engine {
             failover: Arc::new(crate::failover::Failover::new(epochs)),
             promoting: Arc::default(),
             events: tokio::sync::broadcast::channel(crate::promotion::EVENTS_BUFFERED).0,
+            displaced: Default::default(),
+            rejoin: tokio::sync::watch::channel(None).0,
         }
     }
 

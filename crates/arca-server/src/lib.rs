@@ -14,6 +14,7 @@
 pub mod access;
 pub mod api;
 pub mod convert;
+pub mod divergence;
 pub mod edge;
 pub mod engine;
 pub mod failover;

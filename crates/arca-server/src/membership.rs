@@ -64,6 +64,10 @@ impl AdmissionView for MembershipView {
         highest_allocated(&*self.0.store, self.0.raft().ok())
     }
 
+    fn displaced(&self, node_id: u64) -> bool {
+        crate::divergence::lineage_record(&*self.0.store).ok().flatten().is_some_and(|l| l.displaced.contains(&node_id))
+    }
+
     fn now(&self) -> i64 {
         self.0.clock.now_unix()
     }
@@ -290,7 +294,9 @@ pub async fn add(engine: &Engine, caller: u64, request: pb::AddNodeRequest) -> R
     // Voters are the primary region's nodes, the leader's region: a node of any other region is an
     // asynchronous replica, never on the commit path.
     let primary = crate::regions::primary_region(&raft.view());
-    let as_learner = request.as_learner || primary.as_deref() != Some(region.as_str());
+    // A node admitted with a learner-only token (a displaced node rejoining) stays a learner.
+    let learner_only = engine.seal.keyspace()?.admitted_learner_only(caller)?;
+    let as_learner = request.as_learner || learner_only || primary.as_deref() != Some(region.as_str());
     let node = ArcaNode { api_addr: request.api_addr, cluster_addr: request.cluster_addr, region: region.to_string() };
     raft.add_node(caller, node, as_learner).await.map_err(|e| match e {
         WriteError::ForwardToLeader { .. } => ArcaError::unavailable("this node is no longer the leader; retry"),

@@ -317,9 +317,20 @@ impl Engine {
             return Ok(Err("the epoch number is too large for a Raft term".to_owned()));
         };
         let term_floor = progress.values().map(|p| p.term).max().unwrap_or(0).max(epoch_terms - 1);
-        let record = arca_storage::proposal::Proposal {
-            preconditions: Vec::new(),
-            ops: vec![keyspace::put_plain(crate::failover::EPOCH_KEY, &proposed)],
+        // The old lineage's nodes leave the membership; the lineage records them, and where it
+        // forked, so they can file what they hold that it lacks when they come back.
+        let displaced: Vec<u64> =
+            view.nodes.iter().filter(|n| !members.contains(&n.node_id)).map(|n| n.node_id).collect();
+        let epoch_record = proposed.clone();
+        let records = move |fork: &arca_raft::log_store::Fork| {
+            let lineage = crate::divergence::LineageRecord::new(epoch_record.number, me, fork, displaced);
+            vec![arca_storage::proposal::Proposal {
+                preconditions: Vec::new(),
+                ops: vec![
+                    keyspace::put_plain(crate::failover::EPOCH_KEY, &epoch_record),
+                    keyspace::put_plain(crate::divergence::LINEAGE_KEY, &lineage),
+                ],
+            }]
         };
         tracing::warn!(
             epoch = proposed.number,
@@ -334,7 +345,7 @@ impl Engine {
         // stopped half way.
         let founding = raft.clone();
         tokio::spawn(async move {
-            let founded = founding.found_lineage(voters, term_floor, vec![record]).await;
+            let founded = founding.found_lineage(voters, term_floor, records).await;
             drop(one);
             founded
         })

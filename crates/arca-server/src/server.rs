@@ -554,6 +554,22 @@ fn spawn_background(api: Arc<Api>, health: tonic_health::server::HealthReporter,
             }
         }
     });
+    let displaced = api.engine.clone();
+    tokio::spawn(async move {
+        // A node of a primary that a newer lineage replaced files what it holds and rejoins
+        // (crate::divergence).
+        loop {
+            tokio::time::sleep(Duration::from_millis(crate::divergence::DISPLACED_CHECK_EVERY_MS)).await;
+            match displaced.check_displaced().await {
+                Ok(Some(rejoin)) => {
+                    displaced.rejoin.send_replace(Some(rejoin));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("this node was displaced and could not file its divergence yet: {e}"),
+            }
+        }
+    });
     let sampled = api.engine.clone();
     tokio::spawn(async move {
         // The leader notes when its log reached which index, for the replicas' lag in time.

@@ -34,7 +34,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::KeyNotFound
         | ErrorCode::PrincipalNotFound
         | ErrorCode::RoleDefinitionNotFound
-        | ErrorCode::RoleAssignmentNotFound => Code::NotFound,
+        | ErrorCode::RoleAssignmentNotFound
+        | ErrorCode::DivergenceNotFound => Code::NotFound,
         ErrorCode::VaultAlreadyExists | ErrorCode::Conflict | ErrorCode::RoleAssignmentExists => Code::AlreadyExists,
         ErrorCode::ObjectIsBeingRecovered => Code::Aborted,
         ErrorCode::Throttled => Code::ResourceExhausted,

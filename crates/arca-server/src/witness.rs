@@ -171,6 +171,17 @@ impl NodeService for WitnessService {
     async fn progress(&self, _: Request<pb::ProgressRequest>) -> Result<Response<pb::ProgressResponse>, Status> {
         Err(only_epochs())
     }
+
+    async fn lineage(&self, _: Request<pb::LineageRequest>) -> Result<Response<pb::LineageResponse>, Status> {
+        Err(only_epochs())
+    }
+
+    async fn file_divergence(
+        &self,
+        _: Request<pb::DivergenceFiling>,
+    ) -> Result<Response<pb::DivergenceReceipt>, Status> {
+        Err(only_epochs())
+    }
 }
 
 /// What the witness knows of the cluster for admission: nothing but the CA (no membership).

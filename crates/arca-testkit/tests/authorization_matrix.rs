@@ -137,6 +137,7 @@ fn roles() -> Vec<(&'static str, Vec<&'static str>)> {
                 "cluster/joinTokens",
                 "cluster/removeNode",
                 "cluster/failover",
+                "cluster/divergence",
                 "cluster/seal",
                 "cluster/rotate",
                 "rng",
@@ -367,6 +368,9 @@ fn cases() -> Vec<(&'static str, Rule)> {
         ("arca.v1.ClusterService/RemoveNode", Needs("cluster/removeNode", Cluster)),
         ("arca.v1.ClusterService/Failover", Needs("cluster/failover", Cluster)),
         ("arca.v1.ClusterService/WatchEvents", Needs("cluster/read", Cluster)),
+        ("arca.v1.ClusterService/ListDivergences", Needs("cluster/divergence", Cluster)),
+        ("arca.v1.ClusterService/GetDivergence", Needs("cluster/divergence", Cluster)),
+        ("arca.v1.ClusterService/ExportDivergence", Needs("cluster/divergence/export", Cluster)),
         ("arca.v1.OperatorService/Seal", Needs("cluster/seal", Cluster)),
         ("arca.v1.OperatorService/RotateKeyring", Needs("cluster/rotate", Cluster)),
         ("arca.v1.OperatorService/ListTokens", Never),
@@ -760,6 +764,14 @@ async fn call_inner(c: &ArcaClient, rpc: &str, ctx: &Ctx, tag: &str) -> Result<V
         "arca.v1.ClusterService/Failover" => just!(c.cluster().failover(pb::FailoverRequest { force: true })),
         // Allowed, the stream opens (and is dropped at once).
         "arca.v1.ClusterService/WatchEvents" => just!(c.cluster().watch_events(pb::WatchEventsRequest {})),
+        "arca.v1.ClusterService/ListDivergences" => just!(c.cluster().list_divergences(pb::ListDivergencesRequest {})),
+        // Allowed, it is answered NOT_FOUND: no primary was ever displaced here.
+        "arca.v1.ClusterService/GetDivergence" => {
+            just!(c.cluster().get_divergence(pb::GetDivergenceRequest { epoch: 2, node_id: 1 }))
+        }
+        "arca.v1.ClusterService/ExportDivergence" => {
+            just!(c.cluster().export_divergence(pb::GetDivergenceRequest { epoch: 2, node_id: 1 }))
+        }
         "arca.v1.OperatorService/Seal" => just!(c.operator().seal(pb::SealRequest {})),
         "arca.v1.OperatorService/RotateKeyring" => just!(c.operator().rotate_keyring(pb::RotateKeyringRequest {})),
         "arca.v1.OperatorService/ListTokens" => just!(c.operator().list_tokens(pb::ListTokensRequest {})),

@@ -418,22 +418,84 @@ async fn with_the_primary_region_killed_the_secondary_serves_reads_at_once_then_
         .expect("east takes writes without its first leader");
     cluster.relaunch(leader).unwrap();
 
-    // The old primary back: fenced. Its nodes left the membership, east refuses them, and they
-    // hold no lease (the witness and east answer with epoch 2), so they take no write.
+    // The old primary back. Its nodes left the membership and hold no lease (the witness and east
+    // answer with epoch 2): the old lineage takes no write. Each node learns from east that epoch 2
+    // displaced it, files what it holds that east lacks, and rejoins as a replica of east under a
+    // new node id; a write sent to it then goes to east.
     for i in 0..3 {
         cluster.relaunch(i).unwrap();
     }
-    for i in 0..3 {
-        cluster.wait_unsealed(i).await.unwrap();
-    }
     let old = cluster.client(0).await.unwrap();
-    for _ in 0..20 {
-        assert!(set(&old, "failover", "s", "from-the-old-primary").await.is_err(), "the old primary took a write");
+    let mut through_old = Vec::new();
+    for n in 0..20 {
+        if set(&old, "failover", &format!("via-old{n}"), "sent-to-the-old-primary").await.is_ok() {
+            through_old.push(n);
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    for n in &through_old {
+        assert!(get(&c, "failover", &format!("via-old{n}")).await.is_ok(), "write {n} went to a second writer");
+    }
     set(&c, "failover", "s", "east-still").await.unwrap();
-    assert_eq!(get(&c, "failover", "s").await.unwrap().value, "east-still");
-    // A client of every node, starting with the fenced old primary, moves on to east by itself.
+
+    // The divergence: one record per node of the old primary, listed by east. Every write the old
+    // primary acknowledged that east lacks is in them, and nothing in them is in east.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let records = loop {
+        let list = c.cluster().list_divergences(pb::ListDivergencesRequest {}).await.map(|r| r.into_inner().records);
+        match list {
+            Ok(records) if records.len() == 3 => break records,
+            _ if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
+            other => panic!("the old primary's nodes did not all file their divergence: {other:?}"),
+        }
+    };
+    let mut filed = std::collections::BTreeSet::new();
+    for r in &records {
+        assert_eq!((r.epoch, r.region.as_str(), r.entries_left_out), (2, "default", 0), "{r:?}");
+        assert!(r.changes.is_empty(), "a listing names no changes");
+        let ask = pb::GetDivergenceRequest { epoch: 2, node_id: r.node_id };
+        let shown = c.cluster().get_divergence(ask).await.unwrap().into_inner();
+        assert_eq!(shown.changes.len() as u64, shown.entries);
+        let exported = c.cluster().export_divergence(ask).await.unwrap().into_inner();
+        for (s, e) in shown.changes.iter().zip(&exported.changes) {
+            for (shown, exported) in s.changes.iter().zip(&e.changes) {
+                assert!(shown.value.is_empty(), "show gives no values");
+                if shown.kind == "secret-version" {
+                    assert_eq!((shown.vault.as_str(), exported.value.as_str()), ("failover", "load"));
+                    filed.insert(shown.name.clone());
+                }
+            }
+        }
+    }
+    let mut lost = std::collections::BTreeSet::new();
+    for i in &acked {
+        if get(&c, "failover", &format!("w{i}")).await.is_err() {
+            lost.insert(format!("w{i}"));
+        }
+    }
+    for name in &filed {
+        assert!(get(&c, "failover", name).await.is_err(), "{name} is in east and filed as divergent");
+    }
+    assert!(lost.is_subset(&filed), "acknowledged writes lost and not filed: {:?}", lost.difference(&filed));
+    eprintln!("the old primary filed {} divergent writes, {} of them acknowledged", filed.len(), lost.len());
+
+    // Rejoined: three nodes of region default under new ids, replicas of east; the old ones are
+    // members no more, and the old primary's addresses serve east's data.
+    cluster
+        .wait_for(Duration::from_secs(90), async |cl: &TestCluster| {
+            let Ok(s) = cl.status(other).await else { return false };
+            let default: Vec<&pb::NodeStatus> = s.nodes.iter().filter(|n| n.region == "default").collect();
+            default.len() == 3 && default.iter().all(|n| n.node_id > 6 && n.role == "learner")
+        })
+        .await
+        .expect("the old primary's nodes rejoined as replicas of east");
+    cluster
+        .wait_for(Duration::from_secs(60), async |_: &TestCluster| {
+            get(&old, "failover", "s").await.is_ok_and(|s| s.value == "east-still")
+        })
+        .await
+        .expect("a rejoined node serves east's data");
+    // A client of every node moves on to east by itself.
     set(&of_every_node(&cluster), "failover", "s", "followed-past-the-old-primary").await.unwrap();
     assert_eq!(get(&c, "failover", "s").await.unwrap().value, "followed-past-the-old-primary");
 }

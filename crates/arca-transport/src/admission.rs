@@ -39,6 +39,8 @@ pub enum ClusterRpc {
     Renew,
     Promote,
     Progress,
+    Lineage,
+    FileDivergence,
 }
 
 /// What a caller must be for an RPC.
@@ -54,12 +56,15 @@ pub enum Requirement {
     RaftPeer,
     /// A current member.
     Member,
+    /// A current member, or a node the lineage this node runs displaced when it was founded (removed
+    /// from the membership, but owed a way back: it files what it held and rejoins).
+    MemberOrDisplaced,
 }
 
 const SERVICE: &str = "arca.cluster.v1.NodeService";
 
 impl ClusterRpc {
-    pub const ALL: [ClusterRpc; 10] = [
+    pub const ALL: [ClusterRpc; 12] = [
         ClusterRpc::AppendEntries,
         ClusterRpc::Vote,
         ClusterRpc::InstallSnapshot,
@@ -70,6 +75,8 @@ impl ClusterRpc {
         ClusterRpc::Renew,
         ClusterRpc::Promote,
         ClusterRpc::Progress,
+        ClusterRpc::Lineage,
+        ClusterRpc::FileDivergence,
     ];
 
     pub fn method(self) -> &'static str {
@@ -84,6 +91,8 @@ impl ClusterRpc {
             ClusterRpc::Renew => "Renew",
             ClusterRpc::Promote => "Promote",
             ClusterRpc::Progress => "Progress",
+            ClusterRpc::Lineage => "Lineage",
+            ClusterRpc::FileDivergence => "FileDivergence",
         }
     }
 
@@ -102,6 +111,7 @@ impl ClusterRpc {
             // this node (or the witness, which holds none) may not have seen yet.
             ClusterRpc::Renew | ClusterRpc::Promote => Requirement::RaftPeer,
             ClusterRpc::Forward | ClusterRpc::ReadIndex | ClusterRpc::Progress => Requirement::Member,
+            ClusterRpc::Lineage | ClusterRpc::FileDivergence => Requirement::MemberOrDisplaced,
         }
     }
 }
@@ -130,6 +140,11 @@ pub trait AdmissionView: Send + Sync {
     /// Whether `node_id` was a member and was removed (ids are never reused, so a removed node never
     /// comes back).
     fn removed(&self, node_id: u64) -> bool;
+    /// Whether `node_id` is one of the old lineage's nodes this node's lineage displaced when it was
+    /// founded, and has not filed its divergence yet.
+    fn displaced(&self, _node_id: u64) -> bool {
+        false
+    }
     /// The highest node id this node knows was given out.
     fn highest_allocated(&self) -> u64;
     /// The time certificates are checked at (Unix seconds).
@@ -182,6 +197,9 @@ pub fn admit(rpc: ClusterRpc, caller: Option<&Caller>, view: &dyn AdmissionView)
         return Ok(());
     }
     let Caller::Node(id) = *caller else { return Err(Refusal::NotANode) };
+    if requirement == Requirement::MemberOrDisplaced && view.displaced(id) {
+        return Ok(());
+    }
     if view.removed(id) {
         return Err(Refusal::Removed(id));
     }
@@ -194,7 +212,7 @@ pub fn admit(rpc: ClusterRpc, caller: Option<&Caller>, view: &dyn AdmissionView)
         Requirement::AdmittedNode => {
             return if id <= view.highest_allocated() { Ok(()) } else { Err(Refusal::NotAdmitted(id)) };
         }
-        Requirement::Member => is_member,
+        Requirement::Member | Requirement::MemberOrDisplaced => is_member,
         Requirement::RaftPeer => true,
     };
     if allowed {
@@ -328,6 +346,7 @@ mod tests {
         members: Option<BTreeSet<u64>>,
         removed: BTreeSet<u64>,
         highest: u64,
+        displaced: BTreeSet<u64>,
     }
 
     impl AdmissionView for View {
@@ -340,13 +359,16 @@ mod tests {
         fn highest_allocated(&self) -> u64 {
             self.highest
         }
+        fn displaced(&self, id: u64) -> bool {
+            self.displaced.contains(&id)
+        }
         fn now(&self) -> i64 {
             0
         }
     }
 
     fn view() -> View {
-        View { members: Some([1, 2, 3].into()), removed: [4].into(), highest: 5 }
+        View { members: Some([1, 2, 3].into()), removed: [4].into(), highest: 5, displaced: BTreeSet::new() }
     }
 
     #[test]
@@ -414,8 +436,26 @@ mod tests {
         // Node 5 was added after the membership this node holds: it may already lead.
         assert_eq!(admit(ClusterRpc::AppendEntries, Some(&Caller::Node(5)), &view()), Ok(()));
         assert_eq!(admit(ClusterRpc::Forward, Some(&Caller::Node(5)), &view()), Err(Refusal::NotAMember(5)));
-        let fresh = View { members: None, removed: BTreeSet::new(), highest: 0 };
+        let fresh = View { members: None, removed: BTreeSet::new(), highest: 0, displaced: BTreeSet::new() };
         assert_eq!(admit(ClusterRpc::AppendEntries, Some(&Caller::Node(2)), &fresh), Ok(()));
         assert_eq!(admit(ClusterRpc::ReadIndex, Some(&Caller::Node(2)), &fresh), Err(Refusal::NotAMember(2)));
+    }
+
+    #[test]
+    fn a_displaced_node_may_ask_for_the_lineage_and_file_its_divergence_and_nothing_else() {
+        let mut v = view();
+        v.removed.insert(7);
+        v.displaced.insert(7);
+        for rpc in ClusterRpc::ALL {
+            let got = admit(rpc, Some(&Caller::Node(7)), &v);
+            match rpc {
+                ClusterRpc::Lineage | ClusterRpc::FileDivergence => assert_eq!(got, Ok(()), "{rpc:?}"),
+                ClusterRpc::Join => assert_eq!(got, Ok(())),
+                _ => assert_eq!(got, Err(Refusal::Removed(7)), "{rpc:?}"),
+            }
+        }
+        // A node removed otherwise (by an operator) is refused those too.
+        assert_eq!(admit(ClusterRpc::Lineage, Some(&Caller::Node(4)), &v), Err(Refusal::Removed(4)));
+        assert_eq!(admit(ClusterRpc::FileDivergence, Some(&Caller::Node(4)), &v), Err(Refusal::Removed(4)));
     }
 }

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     /// the secondary region, the primary still heard from or still holding its lease, another node
     /// holds more of the log, a promotion already under way). Nothing changed.
     FailoverNotPossible,
+    /// No divergence record for that epoch and node (`arca cluster divergence list` shows them).
+    DivergenceNotFound,
     /// An invariant inside Arca failed. The message names what; the request changed nothing.
     Internal,
     /// A join token was refused: malformed, for another cluster, unknown, expired or already used by
@@ -110,6 +112,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "Unavailable",
             ErrorCode::ReadOnlyFailover => "ReadOnlyFailover",
             ErrorCode::FailoverNotPossible => "FailoverNotPossible",
+            ErrorCode::DivergenceNotFound => "DivergenceNotFound",
             ErrorCode::OutcomeUnknown => "OutcomeUnknown",
             ErrorCode::Internal => "Internal",
             ErrorCode::JoinTokenInvalid => "JoinTokenInvalid",
@@ -138,9 +141,10 @@ impl ErrorCode {
             | ErrorCode::ForbiddenByRbac
             | ErrorCode::ForbiddenByFirewall => "Forbidden",
             ErrorCode::InvalidClient => "Unauthorized",
-            ErrorCode::PrincipalNotFound | ErrorCode::RoleDefinitionNotFound | ErrorCode::RoleAssignmentNotFound => {
-                "NotFound"
-            }
+            ErrorCode::PrincipalNotFound
+            | ErrorCode::RoleDefinitionNotFound
+            | ErrorCode::RoleAssignmentNotFound
+            | ErrorCode::DivergenceNotFound => "NotFound",
             ErrorCode::RoleAssignmentExists | ErrorCode::RoleDefinitionHasAssignments => "Conflict",
             other => other.azure_code(),
         }
@@ -199,6 +203,7 @@ pub const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::Unavailable,
     ErrorCode::ReadOnlyFailover,
     ErrorCode::FailoverNotPossible,
+    ErrorCode::DivergenceNotFound,
     ErrorCode::OutcomeUnknown,
     ErrorCode::Internal,
     ErrorCode::JoinTokenInvalid,

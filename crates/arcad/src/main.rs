@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 mod hardening;
 mod node;
+mod rejoin;
 
 use arca_server::JoinPlan;
 use clap::{Args, Parser, Subcommand};
@@ -369,9 +370,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         danger_clock_offset_file: danger_clock(args.danger_clock_offset_file),
         oidc_ca_file: args.oidc_ca_file,
     };
+    let data_dir = config.data_dir.clone();
     let node = node::start(config).await.map_err(anyhow::Error::msg).context("start the node")?;
     tracing::info!(api = %node.api_addr, cluster = %node.cluster_addr, "arcad is serving");
-    tokio::signal::ctrl_c().await.context("wait for ctrl-c")?;
+    // Until interrupted, or until a newer lineage displaced this node and it filed its divergence:
+    // then it starts again and rejoins (see rejoin.rs).
+    if data_dir.join(rejoin::PLAN_FILE).exists() {
+        let (engine, dir) = (node.engine.clone(), data_dir.clone());
+        tokio::spawn(async move {
+            while engine.raft().is_err() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if let Err(e) = rejoin::forget_plan(&dir) {
+                tracing::warn!("{e}");
+            }
+        });
+    }
+    let mut rejoin = node.engine.rejoin.subscribe();
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped.context("wait for ctrl-c")?,
+        plan = rejoin.wait_for(Option::is_some) => {
+            let plan = plan.context("wait for a rejoin")?.clone().context("a rejoin plan")?;
+            rejoin::write_plan(&data_dir, &plan).map_err(anyhow::Error::msg)?;
+            tracing::warn!(epoch = plan.epoch, "starting again to rejoin the cluster under a new node id");
+            bail!(rejoin::restart());
+        }
+    }
     Ok(())
 }
 

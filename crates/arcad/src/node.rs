@@ -84,8 +84,14 @@ pub struct RunningNode {
 }
 
 /// Starts a node and returns once both listeners are bound and Raft (if this node has an id) runs.
-pub async fn start(config: NodeConfig) -> Result<RunningNode, String> {
+pub async fn start(mut config: NodeConfig) -> Result<RunningNode, String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("failed to create the data dir: {e}"))?;
+    // A node a newer lineage displaced joins it again, with its old state set aside.
+    if let Some(plan) = crate::rejoin::take_plan(&config.data_dir)? {
+        config.join = Some(plan);
+        config.bootstrap = false;
+        config.join_as_learner = true;
+    }
     let store = RocksStore::open(&config.data_dir.join("db")).map_err(|e| e.to_string())?;
     let snapshots = SnapshotFiles::in_dir(config.data_dir.join("snapshots")).map_err(|e| e.to_string())?;
     let api_tls = api_server_config(

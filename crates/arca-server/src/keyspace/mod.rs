@@ -22,6 +22,8 @@
 //! | `aj/` + H(client id, jti) | a client assertion already used, kept until it expires |
 //! | `xt/` + expiry + key | when a `tv/` or `aj/` mark may be swept |
 //! | `aa/` + node id + seq | an audit anchor: the head of a node's audit chain, signed by the node |
+//! | `s/lineage` | where a founded lineage forked from the one before, and whom it displaced (not secret) |
+//! | `dv/` + epoch + node id | a divergence record: what a displaced node held that the lineage lacks |
 //! | `v/` + H(vault name) | vault record |
 //! | `o/` + vault id + `s` + H_vault(name) | secret header |
 //! | `o/` + vault id + `S` + H_vault(name) + version | secret version |
@@ -84,6 +86,10 @@ const MARK_EXPIRY_PREFIX: &[u8] = b"xt/";
 /// The only policy a token record may carry: a root token's.
 pub const ROOT_POLICY: &str = "root";
 const REQUEST_PREFIX: &[u8] = b"r/";
+/// Divergence records: `dv/` + epoch + the displaced node's id (both big-endian).
+const DIVERGENCE_PREFIX: &[u8] = b"dv/";
+/// Length of a keyed name hash in a key.
+const NAME_HASH_BYTES: usize = 32;
 const REQUEST_TIME_PREFIX: &[u8] = b"rt/";
 const VAULT_PREFIX: &[u8] = b"v/";
 const OBJECT_PREFIX: &[u8] = b"o/";
@@ -563,6 +569,144 @@ impl Keyspace {
         Precondition { key: Self::join_token_key(token_id), modified_at }
     }
 
+    /// Whether node `node_id` was admitted with a learner-only join token (a displaced node rejoining).
+    pub fn admitted_learner_only(&self, node_id: u64) -> Result<bool, ArcaError> {
+        for (key, v) in self.store.scan(JOIN_TOKEN_PREFIX, None, usize::MAX).map_err(storage)? {
+            let record: JoinTokenRecord = self.open(Scope::System, &key, &v.value)?;
+            if record.used_by.is_some_and(|u| u.node_id == node_id) {
+                return Ok(record.learner_only);
+            }
+        }
+        Ok(false)
+    }
+
+    fn divergence_key(epoch: u64, node_id: u64) -> Vec<u8> {
+        [DIVERGENCE_PREFIX, &epoch.to_be_bytes(), &node_id.to_be_bytes()].concat()
+    }
+
+    /// The divergence record node `node_id` filed when epoch `epoch` displaced it, with the index
+    /// that wrote it.
+    pub fn divergence(
+        &self,
+        epoch: u64,
+        node_id: u64,
+    ) -> Result<Option<(u64, crate::divergence::DivergenceRecord)>, ArcaError> {
+        self.read(Scope::System, &Self::divergence_key(epoch, node_id))
+    }
+
+    pub fn put_divergence(&self, record: &crate::divergence::DivergenceRecord) -> Result<Op, ArcaError> {
+        let key = Self::divergence_key(record.epoch, record.node_id);
+        Ok(Op::Put { value: self.seal(Scope::System, &key, record)?, key })
+    }
+
+    pub fn divergence_unchanged(epoch: u64, node_id: u64, modified_at: Option<u64>) -> Precondition {
+        Precondition { key: Self::divergence_key(epoch, node_id), modified_at }
+    }
+
+    /// Every divergence record, oldest epoch first.
+    pub fn divergences(&self) -> Result<Vec<crate::divergence::DivergenceRecord>, ArcaError> {
+        let mut out = Vec::new();
+        for (key, v) in self.store.scan(DIVERGENCE_PREFIX, None, usize::MAX).map_err(storage)? {
+            out.push(self.open(Scope::System, &key, &v.value)?);
+        }
+        Ok(out)
+    }
+
+    /// Every vault's name by its id (the live ones), to name the objects of divergent entries.
+    pub fn vault_names(&self) -> Result<BTreeMap<[u8; 16], String>, ArcaError> {
+        let mut vaults = BTreeMap::new();
+        for (key, v) in self.store.scan(VAULT_PREFIX, None, usize::MAX).map_err(storage)? {
+            let vault: VaultRecord = self.open(Scope::System, &key, &v.value)?;
+            vaults.insert(vault.id, vault.name.canonical().to_owned());
+        }
+        Ok(vaults)
+    }
+
+    /// What one proposal of a divergence record changed, as a person reads it: the objects, versions
+    /// and operations, their names opened under the barrier; with `values`, the secret values too.
+    /// Bookkeeping (request records, version indexes) is left out.
+    pub fn describe(
+        &self,
+        proposal: &Proposal,
+        vaults: &BTreeMap<[u8; 16], String>,
+        values: bool,
+    ) -> Result<Vec<Change>, ArcaError> {
+        let mut vaults = vaults.clone();
+        // Names come from the headers a proposal writes beside its versions.
+        let mut names: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+        for op in &proposal.ops {
+            if let Op::Put { key, value } = op {
+                if let Some((vault_id, tag @ (b's' | b'k'), rest)) = object_key(key) {
+                    let header: ObjectHeader = self.open(Scope::Vault(&vault_id), key, value)?;
+                    names.insert(
+                        name_slot(&vault_id, tag.to_ascii_uppercase(), rest),
+                        header.name.canonical().to_owned(),
+                    );
+                }
+                if key.starts_with(VAULT_PREFIX) {
+                    let vault: VaultRecord = self.open(Scope::System, key, value)?;
+                    vaults.insert(vault.id, vault.name.canonical().to_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for op in &proposal.ops {
+            let (key, value) = match op {
+                Op::Put { key, value } => (key, Some(value)),
+                Op::Delete { key } => (key, None),
+                Op::DeletePrefix { prefix } => (prefix, None),
+            };
+            let mut change = Change { operation: if value.is_some() { "put" } else { "delete" }, ..Change::default() };
+            if let Some((vault_id, tag, rest)) = object_key(key) {
+                change.vault = vaults.get(&vault_id).cloned().unwrap_or_else(|| hex::encode(vault_id));
+                let hash = &rest[..rest.len().min(NAME_HASH_BYTES)];
+                let suffix = &rest[hash.len()..];
+                let named = |upper: u8| names.get(&name_slot(&vault_id, upper, hash)).cloned().unwrap_or_default();
+                match tag {
+                    b's' | b'k' => {
+                        change.kind = if tag == b's' { "secret" } else { "key" };
+                        change.name = named(tag.to_ascii_uppercase());
+                        if let Some(value) = value {
+                            let header: ObjectHeader = self.open(Scope::Vault(&vault_id), key, value)?;
+                            change.name = header.name.canonical().to_owned();
+                            change.version = header.latest.as_str().to_owned();
+                            if header.deleted.is_some() {
+                                change.operation = "delete";
+                            }
+                        }
+                    }
+                    b'S' | b'K' => {
+                        change.kind = if tag == b'S' { "secret-version" } else { "key-version" };
+                        change.name = named(tag);
+                        change.version = String::from_utf8_lossy(suffix).into_owned();
+                        if let (Some(value), true, b'S') = (value, values, tag) {
+                            let version: SecretVersionRecord = self.open(Scope::Vault(&vault_id), key, value)?;
+                            change.value = Some(Zeroizing::new(version.value.expose().to_owned()));
+                            change.content_type = version.content_type.clone().unwrap_or_default();
+                        }
+                    }
+                    b'r' => change.kind = "key-rotation-policy",
+                    b'n' => change.kind = "network-rules",
+                    _ => continue,
+                }
+            } else if key.starts_with(VAULT_PREFIX) {
+                change.kind = "vault";
+                if let Some(value) = value {
+                    let vault: VaultRecord = self.open(Scope::System, key, value)?;
+                    change.name = vault.name.canonical().to_owned();
+                }
+            } else if key.starts_with(REQUEST_PREFIX) || key.starts_with(REQUEST_TIME_PREFIX) {
+                continue;
+            } else {
+                change.kind = "other";
+                let prefix = key.iter().position(|b| *b == b'/').map_or(key.len(), |i| i + 1);
+                change.name = String::from_utf8_lossy(&key[..prefix]).into_owned();
+            }
+            out.push(change);
+        }
+        Ok(out)
+    }
+
     /// The cluster CA's key (PKCS#8), if the cluster is initialized.
     pub fn cluster_ca_key(&self) -> Result<Option<Zeroizing<Vec<u8>>>, ArcaError> {
         self.system_bytes(CLUSTER_CA_SECRET_KEY)
@@ -866,6 +1010,35 @@ impl StateView for RecordingView<'_> {
     ) -> Result<Page<ObjectHeader>, ArcaError> {
         self.scan(Scope::Vault(&vault.id), Keyspace::object_prefix(&vault.id, Keyspace::header_tag(kind)), after, limit)
     }
+}
+
+/// One change a divergent proposal made (see [`Keyspace::describe`]).
+#[derive(Default)]
+pub struct Change {
+    pub kind: &'static str,
+    pub vault: String,
+    pub name: String,
+    pub version: String,
+    pub operation: &'static str,
+    /// Only when values were asked for, for secret versions.
+    pub value: Option<Zeroizing<String>>,
+    pub content_type: String,
+}
+
+/// Where [`Keyspace::describe`] files an object's name: vault id, version tag, name hash.
+fn name_slot(vault_id: &[u8; 16], version_tag: u8, hash: &[u8]) -> Vec<u8> {
+    let mut slot = vault_id.to_vec();
+    slot.push(version_tag);
+    slot.extend_from_slice(hash);
+    slot
+}
+
+/// An object key's vault id, tag and the rest (name hash, then what follows it).
+fn object_key(key: &[u8]) -> Option<([u8; 16], u8, &[u8])> {
+    let rest = key.strip_prefix(OBJECT_PREFIX)?;
+    let vault_id: [u8; 16] = rest.get(..16)?.try_into().ok()?;
+    let tag = *rest.get(16)?;
+    Some((vault_id, tag, &rest[17..]))
 }
 
 /// The write that stores a record in the clear (system parameters that are not secret).

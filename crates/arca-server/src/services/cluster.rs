@@ -204,10 +204,56 @@ impl ClusterService for Cluster {
                 last_log_index: won.last_log_index,
                 primary_silent_ms: won.primary_silent_ms,
                 data_loss: format!(
-                    "this region's log ended at entry {}, and it had heard nothing from the primary for {} ms (since its last contact, or since this node started): every write the primary acknowledged beyond that entry is lost. The witness and the primary's nodes still hold the old epoch: keep the old primary's nodes down (wipe them) rather than restarting them, and replace the witness",
+                    "this region's log ended at entry {}, and it had heard nothing from the primary for {} ms (since its last contact, or since this node started): every write the primary acknowledged beyond that entry is lost. The old primary's nodes, brought back, file what they hold beyond it (`arca cluster divergence list`) and rejoin as replicas; the witness still holds the old epoch: replace it before you bring them back, or they could win a lease through it in the seconds before they learn they were displaced",
                     won.last_log_index, won.primary_silent_ms
                 ),
             })
+        }
+        .await;
+        self.api.finish(call, result)
+    }
+
+    async fn list_divergences(
+        &self,
+        request: Request<pb::ListDivergencesRequest>,
+    ) -> Result<Response<pb::ListDivergencesResponse>, Status> {
+        let mut call = self.api.begin(&request, "ClusterListDivergences");
+        let result = async {
+            let keyspace = self.api.authorize(&mut call, Action::ClusterDivergenceRead, Target::Cluster, LOCAL).await?;
+            let records =
+                keyspace.divergences()?.iter().map(|r| divergence(&keyspace, r, None)).collect::<Result<_, _>>()?;
+            Ok(pb::ListDivergencesResponse { records })
+        }
+        .await;
+        self.api.finish(call, result)
+    }
+
+    async fn get_divergence(
+        &self,
+        request: Request<pb::GetDivergenceRequest>,
+    ) -> Result<Response<pb::Divergence>, Status> {
+        let mut call = self.api.begin(&request, "ClusterGetDivergence");
+        let r = request.into_inner();
+        let result = async {
+            let keyspace = self.api.authorize(&mut call, Action::ClusterDivergenceRead, Target::Cluster, LOCAL).await?;
+            let record = find_divergence(&keyspace, &r)?;
+            divergence(&keyspace, &record, Some(false))
+        }
+        .await;
+        self.api.finish(call, result)
+    }
+
+    async fn export_divergence(
+        &self,
+        request: Request<pb::GetDivergenceRequest>,
+    ) -> Result<Response<pb::Divergence>, Status> {
+        let mut call = self.api.begin(&request, "ClusterExportDivergence");
+        let r = request.into_inner();
+        let result = async {
+            let keyspace =
+                self.api.authorize(&mut call, Action::ClusterDivergenceExport, Target::Cluster, LOCAL).await?;
+            let record = find_divergence(&keyspace, &r)?;
+            divergence(&keyspace, &record, Some(true))
         }
         .await;
         self.api.finish(call, result)
@@ -233,4 +279,65 @@ impl ClusterService for Cluster {
         .await;
         self.api.finish(call, result)
     }
+}
+
+fn find_divergence(
+    keyspace: &crate::keyspace::Keyspace,
+    r: &pb::GetDivergenceRequest,
+) -> Result<crate::divergence::DivergenceRecord, ArcaError> {
+    keyspace.divergence(r.epoch, r.node_id)?.map(|(_, record)| record).ok_or_else(|| {
+        ArcaError::new(
+            arca_types::ErrorCode::DivergenceNotFound,
+            format!(
+                "no divergence record for node {} displaced by epoch {} (`arca cluster divergence list` shows them)",
+                r.node_id, r.epoch
+            ),
+        )
+    })
+}
+
+/// A divergence record as the API gives it: with `changes` (`Some(values)`), each entry's changes,
+/// secret values only when `values`.
+fn divergence(
+    keyspace: &crate::keyspace::Keyspace,
+    record: &crate::divergence::DivergenceRecord,
+    changes: Option<bool>,
+) -> Result<pb::Divergence, ArcaError> {
+    let mut out = pb::Divergence {
+        epoch: record.epoch,
+        node_id: record.node_id,
+        region: record.region.clone(),
+        filed_at: record.filed_at,
+        fork_index: record.fork_index,
+        entries: record.entries.len() as u64,
+        committed_entries: record.entries.iter().filter(|e| e.committed).count() as u64,
+        entries_left_out: record.entries_left_out,
+        changes: Vec::new(),
+    };
+    let Some(values) = changes else { return Ok(out) };
+    let vaults = keyspace.vault_names()?;
+    for entry in &record.entries {
+        let proposal: arca_raft::Proposal = postcard::from_bytes(&entry.proposal)
+            .map_err(|_| ArcaError::internal(format!("divergent entry {} does not decode", entry.index)))?;
+        let changes = keyspace
+            .describe(&proposal, &vaults, values)?
+            .into_iter()
+            .map(|c| pb::DivergentChange {
+                kind: c.kind.to_owned(),
+                vault: c.vault,
+                name: c.name,
+                version: c.version,
+                operation: c.operation.to_owned(),
+                value: c.value.map(|v| v.to_string()).unwrap_or_default(),
+                content_type: c.content_type,
+            })
+            .collect();
+        out.changes.push(pb::DivergentEntry {
+            index: entry.index,
+            term: entry.term,
+            committed: entry.committed,
+            changes,
+        });
+    }
+    Ok(out)
 }

@@ -191,4 +191,25 @@ impl NodeService for Node {
         node_caller(&request)?;
         Ok(Response::new(self.0.engine.progress().map_err(|e| to_status(&e))?))
     }
+
+    async fn lineage(&self, request: Request<pb::LineageRequest>) -> Result<Response<pb::LineageResponse>, Status> {
+        node_caller(&request)?;
+        Ok(Response::new(self.0.engine.lineage().map_err(|e| to_status(&e))?))
+    }
+
+    async fn file_divergence(
+        &self,
+        request: Request<pb::DivergenceFiling>,
+    ) -> Result<Response<pb::DivergenceReceipt>, Status> {
+        let caller = node_caller(&request)?;
+        self.require_leader()?;
+        let raft = self.raft()?;
+        let me = raft.view().nodes.iter().find(|n| n.node_id == raft.node_id).map(|n| n.node.cluster_addr.clone());
+        let me = me.ok_or_else(|| Status::unavailable("this node is not in its own membership yet; retry"))?;
+        let mut call = self.0.node_call("ClusterFileDivergence", format!("node:{caller}"));
+        self.0.audit_request(&mut call).map_err(|e| to_status(&e))?;
+        let result = self.0.engine.file_divergence(caller, request.into_inner(), &me).await;
+        let response = self.0.finish_internal(call, result).map_err(|e| to_status(&e))?;
+        Ok(Response::new(response))
+    }
 }
