@@ -24,6 +24,8 @@ const REDACTED: &[(&str, &[&str])] = &[
     ("arca.v1.JoinToken", &["token"]),
     ("arca.v1.JoinClusterRequest", &["token"]),
     ("arca.cluster.v1.JoinRequest", &["token"]),
+    ("arca.cluster.v1.DivergenceReceipt", &["join_token"]),
+    ("arca.v1.DivergentChange", &["value"]),
     ("arca.v1.TokenRequest", &["client_secret", "client_assertion"]),
     ("arca.v1.TokenResponse", &["access_token"]),
     ("arca.v1.CreatePrincipalResponse", &["password"]),

@@ -131,6 +131,17 @@ mod tests {
             ),
             ("arca.v1.Secret", format!("{:?}", super::v1::Secret { value: "V-planted".into(), ..Default::default() })),
             (
+                "arca.v1.DivergentChange",
+                format!("{:?}", super::v1::DivergentChange { value: "V-planted".into(), ..Default::default() }),
+            ),
+            (
+                "arca.cluster.v1.DivergenceReceipt",
+                format!(
+                    "{:?}",
+                    super::cluster::v1::DivergenceReceipt { join_token: "J-planted".into(), peer: "a:1".into() }
+                ),
+            ),
+            (
                 "arca.v1.SetSecretRequest",
                 format!("{:?}", super::v1::SetSecretRequest { value: "V-planted".into(), ..Default::default() }),
             ),

@@ -318,6 +318,11 @@ impl Engine {
     /// nodes to file with (its leader first).
     async fn find_displacement(&self) -> Result<Option<(LineageRecord, Vec<(u64, String)>)>, ArcaError> {
         let Ok(raft) = self.raft() else { return Ok(None) };
+        // Deliberate bug (danger-faults builds only): a primary that ignores its lease ignores being
+        // displaced too, so the tests see that the lease alone fences it.
+        if arca_types::faults::active(arca_types::faults::Fault::IgnoreLease) {
+            return Ok(None);
+        }
         let Some(topo) = self.topology()? else { return Ok(None) };
         let me = raft.node_id;
         let view = raft.view();
