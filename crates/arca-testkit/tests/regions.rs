@@ -566,7 +566,8 @@ async fn writes_a_thawed_primary_acknowledges(node_args: &[&str]) -> Vec<String>
     // (East may be read-only for a moment while failover re-arms around the rejoined nodes: only a
     // definite "not found" counts.)
     let mut acked = Vec::new();
-    for (value, version) in acked_after_thaw.lock().unwrap().clone() {
+    let after_thaw = acked_after_thaw.lock().unwrap().clone();
+    for (value, version) in after_thaw {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let req = pb::GetSecretRequest {
