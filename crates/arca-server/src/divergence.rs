@@ -295,14 +295,11 @@ impl Engine {
                     }));
                 }
                 Ok(Err(status)) => {
-                    let hint = status
-                        .metadata()
-                        .get("x-arca-leader-id")
-                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                        .zip(status.metadata().get("x-arca-leader-addr").and_then(|v| v.to_str().ok()));
-                    if let Some((leader, addr)) = hint {
-                        if displacement.targets.iter().any(|(id, known)| *id == leader && known == addr) {
-                            targets.insert(asked, (leader, addr.to_owned()));
+                    if let Some(crate::server::Target { addr, node_id: Some(leader) }) =
+                        crate::server::leader_hint(&status)
+                    {
+                        if displacement.targets.iter().any(|(id, known)| *id == leader && *known == addr) {
+                            targets.insert(asked, (leader, addr));
                         }
                     }
                     last_error = status.message().to_owned();
@@ -346,18 +343,19 @@ impl Engine {
                 bounded(*id, budget, client.lineage(within(cpb::LineageRequest {}, budget))).await
             }
         });
-        let answers: Vec<cpb::LineageResponse> = futures::future::join_all(asks)
+        let answers: Vec<(LineageRecord, cpb::LineageResponse)> = futures::future::join_all(asks)
             .await
             .into_iter()
             .filter_map(Result::ok)
             .filter(|a| a.epoch > held && a.displaced.contains(&me) && a.terms.len() <= TERM_RUNS_MAX)
+            .map(|a| (LineageRecord::from_answer(&a), a))
             .collect();
         // A strict majority of the secondary region's nodes must report the same lineage: one node
         // (lying, or confused) cannot make a node of a primary stop.
-        let Some(newer) = answers.iter().find(|a| {
-            let same = |b: &&cpb::LineageResponse| LineageRecord::from_answer(b) == LineageRecord::from_answer(a);
-            answers.iter().filter(same).count() * 2 > others.len()
-        }) else {
+        let Some((record, newer)) = answers
+            .iter()
+            .find(|(record, _)| answers.iter().filter(|(other, _)| other == record).count() * 2 > others.len())
+        else {
             return Ok(None);
         };
         // Nor does a primary that holds its lease: it is the one taking writes.
@@ -372,7 +370,7 @@ impl Engine {
             let leader = targets.remove(at);
             targets.insert(0, leader);
         }
-        Ok(Some((LineageRecord::from_answer(newer), targets)))
+        Ok(Some((record.clone(), targets)))
     }
 
     /// `FileDivergence` on this lineage's leader: keeps node `caller`'s filing as its divergence

@@ -166,7 +166,7 @@ pub(crate) struct Target {
 }
 
 /// The leader a refusal names, if it names one.
-fn leader_hint(status: &tonic::Status) -> Option<Target> {
+pub(crate) fn leader_hint(status: &tonic::Status) -> Option<Target> {
     let id = status.metadata().get("x-arca-leader-id")?.to_str().ok()?.parse().ok()?;
     let addr = status.metadata().get("x-arca-leader-addr")?.to_str().ok()?.to_owned();
     Some(Target { addr, node_id: Some(id) })
