@@ -435,8 +435,21 @@ enum ClusterCmd {
         #[arg(long)]
         force: bool,
     },
-    /// Print the node's cluster events as they happen (FailoverStarted, FailoverCompleted), one per
-    /// line, until interrupted. Watch a node of each region to hear of both sides.
+    /// A planned switchover, or the failback after one: hand writes from the primary region to the
+    /// secondary with nothing acknowledged lost, while both and the witness are up. The primary takes
+    /// no writes from now on; the secondary takes over within a lease and the drift margin, and the
+    /// old primary's nodes rejoin as its replicas. Audited.
+    Switchover {
+        /// The region to hand writes to (the secondary region), named to guard against a slip.
+        #[arg(long)]
+        to: String,
+        /// Withdraw a handover the secondary has not completed instead.
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// Print the node's cluster events as they happen (FailoverStarted, SwitchoverStarted,
+    /// FailoverCompleted), one per line, until interrupted. Watch a node of each region to hear of
+    /// both sides.
     Events,
     /// What a displaced primary's nodes held that the epoch which replaced them lacks, filed when
     /// they came back.
@@ -1119,6 +1132,12 @@ async fn cluster(client: &ArcaClient, options: &ConnectOptions, command: Cluster
                 ),
             };
             print_value(f, &value);
+            return Ok(());
+        }
+        ClusterCmd::Switchover { to, cancel } => {
+            let req = pb::SwitchoverRequest { region: to, cancel };
+            let handed = c.switchover(req).await.map_err(err)?.into_inner();
+            print_value(f, &output::switchover(&handed));
             return Ok(());
         }
         ClusterCmd::Failover { force } => {

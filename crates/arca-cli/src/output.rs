@@ -211,6 +211,17 @@ pub fn failover(won: &pb::FailoverResponse) -> Value {
     })
 }
 
+/// What `arca cluster switchover` handed over (or withdrew), and what happens next.
+pub fn switchover(h: &pb::SwitchoverResponse) -> Value {
+    json!({
+        "epoch": h.epoch,
+        "from": h.from_region,
+        "to": h.to_region,
+        "index": h.index,
+        "detail": h.detail,
+    })
+}
+
 /// A divergence record; its entries only when it holds them (show, export), secret values only on
 /// export.
 pub fn divergence(d: &pb::Divergence) -> Value {

@@ -144,14 +144,25 @@ pub enum SystemCommand {
     RevokeToken { accessor: String },
     /// Wrap the keyring under this new root key and record the new share count and threshold.
     Rekey { root: [u8; 32], shares: u8, threshold: u8 },
+    /// Hand the current epoch over to this region (a planned switchover), on the primary's leader.
+    Switchover { to: String },
+    /// Withdraw the handover of the current epoch (to this region).
+    CancelSwitchover { to: String },
 }
 
 /// What a system command did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SystemOutcome {
     KeyringTerm(u32),
-    Token { accessor: String },
+    Token {
+        accessor: String,
+    },
     Done,
+    /// A switchover started (or withdrawn): the handover and its log index.
+    Handover {
+        handover: crate::switchover::Handover,
+        index: u64,
+    },
 }
 
 /// The leader's answer to a forwarded request.
@@ -250,7 +261,7 @@ fn from_write_error(e: WriteError) -> ArcaError {
 
 /// A proposal that failed after it was handed to Raft may still commit: its outcome is unknown, and
 /// it must not be decided and proposed a second time.
-fn from_proposal_error(e: WriteError) -> ArcaError {
+pub(crate) fn from_proposal_error(e: WriteError) -> ArcaError {
     match e {
         WriteError::ForwardToLeader { .. } => ArcaError::unavailable("leadership moved; retry"),
         WriteError::Unavailable(m) => ArcaError::new(
@@ -628,6 +639,14 @@ impl Engine {
                 }
                 Err(ArcaError::unavailable("the keyring is being rotated concurrently; retry"))
             }
+            SystemCommand::Switchover { to } => {
+                let (handover, index) = self.hand_over(&to).await?;
+                Ok(SystemOutcome::Handover { handover, index })
+            }
+            SystemCommand::CancelSwitchover { to } => {
+                let (handover, index) = self.cancel_handover(&to).await?;
+                Ok(SystemOutcome::Handover { handover, index })
+            }
             SystemCommand::RemoveNode(node_id) => {
                 raft.remove_node(node_id).await.map_err(from_write_error)?;
                 tracing::info!(node_id, "removed a node");
@@ -952,7 +971,7 @@ impl Engine {
         self.on_leader(
             "confirm a read index",
             move || async move {
-                self.require_lease()?;
+                self.require_lease_for_reads()?;
                 retry_if_moved(raft.read_index().await)
             },
             move |leader_id, leader| async move {

@@ -191,6 +191,8 @@ pub struct Failover {
     lease: Mutex<Option<Lease>>,
     /// The highest epoch number acceptors refused a promotion of this node's as taken.
     taken: std::sync::atomic::AtomicU64,
+    /// The highest epoch this process founded a lineage for.
+    founded: std::sync::atomic::AtomicU64,
 }
 
 impl Failover {
@@ -202,7 +204,18 @@ impl Failover {
             acceptor: Mutex::default(),
             lease: Mutex::default(),
             taken: std::sync::atomic::AtomicU64::new(0),
+            founded: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Notes that this process founded the lineage of epoch `number`.
+    pub fn note_founded(&self, number: u64) {
+        self.founded.fetch_max(number, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The highest epoch this process founded a lineage for (0: none).
+    pub fn founded(&self) -> u64 {
+        self.founded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Notes that an acceptor refused this node's promotion because it holds epoch `number`.
@@ -301,9 +314,10 @@ impl Failover {
         self.lease.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |l| l.remaining_ms(now))
     }
 
-    fn lease_holds(&self) -> bool {
+    /// The epoch number of the lease this process holds now, if it holds one.
+    pub(crate) fn held_epoch(&self) -> Option<u64> {
         let now = self.now_ms();
-        self.lease.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|l| l.holds(now))
+        self.lease.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|l| l.holds(now)).map(|l| l.epoch().number)
     }
 
     pub(crate) fn drop_lease(&self) {
@@ -362,17 +376,40 @@ pub struct LeaseGate {
 }
 
 impl LeaseGate {
-    /// Without failover set up, always; with it, only while this node holds a lease on the epoch.
+    /// Whether this leader may propose a write now: without failover set up, always; with it, only
+    /// while it holds a lease on the epoch and has not handed the epoch over (a write committed after
+    /// the handover is not acknowledged either: this is asked again once it applied, after the
+    /// handover did).
     pub fn require(&self, raft: &arca_raft::RaftNode) -> Result<(), ArcaError> {
+        self.check(raft, true)
+    }
+
+    /// Whether this leader may confirm a read index now: as [`LeaseGate::require`], but a handover
+    /// does not stop reads while the lease runs (no other region can take writes before it ran out).
+    pub fn require_for_reads(&self, raft: &arca_raft::RaftNode) -> Result<(), ArcaError> {
+        self.check(raft, false)
+    }
+
+    fn check(&self, raft: &arca_raft::RaftNode, write: bool) -> Result<(), ArcaError> {
         if arca_types::faults::active(arca_types::faults::Fault::IgnoreLease) {
             // Deliberate bug (danger-faults builds only): the primary ignores its lease.
             return Ok(());
         }
-        if self.failover.lease_holds()
-            || !lease_in_force(&*self.store)?
-            || topology(&raft.view(), witness_record(&*self.store)?).is_none()
-        {
+        if let Some(epoch) = self.failover.held_epoch() {
+            return match crate::switchover::of_epoch(&*self.store, epoch)? {
+                Some(handover) if write => Err(crate::switchover::handing_over(&handover)),
+                _ => Ok(()),
+            };
+        }
+        if !lease_in_force(&*self.store)? {
             return Ok(());
+        }
+        let Some(topo) = topology(&raft.view(), witness_record(&*self.store)?) else { return Ok(()) };
+        if write {
+            let epoch = current_epoch(&*self.store, &topo.primary)?;
+            if let Some(handover) = crate::switchover::of_epoch(&*self.store, epoch.number)? {
+                return Err(crate::switchover::handing_over(&handover));
+            }
         }
         Err(ArcaError::new(
             ErrorCode::ReadOnlyFailover,
@@ -386,7 +423,7 @@ impl LeaseGate {
         self.require(raft).map_err(|_| {
             ArcaError::new(
                 ErrorCode::OutcomeUnknown,
-                "the lease on the epoch ran out while the write was in flight: it may or may not have taken effect; read before retrying",
+                "the lease on the epoch ran out, or the epoch was handed over, while the write was in flight: it may or may not have taken effect; read before retrying",
             )
         })
     }
@@ -432,14 +469,48 @@ impl Engine {
         LeaseGate { store: self.store.clone(), failover: self.failover.clone() }
     }
 
-    /// On the primary's leader: whether it may propose a write or confirm a read index now.
+    /// On the primary's leader: whether it may propose a write now.
     pub fn require_lease(&self) -> Result<(), ArcaError> {
         self.lease_gate().require(self.raft()?)
+    }
+
+    /// On the primary's leader: whether it may confirm a read index now.
+    pub fn require_lease_for_reads(&self) -> Result<(), ArcaError> {
+        self.lease_gate().require_for_reads(self.raft()?)
     }
 
     /// After a write committed: see [`LeaseGate::still_holds`].
     pub fn lease_still_holds(&self) -> Result<(), ArcaError> {
         self.lease_gate().still_holds(self.raft()?)
+    }
+
+    /// Asks every acceptor to renew `epoch` (this node's own directly), each within a renewal
+    /// interval; returns the answers that came.
+    pub(crate) async fn ask_renewal(
+        &self,
+        raft: &arca_raft::RaftNode,
+        topo: &Topology,
+        epoch: &Epoch,
+    ) -> BTreeMap<u64, cpb::RenewResponse> {
+        let timing = topo.witness.timing;
+        let request = request_of(epoch);
+        let asks = topo.addrs.iter().map(|(id, addr)| {
+            let (id, addr, request) = (*id, addr.clone(), request.clone());
+            let channels = raft.channels.clone();
+            let me = raft.node_id;
+            let failover = &*self.failover;
+            async move {
+                let answer = if id == me {
+                    failover.renew(epoch, &timing).map_err(|e| e.to_string())
+                } else {
+                    let budget = Duration::from_millis(timing.renew_every_ms());
+                    let mut client = channels.client(&addr, Some(id))?;
+                    bounded(id, budget, client.renew(within(request, budget))).await
+                };
+                answer.map(|a| (id, a))
+            }
+        });
+        futures::future::join_all(asks).await.into_iter().filter_map(Result::ok).collect()
     }
 
     /// One renewal round, on the primary's leader (anywhere else it drops any lease it held).
@@ -460,29 +531,16 @@ impl Engine {
             self.failover.drop_lease();
             return;
         };
+        // Handed over: the primary renews no more and lets its lease run out (it still confirms
+        // read indexes until then), so the acceptors can take the next epoch.
+        if !matches!(crate::switchover::of_epoch(&*self.store, epoch.number), Ok(None)) {
+            return;
+        }
         let sent = self.failover.now_ms();
-        let request = request_of(&epoch);
-        let asks = topo.addrs.iter().map(|(id, addr)| {
-            let (id, addr, request) = (*id, addr.clone(), request.clone());
-            let channels = raft.channels.clone();
-            let me = raft.node_id;
-            let failover = &*self.failover;
-            let epoch = &epoch;
-            async move {
-                let answer = if id == me {
-                    failover.renew(epoch, &timing).map_err(|e| e.to_string())
-                } else {
-                    let budget = Duration::from_millis(timing.renew_every_ms());
-                    let mut client = channels.client(&addr, Some(id))?;
-                    bounded(id, budget, client.renew(within(request, budget))).await
-                };
-                answer.map(|a| (id, a))
-            }
-        });
-        let answers: BTreeMap<u64, Renewal> = futures::future::join_all(asks)
+        let answers: BTreeMap<u64, Renewal> = self
+            .ask_renewal(raft, &topo, &epoch)
             .await
             .into_iter()
-            .filter_map(Result::ok)
             .map(|(id, a)| {
                 let current =
                     Epoch { number: a.current_number, primary: a.current_primary, founder: a.current_founder };

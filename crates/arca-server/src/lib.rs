@@ -33,6 +33,7 @@ pub mod seal;
 pub mod server;
 pub mod services;
 pub mod status;
+pub mod switchover;
 pub mod witness;
 
 pub use arca_storage::snapshot::SnapshotFiles;

@@ -40,6 +40,7 @@ pub const EVENTS_BUFFERED: usize = 64;
 pub struct EventWatch {
     lost: bool,
     epoch_seen: u64,
+    handover_seen: u64,
 }
 
 /// A node takes up an epoch at most this far above the one it holds: a promotion may skip one number
@@ -78,7 +79,8 @@ impl Engine {
     }
 
     /// One look for failover events (every promotion check): `FailoverStarted` when this node turns
-    /// read-only because the primary is silent, `FailoverCompleted` when its lineage's epoch grows.
+    /// read-only because the primary is silent, `SwitchoverStarted` when its replica holds the
+    /// primary's handover of the epoch, `FailoverCompleted` when its lineage's epoch grows.
     pub fn watch_events(&self, watch: &mut EventWatch) {
         let Ok(raft) = self.raft() else { return };
         let primary = crate::regions::primary_region(&raft.view()).unwrap_or_default();
@@ -96,6 +98,17 @@ impl Engine {
             }
             Some(_) => {}
             None => watch.lost = false,
+        }
+        if let Some(h) = self.current_handover().filter(|h| h.epoch > watch.handover_seen) {
+            watch.handover_seen = h.epoch;
+            self.emit(
+                "SwitchoverStarted",
+                &current,
+                format!(
+                    "region {} handed epoch {} over to region {}: it takes no more writes, and region {} takes over once it holds every write and the lease has run out",
+                    h.from, h.epoch, h.to, h.to
+                ),
+            );
         }
         if current.number > watch.epoch_seen {
             if watch.epoch_seen != 0 {
@@ -124,10 +137,43 @@ impl Engine {
         })
     }
 
-    /// Whether this node has heard nothing from the primary's leader for the failover delay (a
-    /// leader never has: it is the one others hear from).
+    /// Whether this node has heard nothing from the primary's leader for the failover delay, or
+    /// holds the primary's handover of the epoch its lineage runs (a planned switchover); a leader
+    /// never has lost the primary: it is the one others hear from.
     pub fn lost_primary(&self, timing: &Timing) -> bool {
-        self.raft().is_ok_and(|r| !r.is_leader()) && self.failover.leader_silent_ms() >= timing.failover_after_ms
+        self.raft().is_ok_and(|r| !r.is_leader())
+            && (self.failover.leader_silent_ms() >= timing.failover_after_ms || self.current_handover().is_some())
+    }
+
+    /// Why Raft traffic from `caller` is refused, if it is: this node's acceptor took up an epoch
+    /// for this node's own region newer than the one its replica's lineage runs (its region is
+    /// founding the new lineage), and `caller` is not of that region. The old
+    /// primary's leader (one that handed over, thawed, or came back from a cut) must not lead this
+    /// node back into the old lineage before the founder's first entries reach it: refused by the
+    /// founder, it takes up the founder's higher term, so Raft alone would follow it.
+    pub fn superseded_caller(&self, caller: u64) -> Option<String> {
+        let accepted = self.failover.accepted()?;
+        let raft = self.raft().ok()?;
+        let view = raft.view();
+        let primary = crate::regions::primary_region(&view)?;
+        let lineage = current_epoch(&*self.store, &primary).ok()?;
+        let region_of = |id: u64| view.nodes.iter().find(|n| n.node_id == id).map(|n| n.node.region.clone());
+        if accepted.number <= lineage.number || region_of(raft.node_id)? != accepted.primary {
+            return None;
+        }
+        // Only the new epoch's region leads this node now. A caller its membership no longer names
+        // is a node the founder's lineage displaced (admission still knows it until the founder's
+        // entries apply here).
+        match region_of(caller) {
+            Some(theirs) if theirs == accepted.primary => None,
+            theirs => Some(format!(
+                "this node took up epoch {} of region {}, which replaces epoch {}: node {caller} ({}) leads it no more",
+                accepted.number,
+                accepted.primary,
+                lineage.number,
+                theirs.map_or_else(|| "displaced".to_owned(), |r| format!("region {r}"))
+            )),
+        }
     }
 
     /// This node's region and the failover topology, when this node is of the secondary region.
@@ -165,6 +211,25 @@ impl Engine {
         };
         let timing = topo.witness.timing;
         let silent = self.failover.leader_silent_ms();
+        // Founded already, and the lineage's first entries not applied yet: founding again would
+        // restart Raft under the election it waits for (a primary that handed over still counts as
+        // lost until those entries apply).
+        let founded = self.failover.founded();
+        if founded > current_epoch(&*self.store, &topo.primary)?.number {
+            return Ok(Err(format!(
+                "this node founded epoch {founded}: its region takes writes once its nodes elect a leader"
+            )));
+        }
+        if force {
+            if let Some(h) = self.current_handover() {
+                // The primary is alive and handing over: this region takes over by the usual path,
+                // and a forced epoch could meet a withdrawn handover with two primaries.
+                return Ok(Err(format!(
+                    "region {} is handing epoch {} over to this region (a switchover): it takes over by itself within a lease and the drift margin; no forced failover",
+                    h.from, h.epoch
+                )));
+            }
+        }
         if !self.lost_primary(&timing) {
             return Ok(Err(format!(
                 "this node heard from the primary's leader {silent} ms ago: the primary is not lost (the failover delay is {} ms)",
@@ -353,6 +418,7 @@ impl Engine {
         .map_err(|e| ArcaError::internal(format!("founding the lineage stopped: {e}")))?
         .map_err(ArcaError::unavailable)?;
         // No longer a silent follower of the old primary: this node now stands for election.
+        self.failover.note_founded(proposed.number);
         self.failover.heard_from_leader();
         self.failover.drop_lease();
         Ok(Ok(Promoted { epoch: proposed, last_log_index, primary_silent_ms: silent, forced: force }))
@@ -391,7 +457,11 @@ impl Engine {
             tracing::error!("failed to read the epoch record: {e}");
             (Code::Unavailable, "this node could not read the epoch record; retry".to_owned())
         })?;
-        let reach = held.number.saturating_add(EPOCH_STEP_MAX);
+        // From the epoch this node's acceptor holds, or the one its replica's lineage runs if that is
+        // later (a node that rejoined starts its acceptor afresh, and takes the lineage's epoch up
+        // only with a renewal, which a primary handing over no longer sends).
+        let lineage = current_epoch(&*self.store, &topo.primary).map_err(|e| (Code::Unavailable, e.to_string()))?;
+        let reach = held.number.max(lineage.number).saturating_add(EPOCH_STEP_MAX);
         if proposed.number > reach {
             return Err((
                 Code::InvalidArgument,

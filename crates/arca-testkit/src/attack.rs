@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use arca_proto::cluster::v1 as cpb;
 use arca_proto::cluster::v1::node_service_client::NodeServiceClient;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -141,4 +142,49 @@ pub async fn raw_unary<M: prost::Message + Default + 'static>(
     grpc.unary(tonic::Request::new(message), tonic::codegen::http::uri::PathAndQuery::from_static(path), codec)
         .await
         .map(|_| ())
+}
+
+/// Every cluster RPC `identity` can make against `addr`, each with a payload that would do harm if
+/// it were taken; returns the status of each.
+pub async fn every_rpc(
+    addr: &str,
+    identity: Option<&Identity>,
+    leader: u64,
+    term: u64,
+) -> Vec<(&'static str, tonic::Status)> {
+    use arca_raft::rpc::forge;
+    let mut out = Vec::new();
+    let mut c = node_client(addr, identity).unwrap();
+    let payload = |data: Vec<u8>| cpb::RaftPayload { data };
+    let refused = |r: Result<(), tonic::Status>| r.expect_err("the call must be refused");
+    out.push((
+        "AppendEntries",
+        refused(c.append_entries(payload(forge::heartbeat(leader, term + 5))).await.map(|_| ())),
+    ));
+    out.push(("Vote", refused(c.vote(payload(forge::vote_request(leader, term + 5))).await.map(|_| ()))));
+    let chunks = vec![cpb::SnapshotChunk { header: forge::snapshot_header(leader, term + 5), data: Vec::new() }];
+    out.push(("InstallSnapshot", refused(c.install_snapshot(tokio_stream::iter(chunks)).await.map(|_| ()))));
+    out.push(("Forward", refused(c.forward(payload(vec![1, 0, 0, 0])).await.map(|_| ()))));
+    out.push(("ReadIndex", refused(c.read_index(cpb::ReadIndexRequest {}).await.map(|_| ()))));
+    // An epoch for another region far ahead: taken, it would fence the primary.
+    let epoch = || cpb::EpochRequest { number: 99, primary: "elsewhere".into(), founder: 0, ..Default::default() };
+    out.push(("Renew", refused(c.renew(epoch()).await.map(|_| ()))));
+    out.push(("Promote", refused(c.promote(epoch()).await.map(|_| ()))));
+    out.push(("Progress", refused(c.progress(cpb::ProgressRequest {}).await.map(|_| ()))));
+    let add = cpb::AddNodeRequest {
+        node_id: 99,
+        api_addr: "127.0.0.1:1".into(),
+        cluster_addr: "127.0.0.1:2".into(),
+        as_learner: false,
+        region: "default".into(),
+        ..Default::default()
+    };
+    out.push(("AddNode", refused(c.add_node(add).await.map(|_| ()))));
+    let old_remove = arca_client::pb::RemoveNodeRequest { node_id: leader };
+    let channel = channel(addr, identity).unwrap();
+    out.push((
+        "RemoveNode (the old RPC)",
+        refused(raw_unary(channel, "/arca.cluster.v1.NodeService/RemoveNode", old_remove).await),
+    ));
+    out
 }

@@ -251,6 +251,11 @@ impl TestCluster {
         self.spawn_node(None, false, true)
     }
 
+    /// [`Self::spawn_standby`], with more `arcad serve` arguments (such as `--region`).
+    pub fn spawn_standby_with(&mut self, extra_args: &[&str]) -> anyhow::Result<usize> {
+        self.spawn_node_with(None, false, true, extra_args.iter().map(|a| a.to_string()).collect())
+    }
+
     fn spawn_node(&mut self, join: Option<(String, PathBuf)>, learner: bool, standby: bool) -> anyhow::Result<usize> {
         self.spawn_node_with(join, learner, standby, Vec::new())
     }

@@ -66,51 +66,6 @@ fn forged_member_certificate(cluster_id_hex: &str, node: u64) -> Identity {
     }
 }
 
-/// Every cluster RPC `identity` can make against `addr`, each with a payload that would do harm if
-/// it were taken; returns the status of each.
-async fn every_rpc(
-    addr: &str,
-    identity: Option<&Identity>,
-    leader: u64,
-    term: u64,
-) -> Vec<(&'static str, tonic::Status)> {
-    use arca_raft::rpc::forge;
-    let mut out = Vec::new();
-    let mut c = attack::node_client(addr, identity).unwrap();
-    let payload = |data: Vec<u8>| cpb::RaftPayload { data };
-    let refused = |r: Result<(), tonic::Status>| r.expect_err("the call must be refused");
-    out.push((
-        "AppendEntries",
-        refused(c.append_entries(payload(forge::heartbeat(leader, term + 5))).await.map(|_| ())),
-    ));
-    out.push(("Vote", refused(c.vote(payload(forge::vote_request(leader, term + 5))).await.map(|_| ()))));
-    let chunks = vec![cpb::SnapshotChunk { header: forge::snapshot_header(leader, term + 5), data: Vec::new() }];
-    out.push(("InstallSnapshot", refused(c.install_snapshot(tokio_stream::iter(chunks)).await.map(|_| ()))));
-    out.push(("Forward", refused(c.forward(payload(vec![1, 0, 0, 0])).await.map(|_| ()))));
-    out.push(("ReadIndex", refused(c.read_index(cpb::ReadIndexRequest {}).await.map(|_| ()))));
-    // An epoch for another region far ahead: taken, it would fence the primary.
-    let epoch = || cpb::EpochRequest { number: 99, primary: "elsewhere".into(), founder: 0, ..Default::default() };
-    out.push(("Renew", refused(c.renew(epoch()).await.map(|_| ()))));
-    out.push(("Promote", refused(c.promote(epoch()).await.map(|_| ()))));
-    out.push(("Progress", refused(c.progress(cpb::ProgressRequest {}).await.map(|_| ()))));
-    let add = cpb::AddNodeRequest {
-        node_id: 99,
-        api_addr: "127.0.0.1:1".into(),
-        cluster_addr: "127.0.0.1:2".into(),
-        as_learner: false,
-        region: "default".into(),
-        ..Default::default()
-    };
-    out.push(("AddNode", refused(c.add_node(add).await.map(|_| ()))));
-    let old_remove = pb::RemoveNodeRequest { node_id: leader };
-    let channel = attack::channel(addr, identity).unwrap();
-    out.push((
-        "RemoveNode (the old RPC)",
-        refused(attack::raw_unary(channel, "/arca.cluster.v1.NodeService/RemoveNode", old_remove).await),
-    ));
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_that_are_not_a_members_cannot_call_any_cluster_rpc() {
     let cluster = TestCluster::start(3).await.unwrap();
@@ -132,7 +87,7 @@ async fn certificates_that_are_not_a_members_cannot_call_any_cluster_rpc() {
     ];
     for (what, identity) in &intruders {
         for node in &cluster.nodes {
-            for (rpc, status) in every_rpc(&node.cluster_addr(), identity.as_ref(), leader, term).await {
+            for (rpc, status) in attack::every_rpc(&node.cluster_addr(), identity.as_ref(), leader, term).await {
                 if identity.is_none() {
                     // The handshake itself fails: the listener requires a certificate.
                     assert_ne!(status.code(), tonic::Code::Ok, "{what}: {rpc}");
@@ -232,7 +187,7 @@ async fn a_removed_nodes_certificate_stops_working_at_once() {
         .await
         .unwrap();
     for node in &cluster.nodes[..3] {
-        for (rpc, err) in every_rpc(&node.cluster_addr(), Some(&stolen), fourth_id, status.term).await {
+        for (rpc, err) in attack::every_rpc(&node.cluster_addr(), Some(&stolen), fourth_id, status.term).await {
             assert_eq!(err.code(), tonic::Code::PermissionDenied, "{rpc} on {}: {err:?}", node.name);
         }
         let mut c = attack::node_client(&node.cluster_addr(), Some(&stolen)).unwrap();

@@ -367,6 +367,7 @@ fn cases() -> Vec<(&'static str, Rule)> {
         ("arca.v1.ClusterService/CreateJoinToken", Needs("cluster/joinTokens", Cluster)),
         ("arca.v1.ClusterService/RemoveNode", Needs("cluster/removeNode", Cluster)),
         ("arca.v1.ClusterService/Failover", Needs("cluster/failover", Cluster)),
+        ("arca.v1.ClusterService/Switchover", Needs("cluster/failover", Cluster)),
         ("arca.v1.ClusterService/WatchEvents", Needs("cluster/read", Cluster)),
         ("arca.v1.ClusterService/ListDivergences", Needs("cluster/divergence", Cluster)),
         ("arca.v1.ClusterService/GetDivergence", Needs("cluster/divergence", Cluster)),
@@ -762,6 +763,10 @@ async fn call_inner(c: &ArcaClient, rpc: &str, ctx: &Ctx, tag: &str) -> Result<V
         "arca.v1.ClusterService/RemoveNode" => just!(c.cluster().remove_node(pb::RemoveNodeRequest { node_id: 99 })),
         // Allowed, it is answered "not of the secondary region": this cluster has none.
         "arca.v1.ClusterService/Failover" => just!(c.cluster().failover(pb::FailoverRequest { force: true })),
+        // Allowed, it is answered "failover is not set up": this cluster has no witness.
+        "arca.v1.ClusterService/Switchover" => {
+            just!(c.cluster().switchover(pb::SwitchoverRequest { region: "east".into(), cancel: false }))
+        }
         // Allowed, the stream opens (and is dropped at once).
         "arca.v1.ClusterService/WatchEvents" => just!(c.cluster().watch_events(pb::WatchEventsRequest {})),
         "arca.v1.ClusterService/ListDivergences" => just!(c.cluster().list_divergences(pb::ListDivergencesRequest {})),

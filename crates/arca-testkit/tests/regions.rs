@@ -682,3 +682,335 @@ async fn with_the_witness_lost_too_the_secondary_stays_read_only_until_an_operat
     let err = b.cluster().failover(pb::FailoverRequest { force: true }).await.unwrap_err();
     assert!(err.message().contains("not of the secondary region"), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_primary_files_exactly_the_acknowledged_writes_the_secondary_never_received() {
+    // Every node on its own loopback address, so iptables can cut east off.
+    let mut cluster = TestCluster::start_partitionable(3, 2000).await.unwrap();
+    let east = cluster.add_node_with(false, &["--region", "east"]).await.unwrap();
+    let _witness = cluster.start_witness().await.unwrap();
+    let a = cluster.client(0).await.unwrap();
+    create_vault(&a, "fork").await.unwrap();
+    leased_and_caught_up(&cluster, &a, "fork", "before-the-cut").await;
+
+    // East cut off: the primary keeps its lease through the witness and acknowledges writes that
+    // never reach east. Then the primary region is lost, and east takes over without them.
+    for i in 0..3 {
+        cluster.partition(i, east).unwrap();
+    }
+    let mut acked = std::collections::BTreeMap::new();
+    for n in 0..12 {
+        let (name, value) = (format!("unsent{n}"), format!("only-the-old-primary-has-{n}"));
+        let written = set(&a, "fork", &name, &value).await.unwrap();
+        acked.insert(name, (written.version, value));
+    }
+    for i in 0..3 {
+        cluster.kill(i);
+    }
+    cluster.heal();
+    let b = cluster.client(east).await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(60), async |_: &TestCluster| set(&b, "fork", "s", "east-took-over").await.is_ok())
+        .await
+        .expect("east takes over");
+    for name in acked.keys() {
+        let err = get(&b, "fork", name).await.unwrap_err();
+        assert_eq!(reason(&err), Some("SECRET_NOT_FOUND"), "{name}: {err:?}");
+    }
+
+    // The old primary back: each of its nodes files what it holds past the fork. Together the
+    // records hold every write it acknowledged that east lacks, with its version and value, and
+    // nothing else.
+    for i in 0..3 {
+        cluster.relaunch(i).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let records = loop {
+        let list = b.cluster().list_divergences(pb::ListDivergencesRequest {}).await.map(|r| r.into_inner().records);
+        match list {
+            Ok(records) if records.len() == 3 => break records,
+            _ if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
+            other => panic!("the old primary's nodes did not all file their divergence: {other:?}"),
+        }
+    };
+    let mut filed = std::collections::BTreeMap::new();
+    let mut most = 0;
+    for r in &records {
+        assert_eq!((r.epoch, r.region.as_str(), r.entries_left_out), (2, "default", 0), "{r:?}");
+        let ask = pb::GetDivergenceRequest { epoch: 2, node_id: r.node_id };
+        let exported = b.cluster().export_divergence(ask).await.unwrap().into_inner();
+        let mut held = 0;
+        for entry in &exported.changes {
+            assert!(entry.index > exported.fork_index, "{entry:?} at or before the fork {}", exported.fork_index);
+            for change in entry.changes.iter().filter(|c| c.kind == "secret-version") {
+                assert_eq!((change.vault.as_str(), change.operation.as_str()), ("fork", "put"), "{change:?}");
+                filed.insert(change.name.clone(), (change.version.clone(), change.value.clone()));
+                held += 1;
+            }
+        }
+        most = most.max(held);
+    }
+    assert_eq!(filed, acked, "the records hold exactly the writes east never received");
+    // A quorum of the old primary held every acknowledged write, so one record at least holds all.
+    assert_eq!(most, acked.len());
+    eprintln!("the old primary filed all {} acknowledged writes east never received", filed.len());
+
+    // Rejoined as east's replicas, the old primary's nodes serve east's data: the filed writes are
+    // in the records only.
+    let old = cluster.client(0).await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(90), async |_: &TestCluster| {
+            get(&old, "fork", "s").await.is_ok_and(|s| s.value == "east-took-over")
+        })
+        .await
+        .expect("a rejoined node serves east's data");
+    for name in acked.keys() {
+        let err = get(&old, "fork", name).await.unwrap_err();
+        assert_eq!(reason(&err), Some("SECRET_NOT_FOUND"), "{name}: {err:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_displaced_nodes_key_opens_only_lineage_and_one_filing_and_its_token_joins_only_a_replica() {
+    let mut cluster = TestCluster::start(1).await.unwrap();
+    let east = cluster.add_node_with(false, &["--region", "east"]).await.unwrap();
+    let _witness = cluster.start_witness().await.unwrap();
+    let a = cluster.client(0).await.unwrap();
+    create_vault(&a, "stolen").await.unwrap();
+    leased_and_caught_up(&cluster, &a, "stolen", "before").await;
+    let old_id = cluster.status(0).await.unwrap().node_id;
+    let east_id = cluster.status(east).await.unwrap().node_id;
+    cluster.kill(0);
+    let b = cluster.client(east).await.unwrap();
+    cluster
+        .wait_for(Duration::from_secs(60), async |_: &TestCluster| set(&b, "stolen", "s", "after").await.is_ok())
+        .await
+        .expect("east takes over");
+    let s = cluster.status(east).await.unwrap();
+    assert_eq!((s.epoch, s.epoch_primary.as_str()), (2, "east"), "{s:?}");
+
+    // The old primary's key, as someone who took its disk holds it. Displaced, its node is a member
+    // no more: every cluster RPC but Lineage and FileDivergence is refused.
+    let stolen = Identity::of_node(&cluster.nodes[0].data_dir).unwrap();
+    let addr = cluster.nodes[east].cluster_addr();
+    for (rpc, err) in attack::every_rpc(&addr, Some(&stolen), east_id, s.term).await {
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{rpc}: {err:?}");
+    }
+    let mut c = attack::node_client(&addr, Some(&stolen)).unwrap();
+    let lineage = c.lineage(cpb::LineageRequest {}).await.unwrap().into_inner();
+    assert_eq!((lineage.epoch, lineage.primary.as_str(), lineage.founder), (2, "east", east_id), "{lineage:?}");
+    assert_eq!(lineage.displaced, [old_id], "{lineage:?}");
+    // A certificate from the CA clients trust opens neither.
+    let certs = cluster.dir.path().join("certs");
+    let stranger = Identity::from_files(&certs.join("node9.pem"), &certs.join("node9.key")).unwrap();
+    let mut s9 = attack::node_client(&addr, Some(&stranger)).unwrap();
+    let filing = |epoch: u64| cpb::DivergenceFiling { epoch, region: "default".into(), ..Default::default() };
+    assert_eq!(s9.lineage(cpb::LineageRequest {}).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(s9.file_divergence(filing(2)).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+
+    // A filing for another epoch, or with an entry the new lineage holds, is refused and keeps nothing.
+    let err = c.file_divergence(filing(3)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let at_fork = cpb::DivergenceFiling {
+        entries: vec![cpb::FiledEntry { index: lineage.applied_index, term: 1, committed: true, proposal: Vec::new() }],
+        ..filing(2)
+    };
+    let err = c.file_divergence(at_fork).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("at or before the fork"), "{err:?}");
+    let listed = b.cluster().list_divergences(pb::ListDivergencesRequest {}).await.unwrap().into_inner();
+    assert!(listed.records.is_empty(), "{listed:?}");
+    // One filing gives one join token; filed again at once, nothing: a stolen key mints no tokens in
+    // bulk.
+    let receipt = c.file_divergence(filing(2)).await.unwrap().into_inner();
+    assert!(!receipt.join_token.is_empty());
+    let err = c.file_divergence(filing(2)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("retry in"), "{err:?}");
+
+    // The token joins a node as a replica only, even one that claims the primary region and asks
+    // to vote.
+    let spare = cluster.spawn_standby_with(&["--region", "east"]).unwrap();
+    cluster
+        .wait_for(Duration::from_secs(20), async |c: &TestCluster| {
+            let Ok(client) = c.client(spare).await else { return false };
+            client.operator().get_seal_status(pb::GetSealStatusRequest {}).await.is_ok()
+        })
+        .await
+        .unwrap();
+    let joiner = cluster.client_with_token(spare, None).await.unwrap();
+    let join = pb::JoinClusterRequest { peer: addr.clone(), as_learner: false, token: receipt.join_token.clone() };
+    joiner.cluster().join_cluster(join).await.map_err(ClientError::from).unwrap();
+    cluster
+        .wait_for(Duration::from_secs(60), async |c: &TestCluster| {
+            let Ok(s) = c.status(east).await else { return false };
+            s.nodes.iter().any(|n| n.node_id != east_id && n.region == "east" && n.lag == 0)
+        })
+        .await
+        .expect("the joined node caught up");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = cluster.status(east).await.unwrap();
+    let roles: Vec<(u64, &str)> = s.nodes.iter().map(|n| (n.node_id, n.role.as_str())).collect();
+    assert_eq!(s.nodes.iter().filter(|n| n.role == "voter").map(|n| n.node_id).collect::<Vec<_>>(), [east_id]);
+    assert!(roles.iter().any(|(id, role)| *id != east_id && *role == "learner"), "{roles:?}");
+    // The token spent, the displaced key files nothing more.
+    let err = c.file_divergence(filing(2)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("rejoined already"), "{err:?}");
+}
+
+/// Waits until `region` is the primary of epoch `epoch`, asking node `asked`; returns how long it took.
+async fn wait_primary(cluster: &TestCluster, asked: usize, epoch: u64, region: &str) -> Duration {
+    let started = std::time::Instant::now();
+    cluster
+        .wait_for(Duration::from_secs(60), async |c: &TestCluster| {
+            c.status(asked).await.is_ok_and(|s| s.epoch == epoch && s.epoch_primary == region && s.leader_id != 0)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            print_warnings(cluster);
+            panic!("region {region} never held epoch {epoch}")
+        });
+    started.elapsed()
+}
+
+/// What each node warned of lately, for whoever reads a failure.
+fn print_warnings(cluster: &TestCluster) {
+    let keep = std::env::temp_dir().join("arca-failed-logs");
+    let _ = std::fs::create_dir_all(&keep);
+    for node in &cluster.nodes {
+        let _ = std::fs::copy(&node.log_path, keep.join(format!("{}.log", node.name)));
+        let log = std::fs::read_to_string(&node.log_path).unwrap_or_default();
+        let said: Vec<&str> =
+            log.lines().filter(|l| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("audit")).collect();
+        eprintln!("--- {} ---\n{}", node.name, said[said.len().saturating_sub(20)..].join("\n"));
+    }
+}
+
+/// Waits until every node of `region` known to node `asked` is a replica (a learner) under an id
+/// above `old_max`, and there are `count` of them.
+async fn wait_rejoined(cluster: &TestCluster, asked: usize, region: &str, count: usize, old_max: u64) {
+    cluster
+        .wait_for(Duration::from_secs(120), async |c: &TestCluster| {
+            let Ok(s) = c.status(asked).await else { return false };
+            let of: Vec<&pb::NodeStatus> = s.nodes.iter().filter(|n| n.region == region).collect();
+            of.len() == count && of.iter().all(|n| n.node_id > old_max && n.role == "learner")
+        })
+        .await
+        .unwrap_or_else(|_| {
+            print_warnings(cluster);
+            panic!("the nodes of region {region} did not rejoin as replicas")
+        });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_switchover_and_the_failback_move_writes_between_regions_losing_nothing_acknowledged() {
+    let mut cluster = TestCluster::start(3).await.unwrap();
+    let east = cluster.add_node_with(false, &["--region", "east"]).await.unwrap();
+    let _witness = cluster.start_witness().await.unwrap();
+    let a = cluster.client(0).await.unwrap();
+    create_vault(&a, "moving").await.unwrap();
+    leased_and_caught_up(&cluster, &a, "moving", "before").await;
+    let b = cluster.client(east).await.unwrap();
+    let east_id = cluster.status(east).await.unwrap().node_id;
+
+    // Writes keep coming, through a client that knows every node, for the whole test.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u32>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (c, acked, stop) = (of_every_node(&cluster), acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut refused = Vec::new();
+            for i in 0u32.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                match set(&c, "moving", &format!("w{i}"), &format!("value-{i}")).await {
+                    Ok(_) => acked.lock().unwrap().push(i),
+                    Err(e) => {
+                        refused.push(e.reason.unwrap_or_default());
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+            refused
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Asked wrong, nothing changes: the region must be the secondary.
+    let ask = |region: &str, cancel: bool| pb::SwitchoverRequest { region: region.into(), cancel };
+    let err = a.cluster().switchover(ask("north", false)).await.map_err(ClientError::from).unwrap_err();
+    assert_eq!(reason(&err), Some("BAD_PARAMETER"), "{err:?}");
+    assert!(err.message.contains("is east"), "{err:?}");
+    let err = a.cluster().switchover(ask("east", true)).await.map_err(ClientError::from).unwrap_err();
+    assert!(err.message.contains("no switchover to withdraw"), "{err:?}");
+    set(&a, "moving", "s", "still-the-primary").await.unwrap();
+
+    // Handed over, through a follower of the primary: the primary takes no write from then on.
+    let handed = cluster.client(1).await.unwrap().cluster().switchover(ask("east", false)).await.unwrap().into_inner();
+    assert_eq!((handed.epoch, handed.from_region.as_str(), handed.to_region.as_str()), (1, "default", "east"));
+    let err = set(&a, "moving", "s", "after-the-handover").await.unwrap_err();
+    assert_eq!(reason(&err), Some("READ_ONLY_FAILOVER"), "{err:?}");
+    assert!(err.message.contains("handing writes over to region east"), "{err:?}");
+    // Asked again, the same handover.
+    let again = a.cluster().switchover(ask("east", false)).await.unwrap().into_inner();
+    assert_eq!((again.epoch, again.index), (handed.epoch, handed.index));
+    // Withdrawn at once, the primary takes writes again, still in epoch 1.
+    let withdrawn = a.cluster().switchover(ask("east", true)).await.unwrap().into_inner();
+    assert_eq!((withdrawn.epoch, withdrawn.to_region.as_str()), (1, "east"));
+    cluster
+        .wait_for(Duration::from_secs(30), async |_: &TestCluster| set(&a, "moving", "s", "withdrawn").await.is_ok())
+        .await
+        .expect("the primary takes writes again once the handover is withdrawn");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let s = cluster.status(east).await.unwrap();
+    assert_eq!((s.epoch, s.epoch_primary.as_str()), (1, "default"), "east took nothing over: {s:?}");
+    assert_eq!(get(&a, "moving", "s").await.unwrap().value, "withdrawn");
+
+    // Handed over for good this time.
+    let handed = a.cluster().switchover(ask("east", false)).await.unwrap().into_inner();
+    assert!(handed.index > again.index, "a new handover: {handed:?}");
+
+    // East takes over within a lease and margin or so, and the old primary's nodes rejoin as its
+    // replicas, having filed no write: every one committed before the handover is in east.
+    let took = wait_primary(&cluster, east, 2, "east").await;
+    eprintln!("east took over {} ms after the handover", took.as_millis());
+    wait_rejoined(&cluster, east, "default", 3, east_id).await;
+    let records = b.cluster().list_divergences(pb::ListDivergencesRequest {}).await.unwrap().into_inner().records;
+    for r in &records {
+        let ask = pb::GetDivergenceRequest { epoch: r.epoch, node_id: r.node_id };
+        let shown = b.cluster().get_divergence(ask).await.unwrap().into_inner();
+        let writes: Vec<&pb::DivergentChange> =
+            shown.changes.iter().flat_map(|e| &e.changes).filter(|c| c.kind == "secret-version").collect();
+        assert!(writes.is_empty(), "node {} filed writes east lacks: {writes:?}", r.node_id);
+    }
+    assert_eq!(get(&b, "moving", "s").await.unwrap().value, "withdrawn");
+
+    // The failback, asked of east through a node of the old primary: the same, the other way.
+    for i in 0..3 {
+        cluster.wait_unsealed(i).await.unwrap();
+    }
+    let back = of_every_node(&cluster).cluster().switchover(ask("default", false)).await.unwrap().into_inner();
+    assert_eq!((back.epoch, back.from_region.as_str(), back.to_region.as_str()), (2, "east", "default"));
+    let took = wait_primary(&cluster, 0, 3, "default").await;
+    eprintln!("the old primary took writes back {} ms after the handover", took.as_millis());
+    wait_rejoined(&cluster, 0, "east", 1, east_id).await;
+    let a = cluster.client(0).await.unwrap();
+    set(&a, "moving", "s", "back-home").await.unwrap();
+
+    // Every write acknowledged through both switchovers is there, with its value.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let refused = writer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 10, "{} writes acknowledged", acked.len());
+    for i in &acked {
+        let got = get(&a, "moving", &format!("w{i}")).await.unwrap();
+        assert_eq!(got.value, format!("value-{i}"));
+    }
+    eprintln!("{} writes acknowledged across two switchovers, none lost; refused: {refused:?}", acked.len());
+    assert!(
+        refused.iter().all(|r| ["READ_ONLY_FAILOVER", "UNAVAILABLE", "OUTCOME_UNKNOWN", ""].contains(&r.as_str())),
+        "{refused:?}"
+    );
+}

@@ -193,7 +193,7 @@ impl ClusterService for Cluster {
             if !r.force {
                 return Err(ArcaError::bad_parameter(
                     "force",
-                    "only a forced failover is available (a planned switchover is not yet): set force, knowing that writes the primary acknowledged and this region lacks are lost",
+                    "a failover asked of the secondary is forced: set force, knowing that writes the primary acknowledged and this region lacks are lost (with the primary up, `arca cluster switchover` moves writes losing nothing)",
                 ));
             }
             let won = self.api.engine.force_promote().await?;
@@ -207,6 +207,48 @@ impl ClusterService for Cluster {
                     "this region's log ended at entry {}, and it had heard nothing from the primary for {} ms (since its last contact, or since this node started): every write the primary acknowledged beyond that entry is lost. The old primary's nodes, brought back, file what they hold beyond it (`arca cluster divergence list`) and rejoin as replicas; the witness still holds the old epoch: replace it before you bring them back, or they could win a lease through it in the seconds before they learn they were displaced",
                     won.last_log_index, won.primary_silent_ms
                 ),
+            })
+        }
+        .await;
+        self.api.finish(call, result)
+    }
+
+    async fn switchover(
+        &self,
+        request: Request<pb::SwitchoverRequest>,
+    ) -> Result<Response<pb::SwitchoverResponse>, Status> {
+        let mut call = self.api.begin(&request, "ClusterSwitchover");
+        let r = request.into_inner();
+        let result = async {
+            // A withdrawal is authorized against this node's replica as it is: once the primary's
+            // lease ran out after the handover, no read index can be confirmed, and the withdrawal is
+            // what brings it back.
+            let freshness = if r.cancel { LOCAL } else { WRITE };
+            self.api.authorize(&mut call, Action::ClusterFailover, Target::Cluster, freshness).await?;
+            let to = arca_types::RegionName::parse(&r.region)
+                .map_err(|e| ArcaError::bad_parameter("region", e.message))?
+                .to_string();
+            let command = if r.cancel { SystemCommand::CancelSwitchover { to } } else { SystemCommand::Switchover { to } };
+            let SystemOutcome::Handover { handover, index } = self.api.engine.execute_system(command).await? else {
+                return Err(ArcaError::internal("the leader answered a switchover with another kind of outcome"));
+            };
+            let detail = if r.cancel {
+                format!(
+                    "the handover of epoch {} to region {} is withdrawn: region {} takes writes again once it renews its lease, unless region {} already won epoch {} (then it stays read-only and rejoins as a replica)",
+                    handover.epoch, handover.to, handover.from, handover.to, handover.epoch + 1
+                )
+            } else {
+                format!(
+                    "region {} takes no more writes; region {} takes over once it holds entry {index} and the primary's lease has run out (a lease and the drift margin), as epoch {}; the nodes of region {} then rejoin as its replicas under new ids. Follow it with `arca cluster status` or `arca cluster events`",
+                    handover.from, handover.to, handover.epoch + 1, handover.from
+                )
+            };
+            Ok(pb::SwitchoverResponse {
+                epoch: handover.epoch,
+                from_region: handover.from,
+                to_region: handover.to,
+                index,
+                detail,
             })
         }
         .await;

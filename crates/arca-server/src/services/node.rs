@@ -40,6 +40,15 @@ impl Node {
         self.0.engine.raft().map_err(|e| to_status(&e))
     }
 
+    /// `FAILED_PRECONDITION` for Raft traffic from a node of the region this node's region is
+    /// replacing ([`crate::engine::Engine::superseded_caller`]).
+    fn refuse_superseded(&self, caller: u64) -> Result<(), Status> {
+        match self.0.engine.superseded_caller(caller) {
+            None => Ok(()),
+            Some(why) => Err(Status::failed_precondition(why)),
+        }
+    }
+
     /// `UNAVAILABLE` naming the leader (when known), for a joining node to follow.
     fn require_leader(&self) -> Result<(), Status> {
         let raft = self.raft()?;
@@ -63,6 +72,7 @@ impl Node {
 impl NodeService for Node {
     async fn append_entries(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
+        self.refuse_superseded(caller)?;
         let raft = self.raft()?;
         let data = rpc::append_entries(&raft.handle(), &request.into_inner().data, caller).await?;
         // Only the leader this node follows keeps it from turning read-only or taking over: a
@@ -75,6 +85,7 @@ impl NodeService for Node {
 
     async fn vote(&self, request: Request<pb::RaftPayload>) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
+        self.refuse_superseded(caller)?;
         let data = rpc::vote(&self.raft()?.handle(), &request.into_inner().data, caller).await?;
         Ok(Response::new(pb::RaftPayload { data }))
     }
@@ -84,6 +95,7 @@ impl NodeService for Node {
         request: Request<Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::RaftPayload>, Status> {
         let caller = node_caller(&request)?;
+        self.refuse_superseded(caller)?;
         let data = self.raft()?.install_snapshot(request.into_inner(), caller).await?;
         Ok(Response::new(pb::RaftPayload { data }))
     }
@@ -102,7 +114,7 @@ impl NodeService for Node {
         let raft = self.raft()?;
         // A read index is a promise that nothing newer was acknowledged anywhere: only while this
         // region may take writes.
-        self.0.engine.require_lease().map_err(|e| to_status(&e))?;
+        self.0.engine.require_lease_for_reads().map_err(|e| to_status(&e))?;
         let index = raft.read_index().await.map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(pb::ReadIndexResponse { index, leader_id: raft.node_id }))
     }
