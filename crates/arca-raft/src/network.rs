@@ -184,6 +184,23 @@ fn chunks(file: SnapshotFile) -> impl Iterator<Item = SnapshotChunk> {
     })
 }
 
+/// A lineage's terms: the lineage founded for epoch `n` starts at term `n × LINEAGE_TERM_STRIDE`, so
+/// the high bits of a term name the lineage (epoch 1's lineage, the first, runs from term 1).
+pub const LINEAGE_TERM_STRIDE: u64 = 1 << 32;
+
+/// Refuses an answer that carries a vote of a later lineage than the request's: handed to openraft,
+/// it would make this node take up that lineage's term and, leading a lineage of its own, lead the
+/// answering node back into it under a term the new lineage also uses.
+fn same_lineage(target: u64, asked: &Vote, answered: &Vote) -> Result<(), RPCError<TypeConfig>> {
+    let (asked, answered) = (asked.leader_id().term, answered.leader_id().term);
+    if answered / LINEAGE_TERM_STRIDE > asked / LINEAGE_TERM_STRIDE {
+        return Err(RPCError::Unreachable(unreachable(format!(
+            "node {target} runs a later lineage (term {answered}, this node's {asked}): this node does not follow it"
+        ))));
+    }
+    Ok(())
+}
+
 impl RaftNetworkV2<TypeConfig> for Connection {
     type SnapshotData = SnapshotFile;
 
@@ -193,10 +210,15 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let payload = RaftPayload { data: encode(&rpc) };
-        self.call(&option, "append entries", wire::append_entries_response, |mut c| async move {
-            c.append_entries(payload).await
-        })
-        .await
+        let answer = self
+            .call(&option, "append entries", wire::append_entries_response, |mut c| async move {
+                c.append_entries(payload).await
+            })
+            .await?;
+        if let AppendEntriesResponse::HigherVote(vote) = &answer {
+            same_lineage(self.target, &rpc.vote, vote)?;
+        }
+        Ok(answer)
     }
 
     async fn vote(
@@ -205,7 +227,10 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         let payload = RaftPayload { data: encode(&rpc) };
-        self.call(&option, "vote", wire::vote_response, |mut c| async move { c.vote(payload).await }).await
+        let answer =
+            self.call(&option, "vote", wire::vote_response, |mut c| async move { c.vote(payload).await }).await?;
+        same_lineage(self.target, &rpc.vote, &answer.vote)?;
+        Ok(answer)
     }
 
     async fn full_snapshot(

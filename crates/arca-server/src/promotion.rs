@@ -48,7 +48,7 @@ pub struct EventWatch {
 pub const EPOCH_STEP_MAX: u64 = 2;
 /// Epoch `n`'s lineage starts at a Raft term of at least `n × EPOCH_TERM_STRIDE` (2^32: no lineage
 /// holds four billion elections).
-pub const EPOCH_TERM_STRIDE: u64 = 1 << 32;
+pub const EPOCH_TERM_STRIDE: u64 = arca_raft::network::LINEAGE_TERM_STRIDE;
 
 /// What a promotion won: the epoch, where this node's log ended when it founded the epoch, and how
 /// long it had not heard from the primary (what the primary acknowledged after that is lost).
@@ -99,8 +99,9 @@ impl Engine {
             Some(_) => {}
             None => watch.lost = false,
         }
-        if let Some(h) = self.current_handover().filter(|h| h.epoch > watch.handover_seen) {
-            watch.handover_seen = h.epoch;
+        // Each handover once (by the index it was written at: a withdrawn one and the next differ).
+        if let Some((at, h)) = self.current_handover_at().filter(|(at, _)| *at > watch.handover_seen) {
+            watch.handover_seen = at;
             self.emit(
                 "SwitchoverStarted",
                 &current,

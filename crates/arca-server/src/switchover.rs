@@ -77,10 +77,15 @@ pub fn handing_over(h: &Handover) -> ArcaError {
 impl Engine {
     /// The handover of the epoch this replica's lineage runs, if the primary handed it over.
     pub fn current_handover(&self) -> Option<Handover> {
+        self.current_handover_at().map(|(_, h)| h)
+    }
+
+    /// [`Engine::current_handover`], with the log index it was written at.
+    pub fn current_handover_at(&self) -> Option<(u64, Handover)> {
         let raft = self.raft().ok()?;
         let primary = crate::regions::primary_region(&raft.view())?;
         let epoch = current_epoch(&*self.store, &primary).ok()?;
-        of_epoch(&*self.store, epoch.number).ok()?
+        recorded(&*self.store).ok()?.filter(|(_, h)| h.epoch == epoch.number)
     }
 
     /// On the primary's leader: hands the current epoch over to region `to` (the secondary), or

@@ -626,7 +626,10 @@ async fn cutting_the_primary_off_from_the_secondary_alone_changes_nothing() {
     let mut n = 0;
     while std::time::Instant::now() < until {
         n += 1;
-        set(&a, "cut", "s", &format!("during-the-cut-{n}")).await.unwrap();
+        if let Err(e) = set(&a, "cut", "s", &format!("during-the-cut-{n}")).await {
+            print_warnings(&cluster);
+            panic!("the primary refused a write during the cut: {e:?}");
+        }
         let err = set(&b, "cut", "s", "from-east").await.unwrap_err();
         assert_eq!(reason(&err), Some("READ_ONLY_FAILOVER"), "{err:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -947,6 +950,20 @@ async fn a_planned_switchover_and_the_failback_move_writes_between_regions_losin
     assert!(err.message.contains("no switchover to withdraw"), "{err:?}");
     set(&a, "moving", "s", "still-the-primary").await.unwrap();
 
+    // East's events, as someone watching it sees them.
+    let mut stream = b.cluster().watch_events(pb::WatchEventsRequest {}).await.unwrap().into_inner();
+    let events = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(Some(event)) = stream.message().await {
+            let done = event.kind == "FailoverCompleted";
+            seen.push(event.kind);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+
     // Handed over, through a follower of the primary: the primary takes no write from then on.
     let handed = cluster.client(1).await.unwrap().cluster().switchover(ask("east", false)).await.unwrap().into_inner();
     assert_eq!((handed.epoch, handed.from_region.as_str(), handed.to_region.as_str()), (1, "default", "east"));
@@ -976,6 +993,12 @@ async fn a_planned_switchover_and_the_failback_move_writes_between_regions_losin
     // replicas, having filed no write: every one committed before the handover is in east.
     let took = wait_primary(&cluster, east, 2, "east").await;
     eprintln!("east took over {} ms after the handover", took.as_millis());
+    // Told of the handover (of the withdrawn one too, if a check fell inside it), then of the new
+    // epoch; never that east lost the primary.
+    let seen = tokio::time::timeout(Duration::from_secs(30), events).await.expect("events came").unwrap();
+    let (last, before) = seen.split_last().expect("events came");
+    assert_eq!(last, "FailoverCompleted", "{seen:?}");
+    assert!((1..=2).contains(&before.len()) && before.iter().all(|k| k == "SwitchoverStarted"), "{seen:?}");
     wait_rejoined(&cluster, east, "default", 3, east_id).await;
     let records = b.cluster().list_divergences(pb::ListDivergencesRequest {}).await.unwrap().into_inner().records;
     for r in &records {
