@@ -503,7 +503,10 @@ impl Engine {
                 let answer = if id == me {
                     failover.renew(epoch, &timing).map_err(|e| e.to_string())
                 } else {
-                    let budget = Duration::from_millis(timing.renew_every_ms());
+                    // Half an interval: a round waits for its slowest acceptor, and with one cut off
+                    // a full interval left the lease (which runs from the round's send) no margin
+                    // by the next round's end, so it lapsed for a moment every other round.
+                    let budget = Duration::from_millis(timing.renew_every_ms() / 2);
                     let mut client = channels.client(&addr, Some(id))?;
                     bounded(id, budget, client.renew(within(request, budget))).await
                 };

@@ -1033,7 +1033,9 @@ async fn a_planned_switchover_and_the_failback_move_writes_between_regions_losin
     }
     eprintln!("{} writes acknowledged across two switchovers, none lost; refused: {refused:?}", acked.len());
     assert!(
-        refused.iter().all(|r| ["READ_ONLY_FAILOVER", "UNAVAILABLE", "OUTCOME_UNKNOWN", ""].contains(&r.as_str())),
+        refused
+            .iter()
+            .all(|r| ["READ_ONLY_FAILOVER", "UNAVAILABLE", "OUTCOME_UNKNOWN", "SEALED", ""].contains(&r.as_str())),
         "{refused:?}"
     );
 }
